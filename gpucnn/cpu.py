@@ -1,0 +1,110 @@
+"""NumPy versions of the primitives whose code differs per device (im2col/col2im, max-pool).
+
+:mod:`gpucnn.cuda` has the same functions over CuPy arrays and our CUDA kernels.
+
+Layout: im2col builds one contiguous matrix laid out (C, KH, KW, N, OH, OW), so the conv is one
+GEMM ``w (F, C*KH*KW) @ cols -> (F, N*OH*OW)`` whose result, viewed as (N, F, OH, OW), is a free
+transpose.  Activations therefore often live in memory as (C, N, H, W) behind an NCHW view;
+every function here accepts any strides and returns arrays in the layout of its input
+(``order="K"``), so no op pays for a transpose the next op would undo.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+
+def out_size(size: int, k: int, stride: int, pad: int = 0) -> int:
+    return (size + 2 * pad - k) // stride + 1
+
+
+def _pad_cnhw(x, pad):
+    """x (N, C, H, W) -> a (C, N, H + 2*pad, W + 2*pad) array (a view when pad == 0)."""
+    xc = x.transpose(1, 0, 2, 3)
+    if pad == 0:
+        return xc
+    C, N, H, W = xc.shape
+    xpad = np.zeros((C, N, H + 2 * pad, W + 2 * pad), dtype=x.dtype)
+    xpad[:, :, pad:pad + H, pad:pad + W] = xc
+    return xpad
+
+
+def im2col(x, kh: int, kw: int, stride: int, pad: int):
+    """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows ordered (c, i, j), columns (n, oh, ow)."""
+    N, C, H, W = x.shape
+    oh, ow = out_size(H, kh, stride, pad), out_size(W, kw, stride, pad)
+    xpad = _pad_cnhw(x, pad)
+    sc, sn, sh, sw = xpad.strides
+    windows = as_strided(xpad, shape=(C, kh, kw, N, oh, ow),
+                         strides=(sc, sh, sw, sn, sh * stride, sw * stride), writeable=False)
+    cols = np.empty((C, kh, kw, N, oh, ow), dtype=x.dtype)
+    np.copyto(cols, windows)
+    return cols.reshape(C * kh * kw, N * oh * ow)
+
+
+def col2im(dcols, x_shape, kh: int, kw: int, stride: int, pad: int):
+    """Adjoint of :func:`im2col`: dcols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), summing overlaps.
+
+    One strided slice-add per kernel offset (KH*KW of them); no per-pixel loops, no ``add.at``.
+    """
+    N, C, H, W = x_shape
+    oh, ow = out_size(H, kh, stride, pad), out_size(W, kw, stride, pad)
+    d = dcols.reshape(C, kh, kw, N, oh, ow)
+    dxpad = np.zeros((C, N, H + 2 * pad, W + 2 * pad), dtype=dcols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxpad[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride] += d[:, i, j]
+    return dxpad[:, :, pad:pad + H, pad:pad + W].transpose(1, 0, 2, 3)
+
+
+def empty_like_layout(shape, like, zero=False):
+    """A new (N, C, H, W) array of ``shape`` stored (C, N, H, W) when ``like`` is, else NCHW."""
+    alloc = np.zeros if zero else np.empty
+    if like.ndim == 4 and like.transpose(1, 0, 2, 3).flags.c_contiguous and not like.flags.c_contiguous:
+        N, C, H, W = shape
+        return alloc((C, N, H, W), dtype=like.dtype).transpose(1, 0, 2, 3)
+    return alloc(shape, dtype=like.dtype)
+
+
+def _window_views(x, size: int, stride: int, oh: int, ow: int):
+    """The size*size strided views x[:, :, i::stride, j::stride] (cropped to OH x OW), row-major."""
+    return [x[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
+            for i in range(size) for j in range(size)]
+
+
+def _argmax_dtype(size: int):
+    return np.uint8 if size * size <= 256 else np.int32
+
+
+def maxpool_forward(x, size: int, stride: int):
+    """x (N, C, H, W) -> out (N, C, OH, OW) and argmax (N, C, OH, OW), the row-major offset of
+    the first maximum inside each window (ties go to the first)."""
+    N, C, H, W = x.shape
+    oh, ow = out_size(H, size, stride), out_size(W, size, stride)
+    views = _window_views(x, size, stride, oh, ow)
+    out = views[0].copy(order="K")
+    argmax = np.zeros(out.shape, dtype=_argmax_dtype(size))
+    better = np.empty(out.shape, dtype=bool)
+    for t, v in enumerate(views[1:], start=1):
+        np.greater(v, out, out=better)  # strict: an equal later value never takes the max
+        np.copyto(out, v, where=better)
+        argmax[better] = t
+    return out, argmax
+
+
+def maxpool_backward(dout, argmax, x_shape, size: int, stride: int):
+    """Route each dout element to the input position its window's argmax names."""
+    N, C, H, W = x_shape
+    oh, ow = dout.shape[2:]
+    tiles = stride == size and H % size == 0 and W % size == 0
+    # Non-overlapping windows that tile the input: every input element is written exactly once,
+    # so no zero fill and no accumulation are needed.
+    dx = empty_like_layout(x_shape, dout, zero=not tiles)
+    hit = np.empty(dout.shape, dtype=bool)
+    for t, view in enumerate(_window_views(dx, size, stride, oh, ow)):
+        np.equal(argmax, t, out=hit)
+        if tiles:
+            np.multiply(dout, hit, out=view)
+        else:
+            view += dout * hit
+    return dx

@@ -1,0 +1,57 @@
+"""``gpucnn info`` and ``gpucnn check``: what this install is, and whether its gradients are right."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import warnings
+
+import numpy as np
+
+from . import __version__
+from .backend import cuda_status, resolve_device
+
+
+def kernel_dir() -> str | None:
+    """Where the CUDA sources are: inside the installed package, else the source tree's kernels/."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(here, "kernels"), os.path.join(os.path.dirname(here), "kernels")):
+        if os.path.isdir(candidate) and any(f.endswith(".cu") for f in os.listdir(candidate)):
+            return candidate
+    return None
+
+
+def info_lines() -> list[str]:
+    status = cuda_status()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto = resolve_device("auto")
+    why = "CUDA is usable" if status.available else status.reason
+    kdir = kernel_dir()
+    kernels = sorted(f for f in os.listdir(kdir) if f.endswith((".cu", ".cuh"))) if kdir else []
+    lines = [
+        f"gpucnn      {__version__}",
+        f"python      {platform.python_version()} ({sys.executable})",
+        f"numpy       {np.__version__}",
+        f"platform    {platform.platform()}",
+        f"auto device {auto} ({why})",
+        f"GPUCNN_DEVICE={os.environ.get('GPUCNN_DEVICE', '') or '(unset)'}",
+        f"cupy        {status.cupy_version or 'not installed'}",
+    ]
+    if status.available:
+        lines.append(f"gpu         {status.device_name} x{status.device_count} "
+                     f"(CUDA runtime {status.runtime_version}, driver {status.driver_version})")
+    lines.append(f"kernels     {kdir or 'NOT FOUND'}")
+    if kernels:
+        lines.append(f"            {', '.join(kernels)}")
+    return lines
+
+
+def run_info(args) -> int:
+    print("\n".join(info_lines()))
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("info", help="versions, the device 'auto' picks and why, kernel sources")
+    p.set_defaults(func=run_info)
