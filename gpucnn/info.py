@@ -52,6 +52,26 @@ def run_info(args) -> int:
     return 0
 
 
+def run_check(args) -> int:
+    from .gradcheck import TOLERANCE, check_ops
+
+    device = resolve_device(args.device)
+    rows = check_ops(device, seed=args.seed)
+    print(f"gradient check on {device}, float64, central differences; pass: rel error < {TOLERANCE:g}")
+    print(f"{'op':<26} {'input':<6} {'rel error':>10}  result")
+    failed = 0
+    for op, arg, err in rows:
+        ok = err < TOLERANCE
+        failed += not ok
+        print(f"{op:<26} {arg:<6} {err:>10.2e}  {'ok' if ok else 'FAIL'}")
+    print(f"{len(rows) - failed} of {len(rows)} gradients pass")
+    return 1 if failed else 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("info", help="versions, the device 'auto' picks and why, kernel sources")
     p.set_defaults(func=run_info)
+    p = sub.add_parser("check", help="gradient-check every op on the selected device")
+    p.add_argument("--device", default=None, help="cpu, cuda or auto (default: $GPUCNN_DEVICE or auto)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the random test inputs")
+    p.set_defaults(func=run_check)

@@ -1,0 +1,325 @@
+"""Layers as modules: parameters, their gradients, train/eval mode and device placement over
+:mod:`gpucnn.functional`.
+
+Names and argument order follow ``torch.nn`` (``Conv2d(in_channels, out_channels, kernel_size,
+stride, padding)``).  Differences a PyTorch user should know: ``backward(dout)`` is explicit (no
+autograd) and *sets* ``grads`` rather than accumulating; ``Linear.weight`` is (in_features,
+out_features), the layout ``F.linear_forward`` multiplies by.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import functional as F
+from .backend import Generator, get_array_module, resolve_device, to_device, to_numpy
+
+
+_EMPTY = object()  # "no forward cache held"; distinct from None, which dropout uses in eval
+
+
+def _pair(name, v):
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return int(v), int(v)
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, numbers.Integral) for i in v):
+        return int(v[0]), int(v[1])
+    raise ValueError(f"{name}={v!r}: expected an int or a pair of ints")
+
+
+def _host_rng(rng) -> np.random.Generator:
+    """Initialisation draws happen on the host: accept a Generator, a seed or None."""
+    if isinstance(rng, Generator):
+        return rng.host
+    if rng is None or isinstance(rng, numbers.Integral):
+        return np.random.default_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    raise TypeError(f"rng={rng!r}: expected a gpucnn Generator, a numpy Generator, a seed or None")
+
+
+def init_weight(shape, fan_in, weight_scale, dtype, rng):
+    """He initialisation N(0, 2/fan_in) by default; N(0, weight_scale^2) when weight_scale is given
+    (the CS231n convention)."""
+    std = np.sqrt(2.0 / fan_in) if weight_scale is None else float(weight_scale)
+    if not std >= 0:
+        raise ValueError(f"weight_scale={weight_scale!r}: expected a non-negative number")
+    return (_host_rng(rng).standard_normal(shape) * std).astype(dtype)
+
+
+class Module:
+    """Base class: holds parameters (``param_names`` attributes), ``grads`` and child modules."""
+
+    param_names: tuple[str, ...] = ()
+
+    def __init__(self):
+        self.training = True
+        self.grads: dict[str, object] = {}
+        self._cache = _EMPTY
+
+    # -- computation: subclasses define forward(x) and backward(dout, need_dx=True)
+    def __call__(self, x):
+        return self.forward(x)
+
+    def _take_cache(self):
+        """The forward's cache, released so big buffers (im2col columns) die with the step."""
+        if self._cache is _EMPTY:
+            raise RuntimeError(f"{type(self).__name__}.backward called without a forward before it")
+        cache, self._cache = self._cache, _EMPTY
+        return cache
+
+    # -- structure
+    def children(self) -> list[tuple[str, "Module"]]:
+        return []
+
+    def named_parameters(self, prefix=""):
+        for name in self.param_names:
+            value = getattr(self, name)
+            if value is not None:
+                yield prefix + name, value
+        for child_name, child in self.children():
+            yield from child.named_parameters(f"{prefix}{child_name}.")
+
+    def parameters(self) -> dict:
+        """{dotted name: array}; the arrays themselves, so in-place updates reach the layer."""
+        return dict(self.named_parameters())
+
+    def gradients(self) -> dict:
+        """{dotted name: gradient array} from the last backward."""
+        out = {}
+        for name in self.param_names:
+            if name in self.grads and self.grads[name] is not None:
+                out[name] = self.grads[name]
+        for child_name, child in self.children():
+            out.update({f"{child_name}.{k}": v for k, v in child.gradients().items()})
+        return out
+
+    def modules(self):
+        yield self
+        for _, child in self.children():
+            yield from child.modules()
+
+    # -- mode and device
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    @property
+    def device(self) -> str:
+        for _, p in self.named_parameters():
+            return "cuda" if get_array_module(p) is not np else "cpu"
+        return "cpu"
+
+    def to(self, device: str) -> "Module":
+        """Move every parameter to ``device`` ("cpu", "cuda" or "auto"); returns self."""
+        device = resolve_device(device)
+        for m in self.modules():
+            for name in m.param_names:
+                if getattr(m, name) is not None:
+                    setattr(m, name, to_device(getattr(m, name), device))
+            m.grads = {}
+            m._cache = _EMPTY
+            if isinstance(m, Dropout):
+                m.rng.device = device
+        return self
+
+    # -- persistence
+    def state_dict(self) -> dict:
+        """{dotted name: NumPy copy of the parameter}."""
+        return {k: np.array(to_numpy(v)) for k, v in self.named_parameters()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy arrays into the parameters (same names and shapes required; cast to their dtype)."""
+        own = self.parameters()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"state_dict does not match {type(self).__name__}: "
+                             f"missing {missing or 'none'}, unexpected {unexpected or 'none'}")
+        for name, param in own.items():
+            value = state[name]
+            if tuple(value.shape) != tuple(param.shape):
+                raise ValueError(f"state_dict[{name!r}].shape={tuple(value.shape)}: expected "
+                                 f"{tuple(param.shape)}")
+            xp = get_array_module(param)
+            param[...] = xp.asarray(to_numpy(value) if xp is not np else value, dtype=param.dtype)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class Conv2d(Module):
+    """2-D convolution (cross-correlation).  x (N, C_in, H, W) -> (N, C_out, OH, OW).
+
+    weight (C_out, C_in, KH, KW), bias (C_out,).  He init unless ``weight_scale`` is given.
+    """
+
+    param_names = ("weight", "bias")
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, *,
+                 weight_scale=None, dtype=np.float32, rng=None):
+        super().__init__()
+        self.in_channels = F._check_int("in_channels", in_channels, 1)
+        self.out_channels = F._check_int("out_channels", out_channels, 1)
+        self.kernel_size = _pair("kernel_size", kernel_size)
+        self.stride = F._check_int("stride", stride, 1)
+        self.padding = F._check_int("padding", padding, 0)
+        kh, kw = self.kernel_size
+        fan_in = in_channels * kh * kw
+        self.weight = init_weight((out_channels, in_channels, kh, kw), fan_in, weight_scale, dtype, rng)
+        self.bias = np.zeros(out_channels, dtype=dtype) if bias else None
+
+    def forward(self, x):
+        out, self._cache = F.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        dx, self.grads["weight"], self.grads["bias"] = F.conv2d_backward(dout, self._take_cache(), need_dx)
+        return dx
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
+
+
+class Linear(Module):
+    """Fully connected: x (N, ...) flattened to (N, in_features) -> (N, out_features).
+
+    weight (in_features, out_features), bias (out_features,).
+    """
+
+    param_names = ("weight", "bias")
+
+    def __init__(self, in_features, out_features, bias=True, *, weight_scale=None,
+                 dtype=np.float32, rng=None):
+        super().__init__()
+        self.in_features = F._check_int("in_features", in_features, 1)
+        self.out_features = F._check_int("out_features", out_features, 1)
+        self.weight = init_weight((in_features, out_features), in_features, weight_scale, dtype, rng)
+        self.bias = np.zeros(out_features, dtype=dtype) if bias else None
+
+    def forward(self, x):
+        out, self._cache = F.linear_forward(x, self.weight, self.bias)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        dx, self.grads["weight"], self.grads["bias"] = F.linear_backward(dout, self._take_cache(), need_dx)
+        return dx
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class MaxPool2d(Module):
+    """Max pooling over kernel_size x kernel_size windows every ``stride`` (default kernel_size)."""
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size = F._check_int("kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else F._check_int("stride", stride, 1)
+
+    def forward(self, x):
+        out, self._cache = F.maxpool2d_forward(x, self.kernel_size, self.stride)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.maxpool2d_backward(dout, self._take_cache())
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        out, self._cache = F.relu_forward(x)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.relu_backward(dout, self._take_cache())
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        out, self._cache = F.sigmoid_forward(x)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.sigmoid_backward(dout, self._take_cache())
+
+
+class Dropout(Module):
+    """Inverted dropout with drop probability ``p``; identity in eval mode.
+
+    Masks come from ``rng`` (a :class:`gpucnn.backend.Generator`; a fresh one if None), so a
+    seeded model drops the same units on every device.
+    """
+
+    def __init__(self, p=0.5, rng: Generator | None = None):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+            raise ValueError(f"p={p!r}: expected a drop probability in [0, 1)")
+        self.p = float(p)
+        self.rng = rng if rng is not None else Generator()
+
+    def forward(self, x):
+        out, self._cache = F.dropout_forward(x, self.p, self.training, self.rng)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.dropout_backward(dout, self._take_cache())
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Flatten(Module):
+    """(N, d1, ..., dk) -> (N, d1*...*dk)."""
+
+    def forward(self, x):
+        self._cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout, need_dx=True):
+        return dout.reshape(self._take_cache())
+
+
+class Sequential(Module):
+    """Layers applied in order; parameters are named ``"<index>.<name>"`` as in PyTorch."""
+
+    def __init__(self, *layers: Module):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"layer {i}: expected a gpucnn.nn.Module, got {type(layer).__name__}")
+        self.layers = list(layers)
+
+    def children(self):
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout, need_dx=True):
+        """Back-propagate through every layer; ``need_dx=False`` lets the first layer skip its
+        input gradient (the data's gradient is rarely wanted)."""
+        for i in range(len(self.layers) - 1, -1, -1):
+            dout = self.layers[i].backward(dout, need_dx=need_dx or i > 0)
+        return dout
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"
