@@ -20,11 +20,12 @@ _EMPTY = object()  # "no forward cache held"; distinct from None, which dropout 
 
 
 def _pair(name, v):
-    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
-        return int(v), int(v)
-    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, numbers.Integral) for i in v):
-        return int(v[0]), int(v[1])
-    raise ValueError(f"{name}={v!r}: expected an int or a pair of ints")
+    """An int k or a pair (kh, kw) of positive ints -> (kh, kw)."""
+    pair = (v, v) if not isinstance(v, (tuple, list)) else tuple(v)
+    if len(pair) != 2 or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool)
+                                 and i >= 1 for i in pair):
+        raise ValueError(f"{name}={v!r}: expected a positive int or a pair of positive ints")
+    return int(pair[0]), int(pair[1])
 
 
 def _host_rng(rng) -> np.random.Generator:

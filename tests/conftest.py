@@ -1,0 +1,5 @@
+import os
+import sys
+
+# tests/reference.py (the naive seed-formula implementations) is imported by name
+sys.path.insert(0, os.path.dirname(__file__))
