@@ -1,0 +1,173 @@
+"""Receptive-field arithmetic (seed 004), and an empirical check by back-propagation.
+
+For layers l = 1..L with kernel k_l, stride s_l and padding p_l, along one axis:
+
+    jump       j_l = j_{l-1} * s_l                       (input pixels between adjacent outputs)
+    field      r_l = r_{l-1} + (k_l - 1) * j_{l-1}       (r_0 = 1, j_0 = 1)
+    start      u_l = u_{l-1} + ((k_l - 1) / 2 - p_l) * j_{l-1}
+                                                         (input coordinate of the centre of the
+                                                          first output's field; u_0 = 0)
+
+which unrolls to seed 004's closed form r_L = sum_l (k_l - 1) prod_{i<l} s_i + 1, the same as its
+recursion r_{i-1} = s_i r_i + (k_i - s_i) run from the top.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import nn
+
+
+@dataclass(frozen=True)
+class LayerField:
+    """One layer's geometry along one axis (rows; columns are the same for square layers)."""
+
+    name: str
+    kernel: int
+    stride: int
+    padding: int
+    output_size: int
+    jump: int
+    field: int
+    start: float
+
+
+def _mixes_all_positions(layer) -> bool:
+    """Flatten and Linear see the whole input: spatial receptive fields end there."""
+    if isinstance(layer, dict):
+        return str(layer.get("type", "")).lower() in ("flatten", "linear")
+    return isinstance(layer, (nn.Flatten, nn.Linear))
+
+
+def _spec_of(layer) -> tuple[str, int, int, int] | None:
+    """(name, kernel, stride, padding) of a spatial layer; None for pointwise layers."""
+    if isinstance(layer, dict):
+        kind = str(layer.get("type", "")).lower()
+        if kind in ("conv", "conv2d", "pool", "maxpool", "maxpool2d"):
+            k = int(layer["kernel_size"])
+            default_stride = k if "pool" in kind else 1
+            return kind, k, int(layer.get("stride", default_stride)), int(layer.get("padding", 0))
+        if kind in ("relu", "sigmoid", "dropout"):
+            return None
+        raise ValueError(f"layer spec {layer!r}: expected type conv2d, maxpool2d, relu, sigmoid, "
+                         f"dropout, flatten or linear")
+    if isinstance(layer, nn.Conv2d):
+        if layer.kernel_size[0] != layer.kernel_size[1]:
+            raise ValueError(f"{layer!r}: receptive fields are computed for square kernels")
+        return "conv2d", layer.kernel_size[0], layer.stride, layer.padding
+    if isinstance(layer, nn.MaxPool2d):
+        return "maxpool2d", layer.kernel_size, layer.stride, 0
+    if isinstance(layer, (nn.ReLU, nn.Sigmoid, nn.Dropout)):
+        return None
+    raise TypeError(f"layer {layer!r}: no receptive-field rule for {type(layer).__name__}")
+
+
+def spatial_layers(model) -> list:
+    """The leading spatial part of a model: its layers up to the first Flatten/Linear."""
+    if isinstance(model, (list, tuple)):
+        layers = list(model)
+    else:
+        seq = model if isinstance(model, nn.Sequential) else getattr(model, "net", None)
+        if not isinstance(seq, nn.Sequential):
+            raise TypeError(f"model={type(model).__name__}: expected an nn.Sequential, a model with a "
+                            f"Sequential .net, or a list of layer spec dicts")
+        layers = seq.layers
+    out = []
+    for layer in layers:
+        if _mixes_all_positions(layer):
+            break
+        out.append(layer)
+    return out
+
+
+def receptive_fields(model, input_size: int) -> list[LayerField]:
+    """Per spatial layer: kernel, stride, padding, output size, jump, field size, start offset."""
+    if not isinstance(input_size, (int, np.integer)) or input_size < 1:
+        raise ValueError(f"input_size={input_size!r}: expected a positive int (square inputs)")
+    size, jump, field, start = int(input_size), 1, 1, 0.0
+    rows = []
+    for layer in spatial_layers(model):
+        spec = _spec_of(layer)
+        if spec is None:
+            continue
+        name, k, s, p = spec
+        if k > size + 2 * p:
+            raise ValueError(f"layer {name} kernel {k} exceeds its padded input {size + 2 * p}")
+        size = (size + 2 * p - k) // s + 1
+        field += (k - 1) * jump
+        start += ((k - 1) / 2 - p) * jump
+        jump *= s
+        rows.append(LayerField(name, k, s, p, size, jump, field, start))
+    return rows
+
+
+def closed_form_field(kernels, strides) -> int:
+    """Seed 004: r_0 = sum_l (k_l - 1) prod_{i<l} s_i + 1."""
+    total, prod = 1, 1
+    for k, s in zip(kernels, strides):
+        total += (k - 1) * prod
+        prod *= s
+    return total
+
+
+def empirical_field(net: nn.Sequential, input_size: int, channels: int, trials: int = 16,
+                    seed: int = 0) -> tuple[int, int]:
+    """Back-propagate a one-hot gradient from the centre output unit of ``net`` (spatial layers
+    only) and measure the support of the input gradient: returns (first row, size) of the rows
+    that receive gradient, the union over ``trials`` random inputs (one input can hide part of the
+    field behind a ReLU at zero or a max-pool's routing)."""
+    rng = np.random.default_rng(seed)
+    net.eval()
+    touched = np.zeros(input_size, dtype=bool)
+    for _ in range(trials):
+        x = rng.standard_normal((1, channels, input_size, input_size))
+        x = x.astype(net.parameters()[next(iter(net.parameters()))].dtype)
+        out = net.forward(x)
+        dout = np.zeros(out.shape, dtype=out.dtype)
+        dout[0, :, out.shape[2] // 2, out.shape[3] // 2] = 1
+        dx = net.backward(dout)
+        touched |= (dx != 0).any(axis=(0, 1, 3))
+    rows = np.flatnonzero(touched)
+    if rows.size == 0:
+        raise RuntimeError("no input received gradient: is the network all zeros?")
+    return int(rows[0]), int(rows[-1] - rows[0] + 1)
+
+
+def format_table(rows: list[LayerField], input_size: int) -> str:
+    head = f"{'layer':<10} {'kernel':>6} {'stride':>6} {'pad':>4} {'out':>5} {'jump':>5} {'field':>6} {'start':>7}"
+    lines = [f"input {input_size}x{input_size}", head]
+    for i, r in enumerate(rows, 1):
+        lines.append(f"{f'{i} {r.name}':<10} {r.kernel:>6} {r.stride:>6} {r.padding:>4} "
+                     f"{r.output_size:>5} {r.jump:>5} {r.field:>6} {r.start:>7.1f}")
+    return "\n".join(lines)
+
+
+def parse_layer(text: str) -> dict:
+    """'conv:7:1:3' or 'pool:2:2' (type:kernel[:stride[:padding]]) -> a layer spec dict."""
+    parts = text.split(":")
+    kinds = {"conv": "conv2d", "pool": "maxpool2d"}
+    if parts[0] not in kinds or not 2 <= len(parts) <= 4 or not all(p.isdigit() for p in parts[1:]):
+        raise ValueError(f"layer {text!r}: expected conv:K[:S[:P]] or pool:K[:S]")
+    spec = {"type": kinds[parts[0]], "kernel_size": int(parts[1])}
+    for key, value in zip(("stride", "padding"), parts[2:]):
+        spec[key] = int(value)
+    return spec
+
+
+def run_receptive_field(args) -> int:
+    layers = [parse_layer(t) for t in args.layers] or [
+        {"type": "conv2d", "kernel_size": 7, "padding": 3}, {"type": "maxpool2d", "kernel_size": 2}]
+    print(format_table(receptive_fields(layers, args.input_size), args.input_size))
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("receptive-field", help="per-layer receptive field, jump and output size",
+                       description="Receptive-field arithmetic of a stack of conv/pool layers "
+                                   "(default: the ThreeLayerConvNet's 7x7 conv and 2x2 pool).")
+    p.add_argument("layers", nargs="*", metavar="LAYER",
+                   help="conv:K[:S[:P]] or pool:K[:S], e.g. conv:3:1:1 pool:2 conv:3:2")
+    p.add_argument("--input-size", type=int, default=32, help="input height = width (default 32)")
+    p.set_defaults(func=run_receptive_field)
