@@ -1,0 +1,76 @@
+"""Compare the CUDA primitives with the NumPy path on random inputs (used by ``gpucnn check``).
+
+Written against any object with :mod:`gpucnn.cuda`'s functions and two transfer functions, so
+the host emulation of the kernels runs it too.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import cpu
+from . import functional as F
+from .backend import drop_threshold, random_bits, stream_key
+
+
+def _rel(a, b) -> float:
+    """max |a - b| / max |b| (0.0 when both are all zeros); exact for bool and integer arrays."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return float("inf")
+    if b.dtype.kind in "biu":
+        return float(np.mean(a != b)) if a.size else 0.0
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    return float(np.max(np.abs(a - b)) / scale) if scale else float(np.max(np.abs(a - b), initial=0.0))
+
+
+def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
+    """-> [(op, max relative difference, or the fraction of differing masks/argmax)]."""
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    rows = []
+
+    def check(op, got, want):
+        rows.append((op, _rel(to_host(got), want)))
+
+    x = rng.standard_normal((3, 4, 9, 8)).astype(dt)
+    kh, kw, stride, pad = 3, 2, 2, 1
+    cols = cpu.im2col(x, kh, kw, stride, pad)
+    check("im2col", prims.im2col(to_dev(x), kh, kw, stride, pad), cols)
+    dcols = rng.standard_normal(cols.shape).astype(dt)
+    check("col2im", prims.col2im(to_dev(dcols), x.shape, kh, kw, stride, pad),
+          cpu.col2im(dcols, x.shape, kh, kw, stride, pad))
+
+    xt = rng.integers(-2, 3, size=(2, 3, 11, 10)).astype(dt)  # few levels: many ties
+    out, arg = cpu.maxpool_forward(xt, 3, 2)
+    gout, garg = prims.maxpool_forward(to_dev(xt), 3, 2)
+    check("maxpool_forward", gout, out)
+    check("maxpool_forward argmax", garg, arg)
+    dout = rng.standard_normal(out.shape).astype(dt)
+    check("maxpool_backward", prims.maxpool_backward(to_dev(dout), to_dev(arg), xt.shape, 3, 2),
+          cpu.maxpool_backward(dout, arg, xt.shape, 3, 2))
+
+    key, counter, n, thr = stream_key(seed, 7), 123457, 10007, drop_threshold(0.4)
+    with np.errstate(over="ignore"):
+        want = random_bits(key, counter, n) >= np.uint64(thr)
+    check("dropout_keep_mask", prims.dropout_keep_mask(key, counter, n, thr), want)
+
+    a = (rng.standard_normal((5, 7, 3)) * 10).astype(dt)
+    d = rng.standard_normal(a.shape).astype(dt)
+    for name in ("relu", "sigmoid"):
+        fwd, bwd = getattr(F, f"{name}_forward"), getattr(F, f"{name}_backward")
+        ref, cache = fwd(a)
+        got = getattr(prims, f"{name}_forward")(to_dev(a))
+        check(f"{name}_forward", got, ref)
+        check(f"{name}_backward", getattr(prims, f"{name}_backward")(to_dev(d), to_dev(ref)),
+              bwd(d, cache))
+
+    g = rng.standard_normal((6, 5, 4, 3)).astype(dt)
+    check("bias_grad", prims.bias_grad(to_dev(g)), g.sum(axis=(0, 2, 3)))
+
+    scores = (rng.standard_normal((9, 10)) * 5).astype(dt)
+    y = rng.integers(0, 10, size=9)
+    loss, ds = F.softmax_cross_entropy(scores, y)
+    gloss, gds = prims.softmax_cross_entropy(to_dev(scores), to_dev(y))
+    rows.append(("softmax_cross_entropy loss", abs(gloss - loss) / abs(loss)))
+    check("softmax_cross_entropy dscores", gds, ds)
+    return rows

@@ -1,0 +1,294 @@
+"""The device-independent half of the CUDA backend; importable without CuPy.
+
+It holds the kernel table (file, template parameters, C signature), the one launch path that
+types scalar arguments and checks arrays, and :class:`Primitives`, the host side of every
+CUDA primitive (shape arithmetic, output allocation, grid sizes) written against an array
+module ``xp`` and a ``launch`` function.  :mod:`gpucnn.cuda` binds it to CuPy and
+``cupy.RawModule``; the host emulation in ``tests/emulation`` binds it to NumPy and the same
+kernel sources compiled by g++, so the tests without a GPU run this very code.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cpu import out_size
+
+# Template parameter -> {C type: NumPy dtype} it can be instantiated with.
+TEMPLATE_TYPES = {
+    "T": {"float": np.dtype(np.float32), "double": np.dtype(np.float64)},
+    "A": {"unsigned char": np.dtype(np.uint8), "int": np.dtype(np.int32)},
+}
+# Scalar C types -> the NumPy scalar type that passes them by value.
+SCALARS = {"idx": np.int64, "u64": np.uint64}
+# Fixed-type array parameters.
+ARRAYS = {"bool*": np.dtype(np.bool_), "const i64*": np.dtype(np.int64)}
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One ``__global__`` function: its file in kernels/, template parameters and signature."""
+
+    file: str
+    tparams: tuple
+    params: tuple
+
+    def instantiations(self):
+        """Every {template parameter: C type} the module is compiled with."""
+        choices = [list(TEMPLATE_TYPES[p]) for p in self.tparams]
+        return [dict(zip(self.tparams, combo)) for combo in itertools.product(*choices)]
+
+
+_CONV = ("const T*", "T*") + ("idx",) * 10
+KERNELS = {
+    "im2col": Kernel("conv.cu", ("T",), _CONV),
+    "col2im": Kernel("conv.cu", ("T",), _CONV),
+    "bias_grad": Kernel("conv.cu", ("T",), ("const T*", "T*", "idx", "idx", "idx")),
+    "maxpool_forward": Kernel("pool.cu", ("T", "A"), ("const T*", "T*", "A*") + ("idx",) * 7),
+    "maxpool_backward": Kernel("pool.cu", ("T", "A"), ("const T*", "const A*", "T*") + ("idx",) * 7),
+    "dropout_keep_mask": Kernel("dropout.cu", (), ("u64", "u64", "u64", "bool*", "idx")),
+    "relu_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
+    "relu_backward": Kernel("activations.cu", ("T",), ("const T*", "const T*", "T*", "idx")),
+    "sigmoid_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
+    "sigmoid_backward": Kernel("activations.cu", ("T",), ("const T*", "const T*", "T*", "idx")),
+    "softmax_cross_entropy": Kernel("softmax.cu", ("T",),
+                                    ("const T*", "const i64*", "T*", "T*", "idx", "idx")),
+}
+
+# Which path each functional op takes on a CuPy array (kernels named here, the rest is array code).
+_OP_KERNELS = {
+    "conv2d_forward": (["im2col"], "GEMM via cuBLAS (cupy)"),
+    "conv2d_backward": (["col2im", "bias_grad"], "GEMMs via cuBLAS (cupy)"),
+    "maxpool2d_forward": (["maxpool_forward"], ""),
+    "maxpool2d_backward": (["maxpool_backward"], ""),
+    "relu_forward": (["relu_forward"], ""),
+    "relu_backward": (["relu_backward"], ""),
+    "sigmoid_forward": (["sigmoid_forward"], ""),
+    "sigmoid_backward": (["sigmoid_backward"], ""),
+    "dropout_forward": (["dropout_keep_mask"], "scaling via cupy elementwise"),
+    "dropout_backward": ([], "cupy elementwise"),
+    "linear_forward": ([], "cuBLAS via cupy"),
+    "linear_backward": (["bias_grad"], "GEMMs via cuBLAS (cupy)"),
+    "softmax_cross_entropy": (["softmax_cross_entropy"], ""),
+    "mse_loss": ([], "cupy elementwise and reduction"),
+    "l2_penalty": ([], "cuBLAS dot via cupy"),
+}
+
+
+def op_paths() -> dict:
+    """{functional op: the path it takes on the GPU}, e.g. "CUDA kernel pool.cu::maxpool_forward"."""
+    paths = {}
+    for op, (kernels, array_code) in _OP_KERNELS.items():
+        parts = [f"CUDA kernel {KERNELS[k].file}::{k}" for k in kernels]
+        paths[op] = ", ".join(parts + ([array_code] if array_code else []))
+    return paths
+
+
+def name_expression(kernel: str, inst: dict) -> str:
+    """The C++ name of one instantiation, e.g. ``maxpool_forward<float, unsigned char>``."""
+    tparams = KERNELS[kernel].tparams
+    return f"{kernel}<{', '.join(inst[p] for p in tparams)}>" if tparams else kernel
+
+
+def kernel_source(kdir: str, file: str) -> str:
+    """The text of kernels/<file> with its local ``#include "x.cuh"`` lines inlined.
+
+    Inlining makes the source self-contained, so CuPy's on-disk cache (keyed by the source
+    text) sees a change to a shared header.
+    """
+    path = os.path.join(kdir, file)
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return re.sub(r'^#include "([^"]+)"\s*$', lambda m: kernel_source(kdir, m.group(1)), text,
+                  flags=re.M)
+
+
+def prepare_cupy_cache_dir() -> str:
+    """Make sure CuPy's kernel cache directory is writable, before CuPy is imported.
+
+    ``CUPY_CACHE_DIR`` is respected when set.  Otherwise, when the default (~/.cupy/kernel_cache)
+    cannot be written -- a read-only home -- point ``CUPY_CACHE_DIR`` at a per-user directory under
+    the system temp dir (CuPy >= 14 creates its cache directory when it is imported, and fails if
+    it cannot).  Returns the directory in use.
+    """
+    if os.environ.get("CUPY_CACHE_DIR"):
+        return os.environ["CUPY_CACHE_DIR"]
+    default = os.path.expanduser("~/.cupy/kernel_cache")
+    try:
+        os.makedirs(default, exist_ok=True)
+        with tempfile.TemporaryFile(dir=default):
+            pass
+        return default
+    except OSError:
+        fallback = os.path.join(tempfile.gettempdir(), f"gpucnn-cupy-cache-{os.getuid()}")
+        os.makedirs(fallback, exist_ok=True)
+        os.environ["CUPY_CACHE_DIR"] = fallback
+        return fallback
+
+
+def pack_args(kernel: str, inst: dict, args) -> list:
+    """Check ``args`` against the kernel's C signature and type them for the launch.
+
+    Arrays must be C-contiguous with the element type the signature names; scalars become the
+    NumPy scalar of their C type (np.int64 for ``long long``...), so they cross by value with the
+    right width.
+    """
+    params = KERNELS[kernel].params
+    if len(args) != len(params):
+        raise TypeError(f"{kernel}: expected {len(params)} arguments, got {len(args)}")
+    packed = []
+    for pos, (param, a) in enumerate(zip(params, args)):
+        if param in SCALARS:
+            packed.append(SCALARS[param](a))
+            continue
+        base = param.replace("const ", "").rstrip("*")
+        want = ARRAYS[param] if param in ARRAYS else TEMPLATE_TYPES[base][inst[base]]
+        if not hasattr(a, "flags") or not a.flags.c_contiguous:
+            raise ValueError(f"{kernel} argument {pos} ({param}): expected a C-contiguous array, "
+                             f"got {type(a).__name__} with strides {getattr(a, 'strides', None)}")
+        if a.dtype != want:
+            raise TypeError(f"{kernel} argument {pos} ({param}): expected dtype {want}, got {a.dtype}")
+        packed.append(a)
+    return packed
+
+
+def _c_type(tparam: str, dtype, what="array") -> str:
+    for cname, dt in TEMPLATE_TYPES[tparam].items():
+        if dt == np.dtype(dtype):
+            return cname
+    allowed = ", ".join(map(str, TEMPLATE_TYPES[tparam].values()))
+    raise TypeError(f"{what}.dtype={np.dtype(dtype)}: the CUDA kernels take {allowed}")
+
+
+class Primitives:
+    """The CUDA primitives' host side over array module ``xp`` and ``launch``.
+
+    ``launch(kernel, name_expression, grid, block, packed_args)`` runs one kernel.  Elementwise
+    kernels get ``block`` threads per block and at most ``max_blocks`` blocks (grid-stride loops
+    cover the rest); reductions (bias_grad, softmax) run one block of ``reduce_block`` threads
+    (a power of two <= 256) per row.  Outputs are C-contiguous.
+    """
+
+    def __init__(self, xp, launch, block=256, max_blocks=65535, reduce_block=256):
+        if reduce_block & (reduce_block - 1) or not 0 < reduce_block <= 256:
+            raise ValueError(f"reduce_block={reduce_block}: expected a power of two <= 256")
+        self.xp, self._launch = xp, launch
+        self.block, self.max_blocks, self.reduce_block = block, max_blocks, reduce_block
+
+    def _run(self, kernel, types, work, *args, reduce=False):
+        inst = {p: _c_type(p, types[p]) for p in KERNELS[kernel].tparams}
+        block = self.reduce_block if reduce else self.block
+        blocks = work if reduce else -(-work // block)
+        grid = max(1, min(blocks, self.max_blocks))
+        self._launch(kernel, name_expression(kernel, inst), grid, block, pack_args(kernel, inst, args))
+
+    def _float(self, name, a):
+        a = self.xp.ascontiguousarray(a)
+        _c_type("T", a.dtype, name)
+        return a
+
+    def im2col(self, x, kh, kw, stride, pad):
+        """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows (c, i, j), columns (n, oh, ow)."""
+        x = self._float("x", x)
+        N, C, H, W = x.shape
+        oh, ow = out_size(H, kh, stride, pad), out_size(W, kw, stride, pad)
+        cols = self.xp.empty((C * kh * kw, N * oh * ow), dtype=x.dtype)
+        self._run("im2col", {"T": x.dtype}, cols.size, x, cols, N, C, H, W, kh, kw, stride, pad, oh, ow)
+        return cols
+
+    def col2im(self, dcols, x_shape, kh, kw, stride, pad):
+        """dcols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), summing overlapping windows."""
+        dcols = self._float("dcols", dcols)
+        N, C, H, W = x_shape
+        oh, ow = out_size(H, kh, stride, pad), out_size(W, kw, stride, pad)
+        if dcols.shape != (C * kh * kw, N * oh * ow):
+            raise ValueError(f"dcols.shape={tuple(dcols.shape)}: expected {(C * kh * kw, N * oh * ow)}")
+        dx = self.xp.empty((N, C, H, W), dtype=dcols.dtype)
+        self._run("col2im", {"T": dcols.dtype}, dx.size, dcols, dx, N, C, H, W, kh, kw, stride, pad,
+                  oh, ow)
+        return dx
+
+    def maxpool_forward(self, x, size, stride):
+        """x (N, C, H, W) -> out (N, C, OH, OW), argmax (row-major offset of the first maximum;
+        uint8 when size*size <= 256, else int32)."""
+        x = self._float("x", x)
+        N, C, H, W = x.shape
+        oh, ow = out_size(H, size, stride), out_size(W, size, stride)
+        out = self.xp.empty((N, C, oh, ow), dtype=x.dtype)
+        argmax = self.xp.empty((N, C, oh, ow), dtype=np.uint8 if size * size <= 256 else np.int32)
+        self._run("maxpool_forward", {"T": x.dtype, "A": argmax.dtype}, out.size, x, out, argmax,
+                  N * C, H, W, size, stride, oh, ow)
+        return out, argmax
+
+    def maxpool_backward(self, dout, argmax, x_shape, size, stride):
+        """dout, argmax (N, C, OH, OW) -> dx (N, C, H, W); each window's gradient to its argmax."""
+        dout, argmax = self._float("dout", dout), self.xp.ascontiguousarray(argmax)
+        N, C, H, W = x_shape
+        oh, ow = dout.shape[2:]
+        dx = self.xp.empty((N, C, H, W), dtype=dout.dtype)
+        self._run("maxpool_backward", {"T": dout.dtype, "A": argmax.dtype}, dx.size, dout, argmax, dx,
+                  N * C, H, W, size, stride, oh, ow)
+        return dx
+
+    def dropout_keep_mask(self, key, counter, n, threshold):
+        """Bool (n,): element i kept when backend.random_bits(key, counter + i) >= threshold."""
+        keep = self.xp.empty(int(n), dtype=np.bool_)
+        wrap = (1 << 64) - 1
+        self._run("dropout_keep_mask", {}, int(n), key & wrap, counter & wrap, threshold, keep, n)
+        return keep
+
+    def _unary(self, kernel, x):
+        x = self._float("x", x)
+        out = self.xp.empty_like(x)
+        self._run(kernel, {"T": x.dtype}, x.size, x, out, x.size)
+        return out
+
+    def _binary(self, kernel, dout, out):
+        dout, out = self._float("dout", dout), self._float("out", out)
+        if dout.shape != out.shape or dout.dtype != out.dtype:
+            raise ValueError(f"{kernel}: dout {dout.dtype}{tuple(dout.shape)} does not match the "
+                             f"forward output {out.dtype}{tuple(out.shape)}")
+        dx = self.xp.empty_like(out)
+        self._run(kernel, {"T": out.dtype}, out.size, dout, out, dx, out.size)
+        return dx
+
+    def relu_forward(self, x):
+        """max(x, 0), any shape."""
+        return self._unary("relu_forward", x)
+
+    def relu_backward(self, dout, out):
+        """dout * (out > 0)."""
+        return self._binary("relu_backward", dout, out)
+
+    def sigmoid_forward(self, x):
+        """1 / (1 + exp(-x)) without overflow."""
+        return self._unary("sigmoid_forward", x)
+
+    def sigmoid_backward(self, dout, out):
+        """dout * out * (1 - out)."""
+        return self._binary("sigmoid_backward", dout, out)
+
+    def bias_grad(self, dout):
+        """dout (N, F, ...) -> (F,): the sum over every axis but 1 (conv and linear biases)."""
+        dout = self._float("dout", dout)
+        N, F = dout.shape[:2]
+        db = self.xp.empty(F, dtype=dout.dtype)
+        self._run("bias_grad", {"T": dout.dtype}, F, dout, db, N, F, dout.size // max(N * F, 1),
+                  reduce=True)
+        return db
+
+    def softmax_cross_entropy(self, scores, y):
+        """scores (N, K), y (N,) labels in [0, K) -> (mean loss as float, dscores (N, K))."""
+        scores = self._float("scores", scores)
+        y = self.xp.ascontiguousarray(y, dtype=np.int64)
+        N, K = scores.shape
+        dscores = self.xp.empty_like(scores)
+        row_loss = self.xp.empty(N, dtype=scores.dtype)
+        self._run("softmax_cross_entropy", {"T": scores.dtype}, N, scores, y, dscores, row_loss, N, K,
+                  reduce=True)
+        return float(row_loss.sum()) / N, dscores

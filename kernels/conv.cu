@@ -1,0 +1,81 @@
+// im2col / col2im for convolution as one GEMM, and the bias gradient.
+// Layouts (all C-contiguous): x (N, C, H, W); cols (C*KH*KW, N*OH*OW) with rows ordered
+// (c, i, j) and columns (n, oh, ow) -- the same matrix gpucnn/cpu.py builds.
+#include "common.cuh"
+
+// One thread per cols element: gather the input pixel under kernel offset (i, j) of window
+// (oh, ow), or 0 in the padding.
+template <typename T>
+__global__ void im2col(const T* __restrict__ x, T* __restrict__ cols, idx_t N, idx_t C, idx_t H,
+                       idx_t W, idx_t KH, idx_t KW, idx_t stride, idx_t pad, idx_t OH, idx_t OW) {
+    const idx_t total = C * KH * KW * N * OH * OW;
+    GRID_STRIDE_LOOP(k, total) {
+        idx_t t = k;
+        const idx_t ow = t % OW; t /= OW;
+        const idx_t oh = t % OH; t /= OH;
+        const idx_t n = t % N;   t /= N;
+        const idx_t j = t % KW;  t /= KW;
+        const idx_t i = t % KH;
+        const idx_t c = t / KH;
+        const idx_t h = oh * stride + i - pad;
+        const idx_t w = ow * stride + j - pad;
+        cols[k] = (h >= 0 && h < H && w >= 0 && w < W) ? x[((n * C + c) * H + h) * W + w] : T(0);
+    }
+}
+
+// Adjoint of im2col as a gather: one thread per input pixel (n, c, h, w) sums the cols entries
+// of every (i, j, oh, ow) with oh*stride + i - pad == h and ow*stride + j - pad == w.
+// No atomics, so the result is the same on every run.
+template <typename T>
+__global__ void col2im(const T* __restrict__ dcols, T* __restrict__ dx, idx_t N, idx_t C, idx_t H,
+                       idx_t W, idx_t KH, idx_t KW, idx_t stride, idx_t pad, idx_t OH, idx_t OW) {
+    const idx_t total = N * C * H * W;
+    const idx_t ncols = N * OH * OW;
+    GRID_STRIDE_LOOP(k, total) {
+        idx_t t = k;
+        const idx_t w = t % W; t /= W;
+        const idx_t h = t % H; t /= H;
+        const idx_t c = t % C;
+        const idx_t n = t / C;
+        T acc = T(0);
+        for (idx_t i = 0; i < KH; ++i) {
+            const idx_t rh = h + pad - i;  // = oh * stride
+            if (rh < 0) break;
+            if (rh % stride != 0 || rh / stride >= OH) continue;
+            const idx_t oh = rh / stride;
+            for (idx_t j = 0; j < KW; ++j) {
+                const idx_t rw = w + pad - j;
+                if (rw < 0) break;
+                if (rw % stride != 0 || rw / stride >= OW) continue;
+                const idx_t ow = rw / stride;
+                acc += dcols[((c * KH + i) * KW + j) * ncols + (n * OH + oh) * OW + ow];
+            }
+        }
+        dx[k] = acc;
+    }
+}
+
+// db[f] = sum of dout (N, F, S) over n and s; one block per f (grid-stride over f), a tree
+// reduction in shared memory.  Used for conv (S = OH*OW) and linear (S = 1) biases.
+template <typename T>
+__global__ void bias_grad(const T* __restrict__ dout, T* __restrict__ db, idx_t N, idx_t F, idx_t S) {
+    __shared__ T buf[MAX_REDUCE_BLOCK];
+    for (idx_t f = blockIdx.x; f < F; f += gridDim.x) {
+        T acc = T(0);
+        for (idx_t k = threadIdx.x; k < N * S; k += blockDim.x) {
+            acc += dout[((k / S) * F + f) * S + k % S];
+        }
+        acc = block_reduce(buf, acc, SumOp());
+        if (threadIdx.x == 0) db[f] = acc;
+    }
+}
+
+#define INSTANTIATE(T)                                                                          \
+    template __global__ void im2col<T>(const T*, T*, idx_t, idx_t, idx_t, idx_t, idx_t, idx_t,  \
+                                       idx_t, idx_t, idx_t, idx_t);                             \
+    template __global__ void col2im<T>(const T*, T*, idx_t, idx_t, idx_t, idx_t, idx_t, idx_t,  \
+                                       idx_t, idx_t, idx_t, idx_t);                             \
+    template __global__ void bias_grad<T>(const T*, T*, idx_t, idx_t, idx_t);
+INSTANTIATE(float)
+INSTANTIATE(double)
+#undef INSTANTIATE

@@ -1,0 +1,64 @@
+// Max pooling over size x size windows every `stride` (no padding), x (N, C, H, W) C-contiguous.
+// argmax holds the row-major offset i*size + j of the FIRST maximum in each window (type A:
+// unsigned char when size*size <= 256, else int), as gpucnn/cpu.py does.
+#include "common.cuh"
+
+template <typename T, typename A>
+__global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ out, A* __restrict__ argmax,
+                                idx_t NC, idx_t H, idx_t W, idx_t size, idx_t stride, idx_t OH,
+                                idx_t OW) {
+    GRID_STRIDE_LOOP(k, NC * OH * OW) {
+        const idx_t ow = k % OW;
+        const idx_t oh = (k / OW) % OH;
+        const T* win = x + (k / (OW * OH)) * H * W + oh * stride * W + ow * stride;
+        T best = win[0];
+        idx_t arg = 0;
+        for (idx_t i = 0; i < size; ++i) {
+            for (idx_t j = 0; j < size; ++j) {
+                const T v = win[i * W + j];
+                if (v > best) {  // strict: a later equal value never takes the max
+                    best = v;
+                    arg = i * size + j;
+                }
+            }
+        }
+        out[k] = best;
+        argmax[k] = (A)arg;
+    }
+}
+
+// Gather: one thread per input element (nc, h, w) sums dout over the windows that cover it and
+// name it as their argmax.  Windows covering row h are oh in [ceil((h-size+1)/stride), h/stride].
+template <typename T, typename A>
+__global__ void maxpool_backward(const T* __restrict__ dout, const A* __restrict__ argmax,
+                                 T* __restrict__ dx, idx_t NC, idx_t H, idx_t W, idx_t size,
+                                 idx_t stride, idx_t OH, idx_t OW) {
+    GRID_STRIDE_LOOP(k, NC * H * W) {
+        const idx_t w = k % W;
+        const idx_t h = (k / W) % H;
+        const idx_t base = (k / (W * H)) * OH * OW;
+        const idx_t oh0 = h < size ? 0 : (h - size) / stride + 1;
+        const idx_t ow0 = w < size ? 0 : (w - size) / stride + 1;
+        const idx_t oh1 = h / stride < OH - 1 ? h / stride : OH - 1;
+        const idx_t ow1 = w / stride < OW - 1 ? w / stride : OW - 1;
+        T acc = T(0);
+        for (idx_t oh = oh0; oh <= oh1; ++oh) {
+            for (idx_t ow = ow0; ow <= ow1; ++ow) {
+                const idx_t o = base + oh * OW + ow;
+                if ((idx_t)argmax[o] == (h - oh * stride) * size + (w - ow * stride)) acc += dout[o];
+            }
+        }
+        dx[k] = acc;
+    }
+}
+
+#define INSTANTIATE(T, A)                                                                      \
+    template __global__ void maxpool_forward<T, A>(const T*, T*, A*, idx_t, idx_t, idx_t, idx_t, \
+                                                   idx_t, idx_t, idx_t);                       \
+    template __global__ void maxpool_backward<T, A>(const T*, const A*, T*, idx_t, idx_t, idx_t, \
+                                                    idx_t, idx_t, idx_t, idx_t);
+INSTANTIATE(float, unsigned char)
+INSTANTIATE(double, unsigned char)
+INSTANTIATE(float, int)
+INSTANTIATE(double, int)
+#undef INSTANTIATE

@@ -1,0 +1,33 @@
+// Fused softmax cross-entropy: loss terms and dscores in one pass over scores (N, K).
+// One block per row (grid-stride over rows): reduce the row max, then the sum of exp, then write
+//   dscores[r, k] = (exp(s_k - max) / sum - [k == y_r]) / N
+//   row_loss[r]   = log(sum) - (s_{y_r} - max)
+// The caller averages row_loss over the N rows.
+#include "common.cuh"
+
+template <typename T>
+__global__ void softmax_cross_entropy(const T* __restrict__ scores, const long long* __restrict__ y,
+                                      T* __restrict__ dscores, T* __restrict__ row_loss, idx_t N,
+                                      idx_t K) {
+    __shared__ T buf[MAX_REDUCE_BLOCK];
+    for (idx_t r = blockIdx.x; r < N; r += gridDim.x) {
+        const T* s = scores + r * K;
+        T* d = dscores + r * K;
+        T m = s[0];
+        for (idx_t k = threadIdx.x; k < K; k += blockDim.x) m = s[k] > m ? s[k] : m;
+        m = block_reduce(buf, m, MaxOp());
+        T sum = T(0);
+        for (idx_t k = threadIdx.x; k < K; k += blockDim.x) sum += exp(s[k] - m);
+        sum = block_reduce(buf, sum, SumOp());
+        const idx_t label = y[r];
+        for (idx_t k = threadIdx.x; k < K; k += blockDim.x) {
+            d[k] = (exp(s[k] - m) / sum - T(k == label)) / T(N);
+        }
+        if (threadIdx.x == 0) row_loss[r] = log(sum) - (s[label] - m);
+    }
+}
+
+template __global__ void softmax_cross_entropy<float>(const float*, const long long*, float*, float*,
+                                                      idx_t, idx_t);
+template __global__ void softmax_cross_entropy<double>(const double*, const long long*, double*,
+                                                       double*, idx_t, idx_t);
