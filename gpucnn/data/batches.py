@@ -1,0 +1,142 @@
+"""The batch iterator that feeds the Trainer, and fixed random subsets.
+
+The sample order of epoch ``e`` is a pure function of ``(seed, e)``, and the augmentation of
+batch ``k`` of that epoch a pure function of ``(seed, e, k)``, so the iterator's whole state is
+``(epoch, position)``: a Trainer that saves :meth:`BatchIterator.state` and restores it with
+:meth:`BatchIterator.set_state` resumes bit-identically.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import resolve_device, to_device
+from .preprocess import crop_flip
+
+SHUFFLE_STREAM, AUGMENT_STREAM, SUBSET_STREAM = 0x5F1, 0xA06, 0x5B5
+
+
+def _check_int(name, value, low):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
+    return int(value)
+
+
+def _check_pair(x, y):
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} samples but y has {len(y)}: expected equal counts")
+
+
+class BatchIterator:
+    """Mini-batches ``(x (B, C, H, W), y (B,))`` of ``(x, y)`` on ``device``.
+
+    Iterating yields the rest of the current epoch, then moves to the next; ``next_batch()``
+    returns one batch and rolls over epochs by itself (for training counted in iterations).
+    ``shuffle`` reorders every epoch from ``seed``; ``crop_pad`` > 0 crops at random after
+    zero padding and ``flip`` mirrors half the images (CIFAR-10 style augmentation, drawn from
+    ``seed``).  On CUDA the next batch is copied to the GPU on a side stream while the current
+    one is in use.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int = 0,
+                 shuffle: bool = True, drop_last: bool = False, device: str = "cpu",
+                 crop_pad: int = 0, flip: bool = False):
+        _check_pair(x, y)
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.seed = _check_int("seed", seed, 0)
+        self.crop_pad = _check_int("crop_pad", crop_pad, 0)
+        if (self.crop_pad or flip) and np.ndim(x) != 4:
+            raise ValueError(f"crop_pad/flip need images (N, C, H, W); x has shape {np.shape(x)}")
+        if drop_last and batch_size > len(x):
+            raise ValueError(f"batch_size={batch_size} with drop_last=True leaves no batch of "
+                             f"the {len(x)} samples: expected batch_size <= {len(x)}")
+        if len(x) == 0:
+            raise ValueError("x is empty: expected at least one sample")
+        self.x, self.y = x, y
+        self.shuffle, self.drop_last, self.flip = bool(shuffle), bool(drop_last), bool(flip)
+        self.device = resolve_device(device)
+        self.epoch = self.position = 0
+        self._order_cache: tuple[int, np.ndarray] | None = None
+        self._uploader = None
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        n, b = len(self.x), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample indices of ``epoch`` in the order they are served."""
+        if self._order_cache is None or self._order_cache[0] != epoch:
+            n = len(self.x)
+            idx = (np.random.default_rng([self.seed, SHUFFLE_STREAM, epoch]).permutation(n)
+                   if self.shuffle else np.arange(n))
+            self._order_cache = (epoch, idx)
+        return self._order_cache[1]
+
+    def host_batch(self, epoch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``k`` of ``epoch`` as NumPy arrays (augmented if asked)."""
+        idx = self.order(epoch)[k * self.batch_size:(k + 1) * self.batch_size]
+        xb, yb = self.x[idx], self.y[idx]
+        if self.crop_pad or self.flip:
+            rng = np.random.default_rng([self.seed, AUGMENT_STREAM, epoch, k])
+            xb = crop_flip(xb, rng, self.crop_pad, self.flip)
+        return xb, yb
+
+    def _advance(self) -> None:
+        self.position += 1
+        if self.position == len(self):
+            self.epoch, self.position = self.epoch + 1, 0
+
+    def next_batch(self):
+        """The next batch on the device; moves on (to the next epoch after the last batch)."""
+        xb, yb = self.host_batch(self.epoch, self.position)
+        self._advance()
+        return to_device(xb, self.device), to_device(yb, self.device)
+
+    def __iter__(self):
+        remaining = len(self) - self.position
+        if self.device == "cpu":
+            for _ in range(remaining):
+                yield self.next_batch()
+            return
+        if self._uploader is None:
+            from ._prefetch import CudaUploader
+
+            self._uploader = CudaUploader()
+        up = self._uploader
+        pending = up.upload(*self.host_batch(self.epoch, self.position))
+        for i in range(remaining):
+            nxt = (up.upload(*self.host_batch(self.epoch, self.position + 1))
+                   if i + 1 < remaining else None)
+            self._advance()
+            yield up.ready(pending)
+            pending = nxt
+
+    def state(self) -> dict:
+        """Everything needed to resume: ``{"seed", "epoch", "position"}``."""
+        return {"seed": self.seed, "epoch": self.epoch, "position": self.position}
+
+    def set_state(self, state: dict) -> None:
+        """Resume from :meth:`state`; the next batch is the one that would have come next."""
+        seed = _check_int("state['seed']", state.get("seed"), 0)
+        epoch = _check_int("state['epoch']", state.get("epoch"), 0)
+        position = _check_int("state['position']", state.get("position"), 0)
+        if position >= len(self):
+            raise ValueError(f"state['position']={position}: expected < {len(self)} batches "
+                             f"per epoch")
+        self.seed, self.epoch, self.position = seed, epoch, position
+        self._order_cache = None
+
+
+def random_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random subset of ``n`` samples (no repeats, original order), chosen by ``seed``.
+
+    For instance accuracy on 1000 training samples after each epoch.
+    """
+    _check_pair(x, y)
+    n = _check_int("n", n, 1)
+    if n > len(x):
+        raise ValueError(f"n={n}: expected at most the {len(x)} samples available")
+    idx = np.sort(np.random.default_rng([_check_int("seed", seed, 0), SUBSET_STREAM])
+                  .choice(len(x), n, replace=False))
+    return x[idx], y[idx]

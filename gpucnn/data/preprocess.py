@@ -1,0 +1,118 @@
+"""Splitting and preprocessing: stratified splits, scaling to [0, 1], per-channel normalisation,
+and the random crop / horizontal flip augmentation.
+
+Large sets are handled in pieces so that loading CIFAR-10 holds little more than the float32
+result in memory: images are converted from uint8 chunk by chunk, and statistics and
+normalisation run in place over blocks of samples.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SPLIT_STREAM = 0x5B1  # keeps the split's draws apart from other users of the same seed
+_BLOCK = 4096  # samples per step of the in-place passes
+
+
+def check_fraction(name: str, value) -> float:
+    if not isinstance(value, (int, float, np.floating)) or not 0 < value < 1:
+        raise ValueError(f"{name}={value!r}: expected a fraction strictly between 0 and 1")
+    return float(value)
+
+
+def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
+                     ) -> list[np.ndarray]:
+    """Split sample indices by class: ``[rest, part_1, part_2, ...]``, each sorted.
+
+    Part ``k`` takes ``round(fractions[k] * count)`` samples of each class, chosen at random
+    from ``seed``; the rest is what remains.  Deterministic for a given (labels, fractions,
+    seed).
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    rng = np.random.default_rng([seed, SPLIT_STREAM])
+    perm = rng.permutation(n)
+    order = perm[np.argsort(labels[perm], kind="stable")]   # by class, random within a class
+    counts = np.bincount(labels, minlength=int(labels.max()) + 1 if n else 0)
+    rank = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+    cls = labels[order]
+    parts, lower = [], np.zeros_like(counts)
+    for f in fractions:
+        upper = lower + np.round(f * counts).astype(counts.dtype)
+        parts.append(np.sort(order[(rank >= lower[cls]) & (rank < upper[cls])]))
+        lower = upper
+    return [np.sort(order[rank >= lower[cls]])] + parts
+
+
+def gather_scaled(chunks: list[tuple[np.ndarray, np.ndarray]], index_sets: list[np.ndarray],
+                  scale: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Pick the samples ``index_sets`` (sorted global indices) out of uint8 ``chunks`` as float32.
+
+    ``chunks`` is a list of ``(images (n_k, C, H, W) uint8, labels (n_k,))`` that together
+    index 0..N-1; it is emptied as it is consumed, so each chunk is freed once converted.
+    Returns one ``(images * scale as float32, labels)`` pair per index set.
+    """
+    shape = chunks[0][0].shape[1:]
+    outs = [(np.empty((len(ix),) + shape, np.float32), np.empty(len(ix), np.int64))
+            for ix in index_sets]
+    offset = 0
+    while chunks:
+        images, labels = chunks.pop(0)
+        end = offset + len(images)
+        for ix, (ox, oy) in zip(index_sets, outs):
+            a, b = np.searchsorted(ix, [offset, end])
+            local = ix[a:b] - offset
+            np.multiply(images[local], np.float32(scale), out=ox[a:b], dtype=np.float32)
+            oy[a:b] = labels[local]
+        offset = end
+        del images, labels
+    return outs
+
+
+def channel_stats(x: np.ndarray, with_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-channel mean (and std) of ``x`` (N, C, H, W), accumulated in float64 by blocks."""
+    c = x.shape[1]
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    total = np.zeros(c)
+    for lo in range(0, len(x), _BLOCK):
+        total += x[lo:lo + _BLOCK].sum(axis=(0, 2, 3), dtype=np.float64)
+    mean = total / max(count, 1)
+    if not with_std:
+        return mean, None
+    sq = np.zeros(c)
+    m32 = mean.astype(np.float32)[None, :, None, None]
+    for lo in range(0, len(x), _BLOCK):
+        d = x[lo:lo + _BLOCK] - m32
+        sq += np.einsum("nchw,nchw->c", d, d, dtype=np.float64)
+    std = np.sqrt(sq / max(count, 1))
+    return mean, np.where(std > 0, std, 1.0)  # a constant channel is left unscaled
+
+
+def normalize_(x: np.ndarray, mean, std=None) -> np.ndarray:
+    """In place: ``x = (x - mean) / std`` per channel (std None: only subtract); returns x."""
+    m = np.asarray(mean, np.float32)[None, :, None, None]
+    inv = None if std is None else (1 / np.asarray(std, np.float32))[None, :, None, None]
+    for lo in range(0, len(x), _BLOCK):
+        block = x[lo:lo + _BLOCK]
+        block -= m
+        if inv is not None:
+            block *= inv
+    return x
+
+
+def crop_flip(x: np.ndarray, rng: np.random.Generator, pad: int = 4, flip: bool = True
+              ) -> np.ndarray:
+    """Random crop after zero-padding by ``pad`` and random horizontal flip, per sample.
+
+    ``x`` (N, C, H, W) -> a new array of the same shape; offsets and flips come from ``rng``.
+    Zero padding of mean-subtracted data pads with the mean image value.
+    """
+    n, c, h, w = x.shape
+    if pad:
+        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oy = rng.integers(0, 2 * pad + 1, n)
+    ox = rng.integers(0, 2 * pad + 1, n)
+    flips = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
+    rows = oy[:, None] + np.arange(h)
+    cols = np.where(flips[:, None], ox[:, None] + np.arange(w)[::-1], ox[:, None] + np.arange(w))
+    return x[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None],
+             rows[:, None, :, None], cols[:, None, None, :]]
