@@ -12,6 +12,7 @@ import sys
 
 COMMAND_MODULES = (
     "gpucnn.info",
+    "gpucnn.data.cli",
     "gpucnn.receptive",
 )
 
