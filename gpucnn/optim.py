@@ -1,0 +1,182 @@
+"""First-order update rules that change parameter arrays in place, on NumPy or CuPy.
+
+``params`` is ``model.parameters()``: the live arrays, so ``step(grads)`` updates the model.
+Each rule keeps its per-parameter buffers (velocity, moments) on the parameters' device.
+``lr_decay`` multiplies ``lr`` at every ``end_epoch()``.  ``state_dict()`` holds host NumPy
+copies of everything needed to continue bit-identically.
+
+The rules are CS231n's ``optim.py`` (the velocity of momentum includes the learning rate, as
+there); names and defaults follow ``torch.optim``.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+
+import numpy as np
+
+from .backend import get_array_module, to_numpy
+
+
+def _check_real(name, value, low, high=math.inf, low_open=False, high_open=True):
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > low if low_open else value >= low) and (value < high if high_open else value <= high))
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise ValueError(f"{name}={value!r}: expected a number in {lo}{low}, {high}{hi}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class: ``step(grads)`` applies ``_update`` to every parameter.
+
+    Subclasses list their per-parameter buffers in ``buffers`` and define ``_update``.
+    """
+
+    buffers: tuple[str, ...] = ()
+
+    def __init__(self, params: dict, lr: float, lr_decay: float = 1.0):
+        if not isinstance(params, dict) or not params:
+            raise ValueError("params: expected a non-empty dict {name: array}, e.g. model.parameters()")
+        self.params = params
+        self.lr = _check_real("lr", lr, 0.0)
+        self.lr_decay = _check_real("lr_decay", lr_decay, 0.0, 1.0, low_open=True, high_open=False)
+        self.t = 0  # steps taken
+        self.state = {b: {k: get_array_module(p).zeros_like(p) for k, p in params.items()}
+                      for b in self.buffers}
+
+    def step(self, grads: dict) -> None:
+        """Update every parameter in place from ``grads`` (same names as ``params``)."""
+        if grads.keys() != self.params.keys():
+            missing, extra = sorted(self.params.keys() - grads.keys()), sorted(grads.keys() - self.params.keys())
+            raise ValueError(f"grads: missing {missing or 'none'}, unexpected {extra or 'none'}; "
+                             f"expected the optimizer's parameter names")
+        self.t += 1
+        for name, p in self.params.items():
+            self._update(name, p, grads[name])
+
+    def _update(self, name, p, g):
+        raise NotImplementedError
+
+    def end_epoch(self) -> None:
+        """Decay the learning rate; call once at the end of every epoch."""
+        self.lr *= self.lr_decay
+
+    def state_dict(self) -> dict:
+        """{"lr", "t", "buffers": {buffer: {param name: NumPy array}}} (copies)."""
+        return {"lr": self.lr, "t": self.t,
+                "buffers": {b: {k: np.array(to_numpy(v)) for k, v in d.items()}
+                            for b, d in self.state.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore from :meth:`state_dict`; buffers are copied into this optimizer's arrays."""
+        buffers = state.get("buffers", {})
+        if set(buffers) != set(self.buffers):
+            raise ValueError(f"optimizer state has buffers {sorted(buffers)}: expected "
+                             f"{sorted(self.buffers)} for {type(self).__name__}")
+        for b, arrays in buffers.items():
+            own = self.state[b]
+            if set(arrays) != set(own):
+                raise ValueError(f"optimizer state {b!r} has parameters {sorted(arrays)}: "
+                                 f"expected {sorted(own)}")
+            for k, v in arrays.items():
+                if tuple(v.shape) != tuple(own[k].shape):
+                    raise ValueError(f"optimizer state {b}[{k!r}].shape={tuple(v.shape)}: "
+                                     f"expected {tuple(own[k].shape)}")
+                own[k][...] = get_array_module(own[k]).asarray(v, dtype=own[k].dtype)
+        self.lr, self.t = float(state["lr"]), int(state["t"])
+
+
+class SGD(Optimizer):
+    """w -= lr * dw; with ``momentum`` mu: v = mu * v - lr * dw, w += v; ``nesterov`` uses the
+    look-ahead form w += -mu * v_prev + (1 + mu) * v (CS231n)."""
+
+    def __init__(self, params, lr=1e-2, momentum=0.0, nesterov=False, lr_decay=1.0):
+        self.momentum = _check_real("momentum", momentum, 0.0, 1.0)
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True: needs momentum > 0")
+        self.nesterov = bool(nesterov)
+        self.buffers = ("velocity",) if self.momentum else ()
+        super().__init__(params, lr, lr_decay)
+
+    def _update(self, name, p, g):
+        if not self.momentum:
+            p -= self.lr * g
+            return
+        v = self.state["velocity"][name]
+        if self.nesterov:
+            p -= self.momentum * v
+        v *= self.momentum
+        v -= self.lr * g
+        p += (1 + self.momentum) * v if self.nesterov else v
+
+
+class RMSprop(Optimizer):
+    """cache = alpha * cache + (1 - alpha) * dw^2;  w -= lr * dw / (sqrt(cache) + eps)."""
+
+    buffers = ("square_avg",)
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, lr_decay=1.0):
+        self.alpha = _check_real("alpha", alpha, 0.0, 1.0)
+        self.eps = _check_real("eps", eps, 0.0, low_open=True)
+        super().__init__(params, lr, lr_decay)
+
+    def _update(self, name, p, g):
+        xp = get_array_module(p)
+        s = self.state["square_avg"][name]
+        s *= self.alpha
+        s += (1 - self.alpha) * g * g
+        p -= self.lr * g / (xp.sqrt(s) + self.eps)
+
+
+class Adam(Optimizer):
+    """m, v: running means of dw and dw^2 (betas); w -= lr * m_hat / (sqrt(v_hat) + eps) with the
+    bias corrections m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t)."""
+
+    buffers = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, lr_decay=1.0):
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas={betas!r}: expected a pair (beta1, beta2) in [0, 1)")
+        self.betas = tuple(_check_real(f"betas[{i}]", b, 0.0, 1.0) for i, b in enumerate(betas))
+        self.eps = _check_real("eps", eps, 0.0, low_open=True)
+        super().__init__(params, lr, lr_decay)
+
+    def _update(self, name, p, g):
+        xp = get_array_module(p)
+        b1, b2 = self.betas
+        m, v = self.state["exp_avg"][name], self.state["exp_avg_sq"][name]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        m_hat = m / (1 - b1 ** self.t)
+        v_hat = v / (1 - b2 ** self.t)
+        p -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+
+
+# name -> (class, default settings)
+OPTIMIZERS = {
+    "sgd": (SGD, {}),
+    "momentum": (SGD, {"momentum": 0.9}),
+    "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}),
+    "rmsprop": (RMSprop, {}),
+    "adam": (Adam, {}),
+}
+
+
+def make_optimizer(name: str, params: dict, **settings) -> Optimizer:
+    """``make_optimizer("adam", model.parameters(), lr=1e-3)``; names are the keys of OPTIMIZERS.
+
+    Unknown names or settings and out-of-range values raise ValueError.
+    """
+    if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
+        raise ValueError(f"optimizer={name!r}: expected one of {', '.join(OPTIMIZERS)}")
+    cls, defaults = OPTIMIZERS[name.lower()]
+    settings = {**defaults, **settings}
+    allowed = [p for p in inspect.signature(cls).parameters if p != "params"]
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise ValueError(f"optimizer {name!r}: unknown settings {unknown}; expected some of {allowed}")
+    return cls(params, **settings)
