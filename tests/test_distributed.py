@@ -1,0 +1,164 @@
+"""Data parallelism over MPI ranks: the single-process pieces here, and real two-rank jobs launched
+with mpirun (skipped with the reason where mpi4py or the MPI library is missing)."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gpucnn
+from gpucnn import distributed
+from gpucnn.distributed import World
+
+SCRIPTS = Path(__file__).parent / "mpi_scripts"
+LAUNCH_TIMEOUT = 120  # seconds; the machine may be busy, but each launch takes a few seconds
+
+
+# --- the trivial world (no MPI) -----------------------------------------------------------------
+
+def test_without_a_launcher_the_world_has_one_rank(monkeypatch):
+    for name in distributed.WORLD_SIZE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.launched_world_size() == 1
+    world = distributed.training_world(None)
+    assert (world.rank, world.size, world.local_rank, world.is_root) == (0, 1, 0, True)
+
+
+def test_bad_world_size_in_the_environment_is_named(monkeypatch):
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="OMPI_COMM_WORLD_SIZE='two'"):
+        distributed.launched_world_size()
+
+
+def test_shards_cover_the_batch_in_rank_order():
+    n = 11
+    parts = []
+    for rank in range(4):
+        world = World()
+        world.rank, world.size = rank, 4
+        parts.append(np.arange(n)[world.shard_slice(n)])
+    assert [len(p) for p in parts] == [3, 3, 3, 2]
+    assert np.array_equal(np.concatenate(parts), np.arange(n))
+
+
+def test_global_batch_must_divide_by_world_size():
+    world = World()
+    world.size = 4
+    assert world.check_batch_size(128) == 32
+    with pytest.raises(ValueError, match="batch_size=50: .*world size 4"):
+        world.check_batch_size(50)
+
+
+def test_size_one_allreduce_leaves_gradients_alone():
+    grads = {"w": np.arange(3.0)}
+    assert World().allreduce_gradients(grads, 2.5, 7) == 2.5
+    assert np.array_equal(grads["w"], np.arange(3.0))
+
+
+def test_map_runs_without_mpi_is_a_loop_in_order():
+    assert distributed.map_runs(lambda x: x * 10, [3, 1, 2]) == [30, 10, 20]
+
+
+def test_trainer_inside_map_runs_is_not_data_parallel():
+    worlds = distributed.map_runs(lambda _: distributed.training_world(None).size, [0])
+    assert worlds == [1]
+    with pytest.raises(ValueError, match="distributed=True inside distributed.map_runs"):
+        distributed.map_runs(lambda _: distributed.training_world(True), [0])
+
+
+def test_dropout_streams_are_fixed_by_seed_and_rank():
+    from gpucnn.models import ThreeLayerConvNet
+
+    def masks(rank):
+        model = ThreeLayerConvNet((1, 8, 8), num_filters=2, filter_size=3, hidden_dim=8,
+                                  dropout=0.5, seed=3)
+        distributed.spread_dropout_streams(model, rank)
+        distributed.spread_dropout_streams(model, rank)  # idempotent
+        return [m.rng.keep_mask((64,), 0.5) for m in model.modules() if hasattr(m, "rng")]
+
+    single = ThreeLayerConvNet((1, 8, 8), num_filters=2, filter_size=3, hidden_dim=8,
+                               dropout=0.5, seed=3)
+    plain = [m.rng.keep_mask((64,), 0.5) for m in single.modules() if hasattr(m, "rng")]
+    assert all(np.array_equal(a, b) for a, b in zip(masks(0), plain))  # rank 0 = one process
+    assert all(np.array_equal(a, b) for a, b in zip(masks(1), masks(1)))
+    assert not any(np.array_equal(a, b) for a, b in zip(masks(0), masks(1)))
+
+
+def test_mpirun_command_adds_root_and_oversubscribe_flags(monkeypatch):
+    monkeypatch.setattr(distributed, "find_mpirun", lambda: "/x/mpirun")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert distributed.mpirun_command(4, ["prog"]) == [
+        "/x/mpirun", "-n", "4", "--allow-run-as-root", "--oversubscribe", "prog"]
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert distributed.mpirun_command(2, ["prog"]) == ["/x/mpirun", "-n", "2", "prog"]
+    with pytest.raises(ValueError, match="nproc=0"):
+        distributed.mpirun_command(0, ["prog"])
+
+
+# --- real jobs under mpirun ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mpi_env():
+    """The environment for launched ranks; skips when mpi4py or an MPI library is missing."""
+    env = dict(os.environ)
+    for name in distributed.WORLD_SIZE_ENV:
+        env.pop(name, None)
+    # The ranks import the gpucnn this test imported (source tree or installed).
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(gpucnn.__file__).parents[1]), *filter(None, [env.get("PYTHONPATH")])])
+    probe = subprocess.run([sys.executable, "-c", "from mpi4py import MPI; MPI.Get_library_version()"],
+                           capture_output=True, text=True, env=env, timeout=LAUNCH_TIMEOUT)
+    if probe.returncode:
+        pytest.skip(f"mpi4py or its MPI library is unusable ({probe.stderr.strip().splitlines()[-1]}); "
+                    f"{distributed.MPI_INSTALL_HINT}")
+    try:
+        distributed.find_mpirun()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    return env
+
+
+def launch(env, nproc, script, *args, timeout=LAUNCH_TIMEOUT):
+    """Run ``script`` as ``nproc`` ranks and return the finished process."""
+    cmd = distributed.mpirun_command(nproc, [sys.executable, str(script), *map(str, args)])
+    if "--oversubscribe" not in cmd:
+        cmd.insert(3, "--oversubscribe")  # a busy CI machine may report fewer free slots
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_two_ranks_of_25_match_one_process_of_50(mpi_env, tmp_path):
+    single = subprocess.run([sys.executable, str(SCRIPTS / "equivalence.py"), tmp_path / "one.npz"],
+                            capture_output=True, text=True, env=mpi_env, timeout=LAUNCH_TIMEOUT)
+    assert single.returncode == 0, single.stderr
+    two = launch(mpi_env, 2, SCRIPTS / "equivalence.py", tmp_path / "two.npz")
+    assert two.returncode == 0, two.stdout + two.stderr
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    assert sorted(one) == sorted(two)
+    for name in one:
+        assert one[name].dtype == np.float64
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-12, atol=1e-12 * np.abs(one[name]).max(),
+                                   err_msg=name)
+
+
+def test_map_runs_splits_runs_over_ranks_and_gathers_in_order(mpi_env):
+    done = launch(mpi_env, 3, SCRIPTS / "map_runs.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULTS "))
+    results = json.loads(line[len("RESULTS "):])
+    assert [r["item"] for r in results] == list(range(7))
+    assert [r["square"] for r in results] == [i * i for i in range(7)]
+    assert [r["rank"] for r in results] == [i % 3 for i in range(7)]
+    assert len({r["pid"] for r in results}) == 3
+
+
+def test_a_failing_rank_stops_the_job_with_its_error(mpi_env):
+    start = time.monotonic()
+    done = launch(mpi_env, 2, SCRIPTS / "failing_rank.py", timeout=LAUNCH_TIMEOUT)
+    assert time.monotonic() - start < LAUNCH_TIMEOUT / 2  # stopped, not left waiting
+    assert done.returncode != 0
+    assert "rank 1: ValueError: batch 2 is corrupt (raised on purpose)" in done.stderr
