@@ -23,7 +23,8 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
                      ) -> list[np.ndarray]:
     """Split sample indices by class: ``[rest, part_1, part_2, ...]``, each sorted.
 
-    Part ``k`` takes ``round(fractions[k] * count)`` samples of each class, chosen at random
+    Part ``k`` takes ``round(fractions[k] * N)`` samples, shared among the classes in
+    proportion to their counts (largest remainders get the odd samples), chosen at random
     from ``seed``; the rest is what remains.  Deterministic for a given (labels, fractions,
     seed).
     """
@@ -37,10 +38,19 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
     cls = labels[order]
     parts, lower = [], np.zeros_like(counts)
     for f in fractions:
-        upper = lower + np.round(f * counts).astype(counts.dtype)
+        upper = lower + _apportion(f, counts)
         parts.append(np.sort(order[(rank >= lower[cls]) & (rank < upper[cls])]))
         lower = upper
     return [np.sort(order[rank >= lower[cls]])] + parts
+
+
+def _apportion(fraction: float, counts: np.ndarray) -> np.ndarray:
+    """Per-class sample counts summing to round(fraction * total), each within 1 of its share."""
+    quota = fraction * counts
+    take = np.floor(quota).astype(counts.dtype)
+    extra = int(round(fraction * counts.sum())) - int(take.sum())
+    take[np.argsort(-(quota - take), kind="stable")[:extra]] += 1
+    return take
 
 
 def gather_scaled(chunks: list[tuple[np.ndarray, np.ndarray]], index_sets: list[np.ndarray],
