@@ -7,10 +7,13 @@ normalisation run in place over blocks of samples.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+
 import numpy as np
 
 SPLIT_STREAM = 0x5B1  # keeps the split's draws apart from other users of the same seed
-_BLOCK = 4096  # samples per step of the in-place passes
+_BLOCK = 1024  # samples per step of the blockwise passes (bounds temporaries)
 
 
 def check_fraction(name: str, value) -> float:
@@ -71,11 +74,34 @@ def gather_scaled(chunks: list[tuple[np.ndarray, np.ndarray]], index_sets: list[
         for ix, (ox, oy) in zip(index_sets, outs):
             a, b = np.searchsorted(ix, [offset, end])
             local = ix[a:b] - offset
-            np.multiply(images[local], np.float32(scale), out=ox[a:b], dtype=np.float32)
             oy[a:b] = labels[local]
+            for lo in range(0, b - a, _BLOCK):  # small gathers: no chunk-sized temporaries
+                sel = local[lo:lo + _BLOCK]
+                np.multiply(images[sel], np.float32(scale), out=ox[a + lo:a + lo + len(sel)],
+                            dtype=np.float32)
         offset = end
         del images, labels
+        _return_freed_memory()
     return outs
+
+
+def _return_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc only; elsewhere nothing happens).
+
+    A CIFAR-10 batch (30 MB) is below glibc's largest mmap threshold, so it lives on the heap
+    and stays resident after it is freed: without this, loading CIFAR-10 peaks ~120 MB higher.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError, TypeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 def channel_stats(x: np.ndarray, with_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
