@@ -1,0 +1,386 @@
+"""Training: the CS231n Solver's loop with seeded batching, checkpoints and exact resume.
+
+``Trainer(model, data, optimizer="adam", optim_config={"lr": 1e-3}, ...).train()`` returns a
+:class:`History`.  An *epoch* is ``iterations_per_epoch`` updates (default: one pass over the
+training set).  Accuracy is measured before training (recorded as epoch 0, as seed 000's tables
+start) and after every epoch, on a fixed random subset of ``num_train_samples`` training samples
+and on ``num_val_samples`` validation samples (default all), in batches.
+
+Checkpoints (``checkpoint_dir/checkpoint.npz``, after epoch 0 and every ``checkpoint_every``
+epochs) hold the parameters, the optimizer state, every random generator's state (dropout layers,
+batch order), the position in training, the history and the settings, so that a run resumed from
+one gives the same history as one never stopped (bit-identical on the CPU).  Ctrl-C finishes the
+current iteration, writes a checkpoint and raises :class:`TrainingInterrupted`, whose message says
+how to resume.  A NaN or infinite loss raises :class:`TrainingDiverged`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import nn
+from .backend import resolve_device
+from .checkpoint import load_npz, prefixed, save_npz
+from .data import BatchIterator, random_subset
+from .optim import make_optimizer
+
+CHECKPOINT_NAME = "checkpoint.npz"
+# Settings that shape the history: a checkpoint resumes only under the same values.
+RESUME_KEYS = ("optimizer", "optim_config", "batch_size", "iterations_per_epoch",
+               "num_train_samples", "num_val_samples", "seed", "num_train", "num_val")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training after completed update ``iteration``; ``checkpoint`` is where the
+    state was saved (None without a checkpoint_dir)."""
+
+    def __init__(self, message: str, checkpoint: str | None, iteration: int):
+        super().__init__(message)
+        self.checkpoint, self.iteration = checkpoint, iteration
+
+
+@dataclass
+class History:
+    """What ``Trainer.train()`` measured.
+
+    Per iteration: ``loss``.  Per epoch, indexed by epoch number with **epoch 0 = before
+    training**: ``train_acc``, ``val_acc``, ``lr`` (the rate used during that epoch),
+    ``epoch_loss`` (mean training loss of the epoch; None for epoch 0) and ``epoch_time``
+    (seconds: the epoch's updates and its accuracy checks; epoch 0 only the checks).
+    ``best_params`` (host NumPy copies) are those of ``best_epoch``, the first epoch with the
+    highest ``best_val_acc``.
+    """
+
+    loss: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    val_acc: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    epoch_loss: list = field(default_factory=list)
+    epoch_time: list = field(default_factory=list)
+    best_val_acc: float = -1.0
+    best_epoch: int = -1
+    best_params: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def epochs(self) -> int:
+        """Epochs completed (not counting epoch 0)."""
+        return max(len(self.val_acc) - 1, 0)
+
+    def to_dict(self) -> dict:
+        """Everything but ``best_params``, JSON-able."""
+        d = asdict(self)
+        del d["best_params"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, best_params: dict | None = None) -> "History":
+        return cls(**d, best_params=dict(best_params or {}))
+
+    HEADER = f"{'epoch':>5}  {'loss':>8}  {'train acc':>9}  {'val acc':>7}  {'seconds':>7}"
+
+    def row(self, epoch: int) -> str:
+        """One line of the per-epoch table (see ``HEADER``)."""
+        loss = self.epoch_loss[epoch]
+        return (f"{epoch:>5}  {'-' if loss is None else f'{loss:.4f}':>8}  "
+                f"{self.train_acc[epoch]:>9.3f}  {self.val_acc[epoch]:>7.3f}  "
+                f"{self.epoch_time[epoch]:>7.2f}")
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
+    return int(value)
+
+
+def _check_split(xname, x, yname, y):
+    if not isinstance(x, np.ndarray) or x.ndim < 2 or x.dtype.kind not in "fiu":
+        raise ValueError(f"{xname}: expected a numeric NumPy array (N, ...), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    if not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype.kind not in "iu":
+        raise ValueError(f"{yname}: expected a 1-D integer NumPy array of labels, got "
+                         f"{getattr(y, 'dtype', type(y).__name__)} {getattr(y, 'shape', '')}")
+    if len(x) != len(y):
+        raise ValueError(f"{xname} has {len(x)} samples but {yname} has {len(y)}: expected "
+                         f"one label per sample")
+    if len(x) == 0:
+        raise ValueError(f"{xname} is empty: expected at least one sample")
+    if x.dtype.kind == "f":
+        flat = x.reshape(len(x), -1)
+        bad = np.concatenate([~np.isfinite(flat[i:i + 4096]).all(axis=1)   # blocks: bounded memory
+                              for i in range(0, len(x), 4096)])
+        if bad.any():
+            raise ValueError(f"{xname} holds NaN or infinite values in {int(bad.sum())} samples "
+                             f"(first: index {int(np.argmax(bad))}): expected finite data")
+
+
+def _unpack_data(data):
+    """A ``gpucnn.data.Dataset`` or a dict with X_train, y_train, X_val, y_val."""
+    if hasattr(data, "x_train"):
+        return data.x_train, data.y_train, data.x_val, data.y_val
+    keys = ("X_train", "y_train", "X_val", "y_val")
+    if not isinstance(data, dict) or any(k not in data for k in keys):
+        raise ValueError(f"data: expected a gpucnn.data.Dataset or a dict with keys {keys}")
+    return tuple(data[k] for k in keys)
+
+
+def _progress_wanted(progress: bool) -> bool:
+    return bool(progress) and sys.stderr.isatty()
+
+
+class Trainer:
+    """Trains a :class:`gpucnn.models.Classifier` (anything with ``loss(X, y)``,
+    ``predict(X, batch_size)``, ``parameters()`` and ``to()``).
+
+    data: a ``gpucnn.data.Dataset`` or ``{"X_train", "y_train", "X_val", "y_val"}``, X (N, ...)
+    and integer labels (N,), on the host; batches are moved to ``device`` one at a time.
+    optimizer / optim_config: a name from ``gpucnn.optim.OPTIMIZERS`` and its settings (lr,
+    momentum, lr_decay, ...).  seed fixes the batch order and the accuracy subsets; the model's
+    own seed fixes its initialisation and dropout.  log, if given, is called with the header and
+    then one table row per epoch.  run_info: JSON-able facts stored in checkpoints (the CLI
+    records the dataset there).
+    """
+
+    def __init__(self, model, data, *, optimizer="sgd", optim_config=None, batch_size=100,
+                 num_epochs=10, iterations_per_epoch=None, num_train_samples=1000,
+                 num_val_samples=None, seed=0, device=None, checkpoint_dir=None,
+                 checkpoint_every=1, progress=True, log=None, run_info=None):
+        X_train, y_train, X_val, y_val = _unpack_data(data)
+        _check_split("X_train", X_train, "y_train", y_train)
+        _check_split("X_val", X_val, "y_val", y_val)
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.num_epochs = _check_int("num_epochs", num_epochs, 0)
+        self.seed = _check_int("seed", seed, 0)
+        self.checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
+        self.num_train_samples = _check_int("num_train_samples", num_train_samples, 1)
+        if num_val_samples is not None:
+            num_val_samples = _check_int("num_val_samples", num_val_samples, 1)
+        self.num_val_samples = num_val_samples
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.optimizer_name = optimizer
+        self.optim_config = dict(optim_config or {})
+        self.optimizer = make_optimizer(optimizer, model.parameters(), **self.optim_config)
+        self.batches = BatchIterator(X_train, y_train, self.batch_size, seed=self.seed,
+                                     device=self.device)
+        if iterations_per_epoch is None:
+            iterations_per_epoch = len(self.batches)
+        self.iterations_per_epoch = _check_int("iterations_per_epoch", iterations_per_epoch, 1)
+        self.train_subset = random_subset(X_train, y_train, min(num_train_samples, len(X_train)),
+                                          self.seed)
+        self.val_subset = ((X_val, y_val) if num_val_samples is None or num_val_samples >= len(X_val)
+                           else random_subset(X_val, y_val, num_val_samples, self.seed))
+        self.checkpoint_dir = checkpoint_dir
+        self.progress, self.log = progress, log
+        self.run_info = dict(run_info or {})
+        self._sizes = (len(X_train), len(X_val))
+        self.history = History()
+        self.epoch = 0        # epochs completed
+        self.iteration = 0    # updates completed
+        self._epoch_elapsed = 0.0  # seconds already spent in the current, unfinished epoch
+        self._stop_requested = False
+
+    # -- settings and state ----------------------------------------------------------------------
+    def config(self) -> dict:
+        """The settings, JSON-able, as stored in checkpoints."""
+        return {"optimizer": self.optimizer_name, "optim_config": self.optim_config,
+                "batch_size": self.batch_size, "num_epochs": self.num_epochs,
+                "iterations_per_epoch": self.iterations_per_epoch,
+                "num_train_samples": self.num_train_samples,
+                "num_val_samples": self.num_val_samples, "seed": self.seed, "device": self.device,
+                "num_train": self._sizes[0], "num_val": self._sizes[1],
+                "model": self.model.config() if hasattr(self.model, "config") else None,
+                "run_info": self.run_info}
+
+    @property
+    def checkpoint_path(self) -> str | None:
+        return None if self.checkpoint_dir is None else os.path.join(self.checkpoint_dir, CHECKPOINT_NAME)
+
+    def _dropouts(self) -> list:
+        return [m for m in self.model.modules() if isinstance(m, nn.Dropout)]
+
+    # -- the loop --------------------------------------------------------------------------------
+    def check_accuracy(self, X, y) -> float:
+        """Fraction of ``X`` classified as ``y``, predicted ``batch_size`` samples at a time."""
+        return float(np.mean(self.model.predict(X, self.batch_size) == y))
+
+    def _record_accuracies(self, started: float) -> None:
+        h = self.history
+        h.train_acc.append(self.check_accuracy(*self.train_subset))
+        h.val_acc.append(self.check_accuracy(*self.val_subset))
+        h.epoch_time.append(self._epoch_elapsed + time.perf_counter() - started)
+        self._epoch_elapsed = 0.0
+        if h.val_acc[-1] > h.best_val_acc:
+            h.best_val_acc, h.best_epoch = h.val_acc[-1], len(h.val_acc) - 1
+            h.best_params = self.model.state_dict()
+        if self.log:
+            if len(h.val_acc) == 1:
+                self.log(History.HEADER)
+            self.log(h.row(len(h.val_acc) - 1))
+
+    def train(self) -> History:
+        """Train until ``num_epochs`` epochs are complete (continuing where it stopped);
+        returns the history."""
+        self._stop_requested = False
+        on_main = threading.current_thread() is threading.main_thread()
+        if on_main:
+            previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._request_stop)
+        try:
+            self._train()
+        finally:
+            if on_main:
+                signal.signal(signal.SIGINT, signal.default_int_handler if previous is None
+                              else previous)
+        return self.history
+
+    def _request_stop(self, signum, frame):
+        """First Ctrl-C: stop after this iteration; a second one interrupts at once."""
+        self._stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _train(self) -> None:
+        h, model, ipe = self.history, self.model, self.iterations_per_epoch
+        if not h.val_acc:
+            started = time.perf_counter()
+            h.lr.append(self.optimizer.lr)
+            h.epoch_loss.append(None)
+            self._record_accuracies(started)
+            self._save_checkpoint()
+        while self.epoch < self.num_epochs:
+            started = time.perf_counter()
+            model.train()
+            done = self.iteration - self.epoch * ipe
+            bar = None
+            if _progress_wanted(self.progress):
+                from tqdm import tqdm
+
+                bar = tqdm(total=ipe, initial=done, desc=f"epoch {self.epoch + 1}/{self.num_epochs}",
+                           leave=False, dynamic_ncols=True)
+            try:
+                for _ in range(done, ipe):
+                    if self._stop_requested:
+                        self._epoch_elapsed += time.perf_counter() - started
+                        self._interrupt()
+                    self._step()
+                    if bar is not None:
+                        bar.update()
+                        bar.set_postfix(loss=f"{np.mean(h.loss[self.epoch * ipe:]):.4f}",
+                                        refresh=False)
+            finally:
+                if bar is not None:
+                    bar.close()
+            self.epoch += 1
+            h.lr.append(self.optimizer.lr)
+            h.epoch_loss.append(float(np.mean(h.loss[-ipe:])))
+            self.optimizer.end_epoch()
+            self._record_accuracies(started)
+            if self.epoch % self.checkpoint_every == 0 or self.epoch == self.num_epochs:
+                self._save_checkpoint()
+
+    def _step(self) -> None:
+        X, y = self.batches.next_batch()
+        loss, grads = self.model.loss(X.astype(self.model.dtype, copy=False), y)
+        if not math.isfinite(loss):
+            where = (f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path
+                     else "no checkpoint_dir was given")
+            raise TrainingDiverged(
+                f"training diverged: loss={loss} at iteration {self.iteration + 1} (epoch "
+                f"{self.epoch + 1}) with lr={self.optimizer.lr:g} ({self.optimizer_name}); "
+                f"try a smaller learning rate; {where}")
+        self.optimizer.step(grads)
+        self.history.loss.append(loss)
+        self.iteration += 1
+
+    def _interrupt(self):
+        self._stop_requested = False
+        where = self._save_checkpoint()
+        done = f"epoch {self.epoch + 1}, iteration {self.iteration}"
+        if where is None:
+            msg = (f"training interrupted at {done}; no checkpoint_dir was given, so nothing was "
+                   f"saved (calling train() again on this Trainer continues)")
+        else:
+            msg = (f"training interrupted at {done}; checkpoint written to {where}. Resume with "
+                   f"Trainer.from_checkpoint({where!r}, model, data).train()")
+        raise TrainingInterrupted(msg, where, self.iteration)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _save_checkpoint(self) -> str | None:
+        path = self.checkpoint_path
+        if path is None:
+            return None
+        opt = self.optimizer.state_dict()
+        arrays = {f"param/{k}": v for k, v in self.model.state_dict().items()}
+        arrays.update({f"best/{k}": v for k, v in self.history.best_params.items()})
+        for buffer, named in opt.pop("buffers").items():
+            arrays.update({f"optim/{buffer}/{k}": v for k, v in named.items()})
+        meta = {"format": "checkpoint", "version": 1, "epoch": self.epoch,
+                "iteration": self.iteration, "epoch_elapsed": self._epoch_elapsed,
+                "optimizer": opt, "batches": self.batches.state(),
+                "dropout": [d.rng.state() for d in self._dropouts()],
+                "history": self.history.to_dict(), "config": self.config()}
+        save_npz(path, arrays, meta)
+        return path
+
+    def resume(self, path: str) -> "Trainer":
+        """Load the checkpoint at ``path`` into this trainer, its model and optimizer; returns self.
+
+        The settings that shape the history (``RESUME_KEYS``) must equal the checkpoint's;
+        ``num_epochs`` may be larger, to train on.
+        """
+        arrays, meta = load_npz(path, "checkpoint")
+        try:
+            saved = meta["config"]
+            mine = json.loads(json.dumps(self.config()))  # compare as stored (tuples as lists)
+            diff = [f"{k}={saved.get(k)!r} in the checkpoint, {mine[k]!r} here"
+                    for k in RESUME_KEYS if saved.get(k) != mine[k]]
+            if diff:
+                raise ValueError("settings differ: " + "; ".join(diff))
+            self.model.load_state_dict(prefixed(arrays, "param"))
+            buffers = {}
+            for key, value in prefixed(arrays, "optim").items():
+                buffer, name = key.split("/", 1)
+                buffers.setdefault(buffer, {})[name] = value
+            self.optimizer.load_state_dict({**meta["optimizer"], "buffers": buffers})
+            dropouts = self._dropouts()
+            if len(dropouts) != len(meta["dropout"]):
+                raise ValueError(f"the checkpoint has {len(meta['dropout'])} dropout generators, "
+                                 f"the model {len(dropouts)} dropout layers")
+            for d, state in zip(dropouts, meta["dropout"]):
+                d.rng.set_state(state)
+            self.batches.set_state(meta["batches"])
+            self.history = History.from_dict(meta["history"], prefixed(arrays, "best"))
+            self.epoch, self.iteration = int(meta["epoch"]), int(meta["iteration"])
+            self._epoch_elapsed = float(meta["epoch_elapsed"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: cannot resume from this checkpoint: {e}") from None
+        return self
+
+    @classmethod
+    def from_checkpoint(cls, path: str, model, data, **overrides) -> "Trainer":
+        """A Trainer with the settings saved in ``path`` (``overrides`` replace some, e.g. a larger
+        num_epochs or another device), resumed from it.  ``checkpoint_dir`` defaults to the
+        checkpoint's folder."""
+        _, meta = load_npz(path, "checkpoint")
+        try:
+            saved = meta["config"]
+            settings = {k: saved[k] for k in ("optimizer", "optim_config", "batch_size", "num_epochs",
+                                              "iterations_per_epoch", "num_train_samples",
+                                              "num_val_samples", "seed", "device", "run_info")}
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{path}: cannot resume from this checkpoint: missing setting {e}") from None
+        settings["checkpoint_dir"] = os.path.dirname(os.path.abspath(path))
+        settings.update(overrides)
+        return cls(model, data, **settings).resume(path)
