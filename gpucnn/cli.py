@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "gpucnn.info",
     "gpucnn.data.cli",
     "gpucnn.receptive",
+    "gpucnn.train_cli",
 )
 
 
