@@ -16,7 +16,7 @@ def status_lines(data_dir=None) -> list[str]:
              "synthetic      generated on demand"]
     for name, source in SOURCES.items():
         try:
-            paths = (list(idx.locate(name, source, data_dir).values()) if name != "cifar10"
+            paths = (list(idx.locate(name, data_dir).values()) if name != "cifar10"
                      else [cifar.locate(name, data_dir)])
         except FileNotFoundError:
             lines.append(f"{name:<14} not present (gpucnn data download {name})")

@@ -10,7 +10,6 @@ import hashlib
 import http.client
 import os
 import tempfile
-import urllib.error
 import urllib.request
 
 from .sources import DOWNLOAD_FILES, Source, file_md5, get_source, search_dirs
@@ -70,7 +69,7 @@ def fetch(url: str, path: str, md5: str, timeout: float = 60.0) -> None:
                 raise ValueError(f"{url}: truncated download: the connection closed after "
                                  f"{received + len(e.partial)} bytes, "
                                  f"{e.expected} more were announced") from None
-            except (urllib.error.URLError, OSError) as e:
+            except OSError as e:  # URLError, HTTPError, timeouts, resets
                 raise RuntimeError(f"{url}: download failed: {e}") from None
         if length is not None and received != int(length):
             raise ValueError(f"{url}: truncated download: got {received} bytes, the server "

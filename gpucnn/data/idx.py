@@ -56,7 +56,7 @@ def read_idx(path: str, ndim: int) -> np.ndarray:
     return parse_idx(raw, path, ndim)
 
 
-def locate(name: str, source: Source, data_dir) -> dict[str, str]:
+def locate(name: str, data_dir) -> dict[str, str]:
     """Map each IDX base name to the file found for it (``.gz`` preferred); all or an error."""
     dirs = search_dirs(name, data_dir)
     bases = [b for pair in PARTS.values() for b in pair]
@@ -89,7 +89,7 @@ def read_split(images_path: str, labels_path: str) -> tuple[np.ndarray, np.ndarr
 
 def load_idx_dataset(name: str, source: Source, data_dir=None):
     """Train and test (uint8 images (N, 1, H, W), int64 labels) plus the files they came from."""
-    found = locate(name, source, data_dir)
+    found = locate(name, data_dir)
     for path in found.values():
         verify_md5(path, source.md5_of(os.path.basename(path)))
     out = {part: read_split(found[img], found[lab]) for part, (img, lab) in PARTS.items()}
