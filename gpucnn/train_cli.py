@@ -55,6 +55,9 @@ def run_train(args) -> int:
           f"{json.dumps(trainer.optim_config)}, {trainer.num_epochs} epochs x "
           f"{trainer.iterations_per_epoch} iterations of {trainer.batch_size}")
     print(f"model: {model.net!r}".replace("\n", "\n       "))
+    if args.resume:
+        print(f"resuming {trainer.checkpoint_path} after epoch {trainer.epoch}, iteration "
+              f"{trainer.iteration}")
     try:
         history = trainer.train()
     except TrainingInterrupted as e:
