@@ -23,7 +23,9 @@ Independent runs (experiments, sweeps) are spread over ranks with :func:`map_run
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
+import functools
 import importlib.metadata
 import os
 import shutil
@@ -134,34 +136,33 @@ class World:
             offset += p.size
 
     def allreduce_gradients(self, grads: dict, loss, count: int):
-        """Average ``grads`` (a {name: array} dict, updated in place) and ``loss`` over the
-        global batch with one collective; returns the global batch's loss as a float.
+        """Average ``grads`` (a {name: array} dict) and ``loss`` over the global batch with one
+        collective; returns the global batch's loss as a float.
 
         ``count`` is this rank's number of samples: each rank contributes ``count * grad``, and
         the sum is divided by the global count, so the result is the gradient of the mean loss
         over the global batch even when shards differ in size.  Gradients are packed into one
-        flat buffer (plus two slots for the loss and the count) that is reused while the names,
-        shapes and dtype stay the same: MPI ``Allreduce`` on the host for NumPy arrays, NCCL on
-        the GPU for CuPy arrays.
+        flat buffer (plus two slots for the loss and the count), reused while the names, shapes
+        and dtype stay the same, and summed with MPI ``Allreduce`` on the host for NumPy arrays
+        or NCCL on the GPU for CuPy arrays.  Afterwards the dict's entries are views into that
+        buffer (no copy back, as DDP's gradient buckets): valid until the next call.
         """
         if self.size == 1:
             return float(loss)
         buf, layout = self._flat_buffer(grads)
-        offset = 0
-        for name, shape, n in layout:
-            buf[offset:offset + n] = grads[name].ravel()
-            offset += n
-        buf[:offset] *= count
-        buf[offset] = loss * count
-        buf[offset + 1] = count
+        xp = get_array_module(buf)
+        n = buf.size - 2
+        xp.concatenate([grads[name].ravel() for name, _, _ in layout], out=buf[:n])
+        buf[:n] *= count
+        buf[n] = loss * count
+        buf[n + 1] = count
         self._sum_in_place(buf)
-        total = buf[offset + 1]
-        buf /= total
+        buf /= buf[n + 1].copy()  # a copy: CuPy does not guard a divisor that aliases the output
         offset = 0
-        for name, shape, n in layout:
-            grads[name][...] = buf[offset:offset + n].reshape(shape)
-            offset += n
-        return float(buf[offset])
+        for name, shape, size in layout:
+            grads[name] = buf[offset:offset + size].reshape(shape)
+            offset += size
+        return float(buf[n])
 
     def _flat_buffer(self, grads: dict):
         layout = tuple((name, tuple(g.shape), int(g.size)) for name, g in grads.items())
@@ -171,7 +172,7 @@ class World:
                             f"floating dtype for the flat all-reduce buffer")
         xp = get_array_module(*grads.values())
         dtype = dtypes.pop()
-        if (self._layout != layout or self._buffer is None or self._buffer.dtype != dtype
+        if (self._layout != layout or self._buffer.dtype != dtype
                 or get_array_module(self._buffer) is not xp):
             self._buffer = xp.empty(sum(n for _, _, n in layout) + 2, dtype=dtype)
             self._layout = layout
@@ -195,6 +196,13 @@ class World:
             raise TypeError(f"gradient dtype {buf.dtype}: expected float32 or float64 for NCCL")
         stream = cupy.cuda.get_current_stream()
         self._nccl.allReduce(buf.data.ptr, buf.data.ptr, buf.size, dtype, nccl.NCCL_SUM, stream.ptr)
+
+    def local_loss(self, model, X, y):
+        """``model.loss(X, y)`` on this rank's shard; an empty shard (a last partial batch
+        smaller than the world) contributes zero loss and zero gradients."""
+        if len(X):
+            return model.loss(X, y)
+        return 0.0, {k: get_array_module(p).zeros_like(p) for k, p in model.parameters().items()}
 
     def sum(self, value):
         """The sum over ranks of a number (e.g. correct predictions), on every rank."""
@@ -318,6 +326,33 @@ def spread_dropout_streams(model, rank: int) -> None:
                 m.rng = rng
 
 
+def shard_batches(batches, world: World):
+    """A copy of ``batches`` (a :class:`gpucnn.data.BatchIterator` over the *global* batch) that
+    serves this rank's shard of every batch: same order, augmentation and state as the original,
+    so the global batches are those of one process; only the shard is moved to the device."""
+    if world.size == 1:
+        return batches
+    world.check_batch_size(batches.batch_size)
+    sharded = object.__new__(_ShardedBatchIterator.of(type(batches)))
+    sharded.__dict__.update(batches.__dict__)
+    sharded.world = world
+    return sharded
+
+
+class _ShardedBatchIterator:
+    """Mixin over a BatchIterator class: ``host_batch`` returns this rank's shard."""
+
+    world: World
+
+    @classmethod
+    @functools.cache
+    def of(cls, base: type) -> type:
+        return type(f"Sharded{base.__name__}", (cls, base), {})
+
+    def host_batch(self, epoch: int, k: int):
+        return self.world.shard(*super().host_batch(epoch, k))
+
+
 def map_runs(fn, items) -> list | None:
     """``[fn(item) for item in items]`` with the runs spread over the job's ranks.
 
@@ -390,3 +425,48 @@ def launch(nproc: int, cli_args: list[str]) -> int:
                            f"{launched_world_size()} ranks: expected one or the other")
     cmd = mpirun_command(nproc, [sys.executable, "-m", "gpucnn.cli", *cli_args])
     return subprocess.call(cmd)
+
+
+def command(func, parser: argparse.ArgumentParser):
+    """Wrap a CLI command ``func(args)`` for data parallelism.
+
+    With ``--nproc N`` the same command is started again as N MPI ranks (``mpirun``); under MPI
+    the command runs guarded (an error on one rank stops the job with that rank's message) and
+    only rank 0 writes to stdout.
+    """
+    @functools.wraps(func)
+    def run(args):
+        if getattr(args, "nproc", None) is not None:
+            name = parser.prog.split()[-1]
+            return launch(args.nproc, [name, *_argv_from(parser, args, skip=("nproc",))])
+        world = get_world()
+        if world.size == 1:
+            return func(args)
+        if not world.is_root:
+            sys.stdout = open(os.devnull, "w")
+        with world.guard():
+            return func(args)
+
+    return run
+
+
+def _argv_from(parser: argparse.ArgumentParser, args, skip=()) -> list[str]:
+    """Command-line arguments that make ``parser`` parse to ``args`` again (values that differ
+    from their defaults, long option names, ``--opt=value`` so values may start with '-')."""
+    options, positionals = [], []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction) or action.dest in skip:
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if not action.option_strings:
+            positionals += [str(v) for v in values]
+        elif action.nargs == 0:
+            options.append(action.option_strings[-1])
+        elif isinstance(value, (list, tuple)):
+            options += [action.option_strings[-1], *map(str, values)]
+        else:
+            options.append(f"{action.option_strings[-1]}={value}")
+    return options + (["--", *positionals] if positionals else [])

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import nn
+from .distributed import shard_batches, spread_dropout_streams, training_world
 from .backend import resolve_device
 from .checkpoint import load_npz, prefixed, save_npz
 from .data import BatchIterator, random_subset
@@ -150,13 +151,14 @@ class Trainer:
     momentum, lr_decay, ...).  seed fixes the batch order and the accuracy subsets; the model's
     own seed fixes its initialisation and dropout.  log, if given, is called with the header and
     then one table row per epoch.  run_info: JSON-able facts stored in checkpoints (the CLI
-    records the dataset there).
+    records the dataset there).  distributed: data parallelism over MPI ranks (None: when
+    launched by mpirun), batch_size being the global batch; see :mod:`gpucnn.distributed`.
     """
 
     def __init__(self, model, data, *, optimizer="sgd", optim_config=None, batch_size=100,
                  num_epochs=10, iterations_per_epoch=None, num_train_samples=1000,
                  num_val_samples=None, seed=0, device=None, checkpoint_dir=None,
-                 checkpoint_every=1, progress=True, log=None, run_info=None):
+                 checkpoint_every=1, progress=True, log=None, run_info=None, distributed=None):
         X_train, y_train, X_val, y_val = _unpack_data(data)
         _check_split("X_train", X_train, "y_train", y_train)
         _check_split("X_val", X_val, "y_val", y_val)
@@ -169,12 +171,16 @@ class Trainer:
             num_val_samples = _check_int("num_val_samples", num_val_samples, 1)
         self.num_val_samples = num_val_samples
         self.device = resolve_device(device)
+        self.world = training_world(distributed, self.device)  # before .to(): picks the rank's GPU
         self.model = model.to(self.device)
+        self.world.broadcast_parameters(self.model)
+        spread_dropout_streams(self.model, self.world.rank)
         self.optimizer_name = optimizer
         self.optim_config = dict(optim_config or {})
         self.optimizer = make_optimizer(optimizer, model.parameters(), **self.optim_config)
         self.batches = BatchIterator(X_train, y_train, self.batch_size, seed=self.seed,
                                      device=self.device)
+        self.batches = shard_batches(self.batches, self.world)
         if iterations_per_epoch is None:
             iterations_per_epoch = len(self.batches)
         self.iterations_per_epoch = _check_int("iterations_per_epoch", iterations_per_epoch, 1)
@@ -214,7 +220,9 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------
     def check_accuracy(self, X, y) -> float:
         """Fraction of ``X`` classified as ``y``, predicted ``batch_size`` samples at a time."""
-        return float(np.mean(self.model.predict(X, self.batch_size) == y))
+        n = len(y)
+        X, y = self.world.shard(X, y)  # each rank scores its part; the correct counts are summed
+        return self.world.sum(int(np.sum(self.model.predict(X, self.batch_size) == y))) / n
 
     def _record_accuracies(self, started: float) -> None:
         h = self.history
@@ -225,7 +233,7 @@ class Trainer:
         if h.val_acc[-1] > h.best_val_acc:
             h.best_val_acc, h.best_epoch = h.val_acc[-1], len(h.val_acc) - 1
             h.best_params = self.model.state_dict()
-        if self.log:
+        if self.log and self.world.is_root:
             if len(h.val_acc) == 1:
                 self.log(History.HEADER)
             self.log(h.row(len(h.val_acc) - 1))
@@ -239,7 +247,8 @@ class Trainer:
             previous = signal.getsignal(signal.SIGINT)
             signal.signal(signal.SIGINT, self._request_stop)
         try:
-            self._train()
+            with self.world.guard():  # an error on one rank stops them all
+                self._train()
         finally:
             if on_main:
                 signal.signal(signal.SIGINT, signal.default_int_handler if previous is None
@@ -264,7 +273,7 @@ class Trainer:
             model.train()
             done = self.iteration - self.epoch * ipe
             bar = None
-            if _progress_wanted(self.progress):
+            if _progress_wanted(self.progress) and self.world.is_root:
                 from tqdm import tqdm
 
                 bar = tqdm(total=ipe, initial=done, desc=f"epoch {self.epoch + 1}/{self.num_epochs}",
@@ -292,7 +301,8 @@ class Trainer:
 
     def _step(self) -> None:
         X, y = self.batches.next_batch()
-        loss, grads = self.model.loss(X.astype(self.model.dtype, copy=False), y)
+        loss, grads = self.world.local_loss(self.model, X.astype(self.model.dtype, copy=False), y)
+        loss = self.world.allreduce_gradients(grads, loss, len(y))  # mean over the global batch
         if not math.isfinite(loss):
             where = (f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path
                      else "no checkpoint_dir was given")
@@ -321,6 +331,8 @@ class Trainer:
         path = self.checkpoint_path
         if path is None:
             return None
+        if not self.world.is_root:
+            return path  # rank 0 writes it
         opt = self.optimizer.state_dict()
         arrays = {f"param/{k}": v for k, v in self.model.state_dict().items()}
         arrays.update({f"best/{k}": v for k, v in self.history.best_params.items()})
@@ -330,7 +342,8 @@ class Trainer:
                 "iteration": self.iteration, "epoch_elapsed": self._epoch_elapsed,
                 "optimizer": opt, "batches": self.batches.state(),
                 "dropout": [d.rng.state() for d in self._dropouts()],
-                "history": self.history.to_dict(), "config": self.config()}
+                "history": self.history.to_dict(), "config": self.config(),
+                "world_size": self.world.size}
         save_npz(path, arrays, meta)
         return path
 
@@ -348,6 +361,10 @@ class Trainer:
                     for k in RESUME_KEYS if saved.get(k) != mine[k]]
             if diff:
                 raise ValueError("settings differ: " + "; ".join(diff))
+            if meta.get("world_size", 1) != self.world.size:
+                raise ValueError(f"the checkpoint was written by {meta.get('world_size', 1)} "
+                                 f"ranks, this run has {self.world.size}: expected the same "
+                                 f"world size")
             self.model.load_state_dict(prefixed(arrays, "param"))
             buffers = {}
             for key, value in prefixed(arrays, "optim").items():
@@ -360,6 +377,7 @@ class Trainer:
                                  f"the model {len(dropouts)} dropout layers")
             for d, state in zip(dropouts, meta["dropout"]):
                 d.rng.set_state(state)
+            spread_dropout_streams(self.model, self.world.rank)
             self.batches.set_state(meta["batches"])
             self.history = History.from_dict(meta["history"], prefixed(arrays, "best"))
             self.epoch, self.iteration = int(meta["epoch"]), int(meta["iteration"])

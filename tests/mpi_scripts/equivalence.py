@@ -25,12 +25,15 @@ def main(out_path):
     world.broadcast_parameters(model)
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     world.check_batch_size(GLOBAL_BATCH)
+    buffers = set()
     for step in range(STEPS):
         xb, yb = world.shard(x[step * GLOBAL_BATCH:(step + 1) * GLOBAL_BATCH],
                              y[step * GLOBAL_BATCH:(step + 1) * GLOBAL_BATCH])
         loss, grads = model.loss(xb, yb)
         world.allreduce_gradients(grads, loss, len(xb))
         opt.step(grads)
+        buffers.add(id(world._buffer))
+    assert len(buffers) == 1, "the flat all-reduce buffer should be reused between steps"
     if world.is_root:
         np.savez(out_path, **model.state_dict())
 
