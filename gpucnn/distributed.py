@@ -42,6 +42,8 @@ from .backend import get_array_module, to_numpy
 # ones of MPICH / Intel MPI (hydra) and of Slurm's srun.
 WORLD_SIZE_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 MPI_INSTALL_HINT = "install the MPI extra: pip install 'gpucnn[mpi]'"
+# Errors the CLI reports as one line (bad input), as gpucnn.cli.main does.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, RuntimeError)
 RANK_STREAM_STRIDE = 1 << 32  # rank r's dropout stream s is s + r * 2**32: disjoint for s < 2**32
 
 
@@ -224,26 +226,29 @@ class World:
 
     # -- failure -------------------------------------------------------------------------------
 
-    def abort(self, error: BaseException, code: int = 1) -> None:
-        """Print ``rank R: <error>`` (and the traceback) and stop every rank of the job."""
-        tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    def abort(self, error: BaseException, code: int = 1, brief: bool = False) -> None:
+        """Print ``rank R: <error>`` (after the traceback unless ``brief``) and stop every rank
+        of the job."""
+        tb = "" if brief else "".join(traceback.format_exception(type(error), error,
+                                                                 error.__traceback__))
         sys.stderr.write(f"{tb}rank {self.rank}: {type(error).__name__}: {error}\n")
         sys.stderr.flush()
         sys.stdout.flush()
         self.comm.Abort(code)
 
     @contextlib.contextmanager
-    def guard(self):
+    def guard(self, brief: tuple = ()):
         """Inside, an exception on any rank of a multi-rank world aborts the whole job with that
         rank's error instead of leaving the other ranks waiting in a collective; in a world of
-        size 1 exceptions pass through unchanged."""
+        size 1 exceptions pass through unchanged.  Errors of the ``brief`` types are reported in
+        one line, without a traceback."""
         if self.size == 1:
             yield
             return
         try:
             yield
         except BaseException as e:  # noqa: BLE001 - every failure must stop the other ranks
-            self.abort(e, 130 if isinstance(e, KeyboardInterrupt) else 1)
+            self.abort(e, 130 if isinstance(e, KeyboardInterrupt) else 1, isinstance(e, brief))
 
     # -- devices -------------------------------------------------------------------------------
 
@@ -444,7 +449,7 @@ def command(func, parser: argparse.ArgumentParser):
             return func(args)
         if not world.is_root:
             sys.stdout = open(os.devnull, "w")
-        with world.guard():
+        with world.guard(brief=USER_ERRORS):
             return func(args)
 
     return run

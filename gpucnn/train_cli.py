@@ -12,6 +12,7 @@ import os
 import sys
 
 from .checkpoint import load_npz, load_weights, save_weights
+from . import distributed
 from .data import DATASETS, load
 from .models import ThreeLayerConvNet, build_model, model_from_config, read_spec
 from .optim import OPTIMIZERS
@@ -64,6 +65,8 @@ def run_train(args) -> int:
         print(f"interrupted after iteration {e.iteration}; checkpoint written to {e.checkpoint}\n"
               f"resume with: gpucnn train --resume {e.checkpoint}", file=sys.stderr)
         return 130
+    if not trainer.world.is_root:
+        return 0  # data parallel: rank 0 writes the results
     out = trainer.checkpoint_dir
     weights = os.path.join(out, "weights.npz")
     save_weights(weights, model, {"dataset": dataset.meta.name,
@@ -156,7 +159,9 @@ def add_commands(sub) -> None:
                    help="continue the run saved in CHECKPOINT (a file or its folder)")
     g.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar (it is off anyway when stderr is not a terminal)")
-    p.set_defaults(func=run_train)
+    g.add_argument("--nproc", type=int, help="data parallel: start this many MPI ranks on this "
+                   "host (one GPU each with --device cuda); --batch-size is the global batch")
+    p.set_defaults(func=distributed.command(run_train, p))
 
     p = sub.add_parser("evaluate", help="accuracy of saved weights on a dataset split")
     p.add_argument("weights", help="a weights.npz written by 'gpucnn train'")

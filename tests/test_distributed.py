@@ -145,6 +145,31 @@ def test_two_ranks_of_25_match_one_process_of_50(mpi_env, tmp_path):
                                    err_msg=name)
 
 
+def test_trainer_on_two_ranks_matches_one_process(mpi_env, tmp_path):
+    """Batches of 50 (the last of each epoch 10 samples: shards of 5), sharded accuracy."""
+    script = SCRIPTS / "trainer_equivalence.py"
+    single = subprocess.run([sys.executable, str(script), tmp_path / "one.npz"],
+                            capture_output=True, text=True, env=mpi_env, timeout=LAUNCH_TIMEOUT)
+    assert single.returncode == 0, single.stderr
+    two = launch(mpi_env, 2, script, tmp_path / "two.npz")
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert two.stdout.count("epoch") == 1  # the table is printed once, by rank 0
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    assert len(one["loss"]) == 10
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-12,
+                                   atol=1e-12 * np.abs(one[name]).max(), err_msg=name)
+
+
+def test_cli_nproc_launches_ranks_and_reports_bad_batch_in_one_line(mpi_env, tmp_path):
+    cmd = [sys.executable, "-m", "gpucnn.cli", "train", "--nproc", "2", "--batch-size", "51",
+           "--epochs", "1", "--device", "cpu", "--output", str(tmp_path), "--no-progress"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=mpi_env, timeout=LAUNCH_TIMEOUT)
+    assert done.returncode != 0
+    assert "ValueError: batch_size=51: the global batch must divide by the world size 2" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_map_runs_splits_runs_over_ranks_and_gathers_in_order(mpi_env):
     done = launch(mpi_env, 3, SCRIPTS / "map_runs.py")
     assert done.returncode == 0, done.stdout + done.stderr
