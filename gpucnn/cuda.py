@@ -81,8 +81,8 @@ def _oom_guard(name):
             return impl(*args, **kwargs)
         except cupy.cuda.memory.OutOfMemoryError as e:
             shape = next((tuple(a.shape) for a in args if hasattr(a, "shape")), None)
-            batch = f", batch size {shape[0]}" if shape else ""
-            raise MemoryError(f"CUDA out of memory in {name} (input shape {shape}{batch}): {e}. "
+            where = f"input shape {shape}, batch size {shape[0]}" if shape else f"arguments {args}"
+            raise MemoryError(f"CUDA out of memory in {name} ({where}): {e}. "
                               f"Lower the batch size.") from e
 
     return wrapper

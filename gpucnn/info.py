@@ -44,6 +44,11 @@ def info_lines() -> list[str]:
     lines.append(f"kernels     {kdir or 'NOT FOUND'}")
     if kernels:
         lines.append(f"            {', '.join(kernels)}")
+    if status.available:
+        from .cuda_launch import op_paths
+
+        lines.append("gpu paths   (functional op on a CuPy array -> what runs it)")
+        lines += [f"            {op:<22} {path}" for op, path in op_paths().items()]
     return lines
 
 

@@ -1,0 +1,167 @@
+"""The CUDA kernels' logic on the CPU: kernels/*.cu compiled by g++ against
+tests/emulation/cuda_host.h, driven through ctypes by the same host code gpucnn.cuda uses
+(gpucnn.cuda_launch.Primitives), and compared with the NumPy path -- exactly for copies,
+masks and argmax, to rounding for sums.
+
+Each test runs under three launch configurations: few small blocks (so every grid-stride loop
+wraps many times and reductions see more elements than threads), one thread per element with
+256-thread blocks (more threads than elements on small inputs), and 64-thread blocks.
+"""
+import shutil
+
+import numpy as np
+import pytest
+
+from gpucnn import cpu, functional as F
+from emulation.cases import CONV_CASES, DROPOUT_CASES, POOL_CASES, activation_input, tied
+from gpucnn.backend import drop_threshold, random_bits, stream_key
+from gpucnn.cuda_compare import compare_primitives
+from gpucnn.cuda_launch import Primitives
+from gpucnn.info import kernel_dir
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None,
+                                reason="g++ is not installed: the kernel host emulation needs it")
+
+CONFIGS = {
+    "grid-stride": dict(block=32, max_blocks=2, reduce_block=32),
+    "wide": dict(block=256, max_blocks=65535, reduce_block=256),
+    "mid": dict(block=64, max_blocks=65535, reduce_block=64),
+}
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    from emulation.emulator import build
+
+    return build(kernel_dir(), str(tmp_path_factory.mktemp("cuda_emulation")))
+
+
+@pytest.fixture(params=list(CONFIGS), scope="session")
+def prims(request, emulator):
+    return Primitives(np, emulator.launch, **CONFIGS[request.param])
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    return request.param
+
+
+def _randn(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_im2col_matches_numpy_exactly(prims, dtype, case):
+    N, C, H, W, kh, kw, s, p = case
+    x = _randn(np.random.default_rng(0), (N, C, H, W), dtype)
+    got = prims.im2col(x, kh, kw, s, p)
+    assert got.dtype == dtype and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, cpu.im2col(x, kh, kw, s, p))
+
+
+def test_im2col_accepts_a_non_contiguous_view(prims, dtype):
+    # conv outputs are (F, N, OH, OW) in memory behind an NCHW view
+    x = _randn(np.random.default_rng(1), (3, 2, 7, 6), dtype).transpose(1, 0, 2, 3)
+    np.testing.assert_array_equal(prims.im2col(x, 3, 3, 2, 1), cpu.im2col(x, 3, 3, 2, 1))
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_col2im_matches_numpy(prims, dtype, case):
+    N, C, H, W, kh, kw, s, p = case
+    oh, ow = cpu.out_size(H, kh, s, p), cpu.out_size(W, kw, s, p)
+    dcols = _randn(np.random.default_rng(2), (C * kh * kw, N * oh * ow), dtype)
+    got = prims.col2im(dcols, (N, C, H, W), kh, kw, s, p)
+    assert got.shape == (N, C, H, W) and got.dtype == dtype
+    np.testing.assert_allclose(got, cpu.col2im(dcols, (N, C, H, W), kh, kw, s, p), **TOL[dtype])
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+def test_maxpool_forward_argmax_is_the_first_maximum(prims, dtype, case):
+    N, C, H, W, size, stride = case
+    x = tied(np.random.default_rng(3), (N, C, H, W), dtype)
+    out, arg = prims.maxpool_forward(x, size, stride)
+    ref_out, ref_arg = cpu.maxpool_forward(x, size, stride)
+    assert arg.dtype == ref_arg.dtype
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(arg, ref_arg)
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+def test_maxpool_backward_matches_numpy(prims, dtype, case):
+    N, C, H, W, size, stride = case
+    rng = np.random.default_rng(4)
+    x = tied(rng, (N, C, H, W), dtype)
+    out, arg = cpu.maxpool_forward(x, size, stride)
+    dout = _randn(rng, out.shape, dtype)
+    got = prims.maxpool_backward(dout, arg, x.shape, size, stride)
+    np.testing.assert_allclose(got, cpu.maxpool_backward(dout, arg, x.shape, size, stride),
+                               **TOL[dtype])
+
+
+@pytest.mark.parametrize("seed,counter,n,p", DROPOUT_CASES)
+def test_dropout_mask_is_bit_identical_to_numpy(prims, seed, counter, n, p):
+    key, thr = stream_key(seed, 1), drop_threshold(p)
+    with np.errstate(over="ignore"):
+        want = random_bits(key, counter, n) >= np.uint64(thr)
+    got = prims.dropout_keep_mask(key, counter, n, thr)
+    assert got.dtype == np.bool_ and got.shape == (n,)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid"])
+def test_activations_match_functional(prims, dtype, name):
+    rng = np.random.default_rng(5)
+    x = activation_input(rng, dtype)
+    dout = _randn(rng, x.shape, dtype)
+    dout.flat[-2:] = [np.inf, np.nan]
+    fwd, bwd = getattr(F, f"{name}_forward"), getattr(F, f"{name}_backward")
+    ref, cache = fwd(x)
+    out = getattr(prims, f"{name}_forward")(x)
+    dx = getattr(prims, f"{name}_backward")(dout, ref)
+    with np.errstate(invalid="ignore"):
+        want_dx = bwd(dout, cache)
+    if name == "relu":
+        np.testing.assert_array_equal(out, ref)
+        np.testing.assert_array_equal(dx, want_dx)
+    else:
+        np.testing.assert_allclose(out, ref, **TOL[dtype])
+        np.testing.assert_allclose(dx, want_dx, **TOL[dtype])
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 4, 3), (2, 70, 1, 1), (300, 7), (1, 1), (4, 5, 9, 11)], ids=str)
+def test_bias_grad_matches_numpy(prims, dtype, shape):
+    g = _randn(np.random.default_rng(6), shape, dtype)
+    want = g.sum(axis=tuple(a for a in range(g.ndim) if a != 1))
+    np.testing.assert_allclose(prims.bias_grad(g), want, **TOL[dtype])
+
+
+@pytest.mark.parametrize("N,K", [(9, 10), (1, 1), (5, 300), (70, 3)])
+def test_fused_softmax_cross_entropy_matches_functional(prims, dtype, N, K):
+    rng = np.random.default_rng(7)
+    scores = (rng.standard_normal((N, K)) * 8).astype(dtype)
+    scores[0, 0] = 50.0  # a large score: the row maximum must be subtracted first
+    y = rng.integers(0, K, size=N)
+    loss, ds = F.softmax_cross_entropy(scores, y)
+    got_loss, got_ds = prims.softmax_cross_entropy(scores, y)
+    assert got_ds.shape == (N, K) and got_ds.dtype == dtype
+    np.testing.assert_allclose(got_loss, loss, **TOL[dtype])
+    np.testing.assert_allclose(got_ds, ds, **TOL[dtype])
+
+
+def test_grid_stride_configuration_really_wraps(emulator):
+    """The 'grid-stride' config must launch fewer threads than elements, or it tests nothing."""
+    prims = Primitives(np, emulator.launch, **CONFIGS["grid-stride"])
+    emulator.launches.clear()
+    prims.relu_forward(np.ones(1000))
+    (_, grid, block), = emulator.launches
+    assert grid * block < 1000
+
+
+def test_compare_with_numpy_reports_small_differences(prims, dtype):
+    rows = compare_primitives(prims, np.asarray, np.asarray, dtype)
+    ops = [op for op, _ in rows]
+    assert {"im2col", "col2im", "maxpool_forward argmax", "maxpool_backward", "dropout_keep_mask",
+            "relu_backward", "sigmoid_forward", "bias_grad", "softmax_cross_entropy loss"} <= set(ops)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert all(diff <= tol for _, diff in rows), rows

@@ -1,0 +1,75 @@
+"""The pure-Python launch path of the CUDA backend (gpucnn.cuda_launch), without a GPU:
+argument typing and checks, kernel sources, op paths and the CuPy cache directory."""
+import os
+import re
+
+import numpy as np
+import pytest
+
+from gpucnn.cuda_launch import (KERNELS, Primitives, kernel_source, op_paths, pack_args,
+                                prepare_cupy_cache_dir)
+from gpucnn.info import kernel_dir
+
+F32 = {"T": "float"}
+
+
+def test_scalars_cross_with_their_c_types():
+    x, out = np.zeros(4, np.float32), np.zeros(4, np.float32)
+    packed = pack_args("relu_forward", F32, (x, out, 4))
+    assert packed[0] is x and type(packed[2]) is np.int64
+    key_args = pack_args("dropout_keep_mask", {}, ((1 << 64) - 1, 0, 5, np.zeros(3, bool), 3))
+    assert [type(a) for a in key_args] == [np.uint64, np.uint64, np.uint64, np.ndarray, np.int64]
+    assert int(key_args[0]) == (1 << 64) - 1
+
+
+def test_non_contiguous_array_is_refused_with_a_clear_error():
+    x = np.zeros((4, 6), np.float32)[:, ::2]
+    with pytest.raises(ValueError, match=r"relu_forward argument 0 \(const T\*\): expected a C-contiguous"):
+        pack_args("relu_forward", F32, (x, np.zeros(12, np.float32), 12))
+
+
+def test_wrong_element_type_and_arity_are_refused():
+    with pytest.raises(TypeError, match="expected dtype float32, got float64"):
+        pack_args("relu_forward", F32, (np.zeros(3), np.zeros(3, np.float32), 3))
+    with pytest.raises(TypeError, match="expected 3 arguments, got 2"):
+        pack_args("relu_forward", F32, (np.zeros(3, np.float32), 3))
+
+
+def test_unsupported_dtype_is_refused_before_any_launch():
+    prims = Primitives(np, lambda *a: pytest.fail("launched"))
+    with pytest.raises(TypeError, match=r"x.dtype=float16: the CUDA kernels take float32, float64"):
+        prims.relu_forward(np.zeros(3, np.float16))
+
+
+def test_reduce_block_must_be_a_power_of_two():
+    with pytest.raises(ValueError, match="reduce_block=48"):
+        Primitives(np, None, reduce_block=48)
+
+
+def test_kernel_sources_are_self_contained():
+    for file in {k.file for k in KERNELS.values()}:
+        src = kernel_source(kernel_dir(), file)
+        assert '#include "' not in src and "GRID_STRIDE_LOOP" in src
+
+
+def test_op_paths_name_kernels_that_exist():
+    paths = op_paths()
+    assert {"conv2d_forward", "maxpool2d_backward", "dropout_forward", "softmax_cross_entropy",
+            "linear_forward"} <= set(paths)
+    assert paths["linear_forward"] == "cuBLAS via cupy"
+    for path in paths.values():
+        for file, kernel in re.findall(r"CUDA kernel (\w+\.cu)::(\w+)", path):
+            src = open(os.path.join(kernel_dir(), file)).read()
+            assert re.search(rf"__global__ void {kernel}\(", src), (file, kernel)
+
+
+def test_cupy_cache_dir_is_respected_when_set(monkeypatch, tmp_path):
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path / "mine"))
+    assert prepare_cupy_cache_dir() == str(tmp_path / "mine")
+
+
+def test_read_only_home_falls_back_to_a_temp_cache(monkeypatch):
+    monkeypatch.delenv("CUPY_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HOME", "/dev/null/home")  # cannot hold a directory, even for root
+    used = prepare_cupy_cache_dir()
+    assert os.environ["CUPY_CACHE_DIR"] == used and os.path.isdir(used) and os.access(used, os.W_OK)
