@@ -7,7 +7,8 @@ scaling; max-pool ties send the gradient to the first maximum in row-major windo
 ``0.5 * reg * sum(W**2)`` on weights only.
 
 Only im2col/col2im and max-pool have per-device code (:mod:`gpucnn.cpu`, :mod:`gpucnn.cuda`);
-everything else is array code that NumPy and CuPy both run.
+everything else is array code that NumPy and CuPy both run, except that on CuPy arrays relu,
+sigmoid, bias gradients and softmax cross-entropy take fused kernels from :mod:`gpucnn.cuda`.
 """
 from __future__ import annotations
 
@@ -110,7 +111,10 @@ def conv2d_backward(dout, cache, need_dx=True):
     N = x_shape[0]
     _check_dout(dout, (N, F) + tuple(dout.shape[2:]))
     dmat = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N*OH*OW)
-    db = dmat.sum(axis=1) if has_bias else None
+    if not has_bias:
+        db = None
+    else:
+        db = dmat.sum(axis=1) if xp is np else _primitives(xp).bias_grad(dout)
     dw = (dmat @ cols.T).reshape(w.shape)
     dx = None
     if need_dx:
@@ -148,7 +152,7 @@ def maxpool2d_backward(dout, cache):
 def relu_forward(x):
     """max(x, 0), any shape."""
     xp = _check_array("x", x)
-    out = xp.maximum(x, 0)
+    out = xp.maximum(x, 0) if xp is np else _primitives(xp).relu_forward(x)
     return out, out
 
 
@@ -156,12 +160,18 @@ def relu_backward(dout, cache):
     """dout where the output was positive, else 0 (seed 003)."""
     out = cache
     _check_dout(dout, out.shape)
+    xp = get_array_module(dout)
+    if xp is not np:
+        return _primitives(xp).relu_backward(dout, out)
     return dout * (out > 0)
 
 
 def sigmoid_forward(x):
     """1 / (1 + exp(-x)), computed without overflow for large |x|."""
     xp = _check_array("x", x)
+    if xp is not np:
+        out = _primitives(xp).sigmoid_forward(x)
+        return out, out
     e = xp.exp(-xp.abs(x))  # in (0, 1]: never overflows
     out = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
     return out, out
@@ -170,6 +180,9 @@ def sigmoid_forward(x):
 def sigmoid_backward(dout, cache):
     out = cache
     _check_dout(dout, out.shape)
+    xp = get_array_module(dout)
+    if xp is not np:
+        return _primitives(xp).sigmoid_backward(dout, out)
     return dout * out * (1 - out)
 
 
@@ -228,7 +241,11 @@ def linear_backward(dout, cache, need_dx=True):
     x_shape, x2, w, has_bias = cache
     _check_dout(dout, (x_shape[0], w.shape[1]))
     dw = x2.T @ dout
-    db = dout.sum(axis=0) if has_bias else None
+    xp = get_array_module(dout)
+    if not has_bias:
+        db = None
+    else:
+        db = dout.sum(axis=0) if xp is np else _primitives(xp).bias_grad(dout)
     dx = (dout @ w.T).reshape(x_shape) if need_dx else None
     return dx, dw, db
 
@@ -256,6 +273,8 @@ def softmax_cross_entropy(scores, y):
     xp = _check_array("scores", scores, ndim=2)
     N, K = scores.shape
     _check_labels(y, N, K)
+    if xp is not np:
+        return _primitives(xp).softmax_cross_entropy(scores, y)  # fused kernel, one pass
     shifted = scores - scores.max(axis=1, keepdims=True)
     exp = xp.exp(shifted)
     sums = exp.sum(axis=1, keepdims=True)
