@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "gpucnn.data.cli",
     "gpucnn.receptive",
     "gpucnn.train_cli",
+    "gpucnn.bench",
 )
 
 

@@ -57,13 +57,20 @@ def col2im(dcols, x_shape, kh: int, kw: int, stride: int, pad: int):
     return dxpad[:, :, pad:pad + H, pad:pad + W].transpose(1, 0, 2, 3)
 
 
-def empty_like_layout(shape, like, zero=False):
-    """A new (N, C, H, W) array of ``shape`` stored (C, N, H, W) when ``like`` is, else NCHW."""
+def empty_like_layout(shape, like, zero=False, dtype=None):
+    """A new (N, C, H, W) array of ``shape`` (and ``dtype``, default ``like``'s) stored
+    (C, N, H, W) when ``like`` is, else NCHW."""
     alloc = np.zeros if zero else np.empty
-    if like.ndim == 4 and like.transpose(1, 0, 2, 3).flags.c_contiguous and not like.flags.c_contiguous:
+    dtype = like.dtype if dtype is None else dtype
+    if _is_cnhw(like):
         N, C, H, W = shape
-        return alloc((C, N, H, W), dtype=like.dtype).transpose(1, 0, 2, 3)
-    return alloc(shape, dtype=like.dtype)
+        return alloc((C, N, H, W), dtype=dtype).transpose(1, 0, 2, 3)
+    return alloc(shape, dtype=dtype)
+
+
+def _is_cnhw(a) -> bool:
+    """True for a 4-D (N, C, H, W) view of memory laid out (C, N, H, W)."""
+    return a.ndim == 4 and a.transpose(1, 0, 2, 3).flags.c_contiguous and not a.flags.c_contiguous
 
 
 def _window_views(x, size: int, stride: int, oh: int, ow: int):
@@ -78,28 +85,43 @@ def _argmax_dtype(size: int):
 
 def maxpool_forward(x, size: int, stride: int):
     """x (N, C, H, W) -> out (N, C, OH, OW) and argmax (N, C, OH, OW), the row-major offset of
-    the first maximum inside each window (ties go to the first)."""
+    the first maximum inside each window (ties go to the first).  Both in ``x``'s layout.
+
+    Branch-free passes over the size*size strided views: a running ``maximum`` for the values,
+    and for the offsets ``argmax = max(argmax, t * (v > running max))``, which keeps the first
+    maximum because t only grows (masked copies, ``copyto(where=)``, were 10x slower).
+    """
     N, C, H, W = x.shape
     oh, ow = out_size(H, size, stride), out_size(W, size, stride)
-    views = _window_views(x, size, stride, oh, ow)
-    out = views[0].copy(order="K")
+    swap = _is_cnhw(x)  # iterate in memory order: strided ufuncs are 2x faster that way
+    xs = x.transpose(1, 0, 2, 3) if swap else x
+    views = _window_views(xs, size, stride, oh, ow)
+    out = views[0].copy()
     argmax = np.zeros(out.shape, dtype=_argmax_dtype(size))
     better = np.empty(out.shape, dtype=bool)
+    offset = np.empty(out.shape, dtype=argmax.dtype)
     for t, v in enumerate(views[1:], start=1):
         np.greater(v, out, out=better)  # strict: an equal later value never takes the max
-        np.copyto(out, v, where=better)
-        argmax[better] = t
+        np.maximum(out, v, out=out)
+        np.multiply(better, argmax.dtype.type(t), out=offset)
+        np.maximum(argmax, offset, out=argmax)
+    if swap:
+        return out.transpose(1, 0, 2, 3), argmax.transpose(1, 0, 2, 3)
     return out, argmax
 
 
 def maxpool_backward(dout, argmax, x_shape, size: int, stride: int):
-    """Route each dout element to the input position its window's argmax names."""
+    """Route each dout element to the input position its window's argmax names.
+
+    dx is laid out like ``argmax`` (the forward input's layout), so the next backward op, the
+    conv's, reads it in memory order.
+    """
     N, C, H, W = x_shape
     oh, ow = dout.shape[2:]
     tiles = stride == size and H % size == 0 and W % size == 0
     # Non-overlapping windows that tile the input: every input element is written exactly once,
     # so no zero fill and no accumulation are needed.
-    dx = empty_like_layout(x_shape, dout, zero=not tiles)
+    dx = empty_like_layout(x_shape, argmax, zero=not tiles, dtype=dout.dtype)
     hit = np.empty(dout.shape, dtype=bool)
     for t, view in enumerate(_window_views(dx, size, stride, oh, ow)):
         np.equal(argmax, t, out=hit)
@@ -108,3 +130,17 @@ def maxpool_backward(dout, argmax, x_shape, size: int, stride: int):
         else:
             view += dout * hit
     return dx
+
+
+def sum_of_squares(a, block: int = 8192) -> float:
+    """sum(a**2) as a Python float, accurate to ~1e-7 relative for float32 ``a``, in one pass.
+
+    Rows of ``block`` elements are reduced in a's dtype by einsum (SIMD, no temporaries), the
+    row sums in float64; converting ``a`` to float64 first was 10x slower (17 ms for 4M weights).
+    """
+    flat = a.reshape(-1)
+    n = flat.size - flat.size % block
+    rows = flat[:n].reshape(-1, block)
+    total = float(np.einsum("ij,ij->i", rows, rows).sum(dtype=np.float64))
+    tail = flat[n:].astype(np.float64)
+    return total + float(np.dot(tail, tail))

@@ -310,7 +310,10 @@ def l2_penalty(weights, reg):
     grads = []
     for w in weights:
         xp = get_array_module(w)
-        flat = w.reshape(-1)
-        loss += 0.5 * reg * float(xp.dot(flat.astype(xp.float64, copy=False), flat))
+        if xp is np:
+            loss += 0.5 * reg * _primitives(xp).sum_of_squares(w)
+        else:
+            flat = w.reshape(-1)
+            loss += 0.5 * reg * float(xp.dot(flat.astype(xp.float64, copy=False), flat))
         grads.append(reg * w)
     return loss, grads
