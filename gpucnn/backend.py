@@ -77,7 +77,10 @@ def _fmt_cuda_version(v: int) -> str:
 
 
 def _probe_cuda() -> CudaStatus:
+    from .cuda_launch import prepare_cupy_cache_dir
+
     try:
+        prepare_cupy_cache_dir()  # CuPy >= 14 fails at import when its cache dir is unwritable
         import cupy
     except ImportError as e:
         return CudaStatus(False, f"CuPy is not installed ({e}); {CUDA_INSTALL_HINT}")

@@ -70,7 +70,24 @@ def run_check(args) -> int:
         failed += not ok
         print(f"{op:<26} {arg:<6} {err:>10.2e}  {'ok' if ok else 'FAIL'}")
     print(f"{len(rows) - failed} of {len(rows)} gradients pass")
+    if device == "cuda":
+        failed += _compare_cuda_with_numpy()
     return 1 if failed else 0
+
+
+def _compare_cuda_with_numpy() -> int:
+    """Print every CUDA primitive's difference from the NumPy path; return the failure count."""
+    from . import cuda
+
+    tolerances = {np.float32: 1e-4, np.float64: 1e-10}
+    failed = 0
+    print(f"\n{'CUDA primitive vs NumPy':<26} {'dtype':<8} {'max rel diff':>12}  result")
+    for dtype, tol in tolerances.items():
+        for op, diff in cuda.compare_with_numpy(dtype):
+            ok = diff <= tol
+            failed += not ok
+            print(f"{op:<26} {np.dtype(dtype).name:<8} {diff:>12.2e}  {'ok' if ok else 'FAIL'}")
+    return failed
 
 
 def add_commands(sub) -> None:

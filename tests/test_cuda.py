@@ -231,3 +231,52 @@ def test_indices_past_2_to_the_31(cuda):
     with np.errstate(over="ignore"):
         want = random_bits(key, 5 + n - 100, 100) >= np.uint64(thr)
     np.testing.assert_array_equal(tail, want)
+
+
+# --- modules and training, CPU against GPU --------------------------------------------------------
+
+def _net(dtype, seed):
+    from gpucnn import nn
+
+    return nn.Sequential(
+        nn.Conv2d(3, 5, 3, stride=1, padding=1, dtype=dtype, rng=seed), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Dropout(0.3, rng=Generator(seed, stream=1)),
+        nn.Conv2d(5, 4, (3, 2), stride=2, padding=1, dtype=dtype, rng=seed + 1), nn.Sigmoid(),
+        nn.MaxPool2d(3, 1), nn.Flatten(), nn.Linear(4 * 1 * 1, 6, dtype=dtype, rng=seed + 2))
+
+
+def test_every_module_forward_and_backward_matches_numpy(cp, dtype):
+    rng = np.random.default_rng(3)
+    host, gpu = _net(dtype, 0), _net(dtype, 0).to("cuda")
+    x = rng.standard_normal((4, 3, 11, 9)).astype(dtype)
+    out = host.forward(x)
+    close(gpu.forward(cp.asarray(x)), out, dtype)  # dropout masks are bit-identical, so this holds
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    close(gpu.backward(cp.asarray(dout)), host.backward(dout), dtype)
+    want = host.gradients()
+    for name, grad in gpu.gradients().items():
+        close(grad, want[name], dtype)
+
+
+def test_twenty_training_steps_match_numpy(cp, dtype):
+    """A small ThreeLayerConvNet with dropout and L2, 20 momentum-SGD steps on each device."""
+    from gpucnn.models import ThreeLayerConvNet
+    from gpucnn.optim import make_optimizer
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((20 * 8, 3, 9, 9)).astype(dtype)
+    y = rng.integers(0, 10, 20 * 8)
+    models = {}
+    for device in ("cpu", "cuda"):
+        model = ThreeLayerConvNet((3, 9, 9), num_filters=6, filter_size=3, hidden_dim=20, reg=0.01,
+                                  dropout=0.3, weight_scale=None, dtype=dtype, seed=5).to(device)
+        opt = make_optimizer("momentum", model.parameters(), lr=0.05)
+        xp = cp if device == "cuda" else np
+        for step in range(20):
+            batch = slice(8 * step, 8 * step + 8)
+            _, grads = model.loss(xp.asarray(X[batch]), xp.asarray(y[batch]))
+            opt.step(grads)
+        models[device] = model
+    want = models["cpu"].state_dict()
+    for name, value in models["cuda"].state_dict().items():
+        close(value, want[name], dtype)
