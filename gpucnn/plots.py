@@ -1,0 +1,123 @@
+"""Plots of the experiments: accuracy and loss curves, and first-layer filters as an image grid.
+
+matplotlib is the ``plot`` extra and is imported lazily with the Agg backend (no display needed).
+Without it :func:`pyplot` returns None and the experiments still write their tables; the first
+time that happens in a process it prints how to get the plots, and never again.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+PLOT_HINT = "plots skipped: matplotlib is not installed; get them with: pip install 'gpucnn[plot]'"
+_hint_given = False
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend, or None (after a one-time hint) without it."""
+    global _hint_given
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        if not _hint_given:
+            _hint_given = True
+            print(PLOT_HINT, file=sys.stderr)
+        return None
+    return plt
+
+
+def plot_accuracy(path: str, curves: list[dict], title: str) -> str | None:
+    """Train (solid) and validation (dashed) accuracy per epoch, one colour per curve.
+
+    Each curve is ``{"label", "train_acc", "val_acc"}`` with epoch 0 first.  Returns ``path``,
+    or None when matplotlib is missing.
+    """
+    plt = pyplot()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, c in enumerate(curves):
+        colour = f"C{i % 10}"
+        epochs = np.arange(len(c["train_acc"]))
+        ax.plot(epochs, c["train_acc"], "-", color=colour, marker="o", ms=3,
+                label=f"{c['label']} train")
+        ax.plot(epochs, c["val_acc"], "--", color=colour, marker="s", ms=3,
+                label=f"{c['label']} validation")
+    ax.set(title=title, xlabel="epoch (0 = before training)", ylabel="accuracy")
+    ax.set_xticks(epochs)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right", ncol=1 if len(curves) <= 3 else 2)
+    return _save(plt, fig, path)
+
+
+def plot_loss(path: str, curves: list[dict], title: str) -> str | None:
+    """Training loss per iteration (faint) and its per-epoch mean (markers), one colour per curve.
+
+    Each curve is ``{"label", "loss" (per iteration), "epoch_loss" (None first, then per epoch)}``.
+    """
+    plt = pyplot()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, c in enumerate(curves):
+        colour = f"C{i % 10}"
+        loss = np.asarray(c["loss"], dtype=float)
+        per_epoch = [v for v in c["epoch_loss"] if v is not None]
+        ipe = len(loss) // max(len(per_epoch), 1)
+        ax.plot(np.arange(1, len(loss) + 1), loss, color=colour, alpha=0.25, lw=0.7)
+        ax.plot(ipe * np.arange(1, len(per_epoch) + 1), per_epoch, "-o", color=colour, ms=4,
+                label=f"{c['label']} (epoch mean)")
+    ax.set(title=title, xlabel="iteration", ylabel="training loss (data + L2)", yscale="log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
+def filter_grid(weights: np.ndarray, pad: int = 1) -> np.ndarray:
+    """First-layer filters (F, C, KH, KW) as one image, each tile scaled to [0, 1] on its own.
+
+    Three input channels give an RGB grid (H, W, 3); any other count gives one grey tile per
+    (filter, channel), a grid (H, W).  Tiles are laid out row-major, about square, with ``pad``
+    pixels of white between them.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 4:
+        raise ValueError(f"weights: expected conv filters (F, C, KH, KW), got shape {w.shape}")
+    tiles = w.transpose(0, 2, 3, 1) if w.shape[1] == 3 else w.reshape(-1, *w.shape[2:])
+    lo = tiles.min(axis=tuple(range(1, tiles.ndim)), keepdims=True)
+    hi = tiles.max(axis=tuple(range(1, tiles.ndim)), keepdims=True)
+    tiles = (tiles - lo) / np.where(hi > lo, hi - lo, 1.0)
+    n, kh, kw = tiles.shape[:3]
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = -(-n // cols)
+    grid = np.ones((rows * (kh + pad) + pad, cols * (kw + pad) + pad) + tiles.shape[3:])
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        y, x = pad + r * (kh + pad), pad + c * (kw + pad)
+        grid[y:y + kh, x:x + kw] = tile
+    return grid
+
+
+def plot_filters(path: str, weights: np.ndarray, title: str) -> str | None:
+    """:func:`filter_grid` of ``weights`` written as a PNG at ``path`` (None without matplotlib)."""
+    grid = filter_grid(weights)
+    plt = pyplot()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 6 * grid.shape[0] / grid.shape[1] + 0.6))
+    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, interpolation="nearest",
+              vmin=0, vmax=1)
+    ax.set_title(title, fontsize=10)
+    ax.axis("off")
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: str) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
