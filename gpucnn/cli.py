@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "gpucnn.receptive",
     "gpucnn.train_cli",
     "gpucnn.bench",
+    "gpucnn.experiments.cli",
 )
 
 
