@@ -56,9 +56,6 @@ class Optimizer:
         for name, p in self.params.items():
             self._update(name, p, grads[name])
 
-    def _update(self, name, p, g):
-        raise NotImplementedError
-
     def end_epoch(self) -> None:
         """Decay the learning rate; call once at the end of every epoch."""
         self.lr *= self.lr_decay
