@@ -33,24 +33,29 @@ def pyplot():
 def plot_accuracy(path: str, curves: list[dict], title: str) -> str | None:
     """Train (solid) and validation (dashed) accuracy per epoch, one colour per curve.
 
-    Each curve is ``{"label", "train_acc", "val_acc"}`` with epoch 0 first.  Returns ``path``,
-    or None when matplotlib is missing.
+    Each curve is ``{"label", "train_acc", "val_acc"}`` with epoch 0 first.  The left panel shows
+    every epoch; the right one zooms on epochs 1 on, where the runs differ.  Returns ``path``, or
+    None when matplotlib is missing.
     """
     plt = pyplot()
     if plt is None:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, c in enumerate(curves):
-        colour = f"C{i % 10}"
-        epochs = np.arange(len(c["train_acc"]))
-        ax.plot(epochs, c["train_acc"], "-", color=colour, marker="o", ms=3,
-                label=f"{c['label']} train")
-        ax.plot(epochs, c["val_acc"], "--", color=colour, marker="s", ms=3,
-                label=f"{c['label']} validation")
-    ax.set(title=title, xlabel="epoch (0 = before training)", ylabel="accuracy")
-    ax.set_xticks(epochs)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", ncol=1 if len(curves) <= 3 else 2)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, first in zip(axes, (0, 1)):
+        for i, c in enumerate(curves):
+            colour = f"C{i % 10}"
+            epochs = np.arange(len(c["train_acc"]))[first:]
+            ax.plot(epochs, c["train_acc"][first:], "-", color=colour, marker="o", ms=3,
+                    label=f"{c['label']} train")
+            ax.plot(epochs, c["val_acc"][first:], "--", color=colour, marker="s", ms=3,
+                    label=f"{c['label']} validation")
+        ax.set_xticks(np.arange(first, max(len(c["train_acc"]) for c in curves)))
+        ax.set(xlabel="epoch (0 = before training)", ylabel="accuracy")
+        ax.grid(alpha=0.3)
+    axes[0].set_title("all epochs")
+    axes[1].set_title("from epoch 1 (zoomed)")
+    axes[1].legend(fontsize=8, loc="lower right", ncol=1 if len(curves) <= 3 else 2)
+    fig.suptitle(title)
     return _save(plt, fig, path)
 
 
