@@ -1,0 +1,97 @@
+"""Smoke tests for ``gpucnn bench`` on tiny shapes: it runs, reports and writes JSON.
+
+No timing assertions (benchmarks are not tests).  PyTorch parts run only when it is installed.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gpucnn import bench
+from gpucnn import functional as F
+from gpucnn.cli import main
+
+TINY = ["bench", "--device", "cpu", "--configs", "a2x8,b2x8", "--reps", "2", "--warmup", "1",
+        "--sweep-batches", "1,2", "--sweep-sizes", "8,12", "--sweep-size-batch", "2",
+        "--naive-batch", "1", "--naive-size", "6", "--no-memory", "--no-torch"]
+
+
+def _has_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_tiny_bench_prints_tables_and_writes_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert main(TINY + ["--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    for word in ("Full training step", "Ops", "Naive loop conv", "Scaling sweep", "time ~ batch^"):
+        assert word in out
+    result = json.loads(path.read_text())
+    assert result["machine"]["numpy"] == np.__version__ and result["machine"]["date"]
+    assert [r["config"] for r in result["train"]] == ["(a) b2 8px", "(b) b2 8px"]
+    assert {r["op"] for r in result["ops"]} >= {"conv", "max-pool 2x2", "dropout p=0.5", "relu",
+                                                "linear", "softmax-CE"}
+    assert set(result["sweep"]["fits"]) == {"batch", "pixels"}
+    assert "torch" not in result["train"][0] and "(PyTorch not run)" in out
+
+
+@pytest.mark.skipif(not _has_torch(), reason="PyTorch is not installed")
+def test_torch_runs_interleaved_with_ratios(tmp_path):
+    path = tmp_path / "bench.json"
+    args = [a for a in TINY if a != "--no-torch"]
+    assert main(args + ["--configs", "b1x8", "--parts", "train,ops", "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    assert result["train"][0]["torch"]["n"] == 2 and result["machine"]["torch_threads"] >= 1
+    assert all("torch_bwd" in r for r in result["ops"])
+
+
+def test_memory_probe_reports_peak_resident_memory():
+    mem = bench.cpu_peak_memory("gpucnn", bench.parse_config("b2x8"), np.float32, steps=1)
+    assert 0 < mem["base_mb"] <= mem["peak_mb"]
+
+
+def test_naive_conv_matches_ours():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    np.testing.assert_allclose(bench.naive_conv(x, w, b, 1), F.conv2d_forward(x, w, b, 1, 1)[0],
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_loglog_exponents_of_a_power_law():
+    fit = bench.loglog_exponents([1, 2, 4, 8], [3.0, 12.0, 48.0, 192.0])
+    assert fit["exponent"] == pytest.approx(2.0)
+    assert fit["local"] == pytest.approx([2.0, 2.0, 2.0])
+
+
+def test_cpu_timer_and_summary():
+    timer = bench.make_timer("cpu", "gpucnn")
+    s = bench.summarize([timer(lambda: None) for _ in range(5)])
+    assert s["n"] == 5 and s["min_ms"] <= s["median_ms"] <= s["max_ms"]
+
+
+@pytest.mark.parametrize("text", ["c50", "a0", "a5x2", "a", "50"])
+def test_bad_config_names_the_item(text):
+    with pytest.raises(ValueError, match=f"--configs item '{text}'"):
+        bench.parse_config(text)
+
+
+def test_bad_arguments_are_one_clear_line(capsys):
+    assert main(["bench", "--reps", "0"]) == 1
+    assert "--reps=0: expected an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "--parts", "train,bogus"])
+
+
+def test_script_wrapper_shows_help():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, os.path.join(root, "scripts", "bench.py"), "--help"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and "--sweep-batches" in out.stdout
