@@ -72,7 +72,8 @@ def test_conclusion_follows_the_numbers(drop_val, verdict, seed_word):
     c = conclude(runs)
     assert [x["verdict"] for x in c["dropout"]] == [verdict]
     assert c["l2"][0]["verdict"] == "little" and c["l2"][0]["change"] == pytest.approx(0)
-    dropout_text = c["text"][1]
+    assert c["text"][0].startswith("The unregularised run overfits: its final gap +0.1000")
+    dropout_text = c["text"][2]
     assert dropout_text.startswith("Dropout")
     assert ("narrowed" in dropout_text) == (verdict == "narrowed")
     assert ("widened" in dropout_text) == (verdict == "widened")
@@ -93,6 +94,11 @@ def test_conclusion_says_what_a_grid_cannot_show():
     assert c["l2"] == [] and c["dropout"] == []
     assert "no statement on L2" in c["text"][0] and "no statement on dropout" in c["text"][1]
     assert all("not tested" in s for s in c["seed"])
+
+
+def test_conclusion_says_when_there_is_no_gap_to_close():
+    c = conclude([fake_run(0, 0, 0.99, 0.985), fake_run(0, 0.5, 0.98, 0.98)])
+    assert c["text"][0].startswith("The unregularised run barely overfits: its final gap +0.0050")
 
 
 def test_toml_config_and_flag_priority(tmp_path):

@@ -104,8 +104,21 @@ def conclude(runs: list[dict]) -> dict:
     text += [_sentence("Dropout", c) for c in drop] or [
         "The grid has no dropout run beside a run with the same reg and no dropout: no "
         "statement on dropout."]
+    if (0.0, 0.0) in by_pair:
+        text.insert(0, _baseline_sentence(by_pair[(0.0, 0.0)]))
     seed = _against_seed(l2, drop)
     return {"l2": l2, "dropout": drop, "text": text, "seed": seed, "z": Z}
+
+
+def _baseline_sentence(run: dict) -> str:
+    """Whether the unregularised run overfits at all, i.e. whether there is a gap to close."""
+    gap, se = gap_stats(run)
+    if gap < Z * se:
+        return (f"The unregularised run barely overfits: its final gap {gap:+.4f} is within "
+                f"{Z:g} standard errors ({Z * se:.4f}) of zero, so there is little gap for L2 or "
+                f"dropout to close.")
+    return (f"The unregularised run overfits: its final gap {gap:+.4f} exceeds {Z:g} standard "
+            f"errors ({Z * se:.4f}).")
 
 
 def _sentence(what: str, c: dict) -> str:
