@@ -224,18 +224,30 @@ def summarize(times) -> dict:
             "min_ms": float(t.min()), "max_ms": float(t.max()), "n": int(t.size)}
 
 
-def time_interleaved(fns: dict, timers: dict, reps: int, warmup: int) -> dict:
-    """Run every fn ``warmup`` times, then ``reps`` rounds of one timed call each, in turn.
+def time_interleaved(fns: dict, timers: dict, reps: int, warmup: int, pause: float = 0.0,
+                     block: int = 1) -> dict:
+    """Time every fn ``reps`` times after ``warmup`` untimed calls; {key: summary}.
 
-    fns and timers are keyed alike; returns {key: summary}.
+    Keys are "<framework>" or "<framework>_<part>"; frameworks take turns every ``block``
+    repetitions, with ``pause`` seconds of sleep before each turn.  The pause matters on a small
+    machine: OpenBLAS and OpenMP worker threads spin for up to ~0.1 s after their last task, and
+    would otherwise steal the CPUs of whichever framework runs next.
     """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
+    groups = {}
+    for k in fns:
+        groups.setdefault(k.split("_")[0], []).append(k)
+    for keys in groups.values():
+        time.sleep(pause)
+        for _ in range(warmup):
+            for k in keys:
+                fns[k]()
     times = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, fn in fns.items():
-            times[k].append(timers[k](fn))
+    for start in range(0, reps, block):
+        for keys in groups.values():
+            time.sleep(pause)
+            for _ in range(min(block, reps - start)):
+                for k in keys:
+                    times[k].append(timers[k](fns[k]))
     return {k: summarize(v) for k, v in times.items()}
 
 
@@ -470,7 +482,8 @@ def torch_ops(cfg: Config, dtype, device: str) -> dict:
     }
 
 
-def bench_ops(cfg: Config, dtype, device: str, torch_mod, reps: int, warmup: int) -> list[dict]:
+def bench_ops(cfg: Config, dtype, device: str, torch_mod, reps: int, warmup: int,
+              pause: float) -> list[dict]:
     """One row per op: gpucnn (and PyTorch) forward and backward summaries."""
     ours = gpucnn_ops(cfg, dtype, device)
     theirs = torch_ops(cfg, dtype, device) if torch_mod is not None else {}
@@ -480,14 +493,15 @@ def bench_ops(cfg: Config, dtype, device: str, torch_mod, reps: int, warmup: int
         if name in theirs:
             fns.update(torch_fwd=theirs[name][0], torch_bwd=theirs[name][1])
         timers = {k: make_timer(device, k.split("_")[0]) for k in fns}
-        rows.append({"config": cfg.name, "op": name, **time_interleaved(fns, timers, reps, warmup)})
+        res = time_interleaved(fns, timers, reps, warmup, pause, block=max(1, reps // 4))
+        rows.append({"config": cfg.name, "op": name, **res})
     return rows
 
 
 # --- training steps, naive conv, scaling sweep ------------------------------------------------
 
 def bench_train(cfg: Config, dtype, device: str, torch_mod, reps: int, warmup: int,
-                memory: bool) -> dict:
+                memory: bool, pause: float) -> dict:
     """Full training step of ``cfg``: time summaries, images/s and peak memory per framework."""
     step, model = gpucnn_step(cfg, dtype, device)
     fns = {"gpucnn": step}
@@ -495,7 +509,7 @@ def bench_train(cfg: Config, dtype, device: str, torch_mod, reps: int, warmup: i
         fns["torch"] = torch_step(cfg, dtype, device, init=model.parameters())
     timers = {k: make_timer(device, k) for k in fns}
     row = {"config": cfg.name, "net": cfg.net, "batch": cfg.batch, "size": cfg.spec.size,
-           **time_interleaved(fns, timers, reps, warmup)}
+           **time_interleaved(fns, timers, reps, warmup, pause)}
     for k in fns:
         row[k]["images_per_s"] = cfg.batch / (row[k]["median_ms"] / 1e3)
         if memory:
@@ -556,11 +570,11 @@ def loglog_exponents(xs, ts) -> dict:
 
 
 def bench_sweep(batches, sizes, size_batch: int, dtype, device, torch_mod, reps, warmup,
-                memory) -> dict:
+                memory, pause) -> dict:
     """Training-step rows for every sweep config, plus log-log exponents of gpucnn's time (and
     of its peak memory above the process's baseline) against batch and against pixels."""
     configs = sweep_configs(batches, sizes, size_batch)
-    rows = [bench_train(c, dtype, device, torch_mod, reps, warmup, memory) for c in configs]
+    rows = [bench_train(c, dtype, device, torch_mod, reps, warmup, memory, pause) for c in configs]
     fits = {}
     for axis, key, pick in (("batch", "batch", lambda r: r["size"] == NETS["a"].size),
                             ("pixels", "size", lambda r: r["batch"] == size_batch)):
@@ -635,7 +649,8 @@ def report(result: dict) -> str:
            f"{blas.get('corename', '?')} threads={blas.get('threads', '?')}; torch {m['torch'] or 'not installed'}"
            + (f" threads={m['torch_threads']}" if m.get("torch_threads") else ""),
            f"timings: median [interquartile range] over {result['reps']} reps after {result['warmup']} warm-up, "
-           "gpucnn and PyTorch interleaved; ratios are gpucnn / PyTorch (< 1: gpucnn faster or smaller)"]
+           f"gpucnn and PyTorch interleaved, {result['pause_s']} s pause per turn; ratios are "
+           "gpucnn / PyTorch (< 1: gpucnn faster or smaller)"]
     if result.get("train"):
         out += ["", "Full training step (forward, loss, backward, SGD update)"] + train_table(result["train"])
     if result.get("ops"):
@@ -709,18 +724,20 @@ def run_bench(args) -> int:
     dtype = np.dtype(args.dtype)
     configs = [parse_config(c) for c in args.configs.split(",") if c.strip()]
     memory = not args.no_memory
+    pause = (0.15 if torch_mod is not None else 0.0) if args.pause is None else args.pause
     result = {"machine": machine_info(device, torch_mod), "dtype": dtype.name, "reps": args.reps,
-              "warmup": args.warmup, "parts": args.parts, "train": [], "ops": []}
+              "warmup": args.warmup, "pause_s": pause, "parts": args.parts, "train": [], "ops": []}
     for cfg in configs:
         if "train" in args.parts:
-            result["train"].append(bench_train(cfg, dtype, device, torch_mod, args.reps, args.warmup, memory))
+            result["train"].append(bench_train(cfg, dtype, device, torch_mod, args.reps, args.warmup,
+                                               memory, pause))
         if "ops" in args.parts:
-            result["ops"] += bench_ops(cfg, dtype, device, torch_mod, args.reps, args.warmup)
+            result["ops"] += bench_ops(cfg, dtype, device, torch_mod, args.reps, args.warmup, pause)
     if "naive" in args.parts:
         result["naive"] = bench_naive(args.naive_batch, args.naive_size, dtype, device, args.reps)
     if "sweep" in args.parts:
         result["sweep"] = bench_sweep(args.sweep_batches, args.sweep_sizes, args.sweep_size_batch,
-                                      dtype, device, torch_mod, args.reps, args.warmup, memory)
+                                      dtype, device, torch_mod, args.reps, args.warmup, memory, pause)
     print(report(result))
     if args.json:
         with open(args.json, "w") as fh:
@@ -741,6 +758,9 @@ def add_commands(sub) -> None:
                    help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
     p.add_argument("--reps", type=int, default=20, help="timed repetitions (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="untimed repetitions first (default: %(default)s)")
+    p.add_argument("--pause", type=float, default=None,
+                   help="seconds of sleep before each framework's turn, so the other's spinning "
+                        "worker threads are idle (default: 0.15 with PyTorch, else 0)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--sweep-batches", type=_int_list, default=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
                    help="batch sizes of the sweep, on 32x32 images (default: 1,2,...,512)")
@@ -761,6 +781,8 @@ def _checked_run(args) -> int:
         minimum = 0 if name == "warmup" else 1
         if getattr(args, name) < minimum:
             raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)}: expected an integer >= {minimum}")
+    if args.pause is not None and not args.pause >= 0:
+        raise ValueError(f"--pause={args.pause}: expected a number of seconds >= 0")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads={args.threads}: expected an integer >= 1")
     return run_bench(args)
