@@ -12,6 +12,7 @@ import numpy as np
 
 PLOT_HINT = "plots skipped: matplotlib is not installed; get them with: pip install 'gpucnn[plot]'"
 _hint_given = False
+BORDER_RGB = (0.3, 0.45, 0.75)  # between filter tiles: a colour no grey filter can take
 
 
 def pyplot():
@@ -87,7 +88,7 @@ def filter_grid(weights: np.ndarray, pad: int = 1) -> np.ndarray:
 
     Three input channels give an RGB grid (H, W, 3); any other count gives one grey tile per
     (filter, channel), a grid (H, W).  Tiles are laid out row-major, about square, with ``pad``
-    pixels of white between them.
+    pixels of NaN between them (so a border never looks like a filter value).
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 4:
@@ -99,7 +100,7 @@ def filter_grid(weights: np.ndarray, pad: int = 1) -> np.ndarray:
     n, kh, kw = tiles.shape[:3]
     cols = int(np.ceil(np.sqrt(n)))
     rows = -(-n // cols)
-    grid = np.ones((rows * (kh + pad) + pad, cols * (kw + pad) + pad) + tiles.shape[3:])
+    grid = np.full((rows * (kh + pad) + pad, cols * (kw + pad) + pad) + tiles.shape[3:], np.nan)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         y, x = pad + r * (kh + pad), pad + c * (kw + pad)
@@ -110,12 +111,14 @@ def filter_grid(weights: np.ndarray, pad: int = 1) -> np.ndarray:
 def plot_filters(path: str, weights: np.ndarray, title: str) -> str | None:
     """:func:`filter_grid` of ``weights`` written as a PNG at ``path`` (None without matplotlib)."""
     grid = filter_grid(weights)
+    if grid.ndim == 2:
+        grid = np.repeat(grid[..., None], 3, axis=-1)
+    grid[np.isnan(grid).any(axis=-1)] = BORDER_RGB
     plt = pyplot()
     if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 6 * grid.shape[0] / grid.shape[1] + 0.6))
-    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, interpolation="nearest",
-              vmin=0, vmax=1)
+    ax.imshow(grid, interpolation="nearest")
     ax.set_title(title, fontsize=10)
     ax.axis("off")
     return _save(plt, fig, path)

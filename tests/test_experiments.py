@@ -183,6 +183,7 @@ def test_filter_grid_layout():
     grid = plots.filter_grid(w)
     assert grid.shape == (2 * 4 + 1, 3 * 4 + 1)       # 5 tiles: 2 rows of 3, 1-pixel borders
     assert grid[1:4, 1:4].min() == 0 and grid[1:4, 1:4].max() == 1  # each tile scaled alone
+    assert np.isnan(grid[0]).all() and np.isnan(grid[-5:, -4:]).all()  # borders, empty 6th tile
     rgb = plots.filter_grid(np.random.default_rng(0).normal(size=(4, 3, 5, 5)))
     assert rgb.shape == (2 * 6 + 1, 2 * 6 + 1, 3)
     with pytest.raises(ValueError, match=r"expected conv filters \(F, C, KH, KW\)"):
