@@ -95,3 +95,55 @@ def test_script_wrapper_shows_help():
     out = subprocess.run([sys.executable, os.path.join(root, "scripts", "bench.py"), "--help"],
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0 and "--sweep-batches" in out.stdout
+
+
+class _FakeCupy:
+    """Just enough of CuPy's event and pool API to drive the CUDA timing code without a GPU:
+    events stamp the host clock when recorded, the pool grows when the step allocates."""
+
+    class cuda:
+        class Event:
+            def record(self):
+                import time
+                self.t = time.perf_counter()
+
+            def synchronize(self):
+                pass
+
+        @staticmethod
+        def get_elapsed_time(start, end):
+            return (end.t - start.t) * 1e3  # milliseconds, as CuPy returns
+
+        class Device:
+            def synchronize(self):
+                pass
+
+    class _Pool:
+        total = 5 * 2**20
+
+        def free_all_blocks(self):
+            self.total = 0
+
+        def total_bytes(self):
+            return self.total
+
+    pool = _Pool()
+
+    @classmethod
+    def get_default_memory_pool(cls):
+        return cls.pool
+
+
+def test_cuda_timer_and_pool_peak_logic_with_a_stand_in_cupy(monkeypatch):
+    import sys
+    import time
+
+    monkeypatch.setitem(sys.modules, "cupy", _FakeCupy)
+    timer = bench.make_timer("cuda", "gpucnn")
+    seconds = timer(lambda: time.sleep(0.02))
+    assert 0.015 < seconds < 0.5  # the events bracket the call and ms are turned into seconds
+
+    def step():  # a step that leaves 3 MiB in an emptied pool
+        _FakeCupy.pool.total += 3 * 2**20
+
+    assert bench.cuda_peak_memory("gpucnn", step) == {"peak_mb": 3.0}
