@@ -35,7 +35,8 @@ import numpy as np
 
 from . import __version__
 from . import functional as F
-from .backend import Generator, resolve_device, xp_for
+from .device import resolve_device, xp_for
+from .rng import Generator
 
 CHILD_ENV = "GPUCNN_BENCH_CHILD"  # set in re-run children so they never re-run themselves
 PARTS = ("train", "ops", "naive", "sweep")
@@ -168,7 +169,7 @@ def _copy_weights(net, params: dict) -> None:
     """gpucnn parameters ("net.<i>.weight") into the torch Sequential; Linear weights transposed."""
     import torch
 
-    from .backend import to_numpy
+    from .device import to_numpy
 
     torch_index = {0: 0, 4: 4, 6: 6}  # gpucnn layer index -> torch layer index (same here)
     with torch.no_grad():
@@ -387,7 +388,7 @@ def machine_info(device: str, torch_mod) -> dict:
     if torch_mod is not None:
         info["torch_threads"] = torch_mod.get_num_threads()
     if device == "cuda":
-        from .backend import cuda_status
+        from .device import cuda_status
 
         st = cuda_status()
         info.update(gpu=st.device_name, cupy=st.cupy_version, cuda_runtime=st.runtime_version,
@@ -421,7 +422,7 @@ def gpucnn_ops(cfg: Config, dtype, device: str) -> dict:
     x, w, b, act, pooled = arr(sh["x"]), arr(sh["w"]), arr((s.filters,)), arr(sh["act"]), arr(sh["pooled"])
     fc_x, fc_w, fc_b, scores = arr(sh["fc_in"]), arr(sh["fc_w"]), arr((s.hidden,)), arr(sh["scores"])
     y = xp.asarray(rng.integers(0, s.classes, cfg.batch))
-    gen = Generator(0, device=device)
+    gen = Generator(0)
     d_act, d_pool, d_fc = arr(sh["act"]), arr(sh["pooled"]), arr((cfg.batch, s.hidden))
     conv_cache = F.conv2d_forward(x, w, b, 1, s.pad)[1]
     pool_cache = F.maxpool2d_forward(act, 2)[1]

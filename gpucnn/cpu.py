@@ -1,4 +1,4 @@
-"""NumPy versions of the primitives whose code differs per device (im2col/col2im, max-pool).
+"""NumPy implementation of every device primitive (the reference; see :mod:`gpucnn.primitives`).
 
 :mod:`gpucnn.cuda` has the same functions over CuPy arrays and our CUDA kernels.
 
@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-
-def out_size(size: int, k: int, stride: int, pad: int = 0) -> int:
-    return (size + 2 * pad - k) // stride + 1
+from .primitives import out_size
+from .rng import random_bits
 
 
 def _pad_cnhw(x, pad):
@@ -89,7 +88,8 @@ def maxpool_forward(x, size: int, stride: int):
 
     Branch-free passes over the size*size strided views: a running ``maximum`` for the values,
     and for the offsets ``argmax = max(argmax, t * (v > running max))``, which keeps the first
-    maximum because t only grows (masked copies, ``copyto(where=)``, were 10x slower).
+    maximum because t only grows (masked copies, ``copyto(where=)``, were 10x slower).  A window
+    holding NaN gives NaN, its argmax the first NaN, as on the GPU.
     """
     N, C, H, W = x.shape
     oh, ow = out_size(H, size, stride), out_size(W, size, stride)
@@ -105,6 +105,10 @@ def maxpool_forward(x, size: int, stride: int):
         np.maximum(out, v, out=out)
         np.multiply(better, argmax.dtype.type(t), out=offset)
         np.maximum(argmax, offset, out=argmax)
+    nan = np.isnan(out)
+    if nan.any():  # NaN wins at its first position (np.maximum already put it in out); rare
+        where = np.nonzero(nan)
+        argmax[where] = np.argmax(np.isnan(np.stack([v[where] for v in views])), axis=0)
     if swap:
         return out.transpose(1, 0, 2, 3), argmax.transpose(1, 0, 2, 3)
     return out, argmax
@@ -132,8 +136,52 @@ def maxpool_backward(dout, argmax, x_shape, size: int, stride: int):
     return dx
 
 
-def sum_of_squares(a, block: int = 8192) -> float:
-    """sum(a**2) as a Python float, accurate to ~1e-7 relative for float32 ``a``, in one pass.
+def relu_forward(x):
+    """max(x, 0); np.maximum propagates NaN."""
+    return np.maximum(x, 0)
+
+
+def relu_backward(dout, out):
+    """dout * (out > 0): a multiply, not a select, so inf/NaN in dout propagate."""
+    return dout * (out > 0)
+
+
+def sigmoid_forward(x):
+    """1 / (1 + exp(-x)); exp(-|x|) lies in (0, 1], so neither branch overflows."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_backward(dout, out):
+    return dout * out * (1 - out)
+
+
+def bias_grad(dout):
+    """dout (N, F, ...) -> (F,), the sum over every axis but 1."""
+    return dout.sum(axis=(0,) + tuple(range(2, dout.ndim)))
+
+
+def softmax_cross_entropy(scores, y):
+    """Mean cross-entropy and its gradient; the row maximum is subtracted before exponentiating."""
+    N = scores.shape[0]
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    sums = exp.sum(axis=1, keepdims=True)
+    rows = np.arange(N)
+    loss = np.asarray((np.log(sums[:, 0]).sum() - shifted[rows, y].sum()) / N, dtype=np.float64)
+    dscores = exp / sums
+    dscores[rows, y] -= 1
+    dscores /= N
+    return loss, dscores
+
+
+def dropout_keep_mask(key: int, counter: int, n: int, threshold: int):
+    with np.errstate(over="ignore"):
+        return random_bits(key, counter, n) >= np.uint64(threshold)
+
+
+def sum_of_squares(a, block: int = 8192):
+    """sum(a**2) as a 0-d float64 array, accurate to ~1e-7 relative for float32 ``a``, in one pass.
 
     Rows of ``block`` elements are reduced in a's dtype by einsum (SIMD, no temporaries), the
     row sums in float64; converting ``a`` to float64 first was 10x slower (17 ms for 4M weights).
@@ -141,6 +189,6 @@ def sum_of_squares(a, block: int = 8192) -> float:
     flat = a.reshape(-1)
     n = flat.size - flat.size % block
     rows = flat[:n].reshape(-1, block)
-    total = float(np.einsum("ij,ij->i", rows, rows).sum(dtype=np.float64))
+    total = np.einsum("ij,ij->i", rows, rows).sum(dtype=np.float64)
     tail = flat[n:].astype(np.float64)
-    return total + float(np.dot(tail, tail))
+    return np.asarray(total + np.dot(tail, tail))

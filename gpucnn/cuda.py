@@ -19,15 +19,15 @@ import sys
 import numpy as np
 
 from . import cuda_launch
-from .cuda_launch import KERNELS, kernel_source, op_paths  # noqa: F401  (op_paths is public)
-from .info import kernel_dir
+from .cuda_launch import KERNELS, kernel_dir, kernel_source, op_paths  # noqa: F401  (op_paths is public)
+from .device import import_cupy
 
-cuda_launch.prepare_cupy_cache_dir()
-import cupy  # noqa: E402  (after the cache directory is settled)
+cupy = import_cupy()
 
 __all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "dropout_keep_mask",
            "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "bias_grad",
-           "softmax_cross_entropy", "op_paths", "compare_with_numpy", "KernelCompileError"]
+           "softmax_cross_entropy", "sum_of_squares", "op_paths", "compare_with_numpy",
+           "KernelCompileError"]
 
 
 class KernelCompileError(RuntimeError):
@@ -99,6 +99,7 @@ sigmoid_forward = _oom_guard("sigmoid_forward")
 sigmoid_backward = _oom_guard("sigmoid_backward")
 bias_grad = _oom_guard("bias_grad")
 softmax_cross_entropy = _oom_guard("softmax_cross_entropy")
+sum_of_squares = _oom_guard("sum_of_squares")
 
 
 def compare_with_numpy(dtype=np.float64, seed=0):

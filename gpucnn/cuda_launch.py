@@ -12,12 +12,11 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
-from .cpu import out_size
+from .primitives import out_size
 
 # Template parameter -> {C type: NumPy dtype} it can be instantiated with.
 TEMPLATE_TYPES = {
@@ -108,27 +107,13 @@ def kernel_source(kdir: str, file: str) -> str:
                   flags=re.M)
 
 
-def prepare_cupy_cache_dir() -> str:
-    """Make sure CuPy's kernel cache directory is writable, before CuPy is imported.
-
-    ``CUPY_CACHE_DIR`` is respected when set.  Otherwise, when the default (~/.cupy/kernel_cache)
-    cannot be written -- a read-only home -- point ``CUPY_CACHE_DIR`` at a per-user directory under
-    the system temp dir (CuPy >= 14 creates its cache directory when it is imported, and fails if
-    it cannot).  Returns the directory in use.
-    """
-    if os.environ.get("CUPY_CACHE_DIR"):
-        return os.environ["CUPY_CACHE_DIR"]
-    default = os.path.expanduser("~/.cupy/kernel_cache")
-    try:
-        os.makedirs(default, exist_ok=True)
-        with tempfile.TemporaryFile(dir=default):
-            pass
-        return default
-    except OSError:
-        fallback = os.path.join(tempfile.gettempdir(), f"gpucnn-cupy-cache-{os.getuid()}")
-        os.makedirs(fallback, exist_ok=True)
-        os.environ["CUPY_CACHE_DIR"] = fallback
-        return fallback
+def kernel_dir() -> str | None:
+    """Where the CUDA sources are: inside the installed package, else the source tree's kernels/."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(here, "kernels"), os.path.join(os.path.dirname(here), "kernels")):
+        if os.path.isdir(candidate) and any(f.endswith(".cu") for f in os.listdir(candidate)):
+            return candidate
+    return None
 
 
 def pack_args(kernel: str, inst: dict, args) -> list:
@@ -236,7 +221,7 @@ class Primitives:
         return dx
 
     def dropout_keep_mask(self, key, counter, n, threshold):
-        """Bool (n,): element i kept when backend.random_bits(key, counter + i) >= threshold."""
+        """Bool (n,): element i kept when rng.random_bits(key, counter + i) >= threshold."""
         keep = self.xp.empty(int(n), dtype=np.bool_)
         wrap = (1 << 64) - 1
         self._run("dropout_keep_mask", {}, int(n), key & wrap, counter & wrap, threshold, keep, n)
@@ -283,7 +268,7 @@ class Primitives:
         return db
 
     def softmax_cross_entropy(self, scores, y):
-        """scores (N, K), y (N,) labels in [0, K) -> (mean loss as float, dscores (N, K))."""
+        """scores (N, K), y (N,) labels in [0, K) -> (mean loss, 0-d float64; dscores (N, K))."""
         scores = self._float("scores", scores)
         y = self.xp.ascontiguousarray(y, dtype=np.int64)
         N, K = scores.shape
@@ -291,4 +276,9 @@ class Primitives:
         row_loss = self.xp.empty(N, dtype=scores.dtype)
         self._run("softmax_cross_entropy", {"T": scores.dtype}, N, scores, y, dscores, row_loss, N, K,
                   reduce=True)
-        return float(row_loss.sum()) / N, dscores
+        return row_loss.sum(dtype=np.float64) / N, dscores
+
+    def sum_of_squares(self, a):
+        """sum(a**2) as a 0-d float64 array (cuBLAS dot in float64)."""
+        flat = a.reshape(-1).astype(np.float64)
+        return self.xp.dot(flat, flat)

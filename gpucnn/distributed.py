@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import get_array_module, to_numpy
+from .device import get_array_module, to_numpy
 
 # Environment variables an MPI launcher sets in every rank: Open MPI's mpirun, then the PMI
 # ones of MPICH / Intel MPI (hydra) and of Slurm's srun.
@@ -319,14 +319,14 @@ def rank_stream(stream: int, rank: int) -> int:
 def spread_dropout_streams(model, rank: int) -> None:
     """Give every dropout layer of ``model`` rank ``rank``'s stream (same seed and counter), so
     ranks drop different units, each reproducibly.  Idempotent; rank 0 leaves the model as is."""
-    from .backend import Generator
+    from .rng import Generator
     from .nn import Dropout
 
     for m in model.modules():
         if isinstance(m, Dropout):
             stream = rank_stream(m.rng.stream, rank)
             if stream != m.rng.stream:
-                rng = Generator(m.rng.seed, stream, m.rng.device)
+                rng = Generator(m.rng.seed, stream)
                 rng.counter = m.rng.counter
                 m.rng = rng
 

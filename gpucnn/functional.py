@@ -1,14 +1,16 @@
 """The math: forward and backward of every layer, written once against ``xp`` (numpy or cupy).
 
 Each forward returns ``(out, cache)`` and each backward takes ``(dout, cache)``, as in CS231n's
-``layers.py``.  Shapes are NCHW.  Conventions (binding, from the seeds): convolution is
-cross-correlation; dropout's ``p`` is the probability of *dropping*, with inverted 1/(1-p)
-scaling; max-pool ties send the gradient to the first maximum in row-major window order; L2 is
-``0.5 * reg * sum(W**2)`` on weights only.
+``layers.py``.  Shapes are NCHW.  Conventions (binding, from the source documents in
+``shared/seeds``): convolution is cross-correlation; dropout's ``p`` is the probability of
+*dropping*, with inverted 1/(1-p) scaling; max-pool ties send the gradient to the first maximum
+in row-major window order; L2 is ``0.5 * reg * sum(W**2)`` on weights only.
 
-Only im2col/col2im and max-pool have per-device code (:mod:`gpucnn.cpu`, :mod:`gpucnn.cuda`);
-everything else is array code that NumPy and CuPy both run, except that on CuPy arrays relu,
-sigmoid, bias gradients and softmax cross-entropy take fused kernels from :mod:`gpucnn.cuda`.
+There are no device branches here: what differs per device is a primitive of
+:mod:`gpucnn.primitives` (``P = primitives.of(x)``), the rest is array code NumPy and CuPy both
+run.  Devices: float arrays given to one op must live on one device (else a ValueError says to
+move them with ``.to()``); integer class labels may live on the host and are moved to the
+scores' device.  Losses are float64 scalars on the device (``float(loss)`` reads one).
 """
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ import numbers
 
 import numpy as np
 
-from .backend import Generator, get_array_module
+from . import primitives
+from .device import device_of, get_array_module
+from .rng import Generator, drop_threshold
 
 
 # --- argument checks at the public boundary ---------------------------------------------------
@@ -25,8 +29,8 @@ def _check_array(name, a, ndim=None, min_ndim=None):
     xp = get_array_module(a)
     if not isinstance(a, xp.ndarray):
         raise TypeError(f"{name}: expected a numpy or cupy array, got {type(a).__name__}")
-    if a.dtype.kind != "f":
-        raise TypeError(f"{name}.dtype={a.dtype}: expected a floating dtype (float32 or float64)")
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}.dtype={a.dtype}: expected float32 or float64")
     if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{name}.shape={tuple(a.shape)}: expected {ndim} dimensions")
     if min_ndim is not None and a.ndim < min_ndim:
@@ -41,25 +45,18 @@ def _check_int(name, v, minimum):
 
 
 def _check_same_device(**arrays):
-    modules = {n: get_array_module(a).__name__ for n, a in arrays.items() if a is not None}
-    if len(set(modules.values())) > 1:
-        where = ", ".join(f"{n} on {'cuda' if m == 'cupy' else 'cpu'}" for n, m in modules.items())
+    devices = {n: device_of(a) for n, a in arrays.items() if a is not None}
+    if len(set(devices.values())) > 1:
+        where = ", ".join(f"{n} on {d}" for n, d in devices.items())
         raise ValueError(f"arrays live on different devices ({where}); move them with .to()")
 
 
-def _check_dout(dout, shape):
+def _check_dout(dout, shape, like=None):
+    """dout must have the forward output's shape and live where the forward's arrays do."""
     if tuple(dout.shape) != tuple(shape):
         raise ValueError(f"dout.shape={tuple(dout.shape)}: expected {tuple(shape)}, the forward output's")
-
-
-def _primitives(xp):
-    if xp is np:
-        from . import cpu
-
-        return cpu
-    from . import cuda
-
-    return cuda
+    if like is not None:
+        _check_same_device(dout=dout, forward=like)
 
 
 # --- convolution ------------------------------------------------------------------------------
@@ -89,8 +86,9 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
                          f"{H + 2 * pad}x{W + 2 * pad} (x.shape={tuple(x.shape)}, pad={pad})")
     if x.dtype != w.dtype:
         raise TypeError(f"x.dtype={x.dtype} and w.dtype={w.dtype}: expected the same dtype")
-    OH, OW = (H + 2 * pad - KH) // stride + 1, (W + 2 * pad - KW) // stride + 1
-    cols = _primitives(xp).im2col(x, KH, KW, stride, pad)  # (C*KH*KW, N*OH*OW)
+    P = primitives.for_array_module(xp)
+    OH, OW = primitives.out_size(H, KH, stride, pad), primitives.out_size(W, KW, stride, pad)
+    cols = P.im2col(x, KH, KW, stride, pad)  # (C*KH*KW, N*OH*OW)
     out = w.reshape(F, -1) @ cols  # (F, N*OH*OW)
     if b is not None:
         out += b[:, None]
@@ -101,25 +99,25 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
 def conv2d_backward(dout, cache, need_dx=True):
     """dout (N, F, OH, OW) -> dx (N, C, H, W) or None, dw (F, C, KH, KW), db (F,) or None.
 
-    dw = dout' @ cols^T and db = sum of dout over all axes but F (seed 002); dx is col2im of
-    w^T @ dout', which equals the full convolution of dout with the flipped kernel (seed 003).
+    dw = dout' @ cols^T and db = sum of dout over all axes but F (the im2col derivation,
+    seeds/002); dx is col2im of w^T @ dout', which equals the full convolution of dout with the
+    flipped kernel (seeds/003).
     ``need_dx=False`` skips the input gradient (nobody needs dx of the data).
     """
     x_shape, cols, w, has_bias, stride, pad = cache
-    xp = _check_array("dout", dout, ndim=4)
+    _check_array("dout", dout, ndim=4)
     F, C, KH, KW = w.shape
-    N = x_shape[0]
-    _check_dout(dout, (N, F) + tuple(dout.shape[2:]))
+    N, _, H, W = x_shape
+    P = primitives.of(dout)
+    _check_dout(dout, (N, F, primitives.out_size(H, KH, stride, pad),
+                       primitives.out_size(W, KW, stride, pad)), w)
     dmat = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N*OH*OW)
-    if not has_bias:
-        db = None
-    else:
-        db = dmat.sum(axis=1) if xp is np else _primitives(xp).bias_grad(dout)
+    db = P.bias_grad(dout) if has_bias else None
     dw = (dmat @ cols.T).reshape(w.shape)
     dx = None
     if need_dx:
         dcols = w.reshape(F, -1).T @ dmat
-        dx = _primitives(xp).col2im(dcols, x_shape, KH, KW, stride, pad)
+        dx = P.col2im(dcols, x_shape, KH, KW, stride, pad)
     return dx, dw, db
 
 
@@ -135,16 +133,16 @@ def maxpool2d_forward(x, size=2, stride=None):
     stride = size if stride is None else _check_int("stride", stride, 1)
     if size > x.shape[2] or size > x.shape[3]:
         raise ValueError(f"size={size}: larger than the input x.shape={tuple(x.shape)}")
-    out, argmax = _primitives(xp).maxpool_forward(x, size, stride)
+    out, argmax = primitives.for_array_module(xp).maxpool_forward(x, size, stride)
     return out, (x.shape, argmax, size, stride)
 
 
 def maxpool2d_backward(dout, cache):
     """dout (N, C, OH, OW) -> dx (N, C, H, W); each window's gradient goes to its first maximum."""
     x_shape, argmax, size, stride = cache
-    xp = _check_array("dout", dout, ndim=4)
-    _check_dout(dout, argmax.shape)
-    return _primitives(xp).maxpool_backward(dout, argmax, x_shape, size, stride)
+    _check_array("dout", dout, ndim=4)
+    _check_dout(dout, argmax.shape, argmax)
+    return primitives.of(dout).maxpool_backward(dout, argmax, x_shape, size, stride)
 
 
 # --- activations ------------------------------------------------------------------------------
@@ -152,38 +150,31 @@ def maxpool2d_backward(dout, cache):
 def relu_forward(x):
     """max(x, 0), any shape."""
     xp = _check_array("x", x)
-    out = xp.maximum(x, 0) if xp is np else _primitives(xp).relu_forward(x)
+    out = primitives.for_array_module(xp).relu_forward(x)
     return out, out
 
 
 def relu_backward(dout, cache):
-    """dout where the output was positive, else 0 (seed 003)."""
+    """dout where the output was positive, else 0 (seeds/003)."""
     out = cache
-    _check_dout(dout, out.shape)
-    xp = get_array_module(dout)
-    if xp is not np:
-        return _primitives(xp).relu_backward(dout, out)
-    return dout * (out > 0)
+    _check_array("dout", dout)
+    _check_dout(dout, out.shape, out)
+    return primitives.of(dout).relu_backward(dout, out)
 
 
 def sigmoid_forward(x):
     """1 / (1 + exp(-x)), computed without overflow for large |x|."""
     xp = _check_array("x", x)
-    if xp is not np:
-        out = _primitives(xp).sigmoid_forward(x)
-        return out, out
-    e = xp.exp(-xp.abs(x))  # in (0, 1]: never overflows
-    out = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    out = primitives.for_array_module(xp).sigmoid_forward(x)
     return out, out
 
 
 def sigmoid_backward(dout, cache):
+    """dout * s * (1 - s) for the forward output s (seeds/001)."""
     out = cache
-    _check_dout(dout, out.shape)
-    xp = get_array_module(dout)
-    if xp is not np:
-        return _primitives(xp).sigmoid_backward(dout, out)
-    return dout * out * (1 - out)
+    _check_array("dout", dout)
+    _check_dout(dout, out.shape, out)
+    return primitives.of(dout).sigmoid_backward(dout, out)
 
 
 # --- dropout ----------------------------------------------------------------------------------
@@ -192,8 +183,8 @@ def dropout_forward(x, p, train, rng: Generator | None):
     """Inverted dropout: in training, each element is zeroed with probability ``p`` and the rest
     scaled by 1/(1-p); in evaluation (or with p == 0) the identity.
 
-    The mask comes from ``rng`` (a :class:`gpucnn.backend.Generator`), so the same seed gives
-    the same mask on every device.
+    The mask comes from ``rng`` (a :class:`gpucnn.rng.Generator`), so the same seed gives the
+    same mask on every device.
     """
     xp = _check_array("x", x)
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
@@ -201,8 +192,11 @@ def dropout_forward(x, p, train, rng: Generator | None):
     if not train or p == 0:
         return x, None
     if not isinstance(rng, Generator):
-        raise TypeError(f"rng={rng!r}: dropout in training needs a gpucnn.backend.Generator")
-    mask = rng.keep_mask(x.shape, p, xp)
+        raise TypeError(f"rng={rng!r}: dropout in training needs a gpucnn.rng.Generator")
+    n = x.size
+    keep = primitives.for_array_module(xp).dropout_keep_mask(rng.key, rng.reserve(n), n,
+                                                             drop_threshold(p))
+    mask = keep.reshape(x.shape)
     scale = x.dtype.type(1.0 / (1.0 - p))
     return x * mask * scale, (mask, scale)
 
@@ -212,7 +206,7 @@ def dropout_backward(dout, cache):
     if cache is None:
         return dout
     mask, scale = cache
-    _check_dout(dout, mask.shape)
+    _check_dout(dout, mask.shape, mask)
     return dout * mask * scale
 
 
@@ -239,81 +233,67 @@ def linear_forward(x, w, b):
 def linear_backward(dout, cache, need_dx=True):
     """dout (N, M) -> dx (shape of x) or None, dw (D, M), db (M,) or None."""
     x_shape, x2, w, has_bias = cache
-    _check_dout(dout, (x_shape[0], w.shape[1]))
+    _check_array("dout", dout, ndim=2)
+    _check_dout(dout, (x_shape[0], w.shape[1]), w)
     dw = x2.T @ dout
-    xp = get_array_module(dout)
-    if not has_bias:
-        db = None
-    else:
-        db = dout.sum(axis=0) if xp is np else _primitives(xp).bias_grad(dout)
+    db = primitives.of(dout).bias_grad(dout) if has_bias else None
     dx = (dout @ w.T).reshape(x_shape) if need_dx else None
     return dx, dw, db
 
 
 # --- losses -----------------------------------------------------------------------------------
 
-def _check_labels(y, n, num_classes):
+def _labels_on(y, n, num_classes, like):
+    """Integer labels checked (on the host when they are there) and moved to ``like``'s device."""
     xp = get_array_module(y)
     if not isinstance(y, xp.ndarray) or y.dtype.kind not in "iu":
         raise TypeError(f"y: expected an integer array of class labels, got "
                         f"{getattr(y, 'dtype', type(y).__name__)}")
     if y.shape != (n,):
         raise ValueError(f"y.shape={tuple(y.shape)}: expected ({n},), one label per row of scores")
-    if n and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(f"y holds labels in [{int(y.min())}, {int(y.max())}]: expected "
-                         f"[0, {num_classes - 1}] for {num_classes} classes")
+    if n:
+        lo, hi = (int(v) for v in xp.stack([y.min(), y.max()]).tolist())  # one read
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(f"y holds labels in [{lo}, {hi}]: expected [0, {num_classes - 1}] "
+                             f"for {num_classes} classes")
+    return get_array_module(like).asarray(y, dtype=np.int64)
 
 
 def softmax_cross_entropy(scores, y):
     """Mean cross-entropy of softmax(scores) against integer labels.
 
-    scores (N, K), y (N,) ints in [0, K) -> loss (scalar float), dscores (N, K).
-    Stable: the row maximum is subtracted before exponentiating.
+    scores (N, K), y (N,) ints in [0, K) (on the host or scores' device) -> loss (float64 scalar
+    on scores' device), dscores (N, K).  Stable: the row maximum is subtracted before
+    exponentiating.
     """
-    xp = _check_array("scores", scores, ndim=2)
+    _check_array("scores", scores, ndim=2)
     N, K = scores.shape
-    _check_labels(y, N, K)
-    if xp is not np:
-        return _primitives(xp).softmax_cross_entropy(scores, y)  # fused kernel, one pass
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    exp = xp.exp(shifted)
-    sums = exp.sum(axis=1, keepdims=True)
-    rows = xp.arange(N)
-    loss = float(xp.log(sums[:, 0]).sum() - shifted[rows, y].sum()) / N
-    dscores = exp / sums
-    dscores[rows, y] -= 1
-    dscores /= N
-    return loss, dscores
+    y = _labels_on(y, N, K, scores)
+    return primitives.of(scores).softmax_cross_entropy(scores, y)
 
 
 def mse_loss(pred, target):
-    """Mean squared error E = mean((pred - target)**2) over all n elements (seed 004).
+    """Mean squared error E = mean((pred - target)**2) over all n elements (seeds/004).
 
-    -> loss (scalar float), dpred = 2 * (pred - target) / n.
+    -> loss (float64 scalar on pred's device), dpred = 2 * (pred - target) / n.
     """
-    _check_array("pred", pred)
+    xp = _check_array("pred", pred)
     _check_array("target", target)
+    _check_same_device(pred=pred, target=target)
     if pred.shape != target.shape:
         raise ValueError(f"target.shape={tuple(target.shape)}: expected pred's shape {tuple(pred.shape)}")
     diff = pred - target
-    return float((diff * diff).mean()), diff * (2.0 / diff.size)
+    return xp.mean(diff * diff, dtype=np.float64), diff * (2.0 / diff.size)
 
 
 def l2_penalty(weights, reg):
     """L2 regularisation over a list of weight arrays (never biases).
 
-    -> loss = 0.5 * reg * sum(W**2) and the gradients reg * W, one per weight.
+    -> loss = 0.5 * reg * sum(W**2) (float64 scalar on the weights' device) and the gradients
+    reg * W, one per weight.
     """
     if isinstance(reg, bool) or not isinstance(reg, numbers.Real) or not reg >= 0:
         raise ValueError(f"reg={reg!r}: expected a non-negative number")
-    loss = 0.0
-    grads = []
-    for w in weights:
-        xp = get_array_module(w)
-        if xp is np:
-            loss += 0.5 * reg * _primitives(xp).sum_of_squares(w)
-        else:
-            flat = w.reshape(-1)
-            loss += 0.5 * reg * float(xp.dot(flat.astype(xp.float64, copy=False), flat))
-        grads.append(reg * w)
-    return loss, grads
+    _check_same_device(**{f"weights[{i}]": w for i, w in enumerate(weights)})
+    total = sum(primitives.of(w).sum_of_squares(w) for w in weights)
+    return 0.5 * reg * total, [reg * w for w in weights]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
-from .backend import Generator, get_array_module, to_device, xp_for
+from .device import get_array_module, to_device, xp_for
+from .rng import Generator
 
 TOLERANCE = 1e-7  # float64 central differences land near 1e-10; a wrong gradient far above
 

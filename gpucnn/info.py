@@ -9,16 +9,8 @@ import warnings
 import numpy as np
 
 from . import __version__
-from .backend import cuda_status, resolve_device
-
-
-def kernel_dir() -> str | None:
-    """Where the CUDA sources are: inside the installed package, else the source tree's kernels/."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (os.path.join(here, "kernels"), os.path.join(os.path.dirname(here), "kernels")):
-        if os.path.isdir(candidate) and any(f.endswith(".cu") for f in os.listdir(candidate)):
-            return candidate
-    return None
+from .cuda_launch import kernel_dir
+from .device import cuda_status, resolve_device
 
 
 def info_lines() -> list[str]:

@@ -20,7 +20,8 @@ import numpy as np
 
 from . import functional as F
 from . import nn
-from .backend import Generator, to_device, to_numpy
+from .device import to_device, to_numpy
+from .rng import Generator
 
 # type -> (module class, required keys, optional keys with defaults)
 LAYER_TYPES = {

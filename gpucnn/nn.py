@@ -13,7 +13,8 @@ import numbers
 import numpy as np
 
 from . import functional as F
-from .backend import Generator, get_array_module, resolve_device, to_device, to_numpy
+from .device import device_of, resolve_device, to_device, to_numpy
+from .rng import Generator
 
 
 _EMPTY = object()  # "no forward cache held"; distinct from None, which dropout uses in eval
@@ -49,9 +50,16 @@ def init_weight(shape, fan_in, weight_scale, dtype, rng):
 
 
 class Module:
-    """Base class: holds parameters (``param_names`` attributes), ``grads`` and child modules."""
+    """Base class: holds parameters (``param_names`` attributes), buffers (``buffer_names``:
+    arrays that are state but not trained, such as running statistics), random streams (any
+    :class:`gpucnn.rng.Generator` attribute), ``grads`` and child modules.
+
+    State is found by walking the modules, so saving, loading and moving a model needs no
+    knowledge of its layer types.
+    """
 
     param_names: tuple[str, ...] = ()
+    buffer_names: tuple[str, ...] = ()
 
     def __init__(self):
         self.training = True
@@ -73,13 +81,25 @@ class Module:
     def children(self) -> list[tuple[str, "Module"]]:
         return []
 
-    def named_parameters(self, prefix=""):
-        for name in self.param_names:
-            value = getattr(self, name)
-            if value is not None:
-                yield prefix + name, value
+    def _walk(self, prefix, own):
+        """(dotted name, value) for ``own(module)``'s (name, value) pairs of every module."""
+        for name, value in own(self):
+            yield prefix + name, value
         for child_name, child in self.children():
-            yield from child.named_parameters(f"{prefix}{child_name}.")
+            yield from child._walk(f"{prefix}{child_name}.", own)
+
+    def named_parameters(self, prefix=""):
+        return self._walk(prefix, lambda m: ((n, getattr(m, n)) for n in m.param_names
+                                             if getattr(m, n) is not None))
+
+    def named_buffers(self, prefix=""):
+        return self._walk(prefix, lambda m: ((n, getattr(m, n)) for n in m.buffer_names
+                                             if getattr(m, n) is not None))
+
+    def named_generators(self, prefix=""):
+        """Every random stream the model owns (dropout masks...), as (dotted name, Generator)."""
+        return self._walk(prefix, lambda m: ((n, v) for n, v in vars(m).items()
+                                             if isinstance(v, Generator)))
 
     def parameters(self) -> dict:
         """{dotted name: array}; the arrays themselves, so in-place updates reach the layer."""
@@ -112,30 +132,31 @@ class Module:
     @property
     def device(self) -> str:
         for _, p in self.named_parameters():
-            return "cuda" if get_array_module(p) is not np else "cpu"
+            return device_of(p)
         return "cpu"
 
     def to(self, device: str) -> "Module":
-        """Move every parameter to ``device`` ("cpu", "cuda" or "auto"); returns self."""
+        """Move every parameter and buffer to ``device`` ("cpu", "cuda" or "auto"); returns self.
+        Random streams are device-independent and stay as they are."""
         device = resolve_device(device)
         for m in self.modules():
-            for name in m.param_names:
+            for name in m.param_names + m.buffer_names:
                 if getattr(m, name) is not None:
                     setattr(m, name, to_device(getattr(m, name), device))
             m.grads = {}
             m._cache = _EMPTY
-            if isinstance(m, Dropout):
-                m.rng.device = device
         return self
 
     # -- persistence
     def state_dict(self) -> dict:
-        """{dotted name: NumPy copy of the parameter}."""
-        return {k: np.array(to_numpy(v)) for k, v in self.named_parameters()}
+        """{dotted name: NumPy copy} of every parameter and buffer."""
+        return {k: np.array(to_numpy(v)) for k, v in (*self.named_parameters(),
+                                                      *self.named_buffers())}
 
     def load_state_dict(self, state: dict) -> None:
-        """Copy arrays into the parameters (same names and shapes required; cast to their dtype)."""
-        own = self.parameters()
+        """Copy arrays (NumPy or CuPy) into the parameters and buffers, on their device and in
+        their dtype; names and shapes must match."""
+        own = dict((*self.named_parameters(), *self.named_buffers()))
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"state_dict does not match {type(self).__name__}: "
@@ -145,8 +166,20 @@ class Module:
             if tuple(value.shape) != tuple(param.shape):
                 raise ValueError(f"state_dict[{name!r}].shape={tuple(value.shape)}: expected "
                                  f"{tuple(param.shape)}")
-            xp = get_array_module(param)
-            param[...] = xp.asarray(to_numpy(value) if xp is not np else value, dtype=param.dtype)
+            param[...] = to_device(value, device_of(param))  # one copy, never via the host twice
+
+    def extra_state(self) -> dict:
+        """{dotted name: state} of every random stream, JSON-able (checkpoints store it)."""
+        return {name: g.state() for name, g in self.named_generators()}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore :meth:`extra_state`; the model must own the same streams."""
+        own = dict(self.named_generators())
+        if set(own) != set(state):
+            raise ValueError(f"random streams {sorted(state)}: expected this model's "
+                             f"{sorted(own)}")
+        for name, g in own.items():
+            g.set_state(state[name])
 
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
@@ -257,7 +290,7 @@ class Sigmoid(Module):
 class Dropout(Module):
     """Inverted dropout with drop probability ``p``; identity in eval mode.
 
-    Masks come from ``rng`` (a :class:`gpucnn.backend.Generator`; a fresh one if None), so a
+    Masks come from ``rng`` (a :class:`gpucnn.rng.Generator`; a fresh one if None), so a
     seeded model drops the same units on every device.
     """
 

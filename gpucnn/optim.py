@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from .backend import get_array_module, to_numpy
+from .device import get_array_module, to_numpy
 
 
 def _check_real(name, value, low, high=math.inf, low_open=False, high_open=True):

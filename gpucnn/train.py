@@ -29,7 +29,7 @@ import numpy as np
 
 from . import nn
 from .distributed import shard_batches, spread_dropout_streams, training_world
-from .backend import resolve_device
+from .device import resolve_device
 from .checkpoint import load_npz, prefixed, save_npz
 from .data import BatchIterator, random_subset
 from .optim import make_optimizer

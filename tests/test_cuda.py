@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from emulation.cases import CONV_CASES, DROPOUT_CASES, POOL_CASES, activation_input, tied
-from gpucnn import backend, cpu, functional as F
-from gpucnn.backend import Generator, cuda_status, drop_threshold, random_bits, stream_key
+from gpucnn import cpu, functional as F
+from gpucnn import device as backend
+from gpucnn.device import cuda_status
+from gpucnn.rng import Generator, drop_threshold, random_bits, stream_key
 
 _STATUS = cuda_status()
 pytestmark = [pytest.mark.cuda,
@@ -84,10 +86,11 @@ def test_dropout_mask_bit_identical(cuda, seed, counter, n, p):
 
 
 def test_generator_masks_identical_across_devices(cp):
-    cpu_gen, gpu_gen = Generator(42, 3, "cpu"), Generator(42, 3, "cuda")
+    cpu_gen, gpu_gen = Generator(42, 3), Generator(42, 3)
     for shape, p in [((4, 5, 6, 7), 0.4), ((1000,), 0.1), ((3, 333), 0.8)]:
-        m_cpu = cpu_gen.keep_mask(shape, p, np)
-        m_gpu = gpu_gen.keep_mask(shape, p, cp)
+        x = np.ones(shape)
+        _, (m_cpu, _) = F.dropout_forward(x, p, True, cpu_gen)
+        _, (m_gpu, _) = F.dropout_forward(cp.asarray(x), p, True, gpu_gen)
         np.testing.assert_array_equal(m_gpu.get(), m_cpu)
     assert cpu_gen.counter == gpu_gen.counter
 

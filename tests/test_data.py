@@ -236,7 +236,7 @@ def test_random_subset_is_fixed_and_without_repeats():
 
 @pytest.mark.cuda
 def test_iterator_on_cuda_matches_cpu():
-    from gpucnn.backend import cuda_status
+    from gpucnn.device import cuda_status
     if not cuda_status().available:
         pytest.skip(f"CUDA unavailable: {cuda_status().reason}")
     x, y = _data(50)

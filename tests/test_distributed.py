@@ -70,6 +70,13 @@ def test_trainer_inside_map_runs_is_not_data_parallel():
         distributed.map_runs(lambda _: distributed.training_world(True), [0])
 
 
+def _mask(g):
+    """A 64-element dropout mask (p=0.5) drawn from generator ``g``."""
+    from gpucnn import functional as F
+
+    return F.dropout_forward(np.ones(64), 0.5, True, g)[1][0]
+
+
 def test_dropout_streams_are_fixed_by_seed_and_rank():
     from gpucnn.models import ThreeLayerConvNet
 
@@ -78,11 +85,11 @@ def test_dropout_streams_are_fixed_by_seed_and_rank():
                                   dropout=0.5, seed=3)
         distributed.spread_dropout_streams(model, rank)
         distributed.spread_dropout_streams(model, rank)  # idempotent
-        return [m.rng.keep_mask((64,), 0.5) for m in model.modules() if hasattr(m, "rng")]
+        return [_mask(m.rng) for m in model.modules() if hasattr(m, "rng")]
 
     single = ThreeLayerConvNet((1, 8, 8), num_filters=2, filter_size=3, hidden_dim=8,
                                dropout=0.5, seed=3)
-    plain = [m.rng.keep_mask((64,), 0.5) for m in single.modules() if hasattr(m, "rng")]
+    plain = [_mask(m.rng) for m in single.modules() if hasattr(m, "rng")]
     assert all(np.array_equal(a, b) for a, b in zip(masks(0), plain))  # rank 0 = one process
     assert all(np.array_equal(a, b) for a, b in zip(masks(1), masks(1)))
     assert not any(np.array_equal(a, b) for a, b in zip(masks(0), masks(1)))

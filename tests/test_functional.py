@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gpucnn import functional as F
-from gpucnn.backend import Generator
+from gpucnn.rng import Generator
 from gpucnn.gradcheck import numeric_gradient, rel_error
 
 import reference as ref
@@ -270,8 +270,9 @@ def _conv(**kw):
     (dict(stride=0), ValueError, ["stride=0", "integer >= 1"]),
     (dict(pad=-1), ValueError, ["pad=-1", "integer >= 0"]),
     (dict(stride=1.5), ValueError, ["stride=1.5"]),
-    (dict(x=np.zeros((2, 3, 5, 5), dtype=np.int64)), TypeError, ["x.dtype=int64", "floating"]),
-    (dict(x=np.zeros((2, 3, 5, 5), dtype=object)), TypeError, ["x.dtype=object", "floating"]),
+    (dict(x=np.zeros((2, 3, 5, 5), dtype=np.int64)), TypeError, ["x.dtype=int64", "float32 or float64"]),
+    (dict(x=np.zeros((2, 3, 5, 5), dtype=object)), TypeError, ["x.dtype=object", "float32 or float64"]),
+        (dict(x=np.zeros((2, 3, 5, 5), dtype=np.float16)), TypeError, ["x.dtype=float16", "float32 or float64"]),
     (dict(x=np.zeros((3, 5, 5))), ValueError, ["x.shape=(3, 5, 5)", "4 dimensions"]),
     (dict(x=[[1.0]]), TypeError, ["x", "numpy or cupy array", "list"]),
     (dict(b=np.zeros(3)), ValueError, ["b.shape=(3,)", "(4,)"]),

@@ -14,10 +14,10 @@ import pytest
 
 from gpucnn import cpu, functional as F
 from emulation.cases import CONV_CASES, DROPOUT_CASES, POOL_CASES, activation_input, tied
-from gpucnn.backend import drop_threshold, random_bits, stream_key
+from gpucnn.rng import drop_threshold, random_bits, stream_key
 from gpucnn.cuda_compare import compare_primitives
 from gpucnn.cuda_launch import Primitives
-from gpucnn.info import kernel_dir
+from gpucnn.cuda_launch import kernel_dir
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None,
                                 reason="g++ is not installed: the kernel host emulation needs it")

@@ -6,9 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from gpucnn.cuda_launch import (KERNELS, Primitives, kernel_source, op_paths, pack_args,
-                                prepare_cupy_cache_dir)
-from gpucnn.info import kernel_dir
+from gpucnn.cuda_launch import KERNELS, Primitives, kernel_dir, kernel_source, op_paths, pack_args
+from gpucnn.device import prepare_cupy_cache_dir
 
 F32 = {"T": "float"}
 

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from gpucnn.cuda_launch import KERNELS
-from gpucnn.info import kernel_dir
+from gpucnn.cuda_launch import kernel_dir
 
 NVCC = shutil.which("nvcc")
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH (no CUDA toolkit here)")

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from gpucnn import nn
-from gpucnn.backend import DeviceError, Generator
+from gpucnn.device import DeviceError
+from gpucnn.rng import Generator
 from gpucnn.gradcheck import numeric_gradient, rel_error
 
 
@@ -93,7 +94,7 @@ def test_initialisation_he_and_weight_scale():
 
 
 def test_to_cpu_and_unusable_cuda(monkeypatch):
-    from gpucnn import backend
+    from gpucnn import device as backend
     net = small_net().to("cpu")
     assert net.device == "cpu"
     monkeypatch.setattr(backend, "_cuda_status", backend.CudaStatus(False, "no GPU (test)"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gpucnn import checkpoint
-from gpucnn.backend import DeviceError, cuda_status
+from gpucnn.device import DeviceError, cuda_status
 from gpucnn.cli import main
 from gpucnn.models import ThreeLayerConvNet
 from gpucnn.train import History, Trainer, TrainingDiverged, TrainingInterrupted

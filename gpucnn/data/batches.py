@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import resolve_device, to_device
+from ..device import resolve_device, to_device
 from .preprocess import crop_flip
 
 SHUFFLE_STREAM, AUGMENT_STREAM, SUBSET_STREAM = 0x5F1, 0xA06, 0x5B5

@@ -1,0 +1,195 @@
+"""Devices: their names, the ``auto`` choice and the CUDA probe, moving arrays, the CuPy import.
+
+The math in :mod:`gpucnn.functional` is written once against ``xp``, the array module of its
+input (``numpy`` or ``cupy``), as Chainer and DeZero do.  CuPy is imported only through
+:func:`import_cupy`, and only when CUDA is asked for: a CPU-only machine never imports it.
+
+Devices are named ``"cpu"``, ``"cuda"`` or ``"auto"``; ``None`` means the ``GPUCNN_DEVICE``
+environment variable, else ``"auto"``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+DEVICES = ("cpu", "cuda", "auto")
+CUDA_INSTALL_HINT = (
+    "install the CUDA extra that matches your driver: pip install 'gpucnn[cuda12]' "
+    "or pip install 'gpucnn[cuda13]'"
+)
+
+
+class DeviceError(ValueError):
+    """A device was asked for that this machine cannot provide, or its name is unknown."""
+
+
+def get_array_module(*arrays):
+    """Return ``cupy`` if any argument is a CuPy array, else ``numpy``.
+
+    Decided from the array's type, so calling this never imports CuPy.
+    """
+    for a in arrays:
+        if type(a).__module__.startswith("cupy"):
+            return import_cupy()
+    return np
+
+
+def prepare_cupy_cache_dir() -> str:
+    """Make sure CuPy's kernel cache directory is writable, before CuPy is imported.
+
+    ``CUPY_CACHE_DIR`` is respected when set.  Otherwise, when the default (~/.cupy/kernel_cache)
+    cannot be written -- a read-only home -- point ``CUPY_CACHE_DIR`` at a per-user directory under
+    the system temp dir (CuPy >= 14 creates its cache directory when it is imported, and fails if
+    it cannot).  Returns the directory in use.
+    """
+    if os.environ.get("CUPY_CACHE_DIR"):
+        return os.environ["CUPY_CACHE_DIR"]
+    default = os.path.expanduser("~/.cupy/kernel_cache")
+    try:
+        os.makedirs(default, exist_ok=True)
+        with tempfile.TemporaryFile(dir=default):
+            pass
+        return default
+    except OSError:
+        fallback = os.path.join(tempfile.gettempdir(), f"gpucnn-cupy-cache-{os.getuid()}")
+        os.makedirs(fallback, exist_ok=True)
+        os.environ["CUPY_CACHE_DIR"] = fallback
+        return fallback
+
+
+def import_cupy():
+    """``cupy``, imported once its cache directory is settled: the one place gpucnn imports it."""
+    if "cupy" not in sys.modules:
+        prepare_cupy_cache_dir()
+    import cupy
+
+    return cupy
+
+
+@dataclass(frozen=True)
+class CudaStatus:
+    """Whether CUDA is usable here, and if not, why.
+
+    ``reason`` is empty when ``available`` is true; otherwise it says what is missing and
+    how to get it.  ``device_name`` and the versions are filled when they could be read.
+    """
+
+    available: bool
+    reason: str = ""
+    device_name: str = ""
+    device_count: int = 0
+    cupy_version: str = ""
+    runtime_version: str = ""
+    driver_version: str = ""
+
+
+_cuda_status: CudaStatus | None = None
+
+
+def cuda_status(refresh: bool = False) -> CudaStatus:
+    """Probe CUDA once per process; never raises."""
+    global _cuda_status
+    if _cuda_status is None or refresh:
+        _cuda_status = _probe_cuda()
+    return _cuda_status
+
+
+def _fmt_cuda_version(v: int) -> str:
+    return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+def _probe_cuda() -> CudaStatus:
+    try:
+        cupy = import_cupy()
+    except ImportError as e:
+        return CudaStatus(False, f"CuPy is not installed ({e}); {CUDA_INSTALL_HINT}")
+    except Exception as e:  # a broken CuPy install raises all sorts of things at import
+        return CudaStatus(False, f"CuPy failed to import: {type(e).__name__}: {e}")
+    version = getattr(cupy, "__version__", "?")
+    try:
+        driver = cupy.cuda.runtime.driverGetVersion()
+    except Exception as e:
+        return CudaStatus(False, f"no usable NVIDIA driver: {e}", cupy_version=version)
+    if driver == 0:
+        return CudaStatus(False, "no NVIDIA driver is installed", cupy_version=version)
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:
+        return CudaStatus(False, f"CUDA sees no device: {e}", cupy_version=version,
+                          driver_version=_fmt_cuda_version(driver))
+    if count == 0:
+        return CudaStatus(False, "CUDA sees no GPU (is CUDA_VISIBLE_DEVICES empty?)",
+                          cupy_version=version, driver_version=_fmt_cuda_version(driver))
+    try:
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+        runtime = _fmt_cuda_version(cupy.cuda.runtime.runtimeGetVersion())
+    except Exception as e:
+        return CudaStatus(False, f"the GPU could not be queried: {e}", cupy_version=version,
+                          device_count=count, driver_version=_fmt_cuda_version(driver))
+    return CudaStatus(True, "", name, count, version, runtime, _fmt_cuda_version(driver))
+
+
+_auto_fallback_warned = False
+
+
+def resolve_device(device: str | None = None) -> str:
+    """Turn ``"cpu" | "cuda" | "auto" | None`` into ``"cpu"`` or ``"cuda"``.
+
+    ``None`` reads ``GPUCNN_DEVICE`` (default ``"auto"``).  ``"auto"`` picks CUDA when it is
+    usable, else the CPU, printing one line per process to stderr that says why.  ``"cuda"``
+    where CUDA is unusable raises :class:`DeviceError` with the reason and the install hint.
+    """
+    source = "device"
+    if device is None:
+        device = os.environ.get("GPUCNN_DEVICE", "auto") or "auto"
+        source = "GPUCNN_DEVICE"
+    if not isinstance(device, str) or device.lower() not in DEVICES:
+        raise DeviceError(f"{source}={device!r}: expected one of {', '.join(DEVICES)}")
+    device = device.lower()
+    if device == "cpu":
+        return "cpu"
+    status = cuda_status()
+    if device == "cuda":
+        if not status.available:
+            raise DeviceError(f"{source}='cuda' but CUDA is unusable: {status.reason}. "
+                              f"Use device='cpu', or {CUDA_INSTALL_HINT}.")
+        return "cuda"
+    if status.available:
+        return "cuda"
+    global _auto_fallback_warned
+    if not _auto_fallback_warned:
+        _auto_fallback_warned = True
+        print(f"gpucnn: device 'auto' is using the CPU: {status.reason}", file=sys.stderr)
+    return "cpu"
+
+
+def xp_for(device: str):
+    """The array module for a resolved device name."""
+    if device == "cuda":
+        return import_cupy()
+    if device == "cpu":
+        return np
+    raise DeviceError(f"device={device!r}: expected 'cpu' or 'cuda' (resolve 'auto' first)")
+
+
+def device_of(x) -> str:
+    """``"cuda"`` for a CuPy array, ``"cpu"`` for anything else."""
+    return "cuda" if type(x).__module__.startswith("cupy") else "cpu"
+
+
+def to_device(x, device: str):
+    """Return ``x`` as an array on ``device`` ("cpu", "cuda" or "auto"); no copy if already there."""
+    device = resolve_device(device)
+    if device == "cpu":
+        return x.get() if device_of(x) == "cuda" else np.asarray(x)
+    return import_cupy().asarray(x)
+
+
+def to_numpy(x) -> np.ndarray:
+    """A NumPy copy (or view) of any array, wherever it lives."""
+    return to_device(x, "cpu")

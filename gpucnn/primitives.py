@@ -1,0 +1,84 @@
+"""The device primitives: the one list of what has a NumPy and a CUDA implementation.
+
+Everything in :mod:`gpucnn.functional` is array code over ``xp`` except these operations, whose
+code differs per device.  Each has exactly two implementations with the signature declared in
+:class:`DevicePrimitives`: :mod:`gpucnn.cpu` (NumPy, the reference) and :mod:`gpucnn.cuda`
+(CuPy with our kernels from ``kernels/*.cu``).  ``tests/test_primitives.py`` holds both to these
+signatures.  Adding a primitive: declare it here, write it in ``cpu.py`` and in the CUDA host
+code, add a row to both comparison suites.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from .device import get_array_module
+
+
+def out_size(size: int, k: int, stride: int = 1, pad: int = 0) -> int:
+    """Output length of a window of ``k`` every ``stride`` over ``size`` padded by ``pad`` on both
+    sides: (size + 2*pad - k) // stride + 1.  The one copy of the formula (conv, pool, models)."""
+    return (size + 2 * pad - k) // stride + 1
+
+
+class DevicePrimitives(Protocol):
+    """The contract.  Arrays are NumPy on the CPU and CuPy on CUDA; inputs may be any strided
+    view; 4-D activations are (N, C, H, W)."""
+
+    def im2col(self, x, kh: int, kw: int, stride: int, pad: int):
+        """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows ordered (c, i, j), columns (n, oh, ow)."""
+
+    def col2im(self, dcols, x_shape, kh: int, kw: int, stride: int, pad: int):
+        """Adjoint of im2col: dcols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), overlaps summed."""
+
+    def maxpool_forward(self, x, size: int, stride: int):
+        """x (N, C, H, W) -> (out (N, C, OH, OW), argmax): argmax is the row-major offset of the
+        first maximum in each window (uint8 when size*size <= 256, else int32); NaN wins."""
+
+    def maxpool_backward(self, dout, argmax, x_shape, size: int, stride: int):
+        """dout, argmax (N, C, OH, OW) -> dx (N, C, H, W): each window's gradient to its argmax."""
+
+    def relu_forward(self, x):
+        """max(x, 0), NaN propagated; any shape."""
+
+    def relu_backward(self, dout, out):
+        """dout * (out > 0); ``out`` is relu_forward's result."""
+
+    def sigmoid_forward(self, x):
+        """1 / (1 + exp(-x)) without overflow; any shape."""
+
+    def sigmoid_backward(self, dout, out):
+        """dout * out * (1 - out); ``out`` is sigmoid_forward's result."""
+
+    def bias_grad(self, dout):
+        """dout (N, F, ...) -> (F,): the sum over every axis but 1 (conv and linear biases)."""
+
+    def softmax_cross_entropy(self, scores, y):
+        """scores (N, K), y (N,) int64 labels in [0, K) on the same device -> (loss, dscores):
+        loss the mean cross-entropy as a 0-d float64 array, dscores (N, K) its gradient."""
+
+    def dropout_keep_mask(self, key: int, counter: int, n: int, threshold: int):
+        """Bool (n,): element i kept when rng.random_bits(key, counter + i) >= threshold."""
+
+    def sum_of_squares(self, a):
+        """sum(a**2) as a 0-d float64 array, accumulated accurately for float32 ``a``."""
+
+
+NAMES = tuple(name for name in vars(DevicePrimitives) if not name.startswith("_"))
+
+
+def for_array_module(xp):
+    """The implementation for array module ``xp``: :mod:`gpucnn.cpu` or :mod:`gpucnn.cuda`."""
+    if xp is np:
+        from . import cpu
+
+        return cpu
+    from . import cuda
+
+    return cuda
+
+
+def of(*arrays):
+    """The implementation for the device ``arrays`` live on."""
+    return for_array_module(get_array_module(*arrays))
