@@ -131,7 +131,47 @@ def _probe_cuda() -> CudaStatus:
     except Exception as e:
         return CudaStatus(False, f"the GPU could not be queried: {e}", cupy_version=version,
                           device_count=count, driver_version=_fmt_cuda_version(driver))
+    failed = _prove_cuda_path(cupy)
+    if failed:
+        return CudaStatus(False, failed, name, count, version, runtime, _fmt_cuda_version(driver))
     return CudaStatus(True, "", name, count, version, runtime, _fmt_cuda_version(driver))
+
+
+_PROBE_KERNEL = 'extern "C" __global__ void gpucnn_probe(float* a) { a[threadIdx.x] += 1.0f; }'
+_LIBS_HINT = ("CuPy's CUDA libraries are missing: " + CUDA_INSTALL_HINT + " (they bring NVRTC "
+              "and cuBLAS), or put a CUDA toolkit's lib64 on LD_LIBRARY_PATH")
+
+
+def _prove_cuda_path(cupy) -> str:
+    """Run what training will run: NVRTC, a compiled kernel, a cuBLAS matmul.  A driver and a
+    device are not enough: without the NVRTC or cuBLAS libraries the first conv would crash.
+    Returns "" when all pass, else one line naming the failed step and the fix."""
+    steps = (
+        ("NVRTC (the kernel compiler) did not load", lambda: cupy.cuda.nvrtc.getVersion()),
+        ("a trivial kernel did not compile and run", lambda: _run_probe_kernel(cupy)),
+        ("a 2x2 matmul (cuBLAS) did not run", lambda: _run_probe_matmul(cupy)),
+    )
+    for what, step in steps:
+        try:
+            step()
+        except Exception as e:  # DynamicLibNotFoundError, ImportError, CUDARuntimeError, ...
+            first_line = (str(e).strip().splitlines() or [""])[0]
+            return f"{what} ({type(e).__name__}: {first_line}); {_LIBS_HINT}"
+    return ""
+
+
+def _run_probe_kernel(cupy) -> None:
+    a = cupy.zeros(4, dtype=cupy.float32)
+    cupy.RawModule(code=_PROBE_KERNEL).get_function("gpucnn_probe")((1,), (4,), (a,))
+    if a.get().tolist() != [1.0] * 4:
+        raise RuntimeError(f"the probe kernel wrote {a.get().tolist()}, expected [1.0] * 4")
+
+
+def _run_probe_matmul(cupy) -> None:
+    m = cupy.asarray([[1.0, 2.0], [3.0, 4.0]], dtype=cupy.float32)
+    got = (m @ m).get().tolist()
+    if got != [[7.0, 10.0], [15.0, 22.0]]:
+        raise RuntimeError(f"the probe matmul gave {got}, expected [[7, 10], [15, 22]]")
 
 
 _auto_fallback_warned = False
@@ -142,7 +182,8 @@ def resolve_device(device: str | None = None) -> str:
 
     ``None`` reads ``GPUCNN_DEVICE`` (default ``"auto"``).  ``"auto"`` picks CUDA when it is
     usable, else the CPU, printing one line per process to stderr that says why.  ``"cuda"``
-    where CUDA is unusable raises :class:`DeviceError` with the reason and the install hint.
+    where CUDA is unusable raises :class:`DeviceError` with that same reason, which names the
+    failed step and how to fix it.
     """
     source = "device"
     if device is None:
@@ -156,8 +197,8 @@ def resolve_device(device: str | None = None) -> str:
     status = cuda_status()
     if device == "cuda":
         if not status.available:
-            raise DeviceError(f"{source}='cuda' but CUDA is unusable: {status.reason}. "
-                              f"Use device='cpu', or {CUDA_INSTALL_HINT}.")
+            raise DeviceError(f"{source}='cuda' but CUDA is unusable: {status.reason} "
+                              f"(or use the CPU: device 'cpu')")
         return "cuda"
     if status.available:
         return "cuda"

@@ -28,8 +28,8 @@ def test_cuda_status_never_raises_and_explains():
 
 @pytest.fixture
 def no_cuda(monkeypatch):
-    monkeypatch.setattr(backend, "_cuda_status",
-                        backend.CudaStatus(False, "CuPy is not installed (test)"))
+    monkeypatch.setattr(backend, "_cuda_status", backend.CudaStatus(
+        False, f"CuPy is not installed (test); {backend.CUDA_INSTALL_HINT}"))
     monkeypatch.setattr(backend, "_auto_fallback_warned", False)
 
 
@@ -38,7 +38,7 @@ def test_cuda_request_without_gpu_says_why_and_how_to_install(no_cuda):
         backend.resolve_device("cuda")
     msg = str(e.value)
     assert "device='cuda'" in msg and "CuPy is not installed (test)" in msg
-    assert "gpucnn[cuda12]" in msg and "gpucnn[cuda13]" in msg
+    assert msg.count("gpucnn[cuda12]") == 1 and msg.count("gpucnn[cuda13]") == 1  # the hint once
     assert isinstance(e.value, ValueError)
 
 
@@ -48,7 +48,8 @@ def test_auto_falls_back_to_cpu_with_one_plain_line(no_cuda, capsys):
         assert backend.resolve_device("auto") == "cpu"
         assert backend.resolve_device("auto") == "cpu"
     lines = capsys.readouterr().err.splitlines()
-    assert lines == ["gpucnn: device 'auto' is using the CPU: CuPy is not installed (test)"]
+    assert lines == [f"gpucnn: device 'auto' is using the CPU: CuPy is not installed (test); "
+                     f"{backend.CUDA_INSTALL_HINT}"]
 
 
 def test_environment_variable_selects_the_device(no_cuda, monkeypatch):
@@ -114,3 +115,90 @@ def test_keep_mask_drop_rate_and_edges():
     assert abs(1 - keep_mask(g, 100_000, 0.25).mean() - 0.25) < 0.01
     with pytest.raises(ValueError, match="seed=-1"):
         Generator(seed=-1)
+
+
+class _StubCupy:
+    """Just enough of CuPy for the probe: a driver and one GPU, with one step made to fail."""
+
+    float32 = np.float32
+
+    def __init__(self, fail=None):
+        import types
+
+        def step(name, result):
+            def call(*args, **kwargs):
+                if fail == name:
+                    raise ImportError(f"lib{name}.so: cannot open shared object file")
+                return result(*args, **kwargs) if callable(result) else result
+            return call
+
+        runtime = types.SimpleNamespace(
+            driverGetVersion=lambda: 12040, getDeviceCount=lambda: 1,
+            getDeviceProperties=lambda i: {"name": b"Stub GPU"}, runtimeGetVersion=lambda: 12040)
+        self.cuda = types.SimpleNamespace(runtime=runtime, Device=lambda: types.SimpleNamespace(id=0),
+                                          nvrtc=types.SimpleNamespace(getVersion=step("nvrtc", (12, 4))))
+        self._kernel_step, self._matmul_step = step("kernel", None), step("cublas", None)
+        self.__version__ = "14.0.0"
+
+    def zeros(self, n, dtype):
+        return _StubArray(np.zeros(n, dtype), self)
+
+    def asarray(self, a, dtype):
+        return _StubArray(np.asarray(a, dtype), self)
+
+    def RawModule(self, code):
+        stub = self
+
+        class Module:
+            def get_function(self, name):
+                def launch(grid, block, args):
+                    stub._kernel_step()
+                    args[0].a += 1
+                return launch
+        return Module()
+
+
+class _StubArray:
+    def __init__(self, a, stub):
+        self.a, self.stub = a, stub
+
+    def get(self):
+        return self.a
+
+    def __matmul__(self, other):
+        self.stub._matmul_step()
+        return _StubArray(self.a @ other.a, self.stub)
+
+
+@pytest.mark.parametrize("fail,words", [
+    ("nvrtc", ["NVRTC (the kernel compiler) did not load", "libnvrtc.so"]),
+    ("kernel", ["a trivial kernel did not compile and run"]),
+    ("cublas", ["a 2x2 matmul (cuBLAS) did not run", "libcublas.so"]),
+])
+def test_probe_proves_the_path_and_names_the_failed_step(monkeypatch, capsys, fail, words):
+    monkeypatch.setitem(sys.modules, "cupy", _StubCupy(fail))
+    monkeypatch.setattr(backend, "_auto_fallback_warned", False)
+    status = backend.cuda_status(refresh=True)
+    try:
+        assert not status.available
+        for word in words + ["gpucnn[cuda12]"]:
+            assert word in status.reason
+        assert backend.resolve_device("auto") == "cpu"
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and status.reason in err[0]
+        with pytest.raises(DeviceError) as e:
+            backend.resolve_device("cuda")
+        assert status.reason in str(e.value) and str(e.value).count("pip install") == 2  # 12, 13
+    finally:
+        monkeypatch.undo()
+        backend.cuda_status(refresh=True)
+
+
+def test_probe_passes_when_every_step_runs(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", _StubCupy())
+    try:
+        status = backend.cuda_status(refresh=True)
+        assert status.available and status.device_name == "Stub GPU", status.reason
+    finally:
+        monkeypatch.undo()
+        backend.cuda_status(refresh=True)
