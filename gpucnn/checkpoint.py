@@ -1,54 +1,31 @@
 """Atomic, pickle-free ``.npz`` files for checkpoints and saved weights.
 
 A file holds named arrays plus one JSON document (key ``"meta.json"``, a 0-d unicode array), so
-it loads with ``np.load(path, allow_pickle=False)`` and nothing in it can run code.  Writes go to
-a temporary file in the destination folder, are fsync'ed, then renamed over the destination with
-``os.replace``: a crash or Ctrl-C mid-write leaves the previous file intact and no stray file.
+it loads with ``np.load(path, allow_pickle=False)`` and nothing in it can run code.  Writes are
+atomic (:func:`gpucnn.files.atomic_write`): a crash or Ctrl-C mid-write leaves the previous file
+intact, and the next write sweeps the temporary file a killed process left.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
+
+from .files import atomic_write, remove_stale_temps
 
 META_KEY = "meta.json"
 
 
 def save_npz(path: str, arrays: dict, meta: dict) -> None:
-    """Write ``arrays`` (name -> NumPy array) and the JSON-able ``meta`` to ``path`` atomically."""
+    """Write ``arrays`` (name -> NumPy array) and the JSON-able ``meta`` to ``path`` atomically,
+    first removing temporary files that a killed writer of ``path`` left behind."""
     if META_KEY in arrays:
         raise ValueError(f"arrays: the name {META_KEY!r} is reserved for the JSON document")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, allow_pickle=False, **arrays, **{META_KEY: np.array(json.dumps(meta))})
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: str) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    remove_stale_temps(path)
+    with atomic_write(path) as fh:
+        np.savez(fh, allow_pickle=False, **arrays, **{META_KEY: np.array(json.dumps(meta))})
 
 
 def load_npz(path: str, kind: str) -> tuple[dict, dict]:

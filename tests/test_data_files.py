@@ -5,6 +5,8 @@ import hashlib
 import http.server
 import io
 import os
+import subprocess
+import sys
 import pickle
 import struct
 import tarfile
@@ -323,3 +325,17 @@ def test_cli_data_list_and_download(tmp_path, server, monkeypatch, capsys):
     os.remove(tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz")
     assert cli_main(["data", "download", "mnist", "--data-dir", str(tmp_path)]) == 1
     assert "checksum mismatch" in capsys.readouterr().err
+
+
+def test_a_download_killed_mid_write_leaves_no_part_file_after_the_next(tmp_path, server):
+    src, _ = _mnist_on_server(server)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs: the writer of the stale file
+    stale = folder / f".train-images-idx3-ubyte.gz.{dead.pid}.abc123.part"
+    stale.write_bytes(b"half a download")
+    live = folder / f".train-images-idx3-ubyte.gz.{os.getppid()}.def456.part"  # a live writer's
+    live.write_bytes(b"still being written")
+    download("mnist", tmp_path, source=src, log=lambda *_: None)
+    assert not stale.exists() and live.exists()

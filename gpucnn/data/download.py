@@ -2,19 +2,20 @@
 
 Each file is streamed into a temporary file beside its destination, its MD5 and length checked,
 and only then renamed into place, so an interrupted, truncated or corrupted download never
-leaves a file under the final name.
+leaves a file under the final name; one a killed download left behind is removed at the next.
 """
 from __future__ import annotations
 
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 
+from ..files import atomic_write, remove_stale_temps
 from .sources import DOWNLOAD_FILES, Source, file_md5, get_source, search_dirs
 
 CHUNK = 1 << 20
+PART = ".part"  # suffix of a download in progress
 
 
 def download(name: str, data_dir=None, *, source: Source | None = None,
@@ -51,33 +52,28 @@ def download(name: str, data_dir=None, *, source: Source | None = None,
 
 
 def fetch(url: str, path: str, md5: str, timeout: float = 60.0) -> None:
-    """Stream ``url`` to ``path`` via a temporary file; rename only if length and MD5 match."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part",
-                               dir=os.path.dirname(path))
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
-        received = 0
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    length = response.headers.get("Content-Length")
-                    while chunk := response.read(CHUNK):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        received += len(chunk)
-            except http.client.IncompleteRead as e:
-                raise ValueError(f"{url}: truncated download: the connection closed after "
-                                 f"{received + len(e.partial)} bytes, "
-                                 f"{e.expected} more were announced") from None
-            except OSError as e:  # URLError, HTTPError, timeouts, resets
-                raise RuntimeError(f"{url}: download failed: {e}") from None
+    """Stream ``url`` to ``path`` via a temporary file; it takes the name only if its length and
+    MD5 match.  Temporary files a killed download left beside ``path`` are removed first."""
+    remove_stale_temps(path, PART)
+    digest = hashlib.md5(usedforsecurity=False)
+    received = 0
+    with atomic_write(path, PART) as out:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                length = response.headers.get("Content-Length")
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+        except http.client.IncompleteRead as e:
+            raise ValueError(f"{url}: truncated download: the connection closed after "
+                             f"{received + len(e.partial)} bytes, "
+                             f"{e.expected} more were announced") from None
+        except OSError as e:  # URLError, HTTPError, timeouts, resets
+            raise RuntimeError(f"{url}: download failed: {e}") from None
         if length is not None and received != int(length):
             raise ValueError(f"{url}: truncated download: got {received} bytes, the server "
                              f"announced {length}")
         if digest.hexdigest() != md5:
             raise ValueError(f"{url}: checksum mismatch: MD5 of the {received} bytes received is "
                              f"{digest.hexdigest()}, expected {md5}; nothing was saved")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

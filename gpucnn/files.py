@@ -1,0 +1,87 @@
+"""Atomic file writes that leave nothing behind, and the sweep of what a killed writer left.
+
+A file is written to a temporary name in its destination folder, fsync'ed, then renamed over the
+destination with ``os.replace``: a crash mid-write leaves the previous file intact.  Temporary
+names carry the writer's process id (``.<name>.<pid>.<random><suffix>``), so the next start can
+tell a stale one (its writer is gone) from one another live process is still writing, and remove
+it.  Files get the mode ``open()`` would give them (0666 less the umask), not mkstemp's 0600: a
+checkpoint in a shared results folder must be readable by whoever can read its history.json.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it; restored at once
+    os.umask(mask)
+    return mask
+
+
+def _writer_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: str, suffix: str = ".tmp") -> list[str]:
+    """Delete the temporary files of ``path`` whose writer process no longer runs; returns them."""
+    folder, name = os.path.split(os.path.abspath(path))
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(\d+)\.[^.]+{re.escape(suffix)}$")
+    removed = []
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry)
+        if m and not _writer_alive(int(m.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, entry))
+                removed.append(os.path.join(folder, entry))
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, suffix: str = ".tmp"):
+    """``with atomic_write(path) as fh:`` write binary data to ``fh``; on success it replaces
+    ``path`` (fsync'ed, mode 0666 & ~umask); on any exception ``path`` is untouched and the
+    temporary file is gone."""
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", suffix=suffix, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
