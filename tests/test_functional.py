@@ -322,3 +322,10 @@ def test_pool_and_linear_and_loss_shape_errors():
     out, cache = F.relu_forward(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"dout.shape=\(3, 2\)"):
         F.relu_backward(np.zeros((3, 2)), cache)
+
+
+def test_conv_backward_names_a_wrong_dout_shape():
+    x, w, b = np.zeros((2, 3, 5, 5)), np.zeros((4, 3, 3, 3)), np.zeros(4)
+    _, cache = F.conv2d_forward(x, w, b, stride=1, pad=1)
+    with pytest.raises(ValueError, match=r"dout.shape=\(2, 4, 4, 4\): expected \(2, 4, 5, 5\)"):
+        F.conv2d_backward(np.zeros((2, 4, 4, 4)), cache)
