@@ -14,7 +14,6 @@ their architecture.  :class:`ThreeLayerConvNet` is the seeds' network built this
 from __future__ import annotations
 
 import numbers
-import tomllib
 
 import numpy as np
 
@@ -22,6 +21,7 @@ from . import functional as F
 from . import nn
 from .device import to_device, to_numpy
 from .rng import Generator
+from .toml import read_toml
 
 # type -> (module class, required keys, optional keys with defaults)
 LAYER_TYPES = {
@@ -252,11 +252,7 @@ def model_from_config(config: dict) -> Classifier:
 
 def read_spec(path: str) -> list[dict]:
     """The layer list of a TOML file written as ``[[layers]]`` tables."""
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path}: not valid TOML: {e}") from None
+    doc = read_toml(path, "model spec")
     if not isinstance(doc.get("layers"), list):
         raise ValueError(f"{path}: expected [[layers]] tables, found keys {sorted(doc)}")
     return doc["layers"]

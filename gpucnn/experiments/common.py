@@ -7,11 +7,11 @@ import json
 import numbers
 import os
 import time
-import tomllib
 from dataclasses import dataclass, field
 
 from .. import data
 from ..models import ThreeLayerConvNet
+from ..toml import read_toml
 from ..train import Trainer
 
 # A model and learning rate suited to each dataset (Adam, batch 50).  The digits are 1x8x8, so
@@ -61,11 +61,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 def read_config(path: str) -> dict:
     """The settings a TOML file gives (top-level keys named like :class:`Settings` fields)."""
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"--config {path}: not valid TOML: {e}") from None
+    doc = read_toml(path, "--config")
     unknown = sorted(set(doc) - set(FIELDS))
     if unknown:
         raise ValueError(f"--config {path}: unknown keys {unknown}; expected some of "
