@@ -1,6 +1,6 @@
 """The CUDA kernels' logic on the CPU: kernels/*.cu compiled by g++ against
 tests/emulation/cuda_host.h, driven through ctypes by the same host code gpucnn.cuda uses
-(gpucnn.cuda_launch.Primitives), and compared with the NumPy path -- exactly for copies,
+(gpucnn.cuda.host.Primitives), and compared with the NumPy path -- exactly for copies,
 masks and argmax, to rounding for sums.
 
 Each test runs under three launch configurations: few small blocks (so every grid-stride loop
@@ -15,9 +15,9 @@ import pytest
 from gpucnn import cpu, functional as F
 from emulation.cases import CONV_CASES, DROPOUT_CASES, POOL_CASES, activation_input, tied
 from gpucnn.rng import drop_threshold, random_bits, stream_key
-from gpucnn.cuda_compare import compare_primitives
-from gpucnn.cuda_launch import Primitives
-from gpucnn.cuda_launch import kernel_dir
+from gpucnn.cuda.compare import compare_primitives
+from gpucnn.cuda.host import Primitives
+from gpucnn.cuda.kernels import kernel_dir
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None,
                                 reason="g++ is not installed: the kernel host emulation needs it")

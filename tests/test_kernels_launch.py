@@ -1,4 +1,4 @@
-"""The pure-Python launch path of the CUDA backend (gpucnn.cuda_launch), without a GPU:
+"""The pure-Python launch path of the CUDA backend (gpucnn.cuda.kernels, gpucnn.cuda.host), without a GPU:
 argument typing and checks, kernel sources, op paths and the CuPy cache directory."""
 import os
 import re
@@ -6,7 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from gpucnn.cuda_launch import KERNELS, Primitives, kernel_dir, kernel_source, op_paths, pack_args
+from gpucnn.cuda.host import Primitives, pack_args
+from gpucnn.cuda.kernels import KERNELS, kernel_dir, kernel_source, op_paths
 from gpucnn.device import prepare_cupy_cache_dir
 
 F32 = {"T": "float"}
@@ -47,7 +48,7 @@ def test_reduce_block_must_be_a_power_of_two():
 
 def test_kernel_sources_are_self_contained():
     for file in {k.file for k in KERNELS.values()}:
-        src = kernel_source(kernel_dir(), file)
+        src = kernel_source(file)
         assert '#include "' not in src and "GRID_STRIDE_LOOP" in src
 
 

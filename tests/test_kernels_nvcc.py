@@ -1,5 +1,5 @@
 """Every kernel file compiles to PTX with nvcc, and the PTX holds an entry for every kernel
-instantiation gpucnn.cuda asks NVRTC for (gpucnn.cuda_launch.KERNELS).
+instantiation gpucnn.cuda asks NVRTC for (gpucnn.cuda.kernels.KERNELS).
 
 Architectures: sm_75 and sm_90.  CUDA 13 dropped sm_70 (Volta) -- `nvcc --list-gpu-arch` starts
 at compute_75 -- so sm_75 (Turing) is the oldest target we check.  Skipped where nvcc is absent.
@@ -11,8 +11,7 @@ import subprocess
 
 import pytest
 
-from gpucnn.cuda_launch import KERNELS
-from gpucnn.cuda_launch import kernel_dir
+from gpucnn.cuda.kernels import KERNELS, kernel_dir
 
 NVCC = shutil.which("nvcc")
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH (no CUDA toolkit here)")

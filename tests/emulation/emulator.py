@@ -1,9 +1,9 @@
 """Build kernels/*.cu with g++ against cuda_host.h and launch them through ctypes.
 
 ``build(kdir, out_dir)`` writes a launcher with one ``extern "C"`` wrapper per kernel
-instantiation listed in :data:`gpucnn.cuda_launch.KERNELS` (the same list NVRTC compiles) and
+instantiation listed in :data:`gpucnn.cuda.kernels.KERNELS` (the same list NVRTC compiles) and
 returns an :class:`Emulator`, whose ``launch`` has the signature
-:class:`gpucnn.cuda_launch.Primitives` expects.
+:class:`gpucnn.cuda.host.Primitives` expects.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import subprocess
 
 import numpy as np
 
-from gpucnn.cuda_launch import KERNELS, name_expression
+from gpucnn.cuda.kernels import KERNELS, name_expression
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CXX_FLAGS = ["-std=c++20", "-pthread", "-O1", "-shared", "-fPIC", "-Wall", "-Wno-unknown-pragmas"]

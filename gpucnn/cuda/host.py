@@ -1,119 +1,17 @@
-"""The device-independent half of the CUDA backend; importable without CuPy.
+"""The host side of every CUDA primitive; importable without CuPy.
 
-It holds the kernel table (file, template parameters, C signature), the one launch path that
-types scalar arguments and checks arrays, and :class:`Primitives`, the host side of every
-CUDA primitive (shape arithmetic, output allocation, grid sizes) written against an array
-module ``xp`` and a ``launch`` function.  :mod:`gpucnn.cuda` binds it to CuPy and
-``cupy.RawModule``; the host emulation in ``tests/emulation`` binds it to NumPy and the same
-kernel sources compiled by g++, so the tests without a GPU run this very code.
+:class:`Primitives` does the shape arithmetic (via :func:`gpucnn.primitives.out_size`), output
+allocation, grid sizes and argument packing of each primitive, written against an array module
+``xp`` and a ``launch`` function.  :mod:`gpucnn.cuda` binds it to CuPy and the NVRTC loader; the
+host emulation in ``tests/emulation`` binds it to NumPy and the same kernel sources compiled by
+g++, so the tests without a GPU run this very code.
 """
 from __future__ import annotations
 
-import itertools
-import os
-import re
-from dataclasses import dataclass
-
 import numpy as np
 
-from .primitives import out_size
-
-# Template parameter -> {C type: NumPy dtype} it can be instantiated with.
-TEMPLATE_TYPES = {
-    "T": {"float": np.dtype(np.float32), "double": np.dtype(np.float64)},
-    "A": {"unsigned char": np.dtype(np.uint8), "int": np.dtype(np.int32)},
-}
-# Scalar C types -> the NumPy scalar type that passes them by value.
-SCALARS = {"idx": np.int64, "u64": np.uint64}
-# Fixed-type array parameters.
-ARRAYS = {"bool*": np.dtype(np.bool_), "const i64*": np.dtype(np.int64)}
-
-
-@dataclass(frozen=True)
-class Kernel:
-    """One ``__global__`` function: its file in kernels/, template parameters and signature."""
-
-    file: str
-    tparams: tuple
-    params: tuple
-
-    def instantiations(self):
-        """Every {template parameter: C type} the module is compiled with."""
-        choices = [list(TEMPLATE_TYPES[p]) for p in self.tparams]
-        return [dict(zip(self.tparams, combo)) for combo in itertools.product(*choices)]
-
-
-_CONV = ("const T*", "T*") + ("idx",) * 10
-KERNELS = {
-    "im2col": Kernel("conv.cu", ("T",), _CONV),
-    "col2im": Kernel("conv.cu", ("T",), _CONV),
-    "bias_grad": Kernel("conv.cu", ("T",), ("const T*", "T*", "idx", "idx", "idx")),
-    "maxpool_forward": Kernel("pool.cu", ("T", "A"), ("const T*", "T*", "A*") + ("idx",) * 7),
-    "maxpool_backward": Kernel("pool.cu", ("T", "A"), ("const T*", "const A*", "T*") + ("idx",) * 7),
-    "dropout_keep_mask": Kernel("dropout.cu", (), ("u64", "u64", "u64", "bool*", "idx")),
-    "relu_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
-    "relu_backward": Kernel("activations.cu", ("T",), ("const T*", "const T*", "T*", "idx")),
-    "sigmoid_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
-    "sigmoid_backward": Kernel("activations.cu", ("T",), ("const T*", "const T*", "T*", "idx")),
-    "softmax_cross_entropy": Kernel("softmax.cu", ("T",),
-                                    ("const T*", "const i64*", "T*", "T*", "idx", "idx")),
-}
-
-# Which path each functional op takes on a CuPy array (kernels named here, the rest is array code).
-_OP_KERNELS = {
-    "conv2d_forward": (["im2col"], "GEMM via cuBLAS (cupy)"),
-    "conv2d_backward": (["col2im", "bias_grad"], "GEMMs via cuBLAS (cupy)"),
-    "maxpool2d_forward": (["maxpool_forward"], ""),
-    "maxpool2d_backward": (["maxpool_backward"], ""),
-    "relu_forward": (["relu_forward"], ""),
-    "relu_backward": (["relu_backward"], ""),
-    "sigmoid_forward": (["sigmoid_forward"], ""),
-    "sigmoid_backward": (["sigmoid_backward"], ""),
-    "dropout_forward": (["dropout_keep_mask"], "scaling via cupy elementwise"),
-    "dropout_backward": ([], "cupy elementwise"),
-    "linear_forward": ([], "cuBLAS via cupy"),
-    "linear_backward": (["bias_grad"], "GEMMs via cuBLAS (cupy)"),
-    "softmax_cross_entropy": (["softmax_cross_entropy"], ""),
-    "mse_loss": ([], "cupy elementwise and reduction"),
-    "l2_penalty": ([], "cuBLAS dot via cupy"),
-}
-
-
-def op_paths() -> dict:
-    """{functional op: the path it takes on the GPU}, e.g. "CUDA kernel pool.cu::maxpool_forward"."""
-    paths = {}
-    for op, (kernels, array_code) in _OP_KERNELS.items():
-        parts = [f"CUDA kernel {KERNELS[k].file}::{k}" for k in kernels]
-        paths[op] = ", ".join(parts + ([array_code] if array_code else []))
-    return paths
-
-
-def name_expression(kernel: str, inst: dict) -> str:
-    """The C++ name of one instantiation, e.g. ``maxpool_forward<float, unsigned char>``."""
-    tparams = KERNELS[kernel].tparams
-    return f"{kernel}<{', '.join(inst[p] for p in tparams)}>" if tparams else kernel
-
-
-def kernel_source(kdir: str, file: str) -> str:
-    """The text of kernels/<file> with its local ``#include "x.cuh"`` lines inlined.
-
-    Inlining makes the source self-contained, so CuPy's on-disk cache (keyed by the source
-    text) sees a change to a shared header.
-    """
-    path = os.path.join(kdir, file)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    return re.sub(r'^#include "([^"]+)"\s*$', lambda m: kernel_source(kdir, m.group(1)), text,
-                  flags=re.M)
-
-
-def kernel_dir() -> str | None:
-    """Where the CUDA sources are: inside the installed package, else the source tree's kernels/."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (os.path.join(here, "kernels"), os.path.join(os.path.dirname(here), "kernels")):
-        if os.path.isdir(candidate) and any(f.endswith(".cu") for f in os.listdir(candidate)):
-            return candidate
-    return None
+from ..primitives import out_size
+from .kernels import ARRAYS, KERNELS, SCALARS, TEMPLATE_TYPES, name_expression
 
 
 def pack_args(kernel: str, inst: dict, args) -> list:

@@ -1,0 +1,75 @@
+"""Compile kernels/<file> with NVRTC through ``cupy.RawModule`` and launch its kernels.
+
+Importable without CuPy: :class:`Loader` is handed the ``cupy`` module.  A kernel file is
+compiled once per (device, file); each kernel function is looked up once per (device, file,
+name), so a launch is a dictionary hit and the call.  CuPy keeps the compiled binaries in its
+on-disk cache (``CUPY_CACHE_DIR``, see :func:`gpucnn.device.prepare_cupy_cache_dir`).
+"""
+from __future__ import annotations
+
+import functools
+
+from .kernels import KERNELS, kernel_source, name_expressions
+
+
+class KernelCompileError(RuntimeError):
+    """NVRTC rejected a kernel file; the message names the file and carries the compiler log."""
+
+
+class Loader:
+    """Kernel modules and functions of ``cupy``'s current device, compiled on first use."""
+
+    def __init__(self, cupy):
+        self.cupy = cupy
+        self._modules: dict = {}    # (device id, file) -> compiled cupy.RawModule
+        self._functions: dict = {}  # (device id, file, name) -> cupy.RawKernel
+
+    def module(self, file: str, source: str | None = None):
+        """The compiled ``cupy.RawModule`` of kernels/<file> on the current device.
+
+        ``source`` replaces the file's text and bypasses the memo (the tests check the error
+        path with it).
+        """
+        key = (self.cupy.cuda.runtime.getDevice(), file)
+        if source is None and key in self._modules:
+            return self._modules[key]
+        code = kernel_source(file) if source is None else source
+        module = self.cupy.RawModule(code=code, name_expressions=name_expressions(file))
+        try:
+            module.compile()
+        except self.cupy.cuda.compiler.CompileException as e:
+            raise KernelCompileError(f"compiling kernels/{file} with NVRTC failed:\n"
+                                     f"{e.get_message()}") from e
+        if source is None:
+            self._modules[key] = module
+        return module
+
+    def function(self, file: str, name: str):
+        """The kernel ``name`` of kernels/<file> on the current device."""
+        key = (self.cupy.cuda.runtime.getDevice(), file, name)
+        fn = self._functions.get(key)
+        if fn is None:
+            fn = self._functions[key] = self.module(file).get_function(name)
+        return fn
+
+    def launch(self, kernel: str, name: str, grid: int, block: int, args) -> None:
+        """Run ``name`` (an instantiation of table kernel ``kernel``); the launch signature
+        :class:`gpucnn.cuda.host.Primitives` expects."""
+        self.function(KERNELS[kernel].file, name)((grid,), (block,), tuple(args))
+
+    def guard_memory(self, name: str, impl):
+        """``impl`` (primitive ``name``) with CUDA out-of-memory re-raised as a MemoryError that
+        names the input shape and hints at the batch size."""
+        oom = self.cupy.cuda.memory.OutOfMemoryError
+
+        @functools.wraps(impl)
+        def wrapper(*args, **kwargs):
+            try:
+                return impl(*args, **kwargs)
+            except oom as e:
+                shape = next((tuple(a.shape) for a in args if hasattr(a, "shape")), None)
+                where = f"input shape {shape}, batch size {shape[0]}" if shape else f"arguments {args}"
+                raise MemoryError(f"CUDA out of memory in {name} ({where}): {e}. "
+                                  f"Lower the batch size.") from e
+
+        return wrapper
