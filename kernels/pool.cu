@@ -1,6 +1,7 @@
 // Max pooling over size x size windows every `stride` (no padding), x (N, C, H, W) C-contiguous.
 // argmax holds the row-major offset i*size + j of the FIRST maximum in each window (type A:
-// unsigned char when size*size <= 256, else int), as gpucnn/cpu.py does.
+// unsigned char when size*size <= 256, else int), as gpucnn/cpu.py does; a window holding NaN
+// gives NaN and the offset of its first NaN.
 #include "common.cuh"
 
 template <typename T, typename A>
@@ -13,10 +14,13 @@ __global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ out, A*
         const T* win = x + (k / (OW * OH)) * H * W + oh * stride * W + ow * stride;
         T best = win[0];
         idx_t arg = 0;
-        for (idx_t i = 0; i < size; ++i) {
-            for (idx_t j = 0; j < size; ++j) {
+        // A NaN wins and stops the scan (best != best), so the argmax is the first NaN, as in
+        // NumPy: `v > best` alone never takes a NaN and would hide a diverging run.  ±inf compare
+        // as numbers.  Strict `>`: a later equal value never takes the max.
+        for (idx_t i = 0; i < size && best == best; ++i) {
+            for (idx_t j = 0; j < size && best == best; ++j) {
                 const T v = win[i * W + j];
-                if (v > best) {  // strict: a later equal value never takes the max
+                if (v > best || v != v) {
                     best = v;
                     arg = i * size + j;
                 }

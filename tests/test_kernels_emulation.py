@@ -165,3 +165,21 @@ def test_compare_with_numpy_reports_small_differences(prims, dtype):
             "relu_backward", "sigmoid_forward", "bias_grad", "softmax_cross_entropy loss"} <= set(ops)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert all(diff <= tol for _, diff in rows), rows
+
+
+def test_maxpool_nan_wins_at_its_first_position_and_infinities_are_numbers(prims, dtype):
+    """The contract of gpucnn.primitives: NaN propagates (a diverging GPU run must not hide its
+    NaNs), the argmax is the first NaN, ±inf compare as numbers, ties go to the first maximum."""
+    nan, inf = np.nan, np.inf
+    x = np.array([[[[1.0, nan, 3.0, nan, -inf, -inf],
+                    [inf, 2.0, -inf, 0.0, -inf, -inf]],
+                   [[nan, nan, inf, 5.0, 2.0, inf],
+                    [7.0, 9.0, 1.0, inf, inf, nan]]]], dtype=dtype)
+    out, arg = prims.maxpool_forward(x, 2, 2)
+    ref_out, ref_arg = cpu.maxpool_forward(x, 2, 2)
+    np.testing.assert_array_equal(out, ref_out)  # NaN positions must match too
+    np.testing.assert_array_equal(arg, ref_arg)
+    np.testing.assert_array_equal(arg[0, :, 0], [[1, 1, 0], [0, 0, 3]])
+    dout = np.arange(1, out.size + 1, dtype=dtype).reshape(out.shape)
+    np.testing.assert_array_equal(prims.maxpool_backward(dout, arg, x.shape, 2, 2),
+                                  cpu.maxpool_backward(dout, ref_arg, x.shape, 2, 2))
