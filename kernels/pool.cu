@@ -2,10 +2,11 @@
 // argmax holds the row-major offset i*size + j of the FIRST maximum in each window (type A:
 // unsigned char when size*size <= 256, else int), as gpucnn/cpu.py does; a window holding NaN
 // gives NaN and the offset of its first NaN.
+// Device templates; ENTRIES below defines their extern "C" entry points (see common.cuh).
 #include "common.cuh"
 
 template <typename T, typename A>
-__global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ out, A* __restrict__ argmax,
+__device__ __forceinline__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ out, A* __restrict__ argmax,
                                 idx_t NC, idx_t H, idx_t W, idx_t size, idx_t stride, idx_t OH,
                                 idx_t OW) {
     GRID_STRIDE_LOOP(k, NC * OH * OW) {
@@ -34,7 +35,7 @@ __global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ out, A*
 // Gather: one thread per input element (nc, h, w) sums dout over the windows that cover it and
 // name it as their argmax.  Windows covering row h are oh in [ceil((h-size+1)/stride), h/stride].
 template <typename T, typename A>
-__global__ void maxpool_backward(const T* __restrict__ dout, const A* __restrict__ argmax,
+__device__ __forceinline__ void maxpool_backward(const T* __restrict__ dout, const A* __restrict__ argmax,
                                  T* __restrict__ dx, idx_t NC, idx_t H, idx_t W, idx_t size,
                                  idx_t stride, idx_t OH, idx_t OW) {
     GRID_STRIDE_LOOP(k, NC * H * W) {
@@ -56,13 +57,19 @@ __global__ void maxpool_backward(const T* __restrict__ dout, const A* __restrict
     }
 }
 
-#define INSTANTIATE(T, A)                                                                      \
-    template __global__ void maxpool_forward<T, A>(const T*, T*, A*, idx_t, idx_t, idx_t, idx_t, \
-                                                   idx_t, idx_t, idx_t);                       \
-    template __global__ void maxpool_backward<T, A>(const T*, const A*, T*, idx_t, idx_t, idx_t, \
-                                                    idx_t, idx_t, idx_t, idx_t);
-INSTANTIATE(float, unsigned char)
-INSTANTIATE(double, unsigned char)
-INSTANTIATE(float, int)
-INSTANTIATE(double, int)
-#undef INSTANTIATE
+#define ENTRIES(T, A, S)                                                                     \
+    extern "C" __global__ void maxpool_forward_##S(                                          \
+        const T* __restrict__ x, T* __restrict__ out, A* __restrict__ argmax, idx_t NC,      \
+        idx_t H, idx_t W, idx_t size, idx_t stride, idx_t OH, idx_t OW) {                    \
+        maxpool_forward<T, A>(x, out, argmax, NC, H, W, size, stride, OH, OW);               \
+    }                                                                                        \
+    extern "C" __global__ void maxpool_backward_##S(                                         \
+        const T* __restrict__ dout, const A* __restrict__ argmax, T* __restrict__ dx,        \
+        idx_t NC, idx_t H, idx_t W, idx_t size, idx_t stride, idx_t OH, idx_t OW) {          \
+        maxpool_backward<T, A>(dout, argmax, dx, NC, H, W, size, stride, OH, OW);            \
+    }
+ENTRIES(float, unsigned char, f32_u8)
+ENTRIES(double, unsigned char, f64_u8)
+ENTRIES(float, int, f32_i32)
+ENTRIES(double, int, f64_i32)
+#undef ENTRIES

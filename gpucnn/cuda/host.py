@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..primitives import out_size
-from .kernels import ARRAYS, KERNELS, SCALARS, TEMPLATE_TYPES, name_expression
+from .kernels import ARRAYS, KERNELS, SCALARS, TEMPLATE_TYPES, entry_name
 
 
 def pack_args(kernel: str, inst: dict, args) -> list:
@@ -51,7 +51,8 @@ def _c_type(tparam: str, dtype, what="array") -> str:
 class Primitives:
     """The CUDA primitives' host side over array module ``xp`` and ``launch``.
 
-    ``launch(kernel, name_expression, grid, block, packed_args)`` runs one kernel.  Elementwise
+    ``launch(kernel, entry, grid, block, packed_args)`` runs entry point ``entry`` of table
+    kernel ``kernel``.  Elementwise
     kernels get ``block`` threads per block and at most ``max_blocks`` blocks (grid-stride loops
     cover the rest); reductions (bias_grad, softmax) run one block of ``reduce_block`` threads
     (a power of two <= 256) per row.  Outputs are C-contiguous.
@@ -68,7 +69,7 @@ class Primitives:
         block = self.reduce_block if reduce else self.block
         blocks = work if reduce else -(-work // block)
         grid = max(1, min(blocks, self.max_blocks))
-        self._launch(kernel, name_expression(kernel, inst), grid, block, pack_args(kernel, inst, args))
+        self._launch(kernel, entry_name(kernel, inst), grid, block, pack_args(kernel, inst, args))
 
     def _float(self, name, a):
         a = self.xp.ascontiguousarray(a)

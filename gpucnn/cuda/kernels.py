@@ -1,9 +1,10 @@
 """The CUDA kernel table and the kernel sources; importable without CuPy.
 
-Each ``__global__`` kernel is listed once in :data:`KERNELS`: its file in ``kernels/``, its
-template parameters and its C signature.  The loader compiles what this table names, the host
-code (:mod:`gpucnn.cuda.host`) launches and type-checks against it, and the host emulation in
-``tests/emulation`` wraps the same instantiations.  :func:`kernel_dir` is the one place that
+Each kernel is listed once in :data:`KERNELS`: its file in ``kernels/``, its template parameters
+and its C signature.  Every instantiation has a plain ``extern "C"`` entry point
+(:func:`entry_name`, defined by the ENTRIES macro of its file): the loader looks these names up,
+the host code (:mod:`gpucnn.cuda.host`) launches and type-checks against the table, and the host
+emulation in ``tests/emulation`` calls the same entry points.  :func:`kernel_dir` is the one place that
 finds the sources.
 """
 from __future__ import annotations
@@ -28,14 +29,14 @@ ARRAYS = {"bool*": np.dtype(np.bool_), "const i64*": np.dtype(np.int64)}
 
 @dataclass(frozen=True)
 class Kernel:
-    """One ``__global__`` function: its file in kernels/, template parameters and signature."""
+    """One kernel template: its file in kernels/, template parameters and C signature."""
 
     file: str
     tparams: tuple
     params: tuple
 
     def instantiations(self):
-        """Every {template parameter: C type} the module is compiled with."""
+        """Every {template parameter: C type} the file has an entry point for."""
         choices = [list(TEMPLATE_TYPES[p]) for p in self.tparams]
         return [dict(zip(self.tparams, combo)) for combo in itertools.product(*choices)]
 
@@ -57,15 +58,17 @@ KERNELS = {
 }
 
 
-def name_expression(kernel: str, inst: dict) -> str:
-    """The C++ name of one instantiation, e.g. ``maxpool_forward<float, unsigned char>``."""
-    tparams = KERNELS[kernel].tparams
-    return f"{kernel}<{', '.join(inst[p] for p in tparams)}>" if tparams else kernel
+def entry_name(kernel: str, inst: dict) -> str:
+    """The extern "C" entry point of one instantiation: the kernel's name, then each template
+    argument's dtype as kind and bits, e.g. ``maxpool_forward_f32_u8`` for <float, unsigned char>."""
+    kern = KERNELS[kernel]
+    dtypes = [TEMPLATE_TYPES[p][inst[p]] for p in kern.tparams]
+    return "_".join([kernel] + [f"{dt.kind}{dt.itemsize * 8}" for dt in dtypes])
 
 
-def name_expressions(file: str) -> list:
-    """Every instantiation compiled from kernels/<file>, in table order."""
-    return [name_expression(k, inst) for k, kern in KERNELS.items() if kern.file == file
+def entry_names(file: str) -> list:
+    """Every entry point of kernels/<file>, in table order."""
+    return [entry_name(k, inst) for k, kern in KERNELS.items() if kern.file == file
             for inst in kern.instantiations()]
 
 

@@ -8,8 +8,29 @@ on-disk cache (``CUPY_CACHE_DIR``, see :func:`gpucnn.device.prepare_cupy_cache_d
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
-from .kernels import KERNELS, kernel_source, name_expressions
+from .kernels import KERNELS, entry_names, kernel_source
+
+# NVRTC options gpucnn adds to CuPy's own (CuPy appends its include paths, the C++ dialect and
+# -ftz=true).  None today; tests/test_nvrtc.py compiles with whatever is here.
+OPTIONS: tuple = ()
+
+
+class Program(NamedTuple):
+    """What the loader hands NVRTC for one kernel file, and the entry points it looks up."""
+
+    file: str
+    source: str
+    options: tuple
+    entries: list
+
+
+def program(file: str, source: str | None = None) -> Program:
+    """The NVRTC input for kernels/<file>: its text with includes inlined (or ``source``), the
+    options and the entry points.  The one place they come from, for the loader and the tests."""
+    return Program(file, kernel_source(file) if source is None else source, OPTIONS,
+                   entry_names(file))
 
 
 class KernelCompileError(RuntimeError):
@@ -33,8 +54,10 @@ class Loader:
         key = (self.cupy.cuda.runtime.getDevice(), file)
         if source is None and key in self._modules:
             return self._modules[key]
-        code = kernel_source(file) if source is None else source
-        module = self.cupy.RawModule(code=code, name_expressions=name_expressions(file))
+        prog = program(file, source)
+        # No name_expressions: CuPy 13.x and 14.0 skip their disk cache for modules built with
+        # them (cupy#9667, #10173); the kernels' extern "C" entry points need none.
+        module = self.cupy.RawModule(code=prog.source, options=prog.options)
         try:
             module.compile()
         except self.cupy.cuda.compiler.CompileException as e:
@@ -45,7 +68,7 @@ class Loader:
         return module
 
     def function(self, file: str, name: str):
-        """The kernel ``name`` of kernels/<file> on the current device."""
+        """The entry point ``name`` of kernels/<file> on the current device."""
         key = (self.cupy.cuda.runtime.getDevice(), file, name)
         fn = self._functions.get(key)
         if fn is None:
@@ -53,7 +76,7 @@ class Loader:
         return fn
 
     def launch(self, kernel: str, name: str, grid: int, block: int, args) -> None:
-        """Run ``name`` (an instantiation of table kernel ``kernel``); the launch signature
+        """Run entry point ``name`` of table kernel ``kernel``; the launch signature
         :class:`gpucnn.cuda.host.Primitives` expects."""
         self.function(KERNELS[kernel].file, name)((grid,), (block,), tuple(args))
 
