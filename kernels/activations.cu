@@ -4,7 +4,8 @@
 #include "common.cuh"
 
 template <typename T>
-__device__ __forceinline__ void relu_forward(const T* __restrict__ x, T* __restrict__ out, idx_t n) {
+__device__ __forceinline__ void relu_forward(const T* __restrict__ x, T* __restrict__ out,
+                                             idx_t n) {
     GRID_STRIDE_LOOP(k, n) {
         const T v = x[k];
         out[k] = (v > T(0) || v != v) ? v : T(0);  // np.maximum propagates NaN
@@ -13,14 +14,16 @@ __device__ __forceinline__ void relu_forward(const T* __restrict__ x, T* __restr
 
 // dout * (out > 0): a multiply, not a select, so inf/NaN in dout behave as in NumPy.
 template <typename T>
-__device__ __forceinline__ void relu_backward(const T* __restrict__ dout, const T* __restrict__ out,
-                              T* __restrict__ dx, idx_t n) {
+__device__ __forceinline__ void relu_backward(const T* __restrict__ dout,
+                                              const T* __restrict__ out, T* __restrict__ dx,
+                                              idx_t n) {
     GRID_STRIDE_LOOP(k, n) { dx[k] = dout[k] * T(out[k] > T(0)); }
 }
 
 // exp(-|x|) lies in (0, 1], so neither branch overflows.
 template <typename T>
-__device__ __forceinline__ void sigmoid_forward(const T* __restrict__ x, T* __restrict__ out, idx_t n) {
+__device__ __forceinline__ void sigmoid_forward(const T* __restrict__ x, T* __restrict__ out,
+                                                idx_t n) {
     GRID_STRIDE_LOOP(k, n) {
         const T v = x[k];
         const T e = exp(-fabs(v));
@@ -29,8 +32,9 @@ __device__ __forceinline__ void sigmoid_forward(const T* __restrict__ x, T* __re
 }
 
 template <typename T>
-__device__ __forceinline__ void sigmoid_backward(const T* __restrict__ dout, const T* __restrict__ out,
-                                 T* __restrict__ dx, idx_t n) {
+__device__ __forceinline__ void sigmoid_backward(const T* __restrict__ dout,
+                                                 const T* __restrict__ out, T* __restrict__ dx,
+                                                 idx_t n) {
     GRID_STRIDE_LOOP(k, n) { dx[k] = dout[k] * out[k] * (T(1) - out[k]); }
 }
 

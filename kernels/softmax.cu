@@ -7,9 +7,10 @@
 #include "common.cuh"
 
 template <typename T>
-__device__ __forceinline__ void softmax_cross_entropy(const T* __restrict__ scores, const long long* __restrict__ y,
-                                      T* __restrict__ dscores, T* __restrict__ row_loss, idx_t N,
-                                      idx_t K) {
+__device__ __forceinline__ void softmax_cross_entropy(const T* __restrict__ scores,
+                                                      const long long* __restrict__ y,
+                                                      T* __restrict__ dscores,
+                                                      T* __restrict__ row_loss, idx_t N, idx_t K) {
     __shared__ T buf[MAX_REDUCE_BLOCK];
     for (idx_t r = blockIdx.x; r < N; r += gridDim.x) {
         const T* s = scores + r * K;

@@ -17,11 +17,11 @@ from .kernels import ARRAYS, KERNELS, SCALARS, TEMPLATE_TYPES, entry_name
 def pack_args(kernel: str, inst: dict, args) -> list:
     """Check ``args`` against the kernel's C signature and type them for the launch.
 
-    Arrays must be C-contiguous with the element type the signature names; scalars become the
-    NumPy scalar of their C type (np.int64 for ``long long``...), so they cross by value with the
-    right width.
+    Arrays must have the element type the signature names and be C-contiguous, except those
+    the kernel reads through strides (``Kernel.strided``); scalars become the NumPy scalar of
+    their C type (np.int64 for ``long long``...), so they cross by value with the right width.
     """
-    params = KERNELS[kernel].params
+    params, strided = KERNELS[kernel].params, KERNELS[kernel].strided
     if len(args) != len(params):
         raise TypeError(f"{kernel}: expected {len(params)} arguments, got {len(args)}")
     packed = []
@@ -31,7 +31,7 @@ def pack_args(kernel: str, inst: dict, args) -> list:
             continue
         base = param.replace("const ", "").rstrip("*")
         want = ARRAYS[param] if param in ARRAYS else TEMPLATE_TYPES[base][inst[base]]
-        if not hasattr(a, "flags") or not a.flags.c_contiguous:
+        if not hasattr(a, "flags") or not (pos in strided or a.flags.c_contiguous):
             raise ValueError(f"{kernel} argument {pos} ({param}): expected a C-contiguous array, "
                              f"got {type(a).__name__} with strides {getattr(a, 'strides', None)}")
         if a.dtype != want:
@@ -55,7 +55,8 @@ class Primitives:
     kernel ``kernel``.  Elementwise
     kernels get ``block`` threads per block and at most ``max_blocks`` blocks (grid-stride loops
     cover the rest); reductions (bias_grad, softmax) run one block of ``reduce_block`` threads
-    (a power of two <= 256) per row.  Outputs are C-contiguous.
+    (a power of two <= 256) per row.  Outputs are C-contiguous.  im2col and maxpool_forward read
+    any strided input in place; the other primitives take a C-contiguous copy of a strided one.
     """
 
     def __init__(self, xp, launch, block=256, max_blocks=65535, reduce_block=256):
@@ -76,13 +77,23 @@ class Primitives:
         _c_type("T", a.dtype, name)
         return a
 
+    def _strided(self, name, a):
+        """(a, its strides in elements): a itself unless a stride is not a whole number of
+        elements, which only a reinterpreting view makes; then a C-contiguous copy."""
+        _c_type("T", a.dtype, name)
+        if any(s % a.itemsize for s in a.strides):
+            a = self.xp.ascontiguousarray(a)
+        return a, [s // a.itemsize for s in a.strides]
+
     def im2col(self, x, kh, kw, stride, pad):
-        """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows (c, i, j), columns (n, oh, ow)."""
-        x = self._float("x", x)
+        """x (N, C, H, W), any strides (no copy) -> cols (C*KH*KW, N*OH*OW); rows (c, i, j),
+        columns (n, oh, ow)."""
+        x, xs = self._strided("x", x)
         N, C, H, W = x.shape
         oh, ow = out_size(H, kh, stride, pad), out_size(W, kw, stride, pad)
         cols = self.xp.empty((C * kh * kw, N * oh * ow), dtype=x.dtype)
-        self._run("im2col", {"T": x.dtype}, cols.size, x, cols, N, C, H, W, kh, kw, stride, pad, oh, ow)
+        self._run("im2col", {"T": x.dtype}, cols.size, x, cols, N, C, H, W, *xs, kh, kw, stride, pad,
+                  oh, ow)
         return cols
 
     def col2im(self, dcols, x_shape, kh, kw, stride, pad):
@@ -98,15 +109,15 @@ class Primitives:
         return dx
 
     def maxpool_forward(self, x, size, stride):
-        """x (N, C, H, W) -> out (N, C, OH, OW), argmax (row-major offset of the first maximum;
-        uint8 when size*size <= 256, else int32)."""
-        x = self._float("x", x)
+        """x (N, C, H, W), any strides (no copy) -> out (N, C, OH, OW), argmax (row-major offset
+        of the first maximum, or of the first NaN; uint8 when size*size <= 256, else int32)."""
+        x, xs = self._strided("x", x)
         N, C, H, W = x.shape
         oh, ow = out_size(H, size, stride), out_size(W, size, stride)
         out = self.xp.empty((N, C, oh, ow), dtype=x.dtype)
         argmax = self.xp.empty((N, C, oh, ow), dtype=np.uint8 if size * size <= 256 else np.int32)
         self._run("maxpool_forward", {"T": x.dtype, "A": argmax.dtype}, out.size, x, out, argmax,
-                  N * C, H, W, size, stride, oh, ow)
+                  N, C, *xs, size, stride, oh, ow)
         return out, argmax
 
     def maxpool_backward(self, dout, argmax, x_shape, size, stride):
@@ -175,9 +186,10 @@ class Primitives:
         row_loss = self.xp.empty(N, dtype=scores.dtype)
         self._run("softmax_cross_entropy", {"T": scores.dtype}, N, scores, y, dscores, row_loss, N, K,
                   reduce=True)
-        return row_loss.sum(dtype=np.float64) / N, dscores
+        # asarray: NumPy (the emulation) makes a scalar of a full reduction, CuPy a 0-d array
+        return self.xp.asarray(row_loss.sum(dtype=np.float64) / N), dscores
 
     def sum_of_squares(self, a):
         """sum(a**2) as a 0-d float64 array (cuBLAS dot in float64)."""
         flat = a.reshape(-1).astype(np.float64)
-        return self.xp.dot(flat, flat)
+        return self.xp.asarray(self.xp.dot(flat, flat))

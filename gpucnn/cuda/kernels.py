@@ -34,6 +34,7 @@ class Kernel:
     file: str
     tparams: tuple
     params: tuple
+    strided: tuple = ()  # positions of array parameters read through strides passed beside them
 
     def instantiations(self):
         """Every {template parameter: C type} the file has an entry point for."""
@@ -41,12 +42,12 @@ class Kernel:
         return [dict(zip(self.tparams, combo)) for combo in itertools.product(*choices)]
 
 
-_CONV = ("const T*", "T*") + ("idx",) * 10
 KERNELS = {
-    "im2col": Kernel("conv.cu", ("T",), _CONV),
-    "col2im": Kernel("conv.cu", ("T",), _CONV),
+    "im2col": Kernel("conv.cu", ("T",), ("const T*", "T*") + ("idx",) * 14, strided=(0,)),
+    "col2im": Kernel("conv.cu", ("T",), ("const T*", "T*") + ("idx",) * 10),
     "bias_grad": Kernel("conv.cu", ("T",), ("const T*", "T*", "idx", "idx", "idx")),
-    "maxpool_forward": Kernel("pool.cu", ("T", "A"), ("const T*", "T*", "A*") + ("idx",) * 7),
+    "maxpool_forward": Kernel("pool.cu", ("T", "A"), ("const T*", "T*", "A*") + ("idx",) * 10,
+                              strided=(0,)),
     "maxpool_backward": Kernel("pool.cu", ("T", "A"), ("const T*", "const A*", "T*") + ("idx",) * 7),
     "dropout_keep_mask": Kernel("dropout.cu", (), ("u64", "u64", "u64", "bool*", "idx")),
     "relu_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
