@@ -47,7 +47,8 @@ def nvrtc_compile():
     try:
         nvrtc.getVersion()
     except Exception as e:
-        _unavailable(f"CuPy cannot load NVRTC ({type(e).__name__}: {e}); pip install nvidia-cuda-nvrtc")
+        _unavailable(f"CuPy cannot load NVRTC ({type(e).__name__}: {e}); pip install "
+                     f"nvidia-cuda-nvrtc (CUDA 13) or nvidia-cuda-nvrtc-cu12 (CUDA 12)")
     if not hasattr(compiler, "_get_arch_for_options_for_nvrtc"):
         _unavailable(f"this CuPy's compiler has no _get_arch_for_options_for_nvrtc to give the "
                      f"architecture to; read cupy/cuda/compiler.py {compiler.__file__}")
