@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 from . import __version__
-from .cuda_launch import kernel_dir
+from .cuda.kernels import kernel_dir
 from .device import cuda_status, resolve_device
 
 
@@ -37,7 +37,7 @@ def info_lines() -> list[str]:
     if kernels:
         lines.append(f"            {', '.join(kernels)}")
     if status.available:
-        from .cuda_launch import op_paths
+        from .cuda.kernels import op_paths
 
         lines.append("gpu paths   (functional op on a CuPy array -> what runs it)")
         lines += [f"            {op:<22} {path}" for op, path in op_paths().items()]

@@ -1,9 +1,11 @@
 // Elementwise relu and sigmoid, forward and backward, over n contiguous elements.
 // They follow gpucnn/functional.py's NumPy expressions, NaN behaviour included.
+// Device templates; ENTRIES below defines their extern "C" entry points (see common.cuh).
 #include "common.cuh"
 
 template <typename T>
-__global__ void relu_forward(const T* __restrict__ x, T* __restrict__ out, idx_t n) {
+__device__ __forceinline__ void relu_forward(const T* __restrict__ x, T* __restrict__ out,
+                                             idx_t n) {
     GRID_STRIDE_LOOP(k, n) {
         const T v = x[k];
         out[k] = (v > T(0) || v != v) ? v : T(0);  // np.maximum propagates NaN
@@ -12,14 +14,16 @@ __global__ void relu_forward(const T* __restrict__ x, T* __restrict__ out, idx_t
 
 // dout * (out > 0): a multiply, not a select, so inf/NaN in dout behave as in NumPy.
 template <typename T>
-__global__ void relu_backward(const T* __restrict__ dout, const T* __restrict__ out,
-                              T* __restrict__ dx, idx_t n) {
+__device__ __forceinline__ void relu_backward(const T* __restrict__ dout,
+                                              const T* __restrict__ out, T* __restrict__ dx,
+                                              idx_t n) {
     GRID_STRIDE_LOOP(k, n) { dx[k] = dout[k] * T(out[k] > T(0)); }
 }
 
 // exp(-|x|) lies in (0, 1], so neither branch overflows.
 template <typename T>
-__global__ void sigmoid_forward(const T* __restrict__ x, T* __restrict__ out, idx_t n) {
+__device__ __forceinline__ void sigmoid_forward(const T* __restrict__ x, T* __restrict__ out,
+                                                idx_t n) {
     GRID_STRIDE_LOOP(k, n) {
         const T v = x[k];
         const T e = exp(-fabs(v));
@@ -28,16 +32,31 @@ __global__ void sigmoid_forward(const T* __restrict__ x, T* __restrict__ out, id
 }
 
 template <typename T>
-__global__ void sigmoid_backward(const T* __restrict__ dout, const T* __restrict__ out,
-                                 T* __restrict__ dx, idx_t n) {
+__device__ __forceinline__ void sigmoid_backward(const T* __restrict__ dout,
+                                                 const T* __restrict__ out, T* __restrict__ dx,
+                                                 idx_t n) {
     GRID_STRIDE_LOOP(k, n) { dx[k] = dout[k] * out[k] * (T(1) - out[k]); }
 }
 
-#define INSTANTIATE(T)                                                                  \
-    template __global__ void relu_forward<T>(const T*, T*, idx_t);                     \
-    template __global__ void relu_backward<T>(const T*, const T*, T*, idx_t);          \
-    template __global__ void sigmoid_forward<T>(const T*, T*, idx_t);                  \
-    template __global__ void sigmoid_backward<T>(const T*, const T*, T*, idx_t);
-INSTANTIATE(float)
-INSTANTIATE(double)
-#undef INSTANTIATE
+#define ENTRIES(T, S)                                                                        \
+    extern "C" __global__ void relu_forward_##S(const T* __restrict__ x, T* __restrict__ out, \
+                                                idx_t n) {                                   \
+        relu_forward<T>(x, out, n);                                                          \
+    }                                                                                        \
+    extern "C" __global__ void relu_backward_##S(const T* __restrict__ dout,                 \
+                                                 const T* __restrict__ out,                  \
+                                                 T* __restrict__ dx, idx_t n) {              \
+        relu_backward<T>(dout, out, dx, n);                                                  \
+    }                                                                                        \
+    extern "C" __global__ void sigmoid_forward_##S(const T* __restrict__ x,                  \
+                                                   T* __restrict__ out, idx_t n) {           \
+        sigmoid_forward<T>(x, out, n);                                                       \
+    }                                                                                        \
+    extern "C" __global__ void sigmoid_backward_##S(const T* __restrict__ dout,              \
+                                                    const T* __restrict__ out,               \
+                                                    T* __restrict__ dx, idx_t n) {           \
+        sigmoid_backward<T>(dout, out, dx, n);                                               \
+    }
+ENTRIES(float, f32)
+ENTRIES(double, f64)
+#undef ENTRIES

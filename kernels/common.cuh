@@ -1,5 +1,12 @@
 // Shared by every kernel file.  Indices are 64-bit so arrays past 2^31 elements are safe; every
 // kernel walks its elements with a grid-stride loop, so any grid size covers any problem size.
+//
+// Kernels are written once as __device__ templates; each file's ENTRIES macro then defines one
+// extern "C" __global__ entry point per instantiation, named <kernel>_<dtype suffixes>
+// (im2col_f32, maxpool_forward_f64_u8).  Plain C names let gpucnn load a module without
+// NVRTC name expressions, the one way CuPy 13.x and 14.0 read its on-disk kernel cache
+// (cupy#9667, #10173), and they are what gpucnn/cuda/kernels.py lists and the host emulation
+// calls.
 #pragma once
 
 typedef long long idx_t;

@@ -1,13 +1,20 @@
 // im2col / col2im for convolution as one GEMM, and the bias gradient.
-// Layouts (all C-contiguous): x (N, C, H, W); cols (C*KH*KW, N*OH*OW) with rows ordered
-// (c, i, j) and columns (n, oh, ow) -- the same matrix gpucnn/cpu.py builds.
+// Layouts: x (N, C, H, W), any strides for im2col, C-contiguous dx for col2im; cols
+// (C*KH*KW, N*OH*OW) C-contiguous with rows ordered (c, i, j) and columns (n, oh, ow) -- the
+// same matrix gpucnn/cpu.py builds.
+// Each kernel is a device template; ENTRIES below defines its extern "C" entry points
+// (see common.cuh), e.g. im2col_f32, which gpucnn/cuda/kernels.py lists.
 #include "common.cuh"
 
 // One thread per cols element: gather the input pixel under kernel offset (i, j) of window
-// (oh, ow), or 0 in the padding.
+// (oh, ow), or 0 in the padding.  x is read through its element strides (sN, sC, sH, sW), so
+// any strided view works without a copy, e.g. the (N, C, H, W) view of a conv output that is
+// stored (C, N, H, W).
 template <typename T>
-__global__ void im2col(const T* __restrict__ x, T* __restrict__ cols, idx_t N, idx_t C, idx_t H,
-                       idx_t W, idx_t KH, idx_t KW, idx_t stride, idx_t pad, idx_t OH, idx_t OW) {
+__device__ __forceinline__ void im2col(const T* __restrict__ x, T* __restrict__ cols, idx_t N,
+                                       idx_t C, idx_t H, idx_t W, idx_t sN, idx_t sC, idx_t sH,
+                                       idx_t sW, idx_t KH, idx_t KW, idx_t stride, idx_t pad,
+                                       idx_t OH, idx_t OW) {
     const idx_t total = C * KH * KW * N * OH * OW;
     GRID_STRIDE_LOOP(k, total) {
         idx_t t = k;
@@ -19,7 +26,8 @@ __global__ void im2col(const T* __restrict__ x, T* __restrict__ cols, idx_t N, i
         const idx_t c = t / KH;
         const idx_t h = oh * stride + i - pad;
         const idx_t w = ow * stride + j - pad;
-        cols[k] = (h >= 0 && h < H && w >= 0 && w < W) ? x[((n * C + c) * H + h) * W + w] : T(0);
+        const bool inside = h >= 0 && h < H && w >= 0 && w < W;
+        cols[k] = inside ? x[n * sN + c * sC + h * sH + w * sW] : T(0);
     }
 }
 
@@ -27,8 +35,9 @@ __global__ void im2col(const T* __restrict__ x, T* __restrict__ cols, idx_t N, i
 // of every (i, j, oh, ow) with oh*stride + i - pad == h and ow*stride + j - pad == w.
 // No atomics, so the result is the same on every run.
 template <typename T>
-__global__ void col2im(const T* __restrict__ dcols, T* __restrict__ dx, idx_t N, idx_t C, idx_t H,
-                       idx_t W, idx_t KH, idx_t KW, idx_t stride, idx_t pad, idx_t OH, idx_t OW) {
+__device__ __forceinline__ void col2im(const T* __restrict__ dcols, T* __restrict__ dx, idx_t N,
+                                       idx_t C, idx_t H, idx_t W, idx_t KH, idx_t KW,
+                                       idx_t stride, idx_t pad, idx_t OH, idx_t OW) {
     const idx_t total = N * C * H * W;
     const idx_t ncols = N * OH * OW;
     GRID_STRIDE_LOOP(k, total) {
@@ -58,7 +67,8 @@ __global__ void col2im(const T* __restrict__ dcols, T* __restrict__ dx, idx_t N,
 // db[f] = sum of dout (N, F, S) over n and s; one block per f (grid-stride over f), a tree
 // reduction in shared memory.  Used for conv (S = OH*OW) and linear (S = 1) biases.
 template <typename T>
-__global__ void bias_grad(const T* __restrict__ dout, T* __restrict__ db, idx_t N, idx_t F, idx_t S) {
+__device__ __forceinline__ void bias_grad(const T* __restrict__ dout, T* __restrict__ db, idx_t N,
+                                          idx_t F, idx_t S) {
     __shared__ T buf[MAX_REDUCE_BLOCK];
     for (idx_t f = blockIdx.x; f < F; f += gridDim.x) {
         T acc = T(0);
@@ -70,12 +80,22 @@ __global__ void bias_grad(const T* __restrict__ dout, T* __restrict__ db, idx_t 
     }
 }
 
-#define INSTANTIATE(T)                                                                          \
-    template __global__ void im2col<T>(const T*, T*, idx_t, idx_t, idx_t, idx_t, idx_t, idx_t,  \
-                                       idx_t, idx_t, idx_t, idx_t);                             \
-    template __global__ void col2im<T>(const T*, T*, idx_t, idx_t, idx_t, idx_t, idx_t, idx_t,  \
-                                       idx_t, idx_t, idx_t, idx_t);                             \
-    template __global__ void bias_grad<T>(const T*, T*, idx_t, idx_t, idx_t);
-INSTANTIATE(float)
-INSTANTIATE(double)
-#undef INSTANTIATE
+#define ENTRIES(T, S)                                                                        \
+    extern "C" __global__ void im2col_##S(                                                   \
+        const T* __restrict__ x, T* __restrict__ cols, idx_t N, idx_t C, idx_t H, idx_t W,   \
+        idx_t sN, idx_t sC, idx_t sH, idx_t sW, idx_t KH, idx_t KW, idx_t stride, idx_t pad, \
+        idx_t OH, idx_t OW) {                                                                \
+        im2col<T>(x, cols, N, C, H, W, sN, sC, sH, sW, KH, KW, stride, pad, OH, OW);         \
+    }                                                                                        \
+    extern "C" __global__ void col2im_##S(                                                   \
+        const T* __restrict__ dcols, T* __restrict__ dx, idx_t N, idx_t C, idx_t H, idx_t W, \
+        idx_t KH, idx_t KW, idx_t stride, idx_t pad, idx_t OH, idx_t OW) {                   \
+        col2im<T>(dcols, dx, N, C, H, W, KH, KW, stride, pad, OH, OW);                       \
+    }                                                                                        \
+    extern "C" __global__ void bias_grad_##S(const T* __restrict__ dout, T* __restrict__ db,  \
+                                             idx_t N, idx_t F, idx_t S_) {                   \
+        bias_grad<T>(dout, db, N, F, S_);                                                    \
+    }
+ENTRIES(float, f32)
+ENTRIES(double, f64)
+#undef ENTRIES

@@ -1,22 +1,33 @@
-// Max pooling over size x size windows every `stride` (no padding), x (N, C, H, W) C-contiguous.
+// Max pooling over size x size windows every `stride` (no padding); x (N, C, H, W) any strides,
+// out, argmax, dout and dx C-contiguous.
 // argmax holds the row-major offset i*size + j of the FIRST maximum in each window (type A:
-// unsigned char when size*size <= 256, else int), as gpucnn/cpu.py does.
+// unsigned char when size*size <= 256, else int), as gpucnn/cpu.py does; a window holding NaN
+// gives NaN and the offset of its first NaN.
+// Device templates; ENTRIES below defines their extern "C" entry points (see common.cuh).
 #include "common.cuh"
 
+// One thread per output element; x is read through its element strides (sN, sC, sH, sW), so any
+// strided view works without a copy, e.g. the (N, C, H, W) view of memory stored (C, N, H, W).
 template <typename T, typename A>
-__global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ out, A* __restrict__ argmax,
-                                idx_t NC, idx_t H, idx_t W, idx_t size, idx_t stride, idx_t OH,
-                                idx_t OW) {
-    GRID_STRIDE_LOOP(k, NC * OH * OW) {
+__device__ __forceinline__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ out,
+                                                A* __restrict__ argmax, idx_t N, idx_t C,
+                                                idx_t sN, idx_t sC, idx_t sH, idx_t sW,
+                                                idx_t size, idx_t stride, idx_t OH, idx_t OW) {
+    GRID_STRIDE_LOOP(k, N * C * OH * OW) {
         const idx_t ow = k % OW;
         const idx_t oh = (k / OW) % OH;
-        const T* win = x + (k / (OW * OH)) * H * W + oh * stride * W + ow * stride;
+        const idx_t c = (k / (OW * OH)) % C;
+        const idx_t n = k / (OW * OH * C);
+        const T* win = x + n * sN + c * sC + oh * stride * sH + ow * stride * sW;
         T best = win[0];
         idx_t arg = 0;
-        for (idx_t i = 0; i < size; ++i) {
-            for (idx_t j = 0; j < size; ++j) {
-                const T v = win[i * W + j];
-                if (v > best) {  // strict: a later equal value never takes the max
+        // A NaN wins and stops the scan (best != best), so the argmax is the first NaN, as in
+        // NumPy: `v > best` alone never takes a NaN and would hide a diverging run.  ±inf compare
+        // as numbers.  Strict `>`: a later equal value never takes the max.
+        for (idx_t i = 0; i < size && best == best; ++i) {
+            for (idx_t j = 0; j < size && best == best; ++j) {
+                const T v = win[i * sH + j * sW];
+                if (v > best || v != v) {
                     best = v;
                     arg = i * size + j;
                 }
@@ -30,9 +41,10 @@ __global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ out, A*
 // Gather: one thread per input element (nc, h, w) sums dout over the windows that cover it and
 // name it as their argmax.  Windows covering row h are oh in [ceil((h-size+1)/stride), h/stride].
 template <typename T, typename A>
-__global__ void maxpool_backward(const T* __restrict__ dout, const A* __restrict__ argmax,
-                                 T* __restrict__ dx, idx_t NC, idx_t H, idx_t W, idx_t size,
-                                 idx_t stride, idx_t OH, idx_t OW) {
+__device__ __forceinline__ void maxpool_backward(const T* __restrict__ dout,
+                                                 const A* __restrict__ argmax, T* __restrict__ dx,
+                                                 idx_t NC, idx_t H, idx_t W, idx_t size,
+                                                 idx_t stride, idx_t OH, idx_t OW) {
     GRID_STRIDE_LOOP(k, NC * H * W) {
         const idx_t w = k % W;
         const idx_t h = (k / W) % H;
@@ -52,13 +64,20 @@ __global__ void maxpool_backward(const T* __restrict__ dout, const A* __restrict
     }
 }
 
-#define INSTANTIATE(T, A)                                                                      \
-    template __global__ void maxpool_forward<T, A>(const T*, T*, A*, idx_t, idx_t, idx_t, idx_t, \
-                                                   idx_t, idx_t, idx_t);                       \
-    template __global__ void maxpool_backward<T, A>(const T*, const A*, T*, idx_t, idx_t, idx_t, \
-                                                    idx_t, idx_t, idx_t, idx_t);
-INSTANTIATE(float, unsigned char)
-INSTANTIATE(double, unsigned char)
-INSTANTIATE(float, int)
-INSTANTIATE(double, int)
-#undef INSTANTIATE
+#define ENTRIES(T, A, S)                                                                     \
+    extern "C" __global__ void maxpool_forward_##S(                                          \
+        const T* __restrict__ x, T* __restrict__ out, A* __restrict__ argmax, idx_t N,       \
+        idx_t C, idx_t sN, idx_t sC, idx_t sH, idx_t sW, idx_t size, idx_t stride, idx_t OH, \
+        idx_t OW) {                                                                          \
+        maxpool_forward<T, A>(x, out, argmax, N, C, sN, sC, sH, sW, size, stride, OH, OW);   \
+    }                                                                                        \
+    extern "C" __global__ void maxpool_backward_##S(                                         \
+        const T* __restrict__ dout, const A* __restrict__ argmax, T* __restrict__ dx,        \
+        idx_t NC, idx_t H, idx_t W, idx_t size, idx_t stride, idx_t OH, idx_t OW) {          \
+        maxpool_backward<T, A>(dout, argmax, dx, NC, H, W, size, stride, OH, OW);            \
+    }
+ENTRIES(float, unsigned char, f32_u8)
+ENTRIES(double, unsigned char, f64_u8)
+ENTRIES(float, int, f32_i32)
+ENTRIES(double, int, f64_i32)
+#undef ENTRIES

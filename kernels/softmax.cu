@@ -2,13 +2,15 @@
 // One block per row (grid-stride over rows): reduce the row max, then the sum of exp, then write
 //   dscores[r, k] = (exp(s_k - max) / sum - [k == y_r]) / N
 //   row_loss[r]   = log(sum) - (s_{y_r} - max)
-// The caller averages row_loss over the N rows.
+// The caller averages row_loss over the N rows.  A device template; ENTRIES below defines its
+// extern "C" entry points (see common.cuh).
 #include "common.cuh"
 
 template <typename T>
-__global__ void softmax_cross_entropy(const T* __restrict__ scores, const long long* __restrict__ y,
-                                      T* __restrict__ dscores, T* __restrict__ row_loss, idx_t N,
-                                      idx_t K) {
+__device__ __forceinline__ void softmax_cross_entropy(const T* __restrict__ scores,
+                                                      const long long* __restrict__ y,
+                                                      T* __restrict__ dscores,
+                                                      T* __restrict__ row_loss, idx_t N, idx_t K) {
     __shared__ T buf[MAX_REDUCE_BLOCK];
     for (idx_t r = blockIdx.x; r < N; r += gridDim.x) {
         const T* s = scores + r * K;
@@ -27,7 +29,12 @@ __global__ void softmax_cross_entropy(const T* __restrict__ scores, const long l
     }
 }
 
-template __global__ void softmax_cross_entropy<float>(const float*, const long long*, float*, float*,
-                                                      idx_t, idx_t);
-template __global__ void softmax_cross_entropy<double>(const double*, const long long*, double*,
-                                                       double*, idx_t, idx_t);
+#define ENTRIES(T, S)                                                                        \
+    extern "C" __global__ void softmax_cross_entropy_##S(                                    \
+        const T* __restrict__ scores, const long long* __restrict__ y,                       \
+        T* __restrict__ dscores, T* __restrict__ row_loss, idx_t N, idx_t K) {               \
+        softmax_cross_entropy<T>(scores, y, dscores, row_loss, N, K);                        \
+    }
+ENTRIES(float, f32)
+ENTRIES(double, f64)
+#undef ENTRIES

@@ -77,6 +77,32 @@ def test_maxpool(cp, cuda, dtype, case):
     close(got, np.ascontiguousarray(cpu.maxpool_backward(dout, ref_arg, x.shape, size, stride)), dtype)
 
 
+def test_im2col_and_maxpool_on_a_cnhw_view(cp, cuda, dtype):
+    """A conv output is (C, N, H, W) in memory behind an NCHW view; both kernels read it in place."""
+    x = np.random.default_rng(11).standard_normal((3, 2, 9, 8)).astype(dtype)
+    gx = cp.asarray(x).transpose(1, 0, 2, 3)
+    x = x.transpose(1, 0, 2, 3)
+    np.testing.assert_array_equal(cuda.im2col(gx, 3, 2, 2, 1).get(), cpu.im2col(x, 3, 2, 2, 1))
+    out, arg = cuda.maxpool_forward(gx, 3, 2)
+    ref_out, ref_arg = cpu.maxpool_forward(x, 3, 2)
+    np.testing.assert_array_equal(out.get(), ref_out)
+    np.testing.assert_array_equal(arg.get(), ref_arg)
+
+
+def test_maxpool_nan_and_infinities(cp, cuda, dtype):
+    x = np.array([[[[1.0, np.nan, 3.0, np.nan], [np.inf, 2.0, -np.inf, 0.0]]]], dtype=dtype)
+    out, arg = cuda.maxpool_forward(cp.asarray(x), 2, 2)
+    ref_out, ref_arg = cpu.maxpool_forward(x, 2, 2)
+    np.testing.assert_array_equal(out.get(), ref_out)
+    np.testing.assert_array_equal(arg.get(), ref_arg)
+
+
+def test_losses_are_0d_float64_device_arrays(cp, cuda, dtype):
+    loss, _ = cuda.softmax_cross_entropy(cp.ones((3, 4), dtype), cp.asarray([0, 1, 3]))
+    for value in (loss, cuda.sum_of_squares(cp.ones((5, 2), dtype))):
+        assert isinstance(value, cp.ndarray) and value.shape == () and value.dtype == np.float64
+
+
 @pytest.mark.parametrize("seed,counter,n,p", DROPOUT_CASES)
 def test_dropout_mask_bit_identical(cuda, seed, counter, n, p):
     key, thr = stream_key(seed, 1), drop_threshold(p)

@@ -55,6 +55,9 @@ def test_cuda_request_fails_with_the_reason(fresh_backend):
 def test_cupy_imports_with_a_read_only_home(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CUPY_CACHE_DIR"}
     env["HOME"] = "/dev/null/home"  # not a directory, so ~/.cupy cannot be created even by root
+    # the child runs elsewhere, so it must be told where this gpucnn is (a checkout is not installed)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(backend.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
     code = ("from gpucnn.device import import_cupy; import os; import_cupy(); "
             "print(os.environ['CUPY_CACHE_DIR'])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,

@@ -1,6 +1,6 @@
 """The CUDA kernels' logic on the CPU: kernels/*.cu compiled by g++ against
 tests/emulation/cuda_host.h, driven through ctypes by the same host code gpucnn.cuda uses
-(gpucnn.cuda_launch.Primitives), and compared with the NumPy path -- exactly for copies,
+(gpucnn.cuda.host.Primitives), and compared with the NumPy path -- exactly for copies,
 masks and argmax, to rounding for sums.
 
 Each test runs under three launch configurations: few small blocks (so every grid-stride loop
@@ -15,9 +15,9 @@ import pytest
 from gpucnn import cpu, functional as F
 from emulation.cases import CONV_CASES, DROPOUT_CASES, POOL_CASES, activation_input, tied
 from gpucnn.rng import drop_threshold, random_bits, stream_key
-from gpucnn.cuda_compare import compare_primitives
-from gpucnn.cuda_launch import Primitives
-from gpucnn.cuda_launch import kernel_dir
+from gpucnn.cuda.compare import compare_primitives
+from gpucnn.cuda.host import Primitives
+from gpucnn.cuda.kernels import kernel_dir
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None,
                                 reason="g++ is not installed: the kernel host emulation needs it")
@@ -60,10 +60,42 @@ def test_im2col_matches_numpy_exactly(prims, dtype, case):
     np.testing.assert_array_equal(got, cpu.im2col(x, kh, kw, s, p))
 
 
-def test_im2col_accepts_a_non_contiguous_view(prims, dtype):
-    # conv outputs are (F, N, OH, OW) in memory behind an NCHW view
-    x = _randn(np.random.default_rng(1), (3, 2, 7, 6), dtype).transpose(1, 0, 2, 3)
-    np.testing.assert_array_equal(prims.im2col(x, 3, 3, 2, 1), cpu.im2col(x, 3, 3, 2, 1))
+def _views(rng, dtype):
+    """Strided (N, C, H, W) views: a conv output's NCHW view of (C, N, H, W) memory, a sliced
+    and stepped view, a reversed one (negative strides), a broadcast one (zero strides)."""
+    base = _randn(rng, (4, 3, 9, 10), dtype)
+    return {"cnhw": base.transpose(1, 0, 2, 3), "sliced": base[1:, ::2, 1:, ::3],
+            "reversed": base[:, :, ::-1, ::-1], "broadcast": np.broadcast_to(base[:1], base.shape)}
+
+
+@pytest.mark.parametrize("view", ["cnhw", "sliced", "reversed", "broadcast"])
+def test_im2col_and_maxpool_read_strided_views_in_place(prims, dtype, view):
+    """Exact against NumPy, and the kernel receives the view itself, not a copy."""
+    x = _views(np.random.default_rng(1), dtype)[view]
+    passed = []
+    launch = prims._launch
+
+    def spy(kernel, entry, grid, block, args):
+        passed.append(args[0])
+        launch(kernel, entry, grid, block, args)
+
+    spying = Primitives(np, spy, prims.block, prims.max_blocks, prims.reduce_block)
+    np.testing.assert_array_equal(spying.im2col(x, 3, 2, 2, 1), cpu.im2col(x, 3, 2, 2, 1))
+    out, arg = spying.maxpool_forward(x, 2, 2)
+    ref_out, ref_arg = cpu.maxpool_forward(x, 2, 2)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(arg, ref_arg)
+    assert all(a is x for a in passed)
+
+
+def test_losses_are_0d_float64_arrays(prims, dtype):
+    """The contract: softmax_cross_entropy's loss and sum_of_squares are 0-d float64 arrays of
+    the device's array type, not Python or NumPy scalars."""
+    loss, _ = prims.softmax_cross_entropy(np.ones((3, 4), dtype), np.array([0, 1, 3]))
+    ss = prims.sum_of_squares(np.ones((5, 2), dtype))
+    for value, want in ((loss, np.log(4)), (ss, 10.0)):
+        assert type(value) is np.ndarray and value.shape == () and value.dtype == np.float64
+        np.testing.assert_allclose(value, want, **TOL[dtype])
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
@@ -165,3 +197,21 @@ def test_compare_with_numpy_reports_small_differences(prims, dtype):
             "relu_backward", "sigmoid_forward", "bias_grad", "softmax_cross_entropy loss"} <= set(ops)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert all(diff <= tol for _, diff in rows), rows
+
+
+def test_maxpool_nan_wins_at_its_first_position_and_infinities_are_numbers(prims, dtype):
+    """The contract of gpucnn.primitives: NaN propagates (a diverging GPU run must not hide its
+    NaNs), the argmax is the first NaN, ±inf compare as numbers, ties go to the first maximum."""
+    nan, inf = np.nan, np.inf
+    x = np.array([[[[1.0, nan, 3.0, nan, -inf, -inf],
+                    [inf, 2.0, -inf, 0.0, -inf, -inf]],
+                   [[nan, nan, inf, 5.0, 2.0, inf],
+                    [7.0, 9.0, 1.0, inf, inf, nan]]]], dtype=dtype)
+    out, arg = prims.maxpool_forward(x, 2, 2)
+    ref_out, ref_arg = cpu.maxpool_forward(x, 2, 2)
+    np.testing.assert_array_equal(out, ref_out)  # NaN positions must match too
+    np.testing.assert_array_equal(arg, ref_arg)
+    np.testing.assert_array_equal(arg[0, :, 0], [[1, 1, 0], [0, 0, 3]])
+    dout = np.arange(1, out.size + 1, dtype=dtype).reshape(out.shape)
+    np.testing.assert_array_equal(prims.maxpool_backward(dout, arg, x.shape, 2, 2),
+                                  cpu.maxpool_backward(dout, ref_arg, x.shape, 2, 2))

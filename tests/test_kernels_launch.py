@@ -1,4 +1,4 @@
-"""The pure-Python launch path of the CUDA backend (gpucnn.cuda_launch), without a GPU:
+"""The pure-Python launch path of the CUDA backend (gpucnn.cuda.kernels, gpucnn.cuda.host), without a GPU:
 argument typing and checks, kernel sources, op paths and the CuPy cache directory."""
 import os
 import re
@@ -6,7 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from gpucnn.cuda_launch import KERNELS, Primitives, kernel_dir, kernel_source, op_paths, pack_args
+from gpucnn.cuda.host import Primitives, pack_args
+from gpucnn.cuda.kernels import KERNELS, entry_name, entry_names, kernel_dir, kernel_source, op_paths
 from gpucnn.device import prepare_cupy_cache_dir
 
 F32 = {"T": "float"}
@@ -47,7 +48,7 @@ def test_reduce_block_must_be_a_power_of_two():
 
 def test_kernel_sources_are_self_contained():
     for file in {k.file for k in KERNELS.values()}:
-        src = kernel_source(kernel_dir(), file)
+        src = kernel_source(file)
         assert '#include "' not in src and "GRID_STRIDE_LOOP" in src
 
 
@@ -59,7 +60,7 @@ def test_op_paths_name_kernels_that_exist():
     for path in paths.values():
         for file, kernel in re.findall(r"CUDA kernel (\w+\.cu)::(\w+)", path):
             src = open(os.path.join(kernel_dir(), file)).read()
-            assert re.search(rf"__global__ void {kernel}\(", src), (file, kernel)
+            assert re.search(rf"void {kernel}\(", src), (file, kernel)
 
 
 def test_cupy_cache_dir_is_respected_when_set(monkeypatch, tmp_path):
@@ -72,3 +73,34 @@ def test_read_only_home_falls_back_to_a_temp_cache(monkeypatch):
     monkeypatch.setenv("HOME", "/dev/null/home")  # cannot hold a directory, even for root
     used = prepare_cupy_cache_dir()
     assert os.environ["CUPY_CACHE_DIR"] == used and os.path.isdir(used) and os.access(used, os.W_OK)
+
+
+def test_entry_names_carry_the_dtypes():
+    assert entry_name("im2col", {"T": "double"}) == "im2col_f64"
+    assert entry_name("maxpool_forward", {"T": "float", "A": "unsigned char"}) == "maxpool_forward_f32_u8"
+    assert entry_name("dropout_keep_mask", {}) == "dropout_keep_mask"
+
+
+def test_the_host_code_launches_every_entry_point_of_the_table_and_no_other():
+    """Each primitive run on float32 and float64 (small and large pooling windows) through a
+    recording launch: the entries it names are exactly the table's, each in its kernel's file.
+    That each entry is defined in that file is checked by the nvcc, NVRTC and emulation tests."""
+    launched = set()
+
+    def record(kernel, entry, grid, block, args):
+        assert entry in entry_names(KERNELS[kernel].file), (kernel, entry)
+        launched.add(entry)
+
+    prims = Primitives(np, record)
+    for dt in (np.float32, np.float64):
+        x = np.zeros((2, 3, 18, 18), dt)
+        prims.col2im(prims.im2col(x, 3, 3, 1, 1), x.shape, 3, 3, 1, 1)
+        for size in (2, 17):
+            out, arg = prims.maxpool_forward(x, size, 1)
+            prims.maxpool_backward(out, arg, x.shape, size, 1)
+        for name in ("relu", "sigmoid"):
+            getattr(prims, f"{name}_backward")(x, getattr(prims, f"{name}_forward")(x))
+        prims.bias_grad(x)
+        prims.softmax_cross_entropy(np.zeros((4, 3), dt), np.zeros(4, np.int64))
+    prims.dropout_keep_mask(1, 2, 10, 3)
+    assert launched == {e for f in {k.file for k in KERNELS.values()} for e in entry_names(f)}

@@ -5,7 +5,7 @@ import re
 import numpy as np
 
 from gpucnn import cpu, functional, primitives
-from gpucnn.cuda_launch import Primitives as CudaPrimitives
+from gpucnn.cuda.host import Primitives as CudaPrimitives
 
 
 def _declared(name):

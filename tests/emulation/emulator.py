@@ -1,9 +1,9 @@
 """Build kernels/*.cu with g++ against cuda_host.h and launch them through ctypes.
 
-``build(kdir, out_dir)`` writes a launcher with one ``extern "C"`` wrapper per kernel
-instantiation listed in :data:`gpucnn.cuda_launch.KERNELS` (the same list NVRTC compiles) and
-returns an :class:`Emulator`, whose ``launch`` has the signature
-:class:`gpucnn.cuda_launch.Primitives` expects.
+``build(kdir, out_dir)`` writes a launcher with one ``extern "C"`` wrapper per kernel entry point
+listed in :data:`gpucnn.cuda.kernels.KERNELS` (the same entry points NVRTC compiles and the
+loader looks up) and returns an :class:`Emulator`, whose ``launch`` has the signature
+:class:`gpucnn.cuda.host.Primitives` expects.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import subprocess
 
 import numpy as np
 
-from gpucnn.cuda_launch import KERNELS, name_expression
+from gpucnn.cuda.kernels import KERNELS, entry_names
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CXX_FLAGS = ["-std=c++20", "-pthread", "-O1", "-shared", "-fPIC", "-Wall", "-Wno-unknown-pragmas"]
@@ -21,32 +21,26 @@ CXX_FLAGS = ["-std=c++20", "-pthread", "-O1", "-shared", "-fPIC", "-Wall", "-Wno
 _CTYPES = {np.dtype(np.int64): ctypes.c_longlong, np.dtype(np.uint64): ctypes.c_ulonglong,
            np.dtype(np.int32): ctypes.c_int, np.dtype(np.float32): ctypes.c_float,
            np.dtype(np.float64): ctypes.c_double}
-
-
-def wrapper_symbols():
-    """{name expression: C symbol of its wrapper}."""
-    exprs = [name_expression(k, inst) for k, kern in KERNELS.items() for inst in kern.instantiations()]
-    return {e: f"emu_{i}" for i, e in enumerate(exprs)}
+FILES = sorted({k.file for k in KERNELS.values()})
 
 
 def launcher_source(kdir: str) -> str:
+    """Every kernel file, then ``emu_<entry>(grid, block, args)`` launching each entry point."""
     kdir = os.path.abspath(kdir)
-    files = sorted({k.file for k in KERNELS.values()})
     lines = [f'#include "{os.path.join(HERE, "cuda_host.h")}"']
-    lines += [f'#include "{os.path.join(kdir, f)}"' for f in files]
-    for expr, sym in wrapper_symbols().items():
-        lines.append(f'extern "C" void {sym}(unsigned grid, unsigned block, void** args) '
-                     f'{{ emu::launch_packed(grid, block, &{expr}, args); }}')
+    lines += [f'#include "{os.path.join(kdir, f)}"' for f in FILES]
+    for entry in (e for f in FILES for e in entry_names(f)):
+        lines.append(f'extern "C" void emu_{entry}(unsigned grid, unsigned block, void** args) '
+                     f'{{ emu::launch_packed(grid, block, &{entry}, args); }}')
     return "\n".join(lines) + "\n"
 
 
 class Emulator:
     def __init__(self, lib_path: str):
         self.lib = ctypes.CDLL(lib_path)
-        self.symbols = wrapper_symbols()
-        self.launches = []  # (name expression, grid, block) of every launch, for the tests
+        self.launches = []  # (entry, grid, block) of every launch, for the tests
 
-    def launch(self, kernel, expr, grid, block, args):
+    def launch(self, kernel, entry, grid, block, args):
         keep = []
         for a in args:
             if isinstance(a, np.ndarray):
@@ -54,8 +48,8 @@ class Emulator:
             else:
                 keep.append(_CTYPES[np.asarray(a).dtype](a.item()))
         ptrs = (ctypes.c_void_p * len(keep))(*[ctypes.addressof(k) for k in keep])
-        self.launches.append((expr, grid, block))
-        getattr(self.lib, self.symbols[expr])(ctypes.c_uint(grid), ctypes.c_uint(block), ptrs)
+        self.launches.append((entry, grid, block))
+        getattr(self.lib, f"emu_{entry}")(ctypes.c_uint(grid), ctypes.c_uint(block), ptrs)
 
 
 def build(kdir: str, out_dir: str, cxx: str = "g++") -> Emulator:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import cpu
-from .rng import drop_threshold, stream_key
+from .. import cpu
+from ..rng import drop_threshold, stream_key
 
 
 def _rel(a, b) -> float:

@@ -1,129 +1,27 @@
-"""The device-independent half of the CUDA backend; importable without CuPy.
+"""The host side of every CUDA primitive; importable without CuPy.
 
-It holds the kernel table (file, template parameters, C signature), the one launch path that
-types scalar arguments and checks arrays, and :class:`Primitives`, the host side of every
-CUDA primitive (shape arithmetic, output allocation, grid sizes) written against an array
-module ``xp`` and a ``launch`` function.  :mod:`gpucnn.cuda` binds it to CuPy and
-``cupy.RawModule``; the host emulation in ``tests/emulation`` binds it to NumPy and the same
-kernel sources compiled by g++, so the tests without a GPU run this very code.
+:class:`Primitives` does the shape arithmetic (via :func:`gpucnn.primitives.out_size`), output
+allocation, grid sizes and argument packing of each primitive, written against an array module
+``xp`` and a ``launch`` function.  :mod:`gpucnn.cuda` binds it to CuPy and the NVRTC loader; the
+host emulation in ``tests/emulation`` binds it to NumPy and the same kernel sources compiled by
+g++, so the tests without a GPU run this very code.
 """
 from __future__ import annotations
 
-import itertools
-import os
-import re
-from dataclasses import dataclass
-
 import numpy as np
 
-from .primitives import out_size
-
-# Template parameter -> {C type: NumPy dtype} it can be instantiated with.
-TEMPLATE_TYPES = {
-    "T": {"float": np.dtype(np.float32), "double": np.dtype(np.float64)},
-    "A": {"unsigned char": np.dtype(np.uint8), "int": np.dtype(np.int32)},
-}
-# Scalar C types -> the NumPy scalar type that passes them by value.
-SCALARS = {"idx": np.int64, "u64": np.uint64}
-# Fixed-type array parameters.
-ARRAYS = {"bool*": np.dtype(np.bool_), "const i64*": np.dtype(np.int64)}
-
-
-@dataclass(frozen=True)
-class Kernel:
-    """One ``__global__`` function: its file in kernels/, template parameters and signature."""
-
-    file: str
-    tparams: tuple
-    params: tuple
-
-    def instantiations(self):
-        """Every {template parameter: C type} the module is compiled with."""
-        choices = [list(TEMPLATE_TYPES[p]) for p in self.tparams]
-        return [dict(zip(self.tparams, combo)) for combo in itertools.product(*choices)]
-
-
-_CONV = ("const T*", "T*") + ("idx",) * 10
-KERNELS = {
-    "im2col": Kernel("conv.cu", ("T",), _CONV),
-    "col2im": Kernel("conv.cu", ("T",), _CONV),
-    "bias_grad": Kernel("conv.cu", ("T",), ("const T*", "T*", "idx", "idx", "idx")),
-    "maxpool_forward": Kernel("pool.cu", ("T", "A"), ("const T*", "T*", "A*") + ("idx",) * 7),
-    "maxpool_backward": Kernel("pool.cu", ("T", "A"), ("const T*", "const A*", "T*") + ("idx",) * 7),
-    "dropout_keep_mask": Kernel("dropout.cu", (), ("u64", "u64", "u64", "bool*", "idx")),
-    "relu_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
-    "relu_backward": Kernel("activations.cu", ("T",), ("const T*", "const T*", "T*", "idx")),
-    "sigmoid_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
-    "sigmoid_backward": Kernel("activations.cu", ("T",), ("const T*", "const T*", "T*", "idx")),
-    "softmax_cross_entropy": Kernel("softmax.cu", ("T",),
-                                    ("const T*", "const i64*", "T*", "T*", "idx", "idx")),
-}
-
-# Which path each functional op takes on a CuPy array (kernels named here, the rest is array code).
-_OP_KERNELS = {
-    "conv2d_forward": (["im2col"], "GEMM via cuBLAS (cupy)"),
-    "conv2d_backward": (["col2im", "bias_grad"], "GEMMs via cuBLAS (cupy)"),
-    "maxpool2d_forward": (["maxpool_forward"], ""),
-    "maxpool2d_backward": (["maxpool_backward"], ""),
-    "relu_forward": (["relu_forward"], ""),
-    "relu_backward": (["relu_backward"], ""),
-    "sigmoid_forward": (["sigmoid_forward"], ""),
-    "sigmoid_backward": (["sigmoid_backward"], ""),
-    "dropout_forward": (["dropout_keep_mask"], "scaling via cupy elementwise"),
-    "dropout_backward": ([], "cupy elementwise"),
-    "linear_forward": ([], "cuBLAS via cupy"),
-    "linear_backward": (["bias_grad"], "GEMMs via cuBLAS (cupy)"),
-    "softmax_cross_entropy": (["softmax_cross_entropy"], ""),
-    "mse_loss": ([], "cupy elementwise and reduction"),
-    "l2_penalty": ([], "cuBLAS dot via cupy"),
-}
-
-
-def op_paths() -> dict:
-    """{functional op: the path it takes on the GPU}, e.g. "CUDA kernel pool.cu::maxpool_forward"."""
-    paths = {}
-    for op, (kernels, array_code) in _OP_KERNELS.items():
-        parts = [f"CUDA kernel {KERNELS[k].file}::{k}" for k in kernels]
-        paths[op] = ", ".join(parts + ([array_code] if array_code else []))
-    return paths
-
-
-def name_expression(kernel: str, inst: dict) -> str:
-    """The C++ name of one instantiation, e.g. ``maxpool_forward<float, unsigned char>``."""
-    tparams = KERNELS[kernel].tparams
-    return f"{kernel}<{', '.join(inst[p] for p in tparams)}>" if tparams else kernel
-
-
-def kernel_source(kdir: str, file: str) -> str:
-    """The text of kernels/<file> with its local ``#include "x.cuh"`` lines inlined.
-
-    Inlining makes the source self-contained, so CuPy's on-disk cache (keyed by the source
-    text) sees a change to a shared header.
-    """
-    path = os.path.join(kdir, file)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    return re.sub(r'^#include "([^"]+)"\s*$', lambda m: kernel_source(kdir, m.group(1)), text,
-                  flags=re.M)
-
-
-def kernel_dir() -> str | None:
-    """Where the CUDA sources are: inside the installed package, else the source tree's kernels/."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (os.path.join(here, "kernels"), os.path.join(os.path.dirname(here), "kernels")):
-        if os.path.isdir(candidate) and any(f.endswith(".cu") for f in os.listdir(candidate)):
-            return candidate
-    return None
+from ..primitives import out_size
+from .kernels import ARRAYS, KERNELS, SCALARS, TEMPLATE_TYPES, entry_name
 
 
 def pack_args(kernel: str, inst: dict, args) -> list:
     """Check ``args`` against the kernel's C signature and type them for the launch.
 
-    Arrays must be C-contiguous with the element type the signature names; scalars become the
-    NumPy scalar of their C type (np.int64 for ``long long``...), so they cross by value with the
-    right width.
+    Arrays must have the element type the signature names and be C-contiguous, except those
+    the kernel reads through strides (``Kernel.strided``); scalars become the NumPy scalar of
+    their C type (np.int64 for ``long long``...), so they cross by value with the right width.
     """
-    params = KERNELS[kernel].params
+    params, strided = KERNELS[kernel].params, KERNELS[kernel].strided
     if len(args) != len(params):
         raise TypeError(f"{kernel}: expected {len(params)} arguments, got {len(args)}")
     packed = []
@@ -133,7 +31,7 @@ def pack_args(kernel: str, inst: dict, args) -> list:
             continue
         base = param.replace("const ", "").rstrip("*")
         want = ARRAYS[param] if param in ARRAYS else TEMPLATE_TYPES[base][inst[base]]
-        if not hasattr(a, "flags") or not a.flags.c_contiguous:
+        if not hasattr(a, "flags") or not (pos in strided or a.flags.c_contiguous):
             raise ValueError(f"{kernel} argument {pos} ({param}): expected a C-contiguous array, "
                              f"got {type(a).__name__} with strides {getattr(a, 'strides', None)}")
         if a.dtype != want:
@@ -153,10 +51,12 @@ def _c_type(tparam: str, dtype, what="array") -> str:
 class Primitives:
     """The CUDA primitives' host side over array module ``xp`` and ``launch``.
 
-    ``launch(kernel, name_expression, grid, block, packed_args)`` runs one kernel.  Elementwise
+    ``launch(kernel, entry, grid, block, packed_args)`` runs entry point ``entry`` of table
+    kernel ``kernel``.  Elementwise
     kernels get ``block`` threads per block and at most ``max_blocks`` blocks (grid-stride loops
     cover the rest); reductions (bias_grad, softmax) run one block of ``reduce_block`` threads
-    (a power of two <= 256) per row.  Outputs are C-contiguous.
+    (a power of two <= 256) per row.  Outputs are C-contiguous.  im2col and maxpool_forward read
+    any strided input in place; the other primitives take a C-contiguous copy of a strided one.
     """
 
     def __init__(self, xp, launch, block=256, max_blocks=65535, reduce_block=256):
@@ -170,20 +70,30 @@ class Primitives:
         block = self.reduce_block if reduce else self.block
         blocks = work if reduce else -(-work // block)
         grid = max(1, min(blocks, self.max_blocks))
-        self._launch(kernel, name_expression(kernel, inst), grid, block, pack_args(kernel, inst, args))
+        self._launch(kernel, entry_name(kernel, inst), grid, block, pack_args(kernel, inst, args))
 
     def _float(self, name, a):
         a = self.xp.ascontiguousarray(a)
         _c_type("T", a.dtype, name)
         return a
 
+    def _strided(self, name, a):
+        """(a, its strides in elements): a itself unless a stride is not a whole number of
+        elements, which only a reinterpreting view makes; then a C-contiguous copy."""
+        _c_type("T", a.dtype, name)
+        if any(s % a.itemsize for s in a.strides):
+            a = self.xp.ascontiguousarray(a)
+        return a, [s // a.itemsize for s in a.strides]
+
     def im2col(self, x, kh, kw, stride, pad):
-        """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows (c, i, j), columns (n, oh, ow)."""
-        x = self._float("x", x)
+        """x (N, C, H, W), any strides (no copy) -> cols (C*KH*KW, N*OH*OW); rows (c, i, j),
+        columns (n, oh, ow)."""
+        x, xs = self._strided("x", x)
         N, C, H, W = x.shape
         oh, ow = out_size(H, kh, stride, pad), out_size(W, kw, stride, pad)
         cols = self.xp.empty((C * kh * kw, N * oh * ow), dtype=x.dtype)
-        self._run("im2col", {"T": x.dtype}, cols.size, x, cols, N, C, H, W, kh, kw, stride, pad, oh, ow)
+        self._run("im2col", {"T": x.dtype}, cols.size, x, cols, N, C, H, W, *xs, kh, kw, stride, pad,
+                  oh, ow)
         return cols
 
     def col2im(self, dcols, x_shape, kh, kw, stride, pad):
@@ -199,15 +109,15 @@ class Primitives:
         return dx
 
     def maxpool_forward(self, x, size, stride):
-        """x (N, C, H, W) -> out (N, C, OH, OW), argmax (row-major offset of the first maximum;
-        uint8 when size*size <= 256, else int32)."""
-        x = self._float("x", x)
+        """x (N, C, H, W), any strides (no copy) -> out (N, C, OH, OW), argmax (row-major offset
+        of the first maximum, or of the first NaN; uint8 when size*size <= 256, else int32)."""
+        x, xs = self._strided("x", x)
         N, C, H, W = x.shape
         oh, ow = out_size(H, size, stride), out_size(W, size, stride)
         out = self.xp.empty((N, C, oh, ow), dtype=x.dtype)
         argmax = self.xp.empty((N, C, oh, ow), dtype=np.uint8 if size * size <= 256 else np.int32)
         self._run("maxpool_forward", {"T": x.dtype, "A": argmax.dtype}, out.size, x, out, argmax,
-                  N * C, H, W, size, stride, oh, ow)
+                  N, C, *xs, size, stride, oh, ow)
         return out, argmax
 
     def maxpool_backward(self, dout, argmax, x_shape, size, stride):
@@ -276,9 +186,10 @@ class Primitives:
         row_loss = self.xp.empty(N, dtype=scores.dtype)
         self._run("softmax_cross_entropy", {"T": scores.dtype}, N, scores, y, dscores, row_loss, N, K,
                   reduce=True)
-        return row_loss.sum(dtype=np.float64) / N, dscores
+        # asarray: NumPy (the emulation) makes a scalar of a full reduction, CuPy a 0-d array
+        return self.xp.asarray(row_loss.sum(dtype=np.float64) / N), dscores
 
     def sum_of_squares(self, a):
         """sum(a**2) as a 0-d float64 array (cuBLAS dot in float64)."""
         flat = a.reshape(-1).astype(np.float64)
-        return self.xp.dot(flat, flat)
+        return self.xp.asarray(self.xp.dot(flat, flat))

@@ -1,0 +1,64 @@
+"""CuPy implementation of every device primitive, running our CUDA C kernels from kernels/*.cu.
+
+The functions named in :data:`gpucnn.primitives.NAMES` (im2col, col2im, maxpool_forward, ...)
+have :mod:`gpucnn.cpu`'s signatures and semantics over CuPy arrays; inputs may be any strided
+view, outputs are C-contiguous.  Matmuls, sums and the remaining elementwise math stay array
+code (cuBLAS and CuPy's own kernels).  Also here: :func:`op_paths`, :func:`compare_with_numpy`,
+:func:`compile_module` and :class:`KernelCompileError`.
+
+The package's parts: ``kernels`` (the kernel table and sources), ``host`` (the host side of each
+primitive), ``loader`` (NVRTC compile and launch), ``compare`` (every primitive against NumPy).
+The first two, and ``loader`` given a ``cupy`` module, import without CuPy, so the tests and
+``gpucnn info`` use them anywhere.  CuPy itself is imported, through
+:func:`gpucnn.device.import_cupy`, when a primitive is first looked up here.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from ..device import import_cupy
+from ..primitives import NAMES
+from .kernels import op_paths
+from .loader import KernelCompileError
+
+__all__ = [*NAMES, "op_paths", "compare_with_numpy", "compile_module", "KernelCompileError"]
+
+_loader = None
+
+
+def _bind():
+    """Import CuPy and define the primitives and :func:`compile_module` in this module."""
+    global _loader
+    from .host import Primitives
+    from .loader import Loader
+
+    cupy = import_cupy()
+    _loader = Loader(cupy)
+    prims = Primitives(cupy, _loader.launch)
+    for name in NAMES:
+        globals()[name] = _loader.guard_memory(name, getattr(prims, name))
+    globals()["compile_module"] = _loader.module
+
+
+def __getattr__(name):
+    if _loader is None and (name in NAMES or name == "compile_module"):
+        _bind()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+def compare_with_numpy(dtype=np.float64, seed=0):
+    """Run every primitive here and in NumPy on the same random inputs.
+
+    -> [(op, max relative difference)]; 0.0 means identical (masks and argmax must be).
+    """
+    from .compare import compare_primitives
+
+    cupy = import_cupy()
+    return compare_primitives(sys.modules[__name__], cupy.asarray, cupy.asnumpy, np.dtype(dtype), seed)
