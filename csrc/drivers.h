@@ -167,7 +167,7 @@ static void FN(pool_forward_run)(const view4 *x, const view4 *out, const view4 *
                 for (int ow0 = 0; ow0 < OW; ow0 += POOL_CHUNK) {
                     const int cnt = OW - ow0 < POOL_CHUNK ? OW - ow0 : POOL_CHUNK;
                     FN(K)->pool_row(xr + ow0 * stride * x->s[3], x->s[2], x->s[3], stride, size,
-                                    cnt, m, a);
+                                    cnt, x->d[3] - ow0 * stride, m, a);
                     for (int k = 0; k < cnt; k++)
                         orow[(ow0 + k) * out->s[3]] = m[k];
                     store_argmax(am->p, abytes, arow + ow0 * am->s[3], am->s[3], a, cnt);

@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__GNUC__) && !defined(__clang__)
+#define HAVE_SHUFFLE 1 /* __builtin_shuffle: GCC's vector permute */
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define INLINE inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 16")
@@ -104,7 +108,7 @@ static void load_argmax(const void *am, int abytes, ptrdiff_t at, ptrdiff_t step
                            int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t);                 \
         void (*wgrad_block)(const T *, const ptrdiff_t *, ptrdiff_t, const T *, ptrdiff_t, int, \
                             int, T *, ptrdiff_t);                                                \
-        void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, T *, int32_t *);        \
+        void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, int, T *, int32_t *);   \
         void (*unpool_row)(T *, ptrdiff_t, ptrdiff_t, int, int, int, const T *, const int32_t *, \
                            int);                                                                 \
     } name;
