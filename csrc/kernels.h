@@ -129,8 +129,9 @@ TGT static void FN(wgrad_block)(const T *X, const ptrdiff_t *off, ptrdiff_t rows
 /* Running first maximum of relu over one output row's windows, ow in [0, n):
  * m[ow], a[ow] = max and first argmax of relu(x[i*sh + j*sw + ow*step]) over (i, j), step the
  * window stride in elements.
- * Since m >= 0 (or NaN) from the start, "v > m" on raw x equals it on relu(x); a NaN never wins
- * "v > m" but sticks in m, which is exactly what np.maximum then the strict ">" scan gives. */
+ * Since m >= 0 (or NaN) from the start, "v > m" on raw x equals it on relu(x).  NaN wins at its
+ * first position (the contract of gpucnn.primitives, as on the GPU): a NaN v is taken when m is
+ * not NaN yet, and then nothing replaces it, since "v > NaN" is false. */
 TGT static INLINE void FN(pool_scan)(const T *restrict x, ptrdiff_t sh, ptrdiff_t sw,
                                      ptrdiff_t step, int size, int n, T *restrict m,
                                      int32_t *restrict a)
@@ -147,9 +148,10 @@ TGT static INLINE void FN(pool_scan)(const T *restrict x, ptrdiff_t sh, ptrdiff_
             for (int ow = 0; ow < n; ow++) {
                 const T v = r[ow * step], mo = m[ow];
                 const int32_t ao = a[ow];
-                const int gt = v > mo;  /* unconditional stores: blends, not masked stores */
-                a[ow] = gt ? t : ao;
-                m[ow] = (gt | (v != v)) ? v : mo;
+                /* unconditional stores: blends, not masked stores */
+                const int take = (v > mo) | ((v != v) & (mo == mo));
+                a[ow] = take ? t : ao;
+                m[ow] = take ? v : mo;
             }
         }
 }
@@ -189,9 +191,8 @@ TGT static int FN(pool_scan2)(const T *x, ptrdiff_t sh, int size, int n, int ava
                 lo = FN(load)(r);
                 hi = FN(load)(r + VL);
                 v = __builtin_shuffle(lo, hi, (j & 1) ? odd : even);
-                const IV gt = v > mv;
-                av = (gt & (i * size + j)) | (~gt & av);
-                take = gt | (v != v);
+                take = (v > mv) | ((v != v) & (mv == mv));
+                av = (take & (i * size + j)) | (~take & av);
                 mv = (VEC)(((IV)v & take) | ((IV)mv & ~take));
             }
         memcpy(m + ow, &mv, sizeof mv);

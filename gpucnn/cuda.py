@@ -88,6 +88,10 @@ def _oom_guard(name):
     return wrapper
 
 
+conv2d_forward = _oom_guard("conv2d_forward")
+conv2d_backward = _oom_guard("conv2d_backward")
+relu_maxpool_forward = _oom_guard("relu_maxpool_forward")
+relu_maxpool_backward = _oom_guard("relu_maxpool_backward")
 im2col = _oom_guard("im2col")
 col2im = _oom_guard("col2im")
 maxpool_forward = _oom_guard("maxpool_forward")
