@@ -211,6 +211,8 @@ TGT static void FN(pool_row)(const T *x, ptrdiff_t sh, ptrdiff_t sw, int stride,
         int done = 0;
 #ifdef HAVE_SHUFFLE
         done = FN(pool_scan2)(x, sh, size, n, avail, m, a);
+#else
+        (void)avail;
 #endif
         FN(pool_scan)(x + 2 * done, sh, 1, 2, size, n - done, m + done, a + done);
     } else if (sw == 1 && stride == 1) {
@@ -246,7 +248,7 @@ TGT static INLINE void FN(unpool_scan)(T *restrict dx, ptrdiff_t sh, ptrdiff_t s
 TGT static int FN(unpool_scan2)(T *dx, ptrdiff_t sh, int n, const T *g, const int32_t *a)
 {
     typedef FN(ivec) IV;
-    IV lo, hi, av;
+    IV lo, hi, av = {0};
     for (int k = 0; k < VL; k++) {
         lo[k] = (k & 1) * VL + k / 2;
         hi[k] = (k & 1) * VL + (k + VL) / 2;

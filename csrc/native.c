@@ -476,6 +476,61 @@ static PyObject *py_conv2d_backward_weight(PyObject *self, PyObject *args)
     return release(&h, done(rc));
 }
 
+/* Instruction sets, best first, and whether this CPU has them. */
+static const char *const isa_names[] = {"avx512f", "avx2", "baseline"};
+
+static int isa_supported(int k)
+{
+#ifdef X86_DISPATCH
+    __builtin_cpu_init();
+    if (k == 0)
+        return __builtin_cpu_supports("avx512f");
+    if (k == 1)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return k == 2;
+}
+
+static void use_kernels(int k)
+{
+#ifdef X86_DISPATCH
+    const kern_f *const kf[] = {&kern_f_avx512, &kern_f_avx2, &kern_f_base};
+    const kern_d *const kd[] = {&kern_d_avx512, &kern_d_avx2, &kern_d_base};
+    K_f = kf[k];
+    K_d = kd[k];
+#else
+    (void)k;
+    K_f = &kern_f_base;
+    K_d = &kern_d_base;
+#endif
+}
+
+/* Uses the best kernels this CPU supports at or below isa_names[cap]; sets module.isa. */
+static int set_isa(PyObject *module, int cap)
+{
+    while (!isa_supported(cap))
+        cap++;
+    use_kernels(cap);
+    return PyModule_AddStringConstant(module, "isa", isa_names[cap]);
+}
+
+/* use_isa(name): cap the instruction set (so tests reach the AVX2 and baseline kernels on
+ * AVX-512 machines); returns the one now in use. */
+static PyObject *py_use_isa(PyObject *module, PyObject *arg)
+{
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name)
+        return NULL;
+    int cap = 0;
+    while (cap < 3 && strcmp(name, isa_names[cap]) != 0)
+        cap++;
+    if (cap == 3)
+        return PyErr_Format(PyExc_ValueError, "isa=%R: expected 'avx512f', 'avx2' or 'baseline'", arg);
+    if (set_isa(module, cap) < 0)
+        return NULL;
+    return PyObject_GetAttrString(module, "isa");
+}
+
 static PyMethodDef methods[] = {
     {"relu_maxpool_forward", py_relu_maxpool_forward, METH_VARARGS,
      "relu_maxpool_forward(x, out, argmax, size, stride, n0, n1)"},
@@ -487,6 +542,7 @@ static PyMethodDef methods[] = {
      "conv2d_backward_input(dout, w, dx, stride, pad, n0, n1)"},
     {"conv2d_backward_weight", py_conv2d_backward_weight, METH_VARARGS,
      "conv2d_backward_weight(x, dout, dw, db_or_None, stride, pad, n0, n1)"},
+    {"use_isa", py_use_isa, METH_O, "use_isa(name) -> the instruction set now in use"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -496,33 +552,10 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-/* Picks the kernel tables for this CPU; returns the instruction set's name. */
-static const char *select_kernels(void)
-{
-#ifdef X86_DISPATCH
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) {
-        K_f = &kern_f_avx512;
-        K_d = &kern_d_avx512;
-        return "avx512f";
-    }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        K_f = &kern_f_avx2;
-        K_d = &kern_d_avx2;
-        return "avx2";
-    }
-#endif
-    K_f = &kern_f_base;
-    K_d = &kern_d_base;
-    return "baseline";
-}
-
 PyMODINIT_FUNC PyInit__native(void)
 {
     PyObject *m = PyModule_Create(&module);
-    if (m && PyModule_AddStringConstant(m, "isa", select_kernels()) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
+    if (m && set_isa(m, 0) < 0)
+        Py_CLEAR(m);
     return m;
 }

@@ -2,8 +2,9 @@
 
 The only module that imports ``gpucnn._native``.  ``available`` says whether it loaded; if not,
 ``reason`` says why and gpucnn runs on its NumPy path (:mod:`gpucnn.cpu`).  ``GPUCNN_NATIVE=0``
-in the environment disables it.  ``isa`` names the instruction set the kernels were picked for
-("avx512f", "avx2" or "baseline"; None when unavailable).
+in the environment disables it.  ``isa`` names the instruction set of the kernels in use
+("avx512f", "avx2" or "baseline": the best this CPU has; None when unavailable);
+:func:`use_isa` caps it (tests use that to reach every variant on one machine).
 
 Every function takes float32 or float64 NumPy arrays of any strides (an (N, C, H, W) view of
 (C, N, H, W) memory is read in place, not copied), returns new C-contiguous NCHW arrays unless
@@ -37,6 +38,15 @@ available: bool = _lib is not None
 isa = _lib.isa if available else None
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def use_isa(name: str) -> str:
+    """Run the best kernels this CPU supports at or below ``name`` ("avx512f", "avx2",
+    "baseline"); returns the instruction set now in use.  Process-wide."""
+    global isa
+    _require()
+    isa = _lib.use_isa(name)
+    return isa
 
 
 def _require():
