@@ -106,12 +106,13 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     const int C = x->d[1], F = dout->d[1], OH = dout->d[2], OW = dout->d[3];
     const int KH = dw->d[2], KW = dw->d[3];
     const int wfb = FN(K)->wfb, wtb = FN(K)->wtb;
-    const int Fp = round_up(F, wfb), KKp = round_up(KH * KW, wtb), OWV = round_up(OW, FN(K)->wvw);
+    const int vl = FN(K)->wvw;
+    const int Fp = round_up(F, wfb), KKp = round_up(KH * KW, wtb), OWV = round_up(OW, vl);
     const geom g = make_geom(x->d[2] + 2 * pad, x->d[3] + 2 * pad, s, OWV + (KW - 1) / s);
     const ptrdiff_t dplane = (ptrdiff_t)OH * OWV, accf = (ptrdiff_t)C * KKp;
     T *X = malloc(sizeof(T) * (size_t)g.plane * (size_t)C);
     T *D = calloc((size_t)Fp * (size_t)dplane, sizeof(T));  /* padding rows/columns stay 0 */
-    T *acc = calloc((size_t)Fp * (size_t)accf, sizeof(T));
+    T *acc = calloc((size_t)Fp * (size_t)accf * (size_t)vl, sizeof(T));  /* vl lanes each */
     double *dbacc = calloc((size_t)F + 1, sizeof(double));  /* 51200 terms at (a) b50 */
     ptrdiff_t *off = calloc((size_t)KKp, sizeof(ptrdiff_t));  /* padding taps read offset 0 */
     const int ok = X && D && acc && dbacc && off;
@@ -131,14 +132,18 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
                 for (int c = 0; c < C; c++)
                     for (int t0 = 0; t0 < KH * KW; t0 += wtb)
                         FN(K)->wgrad_block(X + c * g.plane, off + t0, s * g.row, D + f0 * dplane,
-                                           dplane, OH, OWV, acc + f0 * accf + c * KKp + t0, accf);
+                                           dplane, OH, OWV, acc + (f0 * accf + c * KKp + t0) * vl, accf);
         }
         T *wo = dw->p;
         for (int f = 0; f < F; f++)
             for (int c = 0; c < C; c++)
-                for (int t = 0; t < KH * KW; t++)
-                    wo[f * dw->s[0] + c * dw->s[1] + (t / KW) * dw->s[2] + (t % KW) * dw->s[3]] =
-                        acc[f * accf + c * KKp + t];
+                for (int t = 0; t < KH * KW; t++) {
+                    const T *lane = acc + (f * accf + c * KKp + t) * vl;
+                    T sum = 0;
+                    for (int v = 0; v < vl; v++)
+                        sum += lane[v];
+                    wo[f * dw->s[0] + c * dw->s[1] + (t / KW) * dw->s[2] + (t % KW) * dw->s[3]] = sum;
+                }
         for (int f = 0; f < F && db; f++)
             db[f * dbs] = (T)dbacc[f];
     }

@@ -103,7 +103,7 @@ static void load_argmax(const void *am, int abytes, ptrdiff_t at, ptrdiff_t step
 /* Kernel tables: one per (element type, instruction set), filled by kernels.h. */
 #define DEFINE_KERN(T, name)                                                                     \
     typedef struct {                                                                             \
-        int fb, vw, wfb, wtb, wvw;                                                               \
+        int fb, vw, wfb, wtb, wvw; /* wvw: lanes of the weight-gradient partial sums */         \
         void (*conv_image)(const T *, const ptrdiff_t *, int, ptrdiff_t, const T *, const T *,  \
                            int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t);                 \
         void (*wgrad_block)(const T *, const ptrdiff_t *, ptrdiff_t, const T *, ptrdiff_t, int, \
