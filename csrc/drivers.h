@@ -113,9 +113,9 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     T *X = malloc(sizeof(T) * (size_t)g.plane * (size_t)C);
     T *D = calloc((size_t)Fp * (size_t)dplane, sizeof(T));  /* padding rows/columns stay 0 */
     T *acc = calloc((size_t)Fp * (size_t)accf * (size_t)vl, sizeof(T));  /* vl lanes each */
-    double *dbacc = calloc((size_t)F + 1, sizeof(double));  /* 51200 terms at (a) b50 */
+    T *dblanes = calloc((size_t)F * (size_t)vl + 1, sizeof(T));
     ptrdiff_t *off = calloc((size_t)KKp, sizeof(ptrdiff_t));  /* padding taps read offset 0 */
-    const int ok = X && D && acc && dbacc && off;
+    const int ok = X && D && acc && dblanes && off;
     if (ok) {
         tap_offsets(off, &g, 1, KH, KW);
         const T *xp = x->p, *dp = dout->p;
@@ -123,11 +123,10 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
             FN(fill)(X, &g, xp + n * x->s[0], x->s + 1, C, x->d[2], x->d[3], pad, pad, 1);
             for (int f = 0; f < F; f++)
                 for (int oh = 0; oh < OH; oh++)
-                    for (int ow = 0; ow < OW; ow++) {
-                        const T v = dp[n * dout->s[0] + f * dout->s[1] + oh * dout->s[2] + ow * dout->s[3]];
-                        D[f * dplane + oh * OWV + ow] = v;
-                        dbacc[f] += v;
-                    }
+                    for (int ow = 0; ow < OW; ow++)
+                        D[f * dplane + oh * OWV + ow] =
+                            dp[n * dout->s[0] + f * dout->s[1] + oh * dout->s[2] + ow * dout->s[3]];
+            FN(K)->sum_rows(D, F, dplane, dblanes);
             for (int f0 = 0; f0 < F; f0 += wfb)
                 for (int c = 0; c < C; c++)
                     for (int t0 = 0; t0 < KH * KW; t0 += wtb)
@@ -144,13 +143,17 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
                         sum += lane[v];
                     wo[f * dw->s[0] + c * dw->s[1] + (t / KW) * dw->s[2] + (t % KW) * dw->s[3]] = sum;
                 }
-        for (int f = 0; f < F && db; f++)
-            db[f * dbs] = (T)dbacc[f];
+        for (int f = 0; f < F && db; f++) {
+            double sum = 0;
+            for (int v = 0; v < vl; v++)
+                sum += dblanes[f * vl + v];
+            db[f * dbs] = (T)sum;
+        }
     }
     free(X);
     free(D);
     free(acc);
-    free(dbacc);
+    free(dblanes);
     free(off);
     return ok ? 0 : -1;
 }

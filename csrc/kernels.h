@@ -75,8 +75,12 @@ TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrd
                 }
                 const int nv = OW - ow0 < VW ? OW - ow0 : VW;
                 T *ob = out + f0 * osf + oh * osh + ow0 * osw;
+                /* Rows of a contiguous output plane: a full-width store past the row end only
+                 * writes rows this loop overwrites later.  Storing (b)'s 28-wide rows element
+                 * by element (224 scalar stores per 400 FMAs) made its forward 1.0 ms, not 0.7. */
+                const int spill_ok = osw == 1 && osh == OW && (ptrdiff_t)oh * OW + ow0 + VW <= (ptrdiff_t)OH * OW;
                 for (int f = 0; f < nf; f++) {
-                    if (nv == VW && osw == 1) {
+                    if (spill_ok) {
                         memcpy(ob + f * osf, acc[f], sizeof acc[f]);
                         continue;
                     }
@@ -124,6 +128,25 @@ TGT static void FN(wgrad_block)(const T *X, const ptrdiff_t *off, ptrdiff_t rows
             VEC sum = FN(load)(dst) + acc[f][t];
             memcpy(dst, &sum, sizeof sum);
         }
+}
+
+/* lanes[f*VL + v] += sum over k = v (mod VL) of D[f*dplane + k], f < F (dplane a multiple of
+ * VL): the bias gradient.  A scalar running sum (one dependent add per element) made (b)'s
+ * weight gradient 1.35 ms instead of 1.0. */
+TGT static void FN(sum_rows)(const T *D, int F, ptrdiff_t dplane, T *lanes)
+{
+    for (int f = 0; f < F; f++) {
+        VEC s[4] = {FN(splat)(0), FN(splat)(0), FN(splat)(0), FN(splat)(0)};
+        const T *d = D + f * dplane;
+        ptrdiff_t k = 0;
+        for (; k + 4 * VL <= dplane; k += 4 * VL)
+            UNROLL for (int u = 0; u < 4; u++)
+                s[u] += FN(load)(d + k + u * VL);
+        for (; k < dplane; k += VL)
+            s[0] += FN(load)(d + k);
+        const VEC sum = FN(load)(lanes + f * VL) + (s[0] + s[1]) + (s[2] + s[3]);
+        memcpy(lanes + f * VL, &sum, sizeof sum);
+    }
 }
 
 /* Running first maximum of relu over one output row's windows, ow in [0, n):
@@ -285,7 +308,7 @@ TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, in
 }
 
 static const KERN_T FN(kern) = {FB, VW, WFB, WTB, VL, FN(conv_image), FN(wgrad_block),
-                                FN(pool_row), FN(unpool_row)};
+                                FN(sum_rows), FN(pool_row), FN(unpool_row)};
 
 #undef FN
 #undef CAT

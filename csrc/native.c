@@ -108,6 +108,7 @@ static void load_argmax(const void *am, int abytes, ptrdiff_t at, ptrdiff_t step
                            int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t);                 \
         void (*wgrad_block)(const T *, const ptrdiff_t *, ptrdiff_t, const T *, ptrdiff_t, int, \
                             int, T *, ptrdiff_t);                                                \
+        void (*sum_rows)(const T *, int, ptrdiff_t, T *);                                        \
         void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, int, T *, int32_t *);   \
         void (*unpool_row)(T *, ptrdiff_t, ptrdiff_t, int, int, int, const T *, const int32_t *, \
                            int);                                                                 \
