@@ -33,12 +33,13 @@ TGT static INLINE VEC FN(load)(const T *p)
     return v;
 }
 
+/* A vector of s in every lane: -0.0 + s broadcasts s and folds away (+0.0 would not: it
+ * changes -0.0).  Filling lanes one by one made GCC emit a 256-bit broadcast plus an insert,
+ * a shuffle per FMA pair. */
 TGT static INLINE VEC FN(splat)(T s)
 {
-    VEC v;
-    for (int k = 0; k < VL; k++)
-        ((T *)&v)[k] = s;
-    return v;
+    const VEC zero = {0};
+    return -zero + s;
 }
 
 /* One image of a direct convolution over a prepared input (see drivers.h, "scratch layout"):
