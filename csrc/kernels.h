@@ -107,17 +107,19 @@ TGT static void FN(wgrad_block)(const T *X, const ptrdiff_t *off, ptrdiff_t rows
     UNROLL for (int f = 0; f < WFB; f++)
         UNROLL for (int t = 0; t < WTB; t++)
             acc[f][t] = FN(splat)(0);
-    for (int oh = 0; oh < OH; oh++) {
+    /* rows innermost: rows are only 2 vectors wide at (a), and a 2-trip inner loop spent as
+     * many instructions on loop control as on loads and FMAs (82 -> GFLOP/s) */
+    for (int ow = 0; ow < OWV; ow += VL) {
         const T *xr[WTB];
         UNROLL for (int t = 0; t < WTB; t++)
-            xr[t] = X + oh * rowstep + off[t];
-        const T *dr = D + (ptrdiff_t)oh * OWV;
-        for (int ow = 0; ow < OWV; ow += VL) {
+            xr[t] = X + off[t] + ow;
+        const T *dr = D + ow;
+        for (int oh = 0; oh < OH; oh++, dr += OWV) {
             VEC xs[WTB];
             UNROLL for (int t = 0; t < WTB; t++)
-                xs[t] = FN(load)(xr[t] + ow);
+                xs[t] = FN(load)(xr[t] + oh * rowstep);
             UNROLL for (int f = 0; f < WFB; f++) {
-                const VEC d = FN(load)(dr + f * dplane + ow);
+                const VEC d = FN(load)(dr + f * dplane);
                 UNROLL for (int t = 0; t < WTB; t++)
                     acc[f][t] += d * xs[t];
             }
