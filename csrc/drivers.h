@@ -16,6 +16,18 @@
 
 static const KERN_T *FN(K);
 
+/* dst[k] = src[k*step] for k < n: memcpy for contiguous rows (the strided loop was 20% of the
+ * weight gradient's time at (a)). */
+static void FN(copy_row)(T *dst, const T *src, ptrdiff_t step, int n)
+{
+    if (step == 1) {
+        memcpy(dst, src, sizeof(T) * (size_t)n);
+        return;
+    }
+    for (int k = 0; k < n; k++)
+        dst[k] = src[k * step];
+}
+
 /* Zero X, then place src (C, H, W) (element strides ss) at row ph + h*d, column pw + w*d,
  * dropping what falls outside the g->rows x g->cols padded image. */
 static void FN(fill)(T *X, const geom *g, const T *src, const ptrdiff_t *ss, int C, int H, int W,
@@ -32,8 +44,8 @@ static void FN(fill)(T *X, const geom *g, const T *src, const ptrdiff_t *ss, int
             if (g->s == 1 && d == 1) {
                 const int w0 = pw < 0 ? -pw : 0;
                 const int w1 = g->cols - pw < W ? g->cols - pw : W;
-                for (int w = w0; w < w1; w++)
-                    xr[pw + w] = sr[w * ss[2]];
+                if (w1 > w0)
+                    FN(copy_row)(xr + pw + w0, sr + w0 * ss[2], ss[2], w1 - w0);
                 continue;
             }
             for (int w = 0; w < W; w++) {
@@ -123,9 +135,8 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
             FN(fill)(X, &g, xp + n * x->s[0], x->s + 1, C, x->d[2], x->d[3], pad, pad, 1);
             for (int f = 0; f < F; f++)
                 for (int oh = 0; oh < OH; oh++)
-                    for (int ow = 0; ow < OW; ow++)
-                        D[f * dplane + oh * OWV + ow] =
-                            dp[n * dout->s[0] + f * dout->s[1] + oh * dout->s[2] + ow * dout->s[3]];
+                    FN(copy_row)(D + f * dplane + oh * OWV,
+                             dp + n * dout->s[0] + f * dout->s[1] + oh * dout->s[2], dout->s[3], OW);
             FN(K)->sum_rows(D, F, dplane, dblanes);
             for (int f0 = 0; f0 < F; f0 += wfb)
                 for (int c = 0; c < C; c++)
