@@ -174,22 +174,20 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
 static void FN(pool_forward_run)(const view4 *x, const view4 *out, const view4 *am, int abytes,
                                  int size, int stride, int n0, int n1)
 {
-    T m[POOL_CHUNK];
-    int32_t a[POOL_CHUNK];
     const int C = x->d[1], OH = out->d[2], OW = out->d[3];
+    const size_t asz = (size_t)abytes;
     for (int n = n0; n < n1; n++)
         for (int c = 0; c < C; c++)
             for (int oh = 0; oh < OH; oh++) {
                 const T *xr = (const T *)x->p + n * x->s[0] + c * x->s[1] + oh * stride * x->s[2];
                 T *orow = (T *)out->p + n * out->s[0] + c * out->s[1] + oh * out->s[2];
-                const ptrdiff_t arow = n * am->s[0] + c * am->s[1] + oh * am->s[2];
+                char *arow = (char *)am->p + asz * (size_t)(n * am->s[0] + c * am->s[1] + oh * am->s[2]);
                 for (int ow0 = 0; ow0 < OW; ow0 += POOL_CHUNK) {
+                    const pool_io io = {orow + ow0 * out->s[3], out->s[3],
+                                        arow + asz * (size_t)(ow0 * am->s[3]), am->s[3], abytes, NULL, 0};
                     const int cnt = OW - ow0 < POOL_CHUNK ? OW - ow0 : POOL_CHUNK;
                     FN(K)->pool_row(xr + ow0 * stride * x->s[3], x->s[2], x->s[3], stride, size,
-                                    cnt, x->d[3] - ow0 * stride, m, a);
-                    for (int k = 0; k < cnt; k++)
-                        orow[(ow0 + k) * out->s[3]] = m[k];
-                    store_argmax(am->p, abytes, arow + ow0 * am->s[3], am->s[3], a, cnt);
+                                    cnt, x->d[3] - ow0 * stride, &io);
                 }
             }
 }
@@ -199,11 +197,10 @@ static void FN(pool_forward_run)(const view4 *x, const view4 *out, const view4 *
 static void FN(pool_backward_run)(const view4 *dout, const view4 *am, int abytes, const view4 *out,
                                   const view4 *dx, int size, int stride, int n0, int n1)
 {
-    T g[POOL_CHUNK];
-    int32_t a[POOL_CHUNK];
     const int C = dx->d[1], H = dx->d[2], W = dx->d[3], OH = dout->d[2], OW = dout->d[3];
     const int tiles = stride == size && OH * size == H && OW * size == W;
     const int assign = stride >= size;  /* disjoint windows: each dx element gets at most one */
+    const size_t asz = (size_t)abytes;
     for (int n = n0; n < n1; n++)
         for (int c = 0; c < C; c++) {
             T *dxp = (T *)dx->p + n * dx->s[0] + c * dx->s[1];
@@ -214,14 +211,14 @@ static void FN(pool_backward_run)(const view4 *dout, const view4 *am, int abytes
             for (int oh = 0; oh < OH; oh++) {
                 const T *dr = (const T *)dout->p + n * dout->s[0] + c * dout->s[1] + oh * dout->s[2];
                 const T *orow = (const T *)out->p + n * out->s[0] + c * out->s[1] + oh * out->s[2];
-                const ptrdiff_t arow = n * am->s[0] + c * am->s[1] + oh * am->s[2];
+                char *arow = (char *)am->p + asz * (size_t)(n * am->s[0] + c * am->s[1] + oh * am->s[2]);
                 for (int ow0 = 0; ow0 < OW; ow0 += POOL_CHUNK) {
+                    const pool_io io = {(T *)orow + ow0 * out->s[3], out->s[3],
+                                        arow + asz * (size_t)(ow0 * am->s[3]), am->s[3], abytes,
+                                        dr + ow0 * dout->s[3], dout->s[3]};
                     const int cnt = OW - ow0 < POOL_CHUNK ? OW - ow0 : POOL_CHUNK;
-                    for (int k = 0; k < cnt; k++)  /* a multiply, as NumPy's dout * (out > 0) */
-                        g[k] = dr[(ow0 + k) * dout->s[3]] * (T)(orow[(ow0 + k) * out->s[3]] > 0);
-                    load_argmax(am->p, abytes, arow + ow0 * am->s[3], am->s[3], a, cnt);
                     FN(K)->unpool_row(dxp + oh * stride * dx->s[2] + ow0 * stride * dx->s[3],
-                                      dx->s[2], dx->s[3], stride, size, cnt, g, a, assign);
+                                      dx->s[2], dx->s[3], stride, size, cnt, &io, assign);
                 }
             }
         }

@@ -230,9 +230,28 @@ TGT static int FN(pool_scan2)(const T *x, ptrdiff_t sh, int size, int n, int ava
 
 /* pool_scan; contiguous columns with stride 2 or 1 get constant steps (and stride 2 vector
  * shuffles where available) so the compiler vectorises them instead of using gathers. */
-TGT static void FN(pool_row)(const T *x, ptrdiff_t sh, ptrdiff_t sw, int stride, int size, int n,
-                             int avail, T *m, int32_t *a)
+/* Widens argmax offsets (uint8 or int32, element stride step) to int32; contiguous uint8 gets
+ * its own loop so it vectorises. */
+TGT static INLINE void FN(get_argmax)(int32_t *a, const pool_io *io, int n)
 {
+    if (io->abytes == 1 && io->asw == 1)
+        for (int k = 0; k < n; k++)
+            a[k] = ((const uint8_t *)io->am)[k];
+    else if (io->abytes == 1)
+        for (int k = 0; k < n; k++)
+            a[k] = ((const uint8_t *)io->am)[k * io->asw];
+    else
+        for (int k = 0; k < n; k++)
+            a[k] = ((const int32_t *)io->am)[k * io->asw];
+}
+
+/* One chunk (n <= POOL_CHUNK) of an output row of relu + max-pool: scan, then store the values
+ * and offsets (the stores, compiled for the baseline and strided, took as long as the scan). */
+TGT static void FN(pool_row)(const T *x, ptrdiff_t sh, ptrdiff_t sw, int stride, int size, int n,
+                             int avail, const pool_io *io)
+{
+    T m[POOL_CHUNK];
+    int32_t a[POOL_CHUNK];
     if (sw == 1 && stride == 2) {
         int done = 0;
 #ifdef HAVE_SHUFFLE
@@ -246,6 +265,21 @@ TGT static void FN(pool_row)(const T *x, ptrdiff_t sh, ptrdiff_t sw, int stride,
     } else {
         FN(pool_scan)(x, sh, sw, stride * sw, size, n, m, a);
     }
+    T *out = io->out;
+    if (io->osw == 1)
+        memcpy(out, m, sizeof(T) * (size_t)n);
+    else
+        for (int k = 0; k < n; k++)
+            out[k * io->osw] = m[k];
+    if (io->abytes == 1 && io->asw == 1)
+        for (int k = 0; k < n; k++)
+            ((uint8_t *)io->am)[k] = (uint8_t)a[k];
+    else if (io->abytes == 1)
+        for (int k = 0; k < n; k++)
+            ((uint8_t *)io->am)[k * io->asw] = (uint8_t)a[k];
+    else
+        for (int k = 0; k < n; k++)
+            ((int32_t *)io->am)[k * io->asw] = a[k];
 }
 
 /* Scatter one output row's gradients g[ow] to dx at their window offsets a[ow]:
@@ -295,9 +329,21 @@ TGT static int FN(unpool_scan2)(T *dx, ptrdiff_t sh, int n, const T *g, const in
 }
 #endif
 
+/* One chunk (n <= POOL_CHUNK) of an output row of the relu + max-pool backward: gradients
+ * dout * (out > 0) (a multiply, as NumPy's) scattered to each window's argmax. */
 TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, int size, int n,
-                               const T *g, const int32_t *a, int assign)
+                               const pool_io *io, int assign)
 {
+    T g[POOL_CHUNK];
+    int32_t a[POOL_CHUNK];
+    const T *dout = io->dout, *out = io->out;
+    if (io->dsw == 1 && io->osw == 1)
+        for (int k = 0; k < n; k++)
+            g[k] = dout[k] * (T)(out[k] > 0);
+    else
+        for (int k = 0; k < n; k++)
+            g[k] = dout[k * io->dsw] * (T)(out[k * io->osw] > 0);
+    FN(get_argmax)(a, io, n);
     if (sw == 1 && stride == 2) {
         int done = 0;
 #ifdef HAVE_SHUFFLE

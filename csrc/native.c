@@ -80,25 +80,17 @@ static void tap_offsets(ptrdiff_t *off, const geom *g, int C, int KH, int KW)
                 off[(c * KH + i) * KW + j] = c * g->plane + i * g->row + (j % g->s) * g->phase + j / g->s;
 }
 
-static void store_argmax(void *am, int abytes, ptrdiff_t at, ptrdiff_t step, const int32_t *a, int n)
-{
-    if (abytes == 1)
-        for (int k = 0; k < n; k++)
-            ((uint8_t *)am)[at + k * step] = (uint8_t)a[k];
-    else
-        for (int k = 0; k < n; k++)
-            ((int32_t *)am)[at + k * step] = a[k];
-}
-
-static void load_argmax(const void *am, int abytes, ptrdiff_t at, ptrdiff_t step, int32_t *a, int n)
-{
-    if (abytes == 1)
-        for (int k = 0; k < n; k++)
-            a[k] = ((const uint8_t *)am)[at + k * step];
-    else
-        for (int k = 0; k < n; k++)
-            a[k] = ((const int32_t *)am)[at + k * step];
-}
+/* One chunk of a pooled output row: values (T), argmax offsets (uint8 or int32) and, for the
+ * backward pass, the incoming gradient (T), each with its element stride. */
+typedef struct {
+    void *out;
+    ptrdiff_t osw;
+    void *am;
+    ptrdiff_t asw;
+    int abytes;
+    const void *dout;
+    ptrdiff_t dsw;
+} pool_io;
 
 /* Kernel tables: one per (element type, instruction set), filled by kernels.h. */
 #define DEFINE_KERN(T, name)                                                                     \
@@ -109,9 +101,8 @@ static void load_argmax(const void *am, int abytes, ptrdiff_t at, ptrdiff_t step
         void (*wgrad_block)(const T *, const ptrdiff_t *, ptrdiff_t, const T *, ptrdiff_t, int, \
                             int, T *, ptrdiff_t);                                                \
         void (*sum_rows)(const T *, int, ptrdiff_t, T *);                                        \
-        void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, int, T *, int32_t *);   \
-        void (*unpool_row)(T *, ptrdiff_t, ptrdiff_t, int, int, int, const T *, const int32_t *, \
-                           int);                                                                 \
+        void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, int, const pool_io *);  \
+        void (*unpool_row)(T *, ptrdiff_t, ptrdiff_t, int, int, int, const pool_io *, int);      \
     } name;
 DEFINE_KERN(float, kern_f)
 DEFINE_KERN(double, kern_d)
