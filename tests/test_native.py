@@ -274,6 +274,18 @@ def test_conv_batch_range_and_out_buffers(dtype):
     assert_close(dx[:2], dx_ref(dout[:2], w, x[:2].shape, stride, pad))
 
 
+@native_kernels
+def test_threads_on_batch_halves_equal_one_call():
+    """The kernels release the GIL; two threads on [0, 3) and [3, 6) fill one buffer."""
+    from concurrent.futures import ThreadPoolExecutor
+    x, w, b, dout, stride, pad = _conv_inputs((6, 3, 16, 16, 8, 3, 3, 1, 1), np.float32)
+    out = np.empty(dout.shape, dtype=np.float32)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda r: native.conv2d_forward(x, w, b, stride, pad, out=out, n0=r[0], n1=r[1]),
+                      [(0, 3), (3, 6)]))
+    np.testing.assert_array_equal(out, native.conv2d_forward(x, w, b, stride, pad))
+
+
 # --- fused relu + max-pool --------------------------------------------------------------------
 
 # (N, C, H, W, size, stride): tiling, ragged edges, overlapping windows, gaps between windows,
