@@ -16,24 +16,20 @@
 
 static const KERN_T *FN(K);
 
-/* dst[k] = src[k*step] for k < n: memcpy for contiguous rows (the strided loop was 20% of the
- * weight gradient's time at (a)). */
-static void FN(copy_row)(T *dst, const T *src, ptrdiff_t step, int n)
-{
-    if (step == 1) {
-        memcpy(dst, src, sizeof(T) * (size_t)n);
-        return;
-    }
-    for (int k = 0; k < n; k++)
-        dst[k] = src[k * step];
-}
-
 /* Zero X, then place src (C, H, W) (element strides ss) at row ph + h*d, column pw + w*d,
  * dropping what falls outside the g->rows x g->cols padded image. */
 static void FN(fill)(T *X, const geom *g, const T *src, const ptrdiff_t *ss, int C, int H, int W,
                      int ph, int pw, int d)
 {
     memset(X, 0, sizeof(T) * (size_t)g->plane * (size_t)C);
+    if (g->s == 1 && d == 1) {  /* a block of whole rows: columns [w0, w1) of rows [h0, h1) */
+        const int h0 = ph < 0 ? -ph : 0, h1 = g->rows - ph < H ? g->rows - ph : H;
+        const int w0 = pw < 0 ? -pw : 0, w1 = g->cols - pw < W ? g->cols - pw : W;
+        for (int c = 0; c < C && h1 > h0 && w1 > w0; c++)
+            FN(K)->copy_rows(X + c * g->plane + (ph + h0) * g->row + pw + w0, g->row,
+                             src + c * ss[0] + h0 * ss[1] + w0 * ss[2], ss[1], ss[2], h1 - h0, w1 - w0);
+        return;
+    }
     for (int c = 0; c < C; c++)
         for (int h = 0; h < H; h++) {
             const ptrdiff_t r = ph + (ptrdiff_t)h * d;
@@ -41,13 +37,6 @@ static void FN(fill)(T *X, const geom *g, const T *src, const ptrdiff_t *ss, int
                 continue;
             const T *sr = src + c * ss[0] + h * ss[1];
             T *xr = X + c * g->plane + r * g->row;
-            if (g->s == 1 && d == 1) {
-                const int w0 = pw < 0 ? -pw : 0;
-                const int w1 = g->cols - pw < W ? g->cols - pw : W;
-                if (w1 > w0)
-                    FN(copy_row)(xr + pw + w0, sr + w0 * ss[2], ss[2], w1 - w0);
-                continue;
-            }
             for (int w = 0; w < W; w++) {
                 const ptrdiff_t col = pw + (ptrdiff_t)w * d;
                 if (col >= 0 && col < g->cols)
@@ -134,9 +123,8 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
         for (int n = n0; n < n1; n++) {
             FN(fill)(X, &g, xp + n * x->s[0], x->s + 1, C, x->d[2], x->d[3], pad, pad, 1);
             for (int f = 0; f < F; f++)
-                for (int oh = 0; oh < OH; oh++)
-                    FN(copy_row)(D + f * dplane + oh * OWV,
-                             dp + n * dout->s[0] + f * dout->s[1] + oh * dout->s[2], dout->s[3], OW);
+                FN(K)->copy_rows(D + f * dplane, OWV, dp + n * dout->s[0] + f * dout->s[1],
+                                 dout->s[2], dout->s[3], OH, OW);
             FN(K)->sum_rows(D, F, dplane, dblanes);
             for (int f0 = 0; f0 < F; f0 += wfb)
                 for (int c = 0; c < C; c++)

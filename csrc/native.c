@@ -101,6 +101,7 @@ typedef struct {
         void (*wgrad_block)(const T *, const ptrdiff_t *, ptrdiff_t, const T *, ptrdiff_t, int, \
                             int, T *, ptrdiff_t);                                                \
         void (*sum_rows)(const T *, int, ptrdiff_t, T *);                                        \
+        void (*copy_rows)(T *, ptrdiff_t, const T *, ptrdiff_t, ptrdiff_t, int, int);            \
         void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, int, const pool_io *);  \
         void (*unpool_row)(T *, ptrdiff_t, ptrdiff_t, int, int, int, const pool_io *, int);      \
     } name;
