@@ -5,12 +5,16 @@
  * memory need no copy.  Outputs are caller-allocated buffers (gpucnn/native.py allocates them),
  * every kernel releases the GIL and works on a batch range [n0, n1), so a caller may split a
  * batch across threads.  On x86 with GCC or Clang the hot loops are compiled three times
- * (baseline, AVX2+FMA, AVX-512) and chosen once at import from the CPU's features.
+ * (baseline, AVX2+FMA, AVX-512), each with its own register-block sizes (AVX-512 has twice the
+ * registers, which target_clones could not express), and picked at import from the CPU's
+ * features (__builtin_cpu_supports); use_isa() caps the pick.  Other compilers build the
+ * baseline only, as scalar C.
  * gpucnn/native.py documents the Python-level semantics; this file checks shapes and types.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,9 +24,17 @@
 #define HAVE_SHUFFLE 1 /* __builtin_shuffle: GCC's vector permute */
 #endif
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#define restrict __restrict /* MSVC's C mode before /std:c11 */
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define INLINE inline __attribute__((always_inline))
+#ifdef __clang__
+#define UNROLL _Pragma("unroll")
+#else
 #define UNROLL _Pragma("GCC unroll 16")
+#endif
 #else
 #define INLINE inline
 #define UNROLL
