@@ -71,27 +71,38 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, int d, int rows, int c
                         const ptrdiff_t *ws, int KH, int KW, const T *b, ptrdiff_t bs,
                         const view4 *out, int s, int n0, int n1)
 {
-    const int Ci = src->d[1], Fo = out->d[1], OW = out->d[3];
-    const int fb = FN(K)->fb;
-    const geom g = make_geom(rows, cols, s, round_up(OW, FN(K)->vw) + (KW - 1) / s);
+    const int Ci = src->d[1], Fo = out->d[1], OH = out->d[2], OW = out->d[3];
+    const int fb = FN(K)->fb, vw = FN(K)->vw;
+    const int L = out->s[3] == 1 ? flat_length(s, OH, OW, cols, vw) : 0;
+    const geom g = make_geom(rows, cols, s, L ? cols : round_up(OW, vw) + (KW - 1) / s);
     const int ntaps = Ci * KH * KW;
-    T *X = malloc(sizeof(T) * (size_t)g.plane * (size_t)Ci);
+    /* slack past the last plane: flat blocks read up to L + KW - 1 past a plane's last row */
+    T *X = calloc((size_t)g.plane * (size_t)Ci + (size_t)L + (size_t)KW, sizeof(T));
+    T *Y = L ? malloc(sizeof(T) * (size_t)Fo * (size_t)L) : NULL;
     T *bias = calloc((size_t)round_up(Fo, fb), sizeof(T));
     ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)ntaps);
     T *wp = FN(pack_weights)(w, ws, Fo, Ci, KH, KW, fb);
-    const int ok = X && bias && off && wp;
+    const int ok = X && (Y || !L) && bias && off && wp;
     if (ok) {
         for (int f = 0; f < Fo && b; f++)
             bias[f] = b[f * bs];
         tap_offsets(off, &g, Ci, KH, KW);
-        const T *sp = src->p, *op = out->p;
+        const T *sp = src->p;
         for (int n = n0; n < n1; n++) {
             FN(fill)(X, &g, sp + n * src->s[0], src->s + 1, Ci, src->d[2], src->d[3], ph, pw, d);
-            FN(K)->conv_image(X, off, ntaps, s * g.row, wp, bias, Fo, out->d[2], OW,
-                              (T *)op + n * out->s[0], out->s[1], out->s[2], out->s[3]);
+            T *on = (T *)out->p + n * out->s[0];
+            if (!L) {
+                FN(K)->conv_image(X, off, ntaps, s * g.row, wp, bias, Fo, OH, OW, on, out->s[1],
+                                  out->s[2], out->s[3]);
+                continue;
+            }
+            FN(K)->conv_image(X, off, ntaps, 0, wp, bias, Fo, 1, L, Y, L, 0, 1);
+            for (int f = 0; f < Fo; f++)
+                FN(K)->copy_rows(on + f * out->s[1], out->s[2], Y + (ptrdiff_t)f * L, g.row, 1, OH, OW);
         }
     }
     free(X);
+    free(Y);
     free(bias);
     free(off);
     free(wp);
@@ -100,48 +111,51 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, int d, int rows, int c
 
 /* Weight and bias gradients summed over images n0..n1-1 of x (N, C, H, W) and dout
  * (N, F, OH, OW), written (not accumulated) to dw (F, C, KH, KW) and db (element stride dbs;
- * NULL for none).  0, or -1 out of memory. */
+ * NULL for none).  Blocks of WFB filters x WTB taps run over all C*KH*KW taps in a row, so
+ * only the last block is padding (per channel, 3x3 kernels padded 9 taps to 12).  0, or -1
+ * out of memory. */
 static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, const view4 *dw,
                          T *db, ptrdiff_t dbs, int n0, int n1)
 {
     const int C = x->d[1], F = dout->d[1], OH = dout->d[2], OW = dout->d[3];
-    const int KH = dw->d[2], KW = dw->d[3];
-    const int wfb = FN(K)->wfb, wtb = FN(K)->wtb;
-    const int vl = FN(K)->wvw;
-    const int Fp = round_up(F, wfb), KKp = round_up(KH * KW, wtb), OWV = round_up(OW, vl);
-    const geom g = make_geom(x->d[2] + 2 * pad, x->d[3] + 2 * pad, s, OWV + (KW - 1) / s);
-    const ptrdiff_t dplane = (ptrdiff_t)OH * OWV, accf = (ptrdiff_t)C * KKp;
-    T *X = malloc(sizeof(T) * (size_t)g.plane * (size_t)C);
-    T *D = calloc((size_t)Fp * (size_t)dplane, sizeof(T));  /* padding rows/columns stay 0 */
-    T *acc = calloc((size_t)Fp * (size_t)accf * (size_t)vl, sizeof(T));  /* vl lanes each */
+    const int KH = dw->d[2], KW = dw->d[3], cols = x->d[3] + 2 * pad;
+    const int wfb = FN(K)->wfb, wtb = FN(K)->wtb, vl = FN(K)->wvw;
+    const int L = flat_length(s, OH, OW, cols, vl);
+    const geom g = make_geom(x->d[2] + 2 * pad, cols, s, L ? cols : round_up(OW, vl) + (KW - 1) / s);
+    /* D: dout of one image, rows dpitch apart, zero past OW; kernels run over drows x dlen */
+    const int dpitch = L ? (int)g.row : round_up(OW, vl), drows = L ? 1 : OH, dlen = L ? L : dpitch;
+    const ptrdiff_t dplane = L ? L : (ptrdiff_t)OH * dpitch;
+    const int ntaps = C * KH * KW, tp = round_up(ntaps, wtb);
+    T *X = calloc((size_t)g.plane * (size_t)C + (size_t)L + (size_t)KW, sizeof(T));
+    T *D = calloc((size_t)round_up(F, wfb) * (size_t)dplane, sizeof(T));
+    T *acc = calloc((size_t)round_up(F, wfb) * (size_t)tp * (size_t)vl, sizeof(T));
     T *dblanes = calloc((size_t)F * (size_t)vl + 1, sizeof(T));
-    ptrdiff_t *off = calloc((size_t)KKp, sizeof(ptrdiff_t));  /* padding taps read offset 0 */
+    ptrdiff_t *off = calloc((size_t)tp, sizeof(ptrdiff_t));  /* padding taps read offset 0 */
     const int ok = X && D && acc && dblanes && off;
     if (ok) {
-        tap_offsets(off, &g, 1, KH, KW);
+        tap_offsets(off, &g, C, KH, KW);
         const T *xp = x->p, *dp = dout->p;
         for (int n = n0; n < n1; n++) {
             FN(fill)(X, &g, xp + n * x->s[0], x->s + 1, C, x->d[2], x->d[3], pad, pad, 1);
             for (int f = 0; f < F; f++)
-                FN(K)->copy_rows(D + f * dplane, OWV, dp + n * dout->s[0] + f * dout->s[1],
+                FN(K)->copy_rows(D + f * dplane, dpitch, dp + n * dout->s[0] + f * dout->s[1],
                                  dout->s[2], dout->s[3], OH, OW);
             FN(K)->sum_rows(D, F, dplane, dblanes);
             for (int f0 = 0; f0 < F; f0 += wfb)
-                for (int c = 0; c < C; c++)
-                    for (int t0 = 0; t0 < KH * KW; t0 += wtb)
-                        FN(K)->wgrad_block(X + c * g.plane, off + t0, s * g.row, D + f0 * dplane,
-                                           dplane, OH, OWV, acc + (f0 * accf + c * KKp + t0) * vl, accf);
+                for (int t0 = 0; t0 < ntaps; t0 += wtb)
+                    FN(K)->wgrad_block(X, off + t0, s * g.row, D + f0 * dplane, dplane, drows, dlen,
+                                       acc + ((ptrdiff_t)f0 * tp + t0) * vl, tp);
         }
         T *wo = dw->p;
         for (int f = 0; f < F; f++)
-            for (int c = 0; c < C; c++)
-                for (int t = 0; t < KH * KW; t++) {
-                    const T *lane = acc + (f * accf + c * KKp + t) * vl;
-                    T sum = 0;
-                    for (int v = 0; v < vl; v++)
-                        sum += lane[v];
-                    wo[f * dw->s[0] + c * dw->s[1] + (t / KW) * dw->s[2] + (t % KW) * dw->s[3]] = sum;
-                }
+            for (int t = 0; t < ntaps; t++) {
+                const T *lane = acc + ((ptrdiff_t)f * tp + t) * vl;
+                T sum = 0;
+                for (int v = 0; v < vl; v++)
+                    sum += lane[v];
+                const int c = t / (KH * KW), i = t / KW % KH, j = t % KW;
+                wo[f * dw->s[0] + c * dw->s[1] + i * dw->s[2] + j * dw->s[3]] = sum;
+            }
         for (int f = 0; f < F && db; f++) {
             double sum = 0;
             for (int v = 0; v < vl; v++)

@@ -260,6 +260,9 @@ def test_conv_batch_range_and_out_buffers(dtype):
     assert native.conv2d_forward(x, w, b, stride, pad, out=out, n0=1, n1=4) is out
     assert np.isnan(out[[0, 4]]).all()
     assert_close(out[1:4], conv_ref(x[1:4], w, b, stride, pad))
+    strided = layout(np.zeros(dout.shape, dtype=dtype), "strided")
+    native.conv2d_forward(x, w, b, stride, pad, out=strided)
+    assert_close(strided, conv_ref(x, w, b, stride, pad))
     dw, db = np.empty_like(w), np.empty_like(b)
     got = native.conv2d_backward_weight(x, dout, 3, 3, stride, pad, dw=dw, db=db, n0=2, n1=5)
     assert got[0] is dw and got[1] is db
