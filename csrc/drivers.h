@@ -126,8 +126,14 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     const int dpitch = L ? (int)g.row : round_up(OW, vl), drows = L ? 1 : OH, dlen = L ? L : dpitch;
     const ptrdiff_t dplane = L ? L : (ptrdiff_t)OH * dpitch;
     const int ntaps = C * KH * KW, tp = round_up(ntaps, wtb);
-    T *X = calloc((size_t)g.plane * (size_t)C + (size_t)L + (size_t)KW, sizeof(T));
-    T *D = calloc((size_t)round_up(F, wfb) * (size_t)dplane, sizeof(T));
+    /* Images go in groups whose scratch fits in L2, each image's X with zero slack for the
+     * flat reads past its last plane (0 * inf would make NaN), D with zero padding filters. */
+    const ptrdiff_t ximg = g.plane * C + L + KW, dimg = round_up(F, wfb) * dplane;
+    const ptrdiff_t per = (ximg + dimg) * (ptrdiff_t)sizeof(T);
+    const int group = per >= WGRAD_GROUP_BYTES ? 1 : (int)(WGRAD_GROUP_BYTES / per);
+    const int G = group < n1 - n0 ? group : (n1 > n0 ? n1 - n0 : 1);
+    T *X = calloc((size_t)ximg * (size_t)G, sizeof(T));
+    T *D = calloc((size_t)dimg * (size_t)G, sizeof(T));
     T *acc = calloc((size_t)round_up(F, wfb) * (size_t)tp * (size_t)vl, sizeof(T));
     T *dblanes = calloc((size_t)F * (size_t)vl + 1, sizeof(T));
     ptrdiff_t *off = calloc((size_t)tp, sizeof(ptrdiff_t));  /* padding taps read offset 0 */
@@ -135,16 +141,21 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     if (ok) {
         tap_offsets(off, &g, C, KH, KW);
         const T *xp = x->p, *dp = dout->p;
-        for (int n = n0; n < n1; n++) {
-            FN(fill)(X, &g, xp + n * x->s[0], x->s + 1, C, x->d[2], x->d[3], pad, pad, 1);
-            for (int f = 0; f < F; f++)
-                FN(K)->copy_rows(D + f * dplane, dpitch, dp + n * dout->s[0] + f * dout->s[1],
-                                 dout->s[2], dout->s[3], OH, OW);
-            FN(K)->sum_rows(D, F, dplane, dblanes);
+        for (int n = n0; n < n1; n += G) {
+            const int nimg = n1 - n < G ? n1 - n : G;
+            for (int i = 0; i < nimg; i++) {
+                FN(fill)(X + i * ximg, &g, xp + (n + i) * x->s[0], x->s + 1, C, x->d[2], x->d[3],
+                         pad, pad, 1);
+                for (int f = 0; f < F; f++)
+                    FN(K)->copy_rows(D + i * dimg + f * dplane, dpitch,
+                                     dp + (n + i) * dout->s[0] + f * dout->s[1], dout->s[2],
+                                     dout->s[3], OH, OW);
+                FN(K)->sum_rows(D + i * dimg, F, dplane, dblanes);
+            }
             for (int f0 = 0; f0 < F; f0 += wfb)
                 for (int t0 = 0; t0 < ntaps; t0 += wtb)
-                    FN(K)->wgrad_block(X, off + t0, s * g.row, D + f0 * dplane, dplane, drows, dlen,
-                                       acc + ((ptrdiff_t)f0 * tp + t0) * vl, tp);
+                    FN(K)->wgrad_block(X, ximg, off + t0, s * g.row, D + f0 * dplane, dimg, dplane,
+                                       nimg, drows, dlen, acc + ((ptrdiff_t)f0 * tp + t0) * vl, tp);
         }
         T *wo = dw->p;
         for (int f = 0; f < F; f++)

@@ -94,14 +94,16 @@ TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrd
     }
 }
 
-/* One image's contribution to the weight gradient of WFB filters x WTB taps of one channel, as
- * VL-lane partial sums: lanes[(f*dstf + t)*VL + v] += sum over oh and ow = v (mod VL) of
- * D[f*dplane + oh*OWV + ow] * X[oh*rowstep + off[t] + ow].
+/* nimg images' contribution to the weight gradient of WFB filters x WTB taps, as VL-lane
+ * partial sums: lanes[(f*dstf + t)*VL + v] += sum over images i, rows oh and ow = v (mod VL) of
+ * D[i*dimg + f*dplane + oh*OWV + ow] * X[i*ximg + oh*rowstep + off[t] + ow].
  * D rows are zero past OW (OWV = OW rounded up to VL), so there is no column tail.  Per VL
  * columns: WFB + WTB vector loads feed WFB*WTB FMAs.  The lanes are summed once, after the
- * last image: summing them per image took 256 scalar adds per 1024 FMAs at (a). */
-TGT static void FN(wgrad_block)(const T *X, const ptrdiff_t *off, ptrdiff_t rowstep, const T *D,
-                                ptrdiff_t dplane, int OH, int OWV, T *lanes, ptrdiff_t dstf)
+ * last image: summing them per image took 256 scalar adds per 1024 FMAs at (a); with 8x8
+ * images even the per-call vector update of the lanes outweighed the FMAs, hence nimg. */
+TGT static void FN(wgrad_block)(const T *X, ptrdiff_t ximg, const ptrdiff_t *off, ptrdiff_t rowstep,
+                                const T *D, ptrdiff_t dimg, ptrdiff_t dplane, int nimg, int OH,
+                                int OWV, T *lanes, ptrdiff_t dstf)
 {
     VEC acc[WFB][WTB];
     UNROLL for (int f = 0; f < WFB; f++)
@@ -109,22 +111,23 @@ TGT static void FN(wgrad_block)(const T *X, const ptrdiff_t *off, ptrdiff_t rows
             acc[f][t] = FN(splat)(0);
     /* rows innermost: rows are only 2 vectors wide at (a), and a 2-trip inner loop spent as
      * many instructions on loop control as on loads and FMAs (82 -> 89 GFLOP/s at (a)) */
-    for (int ow = 0; ow < OWV; ow += VL) {
-        const T *xr[WTB];
-        UNROLL for (int t = 0; t < WTB; t++)
-            xr[t] = X + off[t] + ow;
-        const T *dr = D + ow;
-        for (int oh = 0; oh < OH; oh++, dr += OWV) {
-            VEC xs[WTB];
+    for (int i = 0; i < nimg; i++, X += ximg, D += dimg)
+        for (int ow = 0; ow < OWV; ow += VL) {
+            const T *xr[WTB];
             UNROLL for (int t = 0; t < WTB; t++)
-                xs[t] = FN(load)(xr[t] + oh * rowstep);
-            UNROLL for (int f = 0; f < WFB; f++) {
-                const VEC d = FN(load)(dr + f * dplane);
+                xr[t] = X + off[t] + ow;
+            const T *dr = D + ow;
+            for (int oh = 0; oh < OH; oh++, dr += OWV) {
+                VEC xs[WTB];
                 UNROLL for (int t = 0; t < WTB; t++)
-                    acc[f][t] += d * xs[t];
+                    xs[t] = FN(load)(xr[t] + oh * rowstep);
+                UNROLL for (int f = 0; f < WFB; f++) {
+                    const VEC d = FN(load)(dr + f * dplane);
+                    UNROLL for (int t = 0; t < WTB; t++)
+                        acc[f][t] += d * xs[t];
+                }
             }
         }
-    }
     UNROLL for (int f = 0; f < WFB; f++)
         UNROLL for (int t = 0; t < WTB; t++) {
             T *dst = lanes + (f * dstf + t) * VL;

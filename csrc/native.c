@@ -51,6 +51,7 @@
 #endif
 
 #define POOL_CHUNK 256 /* output columns per pooling pass: the row state stays in L1 */
+#define WGRAD_GROUP_BYTES (256 * 1024) /* scratch of the images one weight-gradient pass covers */
 
 /* An (N, C, H, W) array: first element, dims, element strides. */
 typedef struct {
@@ -122,8 +123,8 @@ typedef struct {
         int fb, vw, wfb, wtb, wvw; /* wvw: lanes of the weight-gradient partial sums */         \
         void (*conv_image)(const T *, const ptrdiff_t *, int, ptrdiff_t, const T *, const T *,  \
                            int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t);                 \
-        void (*wgrad_block)(const T *, const ptrdiff_t *, ptrdiff_t, const T *, ptrdiff_t, int, \
-                            int, T *, ptrdiff_t);                                                \
+        void (*wgrad_block)(const T *, ptrdiff_t, const ptrdiff_t *, ptrdiff_t, const T *,       \
+                            ptrdiff_t, ptrdiff_t, int, int, int, T *, ptrdiff_t);                \
         void (*sum_rows)(const T *, int, ptrdiff_t, T *);                                        \
         void (*copy_rows)(T *, ptrdiff_t, const T *, ptrdiff_t, ptrdiff_t, int, int);            \
         void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, int, const pool_io *);  \
