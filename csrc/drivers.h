@@ -126,12 +126,14 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     const int dpitch = L ? (int)g.row : round_up(OW, vl), drows = L ? 1 : OH, dlen = L ? L : dpitch;
     const ptrdiff_t dplane = L ? L : (ptrdiff_t)OH * dpitch;
     const int ntaps = C * KH * KW, tp = round_up(ntaps, wtb);
-    /* Images go in groups whose scratch fits in L2, each image's X with zero slack for the
-     * flat reads past its last plane (0 * inf would make NaN), D with zero padding filters. */
+    /* Images go in groups (see WGRAD_L1_BYTES), each image's X with zero slack for the flat
+     * reads past its last plane (0 * inf would make NaN), D with zero padding filters. */
     const ptrdiff_t ximg = g.plane * C + L + KW, dimg = round_up(F, wfb) * dplane;
-    const ptrdiff_t per = (ximg + dimg) * (ptrdiff_t)sizeof(T);
-    const int group = per >= WGRAD_GROUP_BYTES ? 1 : (int)(WGRAD_GROUP_BYTES / per);
-    const int G = group < n1 - n0 ? group : (n1 > n0 ? n1 - n0 : 1);
+    const ptrdiff_t hot = ((ptrdiff_t)wfb * dplane + 2 * g.plane) * (ptrdiff_t)sizeof(T);
+    const ptrdiff_t fit = (ximg + dimg) * (ptrdiff_t)sizeof(T);
+    ptrdiff_t G = WGRAD_L1_BYTES / hot < WGRAD_L2_BYTES / fit ? WGRAD_L1_BYTES / hot : WGRAD_L2_BYTES / fit;
+    G = G < n1 - n0 ? G : n1 - n0;
+    G = G > 1 ? G : 1;
     T *X = calloc((size_t)ximg * (size_t)G, sizeof(T));
     T *D = calloc((size_t)dimg * (size_t)G, sizeof(T));
     T *acc = calloc((size_t)round_up(F, wfb) * (size_t)tp * (size_t)vl, sizeof(T));
@@ -142,7 +144,7 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
         tap_offsets(off, &g, C, KH, KW);
         const T *xp = x->p, *dp = dout->p;
         for (int n = n0; n < n1; n += G) {
-            const int nimg = n1 - n < G ? n1 - n : G;
+            const int nimg = n1 - n < G ? n1 - n : (int)G;
             for (int i = 0; i < nimg; i++) {
                 FN(fill)(X + i * ximg, &g, xp + (n + i) * x->s[0], x->s + 1, C, x->d[2], x->d[3],
                          pad, pad, 1);
