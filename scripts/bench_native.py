@@ -1,6 +1,6 @@
 """Time gpucnn.native's kernels against the NumPy path, one thread, side by side.
 
-    python scripts/bench_native.py [--rounds 15] [--dtype float32]
+    python scripts/bench_native.py [--rounds 15] [--dtype float32] [--more] [--isa avx2] [--wall]
 
 Shapes are the seeds': (a) x (50, 3, 32, 32), w (32, 3, 7, 7), pad 3; (b) x (64, 1, 28, 28),
 w (16, 1, 5, 5), pad 2; pooling 2x2 stride 2 on (a)'s conv output (50, 32, 32, 32) stored
@@ -107,6 +107,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--wall", action="store_true", help="wall-clock time instead of thread CPU time")
+    ap.add_argument("--more", action="store_true", help="also hidden-layer shapes (c)-(e)")
     ap.add_argument("--isa", choices=["avx512f", "avx2", "baseline"], help="cap the kernels' instruction set")
     args = ap.parse_args()
     global CLOCK
@@ -118,10 +119,13 @@ def main():
     rng = np.random.default_rng(0)
     print(f"native kernels: {native.isa}; numpy {np.__version__}; {args.dtype}; one thread; "
           f"medians of {args.rounds} interleaved rounds of {'wall' if args.wall else 'thread CPU'} time")
-    for name, sx, sw, pad in (("(a) x (50, 3, 32, 32), w (32, 3, 7, 7), pad 3", (50, 3, 32, 32), (32, 3, 7, 7), 3),
-                              ("(b) x (64, 1, 28, 28), w (16, 1, 5, 5), pad 2", (64, 1, 28, 28), (16, 1, 5, 5), 2)):
+    shapes = [((50, 3, 32, 32), (32, 3, 7, 7), 3), ((64, 1, 28, 28), (16, 1, 5, 5), 2)]
+    if args.more:  # hidden layers of deeper nets: many channels, narrow images
+        shapes += [((50, 32, 32, 32), (32, 32, 3, 3), 1), ((50, 32, 16, 16), (64, 32, 3, 3), 1),
+                   ((50, 16, 8, 8), (32, 16, 3, 3), 1)]
+    for k, (sx, sw, pad) in enumerate(shapes):
         flop, cases, _ = conv_cases(sx, sw, pad, args.dtype, rng)
-        run(name, cases, args.rounds, 3, flop)
+        run(f"({'abcde'[k]}) x {sx}, w {sw}, pad {pad}", cases, args.rounds, 3, flop)
     run("pool 2x2 stride 2 on (50, 32, 32, 32) stored (C, N, H, W)", pool_cases(args.dtype, rng), args.rounds, 5)
 
 
