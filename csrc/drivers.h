@@ -22,6 +22,14 @@ static void FN(fill)(T *X, const geom *g, const T *src, const ptrdiff_t *ss, int
                      int ph, int pw, int d)
 {
     memset(X, 0, sizeof(T) * (size_t)g->plane * (size_t)C);
+    if (g->s == 1 && d == 1) {  /* a block of whole rows: columns [w0, w1) of rows [h0, h1) */
+        const int h0 = ph < 0 ? -ph : 0, h1 = g->rows - ph < H ? g->rows - ph : H;
+        const int w0 = pw < 0 ? -pw : 0, w1 = g->cols - pw < W ? g->cols - pw : W;
+        for (int c = 0; c < C && h1 > h0 && w1 > w0; c++)
+            FN(K)->copy_rows(X + c * g->plane + (ph + h0) * g->row + pw + w0, g->row,
+                             src + c * ss[0] + h0 * ss[1] + w0 * ss[2], ss[1], ss[2], h1 - h0, w1 - w0);
+        return;
+    }
     for (int c = 0; c < C; c++)
         for (int h = 0; h < H; h++) {
             const ptrdiff_t r = ph + (ptrdiff_t)h * d;
@@ -29,13 +37,6 @@ static void FN(fill)(T *X, const geom *g, const T *src, const ptrdiff_t *ss, int
                 continue;
             const T *sr = src + c * ss[0] + h * ss[1];
             T *xr = X + c * g->plane + r * g->row;
-            if (g->s == 1 && d == 1) {
-                const int w0 = pw < 0 ? -pw : 0;
-                const int w1 = g->cols - pw < W ? g->cols - pw : W;
-                for (int w = w0; w < w1; w++)
-                    xr[pw + w] = sr[w * ss[2]];
-                continue;
-            }
             for (int w = 0; w < W; w++) {
                 const ptrdiff_t col = pw + (ptrdiff_t)w * d;
                 if (col >= 0 && col < g->cols)
@@ -70,27 +71,38 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, int d, int rows, int c
                         const ptrdiff_t *ws, int KH, int KW, const T *b, ptrdiff_t bs,
                         const view4 *out, int s, int n0, int n1)
 {
-    const int Ci = src->d[1], Fo = out->d[1], OW = out->d[3];
-    const int fb = FN(K)->fb;
-    const geom g = make_geom(rows, cols, s, round_up(OW, FN(K)->vw) + (KW - 1) / s);
+    const int Ci = src->d[1], Fo = out->d[1], OH = out->d[2], OW = out->d[3];
+    const int fb = FN(K)->fb, vw = FN(K)->vw;
+    const int L = out->s[3] == 1 ? flat_length(s, OH, OW, cols, vw) : 0;
+    const geom g = make_geom(rows, cols, s, L ? cols : round_up(OW, vw) + (KW - 1) / s);
     const int ntaps = Ci * KH * KW;
-    T *X = malloc(sizeof(T) * (size_t)g.plane * (size_t)Ci);
+    /* slack past the last plane: flat blocks read up to L + KW - 1 past a plane's last row */
+    T *X = calloc((size_t)g.plane * (size_t)Ci + (size_t)L + (size_t)KW, sizeof(T));
+    T *Y = L ? malloc(sizeof(T) * (size_t)Fo * (size_t)L) : NULL;
     T *bias = calloc((size_t)round_up(Fo, fb), sizeof(T));
     ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)ntaps);
     T *wp = FN(pack_weights)(w, ws, Fo, Ci, KH, KW, fb);
-    const int ok = X && bias && off && wp;
+    const int ok = X && (Y || !L) && bias && off && wp;
     if (ok) {
         for (int f = 0; f < Fo && b; f++)
             bias[f] = b[f * bs];
         tap_offsets(off, &g, Ci, KH, KW);
-        const T *sp = src->p, *op = out->p;
+        const T *sp = src->p;
         for (int n = n0; n < n1; n++) {
             FN(fill)(X, &g, sp + n * src->s[0], src->s + 1, Ci, src->d[2], src->d[3], ph, pw, d);
-            FN(K)->conv_image(X, off, ntaps, s * g.row, wp, bias, Fo, out->d[2], OW,
-                              (T *)op + n * out->s[0], out->s[1], out->s[2], out->s[3]);
+            T *on = (T *)out->p + n * out->s[0];
+            if (!L) {
+                FN(K)->conv_image(X, off, ntaps, s * g.row, wp, bias, Fo, OH, OW, on, out->s[1],
+                                  out->s[2], out->s[3]);
+                continue;
+            }
+            FN(K)->conv_image(X, off, ntaps, 0, wp, bias, Fo, 1, L, Y, L, 0, 1);
+            for (int f = 0; f < Fo; f++)
+                FN(K)->copy_rows(on + f * out->s[1], out->s[2], Y + (ptrdiff_t)f * L, g.row, 1, OH, OW);
         }
     }
     free(X);
+    free(Y);
     free(bias);
     free(off);
     free(wp);
@@ -99,53 +111,75 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, int d, int rows, int c
 
 /* Weight and bias gradients summed over images n0..n1-1 of x (N, C, H, W) and dout
  * (N, F, OH, OW), written (not accumulated) to dw (F, C, KH, KW) and db (element stride dbs;
- * NULL for none).  0, or -1 out of memory. */
+ * NULL for none).  Blocks of WFB filters x WTB taps run over all C*KH*KW taps in a row, so
+ * only the last block is padding (per channel, 3x3 kernels padded 9 taps to 12).  0, or -1
+ * out of memory. */
 static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, const view4 *dw,
                          T *db, ptrdiff_t dbs, int n0, int n1)
 {
     const int C = x->d[1], F = dout->d[1], OH = dout->d[2], OW = dout->d[3];
-    const int KH = dw->d[2], KW = dw->d[3];
-    const int wfb = FN(K)->wfb, wtb = FN(K)->wtb;
-    const int Fp = round_up(F, wfb), KKp = round_up(KH * KW, wtb), OWV = round_up(OW, FN(K)->wvw);
-    const geom g = make_geom(x->d[2] + 2 * pad, x->d[3] + 2 * pad, s, OWV + (KW - 1) / s);
-    const ptrdiff_t dplane = (ptrdiff_t)OH * OWV, accf = (ptrdiff_t)C * KKp;
-    T *X = malloc(sizeof(T) * (size_t)g.plane * (size_t)C);
-    T *D = calloc((size_t)Fp * (size_t)dplane, sizeof(T));  /* padding rows/columns stay 0 */
-    T *acc = calloc((size_t)Fp * (size_t)accf, sizeof(T));
-    double *dbacc = calloc((size_t)F + 1, sizeof(double));  /* 51200 terms at (a) b50 */
-    ptrdiff_t *off = calloc((size_t)KKp, sizeof(ptrdiff_t));  /* padding taps read offset 0 */
-    const int ok = X && D && acc && dbacc && off;
+    const int KH = dw->d[2], KW = dw->d[3], cols = x->d[3] + 2 * pad;
+    const int wfb = FN(K)->wfb, wtb = FN(K)->wtb, vl = FN(K)->wvw;
+    const int L = flat_length(s, OH, OW, cols, vl);
+    const geom g = make_geom(x->d[2] + 2 * pad, cols, s, L ? cols : round_up(OW, vl) + (KW - 1) / s);
+    /* D: dout of one image, rows dpitch apart, zero past OW; kernels run over drows x dlen */
+    const int dpitch = L ? (int)g.row : round_up(OW, vl), drows = L ? 1 : OH, dlen = L ? L : dpitch;
+    const ptrdiff_t dplane = L ? L : (ptrdiff_t)OH * dpitch;
+    const int ntaps = C * KH * KW, tp = round_up(ntaps, wtb);
+    /* Images go in groups (see WGRAD_L1_BYTES), each image's X with zero slack for the flat
+     * reads past its last plane (0 * inf would make NaN), D with zero padding filters. */
+    const ptrdiff_t ximg = g.plane * C + L + KW, dimg = round_up(F, wfb) * dplane;
+    const ptrdiff_t hot = ((ptrdiff_t)wfb * dplane + 2 * g.plane) * (ptrdiff_t)sizeof(T);
+    const ptrdiff_t fit = (ximg + dimg) * (ptrdiff_t)sizeof(T);
+    ptrdiff_t G = WGRAD_L1_BYTES / hot < WGRAD_L2_BYTES / fit ? WGRAD_L1_BYTES / hot : WGRAD_L2_BYTES / fit;
+    G = G < n1 - n0 ? G : n1 - n0;
+    G = G > 1 ? G : 1;
+    T *X = calloc((size_t)ximg * (size_t)G, sizeof(T));
+    T *D = calloc((size_t)dimg * (size_t)G, sizeof(T));
+    T *acc = calloc((size_t)round_up(F, wfb) * (size_t)tp * (size_t)vl, sizeof(T));
+    T *dblanes = calloc((size_t)F * (size_t)vl + 1, sizeof(T));
+    ptrdiff_t *off = calloc((size_t)tp, sizeof(ptrdiff_t));  /* padding taps read offset 0 */
+    const int ok = X && D && acc && dblanes && off;
     if (ok) {
-        tap_offsets(off, &g, 1, KH, KW);
+        tap_offsets(off, &g, C, KH, KW);
         const T *xp = x->p, *dp = dout->p;
-        for (int n = n0; n < n1; n++) {
-            FN(fill)(X, &g, xp + n * x->s[0], x->s + 1, C, x->d[2], x->d[3], pad, pad, 1);
-            for (int f = 0; f < F; f++)
-                for (int oh = 0; oh < OH; oh++)
-                    for (int ow = 0; ow < OW; ow++) {
-                        const T v = dp[n * dout->s[0] + f * dout->s[1] + oh * dout->s[2] + ow * dout->s[3]];
-                        D[f * dplane + oh * OWV + ow] = v;
-                        dbacc[f] += v;
-                    }
+        for (int n = n0; n < n1; n += G) {
+            const int nimg = n1 - n < G ? n1 - n : (int)G;
+            for (int i = 0; i < nimg; i++) {
+                FN(fill)(X + i * ximg, &g, xp + (n + i) * x->s[0], x->s + 1, C, x->d[2], x->d[3],
+                         pad, pad, 1);
+                for (int f = 0; f < F; f++)
+                    FN(K)->copy_rows(D + i * dimg + f * dplane, dpitch,
+                                     dp + (n + i) * dout->s[0] + f * dout->s[1], dout->s[2],
+                                     dout->s[3], OH, OW);
+                FN(K)->sum_rows(D + i * dimg, F, dplane, dblanes);
+            }
             for (int f0 = 0; f0 < F; f0 += wfb)
-                for (int c = 0; c < C; c++)
-                    for (int t0 = 0; t0 < KH * KW; t0 += wtb)
-                        FN(K)->wgrad_block(X + c * g.plane, off + t0, s * g.row, D + f0 * dplane,
-                                           dplane, OH, OWV, acc + f0 * accf + c * KKp + t0, accf);
+                for (int t0 = 0; t0 < ntaps; t0 += wtb)
+                    FN(K)->wgrad_block(X, ximg, off + t0, s * g.row, D + f0 * dplane, dimg, dplane,
+                                       nimg, drows, dlen, acc + ((ptrdiff_t)f0 * tp + t0) * vl, tp);
         }
         T *wo = dw->p;
         for (int f = 0; f < F; f++)
-            for (int c = 0; c < C; c++)
-                for (int t = 0; t < KH * KW; t++)
-                    wo[f * dw->s[0] + c * dw->s[1] + (t / KW) * dw->s[2] + (t % KW) * dw->s[3]] =
-                        acc[f * accf + c * KKp + t];
-        for (int f = 0; f < F && db; f++)
-            db[f * dbs] = (T)dbacc[f];
+            for (int t = 0; t < ntaps; t++) {
+                const T *lane = acc + ((ptrdiff_t)f * tp + t) * vl;
+                T sum = 0;
+                for (int v = 0; v < vl; v++)
+                    sum += lane[v];
+                const int c = t / (KH * KW), i = t / KW % KH, j = t % KW;
+                wo[f * dw->s[0] + c * dw->s[1] + i * dw->s[2] + j * dw->s[3]] = sum;
+            }
+        for (int f = 0; f < F && db; f++) {
+            double sum = 0;
+            for (int v = 0; v < vl; v++)
+                sum += dblanes[f * vl + v];
+            db[f * dbs] = (T)sum;
+        }
     }
     free(X);
     free(D);
     free(acc);
-    free(dbacc);
+    free(dblanes);
     free(off);
     return ok ? 0 : -1;
 }
@@ -155,22 +189,20 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
 static void FN(pool_forward_run)(const view4 *x, const view4 *out, const view4 *am, int abytes,
                                  int size, int stride, int n0, int n1)
 {
-    T m[POOL_CHUNK];
-    int32_t a[POOL_CHUNK];
     const int C = x->d[1], OH = out->d[2], OW = out->d[3];
+    const size_t asz = (size_t)abytes;
     for (int n = n0; n < n1; n++)
         for (int c = 0; c < C; c++)
             for (int oh = 0; oh < OH; oh++) {
                 const T *xr = (const T *)x->p + n * x->s[0] + c * x->s[1] + oh * stride * x->s[2];
                 T *orow = (T *)out->p + n * out->s[0] + c * out->s[1] + oh * out->s[2];
-                const ptrdiff_t arow = n * am->s[0] + c * am->s[1] + oh * am->s[2];
+                char *arow = (char *)am->p + asz * (size_t)(n * am->s[0] + c * am->s[1] + oh * am->s[2]);
                 for (int ow0 = 0; ow0 < OW; ow0 += POOL_CHUNK) {
+                    const pool_io io = {orow + ow0 * out->s[3], out->s[3],
+                                        arow + asz * (size_t)(ow0 * am->s[3]), am->s[3], abytes, NULL, 0};
                     const int cnt = OW - ow0 < POOL_CHUNK ? OW - ow0 : POOL_CHUNK;
                     FN(K)->pool_row(xr + ow0 * stride * x->s[3], x->s[2], x->s[3], stride, size,
-                                    cnt, x->d[3] - ow0 * stride, m, a);
-                    for (int k = 0; k < cnt; k++)
-                        orow[(ow0 + k) * out->s[3]] = m[k];
-                    store_argmax(am->p, abytes, arow + ow0 * am->s[3], am->s[3], a, cnt);
+                                    cnt, x->d[3] - ow0 * stride, &io);
                 }
             }
 }
@@ -180,11 +212,10 @@ static void FN(pool_forward_run)(const view4 *x, const view4 *out, const view4 *
 static void FN(pool_backward_run)(const view4 *dout, const view4 *am, int abytes, const view4 *out,
                                   const view4 *dx, int size, int stride, int n0, int n1)
 {
-    T g[POOL_CHUNK];
-    int32_t a[POOL_CHUNK];
     const int C = dx->d[1], H = dx->d[2], W = dx->d[3], OH = dout->d[2], OW = dout->d[3];
     const int tiles = stride == size && OH * size == H && OW * size == W;
     const int assign = stride >= size;  /* disjoint windows: each dx element gets at most one */
+    const size_t asz = (size_t)abytes;
     for (int n = n0; n < n1; n++)
         for (int c = 0; c < C; c++) {
             T *dxp = (T *)dx->p + n * dx->s[0] + c * dx->s[1];
@@ -195,14 +226,14 @@ static void FN(pool_backward_run)(const view4 *dout, const view4 *am, int abytes
             for (int oh = 0; oh < OH; oh++) {
                 const T *dr = (const T *)dout->p + n * dout->s[0] + c * dout->s[1] + oh * dout->s[2];
                 const T *orow = (const T *)out->p + n * out->s[0] + c * out->s[1] + oh * out->s[2];
-                const ptrdiff_t arow = n * am->s[0] + c * am->s[1] + oh * am->s[2];
+                char *arow = (char *)am->p + asz * (size_t)(n * am->s[0] + c * am->s[1] + oh * am->s[2]);
                 for (int ow0 = 0; ow0 < OW; ow0 += POOL_CHUNK) {
+                    const pool_io io = {(T *)orow + ow0 * out->s[3], out->s[3],
+                                        arow + asz * (size_t)(ow0 * am->s[3]), am->s[3], abytes,
+                                        dr + ow0 * dout->s[3], dout->s[3]};
                     const int cnt = OW - ow0 < POOL_CHUNK ? OW - ow0 : POOL_CHUNK;
-                    for (int k = 0; k < cnt; k++)  /* a multiply, as NumPy's dout * (out > 0) */
-                        g[k] = dr[(ow0 + k) * dout->s[3]] * (T)(orow[(ow0 + k) * out->s[3]] > 0);
-                    load_argmax(am->p, abytes, arow + ow0 * am->s[3], am->s[3], a, cnt);
                     FN(K)->unpool_row(dxp + oh * stride * dx->s[2] + ow0 * stride * dx->s[3],
-                                      dx->s[2], dx->s[3], stride, size, cnt, g, a, assign);
+                                      dx->s[2], dx->s[3], stride, size, cnt, &io, assign);
                 }
             }
         }

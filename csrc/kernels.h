@@ -18,7 +18,7 @@
 #if defined(__GNUC__) || defined(__clang__)
 /* GCC/Clang vector extensions: arrays of these with loop indices fixed by full unrolling stay
  * in registers.  Plain-C arrays of T did not: GCC kept the weight-gradient accumulators in
- * memory (load, FMA, store per step) and ran at 25 GFLOP/s instead of ~100. */
+ * memory (load, FMA, store per step): 25 GFLOP/s at (a), against 93 now. */
 typedef T FN(vec) __attribute__((vector_size(VL * sizeof(T))));
 #define VEC FN(vec)
 #else
@@ -33,12 +33,13 @@ TGT static INLINE VEC FN(load)(const T *p)
     return v;
 }
 
+/* A vector of s in every lane: -0.0 + s broadcasts s and folds away (+0.0 would not: it
+ * changes -0.0).  Filling lanes one by one made GCC emit a 256-bit broadcast plus an insert,
+ * a shuffle per FMA pair. */
 TGT static INLINE VEC FN(splat)(T s)
 {
-    VEC v;
-    for (int k = 0; k < VL; k++)
-        ((T *)&v)[k] = s;
-    return v;
+    const VEC zero = {0};
+    return -zero + s;
 }
 
 /* One image of a direct convolution over a prepared input (see drivers.h, "scratch layout"):
@@ -75,8 +76,12 @@ TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrd
                 }
                 const int nv = OW - ow0 < VW ? OW - ow0 : VW;
                 T *ob = out + f0 * osf + oh * osh + ow0 * osw;
+                /* Rows of a contiguous output plane: a full-width store past the row end only
+                 * writes rows this loop overwrites later.  Storing (b)'s 28-wide rows element
+                 * by element (224 scalar stores per 400 FMAs) made its forward 1.0 ms, not 0.7. */
+                const int full = osw == 1 && (nv == VW || (osh == OW && (ptrdiff_t)oh * OW + ow0 + VW <= (ptrdiff_t)OH * OW));
                 for (int f = 0; f < nf; f++) {
-                    if (nv == VW && osw == 1) {
+                    if (full) {
                         memcpy(ob + f * osf, acc[f], sizeof acc[f]);
                         continue;
                     }
@@ -89,41 +94,87 @@ TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrd
     }
 }
 
-/* One image's contribution to the weight gradient of WFB filters x WTB taps of one channel:
- * dst[f*dstf + t] += sum_{oh, ow} D[f*dplane + oh*OWV + ow] * X[oh*rowstep + off[t] + ow].
+/* nimg images' contribution to the weight gradient of WFB filters x WTB taps, as VL-lane
+ * partial sums: lanes[(f*dstf + t)*VL + v] += sum over images i, rows oh and ow = v (mod VL) of
+ * D[i*dimg + f*dplane + oh*OWV + ow] * X[i*ximg + oh*rowstep + off[t] + ow].
  * D rows are zero past OW (OWV = OW rounded up to VL), so there is no column tail.  Per VL
- * columns: WFB + WTB vector loads feed WFB*WTB FMAs into VL-lane partial sums. */
-TGT static void FN(wgrad_block)(const T *X, const ptrdiff_t *off, ptrdiff_t rowstep, const T *D,
-                                ptrdiff_t dplane, int OH, int OWV, T *dst, ptrdiff_t dstf)
+ * columns: WFB + WTB vector loads feed WFB*WTB FMAs.  The lanes are summed once, after the
+ * last image: summing them per image took 256 scalar adds per 1024 FMAs at (a); with 8x8
+ * images even the per-call vector update of the lanes outweighed the FMAs, hence nimg. */
+TGT static void FN(wgrad_block)(const T *X, ptrdiff_t ximg, const ptrdiff_t *off, ptrdiff_t rowstep,
+                                const T *D, ptrdiff_t dimg, ptrdiff_t dplane, int nimg, int OH,
+                                int OWV, T *lanes, ptrdiff_t dstf)
 {
     VEC acc[WFB][WTB];
     UNROLL for (int f = 0; f < WFB; f++)
         UNROLL for (int t = 0; t < WTB; t++)
             acc[f][t] = FN(splat)(0);
-    for (int oh = 0; oh < OH; oh++) {
-        const T *xr[WTB];
-        UNROLL for (int t = 0; t < WTB; t++)
-            xr[t] = X + oh * rowstep + off[t];
-        const T *dr = D + (ptrdiff_t)oh * OWV;
+    /* rows innermost: rows are only 2 vectors wide at (a), and a 2-trip inner loop spent as
+     * many instructions on loop control as on loads and FMAs (82 -> 89 GFLOP/s at (a)) */
+    for (int i = 0; i < nimg; i++, X += ximg, D += dimg)
         for (int ow = 0; ow < OWV; ow += VL) {
-            VEC xs[WTB];
+            const T *xr[WTB];
             UNROLL for (int t = 0; t < WTB; t++)
-                xs[t] = FN(load)(xr[t] + ow);
-            UNROLL for (int f = 0; f < WFB; f++) {
-                const VEC d = FN(load)(dr + f * dplane + ow);
+                xr[t] = X + off[t] + ow;
+            const T *dr = D + ow;
+            for (int oh = 0; oh < OH; oh++, dr += OWV) {
+                VEC xs[WTB];
                 UNROLL for (int t = 0; t < WTB; t++)
-                    acc[f][t] += d * xs[t];
+                    xs[t] = FN(load)(xr[t] + oh * rowstep);
+                UNROLL for (int f = 0; f < WFB; f++) {
+                    const VEC d = FN(load)(dr + f * dplane);
+                    UNROLL for (int t = 0; t < WTB; t++)
+                        acc[f][t] += d * xs[t];
+                }
             }
         }
-    }
-    for (int f = 0; f < WFB; f++)
-        for (int t = 0; t < WTB; t++) {
-            T lanes[VL], s = 0;
-            memcpy(lanes, &acc[f][t], sizeof lanes);
-            for (int v = 0; v < VL; v++)
-                s += lanes[v];
-            dst[f * dstf + t] += s;
+    UNROLL for (int f = 0; f < WFB; f++)
+        UNROLL for (int t = 0; t < WTB; t++) {
+            T *dst = lanes + (f * dstf + t) * VL;
+            VEC sum = FN(load)(dst) + acc[f][t];
+            memcpy(dst, &sum, sizeof sum);
         }
+}
+
+/* dst[r*dpitch + k] = src[r*spitch + k*step] for r < rows, k < n.  Contiguous rows go by
+ * vectors, the tail as one overlapping vector, with no call per row.  At (b) this copy of dout
+ * takes ~18% of the weight gradient either way (memcpy per row the same): it is the one read
+ * of dout from L3. */
+TGT static void FN(copy_rows)(T *dst, ptrdiff_t dpitch, const T *src, ptrdiff_t spitch,
+                              ptrdiff_t step, int rows, int n)
+{
+    for (int r = 0; r < rows; r++, dst += dpitch, src += spitch) {
+        if (step != 1 || n < VL) {
+            for (int k = 0; k < n; k++)
+                dst[k] = src[k * step];
+            continue;
+        }
+        for (int k = 0; k + VL <= n; k += VL) {
+            const VEC v = FN(load)(src + k);
+            memcpy(dst + k, &v, sizeof v);
+        }
+        const VEC tail = FN(load)(src + n - VL);
+        memcpy(dst + n - VL, &tail, sizeof tail);
+    }
+}
+
+/* lanes[f*VL + v] += sum over k = v (mod VL) of D[f*dplane + k], f < F (dplane a multiple of
+ * VL): the bias gradient.  A scalar running sum (one dependent add per element) made (b)'s
+ * weight gradient 1.35 ms instead of 1.0. */
+TGT static void FN(sum_rows)(const T *D, int F, ptrdiff_t dplane, T *lanes)
+{
+    for (int f = 0; f < F; f++) {
+        VEC s[4] = {FN(splat)(0), FN(splat)(0), FN(splat)(0), FN(splat)(0)};
+        const T *d = D + f * dplane;
+        ptrdiff_t k = 0;
+        for (; k + 4 * VL <= dplane; k += 4 * VL)
+            UNROLL for (int u = 0; u < 4; u++)
+                s[u] += FN(load)(d + k + u * VL);
+        for (; k < dplane; k += VL)
+            s[0] += FN(load)(d + k);
+        const VEC sum = FN(load)(lanes + f * VL) + (s[0] + s[1]) + (s[2] + s[3]);
+        memcpy(lanes + f * VL, &sum, sizeof sum);
+    }
 }
 
 /* Running first maximum of relu over one output row's windows, ow in [0, n):
@@ -205,13 +256,34 @@ TGT static int FN(pool_scan2)(const T *x, ptrdiff_t sh, int size, int n, int ava
 
 /* pool_scan; contiguous columns with stride 2 or 1 get constant steps (and stride 2 vector
  * shuffles where available) so the compiler vectorises them instead of using gathers. */
-TGT static void FN(pool_row)(const T *x, ptrdiff_t sh, ptrdiff_t sw, int stride, int size, int n,
-                             int avail, T *m, int32_t *a)
+/* Widens argmax offsets (uint8 or int32, element stride step) to int32; contiguous uint8 gets
+ * its own loop so it vectorises. */
+TGT static INLINE void FN(get_argmax)(int32_t *a, const pool_io *io, int n)
 {
+    if (io->abytes == 1 && io->asw == 1)
+        for (int k = 0; k < n; k++)
+            a[k] = ((const uint8_t *)io->am)[k];
+    else if (io->abytes == 1)
+        for (int k = 0; k < n; k++)
+            a[k] = ((const uint8_t *)io->am)[k * io->asw];
+    else
+        for (int k = 0; k < n; k++)
+            a[k] = ((const int32_t *)io->am)[k * io->asw];
+}
+
+/* One chunk (n <= POOL_CHUNK) of an output row of relu + max-pool: scan, then store the values
+ * and offsets (the stores, compiled for the baseline and strided, took as long as the scan). */
+TGT static void FN(pool_row)(const T *x, ptrdiff_t sh, ptrdiff_t sw, int stride, int size, int n,
+                             int avail, const pool_io *io)
+{
+    T m[POOL_CHUNK];
+    int32_t a[POOL_CHUNK];
     if (sw == 1 && stride == 2) {
         int done = 0;
 #ifdef HAVE_SHUFFLE
         done = FN(pool_scan2)(x, sh, size, n, avail, m, a);
+#else
+        (void)avail;
 #endif
         FN(pool_scan)(x + 2 * done, sh, 1, 2, size, n - done, m + done, a + done);
     } else if (sw == 1 && stride == 1) {
@@ -219,6 +291,21 @@ TGT static void FN(pool_row)(const T *x, ptrdiff_t sh, ptrdiff_t sw, int stride,
     } else {
         FN(pool_scan)(x, sh, sw, stride * sw, size, n, m, a);
     }
+    T *out = io->out;
+    if (io->osw == 1)
+        memcpy(out, m, sizeof(T) * (size_t)n);
+    else
+        for (int k = 0; k < n; k++)
+            out[k * io->osw] = m[k];
+    if (io->abytes == 1 && io->asw == 1)
+        for (int k = 0; k < n; k++)
+            ((uint8_t *)io->am)[k] = (uint8_t)a[k];
+    else if (io->abytes == 1)
+        for (int k = 0; k < n; k++)
+            ((uint8_t *)io->am)[k * io->asw] = (uint8_t)a[k];
+    else
+        for (int k = 0; k < n; k++)
+            ((int32_t *)io->am)[k * io->asw] = a[k];
 }
 
 /* Scatter one output row's gradients g[ow] to dx at their window offsets a[ow]:
@@ -247,7 +334,7 @@ TGT static INLINE void FN(unpool_scan)(T *restrict dx, ptrdiff_t sh, ptrdiff_t s
 TGT static int FN(unpool_scan2)(T *dx, ptrdiff_t sh, int n, const T *g, const int32_t *a)
 {
     typedef FN(ivec) IV;
-    IV lo, hi, av;
+    IV lo, hi, av = {0};
     for (int k = 0; k < VL; k++) {
         lo[k] = (k & 1) * VL + k / 2;
         hi[k] = (k & 1) * VL + (k + VL) / 2;
@@ -268,9 +355,21 @@ TGT static int FN(unpool_scan2)(T *dx, ptrdiff_t sh, int n, const T *g, const in
 }
 #endif
 
+/* One chunk (n <= POOL_CHUNK) of an output row of the relu + max-pool backward: gradients
+ * dout * (out > 0) (a multiply, as NumPy's) scattered to each window's argmax. */
 TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, int size, int n,
-                               const T *g, const int32_t *a, int assign)
+                               const pool_io *io, int assign)
 {
+    T g[POOL_CHUNK];
+    int32_t a[POOL_CHUNK];
+    const T *dout = io->dout, *out = io->out;
+    if (io->dsw == 1 && io->osw == 1)
+        for (int k = 0; k < n; k++)
+            g[k] = dout[k] * (T)(out[k] > 0);
+    else
+        for (int k = 0; k < n; k++)
+            g[k] = dout[k * io->dsw] * (T)(out[k * io->osw] > 0);
+    FN(get_argmax)(a, io, n);
     if (sw == 1 && stride == 2) {
         int done = 0;
 #ifdef HAVE_SHUFFLE
@@ -284,7 +383,7 @@ TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, in
 }
 
 static const KERN_T FN(kern) = {FB, VW, WFB, WTB, VL, FN(conv_image), FN(wgrad_block),
-                                FN(pool_row), FN(unpool_row)};
+                                FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row)};
 
 #undef FN
 #undef CAT

@@ -5,12 +5,16 @@
  * memory need no copy.  Outputs are caller-allocated buffers (gpucnn/native.py allocates them),
  * every kernel releases the GIL and works on a batch range [n0, n1), so a caller may split a
  * batch across threads.  On x86 with GCC or Clang the hot loops are compiled three times
- * (baseline, AVX2+FMA, AVX-512) and chosen once at import from the CPU's features.
+ * (baseline, AVX2+FMA, AVX-512), each with its own register-block sizes (AVX-512 has twice the
+ * registers, which target_clones could not express), and picked at import from the CPU's
+ * features (__builtin_cpu_supports); use_isa() caps the pick.  Other compilers build the
+ * baseline only, as scalar C.
  * gpucnn/native.py documents the Python-level semantics; this file checks shapes and types.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,9 +24,17 @@
 #define HAVE_SHUFFLE 1 /* __builtin_shuffle: GCC's vector permute */
 #endif
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#define restrict __restrict /* MSVC's C mode before /std:c11 */
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define INLINE inline __attribute__((always_inline))
+#ifdef __clang__
+#define UNROLL _Pragma("unroll")
+#else
 #define UNROLL _Pragma("GCC unroll 16")
+#endif
 #else
 #define INLINE inline
 #define UNROLL
@@ -39,6 +51,12 @@
 #endif
 
 #define POOL_CHUNK 256 /* output columns per pooling pass: the row state stays in L1 */
+/* Weight-gradient image groups: what one block pass reads (4 filters' dout, ~2 input planes)
+ * should stay in L1 for all images of a group, and the group's scratch in L2.  Measured, one
+ * core: (b) ran 57 GFLOP/s with 1 image per group and 43 with 4 (L1 -> L2); 8x8 images with
+ * 16 channels ran 39 with 1 and 54 with 8. */
+#define WGRAD_L1_BYTES (32 * 1024)
+#define WGRAD_L2_BYTES (1024 * 1024)
 
 /* An (N, C, H, W) array: first element, dims, element strides. */
 typedef struct {
@@ -71,6 +89,18 @@ static geom make_geom(int rows, int cols, int s, int minq)
     return g;
 }
 
+/* Stride-1 convolutions can run "flat": output (oh, ow) reads X[oh*WQ + ow + off[t]], so with
+ * X rows exactly WQ = cols wide the whole image is one long row of OH*WQ outputs, of which the
+ * KW-1 per row past OW are computed and dropped.  Row blocks instead round each row up to the
+ * block width.  Flat wins for narrow images: at 16 columns and a 3x3 kernel it computes 18 per
+ * row instead of 32; at 32 columns and 7x7, 38 instead of 32.  Returns the flat length (a
+ * multiple of block), or 0 where row blocks do less work. */
+static int flat_length(int s, int OH, int OW, int cols, int block)
+{
+    const ptrdiff_t flat = round_up(OH * cols, block);
+    return s == 1 && flat < (ptrdiff_t)OH * round_up(OW, block) ? (int)flat : 0;
+}
+
 /* off[(c*KH + i)*KW + j]: where tap (c, i, j) sits relative to its output's first input. */
 static void tap_offsets(ptrdiff_t *off, const geom *g, int C, int KH, int KW)
 {
@@ -80,37 +110,30 @@ static void tap_offsets(ptrdiff_t *off, const geom *g, int C, int KH, int KW)
                 off[(c * KH + i) * KW + j] = c * g->plane + i * g->row + (j % g->s) * g->phase + j / g->s;
 }
 
-static void store_argmax(void *am, int abytes, ptrdiff_t at, ptrdiff_t step, const int32_t *a, int n)
-{
-    if (abytes == 1)
-        for (int k = 0; k < n; k++)
-            ((uint8_t *)am)[at + k * step] = (uint8_t)a[k];
-    else
-        for (int k = 0; k < n; k++)
-            ((int32_t *)am)[at + k * step] = a[k];
-}
-
-static void load_argmax(const void *am, int abytes, ptrdiff_t at, ptrdiff_t step, int32_t *a, int n)
-{
-    if (abytes == 1)
-        for (int k = 0; k < n; k++)
-            a[k] = ((const uint8_t *)am)[at + k * step];
-    else
-        for (int k = 0; k < n; k++)
-            a[k] = ((const int32_t *)am)[at + k * step];
-}
+/* One chunk of a pooled output row: values (T), argmax offsets (uint8 or int32) and, for the
+ * backward pass, the incoming gradient (T), each with its element stride. */
+typedef struct {
+    void *out;
+    ptrdiff_t osw;
+    void *am;
+    ptrdiff_t asw;
+    int abytes;
+    const void *dout;
+    ptrdiff_t dsw;
+} pool_io;
 
 /* Kernel tables: one per (element type, instruction set), filled by kernels.h. */
 #define DEFINE_KERN(T, name)                                                                     \
     typedef struct {                                                                             \
-        int fb, vw, wfb, wtb, wvw;                                                               \
+        int fb, vw, wfb, wtb, wvw; /* wvw: lanes of the weight-gradient partial sums */         \
         void (*conv_image)(const T *, const ptrdiff_t *, int, ptrdiff_t, const T *, const T *,  \
                            int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t);                 \
-        void (*wgrad_block)(const T *, const ptrdiff_t *, ptrdiff_t, const T *, ptrdiff_t, int, \
-                            int, T *, ptrdiff_t);                                                \
-        void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, int, T *, int32_t *);   \
-        void (*unpool_row)(T *, ptrdiff_t, ptrdiff_t, int, int, int, const T *, const int32_t *, \
-                           int);                                                                 \
+        void (*wgrad_block)(const T *, ptrdiff_t, const ptrdiff_t *, ptrdiff_t, const T *,       \
+                            ptrdiff_t, ptrdiff_t, int, int, int, T *, ptrdiff_t);                \
+        void (*sum_rows)(const T *, int, ptrdiff_t, T *);                                        \
+        void (*copy_rows)(T *, ptrdiff_t, const T *, ptrdiff_t, ptrdiff_t, int, int);            \
+        void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, int, const pool_io *);  \
+        void (*unpool_row)(T *, ptrdiff_t, ptrdiff_t, int, int, int, const pool_io *, int);      \
     } name;
 DEFINE_KERN(float, kern_f)
 DEFINE_KERN(double, kern_d)
@@ -311,7 +334,7 @@ static PyObject *py_relu_maxpool_forward(PyObject *self, PyObject *args)
         hold(&h, ao, "argmax", 1, "Bi", &am, &ka) ||
         check(kx == ko, "out: expected x's dtype") ||
         check(size >= 1 && stride >= 1 && size <= x.d[2] && size <= x.d[3], "size, stride: expected 1 <= size <= H, W and stride >= 1") ||
-        check(ka == 'i' || size * size <= 256, "argmax: uint8 holds offsets of windows up to 16x16") ||
+        check(ka == 'i' || size <= 16, "argmax: uint8 holds offsets of windows up to 16x16") ||
         check(same_dims(&x, &out, 0, 2) && out.d[2] == (x.d[2] - size) / stride + 1 &&
               out.d[3] == (x.d[3] - size) / stride + 1, "out.shape: expected (N, C, OH, OW)") ||
         check(same_dims(&out, &am, 0, 4), "argmax.shape: expected out's") ||
@@ -476,6 +499,61 @@ static PyObject *py_conv2d_backward_weight(PyObject *self, PyObject *args)
     return release(&h, done(rc));
 }
 
+/* Instruction sets, best first, and whether this CPU has them. */
+static const char *const isa_names[] = {"avx512f", "avx2", "baseline"};
+
+static int isa_supported(int k)
+{
+#ifdef X86_DISPATCH
+    __builtin_cpu_init();
+    if (k == 0)
+        return __builtin_cpu_supports("avx512f");
+    if (k == 1)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return k == 2;
+}
+
+static void use_kernels(int k)
+{
+#ifdef X86_DISPATCH
+    const kern_f *const kf[] = {&kern_f_avx512, &kern_f_avx2, &kern_f_base};
+    const kern_d *const kd[] = {&kern_d_avx512, &kern_d_avx2, &kern_d_base};
+    K_f = kf[k];
+    K_d = kd[k];
+#else
+    (void)k;
+    K_f = &kern_f_base;
+    K_d = &kern_d_base;
+#endif
+}
+
+/* Uses the best kernels this CPU supports at or below isa_names[cap]; sets module.isa. */
+static int set_isa(PyObject *module, int cap)
+{
+    while (!isa_supported(cap))
+        cap++;
+    use_kernels(cap);
+    return PyModule_AddStringConstant(module, "isa", isa_names[cap]);
+}
+
+/* use_isa(name): cap the instruction set (so tests reach the AVX2 and baseline kernels on
+ * AVX-512 machines); returns the one now in use. */
+static PyObject *py_use_isa(PyObject *module, PyObject *arg)
+{
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name)
+        return NULL;
+    int cap = 0;
+    while (cap < 3 && strcmp(name, isa_names[cap]) != 0)
+        cap++;
+    if (cap == 3)
+        return PyErr_Format(PyExc_ValueError, "isa=%R: expected 'avx512f', 'avx2' or 'baseline'", arg);
+    if (set_isa(module, cap) < 0)
+        return NULL;
+    return PyObject_GetAttrString(module, "isa");
+}
+
 static PyMethodDef methods[] = {
     {"relu_maxpool_forward", py_relu_maxpool_forward, METH_VARARGS,
      "relu_maxpool_forward(x, out, argmax, size, stride, n0, n1)"},
@@ -487,6 +565,7 @@ static PyMethodDef methods[] = {
      "conv2d_backward_input(dout, w, dx, stride, pad, n0, n1)"},
     {"conv2d_backward_weight", py_conv2d_backward_weight, METH_VARARGS,
      "conv2d_backward_weight(x, dout, dw, db_or_None, stride, pad, n0, n1)"},
+    {"use_isa", py_use_isa, METH_O, "use_isa(name) -> the instruction set now in use"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -496,33 +575,10 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-/* Picks the kernel tables for this CPU; returns the instruction set's name. */
-static const char *select_kernels(void)
-{
-#ifdef X86_DISPATCH
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) {
-        K_f = &kern_f_avx512;
-        K_d = &kern_d_avx512;
-        return "avx512f";
-    }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        K_f = &kern_f_avx2;
-        K_d = &kern_d_avx2;
-        return "avx2";
-    }
-#endif
-    K_f = &kern_f_base;
-    K_d = &kern_d_base;
-    return "baseline";
-}
-
 PyMODINIT_FUNC PyInit__native(void)
 {
     PyObject *m = PyModule_Create(&module);
-    if (m && PyModule_AddStringConstant(m, "isa", select_kernels()) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
+    if (m && set_isa(m, 0) < 0)
+        Py_CLEAR(m);
     return m;
 }

@@ -1,14 +1,16 @@
 """Time gpucnn.native's kernels against the NumPy path, one thread, side by side.
 
-    python scripts/bench_native.py [--rounds 15] [--dtype float32]
+    python scripts/bench_native.py [--rounds 15] [--dtype float32] [--more] [--isa avx2] [--wall]
 
 Shapes are the seeds': (a) x (50, 3, 32, 32), w (32, 3, 7, 7), pad 3; (b) x (64, 1, 28, 28),
 w (16, 1, 5, 5), pad 2; pooling 2x2 stride 2 on (a)'s conv output (50, 32, 32, 32) stored
 (C, N, H, W) as gpucnn keeps it.  NumPy path: gpucnn.cpu.im2col + ``w.reshape(F, -1) @ cols``
 (forward), ``dmat @ cols.T`` (weight gradient, cols reused from the forward as gpucnn does) and
 cpu.maxpool_forward/backward with relu around them.  Each round times every candidate once
-(interleaved, so machine noise hits all alike); the table shows medians over rounds.  The
-machine is noisy: trust ratios from one run, not absolute times across runs.
+(interleaved, so machine noise hits all alike); the table shows medians over rounds.  Times are
+this thread's CPU time (``time.thread_time``; ``--wall`` for wall-clock): everything runs on
+one thread, and on a shared VM the CPU clock does not count the time other processes hold the
+core.  Cache and memory-bandwidth contention still show: trust ratios from one run.
 """
 from __future__ import annotations
 
@@ -26,12 +28,15 @@ import numpy as np  # noqa: E402
 from gpucnn import cpu, native  # noqa: E402
 
 
+CLOCK = time.thread_time
+
+
 def timed(fn, reps):
     fn()
-    t = time.perf_counter()
+    t = CLOCK()
     for _ in range(reps):
         fn()
-    return (time.perf_counter() - t) / reps
+    return (CLOCK() - t) / reps
 
 
 def conv_cases(shape_x, shape_w, pad, dtype, rng):
@@ -93,7 +98,7 @@ def run(name, cases, rounds, reps, flop=None):
     print(f"\n{name}")
     for k, ts in times.items():
         med = statistics.median(ts)
-        rate = f"{flop / med / 1e9:7.1f} GFLOP/s" if flop and "grad" not in k or flop and "weight" in k or flop and "input" in k else ""
+        rate = f"{flop / med / 1e9:7.1f} GFLOP/s" if flop else ""
         print(f"  {k:42s} {med * 1e3:8.3f} ms  {rate}")
 
 
@@ -101,16 +106,26 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--wall", action="store_true", help="wall-clock time instead of thread CPU time")
+    ap.add_argument("--more", action="store_true", help="also hidden-layer shapes (c)-(e)")
+    ap.add_argument("--isa", choices=["avx512f", "avx2", "baseline"], help="cap the kernels' instruction set")
     args = ap.parse_args()
+    global CLOCK
+    CLOCK = time.perf_counter if args.wall else time.thread_time
     if not native.available:
         raise SystemExit(f"gpucnn.native unavailable: {native.reason}")
+    if args.isa:
+        native.use_isa(args.isa)
     rng = np.random.default_rng(0)
     print(f"native kernels: {native.isa}; numpy {np.__version__}; {args.dtype}; one thread; "
-          f"medians of {args.rounds} interleaved rounds")
-    for name, sx, sw, pad in (("(a) x (50, 3, 32, 32), w (32, 3, 7, 7), pad 3", (50, 3, 32, 32), (32, 3, 7, 7), 3),
-                              ("(b) x (64, 1, 28, 28), w (16, 1, 5, 5), pad 2", (64, 1, 28, 28), (16, 1, 5, 5), 2)):
+          f"medians of {args.rounds} interleaved rounds of {'wall' if args.wall else 'thread CPU'} time")
+    shapes = [((50, 3, 32, 32), (32, 3, 7, 7), 3), ((64, 1, 28, 28), (16, 1, 5, 5), 2)]
+    if args.more:  # hidden layers of deeper nets: many channels, narrow images
+        shapes += [((50, 32, 32, 32), (32, 32, 3, 3), 1), ((50, 32, 16, 16), (64, 32, 3, 3), 1),
+                   ((50, 16, 8, 8), (32, 16, 3, 3), 1)]
+    for k, (sx, sw, pad) in enumerate(shapes):
         flop, cases, _ = conv_cases(sx, sw, pad, args.dtype, rng)
-        run(name, cases, args.rounds, 3, flop)
+        run(f"({'abcde'[k]}) x {sx}, w {sw}, pad {pad}", cases, args.rounds, 3, flop)
     run("pool 2x2 stride 2 on (50, 32, 32, 32) stored (C, N, H, W)", pool_cases(args.dtype, rng), args.rounds, 5)
 
 

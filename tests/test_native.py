@@ -5,6 +5,7 @@ per-tap einsum formulas written from the convolution's definition, and tests/ref
 naive loops on a small case.  Errors are measured relative to the largest reference magnitude
 (float64: 1e-12, float32: 1e-5); argmax must match exactly.
 
+Kernel tests run once per instruction-set variant the CPU has (AVX-512, AVX2, baseline).
 Skipped with the reason when the extension is not built, unless GPUCNN_REQUIRE_NATIVE=1 (CI),
 which turns "not built" into a failure.
 """
@@ -25,6 +26,22 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_native = pytest.mark.skipif(not native.available and not REQUIRE,
                                   reason=f"gpucnn._native unavailable: {native.reason}")
 DTYPES = [np.float64, np.float32]
+
+
+@pytest.fixture(params=["avx512f", "avx2", "baseline"])
+def isa(request):
+    """Each kernel test runs on every instruction-set variant this CPU can execute."""
+    got = native.use_isa(request.param)
+    try:
+        if got != request.param:
+            pytest.skip(f"this CPU lacks {request.param} (best below it: {got})")
+        yield got
+    finally:
+        native.use_isa("avx512f")
+
+
+def native_kernels(test):
+    return needs_native(pytest.mark.usefixtures("isa")(test))
 TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
 
 
@@ -171,7 +188,7 @@ def _conv_inputs(case, dtype, seed=0):
     return x, w, b, dout, stride, pad
 
 
-@needs_native
+@native_kernels
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv_forward(case, dtype):
@@ -182,7 +199,7 @@ def test_conv_forward(case, dtype):
     assert_close(native.conv2d_forward(x, w, None, stride, pad), conv_ref(x, w, None, stride, pad))
 
 
-@needs_native
+@native_kernels
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv_backward_weight(case, dtype):
@@ -194,7 +211,7 @@ def test_conv_backward_weight(case, dtype):
     assert_close(db, ref_db)
 
 
-@needs_native
+@native_kernels
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv_backward_input(case, dtype):
@@ -204,7 +221,7 @@ def test_conv_backward_input(case, dtype):
     assert_close(dx, dx_ref(dout, w, x.shape, stride, pad))
 
 
-@needs_native
+@native_kernels
 def test_conv_matches_the_naive_seed_loops():
     x, w, b, dout, stride, pad = _conv_inputs((2, 2, 7, 6, 3, 3, 2, 2, 1), np.float64, seed=1)
     assert_close(native.conv2d_forward(x, w, b, stride, pad), reference.conv_forward(x, w, b, stride, pad))
@@ -216,7 +233,7 @@ def test_conv_matches_the_naive_seed_loops():
                  reference.conv_input_grad(dout, w, x.shape, stride, pad))
 
 
-@needs_native
+@native_kernels
 @pytest.mark.parametrize("kind", ["cnhw", "strided"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv_reads_views_in_place(kind, dtype):
@@ -233,7 +250,7 @@ def test_conv_reads_views_in_place(kind, dtype):
     assert_close(native.conv2d_backward_input(dv, wv, x.shape, stride, pad), dx_ref(dout, w, x.shape, stride, pad))
 
 
-@needs_native
+@native_kernels
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv_batch_range_and_out_buffers(dtype):
     """n0..n1 computes those images only (the rest of out is left alone); dw is their sum;
@@ -243,6 +260,9 @@ def test_conv_batch_range_and_out_buffers(dtype):
     assert native.conv2d_forward(x, w, b, stride, pad, out=out, n0=1, n1=4) is out
     assert np.isnan(out[[0, 4]]).all()
     assert_close(out[1:4], conv_ref(x[1:4], w, b, stride, pad))
+    strided = layout(np.zeros(dout.shape, dtype=dtype), "strided")
+    native.conv2d_forward(x, w, b, stride, pad, out=strided)
+    assert_close(strided, conv_ref(x, w, b, stride, pad))
     dw, db = np.empty_like(w), np.empty_like(b)
     got = native.conv2d_backward_weight(x, dout, 3, 3, stride, pad, dw=dw, db=db, n0=2, n1=5)
     assert got[0] is dw and got[1] is db
@@ -255,6 +275,18 @@ def test_conv_batch_range_and_out_buffers(dtype):
     native.conv2d_backward_input(dout, w, x.shape, stride, pad, dx=dx, n0=0, n1=2)
     assert np.isnan(dx[2:]).all()
     assert_close(dx[:2], dx_ref(dout[:2], w, x[:2].shape, stride, pad))
+
+
+@native_kernels
+def test_threads_on_batch_halves_equal_one_call():
+    """The kernels release the GIL; two threads on [0, 3) and [3, 6) fill one buffer."""
+    from concurrent.futures import ThreadPoolExecutor
+    x, w, b, dout, stride, pad = _conv_inputs((6, 3, 16, 16, 8, 3, 3, 1, 1), np.float32)
+    out = np.empty(dout.shape, dtype=np.float32)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda r: native.conv2d_forward(x, w, b, stride, pad, out=out, n0=r[0], n1=r[1]),
+                      [(0, 3), (3, 6)]))
+    np.testing.assert_array_equal(out, native.conv2d_forward(x, w, b, stride, pad))
 
 
 # --- fused relu + max-pool --------------------------------------------------------------------
@@ -280,7 +312,7 @@ def _pool_input(shape, dtype, values, seed=0):
     return x
 
 
-@needs_native
+@native_kernels
 @pytest.mark.parametrize("values", ["normal", "ties", "nonfinite"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", POOL_CASES)
@@ -294,7 +326,7 @@ def test_relu_maxpool_forward_matches_cpu_exactly(case, dtype, values):
     np.testing.assert_array_equal(out, ref_out)  # NaN == NaN here
 
 
-@needs_native
+@native_kernels
 @pytest.mark.parametrize("values", ["normal", "ties"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", POOL_CASES)
@@ -308,7 +340,7 @@ def test_relu_maxpool_backward(case, dtype, values):
     assert_close(dx, relu_pool_backward_ref(dout, x, size, stride))
 
 
-@needs_native
+@native_kernels
 def test_relu_maxpool_nan_window():
     """A NaN makes its window's output NaN with the argmax at the first NaN (the primitives'
     contract, as on the GPU), and no gradient flows through a NaN output."""
@@ -321,7 +353,7 @@ def test_relu_maxpool_nan_window():
     assert not dx.any()
 
 
-@needs_native
+@native_kernels
 @pytest.mark.parametrize("kind", ["cnhw", "strided"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_relu_maxpool_reads_views_in_place(kind, dtype):
@@ -336,7 +368,7 @@ def test_relu_maxpool_reads_views_in_place(kind, dtype):
     assert_close(dx, relu_pool_backward_ref(dout, x, 2, 2))
 
 
-@needs_native
+@native_kernels
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_relu_maxpool_batch_range_and_out_buffers(dtype):
     x = _pool_input((4, 3, 9, 9), dtype, "normal")
