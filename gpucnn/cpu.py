@@ -7,12 +7,23 @@ GEMM ``w (F, C*KH*KW) @ cols -> (F, N*OH*OW)`` whose result, viewed as (N, F, OH
 transpose.  Activations therefore often live in memory as (C, N, H, W) behind an NCHW view;
 every function here accepts any strides and returns arrays in the layout of its input
 (``order="K"``), so no op pays for a transpose the next op would undo.
+
+When the optional C extension is built (:mod:`gpucnn.native`), convolution and the fused
+ReLU + max-pool run its kernels instead: direct convolution reads each input once and keeps
+its accumulators in registers, about twice the GFLOP/s of im2col + GEMM at the seeds' shapes
+(docs/benchmarks.md).  The kernels release the GIL and take a batch range, so the batch is split
+over ``threads()`` worker threads (one per CPU this process may use; ``GPUCNN_CPU_THREADS``
+overrides).  The NumPy functions below stay the reference every native path is tested against.
 """
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import native
 from .primitives import out_size
 from .rng import random_bits
 
@@ -26,6 +37,87 @@ def _pad_cnhw(x, pad):
     xpad = np.zeros((C, N, H + 2 * pad, W + 2 * pad), dtype=x.dtype)
     xpad[:, :, pad:pad + H, pad:pad + W] = xc
     return xpad
+
+
+# --- worker threads for the native kernels -----------------------------------------------------
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def threads() -> int:
+    """Worker threads the native kernels split a batch over."""
+    env = os.environ.get("GPUCNN_CPU_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"GPUCNN_CPU_THREADS={env!r}: expected an integer >= 1")
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _split(n: int, fn) -> list:
+    """[fn(n0, n1), ...] over contiguous ranges of ``range(n)``, one per worker thread; this
+    thread runs the first range, persistent pool threads the others."""
+    global _pool
+    k = max(1, min(threads(), n))
+    bounds = [n * i // k for i in range(k + 1)]
+    if k == 1:
+        return [fn(0, n)]
+    if _pool is None or _pool._max_workers < k - 1:
+        _pool = ThreadPoolExecutor(k - 1, thread_name_prefix="gpucnn-cpu")
+    futures = [_pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
+    first = fn(bounds[0], bounds[1])
+    return [first] + [f.result() for f in futures]
+
+
+# --- convolution ------------------------------------------------------------------------------
+
+def conv2d_forward(x, w, b, stride: int, pad: int):
+    """-> (out, saved): native direct convolution (saved = x) when built, else im2col + one GEMM
+    ``w (F, C*KH*KW) @ cols`` (saved = the columns, which the weight gradient reuses)."""
+    N, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    OH, OW = out_size(H, KH, stride, pad), out_size(W, KW, stride, pad)
+    if native.available:
+        out = np.empty((N, F, OH, OW), dtype=x.dtype)
+        _split(N, lambda n0, n1: native.conv2d_forward(x, w, b, stride, pad, out=out, n0=n0, n1=n1))
+        return out, x
+    cols = im2col(x, KH, KW, stride, pad)  # (C*KH*KW, N*OH*OW)
+    out = w.reshape(F, -1) @ cols  # (F, N*OH*OW)
+    if b is not None:
+        out += b[:, None]
+    return out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3), cols
+
+
+def conv2d_backward(dout, saved, w, x_shape, stride: int, pad: int, need_dx: bool, need_db: bool):
+    """dw = dout' @ cols^T, db = sum of dout over all axes but F, dx = col2im(w^T @ dout') (the
+    im2col derivation, seeds/002) -- or the same sums done directly by the native kernels."""
+    F, C, KH, KW = w.shape
+    if native.available:
+        return _native_conv_backward(dout, saved, w, x_shape, stride, pad, need_dx, need_db)
+    dmat = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N*OH*OW)
+    db = dmat.sum(axis=1) if need_db else None
+    dw = (dmat @ saved.T).reshape(w.shape)
+    dx = col2im(w.reshape(F, -1).T @ dmat, x_shape, KH, KW, stride, pad) if need_dx else None
+    return dx, dw, db
+
+
+def _native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
+    F, C, KH, KW = w.shape
+
+    def weight_part(n0, n1):  # each thread sums its images into its own buffers
+        return native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, n0=n0, n1=n1)
+
+    parts = _split(x_shape[0], weight_part)
+    dw, db = parts[0]
+    for pw, pb in parts[1:]:
+        dw += pw
+        db += pb
+    dx = None
+    if need_dx:
+        dx = np.empty(x_shape, dtype=dout.dtype)
+        _split(x_shape[0], lambda n0, n1: native.conv2d_backward_input(
+            dout, w, x_shape, stride, pad, dx=dx, n0=n0, n1=n1))
+    return dx, dw, db if need_db else None
 
 
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
@@ -134,6 +226,34 @@ def maxpool_backward(dout, argmax, x_shape, size: int, stride: int):
         else:
             view += dout * hit
     return dx
+
+
+def relu_maxpool_forward(x, size: int, stride: int):
+    """maxpool(relu(x)): one native pass when built, else relu of the pooled values (ReLU is
+    monotone, so pooling first gives the same values and argmax on 1/size^2 of the data)."""
+    if native.available:
+        N, C, H, W = x.shape
+        oh, ow = out_size(H, size, stride), out_size(W, size, stride)
+        out = np.empty((N, C, oh, ow), dtype=x.dtype)
+        argmax = np.empty((N, C, oh, ow), dtype=_argmax_dtype(size))
+        _split(N, lambda n0, n1: native.relu_maxpool_forward(x, size, stride, out=out,
+                                                             argmax=argmax, n0=n0, n1=n1))
+        return out, argmax
+    out, argmax = maxpool_forward(x, size, stride)
+    argmax[out <= 0] = 0  # relu makes such a window all zeros: its first maximum is offset 0
+    # (NaN compares false and keeps the first NaN's offset)
+    np.maximum(out, 0, out=out)
+    return out, argmax
+
+
+def relu_maxpool_backward(dout, argmax, out, x_shape, size: int, stride: int):
+    """Each window's dout * (out > 0) to its argmax; the rest of dx is 0."""
+    if native.available:
+        dx = np.empty(x_shape, dtype=dout.dtype)
+        _split(x_shape[0], lambda n0, n1: native.relu_maxpool_backward(
+            dout, argmax, out, x_shape, size, stride, dx=dx, n0=n0, n1=n1))
+        return dx
+    return maxpool_backward(dout * (out > 0), argmax, x_shape, size, stride)
 
 
 def relu_forward(x):

@@ -65,7 +65,9 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     """2-D cross-correlation.
 
     x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> out (N, F, OH, OW) with
-    OH = (H + 2*pad - KH) // stride + 1 (likewise OW).  Computed as one GEMM over im2col columns.
+    OH = (H + 2*pad - KH) // stride + 1 (likewise OW).  The algorithm is the device's (see
+    ``conv2d_forward`` in gpucnn/cpu.py and the CUDA host code): one GEMM over im2col columns
+    (seeds/002), or direct convolution.
     """
     xp = _check_array("x", x, ndim=4)
     _check_array("w", w, ndim=4)
@@ -86,14 +88,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
                          f"{H + 2 * pad}x{W + 2 * pad} (x.shape={tuple(x.shape)}, pad={pad})")
     if x.dtype != w.dtype:
         raise TypeError(f"x.dtype={x.dtype} and w.dtype={w.dtype}: expected the same dtype")
-    P = primitives.for_array_module(xp)
-    OH, OW = primitives.out_size(H, KH, stride, pad), primitives.out_size(W, KW, stride, pad)
-    cols = P.im2col(x, KH, KW, stride, pad)  # (C*KH*KW, N*OH*OW)
-    out = w.reshape(F, -1) @ cols  # (F, N*OH*OW)
-    if b is not None:
-        out += b[:, None]
-    out = out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3)
-    return out, (x.shape, cols, w, b is not None, stride, pad)
+    out, saved = primitives.for_array_module(xp).conv2d_forward(x, w, b, stride, pad)
+    return out, (x.shape, saved, w, b is not None, stride, pad)
 
 
 def conv2d_backward(dout, cache, need_dx=True):
@@ -104,21 +100,14 @@ def conv2d_backward(dout, cache, need_dx=True):
     flipped kernel (seeds/003).
     ``need_dx=False`` skips the input gradient (nobody needs dx of the data).
     """
-    x_shape, cols, w, has_bias, stride, pad = cache
+    x_shape, saved, w, has_bias, stride, pad = cache
     _check_array("dout", dout, ndim=4)
     F, C, KH, KW = w.shape
     N, _, H, W = x_shape
-    P = primitives.of(dout)
     _check_dout(dout, (N, F, primitives.out_size(H, KH, stride, pad),
                        primitives.out_size(W, KW, stride, pad)), w)
-    dmat = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N*OH*OW)
-    db = P.bias_grad(dout) if has_bias else None
-    dw = (dmat @ cols.T).reshape(w.shape)
-    dx = None
-    if need_dx:
-        dcols = w.reshape(F, -1).T @ dmat
-        dx = P.col2im(dcols, x_shape, KH, KW, stride, pad)
-    return dx, dw, db
+    return primitives.of(dout).conv2d_backward(dout, saved, w, x_shape, stride, pad,
+                                               bool(need_dx), has_bias)
 
 
 # --- pooling ----------------------------------------------------------------------------------
@@ -143,6 +132,27 @@ def maxpool2d_backward(dout, cache):
     _check_array("dout", dout, ndim=4)
     _check_dout(dout, argmax.shape, argmax)
     return primitives.of(dout).maxpool_backward(dout, argmax, x_shape, size, stride)
+
+
+def relu_maxpool2d_forward(x, size=2, stride=None):
+    """maxpool2d(relu(x)) in one pass: the same out and argmax as relu_forward then
+    maxpool2d_forward, without materialising relu(x).  nn.Sequential fuses a ReLU followed by a
+    MaxPool2d into this."""
+    xp = _check_array("x", x, ndim=4)
+    size = _check_int("size", size, 1)
+    stride = size if stride is None else _check_int("stride", stride, 1)
+    if size > x.shape[2] or size > x.shape[3]:
+        raise ValueError(f"size={size}: larger than the input x.shape={tuple(x.shape)}")
+    out, argmax = primitives.for_array_module(xp).relu_maxpool_forward(x, size, stride)
+    return out, (x.shape, argmax, out, size, stride)
+
+
+def relu_maxpool2d_backward(dout, cache):
+    """dout (N, C, OH, OW) -> dx (N, C, H, W): dout * (out > 0) to each window's argmax."""
+    x_shape, argmax, out, size, stride = cache
+    _check_array("dout", dout, ndim=4)
+    _check_dout(dout, argmax.shape, argmax)
+    return primitives.of(dout).relu_maxpool_backward(dout, argmax, out, x_shape, size, stride)
 
 
 # --- activations ------------------------------------------------------------------------------

@@ -258,12 +258,18 @@ class MaxPool2d(Module):
         self.kernel_size = F._check_int("kernel_size", kernel_size, 1)
         self.stride = self.kernel_size if stride is None else F._check_int("stride", stride, 1)
 
-    def forward(self, x):
-        out, self._cache = F.maxpool2d_forward(x, self.kernel_size, self.stride)
+    def forward(self, x, after_relu=False):
+        """``after_relu=True`` pools relu(x) in one fused pass (nn.Sequential asks for it when a
+        ReLU comes right before this layer); the same values, argmax and gradients."""
+        fused = bool(after_relu)
+        pool = F.relu_maxpool2d_forward if fused else F.maxpool2d_forward
+        out, cache = pool(x, self.kernel_size, self.stride)
+        self._cache = (fused, cache)
         return out
 
     def backward(self, dout, need_dx=True):
-        return F.maxpool2d_backward(dout, self._take_cache())
+        fused, cache = self._take_cache()
+        return (F.relu_maxpool2d_backward if fused else F.maxpool2d_backward)(dout, cache)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
@@ -324,7 +330,11 @@ class Flatten(Module):
 
 
 class Sequential(Module):
-    """Layers applied in order; parameters are named ``"<index>.<name>"`` as in PyTorch."""
+    """Layers applied in order; parameters are named ``"<index>.<name>"`` as in PyTorch.
+
+    A ReLU directly followed by a MaxPool2d runs as one fused op (F.relu_maxpool2d_*): pooling
+    first is exact because ReLU is monotone, and it reads and writes 1/kernel_size^2 as much.
+    """
 
     def __init__(self, *layers: Module):
         super().__init__()
@@ -332,6 +342,13 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"layer {i}: expected a gpucnn.nn.Module, got {type(layer).__name__}")
         self.layers = list(layers)
+        # (first, last) layer index of each step; a fused ReLU + MaxPool2d is one step
+        self._steps, i = [], 0
+        while i < len(self.layers):
+            fuse = (i + 1 < len(self.layers) and type(self.layers[i]) is ReLU
+                    and type(self.layers[i + 1]) is MaxPool2d)
+            self._steps.append((i, i + 1 if fuse else i))
+            i += 2 if fuse else 1
 
     def children(self):
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
@@ -343,15 +360,16 @@ class Sequential(Module):
         return len(self.layers)
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer.forward(x)
+        for first, last in self._steps:
+            x = (self.layers[last].forward(x, after_relu=True) if last > first
+                 else self.layers[first].forward(x))
         return x
 
     def backward(self, dout, need_dx=True):
         """Back-propagate through every layer; ``need_dx=False`` lets the first layer skip its
         input gradient (the data's gradient is rarely wanted)."""
-        for i in range(len(self.layers) - 1, -1, -1):
-            dout = self.layers[i].backward(dout, need_dx=need_dx or i > 0)
+        for first, last in reversed(self._steps):
+            dout = self.layers[last].backward(dout, need_dx=need_dx or first > 0)
         return dout
 
     def __repr__(self):

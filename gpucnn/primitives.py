@@ -26,6 +26,22 @@ class DevicePrimitives(Protocol):
     """The contract.  Arrays are NumPy on the CPU and CuPy on CUDA; inputs may be any strided
     view; 4-D activations are (N, C, H, W)."""
 
+    def conv2d_forward(self, x, w, b, stride: int, pad: int):
+        """x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> (out (N, F, OH, OW), saved): the
+        cross-correlation plus bias; ``saved`` is what conv2d_backward needs, opaque to callers
+        (each device picks its algorithm: direct convolution or im2col + GEMM)."""
+
+    def conv2d_backward(self, dout, saved, w, x_shape, stride: int, pad: int, need_dx: bool,
+                        need_db: bool):
+        """dout (N, F, OH, OW) -> (dx (N, C, H, W) or None, dw (F, C, KH, KW), db (F,) or None)."""
+
+    def relu_maxpool_forward(self, x, size: int, stride: int):
+        """maxpool(relu(x)) in one pass -> (out, argmax), exactly what maxpool_forward returns for
+        relu_forward(x) (ReLU commutes with the max, so pooling first reads 1/size^2 as much)."""
+
+    def relu_maxpool_backward(self, dout, argmax, out, x_shape, size: int, stride: int):
+        """maxpool_backward then relu_backward: each window's dout * (out > 0) to its argmax."""
+
     def im2col(self, x, kh: int, kw: int, stride: int, pad: int):
         """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows ordered (c, i, j), columns (n, oh, ow)."""
 

@@ -85,6 +85,37 @@ class Primitives:
             a = self.xp.ascontiguousarray(a)
         return a, [s // a.itemsize for s in a.strides]
 
+    def conv2d_forward(self, x, w, b, stride, pad):
+        """im2col + one cuBLAS GEMM ``w (F, C*KH*KW) @ cols``; saved = the columns."""
+        N, _, H, W = x.shape
+        F, _, KH, KW = w.shape
+        cols = self.im2col(x, KH, KW, stride, pad)
+        out = w.reshape(F, -1) @ cols
+        if b is not None:
+            out += b[:, None]
+        OH, OW = out_size(H, KH, stride, pad), out_size(W, KW, stride, pad)
+        return out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3), cols
+
+    def conv2d_backward(self, dout, saved, w, x_shape, stride, pad, need_dx, need_db):
+        """dw = dout' @ cols^T and dx = col2im(w^T @ dout') by cuBLAS, db by the bias kernel."""
+        F, _, KH, KW = w.shape
+        dmat = dout.transpose(1, 0, 2, 3).reshape(F, -1)
+        db = self.bias_grad(dout) if need_db else None
+        dw = (dmat @ saved.T).reshape(w.shape)
+        dx = self.col2im(w.reshape(F, -1).T @ dmat, x_shape, KH, KW, stride, pad) if need_dx else None
+        return dx, dw, db
+
+    def relu_maxpool_forward(self, x, size, stride):
+        """maxpool then relu of the pooled values; a window whose max is <= 0 is all zeros after
+        relu, so its first maximum is offset 0 (NaN compares false and keeps its argmax)."""
+        out, argmax = self.maxpool_forward(x, size, stride)
+        argmax = self.xp.where(out <= 0, 0, argmax).astype(argmax.dtype)
+        return self.relu_forward(out), argmax
+
+    def relu_maxpool_backward(self, dout, argmax, out, x_shape, size, stride):
+        """Each window's dout * (out > 0) to its argmax."""
+        return self.maxpool_backward(dout * (out > 0), argmax, x_shape, size, stride)
+
     def im2col(self, x, kh, kw, stride, pad):
         """x (N, C, H, W), any strides (no copy) -> cols (C*KH*KW, N*OH*OW); rows (c, i, j),
         columns (n, oh, ow)."""

@@ -1,0 +1,400 @@
+/* Hot loops of gpucnn._native, instantiated by native.c once per (element type, instruction set).
+ *
+ * The includer defines (all undefined again at the end):
+ *   T, KERN_T      element type (float or double) and its kernel table type
+ *   SFX            name suffix, e.g. f_avx512
+ *   TGT            function attribute selecting the instruction set (empty for the baseline)
+ *   VL             elements per vector (1 without GCC/Clang vector extensions)
+ *   FB, VW         forward block: FB output channels x VW output columns of accumulators
+ *   WFB, WTB       weight-gradient block: WFB filters x WTB kernel taps of VL-lane partial sums
+ *
+ * The block sizes are chosen so the accumulators fill half the vector registers (16 of 32 with
+ * AVX-512), leaving the rest for the inputs and broadcast weights of one step.
+ */
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(name) CAT(name, SFX)
+
+#if defined(__GNUC__) || defined(__clang__)
+/* GCC/Clang vector extensions: arrays of these with loop indices fixed by full unrolling stay
+ * in registers.  Plain-C arrays of T did not: GCC kept the weight-gradient accumulators in
+ * memory (load, FMA, store per step): 25 GFLOP/s at (a), against 93 now. */
+typedef T FN(vec) __attribute__((vector_size(VL * sizeof(T))));
+#define VEC FN(vec)
+#else
+typedef T FN(vec);
+#define VEC FN(vec)
+#endif
+
+TGT static INLINE VEC FN(load)(const T *p)
+{
+    VEC v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* A vector of s in every lane: -0.0 + s broadcasts s and folds away (+0.0 would not: it
+ * changes -0.0).  Filling lanes one by one made GCC emit a 256-bit broadcast plus an insert,
+ * a shuffle per FMA pair. */
+TGT static INLINE VEC FN(splat)(T s)
+{
+    const VEC zero = {0};
+    return -zero + s;
+}
+
+/* One image of a direct convolution over a prepared input (see drivers.h, "scratch layout"):
+ * out[f][oh][ow] = bias[f] + sum_t wp[t][f] * X[oh*rowstep + off[t] + ow], for f < F, oh < OH,
+ * ow < OW.  wp is packed (F/FB blocks, ntaps, FB), zero-padded past F; bias is padded likewise.
+ * Blocks of FB filters x VW columns: per tap, VW/VL vector loads and FB broadcasts feed
+ * FB*VW/VL FMAs.  Columns past OW are computed and dropped (X has slack for them). */
+TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrdiff_t rowstep,
+                               const T *wp, const T *bias, int F, int OH, int OW, T *out,
+                               ptrdiff_t osf, ptrdiff_t osh, ptrdiff_t osw)
+{
+    enum { NV = VW / VL };
+    for (int f0 = 0; f0 < F; f0 += FB) {
+        const T *wb = wp + (ptrdiff_t)f0 * ntaps;
+        const int nf = F - f0 < FB ? F - f0 : FB;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow0 = 0; ow0 < OW; ow0 += VW) {
+                const T *xb = X + oh * rowstep + ow0;
+                VEC acc[FB][NV];
+                UNROLL for (int f = 0; f < FB; f++)
+                    UNROLL for (int k = 0; k < NV; k++)
+                        acc[f][k] = FN(splat)(bias[f0 + f]);
+                for (int t = 0; t < ntaps; t++) {
+                    const T *xv = xb + off[t];
+                    const T *wt = wb + (ptrdiff_t)t * FB;
+                    VEC xs[NV];
+                    UNROLL for (int k = 0; k < NV; k++)
+                        xs[k] = FN(load)(xv + k * VL);
+                    UNROLL for (int f = 0; f < FB; f++) {
+                        const VEC wv = FN(splat)(wt[f]);
+                        UNROLL for (int k = 0; k < NV; k++)
+                            acc[f][k] += wv * xs[k];
+                    }
+                }
+                const int nv = OW - ow0 < VW ? OW - ow0 : VW;
+                T *ob = out + f0 * osf + oh * osh + ow0 * osw;
+                /* Rows of a contiguous output plane: a full-width store past the row end only
+                 * writes rows this loop overwrites later.  Storing (b)'s 28-wide rows element
+                 * by element (224 scalar stores per 400 FMAs) made its forward 1.0 ms, not 0.7. */
+                const int full = osw == 1 && (nv == VW || (osh == OW && (ptrdiff_t)oh * OW + ow0 + VW <= (ptrdiff_t)OH * OW));
+                for (int f = 0; f < nf; f++) {
+                    if (full) {
+                        memcpy(ob + f * osf, acc[f], sizeof acc[f]);
+                        continue;
+                    }
+                    T row[VW];
+                    memcpy(row, acc[f], sizeof row);
+                    for (int v = 0; v < nv; v++)
+                        ob[f * osf + v * osw] = row[v];
+                }
+            }
+    }
+}
+
+/* nimg images' contribution to the weight gradient of WFB filters x WTB taps, as VL-lane
+ * partial sums: lanes[(f*dstf + t)*VL + v] += sum over images i, rows oh and ow = v (mod VL) of
+ * D[i*dimg + f*dplane + oh*OWV + ow] * X[i*ximg + oh*rowstep + off[t] + ow].
+ * D rows are zero past OW (OWV = OW rounded up to VL), so there is no column tail.  Per VL
+ * columns: WFB + WTB vector loads feed WFB*WTB FMAs.  The lanes are summed once, after the
+ * last image: summing them per image took 256 scalar adds per 1024 FMAs at (a); with 8x8
+ * images even the per-call vector update of the lanes outweighed the FMAs, hence nimg. */
+TGT static void FN(wgrad_block)(const T *X, ptrdiff_t ximg, const ptrdiff_t *off, ptrdiff_t rowstep,
+                                const T *D, ptrdiff_t dimg, ptrdiff_t dplane, int nimg, int OH,
+                                int OWV, T *lanes, ptrdiff_t dstf)
+{
+    VEC acc[WFB][WTB];
+    UNROLL for (int f = 0; f < WFB; f++)
+        UNROLL for (int t = 0; t < WTB; t++)
+            acc[f][t] = FN(splat)(0);
+    /* rows innermost: rows are only 2 vectors wide at (a), and a 2-trip inner loop spent as
+     * many instructions on loop control as on loads and FMAs (82 -> 89 GFLOP/s at (a)) */
+    for (int i = 0; i < nimg; i++, X += ximg, D += dimg)
+        for (int ow = 0; ow < OWV; ow += VL) {
+            const T *xr[WTB];
+            UNROLL for (int t = 0; t < WTB; t++)
+                xr[t] = X + off[t] + ow;
+            const T *dr = D + ow;
+            for (int oh = 0; oh < OH; oh++, dr += OWV) {
+                VEC xs[WTB];
+                UNROLL for (int t = 0; t < WTB; t++)
+                    xs[t] = FN(load)(xr[t] + oh * rowstep);
+                UNROLL for (int f = 0; f < WFB; f++) {
+                    const VEC d = FN(load)(dr + f * dplane);
+                    UNROLL for (int t = 0; t < WTB; t++)
+                        acc[f][t] += d * xs[t];
+                }
+            }
+        }
+    UNROLL for (int f = 0; f < WFB; f++)
+        UNROLL for (int t = 0; t < WTB; t++) {
+            T *dst = lanes + (f * dstf + t) * VL;
+            VEC sum = FN(load)(dst) + acc[f][t];
+            memcpy(dst, &sum, sizeof sum);
+        }
+}
+
+/* dst[r*dpitch + k] = src[r*spitch + k*step] for r < rows, k < n.  Contiguous rows go by
+ * vectors, the tail as one overlapping vector, with no call per row.  At (b) this copy of dout
+ * takes ~18% of the weight gradient either way (memcpy per row the same): it is the one read
+ * of dout from L3. */
+TGT static void FN(copy_rows)(T *dst, ptrdiff_t dpitch, const T *src, ptrdiff_t spitch,
+                              ptrdiff_t step, int rows, int n)
+{
+    for (int r = 0; r < rows; r++, dst += dpitch, src += spitch) {
+        if (step != 1 || n < VL) {
+            for (int k = 0; k < n; k++)
+                dst[k] = src[k * step];
+            continue;
+        }
+        for (int k = 0; k + VL <= n; k += VL) {
+            const VEC v = FN(load)(src + k);
+            memcpy(dst + k, &v, sizeof v);
+        }
+        const VEC tail = FN(load)(src + n - VL);
+        memcpy(dst + n - VL, &tail, sizeof tail);
+    }
+}
+
+/* lanes[f*VL + v] += sum over k = v (mod VL) of D[f*dplane + k], f < F (dplane a multiple of
+ * VL): the bias gradient.  A scalar running sum (one dependent add per element) made (b)'s
+ * weight gradient 1.35 ms instead of 1.0. */
+TGT static void FN(sum_rows)(const T *D, int F, ptrdiff_t dplane, T *lanes)
+{
+    for (int f = 0; f < F; f++) {
+        VEC s[4] = {FN(splat)(0), FN(splat)(0), FN(splat)(0), FN(splat)(0)};
+        const T *d = D + f * dplane;
+        ptrdiff_t k = 0;
+        for (; k + 4 * VL <= dplane; k += 4 * VL)
+            UNROLL for (int u = 0; u < 4; u++)
+                s[u] += FN(load)(d + k + u * VL);
+        for (; k < dplane; k += VL)
+            s[0] += FN(load)(d + k);
+        const VEC sum = FN(load)(lanes + f * VL) + (s[0] + s[1]) + (s[2] + s[3]);
+        memcpy(lanes + f * VL, &sum, sizeof sum);
+    }
+}
+
+/* Running first maximum of relu over one output row's windows, ow in [0, n):
+ * m[ow], a[ow] = max and first argmax of relu(x[i*sh + j*sw + ow*step]) over (i, j), step the
+ * window stride in elements.
+ * Since m >= 0 (or NaN) from the start, "v > m" on raw x equals it on relu(x).  NaN wins at its
+ * first position (the contract of gpucnn.primitives, as on the GPU): a NaN v is taken when m is
+ * not NaN yet, and then nothing replaces it, since "v > NaN" is false. */
+TGT static INLINE void FN(pool_scan)(const T *restrict x, ptrdiff_t sh, ptrdiff_t sw,
+                                     ptrdiff_t step, int size, int n, T *restrict m,
+                                     int32_t *restrict a)
+{
+    for (int ow = 0; ow < n; ow++) {
+        const T v = x[ow * step];
+        m[ow] = ((v > 0) | (v != v)) ? v : 0;
+        a[ow] = 0;
+    }
+    for (int i = 0; i < size; i++)
+        for (int j = (i == 0); j < size; j++) {
+            const T *r = x + i * sh + j * sw;
+            const int32_t t = i * size + j;
+            for (int ow = 0; ow < n; ow++) {
+                const T v = r[ow * step], mo = m[ow];
+                const int32_t ao = a[ow];
+                /* unconditional stores: blends, not masked stores */
+                const int take = (v > mo) | ((v != v) & (mo == mo));
+                a[ow] = take ? t : ao;
+                m[ow] = take ? v : mo;
+            }
+        }
+}
+
+#ifdef HAVE_SHUFFLE
+/* integer lanes of T's width: vector comparisons give -1/0 in these */
+typedef __typeof__(_Generic((T)0, float: (int32_t)0, default: (int64_t)0)) FN(ilane);
+typedef FN(ilane) FN(ivec) __attribute__((vector_size(VL * sizeof(T))));
+
+/* pool_scan for stride 2 on contiguous columns, VL outputs at a time: for each window offset
+ * (i, j), two vector loads and one even/odd shuffle give x[i*sh + 2*ow + j].  (GCC's own
+ * vectorisation of the strided loop needs more than VL outputs, and rows have only 16 at
+ * (a); the scalar loop it fell back to mispredicted on random data: 2x slower than NumPy.)
+ * avail: columns readable from x; returns how many outputs it did (a multiple of VL). */
+TGT static int FN(pool_scan2)(const T *x, ptrdiff_t sh, int size, int n, int avail, T *m,
+                              int32_t *a)
+{
+    typedef FN(ivec) IV;
+    /* the last vector of offset j reads x[2*ow + (j & ~1) + 2*VL - 1] */
+    const int reach = 2 * VL + ((size - 1) & ~1);
+    IV even, odd;
+    for (int k = 0; k < VL; k++) {
+        even[k] = 2 * k;
+        odd[k] = 2 * k + 1;
+    }
+    int ow = 0;
+    for (; ow + VL <= n && 2 * ow + reach <= avail; ow += VL) {
+        const T *r0 = x + 2 * ow;
+        VEC lo = FN(load)(r0), hi = FN(load)(r0 + VL);
+        VEC v = __builtin_shuffle(lo, hi, even);
+        IV take = (v > 0) | (v != v);
+        VEC mv = (VEC)((IV)v & take);
+        IV av = even - even;
+        for (int i = 0; i < size; i++)
+            for (int j = (i == 0); j < size; j++) {
+                const T *r = r0 + i * sh + (j & ~1);
+                lo = FN(load)(r);
+                hi = FN(load)(r + VL);
+                v = __builtin_shuffle(lo, hi, (j & 1) ? odd : even);
+                take = (v > mv) | ((v != v) & (mv == mv));
+                av = (take & (i * size + j)) | (~take & av);
+                mv = (VEC)(((IV)v & take) | ((IV)mv & ~take));
+            }
+        memcpy(m + ow, &mv, sizeof mv);
+        for (int k = 0; k < VL; k++)
+            a[ow + k] = (int32_t)av[k];
+    }
+    return ow;
+}
+#endif
+
+/* pool_scan; contiguous columns with stride 2 or 1 get constant steps (and stride 2 vector
+ * shuffles where available) so the compiler vectorises them instead of using gathers. */
+/* Widens argmax offsets (uint8 or int32, element stride step) to int32; contiguous uint8 gets
+ * its own loop so it vectorises. */
+TGT static INLINE void FN(get_argmax)(int32_t *a, const pool_io *io, int n)
+{
+    if (io->abytes == 1 && io->asw == 1)
+        for (int k = 0; k < n; k++)
+            a[k] = ((const uint8_t *)io->am)[k];
+    else if (io->abytes == 1)
+        for (int k = 0; k < n; k++)
+            a[k] = ((const uint8_t *)io->am)[k * io->asw];
+    else
+        for (int k = 0; k < n; k++)
+            a[k] = ((const int32_t *)io->am)[k * io->asw];
+}
+
+/* One chunk (n <= POOL_CHUNK) of an output row of relu + max-pool: scan, then store the values
+ * and offsets (the stores, compiled for the baseline and strided, took as long as the scan). */
+TGT static void FN(pool_row)(const T *x, ptrdiff_t sh, ptrdiff_t sw, int stride, int size, int n,
+                             int avail, const pool_io *io)
+{
+    T m[POOL_CHUNK];
+    int32_t a[POOL_CHUNK];
+    if (sw == 1 && stride == 2) {
+        int done = 0;
+#ifdef HAVE_SHUFFLE
+        done = FN(pool_scan2)(x, sh, size, n, avail, m, a);
+#else
+        (void)avail;
+#endif
+        FN(pool_scan)(x + 2 * done, sh, 1, 2, size, n - done, m + done, a + done);
+    } else if (sw == 1 && stride == 1) {
+        FN(pool_scan)(x, sh, 1, 1, size, n, m, a);
+    } else {
+        FN(pool_scan)(x, sh, sw, stride * sw, size, n, m, a);
+    }
+    T *out = io->out;
+    if (io->osw == 1)
+        memcpy(out, m, sizeof(T) * (size_t)n);
+    else
+        for (int k = 0; k < n; k++)
+            out[k * io->osw] = m[k];
+    if (io->abytes == 1 && io->asw == 1)
+        for (int k = 0; k < n; k++)
+            ((uint8_t *)io->am)[k] = (uint8_t)a[k];
+    else if (io->abytes == 1)
+        for (int k = 0; k < n; k++)
+            ((uint8_t *)io->am)[k * io->asw] = (uint8_t)a[k];
+    else
+        for (int k = 0; k < n; k++)
+            ((int32_t *)io->am)[k * io->asw] = a[k];
+}
+
+/* Scatter one output row's gradients g[ow] to dx at their window offsets a[ow]:
+ * dx[i*sh + j*sw + ow*step] (+)= g[ow] where a[ow] == i*size + j.  assign: windows are disjoint
+ * and dx was zeroed, so "=" is exact and skips the read. */
+TGT static INLINE void FN(unpool_scan)(T *restrict dx, ptrdiff_t sh, ptrdiff_t sw,
+                                       ptrdiff_t step, int size, int n, const T *restrict g,
+                                       const int32_t *restrict a, int assign)
+{
+    for (int i = 0; i < size; i++)
+        for (int j = 0; j < size; j++) {
+            T *r = dx + i * sh + j * sw;
+            const int32_t t = i * size + j;
+            if (assign)
+                for (int ow = 0; ow < n; ow++)
+                    r[ow * step] = a[ow] == t ? g[ow] : 0;
+            else
+                for (int ow = 0; ow < n; ow++)
+                    r[ow * step] += a[ow] == t ? g[ow] : 0;
+        }
+}
+
+#ifdef HAVE_SHUFFLE
+/* unpool_scan for 2x2 windows at stride 2 on contiguous columns (assign), VL outputs at a time:
+ * the two selected columns of each window row are interleaved by shuffles into two stores. */
+TGT static int FN(unpool_scan2)(T *dx, ptrdiff_t sh, int n, const T *g, const int32_t *a)
+{
+    typedef FN(ivec) IV;
+    IV lo, hi, av = {0};
+    for (int k = 0; k < VL; k++) {
+        lo[k] = (k & 1) * VL + k / 2;
+        hi[k] = (k & 1) * VL + (k + VL) / 2;
+    }
+    int ow = 0;
+    for (; ow + VL <= n; ow += VL) {
+        const IV gv = (IV)FN(load)(g + ow);
+        for (int k = 0; k < VL; k++)
+            av[k] = a[ow + k];
+        for (int i = 0; i < 2; i++) {
+            const VEC v0 = (VEC)(gv & (av == 2 * i)), v1 = (VEC)(gv & (av == 2 * i + 1));
+            const VEC w0 = __builtin_shuffle(v0, v1, lo), w1 = __builtin_shuffle(v0, v1, hi);
+            memcpy(dx + i * sh + 2 * ow, &w0, sizeof w0);
+            memcpy(dx + i * sh + 2 * ow + VL, &w1, sizeof w1);
+        }
+    }
+    return ow;
+}
+#endif
+
+/* One chunk (n <= POOL_CHUNK) of an output row of the relu + max-pool backward: gradients
+ * dout * (out > 0) (a multiply, as NumPy's) scattered to each window's argmax. */
+TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, int size, int n,
+                               const pool_io *io, int assign)
+{
+    T g[POOL_CHUNK];
+    int32_t a[POOL_CHUNK];
+    const T *dout = io->dout, *out = io->out;
+    if (io->dsw == 1 && io->osw == 1)
+        for (int k = 0; k < n; k++)
+            g[k] = dout[k] * (T)(out[k] > 0);
+    else
+        for (int k = 0; k < n; k++)
+            g[k] = dout[k * io->dsw] * (T)(out[k * io->osw] > 0);
+    FN(get_argmax)(a, io, n);
+    if (sw == 1 && stride == 2) {
+        int done = 0;
+#ifdef HAVE_SHUFFLE
+        if (size == 2 && assign)
+            done = FN(unpool_scan2)(dx, sh, n, g, a);
+#endif
+        FN(unpool_scan)(dx + 2 * done, sh, 1, 2, size, n - done, g + done, a + done, assign);
+    } else {
+        FN(unpool_scan)(dx, sh, sw, stride * sw, size, n, g, a, assign);
+    }
+}
+
+static const KERN_T FN(kern) = {FB, VW, WFB, WTB, VL, FN(conv_image), FN(wgrad_block),
+                                FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row)};
+
+#undef FN
+#undef CAT
+#undef CAT_
+#undef T
+#undef KERN_T
+#undef SFX
+#undef TGT
+#undef FB
+#undef VW
+#undef WFB
+#undef WTB
+#undef VL
+#undef VEC

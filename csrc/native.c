@@ -1,0 +1,584 @@
+/* gpucnn._native: CPU kernels NumPy cannot do fast (direct convolution, fused relu + max-pool).
+ *
+ * Portable C11 over the buffer protocol (no NumPy headers).  Every array is a 4-D buffer of any
+ * strides, passed to the kernels as element strides, so (N, C, H, W) views of (C, N, H, W)
+ * memory need no copy.  Outputs are caller-allocated buffers (gpucnn/native.py allocates them),
+ * every kernel releases the GIL and works on a batch range [n0, n1), so a caller may split a
+ * batch across threads.  On x86 with GCC or Clang the hot loops are compiled three times
+ * (baseline, AVX2+FMA, AVX-512), each with its own register-block sizes (AVX-512 has twice the
+ * registers, which target_clones could not express), and picked at import from the CPU's
+ * features (__builtin_cpu_supports); use_isa() caps the pick.  Other compilers build the
+ * baseline only, as scalar C.
+ * gpucnn/native.py documents the Python-level semantics; this file checks shapes and types.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define HAVE_SHUFFLE 1 /* __builtin_shuffle: GCC's vector permute */
+#endif
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define restrict __restrict /* MSVC's C mode before /std:c11 */
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define INLINE inline __attribute__((always_inline))
+#ifdef __clang__
+#define UNROLL _Pragma("unroll")
+#else
+#define UNROLL _Pragma("GCC unroll 16")
+#endif
+#else
+#define INLINE inline
+#define UNROLL
+#endif
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define X86_DISPATCH 1
+#define TGT_AVX2 __attribute__((target("avx2,fma")))
+#ifdef __clang__
+#define TGT_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#else /* GCC's generic tuning would split the loops into 256-bit halves */
+#define TGT_AVX512 __attribute__((target("avx512f,avx2,fma,prefer-vector-width=512")))
+#endif
+#endif
+
+#define POOL_CHUNK 256 /* output columns per pooling pass: the row state stays in L1 */
+/* Weight-gradient image groups: what one block pass reads (4 filters' dout, ~2 input planes)
+ * should stay in L1 for all images of a group, and the group's scratch in L2.  Measured, one
+ * core: (b) ran 57 GFLOP/s with 1 image per group and 43 with 4 (L1 -> L2); 8x8 images with
+ * 16 channels ran 39 with 1 and 54 with 8. */
+#define WGRAD_L1_BYTES (32 * 1024)
+#define WGRAD_L2_BYTES (1024 * 1024)
+
+/* An (N, C, H, W) array: first element, dims, element strides. */
+typedef struct {
+    void *p;
+    int d[4];
+    ptrdiff_t s[4];
+} view4;
+
+/* The padded, phase-split scratch image of drivers.h: element (row r, column col) of a channel
+ * at r*row + (col % s)*phase + col / s. */
+typedef struct {
+    int rows, cols, s;
+    ptrdiff_t phase, row, plane;
+} geom;
+
+static int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+/* Scratch geometry for a rows x cols image read with stride s; minq: the phase width the kernels
+ * may read (their column blocks plus the largest tap shift). */
+static geom make_geom(int rows, int cols, int s, int minq)
+{
+    geom g;
+    const int q = (cols + s - 1) / s;
+    g.rows = rows;
+    g.cols = cols;
+    g.s = s;
+    g.phase = q > minq ? q : minq;
+    g.row = s * g.phase;
+    g.plane = rows * g.row;
+    return g;
+}
+
+/* Stride-1 convolutions can run "flat": output (oh, ow) reads X[oh*WQ + ow + off[t]], so with
+ * X rows exactly WQ = cols wide the whole image is one long row of OH*WQ outputs, of which the
+ * KW-1 per row past OW are computed and dropped.  Row blocks instead round each row up to the
+ * block width.  Flat wins for narrow images: at 16 columns and a 3x3 kernel it computes 18 per
+ * row instead of 32; at 32 columns and 7x7, 38 instead of 32.  Returns the flat length (a
+ * multiple of block), or 0 where row blocks do less work. */
+static int flat_length(int s, int OH, int OW, int cols, int block)
+{
+    const ptrdiff_t flat = round_up(OH * cols, block);
+    return s == 1 && flat < (ptrdiff_t)OH * round_up(OW, block) ? (int)flat : 0;
+}
+
+/* off[(c*KH + i)*KW + j]: where tap (c, i, j) sits relative to its output's first input. */
+static void tap_offsets(ptrdiff_t *off, const geom *g, int C, int KH, int KW)
+{
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < KH; i++)
+            for (int j = 0; j < KW; j++)
+                off[(c * KH + i) * KW + j] = c * g->plane + i * g->row + (j % g->s) * g->phase + j / g->s;
+}
+
+/* One chunk of a pooled output row: values (T), argmax offsets (uint8 or int32) and, for the
+ * backward pass, the incoming gradient (T), each with its element stride. */
+typedef struct {
+    void *out;
+    ptrdiff_t osw;
+    void *am;
+    ptrdiff_t asw;
+    int abytes;
+    const void *dout;
+    ptrdiff_t dsw;
+} pool_io;
+
+/* Kernel tables: one per (element type, instruction set), filled by kernels.h. */
+#define DEFINE_KERN(T, name)                                                                     \
+    typedef struct {                                                                             \
+        int fb, vw, wfb, wtb, wvw; /* wvw: lanes of the weight-gradient partial sums */         \
+        void (*conv_image)(const T *, const ptrdiff_t *, int, ptrdiff_t, const T *, const T *,  \
+                           int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t);                 \
+        void (*wgrad_block)(const T *, ptrdiff_t, const ptrdiff_t *, ptrdiff_t, const T *,       \
+                            ptrdiff_t, ptrdiff_t, int, int, int, T *, ptrdiff_t);                \
+        void (*sum_rows)(const T *, int, ptrdiff_t, T *);                                        \
+        void (*copy_rows)(T *, ptrdiff_t, const T *, ptrdiff_t, ptrdiff_t, int, int);            \
+        void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, int, const pool_io *);  \
+        void (*unpool_row)(T *, ptrdiff_t, ptrdiff_t, int, int, int, const pool_io *, int);      \
+    } name;
+DEFINE_KERN(float, kern_f)
+DEFINE_KERN(double, kern_d)
+
+#if defined(__GNUC__) || defined(__clang__) /* 16-byte vectors: SSE2, NEON, ... */
+#define BASE_VL_F 4
+#define BASE_VL_D 2
+#else /* scalar C */
+#define BASE_VL_F 1
+#define BASE_VL_D 1
+#endif
+
+/* Block sizes per instruction set (see kernels.h): accumulators fill 16 of the 32 AVX-512
+ * registers, 8 of the 16 AVX2/SSE ones, leaving room for the loaded inputs and weights. */
+#define T float
+#define KERN_T kern_f
+#define SFX f_base
+#define TGT
+#define FB 4
+#define VW (2 * BASE_VL_F)
+#define WFB 4
+#define WTB 2
+#define VL BASE_VL_F
+#include "kernels.h"
+
+#define T double
+#define KERN_T kern_d
+#define SFX d_base
+#define TGT
+#define FB 4
+#define VW (2 * BASE_VL_D)
+#define WFB 4
+#define WTB 2
+#define VL BASE_VL_D
+#include "kernels.h"
+
+#ifdef X86_DISPATCH
+#define T float
+#define KERN_T kern_f
+#define SFX f_avx2
+#define TGT TGT_AVX2
+#define FB 4
+#define VW 16
+#define WFB 4
+#define WTB 2
+#define VL 8
+#include "kernels.h"
+
+#define T double
+#define KERN_T kern_d
+#define SFX d_avx2
+#define TGT TGT_AVX2
+#define FB 4
+#define VW 8
+#define WFB 4
+#define WTB 2
+#define VL 4
+#include "kernels.h"
+
+#define T float
+#define KERN_T kern_f
+#define SFX f_avx512
+#define TGT TGT_AVX512
+#define FB 8
+#define VW 32
+#define WFB 4
+#define WTB 4
+#define VL 16
+#include "kernels.h"
+
+#define T double
+#define KERN_T kern_d
+#define SFX d_avx512
+#define TGT TGT_AVX512
+#define FB 8
+#define VW 16
+#define WFB 4
+#define WTB 4
+#define VL 8
+#include "kernels.h"
+#endif
+
+#define T float
+#define TS f
+#define KERN_T kern_f
+#include "drivers.h"
+#undef T
+#undef TS
+#undef KERN_T
+
+#define T double
+#define TS d
+#define KERN_T kern_d
+#include "drivers.h"
+#undef T
+#undef TS
+#undef KERN_T
+
+/* --- argument handling ------------------------------------------------------------------- */
+
+/* A 4-D buffer of kind 'f' (float32), 'd' (float64), 'B' (uint8) or 'i' (int32) as a view4;
+ * kinds: the accepted kinds.  -1 with an exception set, else 0 (release b afterwards). */
+static int get_view(PyObject *o, const char *name, int writable, const char *kinds, Py_buffer *b,
+                    view4 *v, char *kind)
+{
+    if (PyObject_GetBuffer(o, b, PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    const char *fmt = b->format ? b->format : "B";
+    if (*fmt == '@' || *fmt == '=')
+        fmt++;
+    const int sizes[4] = {4, 8, 1, 4};
+    const char *at = strchr("fdBi", fmt[0]);
+    if (fmt[0] == 0 || fmt[1] != 0 || !at || !strchr(kinds, fmt[0]) || b->itemsize != sizes[at - "fdBi"]) {
+        PyErr_Format(PyExc_TypeError, "%s.format=%s: expected one of '%s'", name, b->format, kinds);
+    } else if (b->ndim != 4) {
+        PyErr_Format(PyExc_ValueError, "%s.ndim=%d: expected 4", name, b->ndim);
+    } else {
+        v->p = b->buf;
+        for (int k = 0; k < 4; k++) {
+            if (b->shape[k] > INT_MAX || b->strides[k] % b->itemsize) {
+                PyErr_Format(PyExc_ValueError, "%s.strides: expected multiples of the item size "
+                             "and dims below 2**31", name);
+                PyBuffer_Release(b);
+                return -1;
+            }
+            v->d[k] = (int)b->shape[k];
+            v->s[k] = b->strides[k] / b->itemsize;
+        }
+        *kind = fmt[0];
+        return 0;
+    }
+    PyBuffer_Release(b);
+    return -1;
+}
+
+/* Holds the buffers a call acquired, so one exit path releases them all. */
+typedef struct {
+    Py_buffer b[5];
+    int n;
+} held;
+
+static int hold(held *h, PyObject *o, const char *name, int writable, const char *kinds, view4 *v,
+                char *kind)
+{
+    if (get_view(o, name, writable, kinds, &h->b[h->n], v, kind) < 0)
+        return -1;
+    h->n++;
+    return 0;
+}
+
+static PyObject *release(held *h, PyObject *result)
+{
+    while (h->n > 0)
+        PyBuffer_Release(&h->b[--h->n]);
+    return result;
+}
+
+static int check(int ok, const char *what)
+{
+    if (!ok)
+        PyErr_SetString(PyExc_ValueError, what);
+    return ok ? 0 : -1;
+}
+
+static int same_dims(const view4 *a, const view4 *b, int k0, int k1)
+{
+    for (int k = k0; k < k1; k++)
+        if (a->d[k] != b->d[k])
+            return 0;
+    return 1;
+}
+
+static int check_range(int n0, int n1, int N)
+{
+    return check(0 <= n0 && n0 <= n1 && n1 <= N, "n0, n1: expected 0 <= n0 <= n1 <= N");
+}
+
+static PyObject *done(int rc)
+{
+    if (rc < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* --- module functions -------------------------------------------------------------------- */
+
+static PyObject *py_relu_maxpool_forward(PyObject *self, PyObject *args)
+{
+    PyObject *xo, *oo, *ao;
+    int size, stride, n0, n1;
+    held h = {.n = 0};
+    view4 x, out, am;
+    char kx, ko, ka;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOiiii", &xo, &oo, &ao, &size, &stride, &n0, &n1))
+        return NULL;
+    if (hold(&h, xo, "x", 0, "fd", &x, &kx) || hold(&h, oo, "out", 1, "fd", &out, &ko) ||
+        hold(&h, ao, "argmax", 1, "Bi", &am, &ka) ||
+        check(kx == ko, "out: expected x's dtype") ||
+        check(size >= 1 && stride >= 1 && size <= x.d[2] && size <= x.d[3], "size, stride: expected 1 <= size <= H, W and stride >= 1") ||
+        check(ka == 'i' || size <= 16, "argmax: uint8 holds offsets of windows up to 16x16") ||
+        check(same_dims(&x, &out, 0, 2) && out.d[2] == (x.d[2] - size) / stride + 1 &&
+              out.d[3] == (x.d[3] - size) / stride + 1, "out.shape: expected (N, C, OH, OW)") ||
+        check(same_dims(&out, &am, 0, 4), "argmax.shape: expected out's") ||
+        check_range(n0, n1, x.d[0]))
+        return release(&h, NULL);
+    Py_BEGIN_ALLOW_THREADS
+    if (kx == 'f')
+        pool_forward_run_f(&x, &out, &am, ka == 'B' ? 1 : 4, size, stride, n0, n1);
+    else
+        pool_forward_run_d(&x, &out, &am, ka == 'B' ? 1 : 4, size, stride, n0, n1);
+    Py_END_ALLOW_THREADS
+    return release(&h, done(0));
+}
+
+static PyObject *py_relu_maxpool_backward(PyObject *self, PyObject *args)
+{
+    PyObject *go, *ao, *oo, *xo;
+    int size, stride, n0, n1;
+    held h = {.n = 0};
+    view4 dout, am, out, dx;
+    char kg, ka, ko, kx;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOiiii", &go, &ao, &oo, &xo, &size, &stride, &n0, &n1))
+        return NULL;
+    if (hold(&h, go, "dout", 0, "fd", &dout, &kg) || hold(&h, ao, "argmax", 0, "Bi", &am, &ka) ||
+        hold(&h, oo, "out", 0, "fd", &out, &ko) || hold(&h, xo, "dx", 1, "fd", &dx, &kx) ||
+        check(kg == ko && kg == kx, "out, dx: expected dout's dtype") ||
+        check(size >= 1 && stride >= 1 && size <= dx.d[2] && size <= dx.d[3], "size, stride: expected 1 <= size <= H, W and stride >= 1") ||
+        check(same_dims(&dout, &am, 0, 4) && same_dims(&dout, &out, 0, 4), "argmax.shape, out.shape: expected dout's") ||
+        check(same_dims(&dx, &dout, 0, 2) && dout.d[2] == (dx.d[2] - size) / stride + 1 &&
+              dout.d[3] == (dx.d[3] - size) / stride + 1, "dx.shape: expected the forward input's") ||
+        check_range(n0, n1, dx.d[0]))
+        return release(&h, NULL);
+    Py_BEGIN_ALLOW_THREADS
+    if (kg == 'f')
+        pool_backward_run_f(&dout, &am, ka == 'B' ? 1 : 4, &out, &dx, size, stride, n0, n1);
+    else
+        pool_backward_run_d(&dout, &am, ka == 'B' ? 1 : 4, &out, &dx, size, stride, n0, n1);
+    Py_END_ALLOW_THREADS
+    return release(&h, done(0));
+}
+
+/* A bias (or bias gradient) buffer: None, or F elements of the given kind with any stride. */
+static int get_bias(held *h, PyObject *o, char kind, int F, const void **p, ptrdiff_t *s)
+{
+    *p = NULL;
+    *s = 0;
+    if (o == Py_None)
+        return 0;
+    Py_buffer *b = &h->b[h->n];
+    if (PyObject_GetBuffer(o, b, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
+        return -1;
+    h->n++;
+    const char *fmt = b->format ? b->format : "B";
+    if (*fmt == '@' || *fmt == '=')
+        fmt++;
+    if (fmt[0] != kind || fmt[1] != 0 || b->ndim != 1 || b->shape[0] != F || b->strides[0] % b->itemsize)
+        return check(0, "b: expected None or F elements of x's dtype");
+    *p = b->buf;
+    *s = b->strides[0] / b->itemsize;
+    return 0;
+}
+
+static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
+{
+    PyObject *xo, *wo, *bo, *oo;
+    int stride, pad, n0, n1, rc = 0;
+    held h = {.n = 0};
+    view4 x, w, out;
+    char kx, kw, ko;
+    const void *b;
+    ptrdiff_t bs;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOiiii", &xo, &wo, &bo, &oo, &stride, &pad, &n0, &n1))
+        return NULL;
+    if (hold(&h, xo, "x", 0, "fd", &x, &kx) || hold(&h, wo, "w", 0, "fd", &w, &kw) ||
+        hold(&h, oo, "out", 1, "fd", &out, &ko) || check(kx == kw && kx == ko, "w, out: expected x's dtype") ||
+        get_bias(&h, bo, kx, w.d[0], &b, &bs) ||
+        check(stride >= 1 && pad >= 0, "stride, pad: expected stride >= 1, pad >= 0") ||
+        check(w.d[1] == x.d[1] && w.d[2] >= 1 && w.d[3] >= 1 && w.d[2] <= x.d[2] + 2 * pad &&
+              w.d[3] <= x.d[3] + 2 * pad, "w.shape: expected (F, C, KH, KW) fitting the padded input") ||
+        check(out.d[0] == x.d[0] && out.d[1] == w.d[0] &&
+              out.d[2] == (x.d[2] + 2 * pad - w.d[2]) / stride + 1 &&
+              out.d[3] == (x.d[3] + 2 * pad - w.d[3]) / stride + 1, "out.shape: expected (N, F, OH, OW)") ||
+        check_range(n0, n1, x.d[0]))
+        return release(&h, NULL);
+    const int rows = x.d[2] + 2 * pad, cols = x.d[3] + 2 * pad;
+    Py_BEGIN_ALLOW_THREADS
+    if (kx == 'f')
+        rc = conv_run_f(&x, pad, pad, 1, rows, cols, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1);
+    else
+        rc = conv_run_d(&x, pad, pad, 1, rows, cols, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1);
+    Py_END_ALLOW_THREADS
+    return release(&h, done(rc));
+}
+
+static PyObject *py_conv2d_backward_input(PyObject *self, PyObject *args)
+{
+    PyObject *go, *wo, *xo;
+    int stride, pad, n0, n1, rc = 0;
+    held h = {.n = 0};
+    view4 dout, w, dx;
+    char kg, kw, kx;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOiiii", &go, &wo, &xo, &stride, &pad, &n0, &n1))
+        return NULL;
+    if (hold(&h, go, "dout", 0, "fd", &dout, &kg) || hold(&h, wo, "w", 0, "fd", &w, &kw) ||
+        hold(&h, xo, "dx", 1, "fd", &dx, &kx) || check(kg == kw && kg == kx, "w, dx: expected dout's dtype") ||
+        check(stride >= 1 && pad >= 0, "stride, pad: expected stride >= 1, pad >= 0") ||
+        check(w.d[1] == dx.d[1] && w.d[0] == dout.d[1] && w.d[2] >= 1 && w.d[3] >= 1 &&
+              w.d[2] <= dx.d[2] + 2 * pad && w.d[3] <= dx.d[3] + 2 * pad, "w.shape: expected (F, C, KH, KW) fitting the padded input") ||
+        check(dout.d[0] == dx.d[0] && dout.d[2] == (dx.d[2] + 2 * pad - w.d[2]) / stride + 1 &&
+              dout.d[3] == (dx.d[3] + 2 * pad - w.d[3]) / stride + 1, "dout.shape: expected (N, F, OH, OW)") ||
+        check_range(n0, n1, dx.d[0]))
+        return release(&h, NULL);
+    /* dx is the stride-1 correlation of dout, dilated by the stride and padded by K-1-pad, with
+     * the kernel flipped and its F and C axes swapped: a view of w through negative strides. */
+    const int KH = w.d[2], KW = w.d[3];
+    const ptrdiff_t ws[4] = {w.s[1], w.s[0], -w.s[2], -w.s[3]};
+    const ptrdiff_t corner = (KH - 1) * w.s[2] + (KW - 1) * w.s[3];
+    const int rows = dx.d[2] + KH - 1, cols = dx.d[3] + KW - 1;
+    Py_BEGIN_ALLOW_THREADS
+    if (kg == 'f')
+        rc = conv_run_f(&dout, KH - 1 - pad, KW - 1 - pad, stride, rows, cols, (const float *)w.p + corner,
+                        ws, KH, KW, NULL, 0, &dx, 1, n0, n1);
+    else
+        rc = conv_run_d(&dout, KH - 1 - pad, KW - 1 - pad, stride, rows, cols, (const double *)w.p + corner,
+                        ws, KH, KW, NULL, 0, &dx, 1, n0, n1);
+    Py_END_ALLOW_THREADS
+    return release(&h, done(rc));
+}
+
+static PyObject *py_conv2d_backward_weight(PyObject *self, PyObject *args)
+{
+    PyObject *xo, *go, *wo, *bo;
+    int stride, pad, n0, n1, rc = 0;
+    held h = {.n = 0};
+    view4 x, dout, dw;
+    char kx, kg, kw;
+    const void *db;
+    ptrdiff_t dbs;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOiiii", &xo, &go, &wo, &bo, &stride, &pad, &n0, &n1))
+        return NULL;
+    if (hold(&h, xo, "x", 0, "fd", &x, &kx) || hold(&h, go, "dout", 0, "fd", &dout, &kg) ||
+        hold(&h, wo, "dw", 1, "fd", &dw, &kw) || check(kx == kg && kx == kw, "dout, dw: expected x's dtype") ||
+        get_bias(&h, bo, kx, dw.d[0], &db, &dbs) ||
+        check(bo == Py_None || !h.b[h.n - 1].readonly, "db: expected a writable buffer") ||
+        check(stride >= 1 && pad >= 0, "stride, pad: expected stride >= 1, pad >= 0") ||
+        check(dw.d[0] == dout.d[1] && dw.d[1] == x.d[1] && dw.d[2] >= 1 && dw.d[3] >= 1 &&
+              dw.d[2] <= x.d[2] + 2 * pad && dw.d[3] <= x.d[3] + 2 * pad, "dw.shape: expected (F, C, KH, KW) fitting the padded input") ||
+        check(dout.d[0] == x.d[0] && dout.d[2] == (x.d[2] + 2 * pad - dw.d[2]) / stride + 1 &&
+              dout.d[3] == (x.d[3] + 2 * pad - dw.d[3]) / stride + 1, "dout.shape: expected (N, F, OH, OW)") ||
+        check_range(n0, n1, x.d[0]))
+        return release(&h, NULL);
+    Py_BEGIN_ALLOW_THREADS
+    if (kx == 'f')
+        rc = wgrad_run_f(&x, &dout, stride, pad, &dw, (float *)db, dbs, n0, n1);
+    else
+        rc = wgrad_run_d(&x, &dout, stride, pad, &dw, (double *)db, dbs, n0, n1);
+    Py_END_ALLOW_THREADS
+    return release(&h, done(rc));
+}
+
+/* Instruction sets, best first, and whether this CPU has them. */
+static const char *const isa_names[] = {"avx512f", "avx2", "baseline"};
+
+static int isa_supported(int k)
+{
+#ifdef X86_DISPATCH
+    __builtin_cpu_init();
+    if (k == 0)
+        return __builtin_cpu_supports("avx512f");
+    if (k == 1)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return k == 2;
+}
+
+static void use_kernels(int k)
+{
+#ifdef X86_DISPATCH
+    const kern_f *const kf[] = {&kern_f_avx512, &kern_f_avx2, &kern_f_base};
+    const kern_d *const kd[] = {&kern_d_avx512, &kern_d_avx2, &kern_d_base};
+    K_f = kf[k];
+    K_d = kd[k];
+#else
+    (void)k;
+    K_f = &kern_f_base;
+    K_d = &kern_d_base;
+#endif
+}
+
+/* Uses the best kernels this CPU supports at or below isa_names[cap]; sets module.isa. */
+static int set_isa(PyObject *module, int cap)
+{
+    while (!isa_supported(cap))
+        cap++;
+    use_kernels(cap);
+    return PyModule_AddStringConstant(module, "isa", isa_names[cap]);
+}
+
+/* use_isa(name): cap the instruction set (so tests reach the AVX2 and baseline kernels on
+ * AVX-512 machines); returns the one now in use. */
+static PyObject *py_use_isa(PyObject *module, PyObject *arg)
+{
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name)
+        return NULL;
+    int cap = 0;
+    while (cap < 3 && strcmp(name, isa_names[cap]) != 0)
+        cap++;
+    if (cap == 3)
+        return PyErr_Format(PyExc_ValueError, "isa=%R: expected 'avx512f', 'avx2' or 'baseline'", arg);
+    if (set_isa(module, cap) < 0)
+        return NULL;
+    return PyObject_GetAttrString(module, "isa");
+}
+
+static PyMethodDef methods[] = {
+    {"relu_maxpool_forward", py_relu_maxpool_forward, METH_VARARGS,
+     "relu_maxpool_forward(x, out, argmax, size, stride, n0, n1)"},
+    {"relu_maxpool_backward", py_relu_maxpool_backward, METH_VARARGS,
+     "relu_maxpool_backward(dout, argmax, out, dx, size, stride, n0, n1)"},
+    {"conv2d_forward", py_conv2d_forward, METH_VARARGS,
+     "conv2d_forward(x, w, b_or_None, out, stride, pad, n0, n1)"},
+    {"conv2d_backward_input", py_conv2d_backward_input, METH_VARARGS,
+     "conv2d_backward_input(dout, w, dx, stride, pad, n0, n1)"},
+    {"conv2d_backward_weight", py_conv2d_backward_weight, METH_VARARGS,
+     "conv2d_backward_weight(x, dout, dw, db_or_None, stride, pad, n0, n1)"},
+    {"use_isa", py_use_isa, METH_O, "use_isa(name) -> the instruction set now in use"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "gpucnn._native",
+    "Native CPU kernels for gpucnn; use them through gpucnn.native.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m && set_isa(m, 0) < 0)
+        Py_CLEAR(m);
+    return m;
+}

@@ -1,0 +1,227 @@
+"""Optional native CPU kernels (the C extension ``gpucnn._native``, built from csrc/ by setup.py).
+
+The only module that imports ``gpucnn._native``.  ``available`` says whether it loaded; if not,
+``reason`` says why and gpucnn runs on its NumPy path (:mod:`gpucnn.cpu`).  ``GPUCNN_NATIVE=0``
+in the environment disables it.  ``isa`` names the instruction set of the kernels in use
+("avx512f", "avx2" or "baseline": the best this CPU has; None when unavailable);
+:func:`use_isa` caps it (tests use that to reach every variant on one machine).
+
+Every function takes float32 or float64 NumPy arrays of any strides (an (N, C, H, W) view of
+(C, N, H, W) memory is read in place, not copied), returns new C-contiguous NCHW arrays unless
+given preallocated ones (any strides, exact shape and dtype: reusing buffers avoids page
+faults), releases the GIL, and computes only images ``n0 <= n < n1`` of the batch, so callers
+can split a batch across threads (other images of a given output buffer are left untouched;
+the weight gradient is the sum over that range).  Semantics equal :mod:`gpucnn.functional`'s
+and :mod:`gpucnn.cpu`'s: cross-correlation, OH = (H + 2*pad - KH) // stride + 1, max-pool
+argmax = row-major offset of the first maximum in its window.
+"""
+from __future__ import annotations
+
+import numbers
+import os
+
+import numpy as np
+
+
+def _load():
+    if os.environ.get("GPUCNN_NATIVE", "").strip() == "0":
+        return None, "disabled by GPUCNN_NATIVE=0"
+    try:
+        from . import _native
+    except ImportError as e:
+        return None, f"not built (no C compiler at install time?): {e}"
+    return _native, ""
+
+
+_lib, reason = _load()
+available: bool = _lib is not None
+isa = _lib.isa if available else None
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def use_isa(name: str) -> str:
+    """Run the best kernels this CPU supports at or below ``name`` ("avx512f", "avx2",
+    "baseline"); returns the instruction set now in use.  Process-wide."""
+    global isa
+    _require()
+    isa = _lib.use_isa(name)
+    return isa
+
+
+def _require():
+    if not available:
+        raise RuntimeError(f"gpucnn.native is unavailable: {reason}")
+
+
+def _check_array(name, a, dtype=None):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
+    if a.dtype not in _FLOATS:
+        raise TypeError(f"{name}.dtype={a.dtype}: expected float32 or float64")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name}.dtype={a.dtype}: expected {dtype}, the input's")
+    if a.ndim != 4:
+        raise ValueError(f"{name}.shape={a.shape}: expected 4 dimensions")
+
+
+def _check_int(name, v, minimum):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
+        raise ValueError(f"{name}={v!r}: expected an integer >= {minimum}")
+    return int(v)
+
+
+def _buffer(name, buf, shape, dtype):
+    """buf if it is a writable array of exactly ``shape`` and ``dtype``, a new one if None."""
+    if buf is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(buf, np.ndarray) or buf.shape != tuple(shape) or buf.dtype != dtype:
+        got = f"{getattr(buf, 'shape', None)} {getattr(buf, 'dtype', type(buf).__name__)}"
+        raise ValueError(f"{name}={got}: expected a numpy array of shape {tuple(shape)}, {dtype}")
+    if not buf.flags.writeable:
+        raise ValueError(f"{name}: expected a writable array")
+    return buf
+
+
+def _range(n0, n1, N):
+    n1 = N if n1 is None else n1
+    if not (isinstance(n0, numbers.Integral) and isinstance(n1, numbers.Integral) and 0 <= n0 <= n1 <= N):
+        raise ValueError(f"n0={n0!r}, n1={n1!r}: expected integers 0 <= n0 <= n1 <= N={N}")
+    return int(n0), int(n1)
+
+
+def _conv_out_size(size, k, stride, pad, what):
+    if k > size + 2 * pad:
+        raise ValueError(f"{what}: kernel size {k} is larger than the padded input {size + 2 * pad}")
+    return (size + 2 * pad - k) // stride + 1
+
+
+def _argmax_dtype(size):
+    return np.uint8 if size * size <= 256 else np.int32  # as gpucnn.cpu
+
+
+# --- fused relu + max-pool --------------------------------------------------------------------
+
+def relu_maxpool_forward(x, size, stride, *, out=None, argmax=None, n0=0, n1=None):
+    """x (N, C, H, W) -> out = maxpool(relu(x)) (N, C, OH, OW), OH = (H - size) // stride + 1,
+    and argmax (N, C, OH, OW), uint8 (int32 for windows over 16x16): the row-major offset
+    i*size + j of the first maximum of relu(x) in each window, exactly
+    ``gpucnn.cpu.maxpool_forward(np.maximum(x, 0), size, stride)`` (NaN included: a NaN makes
+    its window's out NaN; the argmax stays at the first maximum before it).
+
+    One pass over x instead of relu's and the pool's: ~4x faster than NumPy's relu +
+    cpu.maxpool_forward at (50, 32, 32, 32) float32, 2x2, one core (1.1 against 4.9 ms,
+    scripts/bench_native.py, thread CPU time; the backward likewise, 1.1 against 4.2 ms).
+    """
+    _require()
+    _check_array("x", x)
+    size = _check_int("size", size, 1)
+    stride = _check_int("stride", stride, 1)
+    N, C, H, W = x.shape
+    if size > H or size > W:
+        raise ValueError(f"size={size}: larger than the input x.shape={x.shape}")
+    shape = (N, C, (H - size) // stride + 1, (W - size) // stride + 1)
+    out = _buffer("out", out, shape, x.dtype)
+    argmax = _buffer("argmax", argmax, shape, np.dtype(_argmax_dtype(size)))
+    _lib.relu_maxpool_forward(x, out, argmax, size, stride, *_range(n0, n1, N))
+    return out, argmax
+
+
+def relu_maxpool_backward(dout, argmax, out, x_shape, size, stride, *, dx=None, n0=0, n1=None):
+    """dout, argmax, out (N, C, OH, OW) -> dx (N, C, H, W) of x_shape: each window's
+    dout * (out > 0) added at its argmax, zero elsewhere (maxpool backward then relu backward)."""
+    _require()
+    _check_array("dout", dout)
+    _check_array("out", out, dout.dtype)
+    size = _check_int("size", size, 1)
+    stride = _check_int("stride", stride, 1)
+    if not isinstance(argmax, np.ndarray) or argmax.dtype != _argmax_dtype(size):
+        raise TypeError(f"argmax.dtype={getattr(argmax, 'dtype', None)}: expected "
+                        f"{np.dtype(_argmax_dtype(size))}, relu_maxpool_forward's")
+    N, C, H, W = (int(v) for v in x_shape)
+    if size > H or size > W:
+        raise ValueError(f"size={size}: larger than the input x_shape={tuple(x_shape)}")
+    shape = (N, C, (H - size) // stride + 1, (W - size) // stride + 1)
+    for name, a in (("dout", dout), ("argmax", argmax), ("out", out)):
+        if a.shape != shape:
+            raise ValueError(f"{name}.shape={a.shape}: expected {shape}, the forward output's")
+    dx = _buffer("dx", dx, (N, C, H, W), dout.dtype)
+    _lib.relu_maxpool_backward(dout, argmax, out, dx, size, stride, *_range(n0, n1, N))
+    return dx
+
+
+# --- direct convolution -----------------------------------------------------------------------
+
+def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None):
+    """x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> out (N, F, OH, OW), the
+    cross-correlation with OH = (H + 2*pad - KH) // stride + 1 (likewise OW).
+
+    Direct convolution, register-blocked over 8 filters x 32 output columns (AVX-512): one core
+    ran 142 GFLOP/s at the seed shape (a) and 81 at (b), against 36 and 20 for im2col +
+    OpenBLAS SGEMM (scripts/bench_native.py, float32, thread CPU time).
+    """
+    _require()
+    _check_array("x", x)
+    _check_array("w", w, x.dtype)
+    stride = _check_int("stride", stride, 1)
+    pad = _check_int("pad", pad, 0)
+    N, C, H, W = x.shape
+    F, Cw, KH, KW = w.shape
+    if Cw != C:
+        raise ValueError(f"w.shape={w.shape}: expected {C} input channels, x's")
+    if b is not None and (not isinstance(b, np.ndarray) or b.shape != (F,) or b.dtype != x.dtype):
+        raise ValueError(f"b={getattr(b, 'shape', b)}: expected None or a ({F},) {x.dtype} array")
+    shape = (N, F, _conv_out_size(H, KH, stride, pad, "w.shape"), _conv_out_size(W, KW, stride, pad, "w.shape"))
+    out = _buffer("out", out, shape, x.dtype)
+    _lib.conv2d_forward(x, w, b, out, stride, pad, *_range(n0, n1, N))
+    return out
+
+
+def conv2d_backward_weight(x, dout, kh, kw, stride, pad, *, dw=None, db=None, n0=0, n1=None):
+    """x (N, C, H, W), dout (N, F, OH, OW) -> dw (F, C, KH, KW), db (F,): the gradients of
+    :func:`conv2d_forward`'s w and b, summed over images n0..n1-1 (written, not accumulated).
+
+    110 GFLOP/s at (a) and 52 at (b) on one core, against 42 and 23 for the GEMM on cached
+    im2col columns (float32)."""
+    _require()
+    _check_array("x", x)
+    _check_array("dout", dout, x.dtype)
+    kh = _check_int("kh", kh, 1)
+    kw = _check_int("kw", kw, 1)
+    stride = _check_int("stride", stride, 1)
+    pad = _check_int("pad", pad, 0)
+    N, C, H, W = x.shape
+    F = dout.shape[1]
+    expect = (N, F, _conv_out_size(H, kh, stride, pad, "kh"), _conv_out_size(W, kw, stride, pad, "kw"))
+    if dout.shape != expect:
+        raise ValueError(f"dout.shape={dout.shape}: expected {expect}, the forward output's")
+    dw = _buffer("dw", dw, (F, C, kh, kw), x.dtype)
+    if db is not None and (not isinstance(db, np.ndarray) or db.shape != (F,) or db.dtype != x.dtype
+                           or not db.flags.writeable):
+        raise ValueError(f"db={getattr(db, 'shape', db)}: expected None or a writable ({F},) {x.dtype} array")
+    db = np.empty(F, dtype=x.dtype) if db is None else db
+    _lib.conv2d_backward_weight(x, dout, dw, db, stride, pad, *_range(n0, n1, N))
+    return dw, db
+
+
+def conv2d_backward_input(dout, w, x_shape, stride, pad, *, dx=None, n0=0, n1=None):
+    """dout (N, F, OH, OW), w (F, C, KH, KW) -> dx (N, C, H, W) of x_shape: the gradient of
+    :func:`conv2d_forward`'s x (the full correlation of dout, dilated by the stride, with the
+    flipped kernel; stride > 1 computes on the dilated grid, stride**2 more work).  Blocks of 8
+    input channels: with few channels most of a block is padding (C=1 at (b): 15 GFLOP/s, as
+    GEMM + col2im), with many it runs like the forward (C=32: 133 against 24)."""
+    _require()
+    _check_array("dout", dout)
+    _check_array("w", w, dout.dtype)
+    stride = _check_int("stride", stride, 1)
+    pad = _check_int("pad", pad, 0)
+    N, C, H, W = (int(v) for v in x_shape)
+    F, Cw, KH, KW = w.shape
+    if Cw != C:
+        raise ValueError(f"w.shape={w.shape}: expected {C} input channels, x_shape's")
+    expect = (N, F, _conv_out_size(H, KH, stride, pad, "w.shape"), _conv_out_size(W, KW, stride, pad, "w.shape"))
+    if dout.shape != expect:
+        raise ValueError(f"dout.shape={dout.shape}: expected {expect}, the forward output's")
+    dx = _buffer("dx", dx, (N, C, H, W), dout.dtype)
+    _lib.conv2d_backward_input(dout, w, dx, stride, pad, *_range(n0, n1, N))
+    return dx

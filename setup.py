@@ -1,0 +1,15 @@
+"""Builds the optional native CPU kernels; all package metadata lives in pyproject.toml.
+
+``optional=True``: without a working C compiler the build of ``gpucnn._native`` is skipped with
+a warning and gpucnn runs on its NumPy path (see gpucnn/native.py).
+"""
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension(
+    "gpucnn._native",
+    ["csrc/native.c"],
+    depends=["csrc/kernels.h", "csrc/drivers.h"],
+    optional=True,
+    # -ffp-contract=fast: ISO C mode would otherwise forbid fusing a*b+c into one FMA.
+    extra_compile_args=["-O3", "-std=c11", "-ffp-contract=fast"],
+)])

@@ -1,0 +1,94 @@
+"""The two CPU paths of the conv and fused relu+pool primitives -- native C kernels split over
+worker threads, and the NumPy reference -- against the naive formulas and each other."""
+import numpy as np
+import pytest
+
+import reference as ref
+from gpucnn import cpu, native
+
+PATHS = ["numpy", pytest.param("native", marks=pytest.mark.skipif(
+    not native.available, reason=f"gpucnn._native is not built: {native.reason}"))]
+
+
+@pytest.fixture(params=PATHS)
+def path(request, monkeypatch):
+    """Run the test on one CPU path; 'native' also with 3 worker threads to split odd batches."""
+    monkeypatch.setattr(native, "available", request.param == "native")
+    if request.param == "native":
+        monkeypatch.setenv("GPUCNN_CPU_THREADS", "3")
+    return request.param
+
+
+CONVS = [((2, 3, 7, 6), (4, 3, 3, 2), 1, 0), ((5, 2, 9, 8), (3, 2, 3, 3), 2, 1),
+         ((1, 1, 5, 5), (2, 1, 5, 5), 1, 2), ((4, 3, 8, 8), (6, 3, 7, 7), 1, 3)]
+
+
+@pytest.mark.parametrize("xs,ws,stride,pad", CONVS)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_primitives_match_the_naive_formulas(path, xs, ws, stride, pad, bias):
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    b = rng.standard_normal(ws[0]) if bias else None
+    out, saved = cpu.conv2d_forward(x, w, b, stride, pad)
+    np.testing.assert_allclose(out, ref.conv_forward(x, w, b if bias else np.zeros(ws[0]), stride, pad),
+                               rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = cpu.conv2d_backward(dout, saved, w, x.shape, stride, pad, True, bias)
+    want_dw, want_db = ref.conv_weight_grad(x, dout, w.shape, stride, pad)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-11)
+    np.testing.assert_allclose(dx, ref.conv_input_grad(dout, w, x.shape, stride, pad), rtol=1e-11,
+                               atol=1e-12)
+    if bias:
+        np.testing.assert_allclose(db, want_db, rtol=1e-12)
+    else:
+        assert db is None
+    assert cpu.conv2d_backward(dout, saved, w, x.shape, stride, pad, False, bias)[0] is None
+
+
+@pytest.mark.parametrize("shape,size,stride", [((3, 4, 8, 8), 2, 2), ((2, 3, 9, 11), 3, 2),
+                                               ((5, 2, 6, 7), 2, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_maxpool_is_relu_then_maxpool_exactly(path, shape, size, stride, dtype):
+    rng = np.random.default_rng(1)
+    x = rng.integers(-3, 3, size=shape).astype(dtype)  # few levels: ties, all-negative windows
+    x.flat[::17] = np.nan
+    out, arg = cpu.relu_maxpool_forward(x, size, stride)
+    want_out, want_arg = cpu.maxpool_forward(cpu.relu_forward(x), size, stride)
+    np.testing.assert_array_equal(out, want_out)
+    np.testing.assert_array_equal(arg, want_arg)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    relu_out = cpu.relu_forward(x)
+    want_dx = cpu.relu_backward(cpu.maxpool_backward(dout, want_arg, x.shape, size, stride), relu_out)
+    # overlapping windows (stride < size) sum in another order: float rounding, not exactness
+    np.testing.assert_allclose(cpu.relu_maxpool_backward(dout, arg, out, x.shape, size, stride),
+                               np.where(np.isnan(want_dx), 0, want_dx), rtol=1e-6, atol=1e-6)
+
+
+def test_threads_setting_is_validated(monkeypatch):
+    monkeypatch.setenv("GPUCNN_CPU_THREADS", "zero")
+    with pytest.raises(ValueError, match="GPUCNN_CPU_THREADS='zero': expected an integer >= 1"):
+        cpu.threads()
+
+
+def test_sequential_fuses_relu_then_maxpool_and_matches_the_layers_one_by_one(path):
+    from gpucnn import nn
+
+    rng = np.random.default_rng(3)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, dtype=np.float64, rng=0), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.ReLU(), nn.Linear(12, 4, dtype=np.float64, rng=1))
+    assert net._steps == [(0, 0), (1, 2), (3, 3), (4, 4), (5, 5)]
+    x = rng.standard_normal((5, 2, 4, 4))
+    out = net(x)
+    dout = rng.standard_normal(out.shape)
+    dx = net.backward(dout)
+    grads = net.gradients()
+    y, caches = x, []
+    for layer in net.layers:  # unfused: each layer on its own
+        y = layer.forward(y)
+    np.testing.assert_allclose(out, y, rtol=1e-13)
+    d = dout
+    for i in range(len(net.layers) - 1, -1, -1):
+        d = net.layers[i].backward(d)
+    np.testing.assert_allclose(dx, d, rtol=1e-12, atol=1e-14)
+    for k, g in net.gradients().items():
+        np.testing.assert_allclose(grads[k], g, rtol=1e-12)
