@@ -357,3 +357,16 @@ def test_batch_of_one_is_fine_in_eval_and_spatially_in_training():
     assert bn(np.ones((1, 3, 2, 2), np.float32)).shape == (1, 3, 2, 2)   # 4 values per channel
     bn1 = nn.BatchNorm1d(3).eval()
     assert bn1(np.ones((1, 3), np.float32)).shape == (1, 3)
+
+
+def test_receptive_fields_know_the_new_layers():
+    from gpucnn.receptive import closed_form_field, empirical_field, receptive_fields, spatial_layers
+
+    f64 = np.float64
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, 1, 1, dtype=f64, rng=0), nn.BatchNorm2d(3, dtype=f64),
+                        nn.LeakyReLU(), nn.AvgPool2d(3, 2), nn.Tanh(),
+                        nn.Conv2d(3, 3, 3, dtype=f64, rng=1), nn.GlobalAvgPool2d(), nn.Linear(3, 2))
+    rows = receptive_fields(net, 21)
+    assert [r.name for r in rows] == ["conv2d", "avgpool2d", "conv2d"]
+    assert rows[-1].field == closed_form_field([3, 3, 3], [1, 2, 1])
+    assert empirical_field(nn.Sequential(*spatial_layers(net)), 21, 2)[1] == rows[-1].field
