@@ -355,7 +355,8 @@ class Sequential(Module):
         return dout
 
     def __repr__(self):
-        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        inner = "".join(f"\n  ({i}): " + repr(layer).replace("\n", "\n  ")  # nested blocks indent
+                        for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)"
 
 

@@ -237,6 +237,7 @@ def test_resnet_example_builds_with_inferred_shapes_and_round_trips():
     proj = model.net[5].projection
     assert (proj.kernel_size, proj.stride, proj.in_channels, proj.out_channels) == ((1, 1), 2, 16, 32)
     assert model.net[3].projection is None
+    assert "\n  (5): Residual(\n    body=Sequential(\n      (0): Conv2d(16, 32" in repr(model.net)
     assert model.loss(np.zeros((2, 3, 32, 32), np.float32)).shape == (2, 10)
     again = model_from_config(model.config())
     for k, v in model.state_dict().items():
