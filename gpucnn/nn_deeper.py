@@ -5,7 +5,9 @@ Re-exported by :mod:`gpucnn.nn` (``nn.BatchNorm2d`` ...).  Names and argument or
 ``weight`` and ``bias``) as in CS231n, which also keeps them out of L2: a :class:`Classifier`
 regularises only parameters named ``*.weight``.  Its running statistics are buffers, so they are
 saved with ``state_dict()`` (checkpoints, weights files), moved by ``.to()`` and restored on
-resume.
+resume.  Data-parallel training (gpucnn.distributed) normalises each rank's shard with its own
+batch statistics, as PyTorch DDP without SyncBatchNorm; the running statistics are not yet
+synchronised between ranks, so each rank scores its share of an accuracy check with its own.
 """
 from __future__ import annotations
 
