@@ -307,3 +307,13 @@ def l2_penalty(weights, reg):
     _check_same_device(**{f"weights[{i}]": w for i, w in enumerate(weights)})
     total = sum(primitives.of(w).sum_of_squares(w) for w in weights)
     return 0.5 * reg * total, [reg * w for w in weights]
+
+
+# --- ops for deeper nets ----------------------------------------------------------------------
+# They live in functional_deeper (this file would pass 400 lines) and are re-exported here so
+# that ``F.<op>`` stays the one place to find every op.  Imported last: that module imports the
+# argument checks above.
+from .functional_deeper import (  # noqa: E402,F401
+    avgpool2d_backward, avgpool2d_forward, batchnorm_backward, batchnorm_forward,
+    global_avgpool2d_backward, global_avgpool2d_forward, leaky_relu_backward, leaky_relu_forward,
+    spatial_batchnorm_backward, spatial_batchnorm_forward, tanh_backward, tanh_forward)

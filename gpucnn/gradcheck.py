@@ -111,7 +111,7 @@ def check_ops(device: str = "cpu", seed: int = 0) -> list[tuple[str, str, float]
     """Gradient-check every op on ``device`` in float64; rows of (op, input name, rel error)."""
     rng = np.random.default_rng(seed)
     rows = []
-    for name, inputs, forward, backward in _op_checks(rng):
+    for name, inputs, forward, backward, *arg_names in _op_checks(rng) + _deeper_checks(rng):
         inputs = [to_device(a, device) for a in inputs]
         xp = xp_for("cuda" if get_array_module(inputs[0]) is not np else "cpu")
         if backward is None:  # a loss: forward returns (scalar, gradient of its only input)
@@ -124,5 +124,38 @@ def check_ops(device: str = "cpu", seed: int = 0) -> list[tuple[str, str, float]
         grads = backward(dout, cache)
         for k, (arg, analytic) in enumerate(zip(inputs, grads)):
             numeric = numeric_gradient(lambda _: forward(*inputs)[0], arg, dout)
-            rows.append((name, ("x", "w", "b")[k], rel_error(analytic, numeric)))
+            rows.append((name, (arg_names or [("x", "w", "b")])[0][k], rel_error(analytic, numeric)))
     return rows
+
+
+# --- ops for deeper nets ----------------------------------------------------------------------
+
+def _deeper_checks(rng):
+    """Rows as in :func:`_op_checks`, plus the input names where they are not (x, w, b)."""
+    bn = ("x", "gamma", "beta")
+    x2, x4 = rng.standard_normal((5, 4)), rng.standard_normal((3, 2, 3, 4))
+    g2, b2, g4, b4 = (rng.standard_normal(n) for n in (4, 4, 2, 2))
+    run = [rng.standard_normal(4), rng.uniform(0.5, 2, 4), rng.standard_normal(2), rng.uniform(0.5, 2, 2)]
+    return [
+        ("batchnorm train", [x2, g2, b2],
+         lambda x, g, b: F.batchnorm_forward(x, g, b, None, None, True), F.batchnorm_backward, bn),
+        ("batchnorm eval", [x2, g2, b2],
+         lambda x, g, b: F.batchnorm_forward(x, g, b, _on(run[0], x), _on(run[1], x), False),
+         F.batchnorm_backward, bn),
+        ("spatial batchnorm train", [x4, g4, b4],
+         lambda x, g, b: F.spatial_batchnorm_forward(x, g, b, None, None, True),
+         F.spatial_batchnorm_backward, bn),
+        ("spatial batchnorm eval", [x4, g4, b4],
+         lambda x, g, b: F.spatial_batchnorm_forward(x, g, b, _on(run[2], x), _on(run[3], x), False),
+         F.spatial_batchnorm_backward, bn),
+        ("avgpool2d 2x2 stride 2", [rng.standard_normal((2, 3, 6, 6))],
+         lambda x: F.avgpool2d_forward(x, 2, 2), lambda d, c: (F.avgpool2d_backward(d, c),)),
+        ("avgpool2d 3x3 stride 2", [rng.standard_normal((2, 2, 7, 8))],
+         lambda x: F.avgpool2d_forward(x, 3, 2), lambda d, c: (F.avgpool2d_backward(d, c),)),
+        ("global avgpool2d", [rng.standard_normal((2, 3, 4, 5))],
+         F.global_avgpool2d_forward, lambda d, c: (F.global_avgpool2d_backward(d, c),)),
+        ("leaky relu slope 0.1", [rng.standard_normal((3, 4, 5))],
+         lambda x: F.leaky_relu_forward(x, 0.1), lambda d, c: (F.leaky_relu_backward(d, c),)),
+        ("tanh", [rng.standard_normal((3, 4, 5)) * 2],
+         F.tanh_forward, lambda d, c: (F.tanh_backward(d, c),)),
+    ]

@@ -195,6 +195,8 @@ def _build_layer(i, spec, shape, dtype, base):
             m, out = nn.Dropout(args["p"], rng=base.spawn(i + 1)), shape
         elif kind == "flatten":
             m, out = nn.Flatten(), (int(np.prod(shape)),)
+        elif kind in DEEPER_TYPES:
+            m, out = _build_deeper(i, kind, args, shape, dtype, base)
         else:
             m, out = cls(), shape
     except (ValueError, TypeError) as e:
@@ -256,3 +258,90 @@ def read_spec(path: str) -> list[dict]:
     if not isinstance(doc.get("layers"), list):
         raise ValueError(f"{path}: expected [[layers]] tables, found keys {sorted(doc)}")
     return doc["layers"]
+
+
+# --- layers for deeper nets: batch norm, average pooling, more activations, residual blocks ---
+
+DEEPER_TYPES = {
+    "batchnorm1d": (nn.BatchNorm1d, (), {"eps": 1e-5, "momentum": 0.1}),
+    "batchnorm2d": (nn.BatchNorm2d, (), {"eps": 1e-5, "momentum": 0.1}),
+    "avgpool2d": (nn.AvgPool2d, ("kernel_size",), {"stride": None}),
+    "global_avgpool2d": (nn.GlobalAvgPool2d, (), {}),
+    "leaky_relu": (nn.LeakyReLU, (), {"negative_slope": 0.01}),
+    "tanh": (nn.Tanh, (), {}),
+    # layers: the body's layer dicts; projection "auto": identity when the body keeps the shape,
+    # else a 1x1 convolution (strided to the body's output size; a linear map for 1-D shapes);
+    # "none": the body must keep the shape.
+    "residual": (nn.Residual, ("layers",), {"projection": "auto"}),
+}
+LAYER_TYPES.update(DEEPER_TYPES)
+
+
+def _needs_image(shape):
+    if len(shape) != 3:
+        raise ValueError(f"needs a (C, H, W) input, got {shape}")
+
+
+def _build_deeper(i, kind, args, shape, dtype, base):
+    """(module, output shape) of the DEEPER_TYPES layer ``i``; arguments already completed."""
+    if kind == "batchnorm1d":
+        if len(shape) != 1:
+            raise ValueError(f"needs a (D,) input, got {shape}; use batchnorm2d on images")
+        return nn.BatchNorm1d(shape[0], args["eps"], args["momentum"], dtype=dtype), shape
+    if kind == "batchnorm2d":
+        _needs_image(shape)
+        return nn.BatchNorm2d(shape[0], args["eps"], args["momentum"], dtype=dtype), shape
+    if kind == "avgpool2d":
+        _needs_image(shape)
+        m = nn.AvgPool2d(args["kernel_size"], args["stride"])
+        k, s = m.kernel_size, m.stride
+        return m, (shape[0], (shape[1] - k) // s + 1, (shape[2] - k) // s + 1)
+    if kind == "global_avgpool2d":
+        _needs_image(shape)
+        return nn.GlobalAvgPool2d(), (shape[0],)
+    if kind == "leaky_relu":
+        return nn.LeakyReLU(args["negative_slope"]), shape
+    if kind == "tanh":
+        return nn.Tanh(), shape
+    return _build_residual(i, args, shape, dtype, base)
+
+
+def _build_residual(i, args, shape, dtype, base):
+    layers, projection = args["layers"], args["projection"]
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise ValueError(f"layers={layers!r}: expected a non-empty list of layer dicts")
+    if projection not in ("auto", "none"):
+        raise ValueError(f"projection={projection!r}: expected 'auto' or 'none'")
+    modules, out = [], shape
+    for j, spec in enumerate(layers):  # errors read "layers[i] (residual): layers[j] (...): ..."
+        m, out = _build_layer(j, spec, out, dtype, base)
+        modules.append(m)
+    body = nn.Sequential(*modules)
+    # _build_layer gave body dropout layers the streams of top-level indices; renumber them
+    # past every top-level stream (< 2**16), unique per residual layer i.
+    dropouts = [m for m in body.modules() if isinstance(m, nn.Dropout)]
+    for k, m in enumerate(dropouts):
+        m.rng = base.spawn(((i + 1) << 16) + k + 1)
+    if out == shape:
+        return nn.Residual(body), out
+    mismatch = f"the body maps {shape} to {out}"
+    if projection == "none":
+        raise ValueError(f"projection='none': expected a body that keeps the shape; {mismatch}")
+    if len(shape) == len(out) == 1:
+        return nn.Residual(body, nn.Linear(shape[0], out[0], dtype=dtype, rng=base.host)), out
+    stride = _projection_stride(shape, out)
+    if stride is None:
+        raise ValueError(f"projection='auto': {mismatch}, which no strided 1x1 convolution of the "
+                         f"input gives; expected a body that keeps or strides the spatial size")
+    conv = nn.Conv2d(shape[0], out[0], 1, stride, dtype=dtype, rng=base.host)
+    return nn.Residual(body, conv), out
+
+
+def _projection_stride(shape, out):
+    """The stride of a 1x1 convolution taking (C, H, W) to out's spatial size, or None."""
+    if len(shape) != 3 or len(out) != 3:
+        return None
+    for s in range(1, max(shape[1], shape[2]) + 1):
+        if (shape[1] - 1) // s + 1 == out[1] and (shape[2] - 1) // s + 1 == out[2]:
+            return s
+    return None

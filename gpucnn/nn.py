@@ -373,5 +373,13 @@ class Sequential(Module):
         return dout
 
     def __repr__(self):
-        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        inner = "".join(f"\n  ({i}): " + repr(layer).replace("\n", "\n  ")  # nested blocks indent
+                        for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)"
+
+
+# --- modules for deeper nets ------------------------------------------------------------------
+# In nn_deeper (this file would pass 400 lines), re-exported so that ``nn.<Module>`` names every
+# layer.  Imported last: nn_deeper subclasses Module above.
+from .nn_deeper import (  # noqa: E402,F401
+    AvgPool2d, BatchNorm1d, BatchNorm2d, GlobalAvgPool2d, LeakyReLU, Residual, Tanh)

@@ -35,31 +35,33 @@ class LayerField:
 
 
 def _mixes_all_positions(layer) -> bool:
-    """Flatten and Linear see the whole input: spatial receptive fields end there."""
+    """Flatten, Linear and global average pooling see the whole input: spatial receptive fields
+    end there."""
     if isinstance(layer, dict):
-        return str(layer.get("type", "")).lower() in ("flatten", "linear")
-    return isinstance(layer, (nn.Flatten, nn.Linear))
+        return str(layer.get("type", "")).lower() in ("flatten", "linear", "global_avgpool2d")
+    return isinstance(layer, (nn.Flatten, nn.Linear, nn.GlobalAvgPool2d))
 
 
 def _spec_of(layer) -> tuple[str, int, int, int] | None:
     """(name, kernel, stride, padding) of a spatial layer; None for pointwise layers."""
     if isinstance(layer, dict):
         kind = str(layer.get("type", "")).lower()
-        if kind in ("conv", "conv2d", "pool", "maxpool", "maxpool2d"):
+        if kind in ("conv", "conv2d", "pool", "maxpool", "maxpool2d", "avgpool2d"):
             k = int(layer["kernel_size"])
             default_stride = k if "pool" in kind else 1
             return kind, k, int(layer.get("stride", default_stride)), int(layer.get("padding", 0))
-        if kind in ("relu", "sigmoid", "dropout"):
+        if kind in ("relu", "sigmoid", "dropout", "batchnorm2d", "leaky_relu", "tanh"):
             return None
-        raise ValueError(f"layer spec {layer!r}: expected type conv2d, maxpool2d, relu, sigmoid, "
-                         f"dropout, flatten or linear")
+        raise ValueError(f"layer spec {layer!r}: expected type conv2d, maxpool2d, avgpool2d, "
+                         f"relu, sigmoid, dropout, batchnorm2d, leaky_relu, tanh, flatten, "
+                         f"global_avgpool2d or linear")
     if isinstance(layer, nn.Conv2d):
         if layer.kernel_size[0] != layer.kernel_size[1]:
             raise ValueError(f"{layer!r}: receptive fields are computed for square kernels")
         return "conv2d", layer.kernel_size[0], layer.stride, layer.padding
-    if isinstance(layer, nn.MaxPool2d):
-        return "maxpool2d", layer.kernel_size, layer.stride, 0
-    if isinstance(layer, (nn.ReLU, nn.Sigmoid, nn.Dropout)):
+    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+        return type(layer).__name__.lower(), layer.kernel_size, layer.stride, 0
+    if isinstance(layer, (nn.ReLU, nn.Sigmoid, nn.Dropout, nn.BatchNorm2d, nn.LeakyReLU, nn.Tanh)):
         return None
     raise TypeError(f"layer {layer!r}: no receptive-field rule for {type(layer).__name__}")
 

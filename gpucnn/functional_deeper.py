@@ -1,0 +1,234 @@
+"""Ops for deeper nets: batch normalisation, average pooling, LeakyReLU and tanh.
+
+Same contract as :mod:`gpucnn.functional` (which re-exports everything here): each forward
+returns ``(out, cache)``, each backward takes ``(dout, cache)``; shapes NCHW; arrays of one op on
+one device.  All of it is plain array code that NumPy and CuPy both run, so no device primitive
+and no kernel is needed.
+
+Batch normalisation follows ``torch.nn.functional.batch_norm``: in training, ``x`` is normalised
+with the batch mean and the *biased* batch variance, and the running statistics given are
+updated **in place** (so a module's buffers stay the same arrays, on their device):
+
+    running_mean = (1 - momentum) * running_mean + momentum * mean
+    running_var  = (1 - momentum) * running_var  + momentum * var * m / (m - 1)
+
+where ``m`` is the number of values per channel (N, or N*H*W for the spatial form) and the
+running variance takes the *unbiased* batch variance, as PyTorch does.  In evaluation the
+running statistics normalise and are left alone.  ``running_mean``/``running_var`` may be None in
+training (batch statistics only, nothing tracked).
+"""
+from __future__ import annotations
+
+import numbers
+
+from .functional import _check_array, _check_dout, _check_int, _check_same_device
+from .primitives import out_size
+
+
+# --- batch normalisation ----------------------------------------------------------------------
+
+def check_eps(eps):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"eps={eps!r}: expected a positive number")
+    return float(eps)
+
+
+def check_momentum(momentum):
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
+        raise ValueError(f"momentum={momentum!r}: expected a number in [0, 1]")
+    return float(momentum)
+
+
+def _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps, ndim):
+    """Shared by the (N, D) and (N, C, H, W) forms: statistics over every axis but 1."""
+    xp = _check_array("x", x, ndim=ndim)
+    C = x.shape[1]
+    per_channel = {"gamma": gamma, "beta": beta, "running_mean": running_mean,
+                   "running_var": running_var}
+    for name, a in per_channel.items():
+        if a is None and name.startswith("running") and train:
+            continue
+        if a is None:
+            raise ValueError(f"{name}=None: expected a ({C},) array"
+                             + (" (evaluation normalises with the running statistics)"
+                                if name.startswith("running") else ""))
+        _check_array(name, a, ndim=1)
+        if a.shape != (C,):
+            raise ValueError(f"{name}.shape={tuple(a.shape)}: expected ({C},), one per channel of "
+                             f"x.shape={tuple(x.shape)}")
+        if a.dtype != x.dtype:
+            raise TypeError(f"{name}.dtype={a.dtype}: expected x.dtype={x.dtype}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var: expected both arrays or both None")
+    _check_same_device(x=x, **per_channel)
+    eps, momentum = check_eps(eps), check_momentum(momentum)
+    axes = (0,) + tuple(range(2, x.ndim))
+    view = (1, C) + (1,) * (x.ndim - 2)  # per-channel arrays broadcast against x
+    m = x.size // C
+    if train:
+        if m <= 1:  # the variance of one value is 0 and its unbiased estimate undefined
+            raise ValueError(f"x.shape={tuple(x.shape)}: expected more than 1 value per channel "
+                             f"when training")
+        mean, var = x.mean(axis=axes), x.var(axis=axes)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += (momentum * m / (m - 1)) * var
+    else:
+        mean, var = running_mean, running_var
+    inv_std = 1 / xp.sqrt(var + eps)
+    xhat = (x - mean.reshape(view)) * inv_std.reshape(view)
+    out = gamma.reshape(view) * xhat + beta.reshape(view)
+    return out, (xhat, gamma, inv_std, bool(train), axes, view)
+
+
+def _bn_backward(dout, cache, need_dx, ndim):
+    xhat, gamma, inv_std, train, axes, view = cache
+    _check_array("dout", dout, ndim=ndim)
+    _check_dout(dout, xhat.shape, xhat)
+    dbeta = dout.sum(axis=axes)
+    dgamma = (dout * xhat).sum(axis=axes)
+    if not need_dx:
+        return None, dgamma, dbeta
+    if not train:  # the running statistics are constants: a per-channel scaling
+        return dout * (gamma * inv_std).reshape(view), dgamma, dbeta
+    m = xhat.size // xhat.shape[1]
+    dx = (gamma * inv_std / m).reshape(view) * (m * dout - dbeta.reshape(view)
+                                                - xhat * dgamma.reshape(view))
+    return dx, dgamma, dbeta
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, train, momentum=0.1, eps=1e-5):
+    """x (N, D), gamma, beta, running_mean, running_var (D,) -> out (N, D).
+
+    out = gamma * (x - mean) / sqrt(var + eps) + beta per feature; batch statistics in training
+    (updating the running ones in place, see the module docstring), running ones in evaluation.
+    """
+    return _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps, 2)
+
+
+def batchnorm_backward(dout, cache, need_dx=True):
+    """dout (N, D) -> dx (N, D) or None, dgamma (D,), dbeta (D,).
+
+    Training, the closed form through the batch statistics (m = N):
+    dx = (1/m) * gamma * inv_std * (m*dout - sum(dout) - xhat*sum(dout*xhat)),
+    dgamma = sum(dout*xhat), dbeta = sum(dout) (sums over the batch).
+    Evaluation: dx = gamma * inv_std * dout.
+    """
+    return _bn_backward(dout, cache, need_dx, 2)
+
+
+def spatial_batchnorm_forward(x, gamma, beta, running_mean, running_var, train, momentum=0.1,
+                              eps=1e-5):
+    """x (N, C, H, W), per-channel arrays (C,) -> out (N, C, H, W).
+
+    Batch norm per channel with statistics over N, H and W (m = N*H*W values per channel).
+    """
+    return _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps, 4)
+
+
+def spatial_batchnorm_backward(dout, cache, need_dx=True):
+    """dout (N, C, H, W) -> dx (N, C, H, W) or None, dgamma (C,), dbeta (C,); the closed form of
+    :func:`batchnorm_backward` with sums over N, H, W and m = N*H*W."""
+    return _bn_backward(dout, cache, need_dx, 4)
+
+
+# --- average pooling --------------------------------------------------------------------------
+
+def _window_slices(size, stride, oh, ow):
+    """For each window offset (i, j): the strided slice of the input that offset reads, so a
+    pooling pass is size*size whole-array operations rather than a loop over pixels.  On the CPU
+    this measured 5-10x faster than a mean over ``sliding_window_view`` windows (float32
+    50x32x16x16, 2x2 stride 2: 1.3 ms against 12 ms; 3x3 stride 2: 3.3 against 18 ms, one
+    thread on a loaded 2-core machine), and it needs nothing CuPy lacks."""
+    return [(slice(None), slice(None), slice(i, i + stride * (oh - 1) + 1, stride),
+             slice(j, j + stride * (ow - 1) + 1, stride)) for i in range(size) for j in range(size)]
+
+
+def avgpool2d_forward(x, size=2, stride=None):
+    """Mean over size x size windows every ``stride`` (default ``size``; overlapping allowed).
+
+    x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - size) // stride + 1.  No padding.
+    """
+    xp = _check_array("x", x, ndim=4)
+    size = _check_int("size", size, 1)
+    stride = size if stride is None else _check_int("stride", stride, 1)
+    N, C, H, W = x.shape
+    if size > H or size > W:
+        raise ValueError(f"size={size}: larger than the input x.shape={tuple(x.shape)}")
+    oh, ow = out_size(H, size, stride), out_size(W, size, stride)
+    out = xp.zeros((N, C, oh, ow), dtype=x.dtype)
+    for window in _window_slices(size, stride, oh, ow):
+        out += x[window]
+    out *= 1.0 / (size * size)
+    return out, (x.shape, size, stride)
+
+
+def avgpool2d_backward(dout, cache):
+    """dout (N, C, OH, OW) -> dx (N, C, H, W): each input gets dout / size**2 from every window
+    holding it (overlaps summed)."""
+    x_shape, size, stride = cache
+    xp = _check_array("dout", dout, ndim=4)
+    N, C, H, W = x_shape
+    oh, ow = out_size(H, size, stride), out_size(W, size, stride)
+    _check_dout(dout, (N, C, oh, ow))
+    dx = xp.zeros(x_shape, dtype=dout.dtype)
+    share = dout * (1.0 / (size * size))
+    for window in _window_slices(size, stride, oh, ow):
+        dx[window] += share
+    return dx
+
+
+def global_avgpool2d_forward(x):
+    """Mean over each channel's whole map: x (N, C, H, W) -> out (N, C)."""
+    _check_array("x", x, ndim=4)
+    return x.mean(axis=(2, 3)), x.shape
+
+
+def global_avgpool2d_backward(dout, cache):
+    """dout (N, C) -> dx (N, C, H, W) = dout / (H*W) at every position."""
+    x_shape = cache
+    xp = _check_array("dout", dout, ndim=2)
+    _check_dout(dout, x_shape[:2])
+    dx = xp.empty(x_shape, dtype=dout.dtype)
+    dx[...] = (dout * (1.0 / (x_shape[2] * x_shape[3])))[:, :, None, None]
+    return dx
+
+
+# --- activations ------------------------------------------------------------------------------
+
+def check_negative_slope(negative_slope):
+    if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
+        raise ValueError(f"negative_slope={negative_slope!r}: expected a number")
+    return float(negative_slope)
+
+
+def leaky_relu_forward(x, negative_slope=0.01):
+    """x where x > 0, else negative_slope * x (torch's LeakyReLU); any shape."""
+    xp = _check_array("x", x)
+    negative_slope = check_negative_slope(negative_slope)
+    return xp.where(x > 0, x, x * negative_slope), (x, negative_slope)
+
+
+def leaky_relu_backward(dout, cache):
+    """dout where x > 0, else negative_slope * dout (at x == 0 the slope, as torch)."""
+    x, negative_slope = cache
+    xp = _check_array("dout", dout)
+    _check_dout(dout, x.shape, x)
+    return xp.where(x > 0, dout, dout * negative_slope)
+
+
+def tanh_forward(x):
+    """tanh(x), any shape."""
+    xp = _check_array("x", x)
+    out = xp.tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, cache):
+    """dout * (1 - t**2) for the forward output t."""
+    out = cache
+    _check_array("dout", dout)
+    _check_dout(dout, out.shape, out)
+    return dout * (1 - out * out)
