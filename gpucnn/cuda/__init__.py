@@ -20,8 +20,9 @@ import numpy as np
 
 from ..device import import_cupy
 from ..primitives import NAMES
+from .host import Primitives
 from .kernels import op_paths
-from .loader import KernelCompileError
+from .loader import KernelCompileError, Loader
 
 __all__ = [*NAMES, "op_paths", "compare_with_numpy", "compile_module", "KernelCompileError"]
 
@@ -31,9 +32,6 @@ _loader = None
 def _bind():
     """Import CuPy and define the primitives and :func:`compile_module` in this module."""
     global _loader
-    from .host import Primitives
-    from .loader import Loader
-
     cupy = import_cupy()
     _loader = Loader(cupy)
     prims = Primitives(cupy, _loader.launch)

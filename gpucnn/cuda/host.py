@@ -52,11 +52,11 @@ class Primitives:
     """The CUDA primitives' host side over array module ``xp`` and ``launch``.
 
     ``launch(kernel, entry, grid, block, packed_args)`` runs entry point ``entry`` of table
-    kernel ``kernel``.  Elementwise
-    kernels get ``block`` threads per block and at most ``max_blocks`` blocks (grid-stride loops
-    cover the rest); reductions (bias_grad, softmax) run one block of ``reduce_block`` threads
-    (a power of two <= 256) per row.  Outputs are C-contiguous.  im2col and maxpool_forward read
-    any strided input in place; the other primitives take a C-contiguous copy of a strided one.
+    kernel ``kernel``.  Elementwise kernels get ``block`` threads per block and at most
+    ``max_blocks`` blocks (grid-stride loops cover the rest); reductions (bias_grad, softmax) run
+    one block of ``reduce_block`` threads (a power of two <= 256) per row.  Outputs are
+    C-contiguous.  im2col and maxpool_forward read any strided input in place; the other
+    primitives take a C-contiguous copy of a strided one.
     """
 
     def __init__(self, xp, launch, block=256, max_blocks=65535, reduce_block=256):

@@ -106,7 +106,8 @@ def kernel_dir() -> str | None:
     """Where the CUDA sources are: gpucnn/kernels in an installed package, else the source
     tree's top-level kernels/; None when neither holds a .cu file."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for candidate in (os.path.join(package, "kernels"), os.path.join(os.path.dirname(package), "kernels")):
+    installed, checkout = os.path.join(package, "kernels"), os.path.join(os.path.dirname(package), "kernels")
+    for candidate in (installed, checkout):
         if os.path.isdir(candidate) and any(f.endswith(".cu") for f in os.listdir(candidate)):
             return candidate
     return None
