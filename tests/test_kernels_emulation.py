@@ -194,7 +194,9 @@ def test_compare_with_numpy_reports_small_differences(prims, dtype):
     rows = compare_primitives(prims, np.asarray, np.asarray, dtype)
     ops = [op for op, _ in rows]
     assert {"im2col", "col2im", "maxpool_forward argmax", "maxpool_backward", "dropout_keep_mask",
-            "relu_backward", "sigmoid_forward", "bias_grad", "softmax_cross_entropy loss"} <= set(ops)
+            "relu_backward", "sigmoid_forward", "bias_grad", "softmax_cross_entropy loss",
+            "relu_maxpool_forward argmax", "relu_maxpool_backward", "conv2d_forward",
+            "conv2d_backward dx", "conv2d_backward dw", "conv2d_backward db"} <= set(ops)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert all(diff <= tol for _, diff in rows), rows
 

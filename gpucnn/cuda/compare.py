@@ -48,6 +48,24 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
     check("maxpool_backward", prims.maxpool_backward(to_dev(dout), to_dev(arg), xt.shape, 3, 2),
           cpu.maxpool_backward(dout, arg, xt.shape, 3, 2))
 
+    out, arg = cpu.relu_maxpool_forward(xt, 3, 2)
+    gout, garg = prims.relu_maxpool_forward(to_dev(xt), 3, 2)
+    check("relu_maxpool_forward", gout, out)
+    check("relu_maxpool_forward argmax", garg, arg)
+    check("relu_maxpool_backward", prims.relu_maxpool_backward(to_dev(dout), to_dev(arg),
+                                                               to_dev(out), xt.shape, 3, 2),
+          cpu.relu_maxpool_backward(dout, arg, out, xt.shape, 3, 2))
+
+    w, b = rng.standard_normal((5, 4, kh, kw)).astype(dt), rng.standard_normal(5).astype(dt)
+    out, saved = cpu.conv2d_forward(x, w, b, stride, pad)
+    gout, gsaved = prims.conv2d_forward(to_dev(x), to_dev(w), to_dev(b), stride, pad)
+    check("conv2d_forward", gout, out)
+    dout = rng.standard_normal(out.shape).astype(dt)
+    want = cpu.conv2d_backward(dout, saved, w, x.shape, stride, pad, True, True)
+    got = prims.conv2d_backward(to_dev(dout), gsaved, to_dev(w), x.shape, stride, pad, True, True)
+    for name, g, wv in zip(("dx", "dw", "db"), got, want):
+        check(f"conv2d_backward {name}", g, wv)
+
     key, counter, n, thr = stream_key(seed, 7), 123457, 10007, drop_threshold(0.4)
     check("dropout_keep_mask", prims.dropout_keep_mask(key, counter, n, thr),
           cpu.dropout_keep_mask(key, counter, n, thr))
