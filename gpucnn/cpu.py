@@ -18,6 +18,7 @@ overrides).  The NumPy functions below stay the reference every native path is t
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -69,6 +70,31 @@ def _split(n: int, fn) -> list:
     return [first] + [f.result() for f in futures]
 
 
+def op_paths() -> dict:
+    """{op: what runs it on the CPU}, for ``gpucnn info``."""
+    if native.available:
+        kernels = f"native C kernel ({native.isa}, {threads()} threads)"
+        return {"conv2d": f"{kernels}: direct convolution",
+                "relu + max-pool": f"{kernels}: fused, one pass",
+                "everything else": "NumPy (OpenBLAS for matmuls)"}
+    why = f"NumPy (the native kernels are off: {native.reason})"
+    return {"conv2d": f"{why}: im2col + GEMM", "relu + max-pool": f"{why}: pool, then relu",
+            "everything else": "NumPy (OpenBLAS for matmuls)"}
+
+
+_numpy_path_noticed = False
+
+
+def _notice_numpy_path() -> None:
+    """Say once per process that the slower NumPy path runs because the extension is missing
+    (not when GPUCNN_NATIVE=0 asked for it)."""
+    global _numpy_path_noticed
+    if not _numpy_path_noticed and native.reason.startswith("not built"):
+        _numpy_path_noticed = True
+        print(f"gpucnn: convolution runs on the slower NumPy path: the native CPU kernels are "
+              f"{native.reason}; reinstall gpucnn where a C compiler is present", file=sys.stderr)
+
+
 # --- convolution ------------------------------------------------------------------------------
 
 def conv2d_forward(x, w, b, stride: int, pad: int):
@@ -81,6 +107,7 @@ def conv2d_forward(x, w, b, stride: int, pad: int):
         out = np.empty((N, F, OH, OW), dtype=x.dtype)
         _split(N, lambda n0, n1: native.conv2d_forward(x, w, b, stride, pad, out=out, n0=n0, n1=n1))
         return out, x
+    _notice_numpy_path()
     cols = im2col(x, KH, KW, stride, pad)  # (C*KH*KW, N*OH*OW)
     out = w.reshape(F, -1) @ cols  # (F, N*OH*OW)
     if b is not None:

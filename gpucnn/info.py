@@ -4,20 +4,17 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import warnings
 
 import numpy as np
 
-from . import __version__
+from . import __version__, cpu
 from .cuda.kernels import kernel_dir
 from .device import cuda_status, resolve_device
 
 
 def info_lines() -> list[str]:
     status = cuda_status()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        auto = resolve_device("auto")
+    auto = "cuda" if status.available else "cpu"  # what resolve_device("auto") picks, unprinted
     why = "CUDA is usable" if status.available else status.reason
     kdir = kernel_dir()
     kernels = sorted(f for f in os.listdir(kdir) if f.endswith((".cu", ".cuh"))) if kdir else []
@@ -33,6 +30,8 @@ def info_lines() -> list[str]:
     if status.available:
         lines.append(f"gpu         {status.device_name} x{status.device_count} "
                      f"(CUDA runtime {status.runtime_version}, driver {status.driver_version})")
+    lines.append("cpu paths   (op on a NumPy array -> what runs it)")
+    lines += [f"            {op:<22} {path}" for op, path in cpu.op_paths().items()]
     lines.append(f"kernels     {kdir or 'NOT FOUND'}")
     if kernels:
         lines.append(f"            {', '.join(kernels)}")

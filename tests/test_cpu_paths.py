@@ -92,3 +92,19 @@ def test_sequential_fuses_relu_then_maxpool_and_matches_the_layers_one_by_one(pa
     np.testing.assert_allclose(dx, d, rtol=1e-12, atol=1e-14)
     for k, g in net.gradients().items():
         np.testing.assert_allclose(grads[k], g, rtol=1e-12)
+
+
+def test_op_paths_name_the_path_and_a_missing_extension_is_noticed_once(monkeypatch, capsys):
+    monkeypatch.setattr(native, "available", False)
+    monkeypatch.setattr(native, "reason", "not built (no C compiler at install time?): test")
+    monkeypatch.setattr(cpu, "_numpy_path_noticed", False)
+    assert "im2col + GEMM" in cpu.op_paths()["conv2d"]
+    x, w = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3))
+    cpu.conv2d_forward(x, w, None, 1, 0)
+    cpu.conv2d_forward(x, w, None, 1, 0)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "slower NumPy path" in err[0] and "C compiler" in err[0]
+    monkeypatch.setattr(native, "reason", "disabled by GPUCNN_NATIVE=0")
+    monkeypatch.setattr(cpu, "_numpy_path_noticed", False)
+    cpu.conv2d_forward(x, w, None, 1, 0)
+    assert capsys.readouterr().err == ""  # asked for: no notice
