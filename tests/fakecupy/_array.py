@@ -178,7 +178,7 @@ class ndarray:
             raise TypeError(f"arr.dtype={arr.dtype}: expected {self.dtype}, the array's dtype")
         self._a[...] = arr
         if stream is None or stream is _stream.get_current_stream():
-            _count.upload("sync")
+            _count.upload("blocking")
             return
         _count.upload("async")
         up = stream.enqueue_upload(f"device array {self.dtype}{self.shape}")

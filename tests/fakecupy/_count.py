@@ -40,8 +40,8 @@ class Counter:
 
     ``launches``: {kernel or operation name: count}; ``allocations``: [(shape, dtype, where)] of
     every new device buffer (views are free); ``uploads``: [(kind, where)] of host-to-device
-    copies, kind ``"sync"`` for a copy on the consumer's stream from pageable memory and
-    ``"async"`` for one on another stream; ``syncs``: [(what, where)] of every point where the
+    copies, kind ``"blocking"`` for a copy on the consumer's stream (from pageable memory the
+    host waits for it) and ``"async"`` for one on another stream; ``syncs``: [(what, where)] of every point where the
     host waits for the device.
     """
 

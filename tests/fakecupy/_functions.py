@@ -17,7 +17,7 @@ def asnumpy(a, stream=None, order="C", out=None):
 def _upload(a, dtype=None, order="C"):
     host = _host(a)
     r = np.array(host, dtype=dtype, order=order)
-    _count.upload("sync")
+    _count.upload("blocking")
     return _wrap(r)
 
 

@@ -150,3 +150,6 @@ def reset() -> None:
     """A fresh device: the null stream current, no violations recorded."""
     _current[:] = [null]
     violations.clear()
+    _streams.clear()
+    null._uploads.clear()
+    _streams.add(null)

@@ -1,0 +1,109 @@
+"""The whole CUDA path (gpucnn.cuda's host code, the real kernels through the g++ emulation,
+functional, nn, models, optim) on the stand-in cupy: it must agree with NumPy, and what one
+training step costs on a GPU (launches, allocations, syncs) must not grow unnoticed."""
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+
+from fakecupy.counts import step_counts
+from gpucnn import bench, functional as F
+from gpucnn.models import ThreeLayerConvNet, build_model
+from gpucnn.optim import SGD, make_optimizer
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None,
+                                reason="g++ is not installed: the kernel host emulation needs it")
+
+
+def _close(got, want, rtol=1e-10):
+    """Relative to the largest magnitude, so near-zero entries of sums do not fail spuriously."""
+    got = got.get() if hasattr(got, "get") else np.asarray(got)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    scale = max(float(np.max(np.abs(want), initial=0.0)), 1e-300)
+    assert float(np.max(np.abs(got - want), initial=0.0)) <= rtol * scale
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_one_training_step_agrees_with_numpy(fake_cupy, monkeypatch, optimizer):
+    masks = {"cpu": [], "cuda": []}
+    dropout = F.dropout_forward
+
+    def recording_dropout(x, p, train, rng):
+        out, cache = dropout(x, p, train, rng)
+        masks["cuda" if isinstance(x, fake_cupy.ndarray) else "cpu"].append(cache[0])
+        return out, cache
+
+    monkeypatch.setattr(F, "dropout_forward", recording_dropout)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3, 3, 9, 9))
+    y = rng.integers(0, 10, 3)
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = ThreeLayerConvNet((3, 9, 9), num_filters=4, filter_size=5, hidden_dim=20,
+                                  weight_scale=0.1, reg=0.01, dropout=0.3, dtype=np.float64,
+                                  seed=7).to(device)
+        opt = make_optimizer(optimizer, model.parameters(), lr=0.05)
+        Xd, yd = (fake_cupy.asarray(X), fake_cupy.asarray(y)) if device == "cuda" else (X, y)
+        loss, grads = model.loss(Xd, yd)
+        opt.step(grads)
+        results[device] = (float(loss), grads, model.parameters())
+    loss_cpu, grads_cpu, params_cpu = results["cpu"]
+    loss_gpu, grads_gpu, params_gpu = results["cuda"]
+    assert len(masks["cpu"]) == len(masks["cuda"]) == 2
+    for cpu_mask, gpu_mask in zip(masks["cpu"], masks["cuda"]):
+        np.testing.assert_array_equal(gpu_mask.get(), cpu_mask)  # bit-identical
+    assert abs(loss_gpu - loss_cpu) <= 1e-10 * abs(loss_cpu)
+    assert grads_gpu.keys() == grads_cpu.keys() == params_gpu.keys()
+    for name in grads_cpu:
+        assert isinstance(params_gpu[name], fake_cupy.ndarray)
+        _close(grads_gpu[name], grads_cpu[name])
+        _close(params_gpu[name], params_cpu[name])
+
+
+# One training step of each benchmark net, counted (gpucnn.bench's step: forward, softmax + L2,
+# backward, SGD).  Today's numbers are the bounds: a change that adds launches, allocations or
+# syncs per step fails here and must lower or justify the bound.  Counts do not depend on the
+# batch, image or layer sizes, so small ones keep the emulated kernels fast.
+#   launches: 18 kernels/GEMMs of the layers, 4 for the labels' range check (min, max, stack)
+#     and the softmax loss's mean, 3 x 2 for L2's float64 sum of squares, 3 x 2 + 3 for L2's
+#     gradients and their sums, 6 x 2 for SGD (lr * g, then p -= it), the rest copies.
+#   syncs: 1, the labels' range check (functional._labels_on reads y.min() and y.max()).
+BOUNDS = {"a": {"launches": 58, "allocations": 48, "uploads": 0, "syncs": 1},
+          "b": {"launches": 58, "allocations": 48, "uploads": 0, "syncs": 1}}
+
+
+def _bench_net(fake_cupy, net):
+    # Hidden layers of 20: the emulated bias-gradient reduction runs one block of 256 host
+    # threads per output feature, which takes seconds for 500 features.
+    if net == "a":  # the seeds' ThreeLayerConvNet: 32 7x7 filters (3x8x8 images, hidden 20)
+        model = ThreeLayerConvNet((3, 8, 8), num_filters=32, filter_size=7, hidden_dim=20,
+                                  weight_scale=None, reg=bench.REG, seed=0)
+        shape = (2, 3, 8, 8)
+    else:  # gpucnn.bench's MNIST-sized net (b): 16 5x5 filters (1x12x12 images, hidden 20)
+        spec = dataclasses.replace(bench.NETS["b"], size=12, hidden=20)
+        model = build_model(bench.layer_spec(spec), (1, 12, 12), reg=bench.REG, seed=0)
+        shape = (2, 1, 12, 12)
+    model.to("cuda")
+    rng = np.random.default_rng(0)
+    X = fake_cupy.asarray(rng.standard_normal(shape).astype(np.float32))
+    y = fake_cupy.asarray(rng.integers(0, 10, shape[0]))
+    return model, X, y, SGD(model.parameters(), lr=bench.LR)
+
+
+@pytest.mark.parametrize("net", ["a", "b"])
+def test_a_training_step_costs_no_more_than_today(fake_cupy, net):
+    model, X, y, opt = _bench_net(fake_cupy, net)
+    step_counts(model, X, y, opt)  # kernels compile once per process; not part of a step
+    counts = step_counts(model, X, y, opt)
+    print(f"\n({net}) one training step on the stand-in: {counts.report()}")
+    got = counts.summary()
+    over = {k: f"{got[k]} > {BOUNDS[net][k]}" for k in got if got[k] > BOUNDS[net][k]}
+    assert not over, f"({net}) one training step costs more than recorded: {over}\n{counts.report()}"
+    # each layer's kernel runs once (names with or without template arguments or dtype suffix);
+    # the first conv needs no input gradient, so col2im never runs
+    per_kernel = {base: sum(n for name, n in counts.launches.items() if name.startswith(base))
+                  for base in ("im2col", "col2im", "maxpool_forward", "maxpool_backward",
+                               "softmax_cross_entropy")}
+    assert per_kernel == {"im2col": 1, "col2im": 0, "maxpool_forward": 1, "maxpool_backward": 1,
+                          "softmax_cross_entropy": 1}
