@@ -61,6 +61,16 @@ def test_one_training_step_agrees_with_numpy(fake_cupy, monkeypatch, optimizer):
         _close(params_gpu[name], params_cpu[name])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpucnn_check_compares_every_primitive_through_the_cuda_module(fake_cupy, dtype):
+    from gpucnn import cuda
+
+    rows = cuda.compare_with_numpy(dtype)
+    exact = [op for op, _ in rows if "argmax" in op or op in ("im2col", "dropout_keep_mask")]
+    assert len(exact) == 3 and all(diff == 0.0 for op, diff in rows if op in exact), rows
+    assert max(diff for _, diff in rows) <= (1e-5 if dtype == np.float32 else 1e-12), rows
+
+
 # One training step of each benchmark net, counted (gpucnn.bench's step: forward, softmax + L2,
 # backward, SGD).  Today's numbers are the bounds: a change that adds launches, allocations or
 # syncs per step fails here and must lower or justify the bound.  Counts do not depend on the

@@ -54,8 +54,10 @@ def test_counts_launches_allocations_and_syncs(fake_cupy):
 def test_the_fixture_restores_whatever_cupy_was_there(monkeypatch):
     from gpucnn import device
 
-    real = types.ModuleType("cupy")
+    real, real_cuda = types.ModuleType("cupy"), types.ModuleType("cupy.cuda")
+    real.cuda = real_cuda
     monkeypatch.setitem(sys.modules, "cupy", real)
+    monkeypatch.setitem(sys.modules, "cupy.cuda", real_cuda)
     monkeypatch.setattr(device, "_cuda_status", device.CudaStatus(False, "no GPU here"))
     with installed() as cp:
         assert sys.modules["cupy"] is cp and device.import_cupy() is cp
@@ -63,7 +65,7 @@ def test_the_fixture_restores_whatever_cupy_was_there(monkeypatch):
         from gpucnn import cuda
 
         assert cuda.cupy is cp
-    assert sys.modules["cupy"] is real
+    assert sys.modules["cupy"] is real and sys.modules["cupy.cuda"] is real_cuda is real.cuda
     assert device.cuda_status().reason == "no GPU here"
     assert "gpucnn.cuda" not in sys.modules or sys.modules["gpucnn.cuda"].cupy is not cp
 

@@ -46,7 +46,7 @@ for _name in ("add", "subtract", "multiply", "divide", "true_divide", "floor_div
               "tanh", "sign", "maximum", "minimum", "fmax", "fmin", "equal", "not_equal", "less",
               "less_equal", "greater", "greater_equal", "logical_and", "logical_or",
               "logical_not", "isinf", "floor", "ceil", "matmul", "reciprocal", "bitwise_and",
-              "bitwise_or", "bitwise_xor", "right_shift", "left_shift", "fabs"):
+              "bitwise_or", "bitwise_xor", "right_shift", "left_shift", "fabs", "isfinite", "isnan"):
     globals()[_name] = getattr(np, _name)
 
 

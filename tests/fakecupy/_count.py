@@ -14,7 +14,6 @@ import sys
 from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-_SKIP = (HERE, os.path.dirname(contextlib.__file__), os.path.dirname(collections.__file__))
 _active: list["Counter"] = []
 
 
@@ -23,11 +22,11 @@ def where(depth: int = 3) -> str:
     joined by `` < ``: enough to tell which line of gpucnn caused an event."""
     import numpy
 
-    skip = _SKIP + (os.path.dirname(numpy.__file__),)
+    skip = (HERE, os.path.dirname(numpy.__file__))
     frame, parts = sys._getframe(1), []
     while frame is not None and len(parts) < depth:
         path = frame.f_code.co_filename
-        if not path.startswith(skip):
+        if not path.startswith(skip) and path != contextlib.__file__:
             short = os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
             parts.append(f"{short}:{frame.f_lineno} {frame.f_code.co_name}")
         frame = frame.f_back
