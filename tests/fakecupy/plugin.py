@@ -40,8 +40,8 @@ def _take(predicate) -> dict:
 
 
 def _put_back(mods: dict) -> None:
+    sys.modules.update(mods)  # all first: a parent may come after its child in the dict
     for name, mod in mods.items():
-        sys.modules[name] = mod
         parent, _, child = name.rpartition(".")
         if parent in sys.modules:
             setattr(sys.modules[parent], child, mod)
