@@ -82,12 +82,19 @@ template __global__ void axpy<double>(double, const double*, double*, idx_t);
 extern "C" __global__ void axpy_f64(double a, const double* x, double* y, idx_t n) {
     axpy<double>(a, x, y, n);
 }
+extern "C" {
+__global__ void __launch_bounds__(256) axpy_f64_in_block(double a, const double* x, double* y,
+                                                         idx_t n) {
+    axpy<double>(a, x, y, n);
+}
+}
 '''
 
 
 @needs_gxx
 @pytest.mark.parametrize("names, name", [(["axpy<double>", "axpy<float>"], "axpy<double>"),
-                                         (None, "axpy_f64")], ids=["templates", "extern-C"])
+                                         (None, "axpy_f64"), (None, "axpy_f64_in_block")],
+                         ids=["templates", "extern-C", "extern-C-block"])
 def test_raw_module_runs_both_entry_point_styles(fake_cupy, names, name):
     mod = fake_cupy.RawModule(code=KERNELS, options=("-std=c++17",), name_expressions=names)
     x = fake_cupy.asarray(np.arange(1000.0))
@@ -100,6 +107,10 @@ def test_raw_module_runs_both_entry_point_styles(fake_cupy, names, name):
         mod.get_function(name)((1,), (32,), (np.float64(1.0), np.ones(3), y, np.int64(3)))
     with pytest.raises(RuntimeError, match="name='nope'"):
         mod.get_function("nope")
+    if names is None:  # C linkage: RawKernel finds it by name too
+        fake_cupy.RawKernel(KERNELS, name)((1,), (64,), (np.float64(1.0), x, y, np.int64(1000)))
+        np.testing.assert_array_equal(y.get(), 1 + 3 * np.arange(1000.0))
+    assert "axpy" not in mod._symbols  # a C++ template has no C name to look up
 
 
 @needs_gxx

@@ -28,7 +28,7 @@ from ._count import Counter, counting  # noqa: F401
 from ._functions import *  # noqa: F401,F403
 from ._functions import linalg  # noqa: F401
 from ._memory import pool as _pool
-from ._rawmodule import RawModule  # noqa: F401
+from ._rawmodule import RawKernel, RawModule  # noqa: F401
 
 __version__ = "0.0.0+stand-in"
 

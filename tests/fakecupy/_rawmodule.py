@@ -27,8 +27,10 @@ HEADER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 CXX_FLAGS = ("-std=c++20", "-pthread", "-O1", "-shared", "-fPIC", "-w")
 # NVRTC knows these without a header; the host compiler needs them spelled out.
 PRELUDE = "#ifndef __launch_bounds__\n#define __launch_bounds__(...)\n#endif\n"
-_EXTERN_C = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\([^)]*\)\s+)?void\s+'
-                       r'(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(')
+_KERNEL = re.compile(r'__global__\s+(?:__launch_bounds__\([^)]*\)\s+)?void\s+'
+                     r'(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(')
+_EXTERN_C_BLOCK = re.compile(r'extern\s+"C"\s*\{')
+_EXTERN_C_BEFORE = re.compile(r'extern\s+"C"\s*$')
 _SCALARS = {np.dtype(np.int64): ctypes.c_longlong, np.dtype(np.uint64): ctypes.c_ulonglong,
             np.dtype(np.int32): ctypes.c_int, np.dtype(np.uint32): ctypes.c_uint,
             np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c_double,
@@ -53,9 +55,33 @@ def cache_dir() -> str:
     return path
 
 
-def _defines(options) -> list[str]:
-    """The options that change what the source means on the host too (-D, -U, -I)."""
-    return [o for o in options if o.startswith(("-D", "-U", "-I"))]
+def extern_c_kernels(code: str) -> list[str]:
+    """Names of the kernels with C linkage, the ones CuPy finds by name without
+    name_expressions: declared ``extern "C" __global__ ...`` or inside ``extern "C" { ... }``."""
+    blocks = []
+    for m in _EXTERN_C_BLOCK.finditer(code):
+        depth, end = 1, m.end()
+        while depth and end < len(code):
+            depth += {"{": 1, "}": -1}.get(code[end], 0)
+            end += 1
+        blocks.append((m.end(), end))
+    return [m.group(1) for m in _KERNEL.finditer(code)
+            if _EXTERN_C_BEFORE.search(code, 0, m.start())
+            or any(a <= m.start() < b for a, b in blocks)]
+
+
+def _host_options(options) -> list[str]:
+    """The NVRTC options that change what the source means on the host too: macros and
+    include paths, in g++'s spelling."""
+    spelled = {"--define-macro=": "-D", "--undefine-macro=": "-U", "--include-path=": "-I"}
+    out = []
+    for o in options:
+        for long, short in spelled.items():
+            if o.startswith(long):
+                o = short + o[len(long):]
+        if o.startswith(("-D", "-U", "-I")):
+            out.append(o)
+    return out
 
 
 class RawModule:
@@ -70,7 +96,7 @@ class RawModule:
                 code = f.read()
         self.code, self.options = code, tuple(options)
         self.name_expressions = tuple(name_expressions or ())
-        entries = list(self.name_expressions) + _EXTERN_C.findall(code)
+        entries = list(self.name_expressions) + extern_c_kernels(code)
         self._symbols = {e: f"emu_entry_{i}" for i, e in enumerate(dict.fromkeys(entries))}
         self._lib = None
 
@@ -87,7 +113,7 @@ class RawModule:
         source = self._launcher()
         with open(HEADER, "rb") as f:
             header = f.read()
-        flags = [*CXX_FLAGS, *_defines(self.options)]
+        flags = [*CXX_FLAGS, *_host_options(self.options)]
         key = hashlib.sha256(header + source.encode() + " ".join(flags).encode()).hexdigest()[:24]
         if key not in _libraries:
             _libraries[key] = ctypes.CDLL(self._build(key, source, flags))
@@ -115,6 +141,20 @@ class RawModule:
             raise RuntimeError(f"name={name!r}: expected one of this module's kernels "
                                f"{sorted(self._symbols)} (CUDA_ERROR_NOT_FOUND)")
         return Function(name, getattr(self._lib, self._symbols[name]))
+
+
+class RawKernel:
+    """``cupy.RawKernel(code, name, options)``: one extern "C" kernel of ``code``."""
+
+    def __init__(self, code, name, options=(), backend="nvrtc", translate_cucomplex=False,
+                 enable_cooperative_groups=False, jitify=False):
+        self._module, self.name = RawModule(code=code, options=options), name
+
+    def compile(self, log_stream=None):
+        self._module.compile()
+
+    def __call__(self, grid, block, args, shared_mem=0, stream=None):
+        self._module.get_function(self.name)(grid, block, args, shared_mem, stream)
 
 
 def _dim(v, what) -> int:
