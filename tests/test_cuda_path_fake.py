@@ -71,16 +71,25 @@ def test_gpucnn_check_compares_every_primitive_through_the_cuda_module(fake_cupy
     assert max(diff for _, diff in rows) <= (1e-5 if dtype == np.float32 else 1e-12), rows
 
 
-# One training step of each benchmark net, counted (gpucnn.bench's step: forward, softmax + L2,
-# backward, SGD).  Today's numbers are the bounds: a change that adds launches, allocations or
-# syncs per step fails here and must lower or justify the bound.  Counts do not depend on the
-# batch, image or layer sizes, so small ones keep the emulated kernels fast.
-#   launches: 18 kernels/GEMMs of the layers, 4 for the labels' range check (min, max, stack)
-#     and the softmax loss's mean, 3 x 2 for L2's float64 sum of squares, 3 x 2 + 3 for L2's
-#     gradients and their sums, 6 x 2 for SGD (lr * g, then p -= it), the rest copies.
-#   syncs: 1, the labels' range check (functional._labels_on reads y.min() and y.max()).
-BOUNDS = {"a": {"launches": 58, "allocations": 48, "uploads": 0, "syncs": 1},
-          "b": {"launches": 58, "allocations": 48, "uploads": 0, "syncs": 1}}
+# One training step of each benchmark net, counted by phase (gpucnn.bench's step: forward,
+# softmax + L2, backward, SGD).  Today's numbers are the bounds: a change that adds launches,
+# allocations, uploads or syncs to a phase fails here and must lower or justify the bound.
+# Counts do not depend on batch, image or layer sizes, so small ones keep the emulated kernels
+# fast.  Today, for both nets:
+#   forward 11 launches: im2col, GEMM and bias add per conv/linear layer, relu and maxpool
+#     kernels, and one copy (the conv output is an (N, F, ...) view of (F, N, ...) memory).
+#   loss 23 launches, 1 sync: the labels' range check (min, max, stack, then a read: the
+#     sync), the softmax kernel and its mean (2), per weight L2 casts to float64 and dots (6),
+#     sums them (3), scales (1), reg * W (3) added into the gradients (3), data + reg loss (1).
+#   backward 12 launches: per linear layer dW GEMM, bias_grad, dX GEMM; relu and maxpool
+#     kernels; for the conv a copy of dout to (F, N*OH*OW), bias_grad and dW (no dX).
+#   update 12 launches: SGD's lr * g then p -= it, per parameter.
+PHASE_BOUNDS = {
+    "forward": {"launches": 11, "allocations": 9, "uploads": 0, "syncs": 0},
+    "loss": {"launches": 23, "allocations": 21, "uploads": 0, "syncs": 1},
+    "backward": {"launches": 12, "allocations": 12, "uploads": 0, "syncs": 0},
+    "update": {"launches": 12, "allocations": 6, "uploads": 0, "syncs": 0},
+}
 
 
 def _bench_net(fake_cupy, net):
@@ -107,8 +116,11 @@ def test_a_training_step_costs_no_more_than_today(fake_cupy, net):
     step_counts(model, X, y, opt)  # kernels compile once per process; not part of a step
     counts = step_counts(model, X, y, opt)
     print(f"\n({net}) one training step on the stand-in: {counts.report()}")
-    got = counts.summary()
-    over = {k: f"{got[k]} > {BOUNDS[net][k]}" for k in got if got[k] > BOUNDS[net][k]}
+    covered = {k: sum(p[k] for p in counts.phases.values()) for k in counts.summary()}
+    assert covered == counts.summary(), f"events outside the four phases:\n{counts.report()}"
+    over = {f"{name}.{k}": f"{counts.phases.get(name, {}).get(k, 0)} > {bound}"
+            for name, bounds in PHASE_BOUNDS.items() for k, bound in bounds.items()
+            if counts.phases.get(name, {}).get(k, 0) > bound}
     assert not over, f"({net}) one training step costs more than recorded: {over}\n{counts.report()}"
     # each layer's kernel runs once (names with or without template arguments or dtype suffix);
     # the first conv needs no input gradient, so col2im never runs

@@ -249,7 +249,8 @@ class ndarray:
         method.__name__ = name
         return method
 
-    sum, mean, max, min, prod = _reduce("sum"), _reduce("mean"), _reduce("max"), _reduce("min"), _reduce("prod")
+    sum, mean, max, min = _reduce("sum"), _reduce("mean"), _reduce("max"), _reduce("min")
+    prod = _reduce("prod")
     argmax, argmin, any, all = _reduce("argmax"), _reduce("argmin"), _reduce("any"), _reduce("all")
     var, std, dot, clip = _reduce("var"), _reduce("std"), _reduce("dot"), _reduce("clip")
     del _reduce

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _active: list["Counter"] = []
+_phases: list[str] = [""]
 
 
 def where(depth: int = 3) -> str:
@@ -40,14 +41,20 @@ class Counter:
     ``launches``: {kernel or operation name: count}; ``allocations``: [(shape, dtype, where)] of
     every new device buffer (views are free); ``uploads``: [(kind, where)] of host-to-device
     copies, kind ``"blocking"`` for a copy on the consumer's stream (from pageable memory the
-    host waits for it) and ``"async"`` for one on another stream; ``syncs``: [(what, where)] of every point where the
-    host waits for the device.
+    host waits for it) and ``"async"`` for one on another stream; ``syncs``: [(what, where)] of
+    every point where the host waits for the device.  ``phases``: {phase: {"launches": n, ...}}
+    for the events inside ``with phase(name)`` blocks (the innermost one names them).
     """
 
     launches: collections.Counter = field(default_factory=collections.Counter)
     allocations: list = field(default_factory=list)
     uploads: list = field(default_factory=list)
     syncs: list = field(default_factory=list)
+    phases: dict = field(default_factory=dict)
+
+    def _note(self, kind: str) -> None:
+        if _phases[-1]:
+            self.phases.setdefault(_phases[-1], collections.Counter())[kind] += 1
 
     @property
     def n_launches(self) -> int:
@@ -61,6 +68,8 @@ class Counter:
     def report(self) -> str:
         """A multi-line account: totals, launches by name, and where each sync happened."""
         lines = [", ".join(f"{k} {v}" for k, v in self.summary().items())]
+        lines += [f"  phase {name}: " + ", ".join(f"{k} {n[k]}" for k in self.summary())
+                  for name, n in self.phases.items()]
         lines += [f"  launch {name}: {n}" for name, n in sorted(self.launches.items())]
         lines += [f"  sync {what} at {at}" for what, at in self.syncs]
         return "\n".join(lines)
@@ -77,9 +86,20 @@ def counting():
         _active.remove(c)
 
 
+@contextlib.contextmanager
+def phase(name: str):
+    """Events inside the block are also counted under ``Counter.phases[name]``."""
+    _phases.append(name)
+    try:
+        yield
+    finally:
+        _phases.pop()
+
+
 def launch(name: str) -> None:
     for c in _active:
         c.launches[name] += 1
+        c._note("launches")
 
 
 def allocation(shape, dtype) -> None:
@@ -87,6 +107,7 @@ def allocation(shape, dtype) -> None:
         at = where(1)
         for c in _active:
             c.allocations.append((tuple(shape), str(dtype), at))
+            c._note("allocations")
 
 
 def upload(kind: str) -> None:
@@ -94,6 +115,7 @@ def upload(kind: str) -> None:
         at = where(2)
         for c in _active:
             c.uploads.append((kind, at))
+            c._note("uploads")
 
 
 def sync(what: str) -> None:
@@ -101,3 +123,4 @@ def sync(what: str) -> None:
         at = where(3)
         for c in _active:
             c.syncs.append((what, at))
+            c._note("syncs")
