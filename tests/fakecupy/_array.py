@@ -35,8 +35,8 @@ def _device(x, role="argument"):
                 f"{up.stream!r} is in flight: wait for the copy's event first")
         return x._a
     if isinstance(x, np.ndarray):
-        raise TypeError(f"Unsupported type {type(x)}: expected a cupy array for {role}, not a "
-                        f"host array (move it with cupy.asarray)")
+        raise TypeError(f"{role}=numpy.ndarray{x.shape}: expected a cupy array (CuPy refuses host "
+                        f"arrays in device operations; move it with cupy.asarray)")
     if isinstance(x, (list, tuple)):
         return type(x)(_device(v, role) for v in x)
     return x
@@ -74,10 +74,10 @@ def _call(name, fn, args, kwargs, launch=True):
     if "out" in kwargs and kwargs["out"] is not None:
         out = kwargs["out"]
         kwargs = dict(kwargs, out=_device(out, "out"))
-        fn(*_device(args), **kwargs)
+        fn(*_device(args, f"{name} operand"), **kwargs)
         _count.launch(name)
         return out
-    r = fn(*_device(args), **{k: _device(v, k) for k, v in kwargs.items()})
+    r = fn(*_device(args, f"{name} operand"), **{k: _device(v, k) for k, v in kwargs.items()})
     flat = [a for a in args for a in (a if isinstance(a, (list, tuple)) else (a,))]
     return _wrap(r, flat, name if launch else None)
 
@@ -171,7 +171,7 @@ class ndarray:
     # -- uploads
     def set(self, arr, stream=None):
         if isinstance(arr, ndarray) or not isinstance(arr, np.ndarray):
-            raise TypeError(f"arr: expected a numpy.ndarray, got {type(arr).__name__}")
+            raise TypeError(f"arr={type(arr).__name__}: expected a numpy.ndarray")
         if arr.shape != self.shape:
             raise ValueError(f"arr.shape={arr.shape}: expected {self.shape}, the array's shape")
         if arr.dtype != self.dtype:

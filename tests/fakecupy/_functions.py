@@ -70,7 +70,7 @@ def full(shape, fill_value, dtype=None, order="C"):
 
 def _like(a, dtype):
     if not isinstance(a, ndarray):
-        raise TypeError(f"a: expected a cupy array, got {type(a).__name__}")
+        raise TypeError(f"a={type(a).__name__}: expected a cupy array")
     return a.shape, a.dtype if dtype is None else dtype
 
 
@@ -146,7 +146,7 @@ def size(a):
 
 def _device_arg(a):
     if not isinstance(a, ndarray):
-        raise TypeError(f"Unsupported type {type(a)}: expected a cupy array")
+        raise TypeError(f"a={type(a).__name__}: expected a cupy array")
     return a
 
 

@@ -91,7 +91,7 @@ class RawModule:
                  enable_cooperative_groups=False, name_expressions=None, jitify=False):
         if code is None:
             if path is None:
-                raise ValueError("RawModule: expected code or path")
+                raise ValueError("code=None, path=None: expected the kernel source or its path")
             with open(path, encoding="utf-8") as f:
                 code = f.read()
         self.code, self.options = code, tuple(options)
@@ -178,14 +178,14 @@ class Function:
             if isinstance(a, ndarray):
                 keep.append(ctypes.c_void_p(_device(a).ctypes.data))
             elif isinstance(a, np.ndarray):
-                _device(a, f"kernel argument {pos}")
+                _device(a, f"args[{pos}]")
             elif isinstance(a, np.generic) and a.dtype in _SCALARS:
                 keep.append(_SCALARS[a.dtype](a.item()))
             elif isinstance(a, (bool, int, float)):
                 keep.append({bool: ctypes.c_bool, int: ctypes.c_longlong,
                              float: ctypes.c_double}[type(a)](a))
             else:
-                raise TypeError(f"kernel argument {pos}: unsupported type {type(a).__name__}")
+                raise TypeError(f"args[{pos}]={type(a).__name__}: expected a cupy array or a scalar")
         ptrs = (ctypes.c_void_p * len(keep))(*[ctypes.addressof(k) for k in keep])
         _count.launch(self.name)
         self._entry(ctypes.c_uint(g), ctypes.c_uint(b), ptrs)

@@ -123,7 +123,7 @@ def get_elapsed_time(start: Event, end: Event) -> float:
     """Milliseconds between two recorded events (host time: work runs when it is queued)."""
     for name, ev in (("start", start), ("end", end)):
         if ev.time is None:
-            raise RuntimeError(f"{name}: expected a recorded Event")
+            raise RuntimeError(f"{name}={ev!r}: expected a recorded Event")
     return (end.time - start.time) * 1e3
 
 
