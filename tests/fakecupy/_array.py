@@ -8,6 +8,7 @@ and one allocation per result that owns a new buffer (views are free).
 """
 from __future__ import annotations
 
+import numbers
 import weakref
 
 import numpy as np
@@ -102,6 +103,8 @@ class ndarray:
     __array_priority__ = 100.0
 
     def __init__(self, shape, dtype=float, order="C"):
+        shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+        pool.check(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)  # before host RAM
         self._a, self._up = np.empty(shape, dtype, order=order), None
         _allocated(self._a)
 

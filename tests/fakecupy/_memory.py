@@ -11,17 +11,25 @@ class OutOfMemoryError(MemoryError):
                          f"{total:,} bytes, limit set to: {limit:,} bytes).")
 
 
+DEVICE_MEMORY = 16 * 2**30  # the stand-in device's memory
+
+
 class MemoryPool:
     """Live bytes of the stand-in's device buffers.  ``total_bytes()`` is the peak since the
-    last ``free_all_blocks()``, as a pool that keeps freed blocks would hold."""
+    last ``free_all_blocks()``, as a pool that keeps freed blocks would hold.  Allocating past
+    the limit (``set_limit``, else the device's memory) raises OutOfMemoryError."""
 
     def __init__(self):
         self._used = self._peak = 0
         self._limit = 0
 
+    def check(self, nbytes: int) -> None:
+        limit = self._limit or DEVICE_MEMORY
+        if self._used + nbytes > limit:
+            raise OutOfMemoryError(nbytes, self._used, limit)
+
     def malloc(self, nbytes: int) -> None:
-        if self._limit and self._used + nbytes > self._limit:
-            raise OutOfMemoryError(nbytes, self._used, self._limit)
+        self.check(nbytes)
         self._used += nbytes
         self._peak = max(self._peak, self._used)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import types
 
 from . import _stream
+from ._memory import DEVICE_MEMORY as TOTAL_MEMORY
 from ._memory import OutOfMemoryError, PinnedMemoryPointer, alloc_pinned_memory  # noqa: F401
 from ._rawmodule import CompileException
 from ._stream import Event, Stream, get_current_stream, get_elapsed_time  # noqa: F401
 
 DEVICE_NAME = b"gpucnn stand-in GPU (NumPy + g++ kernel emulation)"
-TOTAL_MEMORY = 16 * 2**30
 
 
 def _module(name, doc, **attrs):
