@@ -70,7 +70,7 @@ def _allocated(root: np.ndarray) -> None:
     weakref.finalize(root, pool.free, root.nbytes)
 
 
-def _call(name, fn, args, kwargs, launch=True):
+def _call(name, fn, args, kwargs):
     """Run NumPy function ``fn`` on the unwrapped arguments and wrap what it returns."""
     if "out" in kwargs and kwargs["out"] is not None:
         out = kwargs["out"]
@@ -80,7 +80,7 @@ def _call(name, fn, args, kwargs, launch=True):
         return out
     r = fn(*_device(args, f"{name} operand"), **{k: _device(v, k) for k, v in kwargs.items()})
     flat = [a for a in args for a in (a if isinstance(a, (list, tuple)) else (a,))]
-    return _wrap(r, flat, name if launch else None)
+    return _wrap(r, flat, name)
 
 
 def _copied(name, fn, self, *args, **kwargs):
@@ -88,11 +88,6 @@ def _copied(name, fn, self, *args, **kwargs):
     r = fn(_device(self), *args, **kwargs)
     new = _root(r) is not _root(self._a)
     return _wrap(r, (self,), name if new else None)
-
-
-def _host(x) -> np.ndarray:
-    """A host array for an upload: CuPy copies lists, scalars and NumPy arrays alike."""
-    return np.array(x, copy=True, order="C")
 
 
 class ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _count
-from ._array import _call, _device, _host, _wrap, ndarray
+from ._array import _call, _device, _wrap, ndarray
 
 
 def asnumpy(a, stream=None, order="C", out=None):
@@ -15,8 +15,7 @@ def asnumpy(a, stream=None, order="C", out=None):
 
 
 def _upload(a, dtype=None, order="C"):
-    host = _host(a)
-    r = np.array(host, dtype=dtype, order=order)
+    r = np.array(a, dtype=dtype, order=order, copy=True)  # CuPy copies lists and scalars too
     _count.upload("blocking")
     return _wrap(r)
 
