@@ -17,7 +17,8 @@ _suite = importlib.util.module_from_spec(_spec)
 with installed():
     _spec.loader.exec_module(_suite)
 
-globals().update({k: v for k, v in vars(_suite).items() if k.startswith("test_") or k == "dtype"})
+# its tests, fixtures and helpers; cp and cuda are replaced below
+globals().update({k: v for k, v in vars(_suite).items() if not k.startswith("_") and k != "pytestmark"})
 
 
 # The suite's own cp and cuda fixtures are module-scoped, so they would import cupy before a
@@ -51,6 +52,8 @@ _SLOW = {
         "its 1 GiB input is real host memory here; test_fakecupy.py drives the same hint with a "
         "pool limit",
 }
+for _name in {*_BROKEN, *_SLOW} - set(globals()):
+    raise LookupError(f"{_name}: expected in tests/test_cuda.py; update _BROKEN/_SLOW here")
 for _name, _reason in _BROKEN.items():
     globals()[_name] = pytest.mark.xfail(strict=True, raises=TypeError, reason=_reason)(globals()[_name])
 for _name, _reason in _SLOW.items():
