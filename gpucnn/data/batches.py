@@ -34,7 +34,7 @@ class BatchIterator:
     ``shuffle`` reorders every epoch from ``seed``; ``crop_pad`` > 0 crops at random after
     zero padding and ``flip`` mirrors half the images (CIFAR-10 style augmentation, drawn from
     ``seed``).  On CUDA the next batch is copied to the GPU on a side stream while the current
-    one is in use.
+    one is in use (see :meth:`next_batch`).
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int = 0,
@@ -57,6 +57,7 @@ class BatchIterator:
         self.epoch = self.position = 0
         self._order_cache: tuple[int, np.ndarray] | None = None
         self._uploader = None
+        self._prefetched = None  # CUDA: ((seed, epoch, position), upload in flight)
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -87,29 +88,50 @@ class BatchIterator:
             self.epoch, self.position = self.epoch + 1, 0
 
     def next_batch(self):
-        """The next batch on the device; moves on (to the next epoch after the last batch)."""
-        xb, yb = self.host_batch(self.epoch, self.position)
-        self._advance()
-        return to_device(xb, self.device), to_device(yb, self.device)
+        """The next batch on the device; moves on (to the next epoch after the last batch).
 
-    def __iter__(self):
-        remaining = len(self) - self.position
+        On CUDA the batch after it starts uploading on a side stream before this one is
+        returned, so a loop that calls ``next_batch()`` every step (the Trainer) finds each
+        batch on the device or on its way.  The upload in flight is only a cache of
+        ``(seed, epoch, position)``: :meth:`state` and :meth:`set_state` ignore it.
+        """
         if self.device == "cpu":
-            for _ in range(remaining):
-                yield self.next_batch()
-            return
+            xb, yb = self.host_batch(self.epoch, self.position)
+            self._advance()
+            return to_device(xb, self.device), to_device(yb, self.device)
         if self._uploader is None:
             from ._prefetch import CudaUploader
 
             self._uploader = CudaUploader()
         up = self._uploader
-        pending = up.upload(*self.host_batch(self.epoch, self.position))
-        for i in range(remaining):
-            nxt = (up.upload(*self.host_batch(self.epoch, self.position + 1))
-                   if i + 1 < remaining else None)
-            self._advance()
-            yield up.ready(pending)
-            pending = nxt
+        handle = self._take_prefetched()
+        if handle is None:
+            handle = up.upload(*self.host_batch(self.epoch, self.position))
+        self._advance()
+        self._prefetched = (self._key(), up.upload(*self.host_batch(self.epoch, self.position)))
+        return up.ready(handle)
+
+    def _key(self) -> tuple[int, int, int]:
+        return self.seed, self.epoch, self.position
+
+    def _take_prefetched(self):
+        """The upload of the batch at the current state, if one is in flight; a stale one (after
+        set_state moved elsewhere) is given up so its device memory is released safely."""
+        if self._prefetched is None:
+            return None
+        key, handle = self._prefetched
+        self._prefetched = None
+        if key == self._key():
+            return handle
+        self._uploader.discard(handle)
+        return None
+
+    def __iter__(self):
+        # A loop that stops early leaves at most the following batch in flight, still owned
+        # here (next_batch or the next loop takes it up; the uploader discards it when the
+        # iterator goes away), so no device memory is dropped while a copy writes it.
+        for _ in range(len(self) - self.position):
+            yield self.next_batch()
 
     def state(self) -> dict:
         """Everything needed to resume: ``{"seed", "epoch", "position"}``."""

@@ -1,0 +1,285 @@
+"""The stand-in ``cupy.ndarray`` and the array functions gpucnn calls, over NumPy.
+
+The array wraps a NumPy array rather than subclassing it: ``np.asarray`` never asks a subclass
+before viewing its memory, so only a wrapper can refuse implicit conversion to the host as CuPy
+does.  Every operation unwraps its inputs (refusing NumPy arrays, as CuPy's kernels do), runs in
+NumPy and wraps the result, counting one launch per elementwise op, reduction, matmul or copy,
+and one allocation per result that owns a new buffer (views are free).
+"""
+from __future__ import annotations
+
+import numbers
+import weakref
+
+import numpy as np
+
+from . import _count, _stream
+from ._memory import pool
+
+IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to "
+            "construct a NumPy array explicitly.")
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _device(x, role="argument"):
+    """The NumPy array inside a stand-in array (checking its upload is ordered); scalars pass."""
+    if isinstance(x, ndarray):
+        up = x._up
+        if up is not None and not up.ordered:
+            raise _stream.StreamOrderError(
+                f"{up.what} read on {_stream.get_current_stream()!r} while its copy on "
+                f"{up.stream!r} is in flight: wait for the copy's event first")
+        return x._a
+    if isinstance(x, np.ndarray):
+        raise TypeError(f"{role}=numpy.ndarray{x.shape}: expected a cupy array (CuPy refuses host "
+                        f"arrays in device operations; move it with cupy.asarray)")
+    if isinstance(x, (list, tuple)):
+        return type(x)(_device(v, role) for v in x)
+    return x
+
+
+def _wrap(r, sources=(), launch=None):
+    """Wrap NumPy result ``r`` (0-d results of NumPy come back as scalars; CuPy keeps arrays).
+    A result in a buffer none of ``sources`` owns is an allocation."""
+    if isinstance(r, tuple):
+        return tuple(_wrap(x, sources, launch) for x in r)
+    if launch is not None:
+        _count.launch(launch)
+    if not isinstance(r, np.ndarray):
+        r = np.asarray(r)
+    root = _root(r)
+    src = [s for s in sources if isinstance(s, ndarray)]
+    out = ndarray.__new__(ndarray)
+    out._a, out._up = r, None
+    owners = [s for s in src if _root(s._a) is root]
+    if owners:
+        out._up = owners[0]._up
+    else:
+        _allocated(root)
+    return out
+
+
+def _allocated(root: np.ndarray) -> None:
+    _count.allocation(root.shape, root.dtype)
+    pool.malloc(root.nbytes)
+    weakref.finalize(root, pool.free, root.nbytes)
+
+
+def _call(name, fn, args, kwargs):
+    """Run NumPy function ``fn`` on the unwrapped arguments and wrap what it returns."""
+    if "out" in kwargs and kwargs["out"] is not None:
+        out = kwargs["out"]
+        kwargs = dict(kwargs, out=_device(out, "out"))
+        fn(*_device(args, f"{name} operand"), **kwargs)
+        _count.launch(name)
+        return out
+    r = fn(*_device(args, f"{name} operand"), **{k: _device(v, k) for k, v in kwargs.items()})
+    flat = [a for a in args for a in (a if isinstance(a, (list, tuple)) else (a,))]
+    return _wrap(r, flat, name)
+
+
+def _copied(name, fn, self, *args, **kwargs):
+    """A method that returns a view when it can and a copy otherwise (one copy kernel)."""
+    r = fn(_device(self), *args, **kwargs)
+    new = _root(r) is not _root(self._a)
+    return _wrap(r, (self,), name if new else None)
+
+
+class ndarray:
+    """``cupy.ndarray`` on the host; ``type(a).__module__`` is ``cupy`` for device detection."""
+
+    __module__ = "cupy"
+    __slots__ = ("_a", "_up", "__weakref__")
+    __array_priority__ = 100.0
+
+    def __init__(self, shape, dtype=float, order="C"):
+        shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+        pool.check(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)  # before host RAM
+        self._a, self._up = np.empty(shape, dtype, order=order), None
+        _allocated(self._a)
+
+    # -- attributes that read no data
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    size = property(lambda self: self._a.size)
+    ndim = property(lambda self: self._a.ndim)
+    nbytes = property(lambda self: self._a.nbytes)
+    itemsize = property(lambda self: self._a.itemsize)
+    strides = property(lambda self: self._a.strides)
+    flags = property(lambda self: self._a.flags)
+    T = property(lambda self: _wrap(self._a.T, (self,)))
+
+    def __len__(self):
+        return len(self._a)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    # -- refused or synchronising conversions to the host
+    def __array__(self, *args, **kwargs):
+        raise TypeError(IMPLICIT)
+
+    def get(self, stream=None, order="C", out=None):
+        _count.sync("ndarray.get")
+        a = np.array(_device(self), order=order)
+        if out is None:
+            return a
+        out[...] = a
+        return out
+
+    def _scalar(self, what, convert):
+        _count.sync(what)
+        return convert(_device(self))
+
+    def __float__(self):
+        return self._scalar("float()", float)
+
+    def __int__(self):
+        return self._scalar("int()", int)
+
+    def __bool__(self):
+        return self._scalar("bool()", bool)
+
+    def __index__(self):
+        return self._scalar("index", lambda a: a.__index__())
+
+    def __complex__(self):
+        return self._scalar("complex()", complex)
+
+    def item(self):
+        return self._scalar("item()", lambda a: a.item())
+
+    def tolist(self):
+        return self._scalar("tolist()", lambda a: a.tolist())
+
+    def __repr__(self):
+        return self._scalar("repr()", lambda a: repr(a).replace("array(", "cupy.ndarray(", 1))
+
+    def __str__(self):
+        return self._scalar("str()", str)
+
+    def __format__(self, spec):
+        return self._scalar("format()", lambda a: format(a.item() if a.ndim == 0 else a, spec))
+
+    # -- uploads
+    def set(self, arr, stream=None):
+        if isinstance(arr, ndarray) or not isinstance(arr, np.ndarray):
+            raise TypeError(f"arr={type(arr).__name__}: expected a numpy.ndarray")
+        if arr.shape != self.shape:
+            raise ValueError(f"arr.shape={arr.shape}: expected {self.shape}, the array's shape")
+        if arr.dtype != self.dtype:
+            raise TypeError(f"arr.dtype={arr.dtype}: expected {self.dtype}, the array's dtype")
+        self._a[...] = arr
+        if stream is None or stream is _stream.get_current_stream():
+            _count.upload("blocking")
+            return
+        _count.upload("async")
+        up = stream.enqueue_upload(f"device array {self.dtype}{self.shape}")
+        self._up = up
+        weakref.finalize(_root(self._a), _stream.released, up)
+
+    # -- ufuncs, NumPy functions and operators
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        fn = ufunc if method == "__call__" else getattr(ufunc, method)
+        name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+        if out is not None:
+            kwargs["out"] = out if len(out) > 1 else out[0]
+        return _call(name, fn, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from . import _functions
+
+        impl = getattr(_functions, func.__name__, None)
+        return NotImplemented if impl is None else impl(*args, **kwargs)
+
+    # -- indexing
+    def __getitem__(self, key):
+        return _copied("take", np.ndarray.__getitem__, self, _device(key, "index"))
+
+    def __setitem__(self, key, value):
+        _device(self)[_device(key, "index")] = _device(value, "value")
+        _count.launch("copy" if isinstance(value, ndarray) else "fill")
+
+    # -- shape and type
+    def reshape(self, *shape, order="C"):
+        return _copied("copy", np.reshape, self, shape[0] if len(shape) == 1 else shape, order=order)
+
+    def transpose(self, *axes):
+        return _wrap(self._a.transpose(*axes), (self,))
+
+    def swapaxes(self, a, b):
+        return _wrap(self._a.swapaxes(a, b), (self,))
+
+    def squeeze(self, axis=None):
+        return _wrap(self._a.squeeze(axis), (self,))
+
+    def ravel(self, order="C"):
+        return _copied("copy", np.ravel, self, order=order)
+
+    def flatten(self):
+        return _wrap(_device(self).flatten(), (self,), "copy")
+
+    def view(self, dtype=None):
+        return _wrap(self._a.view(dtype) if dtype is not None else self._a.view(), (self,))
+
+    def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
+        if not copy and np.dtype(dtype) == self.dtype:
+            return self
+        return _wrap(_device(self).astype(dtype, order=order), (self,), "copy")
+
+    def copy(self, order="C"):
+        return _wrap(_device(self).copy(order=order), (self,), "copy")
+
+    def fill(self, value):
+        _device(self).fill(_device(value, "value"))
+        _count.launch("fill")
+
+    # -- reductions and products: one kernel each
+    def _reduce(name):  # noqa: N805  (a class-body helper that builds methods)
+        def method(self, *args, **kwargs):
+            return _call(name, getattr(np, name), (self, *args), kwargs)
+
+        method.__name__ = name
+        return method
+
+    sum, mean, max, min = _reduce("sum"), _reduce("mean"), _reduce("max"), _reduce("min")
+    prod = _reduce("prod")
+    argmax, argmin, any, all = _reduce("argmax"), _reduce("argmin"), _reduce("any"), _reduce("all")
+    var, std, dot, clip = _reduce("var"), _reduce("std"), _reduce("dot"), _reduce("clip")
+    del _reduce
+
+
+def _operator(name, reflected=False, inplace=False):
+    ufunc = getattr(np, name)
+    if inplace:
+        def op(self, other):
+            return ufunc(self, other, out=(self,))
+    elif reflected:
+        def op(self, other):
+            return ufunc(other, self)
+    else:
+        def op(self, other):
+            return ufunc(self, other)
+    return op
+
+
+for _dunder, _ufunc in (("add", "add"), ("sub", "subtract"), ("mul", "multiply"),
+                        ("truediv", "true_divide"), ("floordiv", "floor_divide"),
+                        ("mod", "remainder"), ("pow", "power"), ("matmul", "matmul"),
+                        ("and", "bitwise_and"), ("or", "bitwise_or"), ("xor", "bitwise_xor"),
+                        ("lshift", "left_shift"), ("rshift", "right_shift")):
+    setattr(ndarray, f"__{_dunder}__", _operator(_ufunc))
+    setattr(ndarray, f"__r{_dunder}__", _operator(_ufunc, reflected=True))
+    setattr(ndarray, f"__i{_dunder}__", _operator(_ufunc, inplace=True))
+for _dunder, _ufunc in (("lt", "less"), ("le", "less_equal"), ("gt", "greater"),
+                        ("ge", "greater_equal"), ("eq", "equal"), ("ne", "not_equal")):
+    setattr(ndarray, f"__{_dunder}__", _operator(_ufunc))
+for _dunder, _ufunc in (("neg", "negative"), ("pos", "positive"), ("abs", "absolute"),
+                        ("invert", "invert")):
+    setattr(ndarray, f"__{_dunder}__", lambda self, _u=getattr(np, _ufunc): _u(self))
+ndarray.__hash__ = None

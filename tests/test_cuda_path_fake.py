@@ -1,0 +1,131 @@
+"""The whole CUDA path (gpucnn.cuda's host code, the real kernels through the g++ emulation,
+functional, nn, models, optim) on the stand-in cupy: it must agree with NumPy, and what one
+training step costs on a GPU (launches, allocations, syncs) must not grow unnoticed."""
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+
+from fakecupy.counts import step_counts
+from gpucnn import bench, functional as F
+from gpucnn.models import ThreeLayerConvNet, build_model
+from gpucnn.optim import SGD, make_optimizer
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None,
+                                reason="g++ is not installed: the kernel host emulation needs it")
+
+
+def _close(got, want, rtol=1e-10):
+    """Relative to the largest magnitude, so near-zero entries of sums do not fail spuriously."""
+    got = got.get() if hasattr(got, "get") else np.asarray(got)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    scale = max(float(np.max(np.abs(want), initial=0.0)), 1e-300)
+    assert float(np.max(np.abs(got - want), initial=0.0)) <= rtol * scale
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_one_training_step_agrees_with_numpy(fake_cupy, monkeypatch, optimizer):
+    masks = {"cpu": [], "cuda": []}
+    dropout = F.dropout_forward
+
+    def recording_dropout(x, p, train, rng):
+        out, cache = dropout(x, p, train, rng)
+        masks["cuda" if isinstance(x, fake_cupy.ndarray) else "cpu"].append(cache[0])
+        return out, cache
+
+    monkeypatch.setattr(F, "dropout_forward", recording_dropout)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3, 3, 9, 9))
+    y = rng.integers(0, 10, 3)
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = ThreeLayerConvNet((3, 9, 9), num_filters=4, filter_size=5, hidden_dim=20,
+                                  weight_scale=0.1, reg=0.01, dropout=0.3, dtype=np.float64,
+                                  seed=7).to(device)
+        opt = make_optimizer(optimizer, model.parameters(), lr=0.05)
+        Xd, yd = (fake_cupy.asarray(X), fake_cupy.asarray(y)) if device == "cuda" else (X, y)
+        loss, grads = model.loss(Xd, yd)
+        opt.step(grads)
+        results[device] = (float(loss), grads, model.parameters())
+    loss_cpu, grads_cpu, params_cpu = results["cpu"]
+    loss_gpu, grads_gpu, params_gpu = results["cuda"]
+    assert len(masks["cpu"]) == len(masks["cuda"]) == 2
+    for cpu_mask, gpu_mask in zip(masks["cpu"], masks["cuda"]):
+        np.testing.assert_array_equal(gpu_mask.get(), cpu_mask)  # bit-identical
+    assert abs(loss_gpu - loss_cpu) <= 1e-10 * abs(loss_cpu)
+    assert grads_gpu.keys() == grads_cpu.keys() == params_gpu.keys()
+    for name in grads_cpu:
+        assert isinstance(params_gpu[name], fake_cupy.ndarray)
+        _close(grads_gpu[name], grads_cpu[name])
+        _close(params_gpu[name], params_cpu[name])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpucnn_check_compares_every_primitive_through_the_cuda_module(fake_cupy, dtype):
+    from gpucnn import cuda
+
+    rows = cuda.compare_with_numpy(dtype)
+    exact = [op for op, _ in rows if "argmax" in op or op in ("im2col", "dropout_keep_mask")]
+    assert len(exact) == 3 and all(diff == 0.0 for op, diff in rows if op in exact), rows
+    assert max(diff for _, diff in rows) <= (1e-5 if dtype == np.float32 else 1e-12), rows
+
+
+# One training step of each benchmark net, counted by phase (gpucnn.bench's step: forward,
+# softmax + L2, backward, SGD).  Today's numbers are the bounds: a change that adds launches,
+# allocations, uploads or syncs to a phase fails here and must lower or justify the bound.
+# Counts do not depend on batch, image or layer sizes, so small ones keep the emulated kernels
+# fast.  Today, for both nets:
+#   forward 11 launches: im2col, GEMM and bias add per conv/linear layer, relu and maxpool
+#     kernels, and one copy (the conv output is an (N, F, ...) view of (F, N, ...) memory).
+#   loss 23 launches, 1 sync: the labels' range check (min, max, stack, then a read: the
+#     sync), the softmax kernel and its mean (2), per weight L2 casts to float64 and dots (6),
+#     sums them (3), scales (1), reg * W (3) added into the gradients (3), data + reg loss (1).
+#   backward 12 launches: per linear layer dW GEMM, bias_grad, dX GEMM; relu and maxpool
+#     kernels; for the conv a copy of dout to (F, N*OH*OW), bias_grad and dW (no dX).
+#   update 12 launches: SGD's lr * g then p -= it, per parameter.
+PHASE_BOUNDS = {
+    "forward": {"launches": 11, "allocations": 9, "uploads": 0, "syncs": 0},
+    "loss": {"launches": 23, "allocations": 21, "uploads": 0, "syncs": 1},
+    "backward": {"launches": 12, "allocations": 12, "uploads": 0, "syncs": 0},
+    "update": {"launches": 12, "allocations": 6, "uploads": 0, "syncs": 0},
+}
+
+
+def _bench_net(fake_cupy, net):
+    # Hidden layers of 20: the emulated bias-gradient reduction runs one block of 256 host
+    # threads per output feature, which takes seconds for 500 features.
+    if net == "a":  # the seeds' ThreeLayerConvNet: 32 7x7 filters (3x8x8 images, hidden 20)
+        model = ThreeLayerConvNet((3, 8, 8), num_filters=32, filter_size=7, hidden_dim=20,
+                                  weight_scale=None, reg=bench.REG, seed=0)
+        shape = (2, 3, 8, 8)
+    else:  # gpucnn.bench's MNIST-sized net (b): 16 5x5 filters (1x12x12 images, hidden 20)
+        spec = dataclasses.replace(bench.NETS["b"], size=12, hidden=20)
+        model = build_model(bench.layer_spec(spec), (1, 12, 12), reg=bench.REG, seed=0)
+        shape = (2, 1, 12, 12)
+    model.to("cuda")
+    rng = np.random.default_rng(0)
+    X = fake_cupy.asarray(rng.standard_normal(shape).astype(np.float32))
+    y = fake_cupy.asarray(rng.integers(0, 10, shape[0]))
+    return model, X, y, SGD(model.parameters(), lr=bench.LR)
+
+
+@pytest.mark.parametrize("net", ["a", "b"])
+def test_a_training_step_costs_no_more_than_today(fake_cupy, net):
+    model, X, y, opt = _bench_net(fake_cupy, net)
+    step_counts(model, X, y, opt)  # kernels compile once per process; not part of a step
+    counts = step_counts(model, X, y, opt)
+    print(f"\n({net}) one training step on the stand-in: {counts.report()}")
+    covered = {k: sum(p[k] for p in counts.phases.values()) for k in counts.summary()}
+    assert covered == counts.summary(), f"events outside the four phases:\n{counts.report()}"
+    over = {f"{name}.{k}": f"{counts.phases.get(name, {}).get(k, 0)} > {bound}"
+            for name, bounds in PHASE_BOUNDS.items() for k, bound in bounds.items()
+            if counts.phases.get(name, {}).get(k, 0) > bound}
+    assert not over, f"({net}) one training step costs more than recorded: {over}\n{counts.report()}"
+    # each layer's kernel runs once (names with or without template arguments or dtype suffix);
+    # the first conv needs no input gradient, so col2im never runs
+    per_kernel = {base: sum(n for name, n in counts.launches.items() if name.startswith(base))
+                  for base in ("im2col", "col2im", "maxpool_forward", "maxpool_backward",
+                               "softmax_cross_entropy")}
+    assert per_kernel == {"im2col": 1, "col2im": 0, "maxpool_forward": 1, "maxpool_backward": 1,
+                          "softmax_cross_entropy": 1}
