@@ -254,7 +254,10 @@ def linear_backward(dout, cache, need_dx=True):
 # --- losses -----------------------------------------------------------------------------------
 
 def _labels_on(y, n, num_classes, like):
-    """Integer labels checked (on the host when they are there) and moved to ``like``'s device."""
+    """Integer labels checked (on the host when they are there) and moved to ``like``'s device;
+    labels on the GPU for scores on the CPU are a device mix like any other."""
+    if device_of(y) == "cuda":
+        _check_same_device(y=y, scores=like)
     xp = get_array_module(y)
     if not isinstance(y, xp.ndarray) or y.dtype.kind not in "iu":
         raise TypeError(f"y: expected an integer array of class labels, got "

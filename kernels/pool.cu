@@ -3,12 +3,13 @@
 // argmax holds the row-major offset i*size + j of the FIRST maximum in each window (type A:
 // unsigned char when size*size <= 256, else int), as gpucnn/cpu.py does; a window holding NaN
 // gives NaN and the offset of its first NaN.
+// With RELU the same kernels pool relu(x), fused: the relu_maxpool_* entry points.
 // Device templates; ENTRIES below defines their extern "C" entry points (see common.cuh).
 #include "common.cuh"
 
 // One thread per output element; x is read through its element strides (sN, sC, sH, sW), so any
 // strided view works without a copy, e.g. the (N, C, H, W) view of memory stored (C, N, H, W).
-template <typename T, typename A>
+template <bool RELU, typename T, typename A>
 __device__ __forceinline__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ out,
                                                 A* __restrict__ argmax, idx_t N, idx_t C,
                                                 idx_t sN, idx_t sC, idx_t sH, idx_t sW,
@@ -20,6 +21,9 @@ __device__ __forceinline__ void maxpool_forward(const T* __restrict__ x, T* __re
         const idx_t n = k / (OW * OH * C);
         const T* win = x + n * sN + c * sC + oh * stride * sH + ow * stride * sW;
         T best = win[0];
+        // RELU: the running max starts at relu(x0) >= 0 (or NaN), after which `v > best` on raw
+        // values picks the same element as on relu(x): pooling relu(x) without computing it.
+        if (RELU && !(best > T(0)) && best == best) best = T(0);
         idx_t arg = 0;
         // A NaN wins and stops the scan (best != best), so the argmax is the first NaN, as in
         // NumPy: `v > best` alone never takes a NaN and would hide a diverging run.  ±inf compare
@@ -40,9 +44,11 @@ __device__ __forceinline__ void maxpool_forward(const T* __restrict__ x, T* __re
 
 // Gather: one thread per input element (nc, h, w) sums dout over the windows that cover it and
 // name it as their argmax.  Windows covering row h are oh in [ceil((h-size+1)/stride), h/stride].
-template <typename T, typename A>
+// RELU: a window passes dout only where its pooled relu output `out` is > 0 (out unused else).
+template <bool RELU, typename T, typename A>
 __device__ __forceinline__ void maxpool_backward(const T* __restrict__ dout,
-                                                 const A* __restrict__ argmax, T* __restrict__ dx,
+                                                 const A* __restrict__ argmax,
+                                                 const T* __restrict__ out, T* __restrict__ dx,
                                                  idx_t NC, idx_t H, idx_t W, idx_t size,
                                                  idx_t stride, idx_t OH, idx_t OW) {
     GRID_STRIDE_LOOP(k, NC * H * W) {
@@ -57,27 +63,41 @@ __device__ __forceinline__ void maxpool_backward(const T* __restrict__ dout,
         for (idx_t oh = oh0; oh <= oh1; ++oh) {
             for (idx_t ow = ow0; ow <= ow1; ++ow) {
                 const idx_t o = base + oh * OW + ow;
-                if ((idx_t)argmax[o] == (h - oh * stride) * size + (w - ow * stride)) acc += dout[o];
+                if ((idx_t)argmax[o] == (h - oh * stride) * size + (w - ow * stride) &&
+                    (!RELU || out[o] > T(0)))
+                    acc += dout[o];
             }
         }
         dx[k] = acc;
     }
 }
 
-#define ENTRIES(T, A, S)                                                                     \
-    extern "C" __global__ void maxpool_forward_##S(                                          \
+#define FORWARD(NAME, RELU, T, A, S)                                                         \
+    extern "C" __global__ void NAME##_##S(                                                   \
         const T* __restrict__ x, T* __restrict__ out, A* __restrict__ argmax, idx_t N,       \
         idx_t C, idx_t sN, idx_t sC, idx_t sH, idx_t sW, idx_t size, idx_t stride, idx_t OH, \
         idx_t OW) {                                                                          \
-        maxpool_forward<T, A>(x, out, argmax, N, C, sN, sC, sH, sW, size, stride, OH, OW);   \
-    }                                                                                        \
+        maxpool_forward<RELU, T, A>(x, out, argmax, N, C, sN, sC, sH, sW, size, stride, OH,  \
+                                    OW);                                                     \
+    }
+#define ENTRIES(T, A, S)                                                                     \
+    FORWARD(maxpool_forward, false, T, A, S)                                                 \
+    FORWARD(relu_maxpool_forward, true, T, A, S)                                             \
     extern "C" __global__ void maxpool_backward_##S(                                         \
         const T* __restrict__ dout, const A* __restrict__ argmax, T* __restrict__ dx,        \
         idx_t NC, idx_t H, idx_t W, idx_t size, idx_t stride, idx_t OH, idx_t OW) {          \
-        maxpool_backward<T, A>(dout, argmax, dx, NC, H, W, size, stride, OH, OW);            \
+        maxpool_backward<false, T, A>(dout, argmax, nullptr, dx, NC, H, W, size, stride, OH, \
+                                      OW);                                                   \
+    }                                                                                        \
+    extern "C" __global__ void relu_maxpool_backward_##S(                                    \
+        const T* __restrict__ dout, const A* __restrict__ argmax, const T* __restrict__ out, \
+        T* __restrict__ dx, idx_t NC, idx_t H, idx_t W, idx_t size, idx_t stride, idx_t OH,  \
+        idx_t OW) {                                                                          \
+        maxpool_backward<true, T, A>(dout, argmax, out, dx, NC, H, W, size, stride, OH, OW); \
     }
 ENTRIES(float, unsigned char, f32_u8)
 ENTRIES(double, unsigned char, f64_u8)
 ENTRIES(float, int, f32_i32)
 ENTRIES(double, int, f64_i32)
 #undef ENTRIES
+#undef FORWARD

@@ -37,12 +37,6 @@ def cuda(cp):
 
 # Failures of the GPU suite itself, found by running it here (it never runs in CI): strict, so
 # fixing the suite turns them into errors that ask for these marks to go.
-_BROKEN = {
-    "test_dropout_forward_backward": "it calls Generator(9, 0, 'cpu'): gpucnn.rng.Generator takes "
-                                     "(seed, stream) since the rng split",
-    "test_softmax_cross_entropy": "gloss - loss mixes the device's 0-d loss with cpu's 0-d "
-                                  "numpy array, which CuPy refuses (TypeError)",
-}
 # Too slow or too big on the host: one training step is compared in test_cuda_path_fake.py,
 # and 64-bit indexing stays a GPU-only check.
 _SLOW = {
@@ -52,9 +46,7 @@ _SLOW = {
         "its 1 GiB input is real host memory here; test_fakecupy.py drives the same hint with a "
         "pool limit",
 }
-for _name in {*_BROKEN, *_SLOW} - set(globals()):
-    raise LookupError(f"{_name}: expected in tests/test_cuda.py; update _BROKEN/_SLOW here")
-for _name, _reason in _BROKEN.items():
-    globals()[_name] = pytest.mark.xfail(strict=True, raises=TypeError, reason=_reason)(globals()[_name])
+for _name in set(_SLOW) - set(globals()):
+    raise LookupError(f"{_name}: expected in tests/test_cuda.py; update _SLOW here")
 for _name, _reason in _SLOW.items():
     globals()[_name] = pytest.mark.skip(reason=_reason)(globals()[_name])

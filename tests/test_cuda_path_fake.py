@@ -67,7 +67,7 @@ def test_gpucnn_check_compares_every_primitive_through_the_cuda_module(fake_cupy
 
     rows = cuda.compare_with_numpy(dtype)
     exact = [op for op, _ in rows if "argmax" in op or op in ("im2col", "dropout_keep_mask")]
-    assert len(exact) == 3 and all(diff == 0.0 for op, diff in rows if op in exact), rows
+    assert len(exact) == 4 and all(diff == 0.0 for op, diff in rows if op in exact), rows
     assert max(diff for _, diff in rows) <= (1e-5 if dtype == np.float32 else 1e-12), rows
 
 
@@ -85,9 +85,9 @@ def test_gpucnn_check_compares_every_primitive_through_the_cuda_module(fake_cupy
 #     kernels; for the conv a copy of dout to (F, N*OH*OW), bias_grad and dW (no dX).
 #   update 12 launches: SGD's lr * g then p -= it, per parameter.
 PHASE_BOUNDS = {
-    "forward": {"launches": 11, "allocations": 9, "uploads": 0, "syncs": 0},
+    "forward": {"launches": 9, "allocations": 7, "uploads": 0, "syncs": 0},
     "loss": {"launches": 23, "allocations": 21, "uploads": 0, "syncs": 1},
-    "backward": {"launches": 12, "allocations": 12, "uploads": 0, "syncs": 0},
+    "backward": {"launches": 11, "allocations": 11, "uploads": 0, "syncs": 0},
     "update": {"launches": 12, "allocations": 6, "uploads": 0, "syncs": 0},
 }
 
@@ -123,9 +123,10 @@ def test_a_training_step_costs_no_more_than_today(fake_cupy, net):
             if counts.phases.get(name, {}).get(k, 0) > bound}
     assert not over, f"({net}) one training step costs more than recorded: {over}\n{counts.report()}"
     # each layer's kernel runs once (names with or without template arguments or dtype suffix);
-    # the first conv needs no input gradient, so col2im never runs
+    # the first conv needs no input gradient, so col2im never runs; relu + max-pool is fused
     per_kernel = {base: sum(n for name, n in counts.launches.items() if name.startswith(base))
-                  for base in ("im2col", "col2im", "maxpool_forward", "maxpool_backward",
-                               "softmax_cross_entropy")}
-    assert per_kernel == {"im2col": 1, "col2im": 0, "maxpool_forward": 1, "maxpool_backward": 1,
+                  for base in ("im2col", "col2im", "maxpool_forward", "relu_maxpool_forward",
+                               "relu_maxpool_backward", "softmax_cross_entropy")}
+    assert per_kernel == {"im2col": 1, "col2im": 0, "maxpool_forward": 0,
+                          "relu_maxpool_forward": 1, "relu_maxpool_backward": 1,
                           "softmax_cross_entropy": 1}

@@ -77,9 +77,6 @@ def test_host_labels_with_device_scores_work(fake_cupy):
     np.testing.assert_allclose(dscores.get(), ref_d, rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="functional._labels_on converts device labels with np.asarray, which "
-                          "CuPy refuses (TypeError) instead of the one-line device ValueError")
 def test_device_labels_with_host_scores_are_one_clear_error(fake_cupy):
     with pytest.raises(ValueError, match=r"move them with \.to\(\)"):
         F.softmax_cross_entropy(_r(3, 4), fake_cupy.asarray(np.array([0, 1, 2])))

@@ -106,15 +106,19 @@ class Primitives:
         return dx, dw, db
 
     def relu_maxpool_forward(self, x, size, stride):
-        """maxpool then relu of the pooled values; a window whose max is <= 0 is all zeros after
-        relu, so its first maximum is offset 0 (NaN compares false and keeps its argmax)."""
-        out, argmax = self.maxpool_forward(x, size, stride)
-        argmax = self.xp.where(out <= 0, 0, argmax).astype(argmax.dtype)
-        return self.relu_forward(out), argmax
+        """maxpool(relu(x)) by the max-pool kernel with RELU: one launch, relu(x) never stored."""
+        return self._pool_forward("relu_maxpool_forward", x, size, stride)
 
     def relu_maxpool_backward(self, dout, argmax, out, x_shape, size, stride):
-        """Each window's dout * (out > 0) to its argmax."""
-        return self.maxpool_backward(dout * (out > 0), argmax, x_shape, size, stride)
+        """Each window's dout * (out > 0) to its argmax, one gather launch."""
+        dout, argmax = self._float("dout", dout), self.xp.ascontiguousarray(argmax)
+        out = self._float("out", out)
+        N, C, H, W = x_shape
+        oh, ow = dout.shape[2:]
+        dx = self.xp.empty((N, C, H, W), dtype=dout.dtype)
+        self._run("relu_maxpool_backward", {"T": dout.dtype, "A": argmax.dtype}, dx.size, dout,
+                  argmax, out, dx, N * C, H, W, size, stride, oh, ow)
+        return dx
 
     def im2col(self, x, kh, kw, stride, pad):
         """x (N, C, H, W), any strides (no copy) -> cols (C*KH*KW, N*OH*OW); rows (c, i, j),
@@ -142,12 +146,15 @@ class Primitives:
     def maxpool_forward(self, x, size, stride):
         """x (N, C, H, W), any strides (no copy) -> out (N, C, OH, OW), argmax (row-major offset
         of the first maximum, or of the first NaN; uint8 when size*size <= 256, else int32)."""
+        return self._pool_forward("maxpool_forward", x, size, stride)
+
+    def _pool_forward(self, kernel, x, size, stride):
         x, xs = self._strided("x", x)
         N, C, H, W = x.shape
         oh, ow = out_size(H, size, stride), out_size(W, size, stride)
         out = self.xp.empty((N, C, oh, ow), dtype=x.dtype)
         argmax = self.xp.empty((N, C, oh, ow), dtype=np.uint8 if size * size <= 256 else np.int32)
-        self._run("maxpool_forward", {"T": x.dtype, "A": argmax.dtype}, out.size, x, out, argmax,
+        self._run(kernel, {"T": x.dtype, "A": argmax.dtype}, out.size, x, out, argmax,
                   N, C, *xs, size, stride, oh, ow)
         return out, argmax
 

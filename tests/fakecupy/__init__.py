@@ -65,4 +65,5 @@ def modules() -> dict:
     me = sys.modules[__name__]
     return {"cupy": me, "cupy.cuda": cuda, "cupy.cuda.runtime": cuda.runtime,
             "cupy.cuda.memory": cuda.memory, "cupy.cuda.compiler": cuda.compiler,
+            "cupy.cuda.nvrtc": cuda.nvrtc,
             "cupy.linalg": linalg}

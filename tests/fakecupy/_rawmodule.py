@@ -70,6 +70,23 @@ def extern_c_kernels(code: str) -> list[str]:
             or any(a <= m.start() < b for a, b in blocks)]
 
 
+def _expanded(code: str, options) -> str:
+    """The source after the preprocessor, as NVRTC sees it: entry points a macro defines
+    (``ENTRIES(float, f32)``) appear by name.  ``__global__`` stays undefined here, so the kernel
+    declarations keep it for :func:`extern_c_kernels`."""
+    key = hashlib.sha256(code.encode() + repr(options).encode()).hexdigest()
+    if key not in _expansions:
+        proc = subprocess.run(["g++", "-E", "-P", "-x", "c++", *_host_options(options), "-"],
+                              input=code, capture_output=True, text=True)
+        if proc.returncode:
+            raise CompileException(f"g++ -E (host emulation of NVRTC) failed:\n{proc.stderr}")
+        _expansions[key] = proc.stdout
+    return _expansions[key]
+
+
+_expansions: dict = {}
+
+
 def _host_options(options) -> list[str]:
     """The NVRTC options that change what the source means on the host too: macros and
     include paths, in g++'s spelling."""
@@ -96,7 +113,7 @@ class RawModule:
                 code = f.read()
         self.code, self.options = code, tuple(options)
         self.name_expressions = tuple(name_expressions or ())
-        entries = list(self.name_expressions) + extern_c_kernels(code)
+        entries = list(self.name_expressions) + extern_c_kernels(_expanded(code, self.options))
         self._symbols = {e: f"emu_entry_{i}" for i, e in enumerate(dict.fromkeys(entries))}
         self._lib = None
 

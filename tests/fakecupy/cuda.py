@@ -1,5 +1,5 @@
 """``cupy.cuda`` of the stand-in: one fake device, streams, events, pinned memory, and the
-``runtime``, ``memory`` and ``compiler`` submodules gpucnn touches."""
+``runtime``, ``nvrtc``, ``memory`` and ``compiler`` submodules gpucnn touches."""
 from __future__ import annotations
 
 import types
@@ -24,10 +24,13 @@ runtime = _module(
     driverGetVersion=lambda: 12040,
     runtimeGetVersion=lambda: 12040,
     getDeviceCount=lambda: 1,
+    getDevice=lambda: 0,
     getDeviceProperties=lambda device: {"name": DEVICE_NAME, "totalGlobalMem": TOTAL_MEMORY,
                                         "major": 9, "minor": 0, "multiProcessorCount": 1},
     CUDARuntimeError=RuntimeError,
 )
+nvrtc = _module("nvrtc", "The kernel compiler's version (the g++ emulation stands in for it).",
+                getVersion=lambda: (12, 4))
 memory = _module("memory", "Device memory errors.", OutOfMemoryError=OutOfMemoryError)
 compiler = _module("compiler", "Kernel compilation errors.", CompileException=CompileException)
 
