@@ -34,12 +34,14 @@ class BatchIterator:
     ``shuffle`` reorders every epoch from ``seed``; ``crop_pad`` > 0 crops at random after
     zero padding and ``flip`` mirrors half the images (CIFAR-10 style augmentation, drawn from
     ``seed``).  On CUDA the next batch is copied to the GPU on a side stream while the current
-    one is in use.
+    one is in use.  ``shard``, if given, maps every host batch ``(x, y)`` to the part this
+    process trains on (data parallelism: the order and augmentation stay those of the global
+    batch, and only the shard is moved to the device).
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int = 0,
                  shuffle: bool = True, drop_last: bool = False, device: str = "cpu",
-                 crop_pad: int = 0, flip: bool = False):
+                 crop_pad: int = 0, flip: bool = False, shard=None):
         _check_pair(x, y)
         self.batch_size = _check_int("batch_size", batch_size, 1)
         self.seed = _check_int("seed", seed, 0)
@@ -54,6 +56,9 @@ class BatchIterator:
         self.x, self.y = x, y
         self.shuffle, self.drop_last, self.flip = bool(shuffle), bool(drop_last), bool(flip)
         self.device = resolve_device(device)
+        if shard is not None and not callable(shard):
+            raise TypeError(f"shard={shard!r}: expected a function (x, y) -> (x, y) or None")
+        self.shard = shard
         self.epoch = self.position = 0
         self._order_cache: tuple[int, np.ndarray] | None = None
         self._uploader = None
@@ -73,13 +78,14 @@ class BatchIterator:
         return self._order_cache[1]
 
     def host_batch(self, epoch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Batch ``k`` of ``epoch`` as NumPy arrays (augmented if asked)."""
+        """Batch ``k`` of ``epoch`` as NumPy arrays (augmented if asked; this process's shard
+        of it when a ``shard`` was given)."""
         idx = self.order(epoch)[k * self.batch_size:(k + 1) * self.batch_size]
         xb, yb = self.x[idx], self.y[idx]
         if self.crop_pad or self.flip:
             rng = np.random.default_rng([self.seed, AUGMENT_STREAM, epoch, k])
             xb = crop_flip(xb, rng, self.crop_pad, self.flip)
-        return xb, yb
+        return (xb, yb) if self.shard is None else self.shard(xb, yb)
 
     def _advance(self) -> None:
         self.position += 1
