@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from .train_cli import USER_ERRORS
+
 COMMAND_MODULES = (
     "gpucnn.info",
     "gpucnn.data.cli",
@@ -44,7 +46,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+    except USER_ERRORS as e:
         # Bad input reaches the user as one clear line, not a traceback.
         print(f"gpucnn {args.command}: error: {e}", file=sys.stderr)
         return 1

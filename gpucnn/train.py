@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import nn
-from .distributed import shard_batches, spread_dropout_streams, training_world
+from .distributed import spread_random_streams, training_world
 from .device import resolve_device
 from .checkpoint import load_npz, prefixed, save_npz
 from .data import BatchIterator, random_subset
@@ -174,13 +174,15 @@ class Trainer:
         self.world = training_world(distributed, self.device)  # before .to(): picks the rank's GPU
         self.model = model.to(self.device)
         self.world.broadcast_parameters(self.model)
-        spread_dropout_streams(self.model, self.world.rank)
+        spread_random_streams(self.model, self.world.rank)
         self.optimizer_name = optimizer
         self.optim_config = dict(optim_config or {})
         self.optimizer = make_optimizer(optimizer, model.parameters(), **self.optim_config)
+        if self.world.size > 1:  # every rank reads its shard of each global batch
+            self.world.check_batch_size(self.batch_size)
         self.batches = BatchIterator(X_train, y_train, self.batch_size, seed=self.seed,
-                                     device=self.device)
-        self.batches = shard_batches(self.batches, self.world)
+                                     device=self.device,
+                                     shard=self.world.shard if self.world.size > 1 else None)
         if iterations_per_epoch is None:
             iterations_per_epoch = len(self.batches)
         self.iterations_per_epoch = _check_int("iterations_per_epoch", iterations_per_epoch, 1)
@@ -377,7 +379,7 @@ class Trainer:
                                  f"the model {len(dropouts)} dropout layers")
             for d, state in zip(dropouts, meta["dropout"]):
                 d.rng.set_state(state)
-            spread_dropout_streams(self.model, self.world.rank)
+            spread_random_streams(self.model, self.world.rank)
             self.batches.set_state(meta["batches"])
             self.history = History.from_dict(meta["history"], prefixed(arrays, "best"))
             self.epoch, self.iteration = int(meta["epoch"]), int(meta["iteration"])

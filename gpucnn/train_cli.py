@@ -7,17 +7,22 @@ leaves in its output folder ``checkpoint.npz`` (the latest state, for ``--resume
 """
 from __future__ import annotations
 
+import argparse
+import functools
 import json
 import os
 import sys
 
-from .checkpoint import load_npz, load_weights, save_weights
-from . import distributed
+from .distributed import get_world
+from .distributed.launch import launch
 from .data import DATASETS, load
 from .models import ThreeLayerConvNet, build_model, model_from_config, read_spec
 from .optim import OPTIMIZERS
+from .checkpoint import load_npz, load_weights, save_weights
 from .train import CHECKPOINT_NAME, Trainer, TrainingInterrupted
 
+# Errors the CLI reports as one line (bad input), as gpucnn.cli.main does.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, RuntimeError)
 # Flags that shape a run; on --resume they come from the checkpoint instead.
 DEFAULTS = {"dataset": "digits", "model": "three-layer", "filters": 16, "filter_size": 3,
             "hidden": 100, "weight_scale": None, "activation": "relu", "reg": 0.0, "dropout": 0.0,
@@ -161,7 +166,7 @@ def add_commands(sub) -> None:
                    help="no progress bar (it is off anyway when stderr is not a terminal)")
     g.add_argument("--nproc", type=int, help="data parallel: start this many MPI ranks on this "
                    "host (one GPU each with --device cuda); --batch-size is the global batch")
-    p.set_defaults(func=distributed.command(run_train, p))
+    p.set_defaults(func=command(run_train, p))
 
     p = sub.add_parser("evaluate", help="accuracy of saved weights on a dataset split")
     p.add_argument("weights", help="a weights.npz written by 'gpucnn train'")
@@ -171,3 +176,48 @@ def add_commands(sub) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda or auto (default: the CPU)")
     p.add_argument("--batch-size", type=int, default=100, help="samples per forward pass")
     p.set_defaults(func=run_evaluate)
+
+
+def command(func, parser: argparse.ArgumentParser):
+    """Wrap a CLI command ``func(args)`` for data parallelism.
+
+    With ``--nproc N`` the same command is started again as N MPI ranks (``mpirun``); under MPI
+    the command runs guarded (an error on one rank stops the job with that rank's message) and
+    only rank 0 writes to stdout.
+    """
+    @functools.wraps(func)
+    def run(args):
+        if getattr(args, "nproc", None) is not None:
+            name = parser.prog.split()[-1]
+            return launch(args.nproc, [name, *_argv_from(parser, args, skip=("nproc",))])
+        world = get_world()
+        if world.size == 1:
+            return func(args)
+        if not world.is_root:
+            sys.stdout = open(os.devnull, "w")
+        with world.guard(brief=USER_ERRORS):
+            return func(args)
+
+    return run
+
+
+def _argv_from(parser: argparse.ArgumentParser, args, skip=()) -> list[str]:
+    """Command-line arguments that make ``parser`` parse to ``args`` again (values that differ
+    from their defaults, long option names, ``--opt=value`` so values may start with '-')."""
+    options, positionals = [], []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction) or action.dest in skip:
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if not action.option_strings:
+            positionals += [str(v) for v in values]
+        elif action.nargs == 0:
+            options.append(action.option_strings[-1])
+        elif isinstance(value, (list, tuple)):
+            options += [action.option_strings[-1], *map(str, values)]
+        else:
+            options.append(f"{action.option_strings[-1]}={value}")
+    return options + (["--", *positionals] if positionals else [])
