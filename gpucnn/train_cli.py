@@ -18,8 +18,8 @@ from .distributed.launch import launch
 from .data import DATASETS, load
 from .models import ThreeLayerConvNet, build_model, model_from_config, read_spec
 from .optim import OPTIMIZERS
-from .checkpoint import load_npz, load_weights, save_weights
-from .train import CHECKPOINT_NAME, Trainer, TrainingInterrupted
+from .train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, load_weights, save_weights
+from .train.checkpoint import load_checkpoint
 
 # Errors the CLI reports as one line (bad input), as gpucnn.cli.main does.
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, RuntimeError)
@@ -101,7 +101,7 @@ def _resume(a):
     path = a.resume
     if os.path.isdir(path):
         path = os.path.join(path, CHECKPOINT_NAME)
-    _, meta = load_npz(path, "checkpoint")
+    _, meta = load_checkpoint(path)
     config = meta.get("config", {})
     if not config.get("model") or "dataset" not in config.get("run_info", {}):
         raise ValueError(f"{path}: not written by 'gpucnn train' (no model config or dataset); "

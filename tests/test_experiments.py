@@ -168,7 +168,7 @@ def test_sweep_values_need_one_param(tmp_path, capsys):
 
 
 def test_visualize_filters_from_saved_weights(tmp_path, has_matplotlib):
-    from gpucnn.checkpoint import save_weights
+    from gpucnn.train import save_weights
     from gpucnn.models import ThreeLayerConvNet
 
     model = ThreeLayerConvNet((1, 8, 8), num_filters=5, filter_size=3, hidden_dim=4, seed=1)

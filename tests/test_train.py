@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from gpucnn import checkpoint
+from gpucnn.train import checkpoint
 from gpucnn.device import DeviceError, cuda_status
 from gpucnn.cli import main
 from gpucnn.models import ThreeLayerConvNet
@@ -142,7 +142,9 @@ def test_checkpoint_is_pickle_free_and_complete(data, tmp_path):
         meta = json.loads(str(f["meta.json"]))
     assert {"param/net.0.weight", "best/net.7.bias", "optim/velocity/net.4.weight"} <= names
     assert meta["format"] == "checkpoint" and (meta["epoch"], meta["iteration"]) == (1, 7)
-    assert len(meta["dropout"]) == 2 and meta["batches"]["position"] == 7 % 10
+    assert meta["version"] == checkpoint.CHECKPOINT_VERSION
+    assert sorted(meta["extra_state"]) == ["net.3.rng", "net.6.rng"]  # the dropout streams
+    assert meta["batches"]["position"] == 7 % 10
     assert meta["config"]["model"]["layers"][0]["type"] == "conv2d"
     assert meta["history"]["val_acc"] == t.history.val_acc
 
@@ -189,6 +191,12 @@ def test_corrupt_or_mismatched_checkpoints_are_clear_errors(data, tmp_path):
                               num_classes=4, seed=1)
     with pytest.raises(ValueError, match=rf"{good}: cannot resume.*net.4.weight"):
         Trainer(other, data, **SETTINGS).resume(str(good))
+    arrays, meta = checkpoint.load_npz(str(good), "checkpoint")
+    old = tmp_path / "old.npz"
+    checkpoint.save_npz(str(old), arrays, {**meta, "version": 1})
+    with pytest.raises(ValueError, match=rf"{old}: checkpoint format version 1: expected "
+                                         rf"version {checkpoint.CHECKPOINT_VERSION}"):
+        Trainer(make_model(), data, **SETTINGS).resume(str(old))
     with pytest.raises(FileNotFoundError, match="missing.npz: no such checkpoint file"):
         Trainer(make_model(), data, **SETTINGS).resume(str(tmp_path / "missing.npz"))
 
@@ -256,7 +264,7 @@ def test_cli_train_evaluate_and_resume(tmp_path, capsys):
 
 
 def test_cli_ctrl_c_prints_how_to_resume(tmp_path, capsys, monkeypatch):
-    from gpucnn import train as train_module
+    from gpucnn.train import trainer as train_module
 
     step = train_module.Trainer._step
 

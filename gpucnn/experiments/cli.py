@@ -84,7 +84,7 @@ def _values(param: str | None, text: str) -> list:
 
 
 def run_visualize_filters(args) -> int:
-    from ..checkpoint import load_weights
+    from ..train import load_weights
 
     model, info = load_weights(args.weights)
     params = model.state_dict()

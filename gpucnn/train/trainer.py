@@ -23,18 +23,17 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import nn
-from .distributed import spread_random_streams, training_world
-from .device import resolve_device
-from .checkpoint import load_npz, prefixed, save_npz
-from .data import BatchIterator, random_subset
-from .optim import make_optimizer
+from ..data import BatchIterator, random_subset
+from ..device import resolve_device
+from ..distributed import spread_random_streams, training_world
+from ..optim import make_optimizer
+from .checkpoint import (CHECKPOINT_NAME, load_checkpoint, prefixed, restore_checkpoint,
+                         save_checkpoint)
+from .history import History
 
-CHECKPOINT_NAME = "checkpoint.npz"
 # Settings that shape the history: a checkpoint resumes only under the same values.
 RESUME_KEYS = ("optimizer", "optim_config", "batch_size", "iterations_per_epoch",
                "num_train_samples", "num_val_samples", "seed", "num_train", "num_val")
@@ -51,53 +50,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, checkpoint: str | None, iteration: int):
         super().__init__(message)
         self.checkpoint, self.iteration = checkpoint, iteration
-
-
-@dataclass
-class History:
-    """What ``Trainer.train()`` measured.
-
-    Per iteration: ``loss``.  Per epoch, indexed by epoch number with **epoch 0 = before
-    training**: ``train_acc``, ``val_acc``, ``lr`` (the rate used during that epoch),
-    ``epoch_loss`` (mean training loss of the epoch; None for epoch 0) and ``epoch_time``
-    (seconds: the epoch's updates and its accuracy checks; epoch 0 only the checks).
-    ``best_params`` (host NumPy copies) are those of ``best_epoch``, the first epoch with the
-    highest ``best_val_acc``.
-    """
-
-    loss: list = field(default_factory=list)
-    train_acc: list = field(default_factory=list)
-    val_acc: list = field(default_factory=list)
-    lr: list = field(default_factory=list)
-    epoch_loss: list = field(default_factory=list)
-    epoch_time: list = field(default_factory=list)
-    best_val_acc: float = -1.0
-    best_epoch: int = -1
-    best_params: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def epochs(self) -> int:
-        """Epochs completed (not counting epoch 0)."""
-        return max(len(self.val_acc) - 1, 0)
-
-    def to_dict(self) -> dict:
-        """Everything but ``best_params``, JSON-able."""
-        d = asdict(self)
-        del d["best_params"]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict, best_params: dict | None = None) -> "History":
-        return cls(**d, best_params=dict(best_params or {}))
-
-    HEADER = f"{'epoch':>5}  {'loss':>8}  {'train acc':>9}  {'val acc':>7}  {'seconds':>7}"
-
-    def row(self, epoch: int) -> str:
-        """One line of the per-epoch table (see ``HEADER``)."""
-        loss = self.epoch_loss[epoch]
-        return (f"{epoch:>5}  {'-' if loss is None else f'{loss:.4f}':>8}  "
-                f"{self.train_acc[epoch]:>9.3f}  {self.val_acc[epoch]:>7.3f}  "
-                f"{self.epoch_time[epoch]:>7.2f}")
 
 
 def _check_int(name, value, low):
@@ -216,9 +168,6 @@ class Trainer:
     def checkpoint_path(self) -> str | None:
         return None if self.checkpoint_dir is None else os.path.join(self.checkpoint_dir, CHECKPOINT_NAME)
 
-    def _dropouts(self) -> list:
-        return [m for m in self.model.modules() if isinstance(m, nn.Dropout)]
-
     # -- the loop --------------------------------------------------------------------------------
     def check_accuracy(self, X, y) -> float:
         """Fraction of ``X`` classified as ``y``, predicted ``batch_size`` samples at a time."""
@@ -335,18 +284,10 @@ class Trainer:
             return None
         if not self.world.is_root:
             return path  # rank 0 writes it
-        opt = self.optimizer.state_dict()
-        arrays = {f"param/{k}": v for k, v in self.model.state_dict().items()}
-        arrays.update({f"best/{k}": v for k, v in self.history.best_params.items()})
-        for buffer, named in opt.pop("buffers").items():
-            arrays.update({f"optim/{buffer}/{k}": v for k, v in named.items()})
-        meta = {"format": "checkpoint", "version": 1, "epoch": self.epoch,
-                "iteration": self.iteration, "epoch_elapsed": self._epoch_elapsed,
-                "optimizer": opt, "batches": self.batches.state(),
-                "dropout": [d.rng.state() for d in self._dropouts()],
-                "history": self.history.to_dict(), "config": self.config(),
-                "world_size": self.world.size}
-        save_npz(path, arrays, meta)
+        save_checkpoint(path, model=self.model, optimizer=self.optimizer, batches=self.batches,
+                        history=self.history, config=self.config(), world_size=self.world.size,
+                        position={"epoch": self.epoch, "iteration": self.iteration,
+                                  "epoch_elapsed": self._epoch_elapsed})
         return path
 
     def resume(self, path: str) -> "Trainer":
@@ -355,7 +296,7 @@ class Trainer:
         The settings that shape the history (``RESUME_KEYS``) must equal the checkpoint's;
         ``num_epochs`` may be larger, to train on.
         """
-        arrays, meta = load_npz(path, "checkpoint")
+        arrays, meta = load_checkpoint(path)
         try:
             saved = meta["config"]
             mine = json.loads(json.dumps(self.config()))  # compare as stored (tuples as lists)
@@ -367,20 +308,9 @@ class Trainer:
                 raise ValueError(f"the checkpoint was written by {meta.get('world_size', 1)} "
                                  f"ranks, this run has {self.world.size}: expected the same "
                                  f"world size")
-            self.model.load_state_dict(prefixed(arrays, "param"))
-            buffers = {}
-            for key, value in prefixed(arrays, "optim").items():
-                buffer, name = key.split("/", 1)
-                buffers.setdefault(buffer, {})[name] = value
-            self.optimizer.load_state_dict({**meta["optimizer"], "buffers": buffers})
-            dropouts = self._dropouts()
-            if len(dropouts) != len(meta["dropout"]):
-                raise ValueError(f"the checkpoint has {len(meta['dropout'])} dropout generators, "
-                                 f"the model {len(dropouts)} dropout layers")
-            for d, state in zip(dropouts, meta["dropout"]):
-                d.rng.set_state(state)
+            restore_checkpoint(arrays, meta, model=self.model, optimizer=self.optimizer,
+                               batches=self.batches)
             spread_random_streams(self.model, self.world.rank)
-            self.batches.set_state(meta["batches"])
             self.history = History.from_dict(meta["history"], prefixed(arrays, "best"))
             self.epoch, self.iteration = int(meta["epoch"]), int(meta["iteration"])
             self._epoch_elapsed = float(meta["epoch_elapsed"])
@@ -393,7 +323,7 @@ class Trainer:
         """A Trainer with the settings saved in ``path`` (``overrides`` replace some, e.g. a larger
         num_epochs or another device), resumed from it.  ``checkpoint_dir`` defaults to the
         checkpoint's folder."""
-        _, meta = load_npz(path, "checkpoint")
+        _, meta = load_checkpoint(path)
         try:
             saved = meta["config"]
             settings = {k: saved[k] for k in ("optimizer", "optim_config", "batch_size", "num_epochs",
