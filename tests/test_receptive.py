@@ -4,8 +4,8 @@ import pytest
 
 from gpucnn import nn
 from gpucnn.cli import main
-from gpucnn.receptive import (closed_form_field, empirical_field, parse_layer, receptive_fields,
-                              spatial_layers)
+from gpucnn.cli.receptive import parse_layer
+from gpucnn.receptive import closed_form_field, empirical_field, receptive_fields, spatial_layers
 
 STACKS = [
     [("conv", 7, 1, 3), ("pool", 2, 2, 0)],

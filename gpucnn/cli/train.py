@@ -13,16 +13,15 @@ import json
 import os
 import sys
 
-from .distributed import get_world
-from .distributed.launch import launch
-from .data import DATASETS, load
-from .models import ThreeLayerConvNet, build_model, model_from_config, read_spec
-from .optim import OPTIMIZERS
-from .train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, load_weights, save_weights
-from .train.checkpoint import load_checkpoint
+from ..distributed import get_world
+from ..distributed.launch import launch
+from ..data import DATASETS, load
+from ..models import ThreeLayerConvNet, build_model, model_from_config, read_spec
+from ..optim import OPTIMIZERS
+from ..train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, load_weights, save_weights
+from ..train.checkpoint import load_checkpoint
+from .main import USER_ERRORS
 
-# Errors the CLI reports as one line (bad input), as gpucnn.cli.main does.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, RuntimeError)
 # Flags that shape a run; on --resume they come from the checkpoint instead.
 DEFAULTS = {"dataset": "digits", "model": "three-layer", "filters": 16, "filter_size": 3,
             "hidden": 100, "weight_scale": None, "activation": "relu", "reg": 0.0, "dropout": 0.0,

@@ -8,9 +8,9 @@ import warnings
 
 import numpy as np
 
-from . import __version__
-from .cuda_launch import kernel_dir
-from .device import cuda_status, resolve_device
+from .. import __version__
+from ..cuda_launch import kernel_dir
+from ..device import cuda_status, resolve_device
 
 
 def info_lines() -> list[str]:
@@ -37,7 +37,7 @@ def info_lines() -> list[str]:
     if kernels:
         lines.append(f"            {', '.join(kernels)}")
     if status.available:
-        from .cuda_launch import op_paths
+        from ..cuda_launch import op_paths
 
         lines.append("gpu paths   (functional op on a CuPy array -> what runs it)")
         lines += [f"            {op:<22} {path}" for op, path in op_paths().items()]
@@ -50,7 +50,7 @@ def run_info(args) -> int:
 
 
 def run_check(args) -> int:
-    from .gradcheck import TOLERANCE, check_ops
+    from ..gradcheck import TOLERANCE, check_ops
 
     device = resolve_device(args.device)
     rows = check_ops(device, seed=args.seed)
@@ -69,7 +69,7 @@ def run_check(args) -> int:
 
 def _compare_cuda_with_numpy() -> int:
     """Print every CUDA primitive's difference from the NumPy path; return the failure count."""
-    from . import cuda
+    from .. import cuda
 
     tolerances = {np.float32: 1e-4, np.float64: 1e-10}
     failed = 0

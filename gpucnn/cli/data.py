@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import os
 
-from .dataset import DATASETS
-from .download import download
-from . import cifar, idx
-from .sources import SOURCES, data_root, file_md5
+from ..data import cifar, idx
+from ..data.dataset import DATASETS
+from ..data.download import download
+from ..data.sources import SOURCES, data_root, file_md5
 
 
 def status_lines(data_dir=None) -> list[str]:
