@@ -18,7 +18,7 @@ COMMAND_MODULES = (
     "gpucnn.cli.receptive",
     "gpucnn.cli.train",
     "gpucnn.bench",
-    "gpucnn.experiments.cli",
+    "gpucnn.cli.experiments",
 )
 
 

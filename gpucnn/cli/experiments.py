@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from .. import plots
 from ..data import DATASETS
-from .common import make_settings
-from .reproduce import print_tables, run_reproduce, write_report
-from .studies import BASE_NET, SWEEPS, run_sanity, run_sweep, write_sanity, write_sweep
+from ..experiments.common import make_settings
+from ..experiments.reproduce import print_tables, run_reproduce, write_report
+from ..experiments.studies import BASE_NET, SWEEPS, run_sanity, run_sweep, write_sanity, write_sweep
 
 # flag dest -> Settings field, for the flags every experiment takes
 SETTING_FLAGS = ("dataset", "device", "epochs", "iterations", "batch_size", "optimizer", "lr",
