@@ -17,7 +17,7 @@ COMMAND_MODULES = (
     "gpucnn.cli.data",
     "gpucnn.cli.receptive",
     "gpucnn.cli.train",
-    "gpucnn.bench",
+    "gpucnn.cli.bench",
     "gpucnn.cli.experiments",
 )
 
