@@ -32,7 +32,7 @@ def make_model(dropout=0.3, **kw):
 
 
 SETTINGS = dict(optimizer="momentum", optim_config={"lr": 0.05, "lr_decay": 0.9}, batch_size=20,
-                num_epochs=3, iterations_per_epoch=7, num_train_samples=100, device="cpu",
+                epochs=3, iterations_per_epoch=7, train_samples=100, device="cpu",
                 progress=False)
 
 
@@ -102,7 +102,7 @@ def test_resume_after_ctrl_c_mid_epoch_equals_uninterrupted(data, tmp_path, caps
 def test_resume_at_an_epoch_boundary_with_more_epochs(data, tmp_path):
     full = Trainer(make_model(), data, **SETTINGS)
     full.train()
-    Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "num_epochs": 1}).train()
+    Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 1}).train()
     resumed = Trainer(make_model(), data, **SETTINGS).resume(str(tmp_path / "checkpoint.npz"))
     resumed.train()
     assert_same_run(full, resumed)
@@ -135,7 +135,7 @@ def test_nan_loss_stops_with_an_error_and_the_last_checkpoint_loads(data, tmp_pa
 
 
 def test_checkpoint_is_pickle_free_and_complete(data, tmp_path):
-    t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "num_epochs": 1})
+    t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 1})
     t.train()
     with np.load(tmp_path / "checkpoint.npz", allow_pickle=False) as f:
         names = set(f.files)
@@ -151,7 +151,7 @@ def test_checkpoint_is_pickle_free_and_complete(data, tmp_path):
 
 @pytest.mark.parametrize("fail", ["replace", "savez"])
 def test_a_failed_write_leaves_the_old_checkpoint_and_no_temp_file(data, tmp_path, monkeypatch, fail):
-    t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "num_epochs": 1})
+    t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 1})
     t.train()   # writes epoch 0, then epoch 1
     path = tmp_path / "checkpoint.npz"
     before = path.read_bytes()
@@ -167,7 +167,7 @@ def test_a_failed_write_leaves_the_old_checkpoint_and_no_temp_file(data, tmp_pat
         monkeypatch.setattr(checkpoint.np, "savez", broken_savez)
     else:
         monkeypatch.setattr(checkpoint.os, "replace", broken_replace)
-    t.num_epochs = 2
+    t.epochs = 2
     with pytest.raises(OSError, match="disk full"):
         t.train()
     monkeypatch.undo()
@@ -177,7 +177,7 @@ def test_a_failed_write_leaves_the_old_checkpoint_and_no_temp_file(data, tmp_pat
 
 
 def test_corrupt_or_mismatched_checkpoints_are_clear_errors(data, tmp_path):
-    t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "num_epochs": 1})
+    t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 1})
     t.train()
     good = tmp_path / "checkpoint.npz"
     bad = tmp_path / "bad.npz"
@@ -225,7 +225,7 @@ def test_cuda_when_unavailable_is_a_device_error(data):
 
 
 def test_progress_bar_only_on_a_terminal(data, capsys, monkeypatch):
-    settings = {**SETTINGS, "progress": True, "num_epochs": 1}
+    settings = {**SETTINGS, "progress": True, "epochs": 1}
     Trainer(make_model(), data, **settings).train()
     assert capsys.readouterr().err == ""   # pytest's captured stderr is not a tty
 

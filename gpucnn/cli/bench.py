@@ -13,6 +13,7 @@ from ..bench.nets import DEFAULT_CONFIGS, parse_config
 from ..bench.report import report
 from ..bench.suites import PARTS, bench_naive, bench_ops, bench_sweep, bench_train
 from ..bench.torch_twins import import_torch
+from ..config import TRAINING, combine
 from ..device import resolve_device
 
 
@@ -71,7 +72,7 @@ def run_bench(args) -> int:
 def add_commands(sub) -> None:
     p = sub.add_parser("bench", help="time ops and training steps, side by side with PyTorch",
                        description=bench.__doc__.split("\n\n")[0])
-    p.add_argument("--device", default=None, help="cpu, cuda or auto (default: $GPUCNN_DEVICE, else auto)")
+    combine("bench", TRAINING, only=("device",)).add_flags(p)
     p.add_argument("--threads", type=int, default=None,
                    help="BLAS threads (and torch.set_num_threads); default: as the environment sets")
     p.add_argument("--configs", default=DEFAULT_CONFIGS,

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import __version__
 from ..cuda_launch import kernel_dir
+from ..config import TRAINING, combine
 from ..device import cuda_status, resolve_device
 
 
@@ -86,6 +87,6 @@ def add_commands(sub) -> None:
     p = sub.add_parser("info", help="versions, the device 'auto' picks and why, kernel sources")
     p.set_defaults(func=run_info)
     p = sub.add_parser("check", help="gradient-check every op on the selected device")
-    p.add_argument("--device", default=None, help="cpu, cuda or auto (default: $GPUCNN_DEVICE or auto)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the random test inputs")
+    combine("check", TRAINING, only=("device",)).add_flags(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random test inputs (default 0)")
     p.set_defaults(func=run_check)
