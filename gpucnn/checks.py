@@ -23,9 +23,6 @@ def check_real(name: str, value, low: float, high: float = math.inf, low_open: b
           and (value > low if low_open else value >= low)
           and (value < high if high_open else value <= high))
     if not ok:
-        if high == math.inf:
-            raise ValueError(f"{name}={value!r}: expected a number {'>' if low_open else '>='} "
-                             f"{low}")
         lo, hi = "(" if low_open else "[", ")" if high_open else "]"
         raise ValueError(f"{name}={value!r}: expected a number in {lo}{low}, {high}{hi}")
     return float(value)

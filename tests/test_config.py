@@ -60,7 +60,7 @@ def test_old_spellings_are_hidden_aliases(tmp_path, capsys):
     (["train", "--epochs", "0"], "--epochs=0: expected an integer >= 1"),
     (["train", "--filter-size", "4"], "--filter-size=4: expected an odd size"),
     (["train", "--dropout", "1"], "--dropout=1.0: expected a drop probability in [0, 1)"),
-    (["train", "--lr", "0"], "--lr=0.0: expected a number > 0"),
+    (["train", "--lr", "0"], "--lr=0.0: expected a number in (0, inf)"),
     (["reproduce", "--batch-size", "0"], "--batch-size=0: expected an integer >= 1"),
     (["reproduce", "--grid", "0:x"], "--grid '0:x': expected REG:DROPOUT pairs"),
     (["experiment", "sweep", "--hidden", "-3"], "--hidden=-3: expected an integer >= 1"),

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_int
 from ..device import resolve_device, to_device
 from .preprocess import crop_flip
 
 SHUFFLE_STREAM, AUGMENT_STREAM, SUBSET_STREAM = 0x5F1, 0xA06, 0x5B5
-
-
-def _check_int(name, value, low):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
-    return int(value)
 
 
 def _check_pair(x, y):
@@ -43,9 +38,9 @@ class BatchIterator:
                  shuffle: bool = True, drop_last: bool = False, device: str = "cpu",
                  crop_pad: int = 0, flip: bool = False, shard=None):
         _check_pair(x, y)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.seed = _check_int("seed", seed, 0)
-        self.crop_pad = _check_int("crop_pad", crop_pad, 0)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.seed = check_int("seed", seed, 0)
+        self.crop_pad = check_int("crop_pad", crop_pad, 0)
         if (self.crop_pad or flip) and np.ndim(x) != 4:
             raise ValueError(f"crop_pad/flip need images (N, C, H, W); x has shape {np.shape(x)}")
         if drop_last and batch_size > len(x):
@@ -123,9 +118,9 @@ class BatchIterator:
 
     def set_state(self, state: dict) -> None:
         """Resume from :meth:`state`; the next batch is the one that would have come next."""
-        seed = _check_int("state['seed']", state.get("seed"), 0)
-        epoch = _check_int("state['epoch']", state.get("epoch"), 0)
-        position = _check_int("state['position']", state.get("position"), 0)
+        seed = check_int("state['seed']", state.get("seed"), 0)
+        epoch = check_int("state['epoch']", state.get("epoch"), 0)
+        position = check_int("state['position']", state.get("position"), 0)
         if position >= len(self):
             raise ValueError(f"state['position']={position}: expected < {len(self)} batches "
                              f"per epoch")
@@ -140,9 +135,9 @@ def random_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0
     For instance accuracy on 1000 training samples after each epoch.
     """
     _check_pair(x, y)
-    n = _check_int("n", n, 1)
+    n = check_int("n", n, 1)
     if n > len(x):
         raise ValueError(f"n={n}: expected at most the {len(x)} samples available")
-    idx = np.sort(np.random.default_rng([_check_int("seed", seed, 0), SUBSET_STREAM])
+    idx = np.sort(np.random.default_rng([check_int("seed", seed, 0), SUBSET_STREAM])
                   .choice(len(x), n, replace=False))
     return x[idx], y[idx]

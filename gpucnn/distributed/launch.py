@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..checks import check_int
 from .world import MPI_INSTALL_HINT, launched_world_size
 
 
@@ -33,8 +34,7 @@ def find_mpirun() -> str:
 def mpirun_command(nproc: int, command: list[str]) -> list[str]:
     """``mpirun -n nproc command...``, with ``--allow-run-as-root`` when running as root (Open MPI
     refuses root otherwise) and ``--oversubscribe`` when there are more ranks than CPU cores."""
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"nproc={nproc!r}: expected a number of processes >= 1")
+    check_int("nproc", nproc, 1)
     cmd = [find_mpirun(), "-n", str(nproc)]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-run-as-root")
