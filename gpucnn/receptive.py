@@ -1,4 +1,4 @@
-"""Receptive-field arithmetic (seed 004), and an empirical check by back-propagation.
+"""Receptive-field arithmetic (the source document on receptive fields, seeds/004), and an empirical check by back-propagation.
 
 For layers l = 1..L with kernel k_l, stride s_l and padding p_l, along one axis:
 
@@ -8,7 +8,7 @@ For layers l = 1..L with kernel k_l, stride s_l and padding p_l, along one axis:
                                                          (input coordinate of the centre of the
                                                           first output's field; u_0 = 0)
 
-which unrolls to seed 004's closed form r_L = sum_l (k_l - 1) prod_{i<l} s_i + 1, the same as its
+which unrolls to the source document's closed form r_L = sum_l (k_l - 1) prod_{i<l} s_i + 1, the same as its
 recursion r_{i-1} = s_i r_i + (k_i - s_i) run from the top.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import nn
+from .models import LAYER_TYPES
 
 
 @dataclass(frozen=True)
@@ -34,34 +35,39 @@ class LayerField:
     start: float
 
 
+def _layer_class(layer) -> type:
+    """The module class of a layer or of a layer spec dict (its ``type`` from
+    :data:`gpucnn.models.LAYER_TYPES`, the one layer vocabulary)."""
+    if not isinstance(layer, dict):
+        return type(layer)
+    kind = layer.get("type")
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"layer spec {layer!r}: expected type one of {', '.join(LAYER_TYPES)}")
+    return LAYER_TYPES[kind][0]
+
+
 def _mixes_all_positions(layer) -> bool:
     """Flatten and Linear see the whole input: spatial receptive fields end there."""
-    if isinstance(layer, dict):
-        return str(layer.get("type", "")).lower() in ("flatten", "linear")
-    return isinstance(layer, (nn.Flatten, nn.Linear))
+    return issubclass(_layer_class(layer), (nn.Flatten, nn.Linear))
 
 
 def _spec_of(layer) -> tuple[str, int, int, int] | None:
     """(name, kernel, stride, padding) of a spatial layer; None for pointwise layers."""
-    if isinstance(layer, dict):
-        kind = str(layer.get("type", "")).lower()
-        if kind in ("conv", "conv2d", "pool", "maxpool", "maxpool2d"):
-            k = int(layer["kernel_size"])
-            default_stride = k if "pool" in kind else 1
-            return kind, k, int(layer.get("stride", default_stride)), int(layer.get("padding", 0))
-        if kind in ("relu", "sigmoid", "dropout"):
-            return None
-        raise ValueError(f"layer spec {layer!r}: expected type conv2d, maxpool2d, relu, sigmoid, "
-                         f"dropout, flatten or linear")
-    if isinstance(layer, nn.Conv2d):
+    cls = _layer_class(layer)
+    if isinstance(layer, dict) and cls in (nn.Conv2d, nn.MaxPool2d):
+        k = int(layer["kernel_size"])
+        default_stride = k if cls is nn.MaxPool2d else 1
+        return (layer["type"], k, int(layer.get("stride") or default_stride),
+                int(layer.get("padding", 0)))
+    if cls is nn.Conv2d:
         if layer.kernel_size[0] != layer.kernel_size[1]:
             raise ValueError(f"{layer!r}: receptive fields are computed for square kernels")
         return "conv2d", layer.kernel_size[0], layer.stride, layer.padding
-    if isinstance(layer, nn.MaxPool2d):
+    if cls is nn.MaxPool2d:
         return "maxpool2d", layer.kernel_size, layer.stride, 0
-    if isinstance(layer, (nn.ReLU, nn.Sigmoid, nn.Dropout)):
+    if cls in (nn.ReLU, nn.Sigmoid, nn.Dropout):
         return None
-    raise TypeError(f"layer {layer!r}: no receptive-field rule for {type(layer).__name__}")
+    raise TypeError(f"layer {layer!r}: no receptive-field rule for {cls.__name__}")
 
 
 def spatial_layers(model) -> list:
@@ -104,7 +110,7 @@ def receptive_fields(model, input_size: int) -> list[LayerField]:
 
 
 def closed_form_field(kernels, strides) -> int:
-    """Seed 004: r_0 = sum_l (k_l - 1) prod_{i<l} s_i + 1."""
+    """The source document's closed form: r_0 = sum_l (k_l - 1) prod_{i<l} s_i + 1."""
     total, prod = 1, 1
     for k, s in zip(kernels, strides):
         total += (k - 1) * prod

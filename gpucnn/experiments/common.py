@@ -136,7 +136,8 @@ def public(run: dict) -> dict:
 
 
 def seed_table(train_acc, val_acc, sep: str = "\t") -> str:
-    """Seed 000's table: an Epoch header, a Training and a Validation row, 6 decimals."""
+    """The table as the source document's reg/dropout experiment (seeds/000) prints it: an
+    Epoch header, a Training and a Validation row, 6 decimals."""
     rows = [["Epoch", *map(str, range(len(train_acc)))],
             ["Training", *(f"{a:.6f}" for a in train_acc)],
             ["Validation", *(f"{a:.6f}" for a in val_acc)]]

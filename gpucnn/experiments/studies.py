@@ -1,4 +1,4 @@
-"""Seed 002's studies: sanity checks (initial loss, overfitting a small subset) and design sweeps
+"""The source document's design study (seeds/002): sanity checks (initial loss, overfitting a small subset) and design sweeps
 around the base net (32 filters 7x7, hidden 500, reg 0.001)."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .common import (Settings, load_dataset, markdown_table, prepare_out, public
 
 LN10 = math.log(10)
 BASE_NET = {"filters": 32, "filter_size": 7, "hidden": 500, "reg": 0.001, "dropout": 0.0}
-# Seed 002's sweeps: flag name -> (model setting, values)
+# The design study's sweeps: flag name -> (model setting, values)
 SWEEPS = {
     "dropout": ("dropout", [0.1, 0.3, 0.5, 0.8]),
     "hidden": ("hidden", [300, 500, 700]),
@@ -58,7 +58,7 @@ def sanity_markdown(r: dict) -> str:
     l0, l5 = r["initial_loss"]["reg=0"], r["initial_loss"]["reg=0.5"]
     train, val = run["train_acc"][-1], run["val_acc"][-1]
     return "\n".join([
-        f"# Sanity checks (seed 002) on {r['dataset']['name']}", "",
+        f"# Sanity checks (the source document's design study) on {r['dataset']['name']}", "",
         f"Base net: {s['filters']} filters {s['filter_size']}x{s['filter_size']}, hidden "
         f"{s['hidden']}, weight scale {s['weight_scale']}; {r['seconds']:.1f} s on "
         f"{run['device']}.", "",
@@ -138,7 +138,7 @@ def _test_accuracy(run: dict, dataset) -> float:
 
 def sweep_markdown(r: dict) -> str:
     s, best = r["settings"], r["best"]
-    lines = [f"# Design sweeps (seed 002) on {r['dataset']['name']}", "",
+    lines = [f"# Design sweeps (the source document's design study) on {r['dataset']['name']}", "",
              f"Base net: {s['filters']} filters {s['filter_size']}x{s['filter_size']}, hidden "
              f"{s['hidden']}, reg {s['reg']:g}, dropout {s['dropout']:g}; each run "
              f"{s['epochs']} epochs x {s['iterations_per_epoch']} iterations of batch {s['batch_size']} "
