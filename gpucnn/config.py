@@ -32,7 +32,8 @@ KINDS = ("int", "real", "probability", "choice", "text", "switch", "grid")
 class Setting:
     """One setting: ``kind`` (one of :data:`KINDS`) says how it is checked and parsed from a
     flag; ``low``/``high`` bound numbers; ``optional`` allows None (its meaning is in ``help``);
-    ``resume`` marks a training setting a checkpoint must match to resume."""
+    ``resume`` marks a training setting a checkpoint must match to resume; ``none_means`` says
+    what a None default stands for (shown in ``--help``)."""
 
     name: str
     kind: str
@@ -47,6 +48,7 @@ class Setting:
     odd: bool = False
     aliases: tuple = ()
     resume: bool = False
+    none_means: str = ""
 
     @property
     def flag(self) -> str:
@@ -166,7 +168,7 @@ class Schema:
         defaults = {**self.defaults(), **(defaults or {})}
         for s in self:
             shown = defaults[s.name]
-            tail = "" if shown is None else f" (default {shown})"
+            tail = f" (default {s.none_means if shown is None else shown})"
             if s.kind == "switch":  # the flag turns it off; its value is never None
                 names = ["--no-" + s.name.replace("_", "-")]
                 kwargs = dict(action="store_const", const=not s.default, default=s.default,
@@ -219,18 +221,17 @@ TRAINING = Schema(
     Setting("optimizer", "choice", "adam", "update rule", choices=tuple(OPTIMIZERS), resume=True),
     Setting("batch_size", "int", 50, "samples per update (the global batch with several ranks)",
             low=1, resume=True),
-    Setting("epochs", "int", 5, "epochs to train (with --resume: the new total)", low=1,
-            aliases=("num_epochs",)),
-    Setting("iterations_per_epoch", "int", None, "updates per epoch (default: one pass over the "
-            "training set)", low=1, optional=True, resume=True, aliases=("iterations",)),
+    Setting("epochs", "int", 5, "epochs to train", low=1, aliases=("num_epochs",)),
+    Setting("iterations_per_epoch", "int", None, "updates per epoch", low=1, optional=True,
+            resume=True, aliases=("iterations",), none_means="one pass over the training set"),
     Setting("train_samples", "int", 1000, "training samples scored after each epoch", low=1,
             resume=True, aliases=("num_train_samples",)),
-    Setting("val_samples", "int", None, "validation samples scored after each epoch (default "
-            "all)", low=1, optional=True, resume=True, aliases=("num_val_samples",)),
+    Setting("val_samples", "int", None, "validation samples scored after each epoch", low=1,
+            optional=True, resume=True, aliases=("num_val_samples",), none_means="all"),
     Setting("seed", "int", 0, "seed of the model, dropout, the batch order and the scored "
             "subsets", resume=True),
-    Setting("device", "text", None, "cpu, cuda or auto (default: $GPUCNN_DEVICE, else auto)",
-            optional=True),
+    Setting("device", "text", None, "cpu, cuda or auto", optional=True,
+            none_means="$GPUCNN_DEVICE, else auto"),
     Setting("checkpoint_every", "int", 1, "write a checkpoint every this many epochs", low=1),
 )
 
@@ -239,8 +240,8 @@ OPTIMIZATION = Schema(
     Setting("lr", "real", 3e-3, "learning rate", low_open=True),
     Setting("lr_decay", "real", 1.0, "learning-rate multiplier after each epoch", low_open=True,
             high=1.0, high_open=False),
-    Setting("momentum", "real", None, "momentum/nesterov: momentum (default 0.9)", high=1.0,
-            optional=True),
+    Setting("momentum", "real", None, "momentum/nesterov: momentum", high=1.0, optional=True,
+            none_means="the optimizer's, 0.9"),
 )
 
 MODEL = Schema(
@@ -249,8 +250,8 @@ MODEL = Schema(
     Setting("filters", "int", 16, "three-layer: conv filters", low=1, aliases=("num_filters",)),
     Setting("filter_size", "int", 3, "three-layer: odd conv filter size", low=1, odd=True),
     Setting("hidden", "int", 100, "three-layer: hidden units", low=1, aliases=("hidden_dim",)),
-    Setting("weight_scale", "real", None, "init std (default: He, sqrt(2/fan_in))",
-            low_open=True, optional=True),
+    Setting("weight_scale", "real", None, "init std", low_open=True, optional=True,
+            none_means="He, sqrt(2/fan_in)"),
     Setting("activation", "choice", "relu", "three-layer: activation", choices=ACTIVATIONS),
     Setting("reg", "real", 0.0, "L2 strength on weights"),
     Setting("dropout", "probability", 0.0, "three-layer: drop probability"),
@@ -259,13 +260,14 @@ MODEL = Schema(
 DATA = Schema(
     "data",
     Setting("dataset", "choice", "digits", "dataset", choices=DATASETS),
-    Setting("data_dir", "text", None, "data folder (default: $GPUCNN_DATA or ~/.cache/gpucnn)",
-            optional=True),
+    Setting("data_dir", "text", None, "data folder", optional=True,
+            none_means="$GPUCNN_DATA or ~/.cache/gpucnn"),
 )
 
 RUN = Schema(
     "run",
-    Setting("output", "text", None, "output folder", optional=True, aliases=("out",)),
+    Setting("output", "text", None, "output folder", optional=True, aliases=("out",),
+            none_means="the command's own"),
     Setting("progress", "switch", True, "no progress bar (it is off anyway when stderr is not a "
             "terminal)"),
 )

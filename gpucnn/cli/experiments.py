@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import plots
 from ..config import RUN, combine
-from ..experiments.common import REPRODUCE, SCHEMA, make_settings
+from ..experiments.common import DATASET_MODELS, REPRODUCE, SCHEMA, make_settings
 from ..experiments.reproduce import print_tables, run_reproduce, write_report
 from ..experiments.studies import BASE_NET, SWEEPS, run_sanity, run_sweep, write_sanity, write_sweep
 
@@ -98,7 +98,9 @@ def _add_settings(p, only: tuple[str, ...], defaults: dict) -> None:
 
 SANITY = {**BASE_NET, "weight_scale": 1e-3, "epochs": 10, "iterations_per_epoch": 20}
 SWEEP = {**BASE_NET, "epochs": 4, "iterations_per_epoch": 100}
-PER_DATASET = "per dataset: digits 16, 28x28 16, cifar10 32"
+# What --help shows for the settings that depend on the dataset.
+PER_DATASET = {key: "per dataset: " + ", ".join(f"{d} {m[key]:g}" for d, m in DATASET_MODELS.items())
+               for key in ("filters", "filter_size", "hidden", "lr")}
 # The settings every experiment takes as flags.
 COMMON = ("dataset", "data_dir", "device", "epochs", "iterations_per_epoch", "batch_size",
           "optimizer", "lr", "filters", "filter_size", "hidden", "weight_scale", "train_samples",
@@ -111,18 +113,19 @@ def add_commands(sub) -> None:
                        description="The source document's reg/dropout experiment (seeds/000): "
                                    "one run per (reg, dropout) pair, accuracy tables per epoch, "
                                    "report.md/csv/json and plots in runs/reproduce-<dataset>.")
-    _add_settings(p, COMMON + ("grid",), {**REPRODUCE, "filters": PER_DATASET})
+    _add_settings(p, COMMON + ("grid",), {**PER_DATASET, **REPRODUCE,
+                                          "grid": "0:0,0.01:0,0.01:0.4"})
     p.set_defaults(func=run_reproduce_cmd)
 
     exp = sub.add_parser("experiment", help="the source document's sanity checks and design "
                                             "sweeps (seeds/002)")
     esub = exp.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
     p = esub.add_parser("sanity", help="initial loss vs ln(10); overfitting a small subset")
-    _add_settings(p, COMMON + ("reg", "dropout"), SANITY)
+    _add_settings(p, COMMON + ("reg", "dropout"), {**PER_DATASET, **SANITY})
     p.add_argument("--subset", type=int, default=100, help="training samples to overfit (100)")
     p.set_defaults(func=run_sanity_cmd)
     p = esub.add_parser("sweep", help="vary dropout, hidden size, filters, filter size")
-    _add_settings(p, COMMON + ("reg", "dropout"), SWEEP)
+    _add_settings(p, COMMON + ("reg", "dropout"), {**PER_DATASET, **SWEEP})
     p.add_argument("--param", choices=list(SWEEPS), help="sweep only this one (default all)")
     p.add_argument("--values", help="comma-separated values for --param, replacing the source "
                                     "document's")

@@ -132,7 +132,8 @@ def add_commands(sub) -> None:
     add_settings(p, combine("optimisation", OPTIMIZATION, TRAINING), "optimisation", config=False)
     add_settings(p, RUN, "run", defaults=COMMAND_DEFAULTS)
     p.add_argument("--resume", metavar="CHECKPOINT",
-                   help="continue the run saved in CHECKPOINT (a file or its folder)")
+                   help="continue the run saved in CHECKPOINT (a file or its folder); "
+                        "--epochs then sets the new total")
     p.add_argument("--nproc", type=int, help="data parallel: start this many MPI ranks on this "
                    "host (one GPU each with --device cuda); --batch-size is the global batch")
     p.set_defaults(func=command(run_train, p))
