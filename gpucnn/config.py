@@ -219,8 +219,8 @@ def combine(title: str, *schemas: Schema, only: tuple[str, ...] | None = None) -
 TRAINING = Schema(
     "training",
     Setting("optimizer", "choice", "adam", "update rule", choices=tuple(OPTIMIZERS), resume=True),
-    Setting("batch_size", "int", 50, "samples per update (the global batch with several ranks)",
-            low=1, resume=True),
+    Setting("batch_size", "int", 50, "samples per batch (training: per update, the global batch "
+            "with several ranks)", low=1, resume=True),
     Setting("epochs", "int", 5, "epochs to train", low=1, aliases=("num_epochs",)),
     Setting("iterations_per_epoch", "int", None, "updates per epoch", low=1, optional=True,
             resume=True, aliases=("iterations",), none_means="one pass over the training set"),

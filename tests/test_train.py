@@ -149,6 +149,34 @@ def test_checkpoint_is_pickle_free_and_complete(data, tmp_path):
     assert meta["history"]["val_acc"] == t.history.val_acc
 
 
+def test_any_random_stream_a_module_owns_is_checkpointed_by_name(data, tmp_path):
+    from gpucnn.rng import Generator
+
+    model = make_model()
+    model.net.noise = Generator(5, 9)  # not a Dropout: the trainer asks the model, not its types
+    model.net.noise.reserve(123)
+    Trainer(model, data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 1}).train()
+    other = make_model()
+    other.net.noise = Generator(5, 9)
+    Trainer(other, data, **SETTINGS).resume(str(tmp_path / "checkpoint.npz"))
+    assert other.net.noise.counter == 123
+    with pytest.raises(ValueError, match=r"random streams .*net.noise"):
+        Trainer(make_model(), data, **SETTINGS).resume(str(tmp_path / "checkpoint.npz"))
+
+
+def test_trainer_takes_the_schema_defaults_and_old_keyword_names(data):
+    from gpucnn import config
+
+    t = Trainer(make_model(), data, device="cpu", progress=False)
+    defaults = config.TRAINING.defaults()
+    assert (t.optimizer_name, t.batch_size, t.epochs) == (defaults["optimizer"],
+                                                         defaults["batch_size"], defaults["epochs"])
+    assert t.optim_config == config.optim_config(config.OPTIMIZATION.defaults())
+    with pytest.warns(DeprecationWarning, match="'num_train_samples' is now called"):
+        t = Trainer(make_model(), data, num_train_samples=30, device="cpu", progress=False)
+    assert len(t.train_subset[1]) == 30
+
+
 @pytest.mark.parametrize("fail", ["replace", "savez"])
 def test_a_failed_write_leaves_the_old_checkpoint_and_no_temp_file(data, tmp_path, monkeypatch, fail):
     t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 1})

@@ -26,6 +26,9 @@ from .settings import add_settings, resolve
 
 TRAIN = combine("train", DATA, MODEL, OPTIMIZATION, TRAINING, RUN)
 COMMAND_DEFAULTS = {"output": "runs/train"}
+# evaluate's batch_size is the number of samples predicted at a time.
+EVALUATE = combine("evaluate", DATA, TRAINING, only=("dataset", "data_dir", "device",
+                                                     "batch_size"))
 # What a resumed run may change; everything else comes from its checkpoint.
 RESUMABLE = ("epochs", "device", "progress", "data_dir")
 
@@ -105,11 +108,11 @@ def _resume(path: str, given: dict):
 
 def run_evaluate(args) -> int:
     model, info = load_weights(args.weights)
-    v, _ = EVALUATE.from_args(args)
-    name = v.get("dataset") or info.get("dataset")
+    given, labels = EVALUATE.from_args(args)
+    name = given.get("dataset") or info.get("dataset")
     if not name:
         raise ValueError(f"{args.weights}: records no dataset; give --dataset")
-    v = EVALUATE.resolve((v, {}), ({"dataset": name}, {}))
+    v = EVALUATE.resolve(({"dataset": name}, {}), (given, labels))
     dataset = load(name, data_dir=v["data_dir"])
     X, y = dataset.split(args.split)
     if v["device"] is not None:
@@ -118,10 +121,6 @@ def run_evaluate(args) -> int:
     print(f"{args.weights}: accuracy {acc:.4f} on {name} {args.split} ({len(y)} samples, "
           f"{int(round(acc * len(y)))} correct)")
     return 0
-
-
-EVALUATE = combine("evaluate", DATA, TRAINING, only=("dataset", "data_dir", "device",
-                                                     "batch_size"))
 
 
 def add_commands(sub) -> None:
