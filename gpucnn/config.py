@@ -162,8 +162,9 @@ class Schema:
         return values, {k: f"{path}: {k}" for k in values}
 
     def add_flags(self, parser, defaults: dict | None = None) -> None:
-        """One flag per setting on ``parser`` (or an argument group), each defaulting to None so
-        that a flag the user gave can be told from one left out; the help shows the default
+        """One flag per setting on ``parser`` (or an argument group), each defaulting to None (a
+        switch: to its default) so that a flag the user gave can be told from one left out;
+        the help shows the default
         (``defaults`` overrides a command's own).  Old spellings are hidden aliases."""
         defaults = {**self.defaults(), **(defaults or {})}
         for s in self:
@@ -195,12 +196,13 @@ class Schema:
             labels[s.name] = s.flag if s.kind != "switch" else "--no-" + s.name.replace("_", "-")
         return values, labels
 
-    def resolve(self, *layers: tuple[dict, dict]) -> dict:
+    def resolve(self, *layers: tuple[dict, dict], where: str = "settings") -> dict:
         """The defaults, overridden by each ``(values, labels)`` layer in turn (later wins),
-        every value checked under the label of the layer that gave it."""
+        every value checked under the label of the layer that gave it; ``where`` names the
+        caller in the message about an old or unknown name."""
         values, labels = self.defaults(), {}
         for layer, layer_labels in layers:
-            layer = self.canonical(layer, "settings")
+            layer = self.canonical(layer, where)
             values.update(layer)
             for k in layer:
                 if k in layer_labels:

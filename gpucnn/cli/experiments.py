@@ -7,6 +7,8 @@ from ..config import RUN, combine
 from ..experiments.common import DATASET_MODELS, REPRODUCE, SCHEMA, make_settings
 from ..experiments.reproduce import print_tables, run_reproduce, write_report
 from ..experiments.studies import BASE_NET, SWEEPS, run_sanity, run_sweep, write_sanity, write_sweep
+from .settings import add_settings
+
 
 def _flags(args) -> dict:
     """The experiment settings given as flags (parsed; see gpucnn.config)."""
@@ -89,11 +91,9 @@ def run_visualize_filters(args) -> int:
 def _add_settings(p, only: tuple[str, ...], defaults: dict) -> None:
     """The experiment settings named in ``only`` as flags (the others keep the experiment's
     values), with ``--config`` and the run flags; ``defaults``: what the help shows."""
-    g = p.add_argument_group("settings (flags override --config, which overrides the defaults)")
-    g.add_argument("--config", metavar="TOML", help="settings file; keys as these flags with _ "
-                                                    "(e.g. batch_size = 50)")
-    combine("experiment", SCHEMA, only=only).add_flags(g, defaults)
-    RUN.add_flags(p.add_argument_group("run"), {"output": "runs/<experiment>-<dataset>"})
+    add_settings(p, combine("experiment", SCHEMA, only=only),
+                 "settings (flags override --config, which overrides the defaults)", defaults)
+    add_settings(p, RUN, "run", {"output": "runs/<experiment>-<dataset>"}, config=False)
 
 
 SANITY = {**BASE_NET, "weight_scale": 1e-3, "epochs": 10, "iterations_per_epoch": 20}

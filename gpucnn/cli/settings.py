@@ -1,7 +1,8 @@
 """Flags from the settings schemas (:mod:`gpucnn.config`), and the settings a command runs with.
 
-In rising priority: the schema's defaults, the command's own (e.g. its output folder), the
-command's presets (an experiment's protocol), a ``--config`` TOML file, then the flags given.
+In rising priority: the schema's defaults, the command's own (e.g. its output folder), a
+``--config`` TOML file, then the flags given.  (The experiments add their protocol between the
+command's defaults and the file: :func:`gpucnn.experiments.make_settings`.)
 A bad value is reported under the spelling that gave it: the flag, or the file and key.
 """
 from __future__ import annotations
@@ -20,9 +21,9 @@ def add_settings(parser, schema: Schema, title: str, defaults: dict | None = Non
     schema.add_flags(group, defaults)
 
 
-def resolve(args, schema: Schema, *presets: dict, defaults: dict | None = None) -> dict:
+def resolve(args, schema: Schema, defaults: dict | None = None) -> dict:
     """The checked settings of ``schema`` for this command line (see the module docstring)."""
-    layers = [(defaults or {}, {}), *((p, {}) for p in presets)]
+    layers = [(defaults or {}, {})]
     path = getattr(args, "config", None)
     if path:
         layers.append(schema.read_toml(path))

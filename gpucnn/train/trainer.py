@@ -110,7 +110,7 @@ class Trainer:
         X_train, y_train, X_val, y_val = _unpack_data(data)
         _check_split("X_train", X_train, "y_train", y_train)
         _check_split("X_val", X_val, "y_val", y_val)
-        self.settings = TRAINING.resolve((settings, {}))
+        self.settings = TRAINING.resolve((settings, {}), where="Trainer")
         s = self.settings
         self.batch_size, self.epochs, self.seed = s["batch_size"], s["epochs"], s["seed"]
         self.checkpoint_every = s["checkpoint_every"]
