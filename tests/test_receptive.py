@@ -1,4 +1,5 @@
-"""Receptive fields: the recursion against seed 004's closed form and against back-propagation."""
+"""Receptive fields: the recursion against the source document's closed form (seeds/004) and
+against back-propagation."""
 import numpy as np
 import pytest
 
