@@ -50,7 +50,8 @@ def _group(dotted: tuple) -> str:
 def _imports(path: Path, name: tuple, is_package: bool):
     """(imported gpucnn module as a tuple, line, inside a function) for every import."""
     tree = ast.parse(path.read_text(), str(path))
-    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    functions = [n for n in ast.walk(tree)
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     lazy_lines = {line for f in functions for line in range(f.lineno, f.end_lineno + 1)}
     here = name if is_package else name[:-1]
     for node in ast.walk(tree):

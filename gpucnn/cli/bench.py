@@ -1,4 +1,5 @@
-"""``gpucnn bench``: time ops and training steps side by side with PyTorch (see :mod:`gpucnn.bench`)."""
+"""``gpucnn bench``: time ops and training steps side by side with PyTorch (see
+:mod:`gpucnn.bench`)."""
 from __future__ import annotations
 
 import argparse

@@ -99,7 +99,8 @@ def _add_settings(p, only: tuple[str, ...], defaults: dict) -> None:
 SANITY = {**BASE_NET, "weight_scale": 1e-3, "epochs": 10, "iterations_per_epoch": 20}
 SWEEP = {**BASE_NET, "epochs": 4, "iterations_per_epoch": 100}
 # What --help shows for the settings that depend on the dataset.
-PER_DATASET = {key: "per dataset: " + ", ".join(f"{d} {m[key]:g}" for d, m in DATASET_MODELS.items())
+PER_DATASET = {key: "per dataset: " + ", ".join(f"{d} {m[key]:g}"
+                                                for d, m in DATASET_MODELS.items())
                for key in ("filters", "filter_size", "hidden", "lr")}
 # The settings every experiment takes as flags.
 COMMON = ("dataset", "data_dir", "device", "epochs", "iterations_per_epoch", "batch_size",

@@ -70,9 +70,6 @@ class Settings:
         return dataclasses.asdict(self)
 
 
-FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-
-
 def read_config(path: str) -> dict:
     """The settings a TOML file gives (top-level keys named like :class:`Settings` fields)."""
     return SCHEMA.read_toml(path)[0]

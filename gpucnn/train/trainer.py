@@ -10,10 +10,11 @@ random subset of ``train_samples`` training samples and on ``val_samples`` valid
 
 Checkpoints (``checkpoint_dir/checkpoint.npz``, after epoch 0 and every ``checkpoint_every``
 epochs) hold the parameters and buffers, the optimizer state, every random stream's state (the
-model's own, e.g. dropout, and the batch order), the position in training, the history and the settings, so that a run resumed from
-one gives the same history as one never stopped (bit-identical on the CPU).  Ctrl-C finishes the
-current iteration, writes a checkpoint and raises :class:`TrainingInterrupted`, whose message says
-how to resume.  A NaN or infinite loss raises :class:`TrainingDiverged`.
+model's own, e.g. dropout, and the batch order), the position in training, the history and the
+settings (see :mod:`gpucnn.train.checkpoint`), so that a run resumed from one gives the same
+history as one never stopped (bit-identical on the CPU).  Ctrl-C finishes the current
+iteration, writes a checkpoint and raises :class:`TrainingInterrupted`, whose message says how
+to resume.  A NaN or infinite loss raises :class:`TrainingDiverged`.
 """
 from __future__ import annotations
 
@@ -31,14 +32,14 @@ from ..data import BatchIterator, random_subset
 from ..device import resolve_device
 from ..distributed import spread_random_streams, training_world
 from .. import config
-from ..config import OPTIMIZATION, TRAINING
 from ..optim import make_optimizer
 from .checkpoint import (CHECKPOINT_NAME, load_checkpoint, prefixed, restore_checkpoint,
                          save_checkpoint)
 from .history import History
 
 # Settings that shape the history: a checkpoint resumes only under the same values.
-RESUME_KEYS = (*(s.name for s in TRAINING if s.resume), "optim_config", "num_train", "num_val")
+RESUME_KEYS = (*(s.name for s in config.TRAINING if s.resume), "optim_config", "num_train",
+               "num_val")
 
 
 class TrainingDiverged(RuntimeError):
@@ -99,10 +100,11 @@ class Trainer:
     iterations_per_epoch, train_samples, val_samples, seed, device, checkpoint_every), each with
     its one default.  optim_config: the optimizer's settings (lr, lr_decay, momentum, ...;
     default :data:`gpucnn.config.OPTIMIZATION`'s).  seed fixes the batch order and the accuracy
-    subsets; the model's own seed fixes its initialisation and dropout.  log, if given, is called with the header and
-    then one table row per epoch.  run_info: JSON-able facts stored in checkpoints (the CLI
-    records the dataset there).  distributed: data parallelism over MPI ranks (None: when
-    launched by mpirun), batch_size being the global batch; see :mod:`gpucnn.distributed`.
+    subsets; the model's own seed fixes its initialisation and dropout.  log, if given, is called
+    with the header and then one table row per epoch.  run_info: JSON-able facts stored in
+    checkpoints (the CLI records the dataset there).  distributed: data parallelism over MPI
+    ranks (None: when launched by mpirun), batch_size being the global batch; see
+    :mod:`gpucnn.distributed`.
     """
 
     def __init__(self, model, data, *, optim_config=None, checkpoint_dir=None, progress=True,
@@ -110,7 +112,7 @@ class Trainer:
         X_train, y_train, X_val, y_val = _unpack_data(data)
         _check_split("X_train", X_train, "y_train", y_train)
         _check_split("X_val", X_val, "y_val", y_val)
-        self.settings = TRAINING.resolve((settings, {}), where="Trainer")
+        self.settings = config.TRAINING.resolve((settings, {}), where="Trainer")
         s = self.settings
         self.batch_size, self.epochs, self.seed = s["batch_size"], s["epochs"], s["seed"]
         self.checkpoint_every = s["checkpoint_every"]
@@ -121,7 +123,7 @@ class Trainer:
         spread_random_streams(self.model, self.world.rank)
         self.optimizer_name = s["optimizer"]
         self.optim_config = dict(optim_config if optim_config is not None
-                                 else config.optim_config(OPTIMIZATION.defaults()))
+                                 else config.optim_config(config.OPTIMIZATION.defaults()))
         self.optimizer = make_optimizer(self.optimizer_name, model.parameters(),
                                         **self.optim_config)
         if self.world.size > 1:  # every rank reads its shard of each global batch
@@ -132,11 +134,11 @@ class Trainer:
         if s["iterations_per_epoch"] is None:
             s["iterations_per_epoch"] = len(self.batches)
         self.iterations_per_epoch = s["iterations_per_epoch"]
-        num_train_samples, num_val_samples = s["train_samples"], s["val_samples"]
-        self.train_subset = random_subset(X_train, y_train, min(num_train_samples, len(X_train)),
+        train_samples, val_samples = s["train_samples"], s["val_samples"]
+        self.train_subset = random_subset(X_train, y_train, min(train_samples, len(X_train)),
                                           self.seed)
-        self.val_subset = ((X_val, y_val) if num_val_samples is None or num_val_samples >= len(X_val)
-                           else random_subset(X_val, y_val, num_val_samples, self.seed))
+        self.val_subset = ((X_val, y_val) if val_samples is None or val_samples >= len(X_val)
+                           else random_subset(X_val, y_val, val_samples, self.seed))
         self.checkpoint_dir = checkpoint_dir
         self.progress, self.log = progress, log
         self.run_info = dict(run_info or {})
@@ -319,7 +321,7 @@ class Trainer:
         _, meta = load_checkpoint(path)
         try:
             saved = meta["config"]
-            settings = {k: saved[k] for k in (*TRAINING.names(), "optim_config", "run_info")}
+            settings = {k: saved[k] for k in (*config.TRAINING.names(), "optim_config", "run_info")}
         except (KeyError, TypeError) as e:
             raise ValueError(f"{path}: cannot resume from this checkpoint: missing setting {e}") from None
         settings["checkpoint_dir"] = os.path.dirname(os.path.abspath(path))
