@@ -14,11 +14,11 @@ scores' device.  Losses are float64 scalars on the device (``float(loss)`` reads
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
 from . import primitives
+from .checks import check_int, check_probability, check_real
 from .device import device_of, get_array_module
 from .rng import Generator, drop_threshold
 
@@ -36,12 +36,6 @@ def _check_array(name, a, ndim=None, min_ndim=None):
     if min_ndim is not None and a.ndim < min_ndim:
         raise ValueError(f"{name}.shape={tuple(a.shape)}: expected at least {min_ndim} dimensions")
     return xp
-
-
-def _check_int(name, v, minimum):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
-        raise ValueError(f"{name}={v!r}: expected an integer >= {minimum}")
-    return int(v)
 
 
 def _check_same_device(**arrays):
@@ -74,8 +68,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     if b is not None:
         _check_array("b", b, ndim=1)
     _check_same_device(x=x, w=w, b=b)
-    stride = _check_int("stride", stride, 1)
-    pad = _check_int("pad", pad, 0)
+    stride = check_int("stride", stride, 1)
+    pad = check_int("pad", pad, 0)
     N, C, H, W = x.shape
     F, Cw, KH, KW = w.shape
     if Cw != C:
@@ -118,8 +112,8 @@ def maxpool2d_forward(x, size=2, stride=None):
     x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - size) // stride + 1.
     """
     xp = _check_array("x", x, ndim=4)
-    size = _check_int("size", size, 1)
-    stride = size if stride is None else _check_int("stride", stride, 1)
+    size = check_int("size", size, 1)
+    stride = size if stride is None else check_int("stride", stride, 1)
     if size > x.shape[2] or size > x.shape[3]:
         raise ValueError(f"size={size}: larger than the input x.shape={tuple(x.shape)}")
     out, argmax = primitives.for_array_module(xp).maxpool_forward(x, size, stride)
@@ -139,8 +133,8 @@ def relu_maxpool2d_forward(x, size=2, stride=None):
     maxpool2d_forward, without materialising relu(x).  nn.Sequential fuses a ReLU followed by a
     MaxPool2d into this."""
     xp = _check_array("x", x, ndim=4)
-    size = _check_int("size", size, 1)
-    stride = size if stride is None else _check_int("stride", stride, 1)
+    size = check_int("size", size, 1)
+    stride = size if stride is None else check_int("stride", stride, 1)
     if size > x.shape[2] or size > x.shape[3]:
         raise ValueError(f"size={size}: larger than the input x.shape={tuple(x.shape)}")
     out, argmax = primitives.for_array_module(xp).relu_maxpool_forward(x, size, stride)
@@ -197,8 +191,7 @@ def dropout_forward(x, p, train, rng: Generator | None):
     same mask on every device.
     """
     xp = _check_array("x", x)
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
-        raise ValueError(f"p={p!r}: expected a drop probability in [0, 1)")
+    p = check_probability("p", p)
     if not train or p == 0:
         return x, None
     if not isinstance(rng, Generator):
@@ -305,8 +298,7 @@ def l2_penalty(weights, reg):
     -> loss = 0.5 * reg * sum(W**2) (float64 scalar on the weights' device) and the gradients
     reg * W, one per weight.
     """
-    if isinstance(reg, bool) or not isinstance(reg, numbers.Real) or not reg >= 0:
-        raise ValueError(f"reg={reg!r}: expected a non-negative number")
+    check_real("reg", reg, 0)
     _check_same_device(**{f"weights[{i}]": w for i, w in enumerate(weights)})
     total = sum(primitives.of(w).sum_of_squares(w) for w in weights)
     return 0.5 * reg * total, [reg * w for w in weights]

@@ -19,24 +19,22 @@ training (batch statistics only, nothing tracked).
 """
 from __future__ import annotations
 
-import numbers
+import math
 
-from .functional import _check_array, _check_dout, _check_int, _check_same_device
+from .checks import check_int, check_real
+from .functional import _check_array, _check_dout, _check_same_device
 from .primitives import out_size
 
 
 # --- batch normalisation ----------------------------------------------------------------------
 
-def check_eps(eps):
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"eps={eps!r}: expected a positive number")
-    return float(eps)
+def check_eps(eps) -> float:
+    return check_real("eps", eps, 0, low_open=True)
 
 
-def check_momentum(momentum):
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
-        raise ValueError(f"momentum={momentum!r}: expected a number in [0, 1]")
-    return float(momentum)
+def check_momentum(momentum) -> float:
+    """PyTorch's meaning: running = (1 - momentum) * running + momentum * batch statistic."""
+    return check_real("momentum", momentum, 0, 1, high_open=False)
 
 
 def _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps, ndim):
@@ -152,8 +150,8 @@ def avgpool2d_forward(x, size=2, stride=None):
     x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - size) // stride + 1.  No padding.
     """
     xp = _check_array("x", x, ndim=4)
-    size = _check_int("size", size, 1)
-    stride = size if stride is None else _check_int("stride", stride, 1)
+    size = check_int("size", size, 1)
+    stride = size if stride is None else check_int("stride", stride, 1)
     N, C, H, W = x.shape
     if size > H or size > W:
         raise ValueError(f"size={size}: larger than the input x.shape={tuple(x.shape)}")
@@ -198,10 +196,8 @@ def global_avgpool2d_backward(dout, cache):
 
 # --- activations ------------------------------------------------------------------------------
 
-def check_negative_slope(negative_slope):
-    if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
-        raise ValueError(f"negative_slope={negative_slope!r}: expected a number")
-    return float(negative_slope)
+def check_negative_slope(negative_slope) -> float:
+    return check_real("negative_slope", negative_slope, -math.inf)
 
 
 def leaky_relu_forward(x, negative_slope=0.01):

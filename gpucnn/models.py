@@ -9,7 +9,7 @@ Models are built from a *spec*, a list of layer dicts such as ``{"type": "conv2d
 "out_channels": 16, "kernel_size": 3, "padding": 1}``; input channels and features are inferred
 from ``input_dim``.  A model built from a spec can describe itself (``config()``) and be rebuilt
 from that description (``model_from_config``), which is how checkpoints and saved weights record
-their architecture.  :class:`ThreeLayerConvNet` is the seeds' network built this way.
+their architecture.  :class:`ThreeLayerConvNet` is the source documents' network built this way.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from . import functional as F
 from . import nn
+from .checks import check_int, check_real
 from .device import to_device, to_numpy
 from .rng import Generator
 from .toml import read_toml
@@ -48,7 +49,7 @@ class Classifier(nn.Module):
         if not isinstance(net, nn.Module):
             raise TypeError(f"net: expected a gpucnn.nn.Module, got {type(net).__name__}")
         self.net = net
-        self.reg = _check_reg(reg)
+        self.reg = check_real("reg", reg, 0)
         self._config = None  # set by build_model: what model_from_config needs to rebuild this
 
     def children(self):
@@ -87,7 +88,7 @@ class Classifier(nn.Module):
     def predict(self, X, batch_size: int = 1000) -> np.ndarray:
         """Predicted labels (N,) as NumPy; X is scored ``batch_size`` rows at a time on the
         model's device, so a large X never has to fit there at once."""
-        batch_size = F._check_int("batch_size", batch_size, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
         out = np.empty(len(X), dtype=np.int64)
         for i in range(0, len(X), batch_size):
             xb = to_device(X[i:i + batch_size], self.device).astype(self.dtype, copy=False)
@@ -105,12 +106,6 @@ class Classifier(nn.Module):
 
     def __repr__(self):
         return f"{type(self).__name__}(reg={self.reg}, net={self.net!r})"
-
-
-def _check_reg(reg):
-    if isinstance(reg, bool) or not isinstance(reg, numbers.Real) or not reg >= 0:
-        raise ValueError(f"reg={reg!r}: expected a non-negative number")
-    return float(reg)
 
 
 def build_model(layers, input_dim, *, reg: float = 0.0, dtype=np.float32,
@@ -229,7 +224,8 @@ class ThreeLayerConvNet(Classifier):
 
     The convolution keeps the spatial size (stride 1, padding (filter_size - 1) // 2), so
     filter_size must be odd.  Weights ~ N(0, weight_scale^2), biases 0.  ``dropout`` is the drop
-    probability of both dropout layers (seed 002); ``activation="sigmoid"`` gives seed 001's net.
+    probability of both dropout layers (as in the design study, seeds/002);
+    ``activation="sigmoid"`` gives the sigmoid net of seeds/001.
     Parameters: ``net.0.*`` (conv), ``net.4.*`` (hidden affine), ``net.7.*`` (output affine).
     """
 

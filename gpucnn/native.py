@@ -22,6 +22,8 @@ import os
 
 import numpy as np
 
+from .checks import check_int
+
 
 def _load():
     if os.environ.get("GPUCNN_NATIVE", "").strip() == "0":
@@ -63,12 +65,6 @@ def _check_array(name, a, dtype=None):
         raise TypeError(f"{name}.dtype={a.dtype}: expected {dtype}, the input's")
     if a.ndim != 4:
         raise ValueError(f"{name}.shape={a.shape}: expected 4 dimensions")
-
-
-def _check_int(name, v, minimum):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
-        raise ValueError(f"{name}={v!r}: expected an integer >= {minimum}")
-    return int(v)
 
 
 def _buffer(name, buf, shape, dtype):
@@ -115,8 +111,8 @@ def relu_maxpool_forward(x, size, stride, *, out=None, argmax=None, n0=0, n1=Non
     """
     _require()
     _check_array("x", x)
-    size = _check_int("size", size, 1)
-    stride = _check_int("stride", stride, 1)
+    size = check_int("size", size, 1)
+    stride = check_int("stride", stride, 1)
     N, C, H, W = x.shape
     if size > H or size > W:
         raise ValueError(f"size={size}: larger than the input x.shape={x.shape}")
@@ -133,8 +129,8 @@ def relu_maxpool_backward(dout, argmax, out, x_shape, size, stride, *, dx=None, 
     _require()
     _check_array("dout", dout)
     _check_array("out", out, dout.dtype)
-    size = _check_int("size", size, 1)
-    stride = _check_int("stride", stride, 1)
+    size = check_int("size", size, 1)
+    stride = check_int("stride", stride, 1)
     if not isinstance(argmax, np.ndarray) or argmax.dtype != _argmax_dtype(size):
         raise TypeError(f"argmax.dtype={getattr(argmax, 'dtype', None)}: expected "
                         f"{np.dtype(_argmax_dtype(size))}, relu_maxpool_forward's")
@@ -163,8 +159,8 @@ def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None):
     _require()
     _check_array("x", x)
     _check_array("w", w, x.dtype)
-    stride = _check_int("stride", stride, 1)
-    pad = _check_int("pad", pad, 0)
+    stride = check_int("stride", stride, 1)
+    pad = check_int("pad", pad, 0)
     N, C, H, W = x.shape
     F, Cw, KH, KW = w.shape
     if Cw != C:
@@ -186,10 +182,10 @@ def conv2d_backward_weight(x, dout, kh, kw, stride, pad, *, dw=None, db=None, n0
     _require()
     _check_array("x", x)
     _check_array("dout", dout, x.dtype)
-    kh = _check_int("kh", kh, 1)
-    kw = _check_int("kw", kw, 1)
-    stride = _check_int("stride", stride, 1)
-    pad = _check_int("pad", pad, 0)
+    kh = check_int("kh", kh, 1)
+    kw = check_int("kw", kw, 1)
+    stride = check_int("stride", stride, 1)
+    pad = check_int("pad", pad, 0)
     N, C, H, W = x.shape
     F = dout.shape[1]
     expect = (N, F, _conv_out_size(H, kh, stride, pad, "kh"), _conv_out_size(W, kw, stride, pad, "kw"))
@@ -213,8 +209,8 @@ def conv2d_backward_input(dout, w, x_shape, stride, pad, *, dx=None, n0=0, n1=No
     _require()
     _check_array("dout", dout)
     _check_array("w", w, dout.dtype)
-    stride = _check_int("stride", stride, 1)
-    pad = _check_int("pad", pad, 0)
+    stride = check_int("stride", stride, 1)
+    pad = check_int("pad", pad, 0)
     N, C, H, W = (int(v) for v in x_shape)
     F, Cw, KH, KW = w.shape
     if Cw != C:

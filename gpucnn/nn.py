@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from . import functional as F
+from .checks import check_int, check_probability, check_real
 from .device import device_of, resolve_device, to_device, to_numpy
 from .rng import Generator
 
@@ -43,9 +44,8 @@ def _host_rng(rng) -> np.random.Generator:
 def init_weight(shape, fan_in, weight_scale, dtype, rng):
     """He initialisation N(0, 2/fan_in) by default; N(0, weight_scale^2) when weight_scale is given
     (the CS231n convention)."""
-    std = np.sqrt(2.0 / fan_in) if weight_scale is None else float(weight_scale)
-    if not std >= 0:
-        raise ValueError(f"weight_scale={weight_scale!r}: expected a non-negative number")
+    std = np.sqrt(2.0 / fan_in) if weight_scale is None else check_real("weight_scale",
+                                                                         weight_scale, 0)
     return (_host_rng(rng).standard_normal(shape) * std).astype(dtype)
 
 
@@ -199,11 +199,11 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, *,
                  weight_scale=None, dtype=np.float32, rng=None):
         super().__init__()
-        self.in_channels = F._check_int("in_channels", in_channels, 1)
-        self.out_channels = F._check_int("out_channels", out_channels, 1)
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.out_channels = check_int("out_channels", out_channels, 1)
         self.kernel_size = _pair("kernel_size", kernel_size)
-        self.stride = F._check_int("stride", stride, 1)
-        self.padding = F._check_int("padding", padding, 0)
+        self.stride = check_int("stride", stride, 1)
+        self.padding = check_int("padding", padding, 0)
         kh, kw = self.kernel_size
         fan_in = in_channels * kh * kw
         self.weight = init_weight((out_channels, in_channels, kh, kw), fan_in, weight_scale, dtype, rng)
@@ -233,8 +233,8 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, *, weight_scale=None,
                  dtype=np.float32, rng=None):
         super().__init__()
-        self.in_features = F._check_int("in_features", in_features, 1)
-        self.out_features = F._check_int("out_features", out_features, 1)
+        self.in_features = check_int("in_features", in_features, 1)
+        self.out_features = check_int("out_features", out_features, 1)
         self.weight = init_weight((in_features, out_features), in_features, weight_scale, dtype, rng)
         self.bias = np.zeros(out_features, dtype=dtype) if bias else None
 
@@ -255,8 +255,8 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        self.kernel_size = F._check_int("kernel_size", kernel_size, 1)
-        self.stride = self.kernel_size if stride is None else F._check_int("stride", stride, 1)
+        self.kernel_size = check_int("kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else check_int("stride", stride, 1)
 
     def forward(self, x, after_relu=False):
         """``after_relu=True`` pools relu(x) in one fused pass (nn.Sequential asks for it when a
@@ -302,9 +302,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, rng: Generator | None = None):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
-            raise ValueError(f"p={p!r}: expected a drop probability in [0, 1)")
-        self.p = float(p)
+        self.p = check_probability("p", p)
         self.rng = rng if rng is not None else Generator()
 
     def forward(self, x):

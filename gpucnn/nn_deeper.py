@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
+from .checks import check_int
 from . import functional_deeper as FD
 from .nn import Module
 
@@ -24,7 +25,7 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float32):
         super().__init__()
-        self.num_features = F._check_int("num_features", num_features, 1)
+        self.num_features = check_int("num_features", num_features, 1)
         self.eps = FD.check_eps(eps)
         self.momentum = FD.check_momentum(momentum)
         self.gamma = np.ones(num_features, dtype=dtype)
@@ -72,8 +73,8 @@ class AvgPool2d(Module):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        self.kernel_size = F._check_int("kernel_size", kernel_size, 1)
-        self.stride = self.kernel_size if stride is None else F._check_int("stride", stride, 1)
+        self.kernel_size = check_int("kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else check_int("stride", stride, 1)
 
     def forward(self, x):
         out, self._cache = FD.avgpool2d_forward(x, self.kernel_size, self.stride)

@@ -11,21 +11,11 @@ there); names and defaults follow ``torch.optim``.
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 
 import numpy as np
 
+from .checks import check_real
 from .device import get_array_module, to_numpy
-
-
-def _check_real(name, value, low, high=math.inf, low_open=False, high_open=True):
-    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-          and (value > low if low_open else value >= low) and (value < high if high_open else value <= high))
-    if not ok:
-        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-        raise ValueError(f"{name}={value!r}: expected a number in {lo}{low}, {high}{hi}")
-    return float(value)
 
 
 class Optimizer:
@@ -40,8 +30,8 @@ class Optimizer:
         if not isinstance(params, dict) or not params:
             raise ValueError("params: expected a non-empty dict {name: array}, e.g. model.parameters()")
         self.params = params
-        self.lr = _check_real("lr", lr, 0.0)
-        self.lr_decay = _check_real("lr_decay", lr_decay, 0.0, 1.0, low_open=True, high_open=False)
+        self.lr = check_real("lr", lr, 0.0)
+        self.lr_decay = check_real("lr_decay", lr_decay, 0.0, 1.0, low_open=True, high_open=False)
         self.t = 0  # steps taken
         self.state = {b: {k: get_array_module(p).zeros_like(p) for k, p in params.items()}
                       for b in self.buffers}
@@ -90,7 +80,7 @@ class SGD(Optimizer):
     look-ahead form w += -mu * v_prev + (1 + mu) * v (CS231n)."""
 
     def __init__(self, params, lr=1e-2, momentum=0.0, nesterov=False, lr_decay=1.0):
-        self.momentum = _check_real("momentum", momentum, 0.0, 1.0)
+        self.momentum = check_real("momentum", momentum, 0.0, 1.0)
         if nesterov and self.momentum == 0:
             raise ValueError("nesterov=True: needs momentum > 0")
         self.nesterov = bool(nesterov)
@@ -115,8 +105,8 @@ class RMSprop(Optimizer):
     buffers = ("square_avg",)
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, lr_decay=1.0):
-        self.alpha = _check_real("alpha", alpha, 0.0, 1.0)
-        self.eps = _check_real("eps", eps, 0.0, low_open=True)
+        self.alpha = check_real("alpha", alpha, 0.0, 1.0)
+        self.eps = check_real("eps", eps, 0.0, low_open=True)
         super().__init__(params, lr, lr_decay)
 
     def _update(self, name, p, g):
@@ -136,8 +126,8 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, lr_decay=1.0):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas={betas!r}: expected a pair (beta1, beta2) in [0, 1)")
-        self.betas = tuple(_check_real(f"betas[{i}]", b, 0.0, 1.0) for i, b in enumerate(betas))
-        self.eps = _check_real("eps", eps, 0.0, low_open=True)
+        self.betas = tuple(check_real(f"betas[{i}]", b, 0.0, 1.0) for i, b in enumerate(betas))
+        self.eps = check_real("eps", eps, 0.0, low_open=True)
         super().__init__(params, lr, lr_decay)
 
     def _update(self, name, p, g):

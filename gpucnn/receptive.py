@@ -1,4 +1,4 @@
-"""Receptive-field arithmetic (seed 004), and an empirical check by back-propagation.
+"""Receptive-field arithmetic (the source document on receptive fields, seeds/004), and an empirical check by back-propagation.
 
 For layers l = 1..L with kernel k_l, stride s_l and padding p_l, along one axis:
 
@@ -8,7 +8,7 @@ For layers l = 1..L with kernel k_l, stride s_l and padding p_l, along one axis:
                                                          (input coordinate of the centre of the
                                                           first output's field; u_0 = 0)
 
-which unrolls to seed 004's closed form r_L = sum_l (k_l - 1) prod_{i<l} s_i + 1, the same as its
+which unrolls to the source document's closed form r_L = sum_l (k_l - 1) prod_{i<l} s_i + 1, the same as its
 recursion r_{i-1} = s_i r_i + (k_i - s_i) run from the top.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import nn
+from .models import LAYER_TYPES
 
 
 @dataclass(frozen=True)
@@ -34,36 +35,44 @@ class LayerField:
     start: float
 
 
+def _layer_class(layer) -> type:
+    """The module class of a layer or of a layer spec dict (its ``type`` from
+    :data:`gpucnn.models.LAYER_TYPES`, the one layer vocabulary)."""
+    if not isinstance(layer, dict):
+        return type(layer)
+    kind = layer.get("type")
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"layer spec {layer!r}: expected type one of {', '.join(LAYER_TYPES)}")
+    return LAYER_TYPES[kind][0]
+
+
 def _mixes_all_positions(layer) -> bool:
     """Flatten, Linear and global average pooling see the whole input: spatial receptive fields
     end there."""
-    if isinstance(layer, dict):
-        return str(layer.get("type", "")).lower() in ("flatten", "linear", "global_avgpool2d")
-    return isinstance(layer, (nn.Flatten, nn.Linear, nn.GlobalAvgPool2d))
+    return issubclass(_layer_class(layer), (nn.Flatten, nn.Linear, nn.GlobalAvgPool2d))
+
+
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+_POINTWISE = (nn.ReLU, nn.Sigmoid, nn.Dropout, nn.BatchNorm2d, nn.LeakyReLU, nn.Tanh)
 
 
 def _spec_of(layer) -> tuple[str, int, int, int] | None:
     """(name, kernel, stride, padding) of a spatial layer; None for pointwise layers."""
-    if isinstance(layer, dict):
-        kind = str(layer.get("type", "")).lower()
-        if kind in ("conv", "conv2d", "pool", "maxpool", "maxpool2d", "avgpool2d"):
-            k = int(layer["kernel_size"])
-            default_stride = k if "pool" in kind else 1
-            return kind, k, int(layer.get("stride", default_stride)), int(layer.get("padding", 0))
-        if kind in ("relu", "sigmoid", "dropout", "batchnorm2d", "leaky_relu", "tanh"):
-            return None
-        raise ValueError(f"layer spec {layer!r}: expected type conv2d, maxpool2d, avgpool2d, "
-                         f"relu, sigmoid, dropout, batchnorm2d, leaky_relu, tanh, flatten, "
-                         f"global_avgpool2d or linear")
-    if isinstance(layer, nn.Conv2d):
+    cls = _layer_class(layer)
+    if isinstance(layer, dict) and cls in (nn.Conv2d, *_POOLS):
+        k = int(layer["kernel_size"])
+        default_stride = k if cls in _POOLS else 1
+        return (layer["type"], k, int(layer.get("stride") or default_stride),
+                int(layer.get("padding", 0)))
+    if cls is nn.Conv2d:
         if layer.kernel_size[0] != layer.kernel_size[1]:
             raise ValueError(f"{layer!r}: receptive fields are computed for square kernels")
         return "conv2d", layer.kernel_size[0], layer.stride, layer.padding
-    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-        return type(layer).__name__.lower(), layer.kernel_size, layer.stride, 0
-    if isinstance(layer, (nn.ReLU, nn.Sigmoid, nn.Dropout, nn.BatchNorm2d, nn.LeakyReLU, nn.Tanh)):
+    if cls in _POOLS:
+        return cls.__name__.lower(), layer.kernel_size, layer.stride, 0
+    if cls in _POINTWISE:
         return None
-    raise TypeError(f"layer {layer!r}: no receptive-field rule for {type(layer).__name__}")
+    raise TypeError(f"layer {layer!r}: no receptive-field rule for {cls.__name__}")
 
 
 def spatial_layers(model) -> list:
@@ -106,7 +115,7 @@ def receptive_fields(model, input_size: int) -> list[LayerField]:
 
 
 def closed_form_field(kernels, strides) -> int:
-    """Seed 004: r_0 = sum_l (k_l - 1) prod_{i<l} s_i + 1."""
+    """The source document's closed form: r_0 = sum_l (k_l - 1) prod_{i<l} s_i + 1."""
     total, prod = 1, 1
     for k, s in zip(kernels, strides):
         total += (k - 1) * prod
@@ -144,32 +153,3 @@ def format_table(rows: list[LayerField], input_size: int) -> str:
         lines.append(f"{f'{i} {r.name}':<10} {r.kernel:>6} {r.stride:>6} {r.padding:>4} "
                      f"{r.output_size:>5} {r.jump:>5} {r.field:>6} {r.start:>7.1f}")
     return "\n".join(lines)
-
-
-def parse_layer(text: str) -> dict:
-    """'conv:7:1:3' or 'pool:2:2' (type:kernel[:stride[:padding]]) -> a layer spec dict."""
-    parts = text.split(":")
-    kinds = {"conv": "conv2d", "pool": "maxpool2d"}
-    if parts[0] not in kinds or not 2 <= len(parts) <= 4 or not all(p.isdigit() for p in parts[1:]):
-        raise ValueError(f"layer {text!r}: expected conv:K[:S[:P]] or pool:K[:S]")
-    spec = {"type": kinds[parts[0]], "kernel_size": int(parts[1])}
-    for key, value in zip(("stride", "padding"), parts[2:]):
-        spec[key] = int(value)
-    return spec
-
-
-def run_receptive_field(args) -> int:
-    layers = [parse_layer(t) for t in args.layers] or [
-        {"type": "conv2d", "kernel_size": 7, "padding": 3}, {"type": "maxpool2d", "kernel_size": 2}]
-    print(format_table(receptive_fields(layers, args.input_size), args.input_size))
-    return 0
-
-
-def add_commands(sub) -> None:
-    p = sub.add_parser("receptive-field", help="per-layer receptive field, jump and output size",
-                       description="Receptive-field arithmetic of a stack of conv/pool layers "
-                                   "(default: the ThreeLayerConvNet's 7x7 conv and 2x2 pool).")
-    p.add_argument("layers", nargs="*", metavar="LAYER",
-                   help="conv:K[:S[:P]] or pool:K[:S], e.g. conv:3:1:1 pool:2 conv:3:2")
-    p.add_argument("--input-size", type=int, default=32, help="input height = width (default 32)")
-    p.set_defaults(func=run_receptive_field)

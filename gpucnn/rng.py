@@ -7,9 +7,9 @@ which passes BigCrush when fed a Weyl sequence, as it is here.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from .checks import check_int
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -55,9 +55,7 @@ class Generator:
     def __init__(self, seed: int | None = None, stream: int = 0):
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed={seed!r}: expected a non-negative integer or None")
-        self.seed = int(seed)
+        self.seed = check_int("seed", seed, 0)
         self.stream = int(stream)
         self.key = stream_key(self.seed, self.stream)
         self.counter = 0

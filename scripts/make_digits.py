@@ -42,11 +42,11 @@ def read_wheel(wheel: str) -> tuple[np.ndarray, np.ndarray]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("wheel", help="a scikit-learn .whl file")
-    parser.add_argument("--out", default=DIGITS_PATH, help="where to write (default: %(default)s)")
+    parser.add_argument("--output", default=DIGITS_PATH, help="where to write (default: %(default)s)")
     args = parser.parse_args()
     images, labels = read_wheel(args.wheel)
-    np.savez_compressed(args.out, images=images, labels=labels)
-    print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes)")
+    np.savez_compressed(args.output, images=images, labels=labels)
+    print(f"wrote {args.output} ({os.path.getsize(args.output)} bytes)")
     print(f"DIGITS_SHA256 = \"{content_sha256(images, labels)}\"")
     return 0
 

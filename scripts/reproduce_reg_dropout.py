@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Seed 000's regularization/dropout experiment: the same as ``gpucnn reproduce`` (same flags)."""
+"""The source document's regularization/dropout experiment (seeds/000): the same as ``gpucnn reproduce`` (same flags)."""
 import sys
 
 from gpucnn.cli import main

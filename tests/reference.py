@@ -6,7 +6,8 @@ import numpy as np
 
 
 def conv_forward(x, w, b, stride, pad):
-    """Seed 000: out = sum_c sum_i sum_j x[c, oh*s + i, ow*s + j] * w[c, i, j] + b."""
+    """The forward formula of the source document (seeds/000):
+    out = sum_c sum_i sum_j x[c, oh*s + i, ow*s + j] * w[c, i, j] + b."""
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
@@ -26,8 +27,9 @@ def conv_forward(x, w, b, stride, pad):
 
 
 def conv_weight_grad(x, dout, kshape, stride, pad):
-    """Seed 000: dw[f, c, m, n] = sum over images and output positions of
-    dout[f, i, j] * x_pad[c, i*stride + m, j*stride + n]; db = sum of dout over all but F."""
+    """The weight gradient of the source document (seeds/000): dw[f, c, m, n] = sum over images
+    and output positions of dout[f, i, j] * x_pad[c, i*stride + m, j*stride + n]; db = sum of
+    dout over all but F."""
     F, C, KH, KW = kshape
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     N, _, OH, OW = dout.shape
@@ -55,7 +57,8 @@ def correlate2d_valid(a, k):
 
 
 def conv_input_grad(dout, w, x_shape, stride, pad):
-    """Seed 003: dI = pad(dJ) (*) flip(K), the full convolution of dout with the flipped kernel.
+    """The input-gradient derivation (seeds/003): dI = pad(dJ) (*) flip(K), the full convolution
+    of dout with the flipped kernel.
 
     For stride > 1, dout is first dilated (stride - 1 zeros between entries); the result is for
     the padded input, so the padding border is cropped off at the end.
@@ -78,7 +81,7 @@ def conv_input_grad(dout, w, x_shape, stride, pad):
 
 
 def maxpool_forward_backward(x, dout, size, stride):
-    """Max over each window; the gradient goes to the first maximum in row-major order (seed 003)."""
+    """Max over each window; the gradient goes to the first maximum in row-major order (seeds/003)."""
     N, C, H, W = x.shape
     OH, OW = (H - size) // stride + 1, (W - size) // stride + 1
     out = np.zeros((N, C, OH, OW))

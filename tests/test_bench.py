@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from gpucnn import bench
+from gpucnn.bench import memory, nets, suites, timing
 from gpucnn import functional as F
 from gpucnn.cli import main
 
@@ -53,33 +53,33 @@ def test_torch_runs_interleaved_with_ratios(tmp_path):
 
 
 def test_memory_probe_reports_peak_resident_memory():
-    mem = bench.cpu_peak_memory("gpucnn", bench.parse_config("b2x8"), np.float32, steps=1)
+    mem = memory.cpu_peak_memory("gpucnn", nets.parse_config("b2x8"), np.float32, steps=1)
     assert 0 < mem["base_mb"] <= mem["peak_mb"]
 
 
 def test_naive_conv_matches_ours():
     rng = np.random.default_rng(0)
     x, w, b = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
-    np.testing.assert_allclose(bench.naive_conv(x, w, b, 1), F.conv2d_forward(x, w, b, 1, 1)[0],
+    np.testing.assert_allclose(suites.naive_conv(x, w, b, 1), F.conv2d_forward(x, w, b, 1, 1)[0],
                                rtol=1e-12, atol=1e-12)
 
 
 def test_loglog_exponents_of_a_power_law():
-    fit = bench.loglog_exponents([1, 2, 4, 8], [3.0, 12.0, 48.0, 192.0])
+    fit = suites.loglog_exponents([1, 2, 4, 8], [3.0, 12.0, 48.0, 192.0])
     assert fit["exponent"] == pytest.approx(2.0)
     assert fit["local"] == pytest.approx([2.0, 2.0, 2.0])
 
 
 def test_cpu_timer_and_summary():
-    timer = bench.make_timer("cpu", "gpucnn")
-    s = bench.summarize([timer(lambda: None) for _ in range(5)])
+    timer = timing.make_timer("cpu", "gpucnn")
+    s = timing.summarize([timer(lambda: None) for _ in range(5)])
     assert s["n"] == 5 and s["min_ms"] <= s["median_ms"] <= s["max_ms"]
 
 
 @pytest.mark.parametrize("text", ["c50", "a0", "a5x2", "a", "50"])
 def test_bad_config_names_the_item(text):
     with pytest.raises(ValueError, match=f"--configs item '{text}'"):
-        bench.parse_config(text)
+        nets.parse_config(text)
 
 
 def test_bad_arguments_are_one_clear_line(capsys):
@@ -139,11 +139,11 @@ def test_cuda_timer_and_pool_peak_logic_with_a_stand_in_cupy(monkeypatch):
     import time
 
     monkeypatch.setitem(sys.modules, "cupy", _FakeCupy)
-    timer = bench.make_timer("cuda", "gpucnn")
+    timer = timing.make_timer("cuda", "gpucnn")
     seconds = timer(lambda: time.sleep(0.02))
     assert 0.015 < seconds < 0.5  # the events bracket the call and ms are turned into seconds
 
     def step():  # a step that leaves 3 MiB in an emptied pool
         _FakeCupy.pool.total += 3 * 2**20
 
-    assert bench.cuda_peak_memory("gpucnn", step) == {"peak_mb": 3.0}
+    assert memory.cuda_peak_memory("gpucnn", step) == {"peak_mb": 3.0}

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fakecupy.counts import step_counts
-from gpucnn import bench, functional as F
+from gpucnn import functional as F
+from gpucnn.bench import nets as bench
 from gpucnn.models import ThreeLayerConvNet, build_model
 from gpucnn.optim import SGD, make_optimizer
 

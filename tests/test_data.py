@@ -222,6 +222,20 @@ def test_iterator_rejects_bad_input():
         BatchIterator(x, y, 30, drop_last=True)
 
 
+def test_iterator_serves_the_shard_of_each_global_batch():
+    x, y = _data()
+    whole = BatchIterator(x, y, 4, seed=9, crop_pad=1, flip=True)
+    half = BatchIterator(x, y, 4, seed=9, crop_pad=1, flip=True,
+                         shard=lambda xb, yb: (xb[2:], yb[2:]))
+    assert len(half) == len(whole)
+    for _ in range(8):  # crosses an epoch boundary: same order and augmentation
+        (xw, yw), (xh, yh) = whole.next_batch(), half.next_batch()
+        np.testing.assert_array_equal(xw[2:], xh)
+        np.testing.assert_array_equal(yw[2:], yh)
+    with pytest.raises(TypeError, match="shard=3"):
+        BatchIterator(x, y, 4, shard=3)
+
+
 def test_random_subset_is_fixed_and_without_repeats():
     x, y = _data(100)
     xs, ys = random_subset(x, y, 30, seed=4)

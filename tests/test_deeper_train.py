@@ -31,7 +31,7 @@ def test_example_resnet_learns_the_digits():
     data = load("digits")
     model = build_model(read_spec(RESNET), data.meta.shape, seed=0)
     h = Trainer(model, data, optimizer="adam", optim_config={"lr": 3e-3}, batch_size=50,
-                num_epochs=2, iterations_per_epoch=12, num_train_samples=300, device="cpu",
+                epochs=2, iterations_per_epoch=12, train_samples=300, device="cpu",
                 progress=False).train()
     assert h.val_acc[0] < 0.3 and h.val_acc[-1] > 0.6, h.val_acc   # 10 classes: chance 0.1
 
@@ -42,7 +42,7 @@ def test_small_resnet_learns_synthetic_3x32x32():
             + [{"type": "global_avgpool2d"}, {"type": "linear", "out_features": 10}])
     model = build_model(spec, (3, 32, 32), seed=0)
     h = Trainer(model, data, optimizer="adam", optim_config={"lr": 1e-2}, batch_size=50,
-                num_epochs=3, iterations_per_epoch=10, num_train_samples=200, device="cpu",
+                epochs=3, iterations_per_epoch=10, train_samples=200, device="cpu",
                 progress=False).train()
     assert h.train_acc[-1] > 0.3 and h.val_acc[-1] > 0.3, (h.train_acc, h.val_acc)
 
@@ -69,7 +69,7 @@ def bn_model(seed=1):
 
 
 SETTINGS = dict(optimizer="momentum", optim_config={"lr": 0.05, "lr_decay": 0.9}, batch_size=20,
-                num_epochs=3, iterations_per_epoch=5, num_train_samples=100, device="cpu",
+                epochs=3, iterations_per_epoch=5, train_samples=100, device="cpu",
                 progress=False)
 
 

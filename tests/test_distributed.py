@@ -13,6 +13,7 @@ import pytest
 import gpucnn
 from gpucnn import distributed
 from gpucnn.distributed import World
+from gpucnn.distributed import world as world_mod
 
 SCRIPTS = Path(__file__).parent / "mpi_scripts"
 LAUNCH_TIMEOUT = 120  # seconds; the machine may be busy, but each launch takes a few seconds
@@ -70,6 +71,83 @@ def test_trainer_inside_map_runs_is_not_data_parallel():
         distributed.map_runs(lambda _: distributed.training_world(True), [0])
 
 
+class _FakeJob(World):
+    """A rank of a two-rank job on one host, without MPI: gather is local."""
+
+    def __init__(self, rank):
+        super().__init__()
+        self.rank = self.local_rank = rank
+        self.size = self.local_size = 2
+
+    def gather(self, obj, root=0):
+        return [obj]
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """A host with ``fake_gpus["count"]`` GPUs and NCCL as ``fake_gpus["nccl"]`` says; the GPUs
+    made current are listed in ``fake_gpus["used"]``."""
+    host = {"count": 2, "nccl": True, "used": []}
+    monkeypatch.setattr(world_mod, "gpu_count", lambda: host["count"])
+    monkeypatch.setattr(world_mod, "use_gpu", host["used"].append)
+    monkeypatch.setattr(world_mod, "nccl_available", lambda: host["nccl"])
+    return host
+
+
+def test_data_parallel_ranks_take_their_local_gpu(fake_gpus, monkeypatch):
+    monkeypatch.setattr(world_mod, "get_world", lambda: _FakeJob(1))
+    assert distributed.training_world(None, "cuda").rank == 1
+    assert fake_gpus["used"] == [1]
+
+
+def test_more_ranks_than_gpus_on_a_host_is_refused_up_front(fake_gpus, monkeypatch):
+    fake_gpus["count"] = 1
+    monkeypatch.setattr(world_mod, "get_world", lambda: _FakeJob(1))
+    with pytest.raises(RuntimeError, match="2 ranks on this host but 1 GPUs"):
+        distributed.training_world(None, "cuda")
+    assert fake_gpus["used"] == []
+
+
+def test_multi_gpu_training_without_nccl_fails_up_front_with_the_install_hint(fake_gpus,
+                                                                              monkeypatch):
+    fake_gpus["nccl"] = False
+    monkeypatch.setattr(world_mod, "get_world", lambda: _FakeJob(0))
+    with pytest.raises(RuntimeError, match="needs NCCL") as err:
+        distributed.training_world(None, "cuda")
+    assert distributed.NCCL_INSTALL_HINT in str(err.value)
+
+
+def test_nccl_stub_counts_as_unavailable(monkeypatch):
+    import types
+
+    nccl = types.ModuleType("cupy.cuda.nccl")
+    nccl.available = False  # what CuPy's stub says when the NCCL library is missing
+    cuda = types.ModuleType("cupy.cuda")
+    cuda.nccl = nccl
+    cupy = types.ModuleType("cupy")
+    cupy.cuda = cuda
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setitem(sys.modules, "cupy.cuda", cuda)
+    monkeypatch.setitem(sys.modules, "cupy.cuda.nccl", nccl)
+    assert world_mod.nccl_available() is False
+    nccl.available = True
+    assert world_mod.nccl_available() is True
+
+
+def test_independent_runs_under_mpi_use_each_ranks_local_gpu(fake_gpus, monkeypatch):
+    fake_gpus["count"] = 1  # independent runs may share a GPU: no refusal, no NCCL needed
+    fake_gpus["nccl"] = False
+    job = _FakeJob(1)
+    monkeypatch.setattr(world_mod, "get_world", lambda: job)
+    sizes = []
+    assert distributed.map_runs(
+        lambda _: sizes.append(distributed.training_world(None, "cuda").size), [0, 1]) is None
+    assert sizes == [1] and fake_gpus["used"] == [0]
+    fake_gpus["count"] = 2
+    distributed.map_runs(lambda _: distributed.training_world(None, "cuda"), [0, 1])
+    assert fake_gpus["used"] == [0, 1]
+
+
 def _mask(g):
     """A 64-element dropout mask (p=0.5) drawn from generator ``g``."""
     from gpucnn import functional as F
@@ -83,8 +161,8 @@ def test_dropout_streams_are_fixed_by_seed_and_rank():
     def masks(rank):
         model = ThreeLayerConvNet((1, 8, 8), num_filters=2, filter_size=3, hidden_dim=8,
                                   dropout=0.5, seed=3)
-        distributed.spread_dropout_streams(model, rank)
-        distributed.spread_dropout_streams(model, rank)  # idempotent
+        distributed.spread_random_streams(model, rank)
+        distributed.spread_random_streams(model, rank)  # idempotent
         return [_mask(m.rng) for m in model.modules() if hasattr(m, "rng")]
 
     single = ThreeLayerConvNet((1, 8, 8), num_filters=2, filter_size=3, hidden_dim=8,
@@ -96,7 +174,7 @@ def test_dropout_streams_are_fixed_by_seed_and_rank():
 
 
 def test_mpirun_command_adds_root_and_oversubscribe_flags(monkeypatch):
-    monkeypatch.setattr(distributed, "find_mpirun", lambda: "/x/mpirun")
+    monkeypatch.setattr(distributed.launch, "find_mpirun", lambda: "/x/mpirun")
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert distributed.mpirun_command(4, ["prog"]) == [

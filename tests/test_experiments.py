@@ -13,7 +13,7 @@ from gpucnn.experiments import conclude, make_settings
 from gpucnn.experiments.studies import LN10
 
 # A few updates of a tiny net: seconds, not minutes.
-TINY = ["--epochs", "1", "--iterations", "3", "--batch-size", "10", "--filters", "2",
+TINY = ["--epochs", "1", "--iterations-per-epoch", "3", "--batch-size", "10", "--filters", "2",
         "--hidden", "8", "--train-samples", "50", "--device", "cpu", "--no-progress"]
 
 
@@ -29,7 +29,7 @@ def has_matplotlib():
 
 def test_reproduce_writes_tables_report_and_plots(tmp_path, capsys, has_matplotlib):
     out = tmp_path / "rep"
-    assert main(["reproduce", *TINY, "--out", str(out)]) == 0
+    assert main(["reproduce", *TINY, "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Accuracy for reg = 0.01 and dropout rate = 0.4" in printed
     assert "Epoch\t0\t1\nTraining\t" in printed
@@ -103,13 +103,13 @@ def test_conclusion_says_when_there_is_no_gap_to_close():
 
 def test_toml_config_and_flag_priority(tmp_path):
     cfg = tmp_path / "exp.toml"
-    cfg.write_text('epochs = 2\nhidden_dim = 8\nlr = 0.01\ngrid = [[0, 0], [0.1, 0.5]]\n')
+    cfg.write_text('epochs = 2\nhidden = 8\nlr = 0.01\ngrid = [[0, 0], [0.1, 0.5]]\n')
     s = make_settings({}, str(cfg), {"epochs": 5, "lr": None})
-    assert (s.epochs, s.hidden_dim, s.lr) == (5, 8, 0.01)   # flag > file > dataset default
+    assert (s.epochs, s.hidden, s.lr) == (5, 8, 0.01)   # flag > file > dataset default
     assert s.grid == [[0.0, 0.0], [0.1, 0.5]]
-    assert (s.num_filters, s.filter_size) == (16, 3)          # digits' model
+    assert (s.filters, s.filter_size) == (16, 3)          # digits' model
     cfg.write_text("epoch = 2\n")
-    with pytest.raises(ValueError, match=r"unknown keys \['epoch'\]"):
+    with pytest.raises(ValueError, match=r"unknown setting 'epoch'"):
         make_settings({}, str(cfg), {})
     cfg.write_text("grid = [[0, 1.0]]\n")
     with pytest.raises(ValueError, match=r"grid\[0\] dropout=1.0: expected a drop probability"):
@@ -120,7 +120,7 @@ def test_reproduce_uses_the_config_file(tmp_path):
     cfg = tmp_path / "exp.toml"
     cfg.write_text("grid = [[0.0, 0.0], [0.0, 0.5]]\nepochs = 3\n")
     out = tmp_path / "rep"
-    assert main(["reproduce", "--config", str(cfg), *TINY, "--out", str(out)]) == 0
+    assert main(["reproduce", "--config", str(cfg), *TINY, "--output", str(out)]) == 0
     result = json.loads(read(out / "results.json"))
     assert [r["settings"]["dropout"] for r in result["runs"]] == [0.0, 0.5]
     assert len(result["runs"][0]["val_acc"]) == 2  # --epochs 1 in TINY beats the file's 3
@@ -128,14 +128,14 @@ def test_reproduce_uses_the_config_file(tmp_path):
 
 
 def test_bad_grid_flag_is_one_clear_error(tmp_path, capsys):
-    assert main(["reproduce", *TINY, "--grid", "0:0,0.01", "--out", str(tmp_path)]) == 1
+    assert main(["reproduce", *TINY, "--grid", "0:0,0.01", "--output", str(tmp_path)]) == 1
     assert "expected a [reg, dropout] pair" in capsys.readouterr().err
 
 
 def test_sanity_initial_loss_and_overfit_report(tmp_path, capsys):
     out = tmp_path / "sanity"
     assert main(["experiment", "sanity", "--epochs", "2", "--iterations", "5", "--subset", "20",
-                 "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+                 "--device", "cpu", "--no-progress", "--output", str(out)]) == 0
     r = json.loads(read(out / "results.json"))
     l0, l5 = r["initial_loss"]["reg=0"], r["initial_loss"]["reg=0.5"]
     assert abs(l0 - math.log(10)) < 0.05 and r["ln10"] == pytest.approx(LN10)
@@ -151,10 +151,10 @@ def test_sanity_initial_loss_and_overfit_report(tmp_path, capsys):
 def test_sweep_with_values_and_best_net(tmp_path, has_matplotlib):
     out = tmp_path / "sweep"
     assert main(["experiment", "sweep", "--param", "hidden", "--values", "4,8", *TINY,
-                 "--filter-size", "3", "--best-epochs", "2", "--out", str(out)]) == 0
+                 "--filter-size", "3", "--best-epochs", "2", "--output", str(out)]) == 0
     r = json.loads(read(out / "results.json"))
-    assert [x["settings"]["hidden_dim"] for x in r["runs"]] == [4, 8]
-    assert all(x["settings"]["num_filters"] == 2 for x in r["runs"])
+    assert [x["settings"]["hidden"] for x in r["runs"]] == [4, 8]
+    assert all(x["settings"]["filters"] == 2 for x in r["runs"])
     best = r["best"]
     assert r["chosen_from"] == max(r["runs"], key=lambda x: x["best_val_acc"])["label"]
     assert len(best["val_acc"]) == 3 and 0 <= best["test_acc"] <= 1
@@ -163,18 +163,18 @@ def test_sweep_with_values_and_best_net(tmp_path, has_matplotlib):
 
 
 def test_sweep_values_need_one_param(tmp_path, capsys):
-    assert main(["experiment", "sweep", "--values", "1,2", *TINY, "--out", str(tmp_path)]) == 1
+    assert main(["experiment", "sweep", "--values", "1,2", *TINY, "--output", str(tmp_path)]) == 1
     assert "also give --param" in capsys.readouterr().err
 
 
 def test_visualize_filters_from_saved_weights(tmp_path, has_matplotlib):
-    from gpucnn.checkpoint import save_weights
+    from gpucnn.train import save_weights
     from gpucnn.models import ThreeLayerConvNet
 
     model = ThreeLayerConvNet((1, 8, 8), num_filters=5, filter_size=3, hidden_dim=4, seed=1)
     save_weights(str(tmp_path / "weights.npz"), model, {"dataset": "digits"})
     png = tmp_path / "filters.png"
-    assert main(["visualize-filters", str(tmp_path / "weights.npz"), "--out", str(png)]) == 0
+    assert main(["visualize-filters", str(tmp_path / "weights.npz"), "--output", str(png)]) == 0
     assert read_png_size(png) > (100, 100)
 
 
@@ -202,9 +202,9 @@ def test_without_matplotlib_tables_are_written_and_hint_given_once(tmp_path, cap
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     monkeypatch.setattr(plots, "_hint_given", False)
     out = tmp_path / "rep"
-    assert main(["reproduce", *TINY, "--grid", "0:0,0:0.3", "--out", str(out)]) == 0
+    assert main(["reproduce", *TINY, "--grid", "0:0,0:0.3", "--output", str(out)]) == 0
     assert sorted(os.listdir(out)) == ["report.md", "results.csv", "results.json"]
     assert capsys.readouterr().err.count(plots.PLOT_HINT) == 1
     assert main(["experiment", "sweep", "--param", "dropout", "--values", "0.1", *TINY,
-                 "--best-epochs", "1", "--out", str(tmp_path / "sw")]) == 0
+                 "--best-epochs", "1", "--output", str(tmp_path / "sw")]) == 0
     assert plots.PLOT_HINT not in capsys.readouterr().err  # said once per process

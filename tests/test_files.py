@@ -64,7 +64,7 @@ def test_stale_temps_of_dead_writers_are_removed_live_ones_kept(tmp_path):
 
 WRITER = """
 import sys, numpy as np
-from gpucnn.checkpoint import save_npz
+from gpucnn.train.checkpoint import save_npz
 path, i = sys.argv[1], 0
 w = np.random.default_rng(0).standard_normal(1_000_000)  # 8 MB: kills land mid-write
 print("ready", flush=True)
@@ -79,7 +79,7 @@ def test_kill_9_during_checkpoint_writes_never_corrupts_and_leaves_no_temp(tmp_p
     import signal
     import time
 
-    from gpucnn.checkpoint import load_npz, save_npz
+    from gpucnn.train.checkpoint import load_npz, save_npz
 
     path = str(tmp_path / "checkpoint.npz")
     save_npz(path, {"w": __import__("numpy").zeros(1)}, {"format": "checkpoint", "step": 0})

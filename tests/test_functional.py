@@ -241,7 +241,7 @@ def test_mse_matches_seed_004_definition():
     rng = np.random.default_rng(12)
     pred, target = rng.standard_normal((5, 5)), rng.standard_normal((5, 5))
     loss, dpred = F.mse_loss(pred, target)
-    n = pred.size  # seed 004: E = (1/n^2) sum over an n x n map
+    n = pred.size  # the source document (seeds/004): E = (1/n^2) sum over an n x n map
     assert abs(loss - ((pred - target) ** 2).sum() / n) < 1e-14
     np.testing.assert_allclose(dpred, 2 * (pred - target) / n)
     assert rel_error(dpred, numeric_gradient(lambda p: F.mse_loss(p, target)[0], pred)) < GRAD_TOL

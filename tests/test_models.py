@@ -1,4 +1,5 @@
-"""Models: numeric gradients of the whole loss, seed 002's sanity numbers, overfitting, specs."""
+"""Models: numeric gradients of the whole loss, the design study's sanity numbers (seeds/002),
+overfitting, specs."""
 import math
 
 import numpy as np
@@ -63,7 +64,7 @@ def test_seed_002_sanity_initial_loss():
     assert abs(loss - math.log(10)) < 0.05
     model.reg = 0.5
     loss_reg, _ = model.loss(X, y)
-    assert loss_reg > loss + 0.1   # seed 002: 2.3026 -> 2.5085
+    assert loss_reg > loss + 0.1   # the design study (seeds/002): 2.3026 -> 2.5085
 
 
 def test_overfits_100_samples():

@@ -122,8 +122,8 @@ def test_a_trainer_step_on_cuda_waits_for_no_upload(fake_cupy):
     def run(device):
         model = ThreeLayerConvNet((2, 4, 4), num_filters=3, filter_size=3, hidden_dim=6,
                                   weight_scale=0.1, dropout=0.2, dtype=np.float64, seed=1)
-        return Trainer(model, data, batch_size=8, num_epochs=1, iterations_per_epoch=3,
-                       num_train_samples=10, device=device, progress=False, log=lambda *a: None)
+        return Trainer(model, data, batch_size=8, epochs=1, iterations_per_epoch=3,
+                       train_samples=10, device=device, progress=False, log=lambda *a: None)
 
     cpu_loss = run("cpu").train().loss
     trainer = run("cuda")

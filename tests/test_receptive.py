@@ -1,11 +1,12 @@
-"""Receptive fields: the recursion against seed 004's closed form and against back-propagation."""
+"""Receptive fields: the recursion against the source document's closed form (seeds/004) and
+against back-propagation."""
 import numpy as np
 import pytest
 
 from gpucnn import nn
 from gpucnn.cli import main
-from gpucnn.receptive import (closed_form_field, empirical_field, parse_layer, receptive_fields,
-                              spatial_layers)
+from gpucnn.cli.receptive import parse_layer
+from gpucnn.receptive import closed_form_field, empirical_field, receptive_fields, spatial_layers
 
 STACKS = [
     [("conv", 7, 1, 3), ("pool", 2, 2, 0)],

@@ -39,6 +39,9 @@ def _run(tmp_path, require):
     (tmp_path / "test_suite.py").write_text(SUITE)
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    cuda: needs a GPU\n")
     env = {k: v for k, v in os.environ.items() if k != "GPUCNN_REQUIRE_CUDA"}
+    # the copied conftest imports the stand-in cupy's fixture from this tests folder
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(__file__),
+                                                      env.get("PYTHONPATH")]))
     if require:
         env["GPUCNN_REQUIRE_CUDA"] = "1"
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfs", "-q"],

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from gpucnn import checkpoint
+from gpucnn.train import checkpoint
 from gpucnn.device import DeviceError, cuda_status
 from gpucnn.cli import main
 from gpucnn.models import ThreeLayerConvNet
@@ -32,7 +32,7 @@ def make_model(dropout=0.3, **kw):
 
 
 SETTINGS = dict(optimizer="momentum", optim_config={"lr": 0.05, "lr_decay": 0.9}, batch_size=20,
-                num_epochs=3, iterations_per_epoch=7, num_train_samples=100, device="cpu",
+                epochs=3, iterations_per_epoch=7, train_samples=100, device="cpu",
                 progress=False)
 
 
@@ -102,7 +102,7 @@ def test_resume_after_ctrl_c_mid_epoch_equals_uninterrupted(data, tmp_path, caps
 def test_resume_at_an_epoch_boundary_with_more_epochs(data, tmp_path):
     full = Trainer(make_model(), data, **SETTINGS)
     full.train()
-    Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "num_epochs": 1}).train()
+    Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 1}).train()
     resumed = Trainer(make_model(), data, **SETTINGS).resume(str(tmp_path / "checkpoint.npz"))
     resumed.train()
     assert_same_run(full, resumed)
@@ -135,21 +135,51 @@ def test_nan_loss_stops_with_an_error_and_the_last_checkpoint_loads(data, tmp_pa
 
 
 def test_checkpoint_is_pickle_free_and_complete(data, tmp_path):
-    t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "num_epochs": 1})
+    t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 1})
     t.train()
     with np.load(tmp_path / "checkpoint.npz", allow_pickle=False) as f:
         names = set(f.files)
         meta = json.loads(str(f["meta.json"]))
     assert {"param/net.0.weight", "best/net.7.bias", "optim/velocity/net.4.weight"} <= names
     assert meta["format"] == "checkpoint" and (meta["epoch"], meta["iteration"]) == (1, 7)
-    assert len(meta["dropout"]) == 2 and meta["batches"]["position"] == 7 % 10
+    assert meta["version"] == checkpoint.CHECKPOINT_VERSION
+    assert sorted(meta["extra_state"]) == ["net.3.rng", "net.6.rng"]  # the dropout streams
+    assert meta["batches"]["position"] == 7 % 10
     assert meta["config"]["model"]["layers"][0]["type"] == "conv2d"
     assert meta["history"]["val_acc"] == t.history.val_acc
 
 
+def test_any_random_stream_a_module_owns_is_checkpointed_by_name(data, tmp_path):
+    from gpucnn.rng import Generator
+
+    model = make_model()
+    model.net.noise = Generator(5, 9)  # not a Dropout: the trainer asks the model, not its types
+    model.net.noise.reserve(123)
+    Trainer(model, data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 1}).train()
+    other = make_model()
+    other.net.noise = Generator(5, 9)
+    Trainer(other, data, **SETTINGS).resume(str(tmp_path / "checkpoint.npz"))
+    assert other.net.noise.counter == 123
+    with pytest.raises(ValueError, match=r"random streams .*net.noise"):
+        Trainer(make_model(), data, **SETTINGS).resume(str(tmp_path / "checkpoint.npz"))
+
+
+def test_trainer_takes_the_schema_defaults_and_old_keyword_names(data):
+    from gpucnn import config
+
+    t = Trainer(make_model(), data, device="cpu", progress=False)
+    defaults = config.TRAINING.defaults()
+    assert (t.optimizer_name, t.batch_size, t.epochs) == (defaults["optimizer"],
+                                                         defaults["batch_size"], defaults["epochs"])
+    assert t.optim_config == config.optim_config(config.OPTIMIZATION.defaults())
+    with pytest.warns(DeprecationWarning, match="'num_train_samples' is now called"):
+        t = Trainer(make_model(), data, num_train_samples=30, device="cpu", progress=False)
+    assert len(t.train_subset[1]) == 30
+
+
 @pytest.mark.parametrize("fail", ["replace", "savez"])
 def test_a_failed_write_leaves_the_old_checkpoint_and_no_temp_file(data, tmp_path, monkeypatch, fail):
-    t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "num_epochs": 1})
+    t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 1})
     t.train()   # writes epoch 0, then epoch 1
     path = tmp_path / "checkpoint.npz"
     before = path.read_bytes()
@@ -165,7 +195,7 @@ def test_a_failed_write_leaves_the_old_checkpoint_and_no_temp_file(data, tmp_pat
         monkeypatch.setattr(checkpoint.np, "savez", broken_savez)
     else:
         monkeypatch.setattr(checkpoint.os, "replace", broken_replace)
-    t.num_epochs = 2
+    t.epochs = 2
     with pytest.raises(OSError, match="disk full"):
         t.train()
     monkeypatch.undo()
@@ -175,7 +205,7 @@ def test_a_failed_write_leaves_the_old_checkpoint_and_no_temp_file(data, tmp_pat
 
 
 def test_corrupt_or_mismatched_checkpoints_are_clear_errors(data, tmp_path):
-    t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "num_epochs": 1})
+    t = Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 1})
     t.train()
     good = tmp_path / "checkpoint.npz"
     bad = tmp_path / "bad.npz"
@@ -189,6 +219,12 @@ def test_corrupt_or_mismatched_checkpoints_are_clear_errors(data, tmp_path):
                               num_classes=4, seed=1)
     with pytest.raises(ValueError, match=rf"{good}: cannot resume.*net.4.weight"):
         Trainer(other, data, **SETTINGS).resume(str(good))
+    arrays, meta = checkpoint.load_npz(str(good), "checkpoint")
+    old = tmp_path / "old.npz"
+    checkpoint.save_npz(str(old), arrays, {**meta, "version": 1})
+    with pytest.raises(ValueError, match=rf"{old}: checkpoint format version 1: expected "
+                                         rf"version {checkpoint.CHECKPOINT_VERSION}"):
+        Trainer(make_model(), data, **SETTINGS).resume(str(old))
     with pytest.raises(FileNotFoundError, match="missing.npz: no such checkpoint file"):
         Trainer(make_model(), data, **SETTINGS).resume(str(tmp_path / "missing.npz"))
 
@@ -217,7 +253,7 @@ def test_cuda_when_unavailable_is_a_device_error(data):
 
 
 def test_progress_bar_only_on_a_terminal(data, capsys, monkeypatch):
-    settings = {**SETTINGS, "progress": True, "num_epochs": 1}
+    settings = {**SETTINGS, "progress": True, "epochs": 1}
     Trainer(make_model(), data, **settings).train()
     assert capsys.readouterr().err == ""   # pytest's captured stderr is not a tty
 
@@ -256,7 +292,7 @@ def test_cli_train_evaluate_and_resume(tmp_path, capsys):
 
 
 def test_cli_ctrl_c_prints_how_to_resume(tmp_path, capsys, monkeypatch):
-    from gpucnn import train as train_module
+    from gpucnn.train import trainer as train_module
 
     step = train_module.Trainer._step
 

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_int
 from ..device import resolve_device, to_device
 from .preprocess import crop_flip
 
 SHUFFLE_STREAM, AUGMENT_STREAM, SUBSET_STREAM = 0x5F1, 0xA06, 0x5B5
-
-
-def _check_int(name, value, low):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
-    return int(value)
 
 
 def _check_pair(x, y):
@@ -34,16 +29,18 @@ class BatchIterator:
     ``shuffle`` reorders every epoch from ``seed``; ``crop_pad`` > 0 crops at random after
     zero padding and ``flip`` mirrors half the images (CIFAR-10 style augmentation, drawn from
     ``seed``).  On CUDA the next batch is copied to the GPU on a side stream while the current
-    one is in use (see :meth:`next_batch`).
+    one is in use (see :meth:`next_batch`).  ``shard``, if given, maps every host batch ``(x, y)``
+    to the part this process trains on (data parallelism: the order and augmentation stay those
+    of the global batch, and only the shard is moved to the device).
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int = 0,
                  shuffle: bool = True, drop_last: bool = False, device: str = "cpu",
-                 crop_pad: int = 0, flip: bool = False):
+                 crop_pad: int = 0, flip: bool = False, shard=None):
         _check_pair(x, y)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.seed = _check_int("seed", seed, 0)
-        self.crop_pad = _check_int("crop_pad", crop_pad, 0)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.seed = check_int("seed", seed, 0)
+        self.crop_pad = check_int("crop_pad", crop_pad, 0)
         if (self.crop_pad or flip) and np.ndim(x) != 4:
             raise ValueError(f"crop_pad/flip need images (N, C, H, W); x has shape {np.shape(x)}")
         if drop_last and batch_size > len(x):
@@ -54,6 +51,9 @@ class BatchIterator:
         self.x, self.y = x, y
         self.shuffle, self.drop_last, self.flip = bool(shuffle), bool(drop_last), bool(flip)
         self.device = resolve_device(device)
+        if shard is not None and not callable(shard):
+            raise TypeError(f"shard={shard!r}: expected a function (x, y) -> (x, y) or None")
+        self.shard = shard
         self.epoch = self.position = 0
         self._order_cache: tuple[int, np.ndarray] | None = None
         self._uploader = None
@@ -74,13 +74,14 @@ class BatchIterator:
         return self._order_cache[1]
 
     def host_batch(self, epoch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Batch ``k`` of ``epoch`` as NumPy arrays (augmented if asked)."""
+        """Batch ``k`` of ``epoch`` as NumPy arrays (augmented if asked; this process's shard
+        of it when a ``shard`` was given)."""
         idx = self.order(epoch)[k * self.batch_size:(k + 1) * self.batch_size]
         xb, yb = self.x[idx], self.y[idx]
         if self.crop_pad or self.flip:
             rng = np.random.default_rng([self.seed, AUGMENT_STREAM, epoch, k])
             xb = crop_flip(xb, rng, self.crop_pad, self.flip)
-        return xb, yb
+        return (xb, yb) if self.shard is None else self.shard(xb, yb)
 
     def _advance(self) -> None:
         self.position += 1
@@ -139,9 +140,9 @@ class BatchIterator:
 
     def set_state(self, state: dict) -> None:
         """Resume from :meth:`state`; the next batch is the one that would have come next."""
-        seed = _check_int("state['seed']", state.get("seed"), 0)
-        epoch = _check_int("state['epoch']", state.get("epoch"), 0)
-        position = _check_int("state['position']", state.get("position"), 0)
+        seed = check_int("state['seed']", state.get("seed"), 0)
+        epoch = check_int("state['epoch']", state.get("epoch"), 0)
+        position = check_int("state['position']", state.get("position"), 0)
         if position >= len(self):
             raise ValueError(f"state['position']={position}: expected < {len(self)} batches "
                              f"per epoch")
@@ -156,9 +157,9 @@ def random_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0
     For instance accuracy on 1000 training samples after each epoch.
     """
     _check_pair(x, y)
-    n = _check_int("n", n, 1)
+    n = check_int("n", n, 1)
     if n > len(x):
         raise ValueError(f"n={n}: expected at most the {len(x)} samples available")
-    idx = np.sort(np.random.default_rng([_check_int("seed", seed, 0), SUBSET_STREAM])
+    idx = np.sort(np.random.default_rng([check_int("seed", seed, 0), SUBSET_STREAM])
                   .choice(len(x), n, replace=False))
     return x[idx], y[idx]

@@ -5,10 +5,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..checks import check_int, check_real
 from . import cifar, idx
 from .batches import BatchIterator, random_subset
 from .digits import CITATION as DIGITS_CITATION, MAX_VALUE as DIGITS_MAX, load_digits
-from .preprocess import (channel_stats, check_fraction, gather_scaled, normalize_,
+from .preprocess import (channel_stats, gather_scaled, normalize_,
                          stratified_split)
 from .sources import Source, get_source
 from .synthetic import class_names as synthetic_class_names, synthetic_images
@@ -99,10 +100,9 @@ def load(name: str = "digits", *, data_dir=None, seed: int = 0, val_fraction: fl
                          f"not of {name!r}")
     if normalize not in NORMALIZE:
         raise ValueError(f"normalize={normalize!r}: expected one of {', '.join(NORMALIZE)}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed={seed!r}: expected a non-negative integer")
-    val_fraction = check_fraction("val_fraction", val_fraction)
-    test_fraction = check_fraction("test_fraction", test_fraction)
+    check_int("seed", seed, 0)
+    val_fraction = check_real("val_fraction", val_fraction, 0, 1, low_open=True)
+    test_fraction = check_real("test_fraction", test_fraction, 0, 1, low_open=True)
 
     if name in ("digits", "synthetic"):
         if val_fraction + test_fraction >= 1:

@@ -16,12 +16,6 @@ SPLIT_STREAM = 0x5B1  # keeps the split's draws apart from other users of the sa
 _BLOCK = 1024  # samples per step of the blockwise passes (bounds temporaries)
 
 
-def check_fraction(name: str, value) -> float:
-    if not isinstance(value, (int, float, np.floating)) or not 0 < value < 1:
-        raise ValueError(f"{name}={value!r}: expected a fraction strictly between 0 and 1")
-    return float(value)
-
-
 def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
                      ) -> list[np.ndarray]:
     """Split sample indices by class: ``[rest, part_1, part_2, ...]``, each sorted.

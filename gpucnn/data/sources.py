@@ -31,7 +31,6 @@ class Source:
     name: str
     base_url: str
     files: tuple[RemoteFile, ...]
-    homepage: str = ""
 
     def md5_of(self, filename: str) -> str | None:
         """The expected MD5 of ``filename``, or None when this source has no checksum for it."""
@@ -57,15 +56,13 @@ SOURCES: dict[str, Source] = {
         (RemoteFile("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
          RemoteFile("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
          RemoteFile("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-         RemoteFile("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c")),
-        "http://yann.lecun.com/exdb/mnist/"),
+         RemoteFile("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"))),
     "fashion-mnist": Source(
         "fashion-mnist", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         (RemoteFile("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
          RemoteFile("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
          RemoteFile("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
-         RemoteFile("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310")),
-        "https://github.com/zalandoresearch/fashion-mnist"),
+         RemoteFile("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"))),
     "cifar10": Source(
         "cifar10", "https://www.cs.toronto.edu/~kriz/",
         (RemoteFile("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),
@@ -76,8 +73,7 @@ SOURCES: dict[str, Source] = {
          RemoteFile("data_batch_4", "634d18415352ddfa80567beed471001a"),
          RemoteFile("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"),
          RemoteFile("test_batch", "40351d587109b95175f43aff81a1287e"),
-         RemoteFile("batches.meta", "5ff9c542aee3614f3951f8cda6e48888")),
-        "https://www.cs.toronto.edu/~kriz/cifar.html"),
+         RemoteFile("batches.meta", "5ff9c542aee3614f3951f8cda6e48888"))),
 }
 
 # What `gpucnn data download NAME` fetches (CIFAR-10's members are read from the archive).

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_int
+
 BLOCK = 128  # images per generator seed and per vectorised step
-
-
-def _check(name, value, low):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
 
 
 def synthetic_images(n: int, *, size: int = 32, channels: int = 3, num_classes: int = 10,
@@ -28,12 +25,12 @@ def synthetic_images(n: int, *, size: int = 32, channels: int = 3, num_classes: 
     are equally likely.  Orientations of neighbouring classes differ by 180/num_classes
     degrees, so many classes on tiny images make a hard problem.
     """
-    _check("n", n, 0)
-    _check("size", size, 4)
-    _check("channels", channels, 1)
-    _check("num_classes", num_classes, 2)
-    _check("seed", seed, 0)
-    _check("start", start, 0)
+    check_int("n", n, 0)
+    check_int("size", size, 4)
+    check_int("channels", channels, 1)
+    check_int("num_classes", num_classes, 2)
+    check_int("seed", seed, 0)
+    check_int("start", start, 0)
     if not 0 <= noise <= 1:
         raise ValueError(f"noise={noise!r}: expected a number in [0, 1]")
     x = np.empty((n, channels, size, size), np.float32)

@@ -1,11 +1,14 @@
-"""The seeds' experiments as functions that return results, and their report writers.
+"""The source documents' experiments as functions that return results, and their report writers.
 
-* :func:`run_reproduce` / :func:`write_report`: seed 000's L2 and dropout experiment
+* :func:`run_reproduce` / :func:`write_report`: the source document's L2 and dropout experiment
+  (seeds/000)
   (``gpucnn reproduce``), with :func:`conclude` drawing the conclusion from the numbers;
-* :func:`run_sanity` / :func:`run_sweep`: seed 002's sanity checks and design sweeps
+* :func:`run_sanity` / :func:`run_sweep`: the source document's sanity checks and design sweeps
+  (seeds/002)
   (``gpucnn experiment sanity|sweep``).
 
-Settings come from :func:`make_settings` (defaults, a TOML file, then flags).
+Settings come from :func:`make_settings` (the schema's defaults, the experiment's protocol, a
+TOML file, then flags; see :mod:`gpucnn.config`).
 """
 from .common import DATASET_MODELS, Settings, make_settings, read_config, seed_table, train_run
 from .reproduce import conclude, run_reproduce, write_report

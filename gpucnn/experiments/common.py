@@ -1,131 +1,106 @@
-"""What the experiments share: settings (defaults, TOML file, flags), one training run, tables."""
+"""What the experiments share: settings (the schema's defaults, a TOML file, flags), one training
+run, tables."""
 from __future__ import annotations
 
 import csv
 import dataclasses
 import json
-import numbers
 import os
 import time
 from dataclasses import dataclass, field
 
 from .. import data
+from ..config import (DATA, EXPERIMENT, MODEL, OPTIMIZATION, TRAINING, combine,
+                      three_layer_kwargs)
 from ..models import ThreeLayerConvNet
-from ..toml import read_toml
 from ..train import Trainer
 
+# What an experiment's runs take: the data, the three-layer net, the learning rate, the
+# Trainer's settings (except checkpoints, which experiments do not write) and the grid.
+SCHEMA = combine("experiment", DATA, MODEL, OPTIMIZATION, TRAINING, EXPERIMENT,
+                 only=("dataset", "data_dir", "device", "epochs", "iterations_per_epoch",
+                       "batch_size", "optimizer", "lr", "filters", "filter_size", "hidden",
+                       "weight_scale", "reg", "dropout", "train_samples", "seed", "grid"))
+_D = SCHEMA.defaults()
+
 # A model and learning rate suited to each dataset (Adam, batch 50).  The digits are 1x8x8, so
-# 3x3 filters; 28x28 greyscale gets 5x5; CIFAR-10 gets seed 002's base net.
+# 3x3 filters; 28x28 greyscale gets 5x5; CIFAR-10 gets the base net of the source document's
+# design study (seeds/002).
 DATASET_MODELS = {
-    "digits": {"num_filters": 16, "filter_size": 3, "hidden_dim": 100, "lr": 1e-3},
-    "synthetic": {"num_filters": 16, "filter_size": 5, "hidden_dim": 100, "lr": 1e-3},
-    "mnist": {"num_filters": 16, "filter_size": 5, "hidden_dim": 100, "lr": 1e-3},
-    "fashion-mnist": {"num_filters": 16, "filter_size": 5, "hidden_dim": 100, "lr": 1e-3},
-    "cifar10": {"num_filters": 32, "filter_size": 7, "hidden_dim": 500, "lr": 1e-3},
+    "digits": {"filters": 16, "filter_size": 3, "hidden": 100, "lr": 1e-3},
+    "synthetic": {"filters": 16, "filter_size": 5, "hidden": 100, "lr": 1e-3},
+    "mnist": {"filters": 16, "filter_size": 5, "hidden": 100, "lr": 1e-3},
+    "fashion-mnist": {"filters": 16, "filter_size": 5, "hidden": 100, "lr": 1e-3},
+    "cifar10": {"filters": 32, "filter_size": 7, "hidden": 500, "lr": 1e-3},
 }
+# The source document's reg/dropout experiment (seeds/000) trains epochs of 200 iterations;
+# its tables run to epoch 7.
+REPRODUCE = {"epochs": 7, "iterations_per_epoch": 200}
 
 
 @dataclass
 class Settings:
-    """Everything that shapes an experiment's runs.  ``grid`` is reproduce's (reg, dropout) pairs;
-    ``reg`` / ``dropout`` are the base net's (sanity, sweep).  ``weight_scale`` None means He init."""
+    """Everything that shapes an experiment's runs, named and defaulted as in :data:`SCHEMA`
+    (:mod:`gpucnn.config`).  ``grid`` is reproduce's (reg, dropout) pairs; ``reg`` / ``dropout``
+    are the base net's (sanity, sweep).  ``weight_scale`` None means He init."""
 
-    dataset: str = "digits"
-    device: str | None = None
-    epochs: int = 7
-    iterations: int = 200
-    batch_size: int = 50
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    num_filters: int = 16
-    filter_size: int = 3
-    hidden_dim: int = 100
-    weight_scale: float | None = None
-    reg: float = 0.0
-    dropout: float = 0.0
-    train_samples: int = 1000
-    seed: int = 0
-    grid: list = field(default_factory=lambda: [[0.0, 0.0], [0.01, 0.0], [0.01, 0.4]])
+    dataset: str = _D["dataset"]
+    data_dir: str | None = _D["data_dir"]
+    device: str | None = _D["device"]
+    epochs: int = _D["epochs"]
+    iterations_per_epoch: int | None = _D["iterations_per_epoch"]
+    batch_size: int = _D["batch_size"]
+    optimizer: str = _D["optimizer"]
+    lr: float = _D["lr"]
+    filters: int = _D["filters"]
+    filter_size: int = _D["filter_size"]
+    hidden: int = _D["hidden"]
+    weight_scale: float | None = _D["weight_scale"]
+    reg: float = _D["reg"]
+    dropout: float = _D["dropout"]
+    train_samples: int = _D["train_samples"]
+    seed: int = _D["seed"]
+    grid: list = field(default_factory=lambda: [list(p) for p in _D["grid"]])
 
     def model_kwargs(self) -> dict:
-        return {"num_filters": self.num_filters, "filter_size": self.filter_size,
-                "hidden_dim": self.hidden_dim, "weight_scale": self.weight_scale,
-                "reg": self.reg, "dropout": self.dropout, "seed": self.seed}
+        """:class:`ThreeLayerConvNet` keywords of the base net (its seed included)."""
+        return {**three_layer_kwargs(self.to_dict()), "seed": self.seed}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-
-
 def read_config(path: str) -> dict:
     """The settings a TOML file gives (top-level keys named like :class:`Settings` fields)."""
-    doc = read_toml(path, "--config")
-    unknown = sorted(set(doc) - set(FIELDS))
-    if unknown:
-        raise ValueError(f"--config {path}: unknown keys {unknown}; expected some of "
-                         f"{sorted(FIELDS)}")
-    return doc
+    return SCHEMA.read_toml(path)[0]
 
 
 def make_settings(base: dict, config_path: str | None, flags: dict) -> Settings:
-    """Settings from, in rising priority: the experiment's ``base``, the dataset's model
-    (:data:`DATASET_MODELS`, unless ``base`` fixes the model), the TOML file, then ``flags``
-    (those not None)."""
-    file = read_config(config_path) if config_path else {}
+    """Settings from, in rising priority: the schema's defaults, the dataset's model
+    (:data:`DATASET_MODELS`), the experiment's ``base`` (its protocol), the TOML file, then
+    ``flags`` (those not None; errors name them as flags)."""
+    file, file_labels = SCHEMA.read_toml(config_path) if config_path else ({}, {})
     given = {k: v for k, v in flags.items() if v is not None}
-    dataset = given.get("dataset", file.get("dataset", base.get("dataset", "digits")))
-    if dataset not in DATASET_MODELS:
-        raise ValueError(f"dataset={dataset!r}: expected one of {', '.join(DATASET_MODELS)}")
-    merged = {**DATASET_MODELS[dataset], **base, **file, **given, "dataset": dataset}
-    return check_settings(Settings(**merged))
+    labels = {k: SCHEMA[k].flag for k in given}
+    dataset = given.get("dataset", file.get("dataset", base.get("dataset", _D["dataset"])))
+    SCHEMA["dataset"].check(dataset, labels.get("dataset", file_labels.get("dataset")))
+    values = SCHEMA.resolve((DATASET_MODELS[dataset], {}), (base, {}), (file, file_labels),
+                            (given, labels))
+    return Settings(**values)
 
 
-def check_settings(s: Settings) -> Settings:
-    """``s`` after checking every field's type and range; ValueError names the bad one."""
-    for name in ("epochs", "iterations", "batch_size", "num_filters", "filter_size",
-                 "hidden_dim", "train_samples"):
-        _check_number(name, getattr(s, name), 1, integral=True)
-    _check_number("seed", s.seed, 0, integral=True)
-    _check_number("lr", s.lr, 0, open_low=True)
-    _check_number("reg", s.reg, 0)
-    _check_dropout("dropout", s.dropout)
-    if s.weight_scale is not None:
-        _check_number("weight_scale", s.weight_scale, 0, open_low=True)
-    if s.filter_size % 2 == 0:
-        raise ValueError(f"filter_size={s.filter_size}: expected an odd size ('same' padding)")
-    if not isinstance(s.grid, (list, tuple)) or not s.grid:
-        raise ValueError(f"grid={s.grid!r}: expected a non-empty list of [reg, dropout] pairs")
-    for i, pair in enumerate(s.grid):
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise ValueError(f"grid[{i}]={pair!r}: expected a [reg, dropout] pair")
-        _check_number(f"grid[{i}] reg", pair[0], 0)
-        _check_dropout(f"grid[{i}] dropout", pair[1])
-    s.grid = [[float(r), float(p)] for r, p in s.grid]
-    return s
-
-
-def _check_number(name, value, low, integral=False, open_low=False):
-    kind = numbers.Integral if integral else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    if not ok or value < low or (open_low and value == low):
-        what = "an integer" if integral else "a number"
-        raise ValueError(f"{name}={value!r}: expected {what} {'>' if open_low else '>='} {low}")
-
-
-def _check_dropout(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"{name}={value!r}: expected a drop probability in [0, 1)")
+# The model settings a run's result records (and :func:`train_run` overrides take).
+MODEL_KEYS = ("filters", "filter_size", "hidden", "weight_scale", "reg", "dropout")
 
 
 def load_dataset(s: Settings) -> data.Dataset:
-    return data.load(s.dataset, seed=s.seed)
+    return data.load(s.dataset, data_dir=s.data_dir, seed=s.seed)
 
 
 def train_run(s: Settings, dataset, label: str, *, epochs: int | None = None,
               progress: bool = True, **overrides) -> dict:
-    """Train one model (``overrides``: reg, dropout, hidden_dim, ...) and return its curves.
+    """Train one model (``overrides``: model settings such as reg, dropout, hidden) and return
+    its curves.
 
     ``dataset`` is a ``gpucnn.data.Dataset`` or the Trainer's dict.  The result is JSON-able:
     ``label``, the model settings, ``train_acc`` / ``val_acc`` per epoch (epoch 0 = before
@@ -134,15 +109,16 @@ def train_run(s: Settings, dataset, label: str, *, epochs: int | None = None,
     dropped before anything is written.
     """
     meta = dataset.meta if hasattr(dataset, "meta") else dataset["meta"]
-    model = ThreeLayerConvNet(meta.shape, num_classes=meta.num_classes,
-                              **{**s.model_kwargs(), **overrides})
+    settings = {**{k: getattr(s, k) for k in MODEL_KEYS}, **overrides}
+    model = ThreeLayerConvNet(meta.shape, num_classes=meta.num_classes, seed=s.seed,
+                              **three_layer_kwargs(settings))
     trainer = Trainer(model, dataset, optimizer=s.optimizer, optim_config={"lr": s.lr},
-                      batch_size=s.batch_size, num_epochs=s.epochs if epochs is None else epochs,
-                      iterations_per_epoch=s.iterations, num_train_samples=s.train_samples,
-                      seed=s.seed, device=s.device, progress=progress)
+                      batch_size=s.batch_size, epochs=s.epochs if epochs is None else epochs,
+                      iterations_per_epoch=s.iterations_per_epoch,
+                      train_samples=s.train_samples, seed=s.seed, device=s.device,
+                      progress=progress)
     started = time.perf_counter()
     h = trainer.train()
-    settings = {**s.model_kwargs(), **overrides}
     return {"label": label, "settings": settings, "train_acc": h.train_acc, "val_acc": h.val_acc,
             "epoch_loss": h.epoch_loss, "loss": [float(v) for v in h.loss],
             "best_val_acc": h.best_val_acc, "best_epoch": h.best_epoch,
@@ -157,7 +133,8 @@ def public(run: dict) -> dict:
 
 
 def seed_table(train_acc, val_acc, sep: str = "\t") -> str:
-    """Seed 000's table: an Epoch header, a Training and a Validation row, 6 decimals."""
+    """The table as the source document's reg/dropout experiment (seeds/000) prints it: an
+    Epoch header, a Training and a Validation row, 6 decimals."""
     rows = [["Epoch", *map(str, range(len(train_acc)))],
             ["Training", *(f"{a:.6f}" for a in train_acc)],
             ["Validation", *(f"{a:.6f}" for a in val_acc)]]

@@ -165,18 +165,18 @@ def report_markdown(result: dict) -> str:
     meta = result["dataset"]
     lines = [f"# Regularization and dropout (seed 000) on {meta['name']}", "",
              f"{len(result['runs'])} runs in {result['seconds']:.1f} s on {result['device']} "
-             f"({result['cpu_count']} CPUs). Each epoch is {s['iterations']} iterations of batch "
+             f"({result['cpu_count']} CPUs). Each epoch is {s['iterations_per_epoch']} iterations of batch "
              f"{s['batch_size']}; accuracy on {result['runs'][0]['num_train_eval']} training "
              f"samples and on the {result['runs'][0]['num_val']} validation samples; epoch 0 is "
              f"before training.", "", "## Settings", "",
              markdown_table(["setting", "value"], [
                  ["dataset", f"{meta['name']} {tuple(meta['shape'])}, splits "
                              f"{tuple(meta['sizes'])} (train, val, test)"],
-                 ["model", f"ThreeLayerConvNet: {s['num_filters']} filters "
-                           f"{s['filter_size']}x{s['filter_size']}, hidden {s['hidden_dim']}, "
+                 ["model", f"ThreeLayerConvNet: {s['filters']} filters "
+                           f"{s['filter_size']}x{s['filter_size']}, hidden {s['hidden']}, "
                            f"init {'He' if s['weight_scale'] is None else s['weight_scale']}"],
                  ["optimizer", f"{s['optimizer']}, lr {s['lr']:g}"],
-                 ["epochs x iterations x batch", f"{s['epochs']} x {s['iterations']} x "
+                 ["epochs x iterations x batch", f"{s['epochs']} x {s['iterations_per_epoch']} x "
                                                  f"{s['batch_size']}"],
                  ["seed", s["seed"]]]), ""]
     for run in result["runs"]:

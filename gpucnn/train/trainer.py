@@ -1,43 +1,45 @@
 """Training: the CS231n Solver's loop with seeded batching, checkpoints and exact resume.
 
 ``Trainer(model, data, optimizer="adam", optim_config={"lr": 1e-3}, ...).train()`` returns a
-:class:`History`.  An *epoch* is ``iterations_per_epoch`` updates (default: one pass over the
-training set).  Accuracy is measured before training (recorded as epoch 0, as seed 000's tables
-start) and after every epoch, on a fixed random subset of ``num_train_samples`` training samples
-and on ``num_val_samples`` validation samples (default all), in batches.
+:class:`History`.  The settings are those of :data:`gpucnn.config.TRAINING`, under the same
+names and defaults as the ``gpucnn train`` flags.  An *epoch* is ``iterations_per_epoch`` updates
+(default: one pass over the training set).  Accuracy is measured before training (recorded as
+epoch 0, where the source document's reg/dropout tables start) and after every epoch, on a fixed
+random subset of ``train_samples`` training samples and on ``val_samples`` validation samples
+(default all), in batches.
 
 Checkpoints (``checkpoint_dir/checkpoint.npz``, after epoch 0 and every ``checkpoint_every``
-epochs) hold the parameters, the optimizer state, every random generator's state (dropout layers,
-batch order), the position in training, the history and the settings, so that a run resumed from
-one gives the same history as one never stopped (bit-identical on the CPU).  Ctrl-C finishes the
-current iteration, writes a checkpoint and raises :class:`TrainingInterrupted`, whose message says
-how to resume.  A NaN or infinite loss raises :class:`TrainingDiverged`.
+epochs) hold the parameters and buffers, the optimizer state, every random stream's state (the
+model's own, e.g. dropout, and the batch order), the position in training, the history and the
+settings (see :mod:`gpucnn.train.checkpoint`), so that a run resumed from one gives the same
+history as one never stopped (bit-identical on the CPU).  Ctrl-C finishes the current
+iteration, writes a checkpoint and raises :class:`TrainingInterrupted`, whose message says how
+to resume.  A NaN or infinite loss raises :class:`TrainingDiverged`.
 """
 from __future__ import annotations
 
 import json
 import math
-import numbers
 import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import nn
-from .distributed import shard_batches, spread_dropout_streams, training_world
-from .device import resolve_device
-from .checkpoint import load_npz, prefixed, save_npz
-from .data import BatchIterator, random_subset
-from .optim import make_optimizer
+from ..data import BatchIterator, random_subset
+from ..device import resolve_device
+from ..distributed import spread_random_streams, training_world
+from .. import config
+from ..optim import make_optimizer
+from .checkpoint import (CHECKPOINT_NAME, load_checkpoint, prefixed, restore_checkpoint,
+                         save_checkpoint)
+from .history import History
 
-CHECKPOINT_NAME = "checkpoint.npz"
 # Settings that shape the history: a checkpoint resumes only under the same values.
-RESUME_KEYS = ("optimizer", "optim_config", "batch_size", "iterations_per_epoch",
-               "num_train_samples", "num_val_samples", "seed", "num_train", "num_val")
+RESUME_KEYS = (*(s.name for s in config.TRAINING if s.resume), "optim_config", "num_train",
+               "num_val")
 
 
 class TrainingDiverged(RuntimeError):
@@ -51,59 +53,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, checkpoint: str | None, iteration: int):
         super().__init__(message)
         self.checkpoint, self.iteration = checkpoint, iteration
-
-
-@dataclass
-class History:
-    """What ``Trainer.train()`` measured.
-
-    Per iteration: ``loss``.  Per epoch, indexed by epoch number with **epoch 0 = before
-    training**: ``train_acc``, ``val_acc``, ``lr`` (the rate used during that epoch),
-    ``epoch_loss`` (mean training loss of the epoch; None for epoch 0) and ``epoch_time``
-    (seconds: the epoch's updates and its accuracy checks; epoch 0 only the checks).
-    ``best_params`` (host NumPy copies) are those of ``best_epoch``, the first epoch with the
-    highest ``best_val_acc``.
-    """
-
-    loss: list = field(default_factory=list)
-    train_acc: list = field(default_factory=list)
-    val_acc: list = field(default_factory=list)
-    lr: list = field(default_factory=list)
-    epoch_loss: list = field(default_factory=list)
-    epoch_time: list = field(default_factory=list)
-    best_val_acc: float = -1.0
-    best_epoch: int = -1
-    best_params: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def epochs(self) -> int:
-        """Epochs completed (not counting epoch 0)."""
-        return max(len(self.val_acc) - 1, 0)
-
-    def to_dict(self) -> dict:
-        """Everything but ``best_params``, JSON-able."""
-        d = asdict(self)
-        del d["best_params"]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict, best_params: dict | None = None) -> "History":
-        return cls(**d, best_params=dict(best_params or {}))
-
-    HEADER = f"{'epoch':>5}  {'loss':>8}  {'train acc':>9}  {'val acc':>7}  {'seconds':>7}"
-
-    def row(self, epoch: int) -> str:
-        """One line of the per-epoch table (see ``HEADER``)."""
-        loss = self.epoch_loss[epoch]
-        return (f"{epoch:>5}  {'-' if loss is None else f'{loss:.4f}':>8}  "
-                f"{self.train_acc[epoch]:>9.3f}  {self.val_acc[epoch]:>7.3f}  "
-                f"{self.epoch_time[epoch]:>7.2f}")
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
-    return int(value)
 
 
 def _check_split(xname, x, yname, y):
@@ -147,47 +96,49 @@ class Trainer:
 
     data: a ``gpucnn.data.Dataset`` or ``{"X_train", "y_train", "X_val", "y_val"}``, X (N, ...)
     and integer labels (N,), on the host; batches are moved to ``device`` one at a time.
-    optimizer / optim_config: a name from ``gpucnn.optim.OPTIMIZERS`` and its settings (lr,
-    momentum, lr_decay, ...).  seed fixes the batch order and the accuracy subsets; the model's
-    own seed fixes its initialisation and dropout.  log, if given, is called with the header and
-    then one table row per epoch.  run_info: JSON-able facts stored in checkpoints (the CLI
-    records the dataset there).  distributed: data parallelism over MPI ranks (None: when
-    launched by mpirun), batch_size being the global batch; see :mod:`gpucnn.distributed`.
+    settings: those of :data:`gpucnn.config.TRAINING` (optimizer, batch_size, epochs,
+    iterations_per_epoch, train_samples, val_samples, seed, device, checkpoint_every), each with
+    its one default.  optim_config: the optimizer's settings (lr, lr_decay, momentum, ...;
+    default :data:`gpucnn.config.OPTIMIZATION`'s).  seed fixes the batch order and the accuracy
+    subsets; the model's own seed fixes its initialisation and dropout.  log, if given, is called
+    with the header and then one table row per epoch.  run_info: JSON-able facts stored in
+    checkpoints (the CLI records the dataset there).  distributed: data parallelism over MPI
+    ranks (None: when launched by mpirun), batch_size being the global batch; see
+    :mod:`gpucnn.distributed`.
     """
 
-    def __init__(self, model, data, *, optimizer="sgd", optim_config=None, batch_size=100,
-                 num_epochs=10, iterations_per_epoch=None, num_train_samples=1000,
-                 num_val_samples=None, seed=0, device=None, checkpoint_dir=None,
-                 checkpoint_every=1, progress=True, log=None, run_info=None, distributed=None):
+    def __init__(self, model, data, *, optim_config=None, checkpoint_dir=None, progress=True,
+                 log=None, run_info=None, distributed=None, **settings):
         X_train, y_train, X_val, y_val = _unpack_data(data)
         _check_split("X_train", X_train, "y_train", y_train)
         _check_split("X_val", X_val, "y_val", y_val)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.num_epochs = _check_int("num_epochs", num_epochs, 0)
-        self.seed = _check_int("seed", seed, 0)
-        self.checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
-        self.num_train_samples = _check_int("num_train_samples", num_train_samples, 1)
-        if num_val_samples is not None:
-            num_val_samples = _check_int("num_val_samples", num_val_samples, 1)
-        self.num_val_samples = num_val_samples
-        self.device = resolve_device(device)
+        self.settings = config.TRAINING.resolve((settings, {}), where="Trainer")
+        s = self.settings
+        self.batch_size, self.epochs, self.seed = s["batch_size"], s["epochs"], s["seed"]
+        self.checkpoint_every = s["checkpoint_every"]
+        self.device = s["device"] = resolve_device(s["device"])
         self.world = training_world(distributed, self.device)  # before .to(): picks the rank's GPU
         self.model = model.to(self.device)
         self.world.broadcast_parameters(self.model)
-        spread_dropout_streams(self.model, self.world.rank)
-        self.optimizer_name = optimizer
-        self.optim_config = dict(optim_config or {})
-        self.optimizer = make_optimizer(optimizer, model.parameters(), **self.optim_config)
+        spread_random_streams(self.model, self.world.rank)
+        self.optimizer_name = s["optimizer"]
+        self.optim_config = dict(optim_config if optim_config is not None
+                                 else config.optim_config(config.OPTIMIZATION.defaults()))
+        self.optimizer = make_optimizer(self.optimizer_name, model.parameters(),
+                                        **self.optim_config)
+        if self.world.size > 1:  # every rank reads its shard of each global batch
+            self.world.check_batch_size(self.batch_size)
         self.batches = BatchIterator(X_train, y_train, self.batch_size, seed=self.seed,
-                                     device=self.device)
-        self.batches = shard_batches(self.batches, self.world)
-        if iterations_per_epoch is None:
-            iterations_per_epoch = len(self.batches)
-        self.iterations_per_epoch = _check_int("iterations_per_epoch", iterations_per_epoch, 1)
-        self.train_subset = random_subset(X_train, y_train, min(num_train_samples, len(X_train)),
+                                     device=self.device,
+                                     shard=self.world.shard if self.world.size > 1 else None)
+        if s["iterations_per_epoch"] is None:
+            s["iterations_per_epoch"] = len(self.batches)
+        self.iterations_per_epoch = s["iterations_per_epoch"]
+        train_samples, val_samples = s["train_samples"], s["val_samples"]
+        self.train_subset = random_subset(X_train, y_train, min(train_samples, len(X_train)),
                                           self.seed)
-        self.val_subset = ((X_val, y_val) if num_val_samples is None or num_val_samples >= len(X_val)
-                           else random_subset(X_val, y_val, num_val_samples, self.seed))
+        self.val_subset = ((X_val, y_val) if val_samples is None or val_samples >= len(X_val)
+                           else random_subset(X_val, y_val, val_samples, self.seed))
         self.checkpoint_dir = checkpoint_dir
         self.progress, self.log = progress, log
         self.run_info = dict(run_info or {})
@@ -200,12 +151,10 @@ class Trainer:
 
     # -- settings and state ----------------------------------------------------------------------
     def config(self) -> dict:
-        """The settings, JSON-able, as stored in checkpoints."""
-        return {"optimizer": self.optimizer_name, "optim_config": self.optim_config,
-                "batch_size": self.batch_size, "num_epochs": self.num_epochs,
-                "iterations_per_epoch": self.iterations_per_epoch,
-                "num_train_samples": self.num_train_samples,
-                "num_val_samples": self.num_val_samples, "seed": self.seed, "device": self.device,
+        """The settings, JSON-able, as stored in checkpoints: the :data:`gpucnn.config.TRAINING`
+        settings under their names (``epochs`` as it is now), ``optim_config``, the split
+        sizes, the model's description and ``run_info``."""
+        return {**self.settings, "epochs": self.epochs, "optim_config": self.optim_config,
                 "num_train": self._sizes[0], "num_val": self._sizes[1],
                 "model": self.model.config() if hasattr(self.model, "config") else None,
                 "run_info": self.run_info}
@@ -213,9 +162,6 @@ class Trainer:
     @property
     def checkpoint_path(self) -> str | None:
         return None if self.checkpoint_dir is None else os.path.join(self.checkpoint_dir, CHECKPOINT_NAME)
-
-    def _dropouts(self) -> list:
-        return [m for m in self.model.modules() if isinstance(m, nn.Dropout)]
 
     # -- the loop --------------------------------------------------------------------------------
     def check_accuracy(self, X, y) -> float:
@@ -268,7 +214,7 @@ class Trainer:
             h.epoch_loss.append(None)
             self._record_accuracies(started)
             self._save_checkpoint()
-        while self.epoch < self.num_epochs:
+        while self.epoch < self.epochs:
             started = time.perf_counter()
             model.train()
             done = self.iteration - self.epoch * ipe
@@ -276,7 +222,7 @@ class Trainer:
             if _progress_wanted(self.progress) and self.world.is_root:
                 from tqdm import tqdm
 
-                bar = tqdm(total=ipe, initial=done, desc=f"epoch {self.epoch + 1}/{self.num_epochs}",
+                bar = tqdm(total=ipe, initial=done, desc=f"epoch {self.epoch + 1}/{self.epochs}",
                            leave=False, dynamic_ncols=True)
             try:
                 for _ in range(done, ipe):
@@ -296,7 +242,7 @@ class Trainer:
             h.epoch_loss.append(float(np.mean(h.loss[-ipe:])))
             self.optimizer.end_epoch()
             self._record_accuracies(started)
-            if self.epoch % self.checkpoint_every == 0 or self.epoch == self.num_epochs:
+            if self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs:
                 self._save_checkpoint()
 
     def _step(self) -> None:
@@ -333,18 +279,10 @@ class Trainer:
             return None
         if not self.world.is_root:
             return path  # rank 0 writes it
-        opt = self.optimizer.state_dict()
-        arrays = {f"param/{k}": v for k, v in self.model.state_dict().items()}
-        arrays.update({f"best/{k}": v for k, v in self.history.best_params.items()})
-        for buffer, named in opt.pop("buffers").items():
-            arrays.update({f"optim/{buffer}/{k}": v for k, v in named.items()})
-        meta = {"format": "checkpoint", "version": 1, "epoch": self.epoch,
-                "iteration": self.iteration, "epoch_elapsed": self._epoch_elapsed,
-                "optimizer": opt, "batches": self.batches.state(),
-                "dropout": [d.rng.state() for d in self._dropouts()],
-                "history": self.history.to_dict(), "config": self.config(),
-                "world_size": self.world.size}
-        save_npz(path, arrays, meta)
+        save_checkpoint(path, model=self.model, optimizer=self.optimizer, batches=self.batches,
+                        history=self.history, config=self.config(), world_size=self.world.size,
+                        position={"epoch": self.epoch, "iteration": self.iteration,
+                                  "epoch_elapsed": self._epoch_elapsed})
         return path
 
     def resume(self, path: str) -> "Trainer":
@@ -353,7 +291,7 @@ class Trainer:
         The settings that shape the history (``RESUME_KEYS``) must equal the checkpoint's;
         ``num_epochs`` may be larger, to train on.
         """
-        arrays, meta = load_npz(path, "checkpoint")
+        arrays, meta = load_checkpoint(path)
         try:
             saved = meta["config"]
             mine = json.loads(json.dumps(self.config()))  # compare as stored (tuples as lists)
@@ -365,20 +303,9 @@ class Trainer:
                 raise ValueError(f"the checkpoint was written by {meta.get('world_size', 1)} "
                                  f"ranks, this run has {self.world.size}: expected the same "
                                  f"world size")
-            self.model.load_state_dict(prefixed(arrays, "param"))
-            buffers = {}
-            for key, value in prefixed(arrays, "optim").items():
-                buffer, name = key.split("/", 1)
-                buffers.setdefault(buffer, {})[name] = value
-            self.optimizer.load_state_dict({**meta["optimizer"], "buffers": buffers})
-            dropouts = self._dropouts()
-            if len(dropouts) != len(meta["dropout"]):
-                raise ValueError(f"the checkpoint has {len(meta['dropout'])} dropout generators, "
-                                 f"the model {len(dropouts)} dropout layers")
-            for d, state in zip(dropouts, meta["dropout"]):
-                d.rng.set_state(state)
-            spread_dropout_streams(self.model, self.world.rank)
-            self.batches.set_state(meta["batches"])
+            restore_checkpoint(arrays, meta, model=self.model, optimizer=self.optimizer,
+                               batches=self.batches)
+            spread_random_streams(self.model, self.world.rank)
             self.history = History.from_dict(meta["history"], prefixed(arrays, "best"))
             self.epoch, self.iteration = int(meta["epoch"]), int(meta["iteration"])
             self._epoch_elapsed = float(meta["epoch_elapsed"])
@@ -389,14 +316,12 @@ class Trainer:
     @classmethod
     def from_checkpoint(cls, path: str, model, data, **overrides) -> "Trainer":
         """A Trainer with the settings saved in ``path`` (``overrides`` replace some, e.g. a larger
-        num_epochs or another device), resumed from it.  ``checkpoint_dir`` defaults to the
+        ``epochs`` or another device), resumed from it.  ``checkpoint_dir`` defaults to the
         checkpoint's folder."""
-        _, meta = load_npz(path, "checkpoint")
+        _, meta = load_checkpoint(path)
         try:
             saved = meta["config"]
-            settings = {k: saved[k] for k in ("optimizer", "optim_config", "batch_size", "num_epochs",
-                                              "iterations_per_epoch", "num_train_samples",
-                                              "num_val_samples", "seed", "device", "run_info")}
+            settings = {k: saved[k] for k in (*config.TRAINING.names(), "optim_config", "run_info")}
         except (KeyError, TypeError) as e:
             raise ValueError(f"{path}: cannot resume from this checkpoint: missing setting {e}") from None
         settings["checkpoint_dir"] = os.path.dirname(os.path.abspath(path))

@@ -1,4 +1,4 @@
-"""Atomic, pickle-free ``.npz`` files for checkpoints and saved weights.
+"""Checkpoints and saved weights: what they hold, written as atomic, pickle-free ``.npz`` files.
 
 A file holds named arrays plus one JSON document (key ``"meta.json"``, a 0-d unicode array), so
 it loads with ``np.load(path, allow_pickle=False)`` and nothing in it can run code.  Writes are
@@ -13,9 +13,12 @@ import zipfile
 
 import numpy as np
 
-from .files import atomic_write, remove_stale_temps
+from ..files import atomic_write, remove_stale_temps
 
 META_KEY = "meta.json"
+CHECKPOINT_NAME = "checkpoint.npz"
+# 2: the model's random streams by name (Module.extra_state); 1 listed dropout layers in order.
+CHECKPOINT_VERSION = 2
 
 
 def save_npz(path: str, arrays: dict, meta: dict) -> None:
@@ -56,6 +59,47 @@ def prefixed(arrays: dict, prefix: str) -> dict:
     return {k[cut:]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
 
 
+def save_checkpoint(path: str, *, model, optimizer, batches, history, position: dict,
+                    config: dict, world_size: int) -> None:
+    """Everything a run needs to go on bit-identically: parameters and buffers
+    (``param/<name>``), the best epoch's (``best/<name>``), the optimizer's buffers
+    (``optim/<buffer>/<name>``); in the JSON document the model's random streams
+    (``extra_state``), the optimizer's scalars, the batch order, the ``position`` in training
+    (epoch, iteration, epoch_elapsed), the history, the settings and the world size."""
+    opt = optimizer.state_dict()
+    arrays = {f"param/{k}": v for k, v in model.state_dict().items()}
+    arrays.update({f"best/{k}": v for k, v in history.best_params.items()})
+    for buffer, named in opt.pop("buffers").items():
+        arrays.update({f"optim/{buffer}/{k}": v for k, v in named.items()})
+    meta = {"format": "checkpoint", "version": CHECKPOINT_VERSION, **position,
+            "optimizer": opt, "batches": batches.state(), "extra_state": model.extra_state(),
+            "history": history.to_dict(), "config": config, "world_size": world_size}
+    save_npz(path, arrays, meta)
+
+
+def load_checkpoint(path: str) -> tuple[dict, dict]:
+    """``(arrays, meta)`` of a checkpoint of this version; an older one is a one-line error."""
+    arrays, meta = load_npz(path, "checkpoint")
+    if meta.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: checkpoint format version {meta.get('version')!r}: expected "
+                         f"version {CHECKPOINT_VERSION} (written by another gpucnn release; "
+                         f"train again or resume it with the release that wrote it)")
+    return arrays, meta
+
+
+def restore_checkpoint(arrays: dict, meta: dict, *, model, optimizer, batches) -> None:
+    """Load a checkpoint's state into ``model`` (parameters, buffers, random streams),
+    ``optimizer`` and ``batches``."""
+    model.load_state_dict(prefixed(arrays, "param"))
+    model.load_extra_state(meta["extra_state"])
+    buffers = {}
+    for key, value in prefixed(arrays, "optim").items():
+        buffer, name = key.split("/", 1)
+        buffers.setdefault(buffer, {})[name] = value
+    optimizer.load_state_dict({**meta["optimizer"], "buffers": buffers})
+    batches.set_state(meta["batches"])
+
+
 def save_weights(path: str, model, info: dict | None = None) -> None:
     """The model's parameters, its ``config()`` (to rebuild it) and ``info`` (e.g. the dataset)."""
     arrays = {f"param/{k}": v for k, v in model.state_dict().items()}
@@ -65,7 +109,7 @@ def save_weights(path: str, model, info: dict | None = None) -> None:
 
 def load_weights(path: str):
     """``(model, info)`` from :func:`save_weights`: the model rebuilt and its parameters loaded."""
-    from .models import model_from_config
+    from ..models import model_from_config
 
     arrays, meta = load_npz(path, "weights")
     if not meta.get("model"):

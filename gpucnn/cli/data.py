@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import os
 
-from .dataset import DATASETS
-from .download import download
-from . import cifar, idx
-from .sources import SOURCES, data_root, file_md5
+from ..config import DATA, combine
+from ..data import cifar, idx
+from ..data.dataset import DATASETS
+from ..data.download import download
+from ..data.sources import SOURCES, data_root, file_md5
+
+DATA_DIR = combine("data", DATA, only=("data_dir",))
 
 
 def status_lines(data_dir=None) -> list[str]:
@@ -48,8 +51,7 @@ def add_commands(sub) -> None:
                                 ("download", "download a dataset's files (checksum-verified)",
                                  run_download)):
         q = dsub.add_parser(cmd, help=helptext)
-        q.add_argument("--data-dir", default=None,
-                       help="data folder (default: $GPUCNN_DATA or ~/.cache/gpucnn)")
+        DATA_DIR.add_flags(q)
         if cmd == "download":
             q.add_argument("name", choices=sorted(SOURCES),
                            help=f"dataset to fetch ({', '.join(d for d in DATASETS if d in SOURCES)})")

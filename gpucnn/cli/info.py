@@ -7,9 +7,10 @@ import sys
 
 import numpy as np
 
-from . import __version__, cpu
-from .cuda.kernels import kernel_dir
-from .device import cuda_status, resolve_device
+from .. import __version__, cpu
+from ..config import TRAINING, combine
+from ..cuda.kernels import kernel_dir
+from ..device import cuda_status, resolve_device
 
 
 def info_lines() -> list[str]:
@@ -36,7 +37,7 @@ def info_lines() -> list[str]:
     if kernels:
         lines.append(f"            {', '.join(kernels)}")
     if status.available:
-        from .cuda.kernels import op_paths
+        from ..cuda.kernels import op_paths
 
         lines.append("gpu paths   (functional op on a CuPy array -> what runs it)")
         lines += [f"            {op:<22} {path}" for op, path in op_paths().items()]
@@ -49,7 +50,7 @@ def run_info(args) -> int:
 
 
 def run_check(args) -> int:
-    from .gradcheck import TOLERANCE, check_ops
+    from ..gradcheck import TOLERANCE, check_ops
 
     device = resolve_device(args.device)
     rows = check_ops(device, seed=args.seed)
@@ -68,7 +69,7 @@ def run_check(args) -> int:
 
 def _compare_cuda_with_numpy() -> int:
     """Print every CUDA primitive's difference from the NumPy path; return the failure count."""
-    from . import cuda
+    from .. import cuda
 
     tolerances = {np.float32: 1e-4, np.float64: 1e-10}
     failed = 0
@@ -85,6 +86,6 @@ def add_commands(sub) -> None:
     p = sub.add_parser("info", help="versions, the device 'auto' picks and why, kernel sources")
     p.set_defaults(func=run_info)
     p = sub.add_parser("check", help="gradient-check every op on the selected device")
-    p.add_argument("--device", default=None, help="cpu, cuda or auto (default: $GPUCNN_DEVICE or auto)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the random test inputs")
+    combine("check", TRAINING, only=("device",)).add_flags(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random test inputs (default 0)")
     p.set_defaults(func=run_check)

@@ -1,8 +1,8 @@
-"""The ``gpucnn`` command.
+"""The ``gpucnn`` command: every subcommand's parser and its ``func``.
 
-Each subcommand lives beside the code it drives: a module listed in ``COMMAND_MODULES`` has
-``add_commands(subparsers)``, which adds its parsers and sets ``func`` on each; ``func(args)``
-returns the process exit code.
+Each module listed in ``COMMAND_MODULES`` (all in this package) has ``add_commands(subparsers)``,
+which adds its parsers and sets ``func`` on each; ``func(args)`` returns the process exit code.
+Bad input raised as one of ``USER_ERRORS`` reaches the user as one line, not a traceback.
 """
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ import argparse
 import importlib
 import sys
 
+# Errors that mean bad input (a flag, a file, a missing extra): one line, exit status 1.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, RuntimeError)
 COMMAND_MODULES = (
-    "gpucnn.info",
-    "gpucnn.data.cli",
-    "gpucnn.receptive",
-    "gpucnn.train_cli",
-    "gpucnn.bench",
-    "gpucnn.experiments.cli",
+    "gpucnn.cli.info",
+    "gpucnn.cli.data",
+    "gpucnn.cli.receptive",
+    "gpucnn.cli.train",
+    "gpucnn.cli.bench",
+    "gpucnn.cli.experiments",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="gpucnn",
@@ -44,11 +46,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
-        # Bad input reaches the user as one clear line, not a traceback.
+    except USER_ERRORS as e:
         print(f"gpucnn {args.command}: error: {e}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The benchmark results as text tables."""
+from __future__ import annotations
+
+
+def _ms(s: dict) -> str:
+    return f"{s['median_ms']:9.3f} [{s['q1_ms']:.3f}-{s['q3_ms']:.3f}]"
+
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:5.2f}x" if b else "    -"
+
+
+
+def train_table(rows: list[dict]) -> list[str]:
+    """Training-step rows as text: median [IQR] ms, images/s, peak MiB, gpucnn/torch ratios."""
+    lines = [f"{'config':<18} {'gpucnn ms [IQR]':>26} {'img/s':>8} {'peak MiB':>9} | "
+             f"{'torch ms [IQR]':>26} {'img/s':>8} {'peak MiB':>9} | {'time':>6} {'mem':>6}"]
+    for r in rows:
+        g, t = r["gpucnn"], r.get("torch")
+        line = f"{r['config']:<18} {_ms(g):>26} {g['images_per_s']:8.0f} {g.get('peak_mb', float('nan')):9.1f} | "
+        if t is None:
+            lines.append(line + "(PyTorch not run)")
+            continue
+        mem = _ratio(g["peak_mb"], t["peak_mb"]) if "peak_mb" in g else "    -"
+        lines.append(line + f"{_ms(t):>26} {t['images_per_s']:8.0f} {t.get('peak_mb', float('nan')):9.1f} | "
+                     f"{_ratio(g['median_ms'], t['median_ms']):>6} {mem:>6}")
+    return lines
+
+
+
+def ops_table(rows: list[dict]) -> list[str]:
+    lines = [f"{'config':<18} {'op':<15} {'gpucnn fwd ms':>24} {'gpucnn bwd ms':>24} | "
+             f"{'torch fwd ms':>24} {'torch bwd ms':>24} | {'fwd+bwd':>7}"]
+    for r in rows:
+        line = f"{r['config']:<18} {r['op']:<15} {_ms(r['gpucnn_fwd']):>24} {_ms(r['gpucnn_bwd']):>24} | "
+        if "torch_fwd" in r:
+            ours = r["gpucnn_fwd"]["median_ms"] + r["gpucnn_bwd"]["median_ms"]
+            theirs = r["torch_fwd"]["median_ms"] + r["torch_bwd"]["median_ms"]
+            line += f"{_ms(r['torch_fwd']):>24} {_ms(r['torch_bwd']):>24} | {_ratio(ours, theirs):>7}"
+        lines.append(line)
+    return lines
+
+
+
+def fits_lines(fits: dict) -> list[str]:
+    lines = []
+    for axis, f in fits.items():
+        local = ", ".join(f"{e:.2f}" for e in f["time"]["local"])
+        lines.append(f"time ~ {axis}^{f['time']['exponent']:.2f}  (local exponents: {local})")
+        if "peak_memory_above_base" in f:
+            m = f["peak_memory_above_base"]
+            local = ", ".join(f"{e:.2f}" for e in m["local"])
+            lines.append(f"peak memory above base ~ {axis}^{m['exponent']:.2f}  (local: {local})")
+    return lines
+
+
+
+def report(result: dict) -> str:
+    m = result["machine"]
+    blas = m["blas"]
+    out = [f"gpucnn bench  {m['date']}  device={m['device']}  dtype={result['dtype']}",
+           f"machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['platform']}",
+           f"numpy {m['numpy']}, BLAS {blas.get('name')} {blas.get('version')} kernels="
+           f"{blas.get('corename', '?')} threads={blas.get('threads', '?')}; torch {m['torch'] or 'not installed'}"
+           + (f" threads={m['torch_threads']}" if m.get("torch_threads") else ""),
+           f"timings: median [interquartile range] over {result['reps']} reps after {result['warmup']} warm-up, "
+           f"gpucnn and PyTorch interleaved, {result['pause_s']} s pause per turn; ratios are "
+           "gpucnn / PyTorch (< 1: gpucnn faster or smaller)"]
+    if result.get("train"):
+        out += ["", "Full training step (forward, loss, backward, SGD update)"] + train_table(result["train"])
+    if result.get("ops"):
+        out += ["", "Ops (conv backward without dx is what the first layer runs)"] + ops_table(result["ops"])
+    if result.get("naive"):
+        n = result["naive"]
+        out += ["", f"Naive loop conv forward {tuple(n['shape'])}, w (32, 3, 7, 7): "
+                f"{n['naive']['median_ms']:.1f} ms vs gpucnn {n['gpucnn']['median_ms']:.3f} ms: "
+                f"{n['ratio']:.0f}x slower"]
+    if result.get("sweep"):
+        out += ["", "Scaling sweep, network (a)"] + train_table(result["sweep"]["rows"])
+        out += fits_lines(result["sweep"]["fits"])
+    return "\n".join(out)

@@ -1,0 +1,140 @@
+"""``gpucnn reproduce``, ``gpucnn experiment sanity|sweep`` and ``gpucnn visualize-filters``."""
+from __future__ import annotations
+
+
+from .. import plots
+from ..config import RUN, combine
+from ..experiments.common import DATASET_MODELS, REPRODUCE, SCHEMA, make_settings
+from ..experiments.reproduce import print_tables, run_reproduce, write_report
+from ..experiments.studies import BASE_NET, SWEEPS, run_sanity, run_sweep, write_sanity, write_sweep
+from .settings import add_settings
+
+
+def _flags(args) -> dict:
+    """The experiment settings given as flags (parsed; see gpucnn.config)."""
+    return SCHEMA.from_args(args)[0]
+
+
+def _finish(paths: list[str]) -> int:
+    print("wrote " + ", ".join(paths))
+    return 0
+
+
+def run_reproduce_cmd(args) -> int:
+    s = make_settings(REPRODUCE, args.config, _flags(args))
+    print(f"the source document's reg/dropout experiment on {s.dataset}: {len(s.grid)} runs of "
+          f"{s.epochs} epochs x {s.iterations_per_epoch} iterations of batch {s.batch_size}",
+          flush=True)
+    result = run_reproduce(s, progress=args.progress)
+    if result is None:  # an MPI rank other than 0
+        return 0
+    print_tables(result)
+    print()
+    print("\n".join(result["conclusion"]["text"] + result["conclusion"]["seed"]))
+    print(f"\n{len(result['runs'])} runs in {result['seconds']:.1f} s on {result['device']}")
+    return _finish(write_report(result, args.output or f"runs/reproduce-{s.dataset}"))
+
+
+def run_sanity_cmd(args) -> int:
+    s = make_settings(SANITY, args.config, _flags(args))
+    r = run_sanity(s, subset=args.subset, progress=args.progress)
+    for name, loss in r["initial_loss"].items():
+        print(f"initial loss {name}: {loss:.6f} (ln 10 = {r['ln10']:.6f})")
+    run = r["overfit"]
+    print(f"{r['subset']} samples after {s.epochs} epochs: train {run['train_acc'][-1]:.4f}, "
+          f"validation {run['val_acc'][-1]:.4f} -> {'overfits' if r['overfits'] else 'no overfit'}")
+    return _finish(write_sanity(r, args.output or f"runs/sanity-{s.dataset}"))
+
+
+def run_sweep_cmd(args) -> int:
+    s = make_settings(SWEEP, args.config, _flags(args))
+    params = [args.param] if args.param else list(SWEEPS)
+    values = _values(args.param, args.values) if args.values else None
+    r = run_sweep(s, params, values, best_epochs=args.best_epochs, progress=args.progress)
+    if r is None:
+        return 0
+    best = r["best"]
+    print(f"best net ({r['chosen_from']}, {len(best['val_acc']) - 1} epochs): validation "
+          f"{best['best_val_acc']:.4f}, test {best['test_acc']:.4f}")
+    return _finish(write_sweep(r, args.output or f"runs/sweep-{s.dataset}"))
+
+
+def _values(param: str | None, text: str) -> list:
+    if not param:
+        raise ValueError(f"--values {text!r}: also give --param to say which setting they are")
+    cast = float if param == "dropout" else int
+    try:
+        return [cast(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--values {text!r}: expected comma-separated "
+                         f"{'numbers' if cast is float else 'integers'} for --param {param}") from None
+
+
+def run_visualize_filters(args) -> int:
+    from ..train import load_weights
+
+    model, info = load_weights(args.weights)
+    params = model.state_dict()
+    conv = [k for k, v in params.items() if k.endswith(".weight") and v.ndim == 4]
+    if not conv:
+        raise ValueError(f"{args.weights}: the model has no convolution layer: nothing to show")
+    w = params[conv[0]]
+    title = (f"{w.shape[0]} first-layer filters {w.shape[2]}x{w.shape[3]} "
+             f"({info.get('dataset', 'unknown data')})")
+    out = args.output or "filters.png"
+    if plots.plot_filters(out, w, title) is None:
+        raise RuntimeError(f"--output {out}: cannot draw a PNG without matplotlib; "
+                           f"pip install 'gpucnn[plot]'")
+    return _finish([out])
+
+
+def _add_settings(p, only: tuple[str, ...], defaults: dict) -> None:
+    """The experiment settings named in ``only`` as flags (the others keep the experiment's
+    values), with ``--config`` and the run flags; ``defaults``: what the help shows."""
+    add_settings(p, combine("experiment", SCHEMA, only=only),
+                 "settings (flags override --config, which overrides the defaults)", defaults)
+    add_settings(p, RUN, "run", {"output": "runs/<experiment>-<dataset>"}, config=False)
+
+
+SANITY = {**BASE_NET, "weight_scale": 1e-3, "epochs": 10, "iterations_per_epoch": 20}
+SWEEP = {**BASE_NET, "epochs": 4, "iterations_per_epoch": 100}
+# What --help shows for the settings that depend on the dataset.
+PER_DATASET = {key: "per dataset: " + ", ".join(f"{d} {m[key]:g}"
+                                                for d, m in DATASET_MODELS.items())
+               for key in ("filters", "filter_size", "hidden", "lr")}
+# The settings every experiment takes as flags.
+COMMON = ("dataset", "data_dir", "device", "epochs", "iterations_per_epoch", "batch_size",
+          "optimizer", "lr", "filters", "filter_size", "hidden", "weight_scale", "train_samples",
+          "seed")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("reproduce", help="the source document's L2 and dropout experiment: the "
+                                         "train/validation gap",
+                       description="The source document's reg/dropout experiment (seeds/000): "
+                                   "one run per (reg, dropout) pair, accuracy tables per epoch, "
+                                   "report.md/csv/json and plots in runs/reproduce-<dataset>.")
+    _add_settings(p, COMMON + ("grid",), {**PER_DATASET, **REPRODUCE,
+                                          "grid": "0:0,0.01:0,0.01:0.4"})
+    p.set_defaults(func=run_reproduce_cmd)
+
+    exp = sub.add_parser("experiment", help="the source document's sanity checks and design "
+                                            "sweeps (seeds/002)")
+    esub = exp.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
+    p = esub.add_parser("sanity", help="initial loss vs ln(10); overfitting a small subset")
+    _add_settings(p, COMMON + ("reg", "dropout"), {**PER_DATASET, **SANITY})
+    p.add_argument("--subset", type=int, default=100, help="training samples to overfit (100)")
+    p.set_defaults(func=run_sanity_cmd)
+    p = esub.add_parser("sweep", help="vary dropout, hidden size, filters, filter size")
+    _add_settings(p, COMMON + ("reg", "dropout"), {**PER_DATASET, **SWEEP})
+    p.add_argument("--param", choices=list(SWEEPS), help="sweep only this one (default all)")
+    p.add_argument("--values", help="comma-separated values for --param, replacing the source "
+                                    "document's")
+    p.add_argument("--best-epochs", type=int, help="epochs of the best net's longer run "
+                                                   "(default 2 x --epochs)")
+    p.set_defaults(func=run_sweep_cmd)
+
+    p = sub.add_parser("visualize-filters", help="first-layer filters of saved weights as a PNG")
+    p.add_argument("weights", help="a weights.npz written by 'gpucnn train'")
+    combine("visualize", RUN, only=("output",)).add_flags(p, {"output": "filters.png"})
+    p.set_defaults(func=run_visualize_filters, output=None)

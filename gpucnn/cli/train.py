@@ -1,0 +1,191 @@
+"""``gpucnn train`` and ``gpucnn evaluate``.
+
+``train`` fits a model to a dataset of :mod:`gpucnn.data`, prints one table row per epoch and
+leaves in its output folder ``checkpoint.npz`` (the latest state, for ``--resume``),
+``weights.npz`` (the final parameters and the model's description, for ``evaluate``) and
+``history.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+
+from ..config import (DATA, MODEL, OPTIMIZATION, RUN, TRAINING, combine, optim_config,
+                      three_layer_kwargs)
+from ..data import load
+from ..distributed import get_world
+from ..distributed.launch import launch
+from ..models import ThreeLayerConvNet, build_model, model_from_config, read_spec
+from ..train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, load_weights, save_weights
+from ..train.checkpoint import load_checkpoint
+from .main import USER_ERRORS
+from .settings import add_settings, resolve
+
+TRAIN = combine("train", DATA, MODEL, OPTIMIZATION, TRAINING, RUN)
+COMMAND_DEFAULTS = {"output": "runs/train"}
+# evaluate's batch_size is the number of samples predicted at a time.
+EVALUATE = combine("evaluate", DATA, TRAINING, only=("dataset", "data_dir", "device",
+                                                     "batch_size"))
+# What a resumed run may change; everything else comes from its checkpoint.
+RESUMABLE = ("epochs", "device", "progress", "data_dir")
+
+
+def _make_model(v: dict, input_dim, num_classes):
+    if v["model"] == "three-layer":
+        return ThreeLayerConvNet(input_dim, num_classes=num_classes, seed=v["seed"],
+                                 **three_layer_kwargs(v))
+    if not os.path.isfile(v["model"]):
+        raise FileNotFoundError(f"--model {v['model']}: expected 'three-layer' or a TOML file "
+                                f"of [[layers]]")
+    return build_model(read_spec(v["model"]), input_dim, reg=v["reg"], seed=v["seed"])
+
+
+def run_train(args) -> int:
+    if args.resume:
+        values, labels = TRAIN.from_args(args)
+        fixed = [labels[k] for k in values if k not in RESUMABLE]
+        if fixed or args.config:
+            flags = ", ".join(fixed + (["--config"] if args.config else []))
+            raise ValueError(f"{flags}: a resumed run keeps its checkpoint's settings; only "
+                             f"--epochs, --device, --data-dir and --no-progress may be given "
+                             f"with --resume")
+        trainer, dataset = _resume(args.resume, values)
+    else:
+        trainer, dataset = _new_run(resolve(args, TRAIN, defaults=COMMAND_DEFAULTS))
+    model = trainer.model
+    print(f"training on {dataset.meta.name} ({len(dataset.y_train)} train, {len(dataset.y_val)} "
+          f"validation) on {trainer.device}: {trainer.optimizer_name} "
+          f"{json.dumps(trainer.optim_config)}, {trainer.epochs} epochs x "
+          f"{trainer.iterations_per_epoch} iterations of {trainer.batch_size}")
+    print(f"model: {model.net!r}".replace("\n", "\n       "))
+    if args.resume:
+        print(f"resuming {trainer.checkpoint_path} after epoch {trainer.epoch}, iteration "
+              f"{trainer.iteration}")
+    try:
+        history = trainer.train()
+    except TrainingInterrupted as e:
+        print(f"interrupted after iteration {e.iteration}; checkpoint written to {e.checkpoint}\n"
+              f"resume with: gpucnn train --resume {e.checkpoint}", file=sys.stderr)
+        return 130
+    if not trainer.world.is_root:
+        return 0  # data parallel: rank 0 writes the results
+    out = trainer.checkpoint_dir
+    weights = os.path.join(out, "weights.npz")
+    save_weights(weights, model, {"dataset": dataset.meta.name,
+                                  "val_acc": history.val_acc[-1]})
+    with open(os.path.join(out, "history.json"), "w") as fh:
+        json.dump(history.to_dict(), fh, indent=1)
+    print(f"best validation accuracy {history.best_val_acc:.3f} at epoch {history.best_epoch}; "
+          f"final weights: {weights}")
+    return 0
+
+
+def _new_run(v: dict):
+    dataset = load(v["dataset"], data_dir=v["data_dir"])
+    model = _make_model(v, dataset.meta.shape, dataset.meta.num_classes)
+    trainer = Trainer(model, dataset, optim_config=optim_config(v), checkpoint_dir=v["output"],
+                      progress=v["progress"], log=print, run_info={"dataset": v["dataset"]},
+                      **{k: v[k] for k in TRAINING.names()})
+    return trainer, dataset
+
+
+def _resume(path: str, given: dict):
+    if os.path.isdir(path):
+        path = os.path.join(path, CHECKPOINT_NAME)
+    _, meta = load_checkpoint(path)
+    config = meta.get("config", {})
+    if not config.get("model") or "dataset" not in config.get("run_info", {}):
+        raise ValueError(f"{path}: not written by 'gpucnn train' (no model config or dataset); "
+                         f"resume it from Python with Trainer.from_checkpoint")
+    dataset = load(config["run_info"]["dataset"], data_dir=given.pop("data_dir", None))
+    overrides = {"progress": given.pop("progress", True), "log": print, **given}
+    return Trainer.from_checkpoint(path, model_from_config(config["model"]), dataset,
+                                   **overrides), dataset
+
+
+def run_evaluate(args) -> int:
+    model, info = load_weights(args.weights)
+    given, labels = EVALUATE.from_args(args)
+    name = given.get("dataset") or info.get("dataset")
+    if not name:
+        raise ValueError(f"{args.weights}: records no dataset; give --dataset")
+    v = EVALUATE.resolve(({"dataset": name}, {}), (given, labels))
+    dataset = load(name, data_dir=v["data_dir"])
+    X, y = dataset.split(args.split)
+    if v["device"] is not None:
+        model.to(v["device"])
+    acc = float((model.predict(X, v["batch_size"]) == y).mean())
+    print(f"{args.weights}: accuracy {acc:.4f} on {name} {args.split} ({len(y)} samples, "
+          f"{int(round(acc * len(y)))} correct)")
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a dataset; per-epoch table, checkpoints",
+                       description="Train a model. Without flags: a 3x3, 16-filter ThreeLayerConvNet "
+                                   "on the embedded digits with Adam, 5 epochs.")
+    add_settings(p, combine("data and model", DATA, MODEL), "data and model", config=False)
+    add_settings(p, combine("optimisation", OPTIMIZATION, TRAINING), "optimisation", config=False)
+    add_settings(p, RUN, "run", defaults=COMMAND_DEFAULTS)
+    p.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue the run saved in CHECKPOINT (a file or its folder); "
+                        "--epochs then sets the new total")
+    p.add_argument("--nproc", type=int, help="data parallel: start this many MPI ranks on this "
+                   "host (one GPU each with --device cuda); --batch-size is the global batch")
+    p.set_defaults(func=command(run_train, p))
+
+    p = sub.add_parser("evaluate", help="accuracy of saved weights on a dataset split")
+    p.add_argument("weights", help="a weights.npz written by 'gpucnn train'")
+    EVALUATE.add_flags(p, {"dataset": "the one it was trained on"})
+    p.add_argument("--split", choices=("train", "val", "test"), default="test",
+                   help="which split (default test)")
+    p.set_defaults(func=run_evaluate)
+
+
+def command(func, parser: argparse.ArgumentParser):
+    """Wrap a CLI command ``func(args)`` for data parallelism.
+
+    With ``--nproc N`` the same command is started again as N MPI ranks (``mpirun``); under MPI
+    the command runs guarded (an error on one rank stops the job with that rank's message) and
+    only rank 0 writes to stdout.
+    """
+    @functools.wraps(func)
+    def run(args):
+        if getattr(args, "nproc", None) is not None:
+            name = parser.prog.split()[-1]
+            return launch(args.nproc, [name, *_argv_from(parser, args, skip=("nproc",))])
+        world = get_world()
+        if world.size == 1:
+            return func(args)
+        if not world.is_root:
+            sys.stdout = open(os.devnull, "w")
+        with world.guard(brief=USER_ERRORS):
+            return func(args)
+
+    return run
+
+
+def _argv_from(parser: argparse.ArgumentParser, args, skip=()) -> list[str]:
+    """Command-line arguments that make ``parser`` parse to ``args`` again (values that differ
+    from their defaults, long option names, ``--opt=value`` so values may start with '-')."""
+    options, positionals = [], []
+    for action in parser._actions:
+        if (isinstance(action, argparse._HelpAction) or action.dest in skip
+                or action.help == argparse.SUPPRESS):  # an old spelling of another flag
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if not action.option_strings:
+            positionals += [str(v) for v in values]
+        elif action.nargs == 0:
+            options.append(action.option_strings[-1])
+        elif isinstance(value, (list, tuple)):
+            options += [action.option_strings[-1], *map(str, values)]
+        else:
+            options.append(f"{action.option_strings[-1]}={value}")
+    return options + (["--", *positionals] if positionals else [])
