@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -33,10 +34,19 @@ def _pip(*args, timeout=300):
                           timeout=timeout)
 
 
-def _index_reachable() -> bool:
+def _index_url() -> str:
+    """The index pip installs from (PIP_INDEX_URL, else pip's config, else PyPI)."""
+    configured = _pip("config", "get", "global.index-url", timeout=60)
+    url = os.environ.get("PIP_INDEX_URL") or (configured.returncode == 0 and configured.stdout.strip())
+    return (url or "https://pypi.org/simple").rstrip("/")
+
+
+def _index_reachable(url: str) -> bool:
+    # the index itself: local extra indexes or find-links may answer while it does not
     try:
-        return _pip("index", "versions", "cuda-toolkit", timeout=60).returncode == 0
-    except subprocess.TimeoutExpired:
+        with urllib.request.urlopen(f"{url}/cuda-toolkit/", timeout=30):
+            return True
+    except (OSError, ValueError):
         return False
 
 
@@ -56,12 +66,12 @@ def _resolve(extra: str, tmp_path) -> dict:
 
 @pytest.fixture(scope="module")
 def resolved(tmp_path_factory):
-    if not _index_reachable():
+    url = _index_url()
+    if not _index_reachable(url):
         if os.environ.get("GPUCNN_REQUIRE_NETWORK") == "1":
-            pytest.fail("GPUCNN_REQUIRE_NETWORK=1: expected the package index to be reachable "
-                        "(pip index versions cuda-toolkit failed)")
-        pytest.skip("the package index is unreachable (pip index versions cuda-toolkit failed); "
-                    "GPUCNN_REQUIRE_NETWORK=1 makes this a failure")
+            pytest.fail(f"GPUCNN_REQUIRE_NETWORK=1: expected the package index {url} to be reachable")
+        pytest.skip(f"the package index {url} is unreachable (GPUCNN_REQUIRE_NETWORK=1 makes this a "
+                    f"failure)")
     tmp = tmp_path_factory.mktemp("pip-reports")
     with ThreadPoolExecutor(len(EXTRAS)) as pool:     # four resolutions at once: ~4x faster
         return dict(zip(EXTRAS, pool.map(lambda e: _resolve(e, tmp), EXTRAS)))
