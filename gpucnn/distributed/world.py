@@ -38,7 +38,8 @@ from ..device import get_array_module, to_numpy
 # ones of MPICH / Intel MPI (hydra) and of Slurm's srun.
 WORLD_SIZE_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 MPI_INSTALL_HINT = "install the MPI extra: pip install 'gpucnn[mpi]'"
-NCCL_INSTALL_HINT = "install the CUDA and MPI extras: pip install 'gpucnn[cuda12,mpi]'"
+NCCL_INSTALL_HINT = ("install NCCL with the CUDA and MPI extras: pip install 'gpucnn[cuda12-mpi]' "
+                     "or 'gpucnn[cuda13-mpi]'")
 RANK_STREAM_STRIDE = 1 << 32  # rank r's dropout stream s is s + r * 2**32: disjoint for s < 2**32
 
 
