@@ -14,7 +14,7 @@ from gpucnn.bench import memory, nets, suites, timing
 from gpucnn import functional as F
 from gpucnn.cli import main
 
-TINY = ["bench", "--device", "cpu", "--configs", "a2x8,b2x8", "--reps", "2", "--warmup", "1",
+TINY = ["bench", "--device", "cpu", "--configs", "a2x8,b2x8", "--reps", "2", "--steps", "2", "--warmup", "1",
         "--sweep-batches", "1,2", "--sweep-sizes", "8,12", "--sweep-size-batch", "2",
         "--naive-batch", "1", "--naive-size", "6", "--no-memory", "--no-torch"]
 
@@ -48,7 +48,10 @@ def test_torch_runs_interleaved_with_ratios(tmp_path):
     args = [a for a in TINY if a != "--no-torch"]
     assert main(args + ["--configs", "b1x8", "--parts", "train,ops", "--json", str(path)]) == 0
     result = json.loads(path.read_text())
-    assert result["train"][0]["torch"]["n"] == 2 and result["machine"]["torch_threads"] >= 1
+    row = result["train"][0]
+    kept = sum(not d for d in row["ratio"]["disturbed"]) or 2  # all disturbed: all rounds count
+    assert row["torch"]["n"] == 2 * kept and len(row["ratio"]["rounds"]) == 2
+    assert result["machine"]["torch_threads"] >= 1
     assert all("torch_bwd" in r for r in result["ops"])
 
 
@@ -147,3 +150,22 @@ def test_cuda_timer_and_pool_peak_logic_with_a_stand_in_cupy(monkeypatch):
         _FakeCupy.pool.total += 3 * 2**20
 
     assert memory.cuda_peak_memory("gpucnn", step) == {"peak_mb": 3.0}
+
+
+def test_steady_method_alternates_who_goes_first_and_leaves_disturbed_rounds_out(monkeypatch):
+    calls = []
+    fns = {"gpucnn": lambda: calls.append("g"), "torch": lambda: calls.append("t")}
+    durations = iter([1.0, 1.0, 2.0, 2.0,   # round 0: gpucnn, torch (ratio 0.5)
+                      9.0, 9.0, 3.0, 3.0,   # round 1: torch first (9 s), then gpucnn (ratio 1/3)
+                      1.0, 1.0, 4.0, 4.0])  # round 2 (ratio 0.25)
+    timers = {k: (lambda fn: (fn(), next(durations))[1]) for k in fns}
+    # round 1 is disturbed: another process took 10 s of CPU while it ran
+    ticks = iter([(0, 0), (100, 100), (100, 100), (1100, 100), (1100, 100), (1200, 200)])
+    monkeypatch.setattr(timing, "_cpu_ticks", lambda: next(ticks))
+    monkeypatch.setattr(timing.os, "sysconf", lambda name: 100)
+    out = timing.time_steady(fns, timers, rounds=3, steps=2, warmup=1)
+    assert "".join(calls) == "gggttt" + "tttggg" + "gggttt"  # warm-up then 2 timed, alternating
+    assert out["ratio"]["disturbed"] == [False, True, False]
+    assert out["ratio"]["rounds"] == pytest.approx([0.5, 1 / 3, 0.25])
+    assert out["ratio"]["median"] == pytest.approx(0.375)  # of the clean rounds only
+    assert out["gpucnn"]["n"] == 4 and not out["ratio"]["all_disturbed"]

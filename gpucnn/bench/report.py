@@ -11,11 +11,20 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:5.2f}x" if b else "    -"
 
 
+def _round_ratio(r: dict) -> str:
+    """The median per-round gpucnn/PyTorch ratio, with the rounds left out as disturbed."""
+    q = r["ratio"]
+    bad = sum(q["disturbed"])
+    note = (f" (all {bad} rounds disturbed)" if q["all_disturbed"]
+            else f" ({bad}/{len(q['rounds'])} disturbed)" if bad else "")
+    return f"{q['median']:5.2f}x{note}"
+
+
 
 def train_table(rows: list[dict]) -> list[str]:
     """Training-step rows as text: median [IQR] ms, images/s, peak MiB, gpucnn/torch ratios."""
     lines = [f"{'config':<18} {'gpucnn ms [IQR]':>26} {'img/s':>8} {'peak MiB':>9} | "
-             f"{'torch ms [IQR]':>26} {'img/s':>8} {'peak MiB':>9} | {'time':>6} {'mem':>6}"]
+             f"{'torch ms [IQR]':>26} {'img/s':>8} {'peak MiB':>9} | {'mem':>6} {'time':>6}"]
     for r in rows:
         g, t = r["gpucnn"], r.get("torch")
         line = f"{r['config']:<18} {_ms(g):>26} {g['images_per_s']:8.0f} {g.get('peak_mb', float('nan')):9.1f} | "
@@ -24,7 +33,7 @@ def train_table(rows: list[dict]) -> list[str]:
             continue
         mem = _ratio(g["peak_mb"], t["peak_mb"]) if "peak_mb" in g else "    -"
         lines.append(line + f"{_ms(t):>26} {t['images_per_s']:8.0f} {t.get('peak_mb', float('nan')):9.1f} | "
-                     f"{_ratio(g['median_ms'], t['median_ms']):>6} {mem:>6}")
+                     f"{mem:>6} {_round_ratio(r)}")
     return lines
 
 
@@ -35,9 +44,7 @@ def ops_table(rows: list[dict]) -> list[str]:
     for r in rows:
         line = f"{r['config']:<18} {r['op']:<15} {_ms(r['gpucnn_fwd']):>24} {_ms(r['gpucnn_bwd']):>24} | "
         if "torch_fwd" in r:
-            ours = r["gpucnn_fwd"]["median_ms"] + r["gpucnn_bwd"]["median_ms"]
-            theirs = r["torch_fwd"]["median_ms"] + r["torch_bwd"]["median_ms"]
-            line += f"{_ms(r['torch_fwd']):>24} {_ms(r['torch_bwd']):>24} | {_ratio(ours, theirs):>7}"
+            line += f"{_ms(r['torch_fwd']):>24} {_ms(r['torch_bwd']):>24} | {_round_ratio(r)}"
         lines.append(line)
     return lines
 
@@ -64,9 +71,12 @@ def report(result: dict) -> str:
            f"numpy {m['numpy']}, BLAS {blas.get('name')} {blas.get('version')} kernels="
            f"{blas.get('corename', '?')} threads={blas.get('threads', '?')}; torch {m['torch'] or 'not installed'}"
            + (f" threads={m['torch_threads']}" if m.get("torch_threads") else ""),
-           f"timings: median [interquartile range] over {result['reps']} reps after {result['warmup']} warm-up, "
-           f"gpucnn and PyTorch interleaved, {result['pause_s']} s pause per turn; ratios are "
-           "gpucnn / PyTorch (< 1: gpucnn faster or smaller)"]
+           f"timings, steady state: {result['reps']} rounds; in each, gpucnn and PyTorch take turns "
+           f"(order alternating), each turn {result['warmup']} untimed then {result['steps']} "
+           f"consecutive timed steps after a {result['pause_s']} s pause; ms are medians "
+           f"[interquartile range] of the timed steps; time ratios are the median of per-round "
+           f"gpucnn / PyTorch ratios, rounds in which other processes used the CPU (/proc/stat) "
+           f"left out; < 1: gpucnn faster or smaller"]
     if result.get("train"):
         out += ["", "Full training step (forward, loss, backward, SGD update)"] + train_table(result["train"])
     if result.get("ops"):

@@ -7,15 +7,16 @@ from .. import functional as F
 from ..device import xp_for
 from .memory import cpu_peak_memory, cuda_peak_memory
 from .nets import NETS, Config, gpucnn_ops, gpucnn_step
-from .timing import make_timer, time_interleaved
+from .timing import make_timer, time_steady
 from .torch_twins import torch_ops, torch_step
 
 PARTS = ("train", "ops", "naive", "sweep")
 
 
-def bench_ops(cfg: Config, dtype, device: str, torch_mod, reps: int, warmup: int,
+def bench_ops(cfg: Config, dtype, device: str, torch_mod, reps: int, steps: int, warmup: int,
               pause: float) -> list[dict]:
-    """One row per op: gpucnn (and PyTorch) forward and backward summaries."""
+    """One row per op: gpucnn (and PyTorch) forward and backward summaries, steady state
+    (:func:`time_steady`: ``reps`` rounds of ``steps`` timed calls after ``warmup``)."""
     ours = gpucnn_ops(cfg, dtype, device)
     theirs = torch_ops(cfg, dtype, device) if torch_mod is not None else {}
     rows = []
@@ -24,22 +25,23 @@ def bench_ops(cfg: Config, dtype, device: str, torch_mod, reps: int, warmup: int
         if name in theirs:
             fns.update(torch_fwd=theirs[name][0], torch_bwd=theirs[name][1])
         timers = {k: make_timer(device, k.split("_")[0]) for k in fns}
-        res = time_interleaved(fns, timers, reps, warmup, pause, block=max(1, reps // 4))
+        res = time_steady(fns, timers, reps, steps, warmup, pause)
         rows.append({"config": cfg.name, "op": name, **res})
     return rows
 
 
 
-def bench_train(cfg: Config, dtype, device: str, torch_mod, reps: int, warmup: int,
+def bench_train(cfg: Config, dtype, device: str, torch_mod, reps: int, steps: int, warmup: int,
                 memory: bool, pause: float) -> dict:
-    """Full training step of ``cfg``: time summaries, images/s and peak memory per framework."""
+    """Full training step of ``cfg``: steady-state time summaries and the per-round
+    gpucnn/PyTorch ratio (:func:`time_steady`), images/s and peak memory per framework."""
     step, model = gpucnn_step(cfg, dtype, device)
     fns = {"gpucnn": step}
     if torch_mod is not None:
         fns["torch"] = torch_step(cfg, dtype, device, init=model.parameters())
     timers = {k: make_timer(device, k) for k in fns}
     row = {"config": cfg.name, "net": cfg.net, "batch": cfg.batch, "size": cfg.spec.size,
-           **time_interleaved(fns, timers, reps, warmup, pause)}
+           **time_steady(fns, timers, reps, steps, warmup, pause)}
     for k in fns:
         row[k]["images_per_s"] = cfg.batch / (row[k]["median_ms"] / 1e3)
         if memory:
@@ -80,7 +82,7 @@ def bench_naive(batch: int, size: int, dtype, device: str, reps: int) -> dict:
     fns = {"naive": lambda: naive_conv(x, w, b, spec.pad),
            "gpucnn": lambda: F.conv2d_forward(xd, wd, bd, 1, spec.pad)}
     timers = {"naive": make_timer("cpu", "naive"), "gpucnn": make_timer(device, "gpucnn")}
-    res = time_interleaved(fns, timers, min(reps, 3), 1)
+    res = time_steady(fns, timers, 1, min(reps, 3), 1)  # seconds per naive call: few of them
     return {"shape": [batch, spec.channels, size, size], **res,
             "ratio": res["naive"]["median_ms"] / res["gpucnn"]["median_ms"]}
 
@@ -104,12 +106,13 @@ def loglog_exponents(xs, ts) -> dict:
 
 
 
-def bench_sweep(batches, sizes, size_batch: int, dtype, device, torch_mod, reps, warmup,
+def bench_sweep(batches, sizes, size_batch: int, dtype, device, torch_mod, reps, steps, warmup,
                 memory, pause) -> dict:
     """Training-step rows for every sweep config, plus log-log exponents of gpucnn's time (and
     of its peak memory above the process's baseline) against batch and against pixels."""
     configs = sweep_configs(batches, sizes, size_batch)
-    rows = [bench_train(c, dtype, device, torch_mod, reps, warmup, memory, pause) for c in configs]
+    rows = [bench_train(c, dtype, device, torch_mod, reps, steps, warmup, memory, pause)
+            for c in configs]
     fits = {}
     for axis, key, pick in (("batch", "batch", lambda r: r["size"] == NETS["a"].size),
                             ("pixels", "size", lambda r: r["batch"] == size_batch)):

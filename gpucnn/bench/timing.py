@@ -1,6 +1,7 @@
-"""Timers (wall clock on the CPU, device events on CUDA) and interleaved repetitions."""
+"""Timers (wall clock on the CPU, device events on CUDA) and the steady-state method."""
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -41,7 +42,6 @@ def make_timer(device: str, framework: str):
     return timer
 
 
-
 def summarize(times) -> dict:
     """Seconds -> {median, q1, q3, min, max, n} in milliseconds."""
     t = np.asarray(times, dtype=np.float64) * 1e3
@@ -50,29 +50,65 @@ def summarize(times) -> dict:
             "min_ms": float(t.min()), "max_ms": float(t.max()), "n": int(t.size)}
 
 
+# --- steady state: rounds of consecutive steps, ratios per round, disturbed rounds flagged ----
 
-def time_interleaved(fns: dict, timers: dict, reps: int, warmup: int, pause: float = 0.0,
-                     block: int = 1) -> dict:
-    """Time every fn ``reps`` times after ``warmup`` untimed calls; {key: summary}.
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(busy ticks of the whole machine, ticks of this process's threads) from /proc, or None
+    where /proc is missing.  Their difference over a round is other processes' CPU use."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+        with open("/proc/self/stat") as fh:
+            own = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, int(own[11]) + int(own[12])  # utime + stime
 
-    Keys are "<framework>" or "<framework>_<part>"; frameworks take turns every ``block``
-    repetitions, with ``pause`` seconds of sleep before each turn.  The pause matters on a small
-    machine: OpenBLAS and OpenMP worker threads spin for up to ~0.1 s after their last task, and
-    would otherwise steal the CPUs of whichever framework runs next.
+
+def time_steady(fns: dict, timers: dict, rounds: int, steps: int, warmup: int,
+                pause: float = 0.0, foreign_limit: float = 0.15) -> dict:
+    """Steady-state timing: ``rounds`` rounds; in each, every framework in turn runs ``warmup``
+    untimed calls, then ``steps`` consecutive timed ones, the frameworks' order alternating
+    round by round.  Timing one call right after idle measures a cold first step (for the
+    MNIST-sized net PyTorch took 8.4 ms then, 6.2-6.9 ms warm): consecutive calls after
+    untimed ones measure throughput.
+
+    -> {key: summary of its timed calls in clean rounds} and, when a "gpucnn" and a "torch"
+    group are both there, "ratio": the median over clean rounds of the per-round ratio of their
+    median times (sums over a group's keys, e.g. forward + backward), with every round's ratio
+    and whether it was disturbed: other processes used more than ``foreign_limit`` of a CPU
+    during it (read from /proc; a shared 2-core VM varies 30% otherwise).  When every round is
+    disturbed all count, and the result says so.
     """
     groups = {}
     for k in fns:
         groups.setdefault(k.split("_")[0], []).append(k)
-    for keys in groups.values():
-        time.sleep(pause)
-        for _ in range(warmup):
-            for k in keys:
-                fns[k]()
-    times = {k: [] for k in fns}
-    for start in range(0, reps, block):
-        for keys in groups.values():
+    order = list(groups)
+    per_round = []
+    for r in range(rounds):
+        before, t0 = _cpu_ticks(), time.perf_counter()
+        times = {k: [] for k in fns}
+        for g in (order if r % 2 == 0 else order[::-1]):
             time.sleep(pause)
-            for _ in range(min(block, reps - start)):
-                for k in keys:
+            for _ in range(warmup):
+                for k in groups[g]:
+                    fns[k]()
+            for _ in range(steps):
+                for k in groups[g]:
                     times[k].append(timers[k](fns[k]))
-    return {k: summarize(v) for k, v in times.items()}
+        after, wall = _cpu_ticks(), time.perf_counter() - t0
+        foreign = None if before is None or after is None else \
+            ((after[0] - before[0]) - (after[1] - before[1])) / os.sysconf("SC_CLK_TCK")
+        per_round.append({"times": times, "foreign_cpu_s": foreign, "wall_s": wall,
+                          "disturbed": foreign is not None and foreign > foreign_limit * wall})
+    clean = [r for r in per_round if not r["disturbed"]] or per_round
+    out = {k: summarize([t for r in clean for t in r["times"][k]]) for k in fns}
+    if {"gpucnn", "torch"} <= set(groups):
+        ratios = [sum(np.median(r["times"][k]) for k in groups["gpucnn"])
+                  / sum(np.median(r["times"][k]) for k in groups["torch"]) for r in per_round]
+        kept = [q for q, r in zip(ratios, per_round) if not r["disturbed"]] or ratios
+        out["ratio"] = {"median": float(np.median(kept)), "rounds": [float(q) for q in ratios],
+                        "disturbed": [r["disturbed"] for r in per_round],
+                        "all_disturbed": all(r["disturbed"] for r in per_round)}
+    return out

@@ -49,18 +49,21 @@ def run_bench(args) -> int:
     memory = not args.no_memory
     pause = (0.15 if torch_mod is not None else 0.0) if args.pause is None else args.pause
     result = {"machine": machine_info(device, torch_mod), "dtype": dtype.name, "reps": args.reps,
-              "warmup": args.warmup, "pause_s": pause, "parts": args.parts, "train": [], "ops": []}
+              "steps": args.steps, "warmup": args.warmup, "pause_s": pause, "parts": args.parts,
+              "train": [], "ops": []}
     for cfg in configs:
         if "train" in args.parts:
-            result["train"].append(bench_train(cfg, dtype, device, torch_mod, args.reps, args.warmup,
-                                               memory, pause))
+            result["train"].append(bench_train(cfg, dtype, device, torch_mod, args.reps, args.steps,
+                                               args.warmup, memory, pause))
         if "ops" in args.parts:
-            result["ops"] += bench_ops(cfg, dtype, device, torch_mod, args.reps, args.warmup, pause)
+            result["ops"] += bench_ops(cfg, dtype, device, torch_mod, args.reps, args.steps,
+                                       args.warmup, pause)
     if "naive" in args.parts:
         result["naive"] = bench_naive(args.naive_batch, args.naive_size, dtype, device, args.reps)
     if "sweep" in args.parts:
         result["sweep"] = bench_sweep(args.sweep_batches, args.sweep_sizes, args.sweep_size_batch,
-                                      dtype, device, torch_mod, args.reps, args.warmup, memory, pause)
+                                      dtype, device, torch_mod, args.reps, args.steps, args.warmup,
+                                      memory, pause)
     print(report(result))
     if args.json:
         with open(args.json, "w") as fh:
@@ -80,8 +83,13 @@ def add_commands(sub) -> None:
                    help="comma-separated <net><batch>[x<size>], net a or b (default: %(default)s)")
     p.add_argument("--parts", type=_parts, default=list(PARTS),
                    help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
-    p.add_argument("--reps", type=int, default=20, help="timed repetitions (default: %(default)s)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed repetitions first (default: %(default)s)")
+    p.add_argument("--reps", type=int, default=7,
+                   help="rounds; in each, every framework takes a turn, the order alternating, and "
+                        "ratios are per round (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=5,
+                   help="consecutive timed steps per framework per round (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=2,
+                   help="untimed steps before each turn's timed ones (default: %(default)s)")
     p.add_argument("--pause", type=float, default=None,
                    help="seconds of sleep before each framework's turn, so the other's spinning "
                         "worker threads are idle (default: 0.15 with PyTorch, else 0)")
@@ -102,7 +110,7 @@ def add_commands(sub) -> None:
 
 
 def _checked_run(args) -> int:
-    for name in ("reps", "warmup", "sweep_size_batch", "naive_batch", "naive_size"):
+    for name in ("reps", "steps", "warmup", "sweep_size_batch", "naive_batch", "naive_size"):
         minimum = 0 if name == "warmup" else 1
         if getattr(args, name) < minimum:
             raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)}: expected an integer >= {minimum}")
