@@ -1,4 +1,5 @@
-"""Plots of the experiments: accuracy and loss curves, and first-layer filters as an image grid.
+"""Plots of the experiments: accuracy curves (with bands across seeds), gaps with intervals, and
+first-layer filters as an image grid.
 
 matplotlib is the ``plot`` extra and is imported lazily with the Agg backend (no display needed).
 Without it :func:`pyplot` returns None and the experiments still write their tables; the first
@@ -60,26 +61,76 @@ def plot_accuracy(path: str, curves: list[dict], title: str) -> str | None:
     return _save(plt, fig, path)
 
 
-def plot_loss(path: str, curves: list[dict], title: str) -> str | None:
-    """Training loss per iteration (faint) and its per-epoch mean (markers), one colour per curve.
+def _size_label(cell: dict) -> str:
+    return "full" if cell["train_size"] == "full" else f"{cell['num_train']} samples"
 
-    Each curve is ``{"label", "loss" (per iteration), "epoch_loss" (None first, then per epoch)}``.
+
+def plot_gaps(path: str, cells: list[dict], title: str) -> str | None:
+    """The final train - validation gap per training-set size (groups along x) and
+    configuration (colour): the mean across seeds, its 95% interval as a bar, each seed a dot.
+
+    Each cell is ``{"train_size", "num_train", "label", "gaps" (seed -> gap), "gap"}`` with
+    ``gap`` an interval (``mean``, ``low``, ``high``, ``n``).  None without matplotlib.
     """
     plt = pyplot()
     if plt is None:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, c in enumerate(curves):
-        colour = f"C{i % 10}"
-        loss = np.asarray(c["loss"], dtype=float)
-        per_epoch = [v for v in c["epoch_loss"] if v is not None]
-        ipe = len(loss) // max(len(per_epoch), 1)
-        ax.plot(np.arange(1, len(loss) + 1), loss, color=colour, alpha=0.25, lw=0.7)
-        ax.plot(ipe * np.arange(1, len(per_epoch) + 1), per_epoch, "-o", color=colour, ms=4,
-                label=f"{c['label']} (epoch mean)")
-    ax.set(title=title, xlabel="iteration", ylabel="training loss (data + L2)", yscale="log")
-    ax.grid(alpha=0.3, which="both")
+    sizes = list(dict.fromkeys(c["train_size"] for c in cells))
+    labels = list(dict.fromkeys(c["label"] for c in cells))
+    width = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(2.2 + 2.2 * len(sizes), 4.5))
+    for c in cells:
+        j = labels.index(c["label"])
+        x = sizes.index(c["train_size"]) + (j - (len(labels) - 1) / 2) * width
+        g = c["gap"]
+        seeds = np.asarray(list(c["gaps"].values()), dtype=float)
+        ax.scatter(np.full(len(seeds), x + width * 0.25), seeds, s=8, color=f"C{j}", alpha=0.4)
+        yerr = None if g.n < 2 else [[g.mean - g.low], [g.high - g.mean]]
+        ax.errorbar([x], [g.mean], yerr=yerr, fmt="o", color=f"C{j}", capsize=4, ms=6,
+                    label=c["label"] if sizes.index(c["train_size"]) == 0 else None)
+    ax.axhline(0, color="0.4", lw=0.8)
+    ax.set_xticks(range(len(sizes)))
+    ax.set_xticklabels([_size_label(next(c for c in cells if c["train_size"] == s))
+                        for s in sizes])
+    ax.set(xlabel="training set", ylabel="final train - validation accuracy", title=title)
+    ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
+def plot_curves(path: str, cells: list[dict], title: str) -> str | None:
+    """Mean accuracy per epoch with a 95% band, a panel per (training-set size, configuration):
+    training solid, validation dashed, epochs 1 on.
+
+    Each cell is ``{"train_size", "num_train", "label", "train_curve", "train_band",
+    "val_curve", "val_band"}`` (per epoch, epoch 0 first).  None without matplotlib.
+    """
+    plt = pyplot()
+    if plt is None:
+        return None
+    sizes = list(dict.fromkeys(c["train_size"] for c in cells))
+    labels = list(dict.fromkeys(c["label"] for c in cells))
+    fig, axes = plt.subplots(len(sizes), len(labels), figsize=(3.6 * len(labels),
+                                                                2.9 * len(sizes)),
+                             sharex=True, sharey="row", squeeze=False)
+    for c in cells:
+        ax = axes[sizes.index(c["train_size"]), labels.index(c["label"])]
+        for key, style, colour in (("train", "-", "C0"), ("val", "--", "C1")):
+            mean = np.asarray(c[f"{key}_curve"])[1:]
+            half = np.asarray(c[f"{key}_band"])[1:]
+            epochs = np.arange(1, len(mean) + 1)
+            ax.plot(epochs, mean, style, color=colour, marker="o", ms=3,
+                    label="training" if key == "train" else "validation")
+            ax.fill_between(epochs, mean - half, mean + half, color=colour, alpha=0.25, lw=0)
+            ax.set_xticks(epochs)
+        ax.set_title(f"{c['label']}, {_size_label(c)}", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy")
+    axes[0, 0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
     return _save(plt, fig, path)
 
 

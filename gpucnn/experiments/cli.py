@@ -1,11 +1,14 @@
 """``gpucnn reproduce``, ``gpucnn experiment sanity|sweep`` and ``gpucnn visualize-filters``."""
 from __future__ import annotations
 
+import argparse
+import sys
 
 from .. import plots
 from ..data import DATASETS
 from .common import make_settings
-from .reproduce import print_tables, run_reproduce, write_report
+from .reproduce import run_reproduce
+from .reproduce_report import analyse, print_tables, write_report
 from .studies import BASE_NET, SWEEPS, run_sanity, run_sweep, write_sanity, write_sweep
 
 # flag dest -> Settings field, for the flags every experiment takes
@@ -27,24 +30,55 @@ def _grid(text: str) -> list[list[float]]:
                          f"e.g. 0:0,0.01:0,0.01:0.4") from None
 
 
+def _seeds(text: str) -> int | list[int]:
+    """'5' -> 5 (seeds 0..4); '3,7,11' -> [3, 7, 11]."""
+    try:
+        return [int(v) for v in text.split(",")] if "," in text else int(text)
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected a count (e.g. 5) or a comma list of "
+                         f"seeds (e.g. 3,7,11)") from None
+
+
+def _train_sizes(text: str) -> list:
+    """'full,200' -> ["full", 200]."""
+    try:
+        return [v if v == "full" else int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--train-sizes {text!r}: expected comma-separated sample counts or "
+                         f"'full', e.g. full,200") from None
+
+
 def _finish(paths: list[str]) -> int:
     print("wrote " + ", ".join(paths))
     return 0
 
 
 def run_reproduce_cmd(args) -> int:
-    grid = _grid(args.grid) if args.grid else None
-    s = make_settings({}, args.config, {**_flags(args), "grid": grid})
-    print(f"seed 000 reproduction on {s.dataset}: {len(s.grid)} runs of {s.epochs} epochs x "
-          f"{s.iterations} iterations of batch {s.batch_size}", flush=True)
-    result = run_reproduce(s, progress=args.progress)
+    grid = {"grid": _grid(args.grid) if args.grid else None,
+            "seeds": _seeds(args.seeds) if args.seeds else None,
+            "train_sizes": _train_sizes(args.train_sizes) if args.train_sizes else None}
+    s = make_settings({}, args.config, {**_flags(args), **grid})
+    out = args.out or f"runs/reproduce-{s.dataset}"
+    print(f"The source document's (seeds/000) experiment on {s.dataset}: "
+          f"{len(s.grid)} configurations x {len(s.train_sizes)} training-set sizes x "
+          f"{len(s.seeds)} seeds, each {s.epochs} epochs x {s.iterations} iterations of batch "
+          f"{s.batch_size}; runs saved in {out}", flush=True)
+    try:
+        result = run_reproduce(s, out, fresh=args.fresh, workers=args.workers)
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished runs are kept in {out}; rerun the same command to "
+              f"continue", file=sys.stderr)
+        return 130
     if result is None:  # an MPI rank other than 0
         return 0
+    result = analyse(result)
     print_tables(result)
-    print()
-    print("\n".join(result["conclusion"]["text"] + result["conclusion"]["seed"]))
-    print(f"\n{len(result['runs'])} runs in {result['seconds']:.1f} s on {result['device']}")
-    return _finish(write_report(result, args.out or f"runs/reproduce-{s.dataset}"))
+    c = result["conclusion"]
+    print("\n" + "\n".join(c["text"]) + "\n\nAgainst the source document (seeds/000):\n"
+          + "\n".join(c["source"]))
+    print(f"\n{len(result['runs'])} runs ({result['skipped']} found finished) in "
+          f"{result['seconds']:.1f} s ({result['how']})")
+    return _finish(write_report(result, out))
 
 
 def run_sanity_cmd(args) -> int:
@@ -117,18 +151,29 @@ def _add_settings(p, model_help: str) -> None:
     g.add_argument("--weight-scale", type=float, help="init std (default He)")
     g.add_argument("--train-samples", type=int, help="training samples scored per epoch (1000)")
     g.add_argument("--seed", type=int, help="seed of the split, init, dropout, batches (0)")
-    g.add_argument("--out", help="output folder")
+    g.add_argument("--output", dest="out", help="output folder")
+    g.add_argument("--out", dest="out", help=argparse.SUPPRESS)  # the older name, still read
     g.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar")
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("reproduce", help="seed 000: L2 and dropout vs the train/validation gap",
-                       description="Seed 000's experiment: one run per (reg, dropout) pair, "
-                                   "accuracy tables per epoch, report.md/csv/json and plots "
-                                   "in runs/reproduce-<dataset>.")
+    p = sub.add_parser("reproduce", help="seeds/000: L2 and dropout vs the train/validation gap",
+                       description="The source document's (seeds/000) experiment, replicated: "
+                                   "each (reg, dropout) pair on each training-set size with "
+                                   "several seeds; gaps with 95%% intervals, verdicts from "
+                                   "paired differences; report.md, CSV, JSON and plots in "
+                                   "runs/reproduce-<dataset>. Finished runs are kept: rerunning "
+                                   "continues.")
     _add_settings(p, "digits 16, 28x28 16, cifar10 32")
     p.add_argument("--grid", help="REG:DROPOUT pairs (default 0:0,0.01:0,0.01:0.4)")
+    p.add_argument("--seeds", help="replicates: a count N (seeds 0..N-1; default 8) or a comma "
+                                   "list of seeds; --seed still fixes the data split")
+    p.add_argument("--train-sizes", help="training-set sizes: 'full' or sample counts, comma "
+                                         "separated (default full,200)")
+    p.add_argument("--workers", type=int, help="processes on a CPU (default: one per core)")
+    p.add_argument("--fresh", action="store_true",
+                   help="discard the runs already in the output folder and redo them")
     p.set_defaults(func=run_reproduce_cmd)
 
     exp = sub.add_parser("experiment", help="seed 002's sanity checks and design sweeps")
