@@ -107,21 +107,23 @@ def _size_sentences(s: dict) -> list[str]:
              "the unregularised net's gap is not significantly above zero, so there is no "
              "shown overfitting for L2 or dropout to reduce")
     lines = [f"{name}: {state}: final gap {gap.text()}."]
-    return lines + [f"{name}: {_change_sentence(c)}" for c in s["comparisons"]]
+    return lines + [f"{name}: {_change_sentence(c, gap.mean)}" for c in s["comparisons"]]
 
 
-def _change_sentence(c: dict) -> str:
+def _change_sentence(c: dict, base_gap: float) -> str:
     g, v = c["gap_change"], c["val_change"]
-    what = {"narrows": f"narrows the gap by {-g.mean:.3f}",
-            "widens": f"widens the gap by {g.mean:.3f}",
+    share = f" ({abs(g.mean) / base_gap:.0%} of the unregularised gap)" if base_gap > 0 else ""
+    what = {"narrows": f"narrows the gap by {-g.mean:.3f}{share}",
+            "widens": f"widens the gap by {g.mean:.3f}{share}",
             "little": f"changes the gap little (within +/-{c['margin']:.3f})",
             "unclear": f"changes the gap by an amount the seeds cannot pin down (neither "
                        f"surely non-zero nor surely within +/-{c['margin']:.3f}; more seeds "
                        f"would tell)"}[c["verdict"]]
-    against = f"against {c['from']}" + (" (dropout's own share)" if c["kind"] == "dropout on L2"
-                                        else "")
-    return (f"{c['to']} {what} {against}: change {g.text()}; validation accuracy change "
-            f"{v.text()}.")
+    own = " (dropout's own share)" if c["kind"] == "dropout on L2" else ""
+    side = ("; the gap closes from the training side: validation accuracy does not move "
+            "detectably" if c["verdict"] == "narrows" and not v.excludes_zero() else "")
+    return (f"{c['to']} against {c['from']}{own} {what}: change {g.text()}; validation "
+            f"accuracy change {v.text()}{side}.")
 
 
 def _claim_sentence(kind: str, sizes: list[dict]) -> str:

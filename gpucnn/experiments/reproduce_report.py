@@ -85,7 +85,7 @@ def report_markdown(result: dict, figures: list[str]) -> str:
              f"({result['cpu_count']} CPUs, {result['how']}).", "", "## Conclusion", "",
              *[f"- {t}" for t in c["text"]], "", "### Against the source document (seeds/000)", "",
              *[f"- {t}" for t in c["source"]],
-             f"- The source document's own final gaps (one run each, 200 validation samples): "
+             f"- The source document's own final gaps (one run each): "
              f"{source_gaps()}.", "", "## Figures", ""]
     lines += [f"- `{os.path.basename(f)}`: {FIGURES[os.path.basename(f)]}" for f in figures] or [
         "- none: matplotlib is not installed (pip install 'gpucnn[plot]')."]
