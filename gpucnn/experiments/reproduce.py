@@ -243,7 +243,7 @@ def run_pool(s: Settings, todo: list[RunSpec], folder: str, workers: int, report
 
 def execute(s: Settings, dataset, todo: list[RunSpec], folder: str, workers: int | None,
             echo) -> str:
-    """Train ``todo``; returns how: "mpi", "cuda", "pool" or "serial"."""
+    """Train ``todo``; returns how: "mpi", "cuda", "pool of N" or "serial"."""
     count = iter(range(1, len(todo) + 1))
     s = dataclasses.replace(s, device=resolve_device(s.device))  # workers need not probe again
 

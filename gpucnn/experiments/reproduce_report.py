@@ -112,7 +112,8 @@ def _method(c: dict) -> str:
             f"**little** when it does not and lies within +/- {c['little_fraction']:g} x the "
             f"unregularised gap (at least one validation sample); **unclear** otherwise (more "
             f"seeds would tell). The unregularised net overfits where its gap's interval lies "
-            f"above zero.")
+            f"above zero. Each interval is 95% on its own, with no correction for making several "
+            f"comparisons: among many, one in twenty null effects would still look real.")
 
 
 def _settings_table(s: dict, meta: dict) -> str:
