@@ -151,7 +151,7 @@ def _add_settings(p, model_help: str) -> None:
     g.add_argument("--weight-scale", type=float, help="init std (default He)")
     g.add_argument("--train-samples", type=int, help="training samples scored per epoch (1000)")
     g.add_argument("--seed", type=int, help="seed of the split, init, dropout, batches (0)")
-    g.add_argument("--output", dest="out", help="output folder")
+    g.add_argument("--output", dest="out", metavar="DIR", help="output folder")
     g.add_argument("--out", dest="out", help=argparse.SUPPRESS)  # the older name, still read
     g.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar")
