@@ -65,37 +65,60 @@ def _size_label(cell: dict) -> str:
     return "full" if cell["train_size"] == "full" else f"{cell['num_train']} samples"
 
 
-def plot_gaps(path: str, cells: list[dict], title: str) -> str | None:
-    """The final train - validation gap per training-set size (groups along x) and
+def plot_gaps(path: str, cells: list[dict], sizes: list[dict], title: str) -> str | None:
+    """Left: the final train - validation gap per training-set size (groups along x) and
     configuration (colour): the mean across seeds, its 95% interval as a bar, each seed a dot.
+    Right: each configuration's change of the gap, paired by seed, with its 95% interval (the
+    verdicts' basis; pairing makes these intervals narrower than the left ones suggest).
 
-    Each cell is ``{"train_size", "num_train", "label", "gaps" (seed -> gap), "gap"}`` with
-    ``gap`` an interval (``mean``, ``low``, ``high``, ``n``).  None without matplotlib.
+    Each cell is ``{"train_size", "num_train", "label", "gaps" (seed -> gap), "gap"}``; each
+    size ``{"train_size", "comparisons": [{"kind", "to", "gap_change"}]}``; ``gap`` and
+    ``gap_change`` are intervals (``mean``, ``low``, ``high``, ``n``).  None without matplotlib.
     """
     plt = pyplot()
     if plt is None:
         return None
-    sizes = list(dict.fromkeys(c["train_size"] for c in cells))
+    order = list(dict.fromkeys(c["train_size"] for c in cells))
     labels = list(dict.fromkeys(c["label"] for c in cells))
     width = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(2.2 + 2.2 * len(sizes), 4.5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(4 + 3.6 * len(order), 4.8))
     for c in cells:
         j = labels.index(c["label"])
-        x = sizes.index(c["train_size"]) + (j - (len(labels) - 1) / 2) * width
-        g = c["gap"]
+        x = order.index(c["train_size"]) + (j - (len(labels) - 1) / 2) * width
         seeds = np.asarray(list(c["gaps"].values()), dtype=float)
-        ax.scatter(np.full(len(seeds), x + width * 0.25), seeds, s=8, color=f"C{j}", alpha=0.4)
-        yerr = None if g.n < 2 else [[g.mean - g.low], [g.high - g.mean]]
-        ax.errorbar([x], [g.mean], yerr=yerr, fmt="o", color=f"C{j}", capsize=4, ms=6,
-                    label=c["label"] if sizes.index(c["train_size"]) == 0 else None)
-    ax.axhline(0, color="0.4", lw=0.8)
-    ax.set_xticks(range(len(sizes)))
-    ax.set_xticklabels([_size_label(next(c for c in cells if c["train_size"] == s))
-                        for s in sizes])
-    ax.set(xlabel="training set", ylabel="final train - validation accuracy", title=title)
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
+        left.scatter(np.full(len(seeds), x + width * 0.25), seeds, s=8, color=f"C{j}",
+                     alpha=0.4)
+        _interval(left, x, c["gap"], f"C{j}", "o",
+                  c["label"] if order.index(c["train_size"]) == 0 else None)
+    for s in sizes:
+        for c in s["comparisons"]:
+            j = labels.index(c["to"])
+            own = c["kind"] == "dropout on L2"
+            x = order.index(s["train_size"]) + (j - (len(labels) - 1) / 2 + own / 2) * width
+            label = (f"{c['to']} vs {c['from']}"
+                     if order.index(s["train_size"]) == 0 else None)
+            _interval(right, x, c["gap_change"], f"C{j}", "D" if own else "o", label,
+                      hollow=own)
+    ticks = [_size_label(next(c for c in cells if c["train_size"] == s)) for s in order]
+    for ax in (left, right):
+        ax.axhline(0, color="0.4", lw=0.8)
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels(ticks)
+        ax.set_xlabel("training set")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+    left.set(ylabel="final train - validation accuracy", title="gap per configuration")
+    right.set(ylabel="change of the gap (negative = narrower)",
+              title="change against the comparison run, paired by seed")
+    fig.suptitle(title)
     return _save(plt, fig, path)
+
+
+def _interval(ax, x, iv, colour, marker, label, hollow=False):
+    """A mean with its 95% interval as an error bar (none for a single seed)."""
+    yerr = None if iv.n < 2 else [[iv.mean - iv.low], [iv.high - iv.mean]]
+    ax.errorbar([x], [iv.mean], yerr=yerr, fmt=marker, color=colour, capsize=4, ms=6,
+                mfc="white" if hollow else colour, label=label)
 
 
 def plot_curves(path: str, cells: list[dict], title: str) -> str | None:

@@ -23,9 +23,13 @@ SOURCE_TABLES = [
      "val_acc": [0.470, 0.865, 0.880, 0.890, 0.895, 0.870, 0.895]},
 ]
 FIGURES = {
-    "gaps.png": "Final train - validation gap per configuration (colour) and training-set size "
-                "(group): mean across seeds (marker), its 95% interval (bar) and each seed "
-                "(dots). Above zero = overfitting.",
+    "gaps.png": "Left: final train - validation gap per configuration (colour) and "
+                "training-set size (group): mean across seeds (marker), its 95% interval (bar) "
+                "and each seed (dots); above zero = overfitting. Right: each configuration's "
+                "change of the gap against the unregularised run (filled) and dropout's own "
+                "share against the same L2 (hollow), paired by seed, with 95% intervals: the "
+                "verdicts' basis, narrower than the left bars because pairing removes what "
+                "runs of one seed share.",
     "accuracy.png": "Accuracy per epoch, one panel per training-set size (row) and "
                     "configuration (column): training (solid) and validation (dashed), mean "
                     "across seeds with a 95% band; epoch 0 (before training, near chance) is "
@@ -161,6 +165,7 @@ def write_report(result: dict, out: str) -> list[str]:
     name = result["dataset"]["name"]
     figures = [p for p in (
         plots.plot_gaps(os.path.join(out, "gaps.png"), result["cells"],
+                        result["conclusion"]["sizes"],
                         f"Train - validation gap on {name} (95% intervals across seeds)"),
         plots.plot_curves(os.path.join(out, "accuracy.png"), result["cells"],
                           f"Accuracy per epoch on {name}: mean and 95% band across seeds"))
