@@ -1,4 +1,5 @@
-"""Plots of the experiments: accuracy and loss curves, and first-layer filters as an image grid.
+"""Plots of the experiments: accuracy curves (with bands across seeds), gaps with intervals, and
+first-layer filters as an image grid.
 
 matplotlib is the ``plot`` extra and is imported lazily with the Agg backend (no display needed).
 Without it :func:`pyplot` returns None and the experiments still write their tables; the first
@@ -60,26 +61,100 @@ def plot_accuracy(path: str, curves: list[dict], title: str) -> str | None:
     return _save(plt, fig, path)
 
 
-def plot_loss(path: str, curves: list[dict], title: str) -> str | None:
-    """Training loss per iteration (faint) and its per-epoch mean (markers), one colour per curve.
+def _size_label(cell: dict) -> str:
+    return "full" if cell["train_size"] == "full" else f"{cell['num_train']} samples"
 
-    Each curve is ``{"label", "loss" (per iteration), "epoch_loss" (None first, then per epoch)}``.
+
+def plot_gaps(path: str, cells: list[dict], sizes: list[dict], title: str) -> str | None:
+    """Left: the final train - validation gap per training-set size (groups along x) and
+    configuration (colour): the mean across seeds, its 95% interval as a bar, each seed a dot.
+    Right: each configuration's change of the gap, paired by seed, with its 95% interval (the
+    verdicts' basis; pairing makes these intervals narrower than the left ones suggest).
+
+    Each cell is ``{"train_size", "num_train", "label", "gaps" (seed -> gap), "gap"}``; each
+    size ``{"train_size", "comparisons": [{"kind", "to", "gap_change"}]}``; ``gap`` and
+    ``gap_change`` are intervals (``mean``, ``low``, ``high``, ``n``).  None without matplotlib.
     """
     plt = pyplot()
     if plt is None:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, c in enumerate(curves):
-        colour = f"C{i % 10}"
-        loss = np.asarray(c["loss"], dtype=float)
-        per_epoch = [v for v in c["epoch_loss"] if v is not None]
-        ipe = len(loss) // max(len(per_epoch), 1)
-        ax.plot(np.arange(1, len(loss) + 1), loss, color=colour, alpha=0.25, lw=0.7)
-        ax.plot(ipe * np.arange(1, len(per_epoch) + 1), per_epoch, "-o", color=colour, ms=4,
-                label=f"{c['label']} (epoch mean)")
-    ax.set(title=title, xlabel="iteration", ylabel="training loss (data + L2)", yscale="log")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    order = list(dict.fromkeys(c["train_size"] for c in cells))
+    labels = list(dict.fromkeys(c["label"] for c in cells))
+    width = 0.8 / len(labels)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(4 + 3.6 * len(order), 4.8))
+    for c in cells:
+        j = labels.index(c["label"])
+        x = order.index(c["train_size"]) + (j - (len(labels) - 1) / 2) * width
+        seeds = np.asarray(list(c["gaps"].values()), dtype=float)
+        left.scatter(np.full(len(seeds), x + width * 0.25), seeds, s=8, color=f"C{j}",
+                     alpha=0.4)
+        _interval(left, x, c["gap"], f"C{j}", "o",
+                  c["label"] if order.index(c["train_size"]) == 0 else None)
+    for s in sizes:
+        for c in s["comparisons"]:
+            j = labels.index(c["to"])
+            own = c["kind"] == "dropout on L2"
+            x = order.index(s["train_size"]) + (j - (len(labels) - 1) / 2 + own / 2) * width
+            label = (f"{c['to']} vs {c['from']}"
+                     if order.index(s["train_size"]) == 0 else None)
+            _interval(right, x, c["gap_change"], f"C{j}", "D" if own else "o", label,
+                      hollow=own)
+    ticks = [_size_label(next(c for c in cells if c["train_size"] == s)) for s in order]
+    for ax in (left, right):
+        ax.axhline(0, color="0.4", lw=0.8)
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels(ticks)
+        ax.set_xlabel("training set")
+        ax.grid(alpha=0.3, axis="y")
+        if ax.get_legend_handles_labels()[1]:  # a grid without comparisons has none to name
+            ax.legend(fontsize=7)
+    left.set(ylabel="final train - validation accuracy", title="gap per configuration")
+    right.set(ylabel="change of the gap (negative = narrower)",
+              title="change against the comparison run, paired by seed")
+    fig.suptitle(title)
+    return _save(plt, fig, path)
+
+
+def _interval(ax, x, iv, colour, marker, label, hollow=False):
+    """A mean with its 95% interval as an error bar (none for a single seed)."""
+    yerr = None if iv.n < 2 else [[iv.mean - iv.low], [iv.high - iv.mean]]
+    ax.errorbar([x], [iv.mean], yerr=yerr, fmt=marker, color=colour, capsize=4, ms=6,
+                mfc="white" if hollow else colour, label=label)
+
+
+def plot_curves(path: str, cells: list[dict], title: str) -> str | None:
+    """Mean accuracy per epoch with a 95% band, a panel per (training-set size, configuration):
+    training solid, validation dashed, epochs 1 on.
+
+    Each cell is ``{"train_size", "num_train", "label", "train_curve", "train_band",
+    "val_curve", "val_band"}`` (per epoch, epoch 0 first).  None without matplotlib.
+    """
+    plt = pyplot()
+    if plt is None:
+        return None
+    sizes = list(dict.fromkeys(c["train_size"] for c in cells))
+    labels = list(dict.fromkeys(c["label"] for c in cells))
+    fig, axes = plt.subplots(len(sizes), len(labels), figsize=(3.6 * len(labels),
+                                                                2.9 * len(sizes)),
+                             sharex=True, sharey="row", squeeze=False)
+    for c in cells:
+        ax = axes[sizes.index(c["train_size"]), labels.index(c["label"])]
+        for key, style, colour in (("train", "-", "C0"), ("val", "--", "C1")):
+            mean = np.asarray(c[f"{key}_curve"])[1:]
+            half = np.asarray(c[f"{key}_band"])[1:]
+            epochs = np.arange(1, len(mean) + 1)
+            ax.plot(epochs, mean, style, color=colour, marker="o", ms=3,
+                    label="training" if key == "train" else "validation")
+            ax.fill_between(epochs, mean - half, mean + half, color=colour, alpha=0.25, lw=0)
+            ax.set_xticks(epochs)
+        ax.set_title(f"{c['label']}, {_size_label(c)}", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy")
+    axes[0, 0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
     return _save(plt, fig, path)
 
 

@@ -1,11 +1,13 @@
 """``gpucnn reproduce``, ``gpucnn experiment sanity|sweep`` and ``gpucnn visualize-filters``."""
 from __future__ import annotations
 
+import sys
 
 from .. import plots
 from ..config import RUN, combine
 from ..experiments.common import DATASET_MODELS, REPRODUCE, SCHEMA, make_settings
-from ..experiments.reproduce import print_tables, run_reproduce, write_report
+from ..experiments.reproduce import run_reproduce
+from ..experiments.reproduce_report import analyse, print_tables, write_report
 from ..experiments.studies import BASE_NET, SWEEPS, run_sanity, run_sweep, write_sanity, write_sweep
 from .settings import add_settings
 
@@ -22,17 +24,27 @@ def _finish(paths: list[str]) -> int:
 
 def run_reproduce_cmd(args) -> int:
     s = make_settings(REPRODUCE, args.config, _flags(args))
-    print(f"the source document's reg/dropout experiment on {s.dataset}: {len(s.grid)} runs of "
-          f"{s.epochs} epochs x {s.iterations_per_epoch} iterations of batch {s.batch_size}",
-          flush=True)
-    result = run_reproduce(s, progress=args.progress)
+    out = args.output or f"runs/reproduce-{s.dataset}"
+    print(f"The source document's reg/dropout experiment (seeds/000) on {s.dataset}: "
+          f"{len(s.grid)} configurations x {len(s.train_sizes)} training-set sizes x "
+          f"{len(s.seeds)} seeds, each {s.epochs} epochs x {s.iterations_per_epoch} iterations "
+          f"of batch {s.batch_size}; runs saved in {out}", flush=True)
+    try:
+        result = run_reproduce(s, out, fresh=args.fresh, workers=args.workers)
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished runs are kept in {out}; rerun the same command to "
+              f"continue", file=sys.stderr)
+        return 130
     if result is None:  # an MPI rank other than 0
         return 0
+    result = analyse(result)
     print_tables(result)
-    print()
-    print("\n".join(result["conclusion"]["text"] + result["conclusion"]["seed"]))
-    print(f"\n{len(result['runs'])} runs in {result['seconds']:.1f} s on {result['device']}")
-    return _finish(write_report(result, args.output or f"runs/reproduce-{s.dataset}"))
+    c = result["conclusion"]
+    print("\n" + "\n".join(c["text"]) + "\n\nAgainst the source document (seeds/000):\n"
+          + "\n".join(c["source"]))
+    print(f"\n{len(result['runs'])} runs ({result['skipped']} found finished) in "
+          f"{result['seconds']:.1f} s ({result['how']})")
+    return _finish(write_report(result, out))
 
 
 def run_sanity_cmd(args) -> int:
@@ -111,11 +123,18 @@ COMMON = ("dataset", "data_dir", "device", "epochs", "iterations_per_epoch", "ba
 def add_commands(sub) -> None:
     p = sub.add_parser("reproduce", help="the source document's L2 and dropout experiment: the "
                                          "train/validation gap",
-                       description="The source document's reg/dropout experiment (seeds/000): "
-                                   "one run per (reg, dropout) pair, accuracy tables per epoch, "
-                                   "report.md/csv/json and plots in runs/reproduce-<dataset>.")
-    _add_settings(p, COMMON + ("grid",), {**PER_DATASET, **REPRODUCE,
-                                          "grid": "0:0,0.01:0,0.01:0.4"})
+                       description="The source document's reg/dropout experiment (seeds/000), "
+                                   "replicated: each (reg, dropout) pair on each training-set "
+                                   "size with several seeds; gaps with 95%% intervals, verdicts "
+                                   "from paired differences; report.md, CSV, JSON and plots in "
+                                   "runs/reproduce-<dataset>. Finished runs are kept: rerunning "
+                                   "continues.")
+    _add_settings(p, COMMON + ("grid", "seeds", "train_sizes"),
+                  {**PER_DATASET, **REPRODUCE, "grid": "0:0,0.01:0,0.01:0.4", "seeds": 8,
+                   "train_sizes": "full,200"})
+    p.add_argument("--workers", type=int, help="processes on a CPU (default: one per core)")
+    p.add_argument("--fresh", action="store_true",
+                   help="discard the runs already in the output folder and redo them")
     p.set_defaults(func=run_reproduce_cmd)
 
     exp = sub.add_parser("experiment", help="the source document's sanity checks and design "

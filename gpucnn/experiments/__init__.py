@@ -1,17 +1,18 @@
 """The source documents' experiments as functions that return results, and their report writers.
 
 * :func:`run_reproduce` / :func:`write_report`: the source document's L2 and dropout experiment
-  (seeds/000)
-  (``gpucnn reproduce``), with :func:`conclude` drawing the conclusion from the numbers;
+  (seeds/000), replicated over seeds and training-set sizes (``gpucnn reproduce``), with
+  :func:`conclude` drawing the conclusion from paired intervals (:mod:`.stats`);
 * :func:`run_sanity` / :func:`run_sweep`: the source document's sanity checks and design sweeps
-  (seeds/002)
-  (``gpucnn experiment sanity|sweep``).
+  (seeds/002) (``gpucnn experiment sanity|sweep``).
 
 Settings come from :func:`make_settings` (the schema's defaults, the experiment's protocol, a
 TOML file, then flags; see :mod:`gpucnn.config`).
 """
 from .common import DATASET_MODELS, Settings, make_settings, read_config, seed_table, train_run
-from .reproduce import conclude, run_reproduce, write_report
+from .reproduce import run_reproduce
+from .reproduce_conclusion import conclude
+from .reproduce_report import write_report
 from .studies import BASE_NET, SWEEPS, run_sanity, run_sweep, write_sanity, write_sweep
 
 __all__ = ["BASE_NET", "DATASET_MODELS", "SWEEPS", "Settings", "conclude", "make_settings",

@@ -20,7 +20,8 @@ from ..train import Trainer
 SCHEMA = combine("experiment", DATA, MODEL, OPTIMIZATION, TRAINING, EXPERIMENT,
                  only=("dataset", "data_dir", "device", "epochs", "iterations_per_epoch",
                        "batch_size", "optimizer", "lr", "filters", "filter_size", "hidden",
-                       "weight_scale", "reg", "dropout", "train_samples", "seed", "grid"))
+                       "weight_scale", "reg", "dropout", "train_samples", "seed", "grid",
+                       "seeds", "train_sizes"))
 _D = SCHEMA.defaults()
 
 # A model and learning rate suited to each dataset (Adam, batch 50).  The digits are 1x8x8, so
@@ -41,8 +42,10 @@ REPRODUCE = {"epochs": 7, "iterations_per_epoch": 200}
 @dataclass
 class Settings:
     """Everything that shapes an experiment's runs, named and defaulted as in :data:`SCHEMA`
-    (:mod:`gpucnn.config`).  ``grid`` is reproduce's (reg, dropout) pairs; ``reg`` / ``dropout``
-    are the base net's (sanity, sweep).  ``weight_scale`` None means He init."""
+    (:mod:`gpucnn.config`).  ``grid`` is reproduce's (reg, dropout) pairs, each run once per
+    seed of ``seeds`` and per training-set size of ``train_sizes`` ("full" or a sample count);
+    ``seed`` fixes the data split.  ``reg`` / ``dropout`` are the base net's (sanity, sweep).
+    ``weight_scale`` None means He init."""
 
     dataset: str = _D["dataset"]
     data_dir: str | None = _D["data_dir"]
@@ -61,6 +64,8 @@ class Settings:
     train_samples: int = _D["train_samples"]
     seed: int = _D["seed"]
     grid: list = field(default_factory=lambda: [list(p) for p in _D["grid"]])
+    seeds: list = field(default_factory=lambda: list(_D["seeds"]))
+    train_sizes: list = field(default_factory=lambda: list(_D["train_sizes"]))
 
     def model_kwargs(self) -> dict:
         """:class:`ThreeLayerConvNet` keywords of the base net (its seed included)."""
@@ -103,7 +108,7 @@ def train_run(s: Settings, dataset, label: str, *, epochs: int | None = None,
     its curves.
 
     ``dataset`` is a ``gpucnn.data.Dataset`` or the Trainer's dict.  The result is JSON-able:
-    ``label``, the model settings, ``train_acc`` / ``val_acc`` per epoch (epoch 0 = before
+    ``label``, the model settings and seed, ``train_acc`` / ``val_acc`` per epoch (epoch 0 = before
     training), ``epoch_loss``, ``loss`` per iteration, ``best_val_acc``, ``seconds``, ``device``;
     ``model`` holds the trained model (the best epoch's parameters are in ``best_params``) and is
     dropped before anything is written.
@@ -119,7 +124,8 @@ def train_run(s: Settings, dataset, label: str, *, epochs: int | None = None,
                       progress=progress)
     started = time.perf_counter()
     h = trainer.train()
-    return {"label": label, "settings": settings, "train_acc": h.train_acc, "val_acc": h.val_acc,
+    return {"label": label, "settings": {**settings, "seed": s.seed}, "train_acc": h.train_acc,
+            "val_acc": h.val_acc,
             "epoch_loss": h.epoch_loss, "loss": [float(v) for v in h.loss],
             "best_val_acc": h.best_val_acc, "best_epoch": h.best_epoch,
             "best_params": h.best_params, "seconds": time.perf_counter() - started,

@@ -1,223 +1,306 @@
-"""Seed 000's experiment: does L2 and does dropout change the train/validation gap?
+"""The source document's (seeds/000) experiment, replicated: do L2 and dropout change the
+train/validation gap, and in which regime?
 
-Protocol: epochs of ``iterations`` updates; accuracy on ``train_samples`` training samples and on
-the validation set before training (epoch 0) and after each epoch; one run per (reg, dropout)
-pair of the grid, by default (0, 0), (0.01, 0), (0.01, 0.4).  The conclusion is computed from the
-final gaps with a threshold derived from the evaluation sets' sampling noise.
+Protocol per run: epochs of ``iterations`` updates; accuracy on ``train_samples`` training
+samples and on the validation set before training (epoch 0) and after each epoch.  The grid is
+every (training-set size, (reg, dropout) pair, seed): by default the full training split and 200
+samples, (0, 0), (0.01, 0), (0.01, 0.4), seeds 0..7.  A seed fixes a run's initialisation, batch
+order, dropout masks and its training subset, so runs with one seed and size differ only in
+(reg, dropout) and can be compared in pairs (:mod:`.reproduce_report` does the statistics).
+
+Each finished run is written at once to ``<output>/runs/<key>.json``; a rerun skips them.  The
+runs go to a pool of processes (one BLAS thread each) on a CPU, stay in this process on a GPU,
+and are spread over the ranks under ``mpirun``.
 """
 from __future__ import annotations
 
-import math
+import contextlib
+import dataclasses
+import json
+import multiprocessing
 import os
 import platform
+import signal
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 
-from ..distributed import map_runs
-from .. import plots
-from .common import (Settings, load_dataset, markdown_seed_table, markdown_table, prepare_out,
-                     public, seed_table, train_run, write_curves_csv, write_json)
+from ..device import resolve_device
+from ..data.preprocess import stratified_split
+from ..distributed import get_world, launched_world_size, map_runs
+from ..files import atomic_write, remove_stale_temps
+from .common import Settings, load_dataset, public, train_run
 
-# Seed 000's own tables (the result being reproduced), for the report's comparison.
-SEED_000 = [
-    {"reg": 0.0, "dropout": 0.0,
-     "train_acc": [0.514, 0.834, 0.872, 0.863, 0.856, 0.888, 0.885, 0.900],
-     "val_acc": [0.525, 0.825, 0.860, 0.870, 0.890, 0.880, 0.890, 0.890]},
-    {"reg": 0.01, "dropout": 0.0,
-     "train_acc": [0.496, 0.833, 0.811, 0.842, 0.895, 0.860, 0.900, 0.873],
-     "val_acc": [0.575, 0.845, 0.815, 0.820, 0.855, 0.825, 0.865, 0.855]},
-    {"reg": 0.01, "dropout": 0.4,
-     "train_acc": [0.506, 0.842, 0.840, 0.887, 0.858, 0.875, 0.906],
-     "val_acc": [0.470, 0.865, 0.880, 0.890, 0.895, 0.870, 0.895]},
-]
-SEED_CLAIMS = {"l2": "little", "dropout": "narrowed"}
-Z = 2.0  # gap differences under Z standard errors are read as "no change"
+RUNS_DIR = "runs"
+STAMP = "experiment.json"  # the settings the folder's runs were made with
+# Settings that say how, not what, is computed: a folder's runs stay valid when these change.
+NOT_PROTOCOL = ("device", "seeds", "train_sizes", "grid")
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the grid: training-set size ("full" or a count), L2, dropout, seed."""
+
+    train_size: str | int
+    reg: float
+    dropout: float
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"n{self.train_size}_reg{self.reg:g}_p{self.dropout:g}_seed{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return run_label(self.reg, self.dropout)
 
 
 def run_label(reg: float, dropout: float) -> str:
     return f"reg={reg:g}, dropout={dropout:g}"
 
 
-def run_reproduce(s: Settings, progress: bool = True, echo=print) -> dict | None:
-    """Train the grid's runs (spread over MPI ranks when launched so) and return the results:
-    ``settings``, ``runs`` (see :func:`train_run`), ``conclusion``, ``seconds``, ``device``.
-    Ranks other than 0 return None."""
-    started = time.perf_counter()
-    dataset = load_dataset(s)
+def grid_specs(s: Settings) -> list[RunSpec]:
+    """Every run, by size, then seed, then (reg, dropout): an interrupted grid leaves whole
+    pairs of a seed behind."""
+    return [RunSpec(size, reg, p, seed) for size in s.train_sizes for seed in s.seeds
+            for reg, p in s.grid]
 
-    def one(pair):
-        reg, dropout = pair
-        run = train_run(s, dataset, run_label(reg, dropout), reg=reg, dropout=dropout,
-                        progress=progress)
-        echo(f"{run['label']}: final validation accuracy {run['val_acc'][-1]:.3f} "
-             f"({run['seconds']:.1f} s on {run['device']})")
-        return public(run)
 
-    runs = map_runs(one, s.grid)
-    if runs is None:
+def check_train_sizes(s: Settings, num_train: int) -> None:
+    """Every count of ``s.train_sizes`` is at most the ``num_train`` samples of the split."""
+    for i, size in enumerate(s.train_sizes):
+        if size != "full" and size > num_train:
+            raise ValueError(f"train_sizes[{i}]={size}: expected at most the {num_train} "
+                             f"training samples of {s.dataset}, or \"full\"")
+
+
+def training_data(dataset, size, seed: int) -> dict:
+    """The Trainer's data for one run: all training samples, or ``size`` of them stratified by
+    class and drawn by ``seed``; the whole validation split."""
+    x, y = dataset.x_train, dataset.y_train
+    if size != "full" and size < len(y):
+        pick = stratified_split(y, (size / len(y),), seed)[1]
+        x, y = x[pick], y[pick]
+    return {"X_train": x, "y_train": y, "X_val": dataset.x_val, "y_val": dataset.y_val,
+            "meta": dataset.meta}
+
+
+# -- the output folder -------------------------------------------------------------------------
+def protocol(s: Settings) -> dict:
+    """The settings every run of a folder must share."""
+    return {k: v for k, v in s.to_dict().items() if k not in NOT_PROTOCOL}
+
+
+def check_writable(folder: str) -> None:
+    """Create ``folder`` and prove a file can be written there, before any training."""
+    probe = os.path.join(folder, f".write-test-{os.getpid()}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(probe, "w") as fh:
+            fh.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"--output {folder}: not writable ({e.strerror or e}): expected a "
+                         f"folder this user can write; choose another --output") from None
+
+
+def claim_folder(folder: str, s: Settings, fresh: bool, write: bool = True) -> None:
+    """Make sure ``folder`` holds only runs of ``s``'s protocol, or refuse in one line.
+
+    ``fresh`` deletes the folder's earlier runs (only the files this command writes).  ``write``
+    False only checks (the MPI ranks other than 0).
+    """
+    stamp = os.path.join(folder, STAMP)
+    runs = os.path.join(folder, RUNS_DIR)
+    ours = os.listdir(runs) if os.path.isdir(runs) else []
+    if fresh:
+        if write:
+            for name in ours:
+                if name.endswith(".json"):
+                    os.remove(os.path.join(runs, name))
+    elif os.path.exists(stamp):
+        with open(stamp) as fh:
+            earlier = json.load(fh).get("protocol", {})
+        changed = _differences(earlier, protocol(s))
+        if changed:
+            raise ValueError(f"--output {folder}: holds runs made with other settings "
+                             f"({changed}); add --fresh to replace them, or choose another "
+                             f"--output")
+    else:
+        foreign = sorted(n for n in os.listdir(folder)
+                         if n != RUNS_DIR and not n.startswith(".write-test"))
+        if foreign or ours:
+            raise ValueError(f"--output {folder}: holds files this command did not record "
+                             f"({', '.join(foreign[:3]) or RUNS_DIR}); add --fresh to write over "
+                             f"them, or choose another --output")
+    os.makedirs(runs, exist_ok=True)
+    if write:
+        write_json_atomic(stamp, {"protocol": protocol(s)})
+
+
+def _differences(earlier: dict, now: dict) -> str:
+    keys = sorted(k for k in set(earlier) | set(now) if earlier.get(k) != now.get(k))
+    return ", ".join(f"{k} {earlier.get(k)!r} -> {now.get(k)!r}" for k in keys)
+
+
+def write_json_atomic(path: str, obj: dict) -> None:
+    """Write ``obj`` as JSON atomically: readers (and a rerun after Ctrl-C) see the old file or
+    the whole new one, never a part, and no temporary file outlives a killed writer's rerun."""
+    remove_stale_temps(path)
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(obj, indent=1).encode())
+
+
+def run_path(folder: str, spec: RunSpec) -> str:
+    return os.path.join(folder, RUNS_DIR, f"{spec.key}.json")
+
+
+def load_finished(folder: str, specs: list[RunSpec], s: Settings) -> dict[RunSpec, dict]:
+    """The runs of ``specs`` already written in ``folder`` under ``s``'s protocol (a file left
+    by a --fresh rerun that was interrupted may hold an older one)."""
+    done, wanted = {}, protocol(s)
+    for spec in specs:
+        path = run_path(folder, spec)
+        if os.path.exists(path):
+            with open(path) as fh:
+                run = json.load(fh)
+            if run.get("protocol") == wanted:
+                done[spec] = run
+    return done
+
+
+# -- running -----------------------------------------------------------------------------------
+def train_one(s: Settings, dataset, spec: RunSpec, folder: str) -> dict:
+    """Train ``spec``'s run, write it to ``folder`` and return it (JSON-able)."""
+    data = training_data(dataset, spec.train_size, spec.seed)
+    run = public(train_run(dataclasses.replace(s, seed=spec.seed), data, spec.label,
+                           reg=spec.reg, dropout=spec.dropout, progress=False))
+    run.update(spec=dataclasses.asdict(spec), num_train=len(data["y_train"]),
+               protocol=protocol(s))
+    write_json_atomic(run_path(folder, spec), run)
+    return run
+
+
+_worker: dict = {}  # a pool worker's settings, dataset and folder, loaded once per process
+
+
+def _init_worker(settings: dict, folder: str, stop) -> None:
+    # Idle workers ignore Ctrl-C: the parent decides what stops (through ``stop``); a run in
+    # training still stops at the Trainer's own handler.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    s = Settings(**settings)
+    _worker.update(s=s, dataset=load_dataset(s), folder=folder, stop=stop)
+
+
+def _work(spec: RunSpec) -> dict | None:
+    """``spec``'s run in a pool worker; None when Ctrl-C stopped it (the Trainer's interrupt
+    carries arguments that do not survive the trip back to the parent), or when the parent
+    has stopped (runs already queued to the worker would otherwise still start)."""
+    if _worker["stop"].is_set():
         return None
-    return {"settings": s.to_dict(), "dataset": dataset.meta.to_dict(), "runs": runs,
-            "conclusion": conclude(runs), "seconds": time.perf_counter() - started,
-            "device": runs[0]["device"], "host": platform.node(), "cpu_count": os.cpu_count()}
+    try:
+        return train_one(_worker["s"], _worker["dataset"], spec, _worker["folder"])
+    except KeyboardInterrupt:
+        return None
 
 
-def gap_stats(run: dict) -> tuple[float, float]:
-    """(final train - validation gap, its standard error from binomial sampling of both sets).
-
-    Proportions use (k + 1) / (n + 2) so a perfect 1.0 still carries some uncertainty.
-    """
-    pt, pv = run["train_acc"][-1], run["val_acc"][-1]
-    nt, nv = run["num_train_eval"], run["num_val"]
-
-    def var(p, n):
-        q = (p * n + 1) / (n + 2)
-        return q * (1 - q) / n
-
-    return pt - pv, math.sqrt(var(pt, nt) + var(pv, nv))
-
-
-def compare(base: dict, other: dict) -> dict:
-    """How ``other``'s final gap differs from ``base``'s: change, threshold, verdict."""
-    g0, se0 = gap_stats(base)
-    g1, se1 = gap_stats(other)
-    threshold = Z * math.hypot(se0, se1)
-    change = g1 - g0
-    verdict = "little" if abs(change) < threshold else ("narrowed" if change < 0 else "widened")
-    return {"from": base["label"], "to": other["label"], "gap_from": g0, "gap_to": g1,
-            "change": change, "threshold": threshold, "verdict": verdict,
-            "val_from": base["val_acc"][-1], "val_to": other["val_acc"][-1]}
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Environment for spawned workers: one BLAS thread each, so N workers use N cores."""
+    saved = {k: os.environ.get(k) for k in BLAS_THREADS}
+    os.environ.update({k: "1" for k in BLAS_THREADS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
 
 
-def conclude(runs: list[dict]) -> dict:
-    """The effects the grid can show, from the numbers.
-
-    ``l2``: each run with reg > 0 and no dropout against the run with neither.  ``dropout``: each
-    run with dropout against the run with the same reg and none.  Each entry is :func:`compare`'s
-    dict; ``text`` is the conclusion in sentences; ``seed`` says where it agrees with seed 000.
-    """
-    by_pair = {(r["settings"]["reg"], r["settings"]["dropout"]): r for r in runs}
-    l2 = [compare(by_pair[(0.0, 0.0)], r) for (reg, p), r in by_pair.items()
-          if reg > 0 and p == 0 and (0.0, 0.0) in by_pair]
-    drop = [compare(by_pair[(reg, 0.0)], r) for (reg, p), r in by_pair.items()
-            if p > 0 and (reg, 0.0) in by_pair]
-    text = [_sentence("L2 alone", c) for c in l2] or [
-        "The grid has no (reg > 0, dropout 0) run beside a (0, 0) run: no statement on L2 alone."]
-    text += [_sentence("Dropout", c) for c in drop] or [
-        "The grid has no dropout run beside a run with the same reg and no dropout: no "
-        "statement on dropout."]
-    if (0.0, 0.0) in by_pair:
-        text.insert(0, _baseline_sentence(by_pair[(0.0, 0.0)]))
-    seed = _against_seed(l2, drop)
-    return {"l2": l2, "dropout": drop, "text": text, "seed": seed, "z": Z}
+def run_pool(s: Settings, todo: list[RunSpec], folder: str, workers: int, report) -> None:
+    """``todo`` over ``workers`` spawned processes; ``report(run)`` as each one finishes.
+    Ctrl-C cancels the runs not started; the finished ones are already on disk."""
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    with _one_blas_thread():
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(s.to_dict(), folder, stop))
+        try:
+            for future in as_completed([pool.submit(_work, spec) for spec in todo]):
+                run = future.result()
+                if run is None:  # a worker saw Ctrl-C first
+                    raise KeyboardInterrupt
+                report(run)
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _baseline_sentence(run: dict) -> str:
-    """Whether the unregularised run overfits at all, i.e. whether there is a gap to close."""
-    gap, se = gap_stats(run)
-    if gap < Z * se:
-        return (f"The unregularised run barely overfits: its final gap {gap:+.4f} is within "
-                f"{Z:g} standard errors ({Z * se:.4f}) of zero, so there is little gap for L2 or "
-                f"dropout to close.")
-    return (f"The unregularised run overfits: its final gap {gap:+.4f} exceeds {Z:g} standard "
-            f"errors ({Z * se:.4f}).")
+def execute(s: Settings, dataset, todo: list[RunSpec], folder: str, workers: int | None,
+            echo) -> str:
+    """Train ``todo``; returns how: "mpi", "cuda", "pool of N" or "serial"."""
+    count = iter(range(1, len(todo) + 1))
+    s = dataclasses.replace(s, device=resolve_device(s.device))  # workers need not probe again
+
+    def report(run):
+        spec = run["spec"]
+        size = "all" if spec["train_size"] == "full" else spec["train_size"]
+        echo(f"[{next(count)}/{len(todo)}] {size} training samples, {run['label']}, seed "
+             f"{spec['seed']}: train {run['train_acc'][-1]:.3f}, validation "
+             f"{run['val_acc'][-1]:.3f} ({run['seconds']:.1f} s)")
+
+    def one(spec):
+        run = train_one(s, dataset, spec, folder)
+        report(run)
+        return run
+
+    if launched_world_size() > 1:
+        map_runs(one, todo)
+        return "mpi"
+    if s.device == "cuda":
+        for spec in todo:
+            one(spec)
+        return "cuda"
+    workers = min(workers or os.cpu_count() or 1, len(todo))
+    if workers <= 1:
+        for spec in todo:
+            one(spec)
+        return "serial"
+    run_pool(s, todo, folder, workers, report)
+    return f"pool of {workers}"
 
 
-def _sentence(what: str, c: dict) -> str:
-    moved = {"little": "changed the gap by less than the noise threshold",
-             "narrowed": "narrowed the gap", "widened": "widened the gap"}[c["verdict"]]
-    return (f"{what} ({c['from']} -> {c['to']}) {moved}: final train-validation gap "
-            f"{c['gap_from']:+.4f} -> {c['gap_to']:+.4f} (change {c['change']:+.4f}; threshold "
-            f"+/-{c['threshold']:.4f}); validation accuracy {c['val_from']:.4f} -> "
-            f"{c['val_to']:.4f}.")
-
-
-def _against_seed(l2: list[dict], drop: list[dict]) -> list[str]:
-    """Sentences comparing the verdicts with seed 000's claims, one per kind of effect."""
-    claims = {"l2": ("0.01 L2 alone changes little", l2),
-              "dropout": ("dropout narrows the gap", drop)}
-    out = []
-    for key, (claim, comparisons) in claims.items():
-        if not comparisons:
-            out.append(f"Seed 000: \"{claim}\": not tested by this grid.")
-            continue
-        verdicts = sorted({c["verdict"] for c in comparisons})
-        agree = verdicts == [SEED_CLAIMS[key]]
-        out.append(f"Seed 000: \"{claim}\": {'agrees' if agree else 'differs'} (here: "
-                   f"{', '.join(verdicts)}).")
-    return out
-
-
-def seed_gaps() -> list[str]:
-    """Seed 000's own final gaps, computed from its tables."""
-    return [f"{run_label(r['reg'], r['dropout'])}: {r['train_acc'][-1] - r['val_acc'][-1]:+.3f} "
-            f"(epoch {len(r['val_acc']) - 1})" for r in SEED_000]
-
-
-def print_tables(result: dict, echo=print) -> None:
-    """Each run's table as seed 000 prints it."""
-    for run in result["runs"]:
-        st = run["settings"]
-        echo(f"\nAccuracy for reg = {st['reg']:g} and dropout rate = {st['dropout']:g}\n")
-        echo(seed_table(run["train_acc"], run["val_acc"]))
-
-
-def report_markdown(result: dict) -> str:
-    s, c = result["settings"], result["conclusion"]
-    meta = result["dataset"]
-    lines = [f"# Regularization and dropout (seed 000) on {meta['name']}", "",
-             f"{len(result['runs'])} runs in {result['seconds']:.1f} s on {result['device']} "
-             f"({result['cpu_count']} CPUs). Each epoch is {s['iterations_per_epoch']} iterations of batch "
-             f"{s['batch_size']}; accuracy on {result['runs'][0]['num_train_eval']} training "
-             f"samples and on the {result['runs'][0]['num_val']} validation samples; epoch 0 is "
-             f"before training.", "", "## Settings", "",
-             markdown_table(["setting", "value"], [
-                 ["dataset", f"{meta['name']} {tuple(meta['shape'])}, splits "
-                             f"{tuple(meta['sizes'])} (train, val, test)"],
-                 ["model", f"ThreeLayerConvNet: {s['filters']} filters "
-                           f"{s['filter_size']}x{s['filter_size']}, hidden {s['hidden']}, "
-                           f"init {'He' if s['weight_scale'] is None else s['weight_scale']}"],
-                 ["optimizer", f"{s['optimizer']}, lr {s['lr']:g}"],
-                 ["epochs x iterations x batch", f"{s['epochs']} x {s['iterations_per_epoch']} x "
-                                                 f"{s['batch_size']}"],
-                 ["seed", s["seed"]]]), ""]
-    for run in result["runs"]:
-        st = run["settings"]
-        lines += [f"## Accuracy for reg = {st['reg']:g} and dropout rate = {st['dropout']:g}",
-                  "", markdown_seed_table(run["train_acc"], run["val_acc"]), ""]
-    lines += ["## Final train-validation gaps", "",
-              markdown_table(["run", "train", "validation", "gap", "std. error", "seconds"],
-                             [_gap_row(r) for r in result["runs"]]), "",
-              "## Conclusion", "",
-              *[f"- {t}" for t in c["text"]], "",
-              f"Threshold: {c['z']:g} standard errors of the difference between two gaps, each "
-              f"gap's error from binomial sampling of its training subset and validation set. It "
-              f"ignores run-to-run variation (initialisation, batch order), so a change just "
-              f"above it is weak evidence.", "",
-              "### Against seed 000", "",
-              *[f"- {t}" for t in c["seed"]],
-              f"- Seed 000's own final gaps: {'; '.join(seed_gaps())}.", ""]
-    return "\n".join(lines)
-
-
-def _gap_row(run: dict) -> list:
-    gap, se = gap_stats(run)
-    return [run["label"], f"{run['train_acc'][-1]:.4f}", f"{run['val_acc'][-1]:.4f}",
-            f"{gap:+.4f}", f"{se:.4f}", f"{run['seconds']:.1f}"]
-
-
-def write_report(result: dict, out: str) -> list[str]:
-    """report.md, results.csv, results.json and (with matplotlib) accuracy.png and loss.png in
-    ``out``; returns the paths written."""
-    prepare_out(out)
-    paths = [os.path.join(out, n) for n in ("report.md", "results.csv", "results.json")]
-    with open(paths[0], "w") as fh:
-        fh.write(report_markdown(result))
-    write_curves_csv(paths[1], result["runs"], ("reg", "dropout"))
-    write_json(paths[2], result)
-    name = result["dataset"]["name"]
-    for png in (plots.plot_accuracy(os.path.join(out, "accuracy.png"), result["runs"],
-                                    f"Accuracy per epoch on {name} (train solid, validation dashed)"),
-                plots.plot_loss(os.path.join(out, "loss.png"), result["runs"],
-                                f"Training loss on {name}")):
-        if png:
-            paths.append(png)
-    return paths
+def run_reproduce(s: Settings, folder: str, *, fresh: bool = False, workers: int | None = None,
+                  echo=lambda text: print(text, flush=True)) -> dict | None:
+    """Train the grid's missing runs into ``folder`` and return every run of the grid:
+    ``settings``, ``dataset``, ``runs`` (each with its ``spec``), ``skipped`` (runs found
+    finished), ``how``, ``seconds``, ``host``, ``cpu_count``.  MPI ranks other than 0 return
+    None."""
+    started = time.perf_counter()
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ValueError(f"workers={workers!r}: expected a number of processes >= 1")
+    root = get_world().is_root
+    check_writable(folder)
+    dataset = load_dataset(s)
+    check_train_sizes(s, len(dataset.y_train))
+    claim_folder(folder, s, fresh, write=root)
+    specs = grid_specs(s)
+    done = {} if fresh else load_finished(folder, specs, s)
+    todo = [spec for spec in specs if spec not in done]
+    if done:
+        echo(f"{len(done)} of {len(specs)} runs already finished in {folder}: skipped (--fresh "
+             f"redoes them)")
+    how = execute(s, dataset, todo, folder, workers, echo) if todo else "nothing to run"
+    if not root:
+        return None
+    runs = load_finished(folder, specs, s)
+    return {"settings": s.to_dict(), "dataset": dataset.meta.to_dict(),
+            "runs": [runs[spec] for spec in specs], "skipped": len(done), "how": how,
+            "seconds": time.perf_counter() - started, "host": platform.node(),
+            "cpu_count": os.cpu_count()}
