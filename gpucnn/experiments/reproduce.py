@@ -105,20 +105,18 @@ def check_writable(folder: str) -> None:
                          f"folder this user can write; choose another --output") from None
 
 
-def claim_folder(folder: str, s: Settings, fresh: bool, write: bool = True) -> None:
+def claim_folder(folder: str, s: Settings, fresh: bool) -> None:
     """Make sure ``folder`` holds only runs of ``s``'s protocol, or refuse in one line.
 
-    ``fresh`` deletes the folder's earlier runs (only the files this command writes).  ``write``
-    False only checks (the MPI ranks other than 0).
+    ``fresh`` deletes the folder's earlier runs (only the files this command writes).
     """
     stamp = os.path.join(folder, STAMP)
     runs = os.path.join(folder, RUNS_DIR)
     ours = os.listdir(runs) if os.path.isdir(runs) else []
     if fresh:
-        if write:
-            for name in ours:
-                if name.endswith(".json"):
-                    os.remove(os.path.join(runs, name))
+        for name in ours:
+            if name.endswith(".json"):
+                os.remove(os.path.join(runs, name))
     elif os.path.exists(stamp):
         with open(stamp) as fh:
             earlier = json.load(fh).get("protocol", {})
@@ -135,8 +133,7 @@ def claim_folder(folder: str, s: Settings, fresh: bool, write: bool = True) -> N
                              f"({', '.join(foreign[:3]) or RUNS_DIR}); add --fresh to write over "
                              f"them, or choose another --output")
     os.makedirs(runs, exist_ok=True)
-    if write:
-        write_json_atomic(stamp, {"protocol": protocol(s)})
+    write_json_atomic(stamp, {"protocol": protocol(s)})
 
 
 def _differences(earlier: dict, now: dict) -> str:
@@ -285,11 +282,19 @@ def run_reproduce(s: Settings, folder: str, *, fresh: bool = False, workers: int
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise ValueError(f"workers={workers!r}: expected a number of processes >= 1")
-    root = get_world().is_root
+    world = get_world()
     check_writable(folder)
     dataset = load_dataset(s)
     check_train_sizes(s, len(dataset.y_train))
-    claim_folder(folder, s, fresh, write=root)
+    refusal = None
+    if world.is_root:  # one rank claims the folder: another would see the runs/ it creates
+        try:
+            claim_folder(folder, s, fresh)
+        except ValueError as e:
+            refusal = str(e)
+    refusal = world.bcast(refusal)  # the other ranks wait for the claim and share its verdict
+    if refusal:
+        raise ValueError(refusal)
     specs = grid_specs(s)
     done = {} if fresh else load_finished(folder, specs, s)
     todo = [spec for spec in specs if spec not in done]
@@ -297,7 +302,7 @@ def run_reproduce(s: Settings, folder: str, *, fresh: bool = False, workers: int
         echo(f"{len(done)} of {len(specs)} runs already finished in {folder}: skipped (--fresh "
              f"redoes them)")
     how = execute(s, dataset, todo, folder, workers, echo) if todo else "nothing to run"
-    if not root:
+    if not world.is_root:
         return None
     runs = load_finished(folder, specs, s)
     return {"settings": s.to_dict(), "dataset": dataset.meta.to_dict(),
