@@ -22,6 +22,7 @@ from ..models import ThreeLayerConvNet, build_model, model_from_config, read_spe
 from ..train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, load_weights, save_weights
 from ..train.checkpoint import load_checkpoint
 from .main import USER_ERRORS
+from .outputs import prepare_output
 from .settings import add_settings, resolve
 
 TRAIN = combine("train", DATA, MODEL, OPTIMIZATION, TRAINING, RUN)
@@ -31,6 +32,8 @@ EVALUATE = combine("evaluate", DATA, TRAINING, only=("dataset", "data_dir", "dev
                                                      "batch_size"))
 # What a resumed run may change; everything else comes from its checkpoint.
 RESUMABLE = ("epochs", "device", "progress", "data_dir")
+# Files whose presence means the output folder holds a run (another run must not overwrite it).
+RESULTS = (CHECKPOINT_NAME, "weights.npz", "history.json")
 
 
 def _make_model(v: dict, input_dim, num_classes):
@@ -54,7 +57,10 @@ def run_train(args) -> int:
                              f"with --resume")
         trainer, dataset = _resume(args.resume, values)
     else:
-        trainer, dataset = _new_run(resolve(args, TRAIN, defaults=COMMAND_DEFAULTS))
+        v = resolve(args, TRAIN, defaults=COMMAND_DEFAULTS)
+        if get_world().is_root:  # rank 0 writes; before loading data or building the model
+            prepare_output("--output", v["output"], RESULTS, args.overwrite, resume_hint=True)
+        trainer, dataset = _new_run(v)
     model = trainer.model
     print(f"training on {dataset.meta.name} ({len(dataset.y_train)} train, {len(dataset.y_val)} "
           f"validation) on {trainer.device}: {trainer.optimizer_name} "
@@ -133,6 +139,8 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue the run saved in CHECKPOINT (a file or its folder); "
                         "--epochs then sets the new total")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --output (refused otherwise)")
     p.add_argument("--nproc", type=int, help="data parallel: start this many MPI ranks on this "
                    "host (one GPU each with --device cuda); --batch-size is the global batch")
     p.set_defaults(func=command(run_train, p))
