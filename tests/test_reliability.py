@@ -46,3 +46,56 @@ def test_train_read_only_output_is_one_line(tmp_path, capsys):
     finally:
         ro.chmod(0o700)
     assert "--output=" in capsys.readouterr().err
+
+
+# The experiments on a tiny net: seconds.
+EXP = ["--epochs", "1", "--iterations-per-epoch", "2", "--batch-size", "10", "--filters", "2",
+       "--hidden", "8", "--filter-size", "3", "--train-samples", "20", "--device", "cpu",
+       "--no-progress"]
+
+
+def test_sweep_checks_every_value_before_the_first_run(tmp_path, capsys, monkeypatch):
+    from gpucnn.experiments import common
+
+    trained = []
+    monkeypatch.setattr(common.Trainer, "train", lambda self: trained.append(1))
+    code = main(["experiment", "sweep", "--param", "dropout", "--values", "0.2,1.0", *EXP,
+                 "--output", str(tmp_path / "s")])
+    assert code == 1 and trained == []
+    assert "--values dropout=1.0: expected a drop probability" in capsys.readouterr().err
+
+
+def test_sweep_saves_each_run_and_refuses_to_overwrite(tmp_path, capsys, monkeypatch):
+    from gpucnn.experiments import studies
+
+    out = tmp_path / "s"
+    real = studies._test_accuracy
+
+    def fail(*a):  # after every run, before the report: the runs must be on disk already
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(studies, "_test_accuracy", fail)
+    assert main(["experiment", "sweep", "--param", "hidden", "--values", "4,8", *EXP,
+                 "--best-epochs", "1", "--output", str(out)]) == 1
+    assert sorted(os.listdir(out / "runs")) == ["hidden=4.json", "hidden=8.json"]
+    monkeypatch.setattr(studies, "_test_accuracy", real)
+    capsys.readouterr()
+    args = ["experiment", "sweep", "--param", "hidden", "--values", "4", *EXP, "--best-epochs",
+            "1", "--output", str(out)]
+    assert main(args) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("cmd", [["sanity", "--subset", "20"], ["sweep", "--param", "hidden",
+                                                                "--values", "4"]])
+def test_experiment_output_checked_before_training(tmp_path, capsys, monkeypatch, cmd):
+    from gpucnn.experiments import common
+
+    trained = []
+    monkeypatch.setattr(common.Trainer, "train", lambda self: trained.append(1))
+    assert main(["experiment", *cmd, *EXP, "--output", "/dev/null/x"]) == 1
+    assert trained == [] and "--output=/dev/null/x" in capsys.readouterr().err
+    (tmp_path / "results.json").write_text("{}")
+    assert main(["experiment", *cmd, *EXP, "--output", str(tmp_path)]) == 1
+    assert trained == [] and "holds a previous run" in capsys.readouterr().err
