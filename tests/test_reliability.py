@@ -99,3 +99,71 @@ def test_experiment_output_checked_before_training(tmp_path, capsys, monkeypatch
     (tmp_path / "results.json").write_text("{}")
     assert main(["experiment", *cmd, *EXP, "--output", str(tmp_path)]) == 1
     assert trained == [] and "holds a previous run" in capsys.readouterr().err
+
+
+def _cli(*args, **kw):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "gpucnn.cli", *args], text=True, **kw)
+
+
+def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
+    import signal
+    import subprocess
+
+    out = str(tmp_path / "run")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    p = _cli("train", *TINY[:3], "--epochs", "1000", "--iterations-per-epoch", "1000",
+             "--filters", "2", "--hidden", "8", "--output", out, stdout=subprocess.PIPE,
+             stderr=subprocess.PIPE, env=env)
+    for line in p.stdout:  # the first row: epoch 0 is measured and its checkpoint written
+        if line.lstrip().startswith("0 "):
+            break
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert f"resume with: gpucnn train --resume {out}/checkpoint.npz" in err
+    assert "Traceback" not in err
+    meta = checkpoint.load_npz(f"{out}/checkpoint.npz", "checkpoint")[1]
+    assert meta["iteration"] >= 0 and meta["history"]["val_acc"]
+
+
+def test_closed_stdout_pipe_exits_without_a_traceback(tmp_path):
+    import subprocess
+
+    p = _cli("train", *TINY, "--output", str(tmp_path / "run"), stdout=subprocess.PIPE,
+             stderr=subprocess.PIPE)
+    p.stdout.close()  # like 'gpucnn train | head -1' once head has exited
+    err = p.stderr.read()
+    p.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert p.returncode == 141
+
+
+def test_bogus_flag_after_a_subcommand_shows_its_usage(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", "sweep", "--bogus-flag"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: gpucnn experiment sweep") and "--bogus-flag" in err
+
+
+def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_good_one(
+        tmp_path, capsys, monkeypatch):
+    import errno
+
+    out = str(tmp_path / "run")
+    assert main(["train", *TINY, "--output", out]) == 0
+    good = open(os.path.join(out, "checkpoint.npz"), "rb").read()
+
+    def full(path, arrays, meta):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoint, "save_npz", full)
+    capsys.readouterr()
+    assert main(["train", "--resume", out, "--epochs", "2", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err
+    assert "previous checkpoint there is intact" in err
+    assert open(os.path.join(out, "checkpoint.npz"), "rb").read() == good

@@ -12,9 +12,9 @@ Checkpoints (``checkpoint_dir/checkpoint.npz``, after epoch 0 and every ``checkp
 epochs) hold the parameters and buffers, the optimizer state, every random stream's state (the
 model's own, e.g. dropout, and the batch order), the position in training, the history and the
 settings (see :mod:`gpucnn.train.checkpoint`), so that a run resumed from one gives the same
-history as one never stopped (bit-identical on the CPU).  Ctrl-C finishes the current
-iteration, writes a checkpoint and raises :class:`TrainingInterrupted`, whose message says how
-to resume.  A NaN or infinite loss raises :class:`TrainingDiverged`.
+history as one never stopped (bit-identical on the CPU).  Ctrl-C (or SIGTERM, what a batch
+scheduler sends) finishes the current iteration, writes a checkpoint and raises
+:class:`TrainingInterrupted`, whose message says how to resume.  A NaN or infinite loss raises :class:`TrainingDiverged`.
 """
 from __future__ import annotations
 
@@ -40,6 +40,11 @@ from .history import History
 # Settings that shape the history: a checkpoint resumes only under the same values.
 RESUME_KEYS = (*(s.name for s in config.TRAINING if s.resume), "optim_config", "num_train",
                "num_val")
+
+
+# Signals that stop training after the current iteration, with a checkpoint; each with what a
+# second one does (and what it is reset to when no Python handler was installed before).
+STOP_SIGNALS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
 
 
 class TrainingDiverged(RuntimeError):
@@ -189,22 +194,23 @@ class Trainer:
         returns the history."""
         self._stop_requested = False
         on_main = threading.current_thread() is threading.main_thread()
-        if on_main:
-            previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._request_stop)
+        previous = {}
+        if on_main:  # SIGTERM is what a batch scheduler sends before killing: same as Ctrl-C
+            for sig in STOP_SIGNALS:
+                previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._request_stop)
         try:
             with self.world.guard():  # an error on one rank stops them all
                 self._train()
         finally:
-            if on_main:
-                signal.signal(signal.SIGINT, signal.default_int_handler if previous is None
-                              else previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, STOP_SIGNALS[sig] if handler is None else handler)
         return self.history
 
     def _request_stop(self, signum, frame):
-        """First Ctrl-C: stop after this iteration; a second one interrupts at once."""
+        """First Ctrl-C or SIGTERM: stop after this iteration; a second one interrupts at once."""
         self._stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signum, STOP_SIGNALS[signum])
 
     def _train(self) -> None:
         h, model, ipe = self.history, self.model, self.iterations_per_epoch
@@ -279,10 +285,17 @@ class Trainer:
             return None
         if not self.world.is_root:
             return path  # rank 0 writes it
-        save_checkpoint(path, model=self.model, optimizer=self.optimizer, batches=self.batches,
-                        history=self.history, config=self.config(), world_size=self.world.size,
-                        position={"epoch": self.epoch, "iteration": self.iteration,
-                                  "epoch_elapsed": self._epoch_elapsed})
+        try:
+            save_checkpoint(path, model=self.model, optimizer=self.optimizer,
+                            batches=self.batches, history=self.history, config=self.config(),
+                            world_size=self.world.size,
+                            position={"epoch": self.epoch, "iteration": self.iteration,
+                                      "epoch_elapsed": self._epoch_elapsed})
+        except OSError as e:  # a full disk, say: the write is atomic, so say what survived
+            kept = ("the previous checkpoint there is intact" if os.path.exists(path)
+                    else "no checkpoint was saved")
+            raise OSError(e.errno, f"{e.strerror or e} while writing the checkpoint after "
+                                   f"iteration {self.iteration}; {kept}", path) from e
         return path
 
     def resume(self, path: str) -> "Trainer":
