@@ -167,3 +167,18 @@ def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_good_one(
     assert err.count("\n") == 1 and "No space left on device" in err
     assert "previous checkpoint there is intact" in err
     assert open(os.path.join(out, "checkpoint.npz"), "rb").read() == good
+
+
+def test_bench_json_path_checked_before_benchmarking(capsys, monkeypatch):
+    from gpucnn.cli import bench
+
+    monkeypatch.setattr(bench, "bench_train", lambda *a: pytest.fail("benchmarked"))
+    assert main(["bench", "--device", "cpu", "--json", "/dev/null/x.json"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("gpucnn bench: error: --json=/dev/null/x.json") and err.count("\n") == 1
+
+
+def test_huge_layer_is_one_line_with_the_memory_it_needs(tmp_path, capsys):
+    assert main(["train", *TINY, "--hidden", "100000000000", "--output", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Unable to allocate" in err and "TiB" in err

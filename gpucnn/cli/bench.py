@@ -16,6 +16,7 @@ from ..bench.suites import PARTS, bench_naive, bench_ops, bench_sweep, bench_tra
 from ..bench.torch_twins import import_torch
 from ..config import TRAINING, combine
 from ..device import resolve_device
+from .outputs import check_file
 
 
 def _int_list(text: str) -> list[int]:
@@ -39,6 +40,8 @@ def _parts(text: str) -> list[str]:
 
 
 def run_bench(args) -> int:
+    if args.json:  # before minutes of timing, not after
+        check_file("--json", args.json)
     device = resolve_device(args.device)
     if args.threads is not None:
         set_blas_threads(args.threads)
