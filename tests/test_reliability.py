@@ -182,3 +182,61 @@ def test_huge_layer_is_one_line_with_the_memory_it_needs(tmp_path, capsys):
     assert main(["train", *TINY, "--hidden", "100000000000", "--output", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Unable to allocate" in err and "TiB" in err
+
+
+def _one_error(capsys, *needles):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    for n in needles:
+        assert n in err, err
+
+
+def test_evaluate_refuses_weights_holding_nan(tmp_path, capsys):
+    import numpy as np
+
+    from gpucnn.models import ThreeLayerConvNet
+    from gpucnn.train import save_weights
+
+    model = ThreeLayerConvNet((1, 8, 8), num_filters=2, filter_size=3, hidden_dim=4, seed=1)
+    params = model.state_dict()
+    name = sorted(params)[0]
+    params[name] = np.full_like(params[name], np.nan)
+    model.load_state_dict(params)
+    path = str(tmp_path / "weights.npz")
+    save_weights(path, model, {"dataset": "digits"})
+    assert main(["evaluate", path]) == 1
+    _one_error(capsys, f"parameter {name} holds NaN")
+
+
+def test_receptive_field_refuses_kernel_or_stride_zero(capsys):
+    assert main(["receptive-field", "conv:0"]) == 1
+    _one_error(capsys, "kernel 0")
+    assert main(["receptive-field", "conv:3:0"]) == 1
+    _one_error(capsys, "stride 0")
+
+
+def test_resume_refuses_epochs_not_above_the_checkpoint(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["train", *TINY[:3], "--epochs", "2", "--iterations-per-epoch", "2",
+                 "--filters", "2", "--hidden", "8", "--output", out]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", out, "--epochs", "1", "--no-progress"]) == 1
+    _one_error(capsys, "--epochs=1", "at epoch 2", "above 2")
+    assert main(["train", "--resume", out, "--no-progress"]) == 1   # a finished run
+    _one_error(capsys, "--epochs=2")
+    assert main(["train", "--resume", out, "--output", str(tmp_path / "x")]) == 1
+    _one_error(capsys, "--output", "keeps its checkpoint's settings")
+
+
+def test_three_layer_flags_refused_with_a_model_file(tmp_path, capsys):
+    spec = tmp_path / "net.toml"
+    spec.write_text('[[layers]]\ntype = "flatten"\n[[layers]]\ntype = "linear"\n'
+                    'out_features = 10\n')
+    assert main(["train", "--model", str(spec), "--filters", "4", "--dropout", "0.5",
+                 "--output", str(tmp_path / "r")]) == 1
+    _one_error(capsys, "--filters, --dropout: only for --model three-layer")
+
+
+def test_batch_larger_than_the_training_set_is_refused(tmp_path, capsys):
+    assert main(["train", *TINY, "--batch-size", "100000", "--output", str(tmp_path)]) == 1
+    _one_error(capsys, "--batch-size=100000", "samples")

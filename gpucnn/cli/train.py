@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 from ..config import (DATA, MODEL, OPTIMIZATION, RUN, TRAINING, combine, optim_config,
                       three_layer_kwargs)
 from ..data import load
@@ -46,6 +48,10 @@ def _make_model(v: dict, input_dim, num_classes):
     return build_model(read_spec(v["model"]), input_dim, reg=v["reg"], seed=v["seed"])
 
 
+# The flags that shape only the built-in three-layer net: meaningless with --model FILE.
+THREE_LAYER_ONLY = ("filters", "filter_size", "hidden", "activation", "dropout")
+
+
 def run_train(args) -> int:
     if args.resume:
         values, labels = TRAIN.from_args(args)
@@ -58,6 +64,14 @@ def run_train(args) -> int:
         trainer, dataset = _resume(args.resume, values)
     else:
         v = resolve(args, TRAIN, defaults=COMMAND_DEFAULTS)
+        if v["model"] != "three-layer":
+            given, labels = TRAIN.read_toml(args.config) if args.config else ({}, {})
+            flags, flag_labels = TRAIN.from_args(args)
+            labels.update(flag_labels)
+            ignored = [labels[k] for k in THREE_LAYER_ONLY if k in {**given, **flags}]
+            if ignored:
+                raise ValueError(f"{', '.join(ignored)}: only for --model three-layer; the "
+                                 f"layers of --model {v['model']} are set in that file")
         if get_world().is_root:  # rank 0 writes; before loading data or building the model
             prepare_output("--output", v["output"], RESULTS, args.overwrite, resume_hint=True)
         trainer, dataset = _new_run(v)
@@ -91,6 +105,9 @@ def run_train(args) -> int:
 
 def _new_run(v: dict):
     dataset = load(v["dataset"], data_dir=v["data_dir"])
+    if v["batch_size"] > len(dataset.y_train):  # else every "batch" is the whole set, silently
+        raise ValueError(f"--batch-size={v['batch_size']}: expected at most the training-set "
+                         f"size of {v['dataset']}, {len(dataset.y_train)} samples")
     model = _make_model(v, dataset.meta.shape, dataset.meta.num_classes)
     trainer = Trainer(model, dataset, optim_config=optim_config(v), checkpoint_dir=v["output"],
                       progress=v["progress"], log=print, run_info={"dataset": v["dataset"]},
@@ -106,6 +123,10 @@ def _resume(path: str, given: dict):
     if not config.get("model") or "dataset" not in config.get("run_info", {}):
         raise ValueError(f"{path}: not written by 'gpucnn train' (no model config or dataset); "
                          f"resume it from Python with Trainer.from_checkpoint")
+    epochs = given.get("epochs", config.get("epochs", 0))
+    if epochs <= meta.get("epoch", 0):  # nothing would be trained, and exit 0 would hide it
+        raise ValueError(f"--epochs={epochs}: {path} is at epoch {meta.get('epoch')}; expected "
+                         f"--epochs above {meta.get('epoch')} to train on")
     dataset = load(config["run_info"]["dataset"], data_dir=given.pop("data_dir", None))
     overrides = {"progress": given.pop("progress", True), "log": print, **given}
     return Trainer.from_checkpoint(path, model_from_config(config["model"]), dataset,
@@ -114,6 +135,12 @@ def _resume(path: str, given: dict):
 
 def run_evaluate(args) -> int:
     model, info = load_weights(args.weights)
+    bad = [k for k, v in model.state_dict().items()
+           if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    if bad:  # its predictions would be one constant class: a meaningless accuracy
+        raise ValueError(f"{args.weights}: parameter {bad[0]} holds NaN or infinite values"
+                         f"{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}: expected "
+                         f"finite weights (did training diverge?)")
     given, labels = EVALUATE.from_args(args)
     name = given.get("dataset") or info.get("dataset")
     if not name:
