@@ -240,3 +240,48 @@ def test_three_layer_flags_refused_with_a_model_file(tmp_path, capsys):
 def test_batch_larger_than_the_training_set_is_refused(tmp_path, capsys):
     assert main(["train", *TINY, "--batch-size", "100000", "--output", str(tmp_path)]) == 1
     _one_error(capsys, "--batch-size=100000", "samples")
+
+
+def _tiny_data(n_classes=4):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 1, (60, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, n_classes, 60)
+    y[:n_classes] = np.arange(n_classes)
+    return {"X_train": X[:40], "y_train": y[:40], "X_val": X[40:], "y_val": y[40:]}
+
+
+def _net(**kw):
+    from gpucnn.models import ThreeLayerConvNet
+
+    return ThreeLayerConvNet((1, 8, 8), **{"num_filters": 2, "filter_size": 3, "hidden_dim": 4,
+                                           "num_classes": 4, "seed": 1, **kw})
+
+
+SMALL = dict(batch_size=10, epochs=1, iterations_per_epoch=2, device="cpu", progress=False)
+
+
+def test_trainer_refuses_a_model_with_too_few_outputs():
+    from gpucnn.train import Trainer
+
+    with pytest.raises(ValueError, match="last layer has 3 outputs but the data has 4 classes"):
+        Trainer(_net(num_classes=3), _tiny_data(), **SMALL)
+
+
+def test_resume_refuses_another_model_or_another_data_split(tmp_path):
+    import numpy as np
+
+    from gpucnn.train import Trainer
+
+    data = _tiny_data()
+    Trainer(_net(dropout=0.3), data, checkpoint_dir=str(tmp_path), **SMALL).train()
+    path = str(tmp_path / "checkpoint.npz")
+    with pytest.raises(ValueError, match=r"model differs: layers: \[3\] p: 0.3 in the "
+                                         r"checkpoint, 0.0 here"):
+        Trainer(_net(), data, **SMALL).resume(path)
+    other = {**data, "X_train": np.ascontiguousarray(data["X_train"][::-1])}
+    with pytest.raises(ValueError, match="data_checksum"):
+        Trainer.from_checkpoint(path, _net(dropout=0.3), other, epochs=2)
+    # What only shaped the initial parameters may differ: they come from the file.
+    Trainer.from_checkpoint(path, _net(dropout=0.3, seed=9, weight_scale=0.1), data, epochs=2)
