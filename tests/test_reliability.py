@@ -285,3 +285,43 @@ def test_resume_refuses_another_model_or_another_data_split(tmp_path):
         Trainer.from_checkpoint(path, _net(dropout=0.3), other, epochs=2)
     # What only shaped the initial parameters may differ: they come from the file.
     Trainer.from_checkpoint(path, _net(dropout=0.3, seed=9, weight_scale=0.1), data, epochs=2)
+
+
+def test_random_bytes_npz_is_not_a_gpucnn_file(tmp_path, capsys):
+    bad = tmp_path / "r.npz"
+    bad.write_bytes(os.urandom(4096))
+    assert main(["evaluate", str(bad)]) == 1
+    _one_error(capsys, "not a gpucnn weights file")
+    assert main(["train", "--resume", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "not a gpucnn checkpoint file" in err and "allow_pickle" not in err
+
+
+def test_pickled_npz_is_not_a_gpucnn_file(tmp_path, capsys):
+    import numpy as np
+
+    bad = str(tmp_path / "p.npz")
+    np.savez(bad, x=np.array([{"a": 1}], dtype=object))
+    assert main(["evaluate", bad]) == 1
+    _one_error(capsys, "not a gpucnn weights file (it holds pickled objects)")
+
+
+def test_evaluate_takes_a_run_folder_or_its_checkpoint(tmp_path, capsys, monkeypatch):
+    out = str(tmp_path / "run")
+    assert main(["train", *TINY, "--output", out]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("GPUCNN_DEVICE", "bogus")   # honoured: refused like train refuses it
+    assert main(["evaluate", out]) == 1
+    _one_error(capsys, "GPUCNN_DEVICE='bogus'")
+    monkeypatch.setenv("GPUCNN_DEVICE", "cpu")
+    accuracies = []
+    for path in (out, os.path.join(out, "checkpoint.npz"), os.path.join(out, "weights.npz")):
+        assert main(["evaluate", path, "--split", "val"]) == 0
+        accuracies.append(capsys.readouterr().out.split("accuracy ")[1].split()[0])
+    assert len(set(accuracies)) == 1   # the final weights are the last checkpoint's
+
+
+def test_bogus_device_variable_is_refused_by_info(capsys, monkeypatch):
+    monkeypatch.setenv("GPUCNN_DEVICE", "bogus")
+    assert main(["info"]) == 1
+    _one_error(capsys, "GPUCNN_DEVICE='bogus'")

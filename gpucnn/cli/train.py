@@ -18,11 +18,12 @@ import numpy as np
 from ..config import (DATA, MODEL, OPTIMIZATION, RUN, TRAINING, combine, optim_config,
                       three_layer_kwargs)
 from ..data import load
+from ..device import resolve_device
 from ..distributed import get_world
 from ..distributed.launch import launch
 from ..models import ThreeLayerConvNet, build_model, model_from_config, read_spec
 from ..train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, load_weights, save_weights
-from ..train.checkpoint import load_checkpoint
+from ..train.checkpoint import load_checkpoint, prefixed
 from .main import USER_ERRORS
 from .outputs import prepare_output
 from .settings import add_settings, resolve
@@ -133,8 +134,32 @@ def _resume(path: str, given: dict):
                                    **overrides), dataset
 
 
+def _load_for_evaluate(path: str):
+    """``(model, info, path)`` from weights, a checkpoint, or a run folder (its weights.npz,
+    else its checkpoint.npz: a run stopped before its end)."""
+    if os.path.isdir(path):
+        found = [os.path.join(path, n) for n in ("weights.npz", CHECKPOINT_NAME)
+                 if os.path.isfile(os.path.join(path, n))]
+        if not found:
+            raise FileNotFoundError(f"{path}: a folder without weights.npz or {CHECKPOINT_NAME}")
+        path = found[0]
+    if os.path.basename(path) != CHECKPOINT_NAME:
+        try:
+            return (*load_weights(path), path)
+        except ValueError as e:
+            if "format 'checkpoint'" not in str(e):
+                raise
+    arrays, meta = load_checkpoint(path)
+    config = meta.get("config", {})
+    if not config.get("model"):
+        raise ValueError(f"{path}: records no model config; evaluate it from Python")
+    model = model_from_config(config["model"])
+    model.load_state_dict(prefixed(arrays, "param"))
+    return model, dict(config.get("run_info", {})), path
+
+
 def run_evaluate(args) -> int:
-    model, info = load_weights(args.weights)
+    model, info, args.weights = _load_for_evaluate(args.weights)
     bad = [k for k, v in model.state_dict().items()
            if v.dtype.kind == "f" and not np.isfinite(v).all()]
     if bad:  # its predictions would be one constant class: a meaningless accuracy
@@ -148,8 +173,7 @@ def run_evaluate(args) -> int:
     v = EVALUATE.resolve(({"dataset": name}, {}), (given, labels))
     dataset = load(name, data_dir=v["data_dir"])
     X, y = dataset.split(args.split)
-    if v["device"] is not None:
-        model.to(v["device"])
+    model.to(resolve_device(v["device"]))  # None: $GPUCNN_DEVICE, as for train
     acc = float((model.predict(X, v["batch_size"]) == y).mean())
     print(f"{args.weights}: accuracy {acc:.4f} on {name} {args.split} ({len(y)} samples, "
           f"{int(round(acc * len(y)))} correct)")
@@ -173,7 +197,8 @@ def add_commands(sub) -> None:
     p.set_defaults(func=command(run_train, p))
 
     p = sub.add_parser("evaluate", help="accuracy of saved weights on a dataset split")
-    p.add_argument("weights", help="a weights.npz written by 'gpucnn train'")
+    p.add_argument("weights", help="a weights.npz or checkpoint.npz written by 'gpucnn train', "
+                                   "or its output folder")
     EVALUATE.add_flags(p, {"dataset": "the one it was trained on"})
     p.add_argument("--split", choices=("train", "val", "test"), default="test",
                    help="which split (default test)")
