@@ -325,3 +325,17 @@ def test_bogus_device_variable_is_refused_by_info(capsys, monkeypatch):
     monkeypatch.setenv("GPUCNN_DEVICE", "bogus")
     assert main(["info"]) == 1
     _one_error(capsys, "GPUCNN_DEVICE='bogus'")
+
+
+def test_best_epoch_weights_saved_beside_the_final_ones_and_header_on_resume(tmp_path, capsys):
+    from gpucnn.train import load_weights
+
+    out = str(tmp_path / "run")
+    assert main(["train", *TINY, "--output", out]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert f"{out}/best.npz" in last and f"final weights (epoch 1): {out}/weights.npz" in last
+    model, info = load_weights(os.path.join(out, "best.npz"))
+    assert info["epoch"] in (0, 1) and 0 <= info["val_acc"] <= 1
+    assert main(["train", "--resume", out, "--epochs", "2", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "epoch      loss  train acc  val acc  seconds" in printed

@@ -2,8 +2,8 @@
 
 ``train`` fits a model to a dataset of :mod:`gpucnn.data`, prints one table row per epoch and
 leaves in its output folder ``checkpoint.npz`` (the latest state, for ``--resume``),
-``weights.npz`` (the final parameters and the model's description, for ``evaluate``) and
-``history.json``.
+``weights.npz`` (the final parameters and the model's description, for ``evaluate``),
+``best.npz`` (the same for the epoch of best validation accuracy) and ``history.json``.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ EVALUATE = combine("evaluate", DATA, TRAINING, only=("dataset", "data_dir", "dev
 # What a resumed run may change; everything else comes from its checkpoint.
 RESUMABLE = ("epochs", "device", "progress", "data_dir")
 # Files whose presence means the output folder holds a run (another run must not overwrite it).
-RESULTS = (CHECKPOINT_NAME, "weights.npz", "history.json")
+RESULTS = (CHECKPOINT_NAME, "weights.npz", "best.npz", "history.json")
 
 
 def _make_model(v: dict, input_dim, num_classes):
@@ -99,8 +99,12 @@ def run_train(args) -> int:
                                   "val_acc": history.val_acc[-1]})
     with open(os.path.join(out, "history.json"), "w") as fh:
         json.dump(history.to_dict(), fh, indent=1)
-    print(f"best validation accuracy {history.best_val_acc:.3f} at epoch {history.best_epoch}; "
-          f"final weights: {weights}")
+    best = os.path.join(out, "best.npz")
+    model.load_state_dict(history.best_params)  # the run is over: the model is free to reuse
+    save_weights(best, model, {"dataset": dataset.meta.name, "epoch": history.best_epoch,
+                               "val_acc": history.best_val_acc})
+    print(f"best validation accuracy {history.best_val_acc:.3f} at epoch {history.best_epoch}: "
+          f"{best}; final weights (epoch {len(history.val_acc) - 1}): {weights}")
     return 0
 
 

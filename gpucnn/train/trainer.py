@@ -190,6 +190,8 @@ class Trainer:
 
     def _train(self) -> None:
         h, model, ipe = self.history, self.model, self.iterations_per_epoch
+        if h.val_acc and self.log and self.world.is_root:  # resumed: the rows need their header
+            self.log(History.HEADER)
         if not h.val_acc:
             started = time.perf_counter()
             h.lr.append(self.optimizer.lr)
