@@ -339,3 +339,16 @@ def test_best_epoch_weights_saved_beside_the_final_ones_and_header_on_resume(tmp
     assert main(["train", "--resume", out, "--epochs", "2", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "epoch      loss  train acc  val acc  seconds" in printed
+
+
+def test_bench_prints_each_result_as_it_comes(capsys, monkeypatch):
+    from gpucnn.cli import bench
+
+    def stop(*a):
+        raise RuntimeError("stopped after the training rows")
+
+    monkeypatch.setattr(bench, "bench_ops", stop)
+    assert main(["bench", "--device", "cpu", "--configs", "a2x8,b2x8", "--reps", "1",
+                 "--warmup", "0", "--parts", "train,ops", "--no-memory", "--no-torch"]) == 1
+    out = capsys.readouterr().out
+    assert "(a) b2 8px" in out and "(b) b2 8px" in out   # on screen before the failure
