@@ -352,3 +352,8 @@ def test_bench_prints_each_result_as_it_comes(capsys, monkeypatch):
                  "--warmup", "0", "--parts", "train,ops", "--no-memory", "--no-torch"]) == 1
     out = capsys.readouterr().out
     assert "(a) b2 8px" in out and "(b) b2 8px" in out   # on screen before the failure
+
+
+def test_overwrite_with_resume_is_refused(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path), "--overwrite"]) == 1
+    _one_error(capsys, "--overwrite: not with --resume")

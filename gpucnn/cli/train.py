@@ -55,6 +55,8 @@ THREE_LAYER_ONLY = ("filters", "filter_size", "hidden", "activation", "dropout")
 
 def run_train(args) -> int:
     if args.resume:
+        if args.overwrite:  # it would be ignored: a resumed run continues, it replaces nothing
+            raise ValueError("--overwrite: not with --resume, which continues the run in place")
         values, labels = TRAIN.from_args(args)
         fixed = [labels[k] for k in values if k not in RESUMABLE]
         if fixed or args.config:
