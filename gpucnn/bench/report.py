@@ -63,30 +63,45 @@ def fits_lines(fits: dict) -> list[str]:
 
 
 
-def report(result: dict) -> str:
+# Section titles, printed before each section's rows as they come.
+TRAIN_TITLE = "Full training step (forward, loss, backward, SGD update)"
+OPS_TITLE = "Ops (conv backward without dx is what the first layer runs)"
+SWEEP_TITLE = "Scaling sweep, network (a)"
+
+
+def header(result: dict) -> list[str]:
+    """The machine and the timing method: what every table below was measured under."""
     m = result["machine"]
     blas = m["blas"]
-    out = [f"gpucnn bench  {m['date']}  device={m['device']}  dtype={result['dtype']}",
-           f"machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['platform']}",
-           f"numpy {m['numpy']}, BLAS {blas.get('name')} {blas.get('version')} kernels="
-           f"{blas.get('corename', '?')} threads={blas.get('threads', '?')}; torch {m['torch'] or 'not installed'}"
-           + (f" threads={m['torch_threads']}" if m.get("torch_threads") else ""),
-           f"timings, steady state: {result['reps']} rounds; in each, gpucnn and PyTorch take turns "
-           f"(order alternating), each turn {result['warmup']} untimed then {result['steps']} "
-           f"consecutive timed steps after a {result['pause_s']} s pause; ms are medians "
-           f"[interquartile range] of the timed steps; time ratios are the median of per-round "
-           f"gpucnn / PyTorch ratios, rounds in which other processes used the CPU (/proc/stat) "
-           f"left out; < 1: gpucnn faster or smaller"]
+    return [f"gpucnn bench  {m['date']}  device={m['device']}  dtype={result['dtype']}",
+            f"machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {m['platform']}",
+            f"numpy {m['numpy']}, BLAS {blas.get('name')} {blas.get('version')} kernels="
+            f"{blas.get('corename', '?')} threads={blas.get('threads', '?')}; torch {m['torch'] or 'not installed'}"
+            + (f" threads={m['torch_threads']}" if m.get("torch_threads") else ""),
+            f"timings, steady state: {result['reps']} rounds; in each, gpucnn and PyTorch take "
+            f"turns (order alternating), each turn {result['warmup']} untimed then "
+            f"{result['steps']} consecutive timed steps after a {result['pause_s']} s pause; ms "
+            f"are medians [interquartile range] of the timed steps; time ratios are the median of "
+            f"per-round gpucnn / PyTorch ratios, rounds in which other processes used the CPU "
+            f"(/proc/stat) left out; < 1: gpucnn faster or smaller"]
+
+
+def naive_line(n: dict) -> str:
+    return (f"Naive loop conv forward {tuple(n['shape'])}, w (32, 3, 7, 7): "
+            f"{n['naive']['median_ms']:.1f} ms vs gpucnn {n['gpucnn']['median_ms']:.3f} ms: "
+            f"{n['ratio']:.0f}x slower")
+
+
+def report(result: dict) -> str:
+    """The whole report at once (what ``gpucnn bench`` prints piece by piece as it measures)."""
+    out = header(result)
     if result.get("train"):
-        out += ["", "Full training step (forward, loss, backward, SGD update)"] + train_table(result["train"])
+        out += ["", TRAIN_TITLE] + train_table(result["train"])
     if result.get("ops"):
-        out += ["", "Ops (conv backward without dx is what the first layer runs)"] + ops_table(result["ops"])
+        out += ["", OPS_TITLE] + ops_table(result["ops"])
     if result.get("naive"):
-        n = result["naive"]
-        out += ["", f"Naive loop conv forward {tuple(n['shape'])}, w (32, 3, 7, 7): "
-                f"{n['naive']['median_ms']:.1f} ms vs gpucnn {n['gpucnn']['median_ms']:.3f} ms: "
-                f"{n['ratio']:.0f}x slower"]
+        out += ["", naive_line(result["naive"])]
     if result.get("sweep"):
-        out += ["", "Scaling sweep, network (a)"] + train_table(result["sweep"]["rows"])
+        out += ["", SWEEP_TITLE] + train_table(result["sweep"]["rows"])
         out += fits_lines(result["sweep"]["fits"])
     return "\n".join(out)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 
 import numpy as np
 
 from .. import bench
+from ..bench import report  # the module: header, tables, titles
 from ..bench.machine import blas_threads, machine_info, set_blas_threads
 from ..bench.nets import DEFAULT_CONFIGS, parse_config
-from ..bench.report import report
 from ..bench.suites import PARTS, bench_naive, bench_ops, bench_sweep, bench_train
 from ..bench.torch_twins import import_torch
 from ..config import TRAINING, combine
 from ..device import resolve_device
+from .outputs import check_file
 
 
 def _int_list(text: str) -> list[int]:
@@ -39,6 +41,8 @@ def _parts(text: str) -> list[str]:
 
 
 def run_bench(args) -> int:
+    if args.json:  # before minutes of timing, not after
+        check_file("--json", args.json)
     device = resolve_device(args.device)
     if args.threads is not None:
         set_blas_threads(args.threads)
@@ -51,20 +55,33 @@ def run_bench(args) -> int:
     result = {"machine": machine_info(device, torch_mod), "dtype": dtype.name, "reps": args.reps,
               "steps": args.steps, "warmup": args.warmup, "pause_s": pause, "parts": args.parts,
               "train": [], "ops": []}
-    for cfg in configs:
-        if "train" in args.parts:
-            result["train"].append(bench_train(cfg, dtype, device, torch_mod, args.reps, args.steps,
-                                               args.warmup, memory, pause))
-        if "ops" in args.parts:
-            result["ops"] += bench_ops(cfg, dtype, device, torch_mod, args.reps, args.steps,
-                                       args.warmup, pause)
+    # Each result is printed as it comes: a long run shows progress, and an interrupted one
+    # keeps what it measured on screen.
+    show = functools.partial(print, flush=True)
+    show("\n".join(report.header(result)))
+    if "train" in args.parts:
+        show("", report.TRAIN_TITLE, report.train_table([])[0], sep="\n")
+        for cfg in configs:
+            row = bench_train(cfg, dtype, device, torch_mod, args.reps, args.steps, args.warmup,
+                              memory, pause)
+            result["train"].append(row)
+            show(report.train_table([row])[1])
+    if "ops" in args.parts:
+        show("", report.OPS_TITLE, report.ops_table([])[0], sep="\n")
+        for cfg in configs:
+            rows = bench_ops(cfg, dtype, device, torch_mod, args.reps, args.steps, args.warmup,
+                             pause)
+            result["ops"] += rows
+            show("\n".join(report.ops_table(rows)[1:]))
     if "naive" in args.parts:
         result["naive"] = bench_naive(args.naive_batch, args.naive_size, dtype, device, args.reps)
+        show("", report.naive_line(result["naive"]), sep="\n")
     if "sweep" in args.parts:
         result["sweep"] = bench_sweep(args.sweep_batches, args.sweep_sizes, args.sweep_size_batch,
                                       dtype, device, torch_mod, args.reps, args.steps, args.warmup,
                                       memory, pause)
-    print(report(result))
+        show("\n".join(["", report.SWEEP_TITLE, *report.train_table(result["sweep"]["rows"]),
+                        *report.fits_lines(result["sweep"]["fits"])]))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=1)

@@ -3,13 +3,21 @@ from __future__ import annotations
 
 import sys
 
+import os
+import re
+
 from .. import plots
 from ..config import RUN, combine
-from ..experiments.common import DATASET_MODELS, REPRODUCE, SCHEMA, make_settings
+from ..experiments.common import DATASET_MODELS, REPRODUCE, SCHEMA, make_settings, write_json
 from ..experiments.reproduce import run_reproduce
 from ..experiments.reproduce_report import analyse, print_tables, write_report
 from ..experiments.studies import BASE_NET, SWEEPS, run_sanity, run_sweep, write_sanity, write_sweep
+from .outputs import prepare_output
 from .settings import add_settings
+
+# Files whose presence means an experiment's output folder holds results ("runs": a sweep's
+# finished runs, written one by one).
+RESULTS = ("results.json", "report.md", "runs")
 
 
 def _flags(args) -> dict:
@@ -49,26 +57,37 @@ def run_reproduce_cmd(args) -> int:
 
 def run_sanity_cmd(args) -> int:
     s = make_settings(SANITY, args.config, _flags(args))
+    out = prepare_output("--output", args.output or f"runs/sanity-{s.dataset}", RESULTS,
+                         args.overwrite)
     r = run_sanity(s, subset=args.subset, progress=args.progress)
     for name, loss in r["initial_loss"].items():
         print(f"initial loss {name}: {loss:.6f} (ln 10 = {r['ln10']:.6f})")
     run = r["overfit"]
     print(f"{r['subset']} samples after {s.epochs} epochs: train {run['train_acc'][-1]:.4f}, "
           f"validation {run['val_acc'][-1]:.4f} -> {'overfits' if r['overfits'] else 'no overfit'}")
-    return _finish(write_sanity(r, args.output or f"runs/sanity-{s.dataset}"))
+    return _finish(write_sanity(r, out))
 
 
 def run_sweep_cmd(args) -> int:
     s = make_settings(SWEEP, args.config, _flags(args))
     params = [args.param] if args.param else list(SWEEPS)
     values = _values(args.param, args.values) if args.values else None
-    r = run_sweep(s, params, values, best_epochs=args.best_epochs, progress=args.progress)
+    out = prepare_output("--output", args.output or f"runs/sweep-{s.dataset}", RESULTS,
+                         args.overwrite)
+    runs = os.path.join(out, "runs")
+
+    def save(run: dict) -> None:
+        os.makedirs(runs, exist_ok=True)
+        write_json(os.path.join(runs, re.sub(r"[^\w.=-]+", "_", run["label"]) + ".json"), run)
+
+    r = run_sweep(s, params, values, best_epochs=args.best_epochs, progress=args.progress,
+                  save=save)
     if r is None:
         return 0
     best = r["best"]
     print(f"best net ({r['chosen_from']}, {len(best['val_acc']) - 1} epochs): validation "
           f"{best['best_val_acc']:.4f}, test {best['test_acc']:.4f}")
-    return _finish(write_sweep(r, args.output or f"runs/sweep-{s.dataset}"))
+    return _finish(write_sweep(r, out))
 
 
 def _values(param: str | None, text: str) -> list:
@@ -76,10 +95,12 @@ def _values(param: str | None, text: str) -> list:
         raise ValueError(f"--values {text!r}: also give --param to say which setting they are")
     cast = float if param == "dropout" else int
     try:
-        return [cast(v) for v in text.split(",")]
+        values = [cast(v) for v in text.split(",")]
     except ValueError:
         raise ValueError(f"--values {text!r}: expected comma-separated "
                          f"{'numbers' if cast is float else 'integers'} for --param {param}") from None
+    # All of them now: a bad last value must not cost the runs before it.
+    return [SCHEMA[SWEEPS[param][0]].check(v, f"--values {param}") for v in values]
 
 
 def run_visualize_filters(args) -> int:
@@ -143,6 +164,8 @@ def add_commands(sub) -> None:
     p = esub.add_parser("sanity", help="initial loss vs ln(10); overfitting a small subset")
     _add_settings(p, COMMON + ("reg", "dropout"), {**PER_DATASET, **SANITY})
     p.add_argument("--subset", type=int, default=100, help="training samples to overfit (100)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results already in --output (refused otherwise)")
     p.set_defaults(func=run_sanity_cmd)
     p = esub.add_parser("sweep", help="vary dropout, hidden size, filters, filter size")
     _add_settings(p, COMMON + ("reg", "dropout"), {**PER_DATASET, **SWEEP})
@@ -151,6 +174,8 @@ def add_commands(sub) -> None:
                                     "document's")
     p.add_argument("--best-epochs", type=int, help="epochs of the best net's longer run "
                                                    "(default 2 x --epochs)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results already in --output (refused otherwise)")
     p.set_defaults(func=run_sweep_cmd)
 
     p = sub.add_parser("visualize-filters", help="first-layer filters of saved weights as a PNG")

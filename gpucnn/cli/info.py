@@ -10,7 +10,7 @@ import numpy as np
 from .. import __version__, cpu
 from ..config import TRAINING, combine
 from ..cuda.kernels import kernel_dir
-from ..device import cuda_status, resolve_device
+from ..device import DEVICES, cuda_status, resolve_device
 
 
 def info_lines() -> list[str]:
@@ -45,6 +45,10 @@ def info_lines() -> list[str]:
 
 
 def run_info(args) -> int:
+    env = os.environ.get("GPUCNN_DEVICE", "")
+    if env and env.lower() not in DEVICES:  # every other command would refuse it: say so here
+        raise ValueError(f"GPUCNN_DEVICE={env!r}: expected one of {', '.join(DEVICES)} "
+                         f"(or unset)")
     print("\n".join(info_lines()))
     return 0
 

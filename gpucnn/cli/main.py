@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
-# Errors that mean bad input (a flag, a file, a missing extra): one line, exit status 1.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, RuntimeError)
+# Errors that mean bad input (a flag, a file, a missing extra) or a refusal of the machine (a
+# full disk, a permission, a layer too large for memory: numpy's MemoryError names the size):
+# one line, exit status 1.
+USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, MemoryError)
 COMMAND_MODULES = (
     "gpucnn.cli.info",
     "gpucnn.cli.data",
@@ -35,18 +38,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _innermost(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The (sub)command's own parser that ``args`` came through, e.g. ``experiment sweep``'s."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            name = getattr(args, action.dest, None)
+            if name in action.choices:
+                return _innermost(action.choices[name], args)
+    return parser
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the subcommand's usage, not the top level's: it lists the flags that exist
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (gpucnn train | head -1): stop quietly.  Python's documented
+        # recipe: point stdout at devnull so the flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by the signal
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except USER_ERRORS as e:
-        print(f"gpucnn {args.command}: error: {e}", file=sys.stderr)
+        print(f"gpucnn {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 1
+
+
+def _one_line(e: BaseException) -> str:
+    """An OSError with a file name reads 'path: reason' (its str() is '[Errno 28] No space left
+    on device: 'path''); anything else is its message."""
+    if isinstance(e, OSError) and e.strerror and e.filename:
+        return f"{e.filename}: {e.strerror}"
+    return str(e) or type(e).__name__
 

@@ -13,6 +13,10 @@ def parse_layer(text: str) -> dict:
     spec = {"type": kinds[parts[0]], "kernel_size": int(parts[1])}
     for key, value in zip(("stride", "padding"), parts[2:]):
         spec[key] = int(value)
+    zero = [k for k in ("kernel_size", "stride") if spec.get(k) == 0]
+    if zero:  # a 0 kernel gives a meaningless table, a 0 stride a division by zero
+        raise ValueError(f"layer {text!r}: {zero[0].split('_')[0]} 0: expected kernel and "
+                         f"stride >= 1")
     return spec
 
 

@@ -12,7 +12,7 @@ from .. import plots
 from ..distributed import map_runs
 from ..config import three_layer_kwargs
 from ..models import ThreeLayerConvNet
-from .common import (Settings, load_dataset, markdown_table, prepare_out, public, train_run,
+from .common import (SCHEMA, Settings, load_dataset, markdown_table, prepare_out, public, train_run,
                      write_curves_csv, write_json)
 
 LN10 = math.log(10)
@@ -93,15 +93,20 @@ def write_sanity(r: dict, out: str) -> list[str]:
 
 # -- sweeps ----------------------------------------------------------------------------------------
 def run_sweep(s: Settings, params: list[str], values: list | None = None,
-              best_epochs: int | None = None, progress: bool = True, echo=print) -> dict | None:
+              best_epochs: int | None = None, progress: bool = True, echo=print,
+              save=None) -> dict | None:
     """One run per (parameter, value) around the base net ``s``, then the best of them (highest
     validation accuracy at any epoch) retrained for ``best_epochs`` (default 2 x epochs) and
-    scored on the test set.  ``values`` replaces the list of a single parameter."""
+    scored on the test set.  ``values`` replaces the list of a single parameter; every value is
+    checked before the first run.  ``save(run)``, if given, gets each run's JSON-able result as
+    soon as it finishes (so a later failure loses no finished run)."""
     if values is not None and len(params) != 1:
         raise ValueError(f"values={values!r}: give one parameter with them, got {params}")
     unknown = [p for p in params if p not in SWEEPS]
     if unknown or not params:
         raise ValueError(f"param={unknown or params!r}: expected some of {', '.join(SWEEPS)}")
+    if values is not None:
+        values = [SCHEMA[SWEEPS[params[0]][0]].check(v, "values") for v in values]
     started = time.perf_counter()
     dataset = load_dataset(s)
     jobs = [(p, SWEEPS[p][0], v) for p in params for v in (values or SWEEPS[p][1])]
@@ -111,6 +116,8 @@ def run_sweep(s: Settings, params: list[str], values: list | None = None,
         run = train_run(s, dataset, f"{param}={value:g}", progress=progress, **{key: value})
         run["settings"]["param"] = param
         echo(f"{run['label']}: best validation accuracy {run['best_val_acc']:.3f}")
+        if save:
+            save(public(run))
         return public(run)
 
     runs = map_runs(one, jobs)
@@ -123,6 +130,8 @@ def run_sweep(s: Settings, params: list[str], values: list | None = None,
     final = train_run(s, dataset, f"best: {best['label']}", epochs=longer, progress=progress,
                       **overrides)
     final["test_acc"] = _test_accuracy(final, dataset)
+    if save:
+        save(public(final))
     return {"settings": s.to_dict(), "dataset": dataset.meta.to_dict(), "params": params,
             "runs": runs, "best": public(final), "chosen_from": best["label"],
             "seconds": time.perf_counter() - started}

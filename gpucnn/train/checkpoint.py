@@ -38,13 +38,23 @@ def load_npz(path: str, kind: str) -> tuple[dict, dict]:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such {kind} file")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":  # else numpy guesses a pickle and advises allow_pickle
+        raise ValueError(f"{path}: not a gpucnn {kind} file (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
         meta = json.loads(str(arrays.pop(META_KEY)))
     except KeyError:
         raise ValueError(f"{path}: not a gpucnn {kind}: it has no {META_KEY!r} entry") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except ValueError as e:
+        if "allow_pickle" in str(e):  # an object array: never ours, and never to be unpickled
+            raise ValueError(f"{path}: not a gpucnn {kind} file (it holds pickled "
+                             f"objects)") from None
+        raise ValueError(f"{path}: not a readable gpucnn {kind} (corrupt or truncated: "
+                         f"{type(e).__name__}: {e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: not a readable gpucnn {kind} (corrupt or truncated: "
                          f"{type(e).__name__}: {e})") from None
     if not isinstance(meta, dict) or meta.get("format") != kind:

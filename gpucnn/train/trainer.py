@@ -12,9 +12,9 @@ Checkpoints (``checkpoint_dir/checkpoint.npz``, after epoch 0 and every ``checkp
 epochs) hold the parameters and buffers, the optimizer state, every random stream's state (the
 model's own, e.g. dropout, and the batch order), the position in training, the history and the
 settings (see :mod:`gpucnn.train.checkpoint`), so that a run resumed from one gives the same
-history as one never stopped (bit-identical on the CPU).  Ctrl-C finishes the current
-iteration, writes a checkpoint and raises :class:`TrainingInterrupted`, whose message says how
-to resume.  A NaN or infinite loss raises :class:`TrainingDiverged`.
+history as one never stopped (bit-identical on the CPU).  Ctrl-C (or SIGTERM, what a batch
+scheduler sends) finishes the current iteration, writes a checkpoint and raises
+:class:`TrainingInterrupted`, whose message says how to resume.  A NaN or infinite loss raises :class:`TrainingDiverged`.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from ..device import resolve_device
 from ..distributed import spread_random_streams, training_world
 from .. import config
 from ..optim import make_optimizer
+from .checks import check_outputs, check_split, data_checksum, recorded_diff, unpack_data
 from .checkpoint import (CHECKPOINT_NAME, load_checkpoint, prefixed, restore_checkpoint,
                          save_checkpoint)
 from .history import History
@@ -40,6 +41,11 @@ from .history import History
 # Settings that shape the history: a checkpoint resumes only under the same values.
 RESUME_KEYS = (*(s.name for s in config.TRAINING if s.resume), "optim_config", "num_train",
                "num_val")
+
+
+# Signals that stop training after the current iteration, with a checkpoint; each with what a
+# second one does (and what it is reset to when no Python handler was installed before).
+STOP_SIGNALS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
 
 
 class TrainingDiverged(RuntimeError):
@@ -53,37 +59,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, checkpoint: str | None, iteration: int):
         super().__init__(message)
         self.checkpoint, self.iteration = checkpoint, iteration
-
-
-def _check_split(xname, x, yname, y):
-    if not isinstance(x, np.ndarray) or x.ndim < 2 or x.dtype.kind not in "fiu":
-        raise ValueError(f"{xname}: expected a numeric NumPy array (N, ...), got "
-                         f"{getattr(x, 'shape', type(x).__name__)}")
-    if not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype.kind not in "iu":
-        raise ValueError(f"{yname}: expected a 1-D integer NumPy array of labels, got "
-                         f"{getattr(y, 'dtype', type(y).__name__)} {getattr(y, 'shape', '')}")
-    if len(x) != len(y):
-        raise ValueError(f"{xname} has {len(x)} samples but {yname} has {len(y)}: expected "
-                         f"one label per sample")
-    if len(x) == 0:
-        raise ValueError(f"{xname} is empty: expected at least one sample")
-    if x.dtype.kind == "f":
-        flat = x.reshape(len(x), -1)
-        bad = np.concatenate([~np.isfinite(flat[i:i + 4096]).all(axis=1)   # blocks: bounded memory
-                              for i in range(0, len(x), 4096)])
-        if bad.any():
-            raise ValueError(f"{xname} holds NaN or infinite values in {int(bad.sum())} samples "
-                             f"(first: index {int(np.argmax(bad))}): expected finite data")
-
-
-def _unpack_data(data):
-    """A ``gpucnn.data.Dataset`` or a dict with X_train, y_train, X_val, y_val."""
-    if hasattr(data, "x_train"):
-        return data.x_train, data.y_train, data.x_val, data.y_val
-    keys = ("X_train", "y_train", "X_val", "y_val")
-    if not isinstance(data, dict) or any(k not in data for k in keys):
-        raise ValueError(f"data: expected a gpucnn.data.Dataset or a dict with keys {keys}")
-    return tuple(data[k] for k in keys)
 
 
 def _progress_wanted(progress: bool) -> bool:
@@ -109,9 +84,9 @@ class Trainer:
 
     def __init__(self, model, data, *, optim_config=None, checkpoint_dir=None, progress=True,
                  log=None, run_info=None, distributed=None, **settings):
-        X_train, y_train, X_val, y_val = _unpack_data(data)
-        _check_split("X_train", X_train, "y_train", y_train)
-        _check_split("X_val", X_val, "y_val", y_val)
+        X_train, y_train, X_val, y_val = unpack_data(data)
+        check_split("X_train", X_train, "y_train", y_train)
+        check_split("X_val", X_val, "y_val", y_val)
         self.settings = config.TRAINING.resolve((settings, {}), where="Trainer")
         s = self.settings
         self.batch_size, self.epochs, self.seed = s["batch_size"], s["epochs"], s["seed"]
@@ -119,6 +94,10 @@ class Trainer:
         self.device = s["device"] = resolve_device(s["device"])
         self.world = training_world(distributed, self.device)  # before .to(): picks the rank's GPU
         self.model = model.to(self.device)
+        num_classes = max(int(y_train.max()), int(y_val.max())) + 1
+        meta = data.meta if hasattr(data, "meta") else (data.get("meta") if isinstance(data, dict)
+                                                        else None)
+        check_outputs(self.model, X_train, max(num_classes, getattr(meta, "num_classes", 0)))
         self.world.broadcast_parameters(self.model)
         spread_random_streams(self.model, self.world.rank)
         self.optimizer_name = s["optimizer"]
@@ -143,6 +122,7 @@ class Trainer:
         self.progress, self.log = progress, log
         self.run_info = dict(run_info or {})
         self._sizes = (len(X_train), len(X_val))
+        self._checksum = data_checksum(X_train, y_train, X_val, y_val)
         self.history = History()
         self.epoch = 0        # epochs completed
         self.iteration = 0    # updates completed
@@ -156,6 +136,7 @@ class Trainer:
         sizes, the model's description and ``run_info``."""
         return {**self.settings, "epochs": self.epochs, "optim_config": self.optim_config,
                 "num_train": self._sizes[0], "num_val": self._sizes[1],
+                "data_checksum": self._checksum,
                 "model": self.model.config() if hasattr(self.model, "config") else None,
                 "run_info": self.run_info}
 
@@ -189,25 +170,28 @@ class Trainer:
         returns the history."""
         self._stop_requested = False
         on_main = threading.current_thread() is threading.main_thread()
-        if on_main:
-            previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._request_stop)
+        previous = {}
+        if on_main:  # SIGTERM is what a batch scheduler sends before killing: same as Ctrl-C
+            for sig in STOP_SIGNALS:
+                previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._request_stop)
         try:
             with self.world.guard():  # an error on one rank stops them all
                 self._train()
         finally:
-            if on_main:
-                signal.signal(signal.SIGINT, signal.default_int_handler if previous is None
-                              else previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, STOP_SIGNALS[sig] if handler is None else handler)
         return self.history
 
     def _request_stop(self, signum, frame):
-        """First Ctrl-C: stop after this iteration; a second one interrupts at once."""
+        """First Ctrl-C or SIGTERM: stop after this iteration; a second one interrupts at once."""
         self._stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signum, STOP_SIGNALS[signum])
 
     def _train(self) -> None:
         h, model, ipe = self.history, self.model, self.iterations_per_epoch
+        if h.val_acc and self.log and self.world.is_root:  # resumed: the rows need their header
+            self.log(History.HEADER)
         if not h.val_acc:
             started = time.perf_counter()
             h.lr.append(self.optimizer.lr)
@@ -279,10 +263,17 @@ class Trainer:
             return None
         if not self.world.is_root:
             return path  # rank 0 writes it
-        save_checkpoint(path, model=self.model, optimizer=self.optimizer, batches=self.batches,
-                        history=self.history, config=self.config(), world_size=self.world.size,
-                        position={"epoch": self.epoch, "iteration": self.iteration,
-                                  "epoch_elapsed": self._epoch_elapsed})
+        try:
+            save_checkpoint(path, model=self.model, optimizer=self.optimizer,
+                            batches=self.batches, history=self.history, config=self.config(),
+                            world_size=self.world.size,
+                            position={"epoch": self.epoch, "iteration": self.iteration,
+                                      "epoch_elapsed": self._epoch_elapsed})
+        except OSError as e:  # a full disk, say: the write is atomic, so say what survived
+            kept = ("the previous checkpoint there is intact" if os.path.exists(path)
+                    else "no checkpoint was saved")
+            raise OSError(e.errno, f"{e.strerror or e} while writing the checkpoint after "
+                                   f"iteration {self.iteration}; {kept}", path) from e
         return path
 
     def resume(self, path: str) -> "Trainer":
@@ -297,6 +288,7 @@ class Trainer:
             mine = json.loads(json.dumps(self.config()))  # compare as stored (tuples as lists)
             diff = [f"{k}={saved.get(k)!r} in the checkpoint, {mine[k]!r} here"
                     for k in RESUME_KEYS if saved.get(k) != mine[k]]
+            diff += recorded_diff(saved, mine, "data_checksum")
             if diff:
                 raise ValueError("settings differ: " + "; ".join(diff))
             if meta.get("world_size", 1) != self.world.size:
@@ -305,6 +297,11 @@ class Trainer:
                                  f"world size")
             restore_checkpoint(arrays, meta, model=self.model, optimizer=self.optimizer,
                                batches=self.batches)
+            # After the parameters loaded (a shape mismatch names the parameter there): what
+            # shapes do not show, e.g. another dropout or activation.
+            diff = recorded_diff(saved, mine, "model")
+            if diff:
+                raise ValueError("; ".join(diff))
             spread_random_streams(self.model, self.world.rank)
             self.history = History.from_dict(meta["history"], prefixed(arrays, "best"))
             self.epoch, self.iteration = int(meta["epoch"]), int(meta["iteration"])

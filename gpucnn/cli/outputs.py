@@ -1,0 +1,58 @@
+"""Output paths checked before any work: a run that fails at its end has wasted its training.
+
+:func:`prepare_output` creates a command's output folder, proves it writable with a probe file
+and refuses one that holds a previous run unless ``--overwrite`` was given; :func:`check_file`
+does the same for a single output file (``bench --json``).  Errors are one line naming the flag.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def _probe(flag: str, folder: str) -> None:
+    """Create and remove a file in ``folder``: the only sure test of writability (mode bits lie
+    for root, read-only mounts, quotas)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".gpucnn-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        raise ValueError(f"{flag}={folder}: expected a writable folder: cannot write there "
+                         f"({e.strerror or e})") from None
+
+
+def prepare_output(flag: str, path: str, marks: tuple[str, ...], overwrite: bool,
+                   resume_hint: bool = False) -> str:
+    """Create the folder ``path``, check it is writable and refuse it when it holds any of the
+    files ``marks`` (a previous run's results) unless ``overwrite``; returns ``path``."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{flag}={path}: expected a folder that can be created: "
+                         f"{e.strerror or e}") from None
+    if not os.path.isdir(path):
+        raise ValueError(f"{flag}={path}: expected a folder, found a file")
+    _probe(flag, path)
+    found = [m for m in marks if os.path.exists(os.path.join(path, m))]
+    if found and not overwrite:
+        way = f"--resume {path} to continue it or " if resume_hint else ""
+        raise ValueError(f"{flag}={path}: holds a previous run ({found[0]}); give {way}"
+                         f"--overwrite to replace it, or another {flag}")
+    return path
+
+
+def check_file(flag: str, path: str) -> str:
+    """Check that the file ``path`` can be written (its folder created), before the work whose
+    results it will hold; an existing file is replaced at the end, as asked."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{flag}={path}: expected a file name, found a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{flag}={path}: cannot create its folder: {e.strerror or e}") from None
+    _probe(flag, folder)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise ValueError(f"{flag}={path}: expected a writable file: permission denied")
+    return path
