@@ -247,8 +247,11 @@ def linear_backward(dout, cache, need_dx=True):
 # --- losses -----------------------------------------------------------------------------------
 
 def _labels_on(y, n, num_classes, like):
-    """Integer labels checked (on the host when they are there) and moved to ``like``'s device;
-    labels on the GPU for scores on the CPU are a device mix like any other."""
+    """Integer labels checked and moved to ``like``'s device; labels on the GPU for scores on the
+    CPU are a device mix like any other.  The range check runs only on host labels: checking
+    device labels would read them back, a device-to-host sync every training step; the loss
+    kernel makes the loss NaN for a label out of range instead (and the Trainer's divergence
+    error names labels as a cause)."""
     if device_of(y) == "cuda":
         _check_same_device(y=y, scores=like)
     xp = get_array_module(y)
@@ -257,7 +260,7 @@ def _labels_on(y, n, num_classes, like):
                         f"{getattr(y, 'dtype', type(y).__name__)}")
     if y.shape != (n,):
         raise ValueError(f"y.shape={tuple(y.shape)}: expected ({n},), one label per row of scores")
-    if n:
+    if n and device_of(y) != "cuda":  # on the host: no sync
         lo, hi = (int(v) for v in xp.stack([y.min(), y.max()]).tolist())  # one read
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"y holds labels in [{lo}, {hi}]: expected [0, {num_classes - 1}] "
@@ -270,7 +273,8 @@ def softmax_cross_entropy(scores, y):
 
     scores (N, K), y (N,) ints in [0, K) (on the host or scores' device) -> loss (float64 scalar
     on scores' device), dscores (N, K).  Stable: the row maximum is subtracted before
-    exponentiating.
+    exponentiating.  Host labels out of range raise a ValueError; device labels out of range
+    make the loss (and their rows of dscores) NaN, as checking them would cost a sync.
     """
     _check_array("scores", scores, ndim=2)
     N, K = scores.shape

@@ -48,6 +48,11 @@ def _c_type(tparam: str, dtype, what="array") -> str:
     raise TypeError(f"{what}.dtype={np.dtype(dtype)}: the CUDA kernels take {allowed}")
 
 
+def _is_cnhw(a) -> int:
+    """1 for a 4-D (N, C, H, W) view of memory laid out (C, N, H, W) (a conv output), else 0."""
+    return int(a.transpose(1, 0, 2, 3).flags.c_contiguous and not a.flags.c_contiguous)
+
+
 class Primitives:
     """The CUDA primitives' host side over array module ``xp`` and ``launch``.
 
@@ -55,8 +60,10 @@ class Primitives:
     kernel ``kernel``.  Elementwise kernels get ``block`` threads per block and at most
     ``max_blocks`` blocks (grid-stride loops cover the rest); reductions (bias_grad, softmax) run
     one block of ``reduce_block`` threads (a power of two <= 256) per row.  Outputs are
-    C-contiguous.  im2col and maxpool_forward read any strided input in place; the other
-    primitives take a C-contiguous copy of a strided one.
+    C-contiguous, except the max-pool argmax and input gradient, which keep the layout of the
+    forward input (a conv output's (C, N, ...) memory, which the conv's backward reads as is).
+    im2col and maxpool_forward read any strided input in place; the other primitives take a
+    C-contiguous copy of a strided one.
     """
 
     def __init__(self, xp, launch, block=256, max_blocks=65535, reduce_block=256):
@@ -97,10 +104,13 @@ class Primitives:
         return out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3), cols
 
     def conv2d_backward(self, dout, saved, w, x_shape, stride, pad, need_dx, need_db):
-        """dw = dout' @ cols^T and dx = col2im(w^T @ dout') by cuBLAS, db by the bias kernel."""
+        """dw = dout' @ cols^T and dx = col2im(w^T @ dout') by cuBLAS, db by the bias kernel.
+
+        dout' (F, N*OH*OW) is a view when dout is laid out (F, N, ...), as the pooling kernels
+        write it after a conv; db sums its rows, so it needs no (N, F, ...) copy either."""
         F, _, KH, KW = w.shape
         dmat = dout.transpose(1, 0, 2, 3).reshape(F, -1)
-        db = self.bias_grad(dout) if need_db else None
+        db = self.bias_grad(dmat.reshape(1, F, -1)) if need_db else None
         dw = (dmat @ saved.T).reshape(w.shape)
         dx = self.col2im(w.reshape(F, -1).T @ dmat, x_shape, KH, KW, stride, pad) if need_dx else None
         return dx, dw, db
@@ -111,14 +121,31 @@ class Primitives:
 
     def relu_maxpool_backward(self, dout, argmax, out, x_shape, size, stride):
         """Each window's dout * (out > 0) to its argmax, one gather launch."""
-        dout, argmax = self._float("dout", dout), self.xp.ascontiguousarray(argmax)
-        out = self._float("out", out)
-        N, C, H, W = x_shape
-        oh, ow = dout.shape[2:]
-        dx = self.xp.empty((N, C, H, W), dtype=dout.dtype)
+        dout, out = self._float("dout", dout), self._float("out", out)
+        argmax, cnhw = self._pool_layout(argmax)
+        dx = self._like_layout(x_shape, cnhw, dout.dtype)
         self._run("relu_maxpool_backward", {"T": dout.dtype, "A": argmax.dtype}, dx.size, dout,
-                  argmax, out, dx, N * C, H, W, size, stride, oh, ow)
+                  self._memory(argmax, cnhw), out, self._memory(dx, cnhw), *x_shape, size, stride, *dout.shape[2:],
+                  cnhw)
         return dx
+
+    def _pool_layout(self, argmax):
+        """(argmax, cnhw): whether argmax is an (N, C, ...) view of (C, N, ...) memory, as the
+        forward stores it for a conv output; any other layout becomes a C-contiguous copy."""
+        cnhw = _is_cnhw(argmax)
+        return (argmax if cnhw else self.xp.ascontiguousarray(argmax)), cnhw
+
+    def _like_layout(self, shape, cnhw, dtype):
+        """An empty (N, C, H, W) array, stored (C, N, H, W) when cnhw."""
+        if not cnhw:
+            return self.xp.empty(shape, dtype=dtype)
+        N, C, H, W = shape
+        return self.xp.empty((C, N, H, W), dtype=dtype).transpose(1, 0, 2, 3)
+
+    @staticmethod
+    def _memory(a, cnhw):
+        """The C-contiguous array a kernel is handed: a's memory in its own order."""
+        return a.transpose(1, 0, 2, 3) if cnhw else a
 
     def im2col(self, x, kh, kw, stride, pad):
         """x (N, C, H, W), any strides (no copy) -> cols (C*KH*KW, N*OH*OW); rows (c, i, j),
@@ -153,19 +180,21 @@ class Primitives:
         N, C, H, W = x.shape
         oh, ow = out_size(H, size, stride), out_size(W, size, stride)
         out = self.xp.empty((N, C, oh, ow), dtype=x.dtype)
-        argmax = self.xp.empty((N, C, oh, ow), dtype=np.uint8 if size * size <= 256 else np.int32)
-        self._run(kernel, {"T": x.dtype, "A": argmax.dtype}, out.size, x, out, argmax,
-                  N, C, *xs, size, stride, oh, ow)
+        # argmax in x's layout, so the backward writes dx in it too (see pool.cu)
+        cnhw = _is_cnhw(x)
+        argmax = self._like_layout(out.shape, cnhw, np.uint8 if size * size <= 256 else np.int32)
+        self._run(kernel, {"T": x.dtype, "A": argmax.dtype}, out.size, x, out,
+                  self._memory(argmax, cnhw), N, C, *xs, size, stride, oh, ow, cnhw)
         return out, argmax
 
     def maxpool_backward(self, dout, argmax, x_shape, size, stride):
         """dout, argmax (N, C, OH, OW) -> dx (N, C, H, W); each window's gradient to its argmax."""
-        dout, argmax = self._float("dout", dout), self.xp.ascontiguousarray(argmax)
-        N, C, H, W = x_shape
-        oh, ow = dout.shape[2:]
-        dx = self.xp.empty((N, C, H, W), dtype=dout.dtype)
-        self._run("maxpool_backward", {"T": dout.dtype, "A": argmax.dtype}, dx.size, dout, argmax, dx,
-                  N * C, H, W, size, stride, oh, ow)
+        dout = self._float("dout", dout)
+        argmax, cnhw = self._pool_layout(argmax)
+        dx = self._like_layout(x_shape, cnhw, dout.dtype)
+        self._run("maxpool_backward", {"T": dout.dtype, "A": argmax.dtype}, dx.size, dout,
+                  self._memory(argmax, cnhw), self._memory(dx, cnhw), *x_shape, size, stride,
+                  *dout.shape[2:], cnhw)
         return dx
 
     def dropout_keep_mask(self, key, counter, n, threshold):
