@@ -29,6 +29,9 @@ def pack_args(kernel: str, inst: dict, args) -> list:
         if param in SCALARS:
             packed.append(SCALARS[param](a))
             continue
+        if param in TEMPLATE_TYPES:  # a scalar of the template type, e.g. a learning rate
+            packed.append(TEMPLATE_TYPES[param][inst[param]].type(a))
+            continue
         base = param.replace("const ", "").rstrip("*")
         want = ARRAYS[param] if param in ARRAYS else TEMPLATE_TYPES[base][inst[base]]
         if not hasattr(a, "flags") or not (pos in strided or a.flags.c_contiguous):
@@ -204,6 +207,22 @@ class Primitives:
         self._run("dropout_keep_mask", {}, int(n), key & wrap, counter & wrap, threshold, keep, n)
         return keep
 
+    def dropout_forward(self, x, key, counter, threshold, scale):
+        """(x * keep * scale, keep shaped like x) in one launch; keep as dropout_keep_mask's."""
+        x = self._float("x", x)
+        out, keep = self.xp.empty_like(x), self.xp.empty(x.shape, dtype=np.bool_)
+        wrap = (1 << 64) - 1
+        self._run("dropout_forward", {"T": x.dtype}, x.size, key & wrap, counter & wrap, threshold,
+                  x, out, keep, scale, x.size)
+        return out, keep
+
+    def dropout_backward(self, dout, keep, scale):
+        """dout * keep * scale in one launch."""
+        dout, keep = self._float("dout", dout), self.xp.ascontiguousarray(keep)
+        dx = self.xp.empty_like(dout)
+        self._run("dropout_backward", {"T": dout.dtype}, dout.size, dout, keep, dx, scale, dout.size)
+        return dx
+
     def _unary(self, kernel, x):
         x = self._float("x", x)
         out = self.xp.empty_like(x)
@@ -260,3 +279,22 @@ class Primitives:
         """sum(a**2) as a 0-d float64 array (cuBLAS dot in float64)."""
         flat = a.reshape(-1).astype(np.float64)
         return self.xp.asarray(self.xp.dot(flat, flat))
+
+    def add_scaled(self, y, a, x):
+        """y += a * x in place, one launch and no temporary (the array code took 2 and one)."""
+        _c_type("T", y.dtype, "y")
+        if not y.flags.c_contiguous or x.shape != y.shape:
+            raise ValueError(f"add_scaled: expected a C-contiguous y of x's shape {tuple(x.shape)}, "
+                             f"got {tuple(y.shape)}")
+        self._run("add_scaled", {"T": y.dtype}, y.size, y, a, self._float("x", x), y.size)
+
+    def sgd_update(self, p, g, v, lr, momentum, nesterov):
+        """SGD's step in place by one kernel over p (and v): no temporaries, one launch where
+        the array code took 2 (momentum 4, nesterov 6) and an allocation per parameter."""
+        _c_type("T", p.dtype, "p")
+        if not (p.flags.c_contiguous and g.flags.c_contiguous) or g.shape != p.shape:
+            raise ValueError(f"sgd_update: expected C-contiguous p and g of one shape, got "
+                             f"{tuple(p.shape)} and {tuple(g.shape)}")
+        # plain SGD never touches v: p stands in for it
+        self._run("sgd_update", {"T": p.dtype}, p.size, p, g, p if v is None else v, lr,
+                  momentum, 1 + momentum, int(nesterov), p.size)
