@@ -4,6 +4,7 @@ No timing assertions (benchmarks are not tests).  PyTorch parts run only when it
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -147,3 +148,16 @@ def test_cuda_timer_and_pool_peak_logic_with_a_stand_in_cupy(monkeypatch):
         _FakeCupy.pool.total += 3 * 2**20
 
     assert memory.cuda_peak_memory("gpucnn", step) == {"peak_mb": 3.0}
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="the stand-in's kernels need g++")
+def test_train_rows_carry_the_step_counts_on_the_stand_in_cupy(fake_cupy):
+    from gpucnn.bench import report
+
+    row = suites.bench_train(nets.parse_config("b2x8"), np.float32, "cuda", None, reps=1,
+                             warmup=1, memory=False, pause=0.0)
+    table = row["gpucnn"]["counts"]
+    assert list(table) == ["forward", "loss", "backward", "update"]
+    assert sum(t["syncs"] for t in table.values()) == 0  # the loss is not read in bench's step
+    assert table["update"]["allocations"] == 0 and table["update"]["launches"] > 0
+    assert any(line.startswith("  one gpucnn step: launches ") for line in report.train_table([row]))
