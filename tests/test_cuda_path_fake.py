@@ -98,8 +98,9 @@ def test_dropout_is_one_launch_each_way(fake_cupy):
 # One training step of each benchmark net, counted by phase (gpucnn.bench's step: forward,
 # softmax + L2, backward, SGD).  Today's numbers are the bounds: a change that adds launches,
 # allocations, uploads or syncs to a phase fails here and must lower or justify the bound.
-# Counts do not depend on batch, image or layer sizes, so small ones keep the emulated kernels
-# fast.  Today, for both nets:
+# Counts do not depend on batch, image or layer sizes, except that a bias gradient with many
+# values per feature (>= 32 per thread of its block) splits into partial sums and one more
+# launch; small sizes keep the emulated kernels fast and count the unsplit path.  Today, for both nets:
 #   forward 11 launches: im2col, GEMM and bias add per conv/linear layer, relu and maxpool
 #     kernels, and one copy (the conv output is an (N, F, ...) view of (F, N, ...) memory).
 #   loss 16 launches, no sync: the softmax kernel and its mean (2), per weight L2 casts to

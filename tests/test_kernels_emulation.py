@@ -236,3 +236,17 @@ def test_maxpool_nan_wins_at_its_first_position_and_infinities_are_numbers(prims
     dout = np.arange(1, out.size + 1, dtype=dtype).reshape(out.shape)
     np.testing.assert_array_equal(prims.maxpool_backward(dout, arg, x.shape, 2, 2),
                                   cpu.maxpool_backward(dout, ref_arg, x.shape, 2, 2))
+
+
+def test_bias_grad_splits_long_sums_over_more_blocks_than_filters(prims, dtype):
+    """Each filter's 24000 values: several blocks per filter, then a sum of their partials."""
+    dout = _randn(np.random.default_rng(4), (15, 3, 40, 40), dtype)
+    launched = []
+
+    def spy(kernel, entry, grid, block, args):
+        launched.append(grid)
+        prims._launch(kernel, entry, grid, block, args)
+
+    spying = Primitives(np, spy, prims.block, prims.max_blocks, prims.reduce_block)
+    np.testing.assert_allclose(spying.bias_grad(dout), cpu.bias_grad(dout), **TOL[dtype])
+    assert len(launched) == (1 if prims.max_blocks < 6 else 2), launched

@@ -258,9 +258,17 @@ class Primitives:
         """dout (N, F, ...) -> (F,): the sum over every axis but 1 (conv and linear biases)."""
         dout = self._float("dout", dout)
         N, F = dout.shape[:2]
+        S = dout.size // max(N * F, 1)
+        # blocks of >= 32 values per thread each, as many as fit the grid: more blocks than
+        # filters where each filter has much to sum, then one more launch over the partials
+        chunks = max(1, min(-(-N * S // (32 * self.reduce_block)), self.max_blocks // max(F, 1)))
+        if chunks > 1:
+            partial = self.xp.empty(F * chunks, dtype=dout.dtype)
+            self._run("bias_grad", {"T": dout.dtype}, F * chunks, dout, partial, N, F, S, chunks,
+                      reduce=True)
+            dout, N, S = partial, 1, chunks
         db = self.xp.empty(F, dtype=dout.dtype)
-        self._run("bias_grad", {"T": dout.dtype}, F, dout, db, N, F, dout.size // max(N * F, 1),
-                  reduce=True)
+        self._run("bias_grad", {"T": dout.dtype}, F, dout, db, N, F, S, 1, reduce=True)
         return db
 
     def softmax_cross_entropy(self, scores, y):

@@ -46,7 +46,7 @@ class Kernel:
 KERNELS = {
     "im2col": Kernel("conv.cu", ("T",), ("const T*", "T*") + ("idx",) * 14, strided=(0,)),
     "col2im": Kernel("conv.cu", ("T",), ("const T*", "T*") + ("idx",) * 10),
-    "bias_grad": Kernel("conv.cu", ("T",), ("const T*", "T*", "idx", "idx", "idx")),
+    "bias_grad": Kernel("conv.cu", ("T",), ("const T*", "T*", "idx", "idx", "idx", "idx")),
     "maxpool_forward": Kernel("pool.cu", ("T", "A"), ("const T*", "T*", "A*") + ("idx",) * 11,
                               strided=(0,)),
     "maxpool_backward": Kernel("pool.cu", ("T", "A"), ("const T*", "const A*", "T*") + ("idx",) * 9),
