@@ -327,6 +327,15 @@ def dropout_keep_mask(key: int, counter: int, n: int, threshold: int):
         return random_bits(key, counter, n) >= np.uint64(threshold)
 
 
+def dropout_forward(x, key: int, counter: int, threshold: int, scale):
+    keep = dropout_keep_mask(key, counter, x.size, threshold).reshape(x.shape)
+    return x * keep * scale, keep
+
+
+def dropout_backward(dout, keep, scale):
+    return dout * keep * scale
+
+
 def sum_of_squares(a, block: int = 8192):
     """sum(a**2) as a 0-d float64 array, accurate to ~1e-7 relative for float32 ``a``, in one pass.
 
@@ -339,3 +348,19 @@ def sum_of_squares(a, block: int = 8192):
     total = np.einsum("ij,ij->i", rows, rows).sum(dtype=np.float64)
     tail = flat[n:].astype(np.float64)
     return np.asarray(total + np.dot(tail, tail))
+
+
+def add_scaled(y, a: float, x):
+    y += a * x
+
+
+def sgd_update(p, g, v, lr: float, momentum: float, nesterov: bool):
+    """In place, in NumPy's order of operations (the CUDA kernel follows it)."""
+    if v is None:
+        p -= lr * g
+        return
+    if nesterov:
+        p -= momentum * v
+    v *= momentum
+    v -= lr * g
+    p += (1 + momentum) * v if nesterov else v

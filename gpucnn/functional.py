@@ -196,12 +196,10 @@ def dropout_forward(x, p, train, rng: Generator | None):
         return x, None
     if not isinstance(rng, Generator):
         raise TypeError(f"rng={rng!r}: dropout in training needs a gpucnn.rng.Generator")
-    n = x.size
-    keep = primitives.for_array_module(xp).dropout_keep_mask(rng.key, rng.reserve(n), n,
-                                                             drop_threshold(p))
-    mask = keep.reshape(x.shape)
     scale = x.dtype.type(1.0 / (1.0 - p))
-    return x * mask * scale, (mask, scale)
+    out, mask = primitives.for_array_module(xp).dropout_forward(
+        x, rng.key, rng.reserve(x.size), drop_threshold(p), scale)
+    return out, (mask, scale)
 
 
 def dropout_backward(dout, cache):
@@ -210,7 +208,7 @@ def dropout_backward(dout, cache):
         return dout
     mask, scale = cache
     _check_dout(dout, mask.shape, mask)
-    return dout * mask * scale
+    return primitives.of(dout).dropout_backward(dout, mask, scale)
 
 
 # --- fully connected --------------------------------------------------------------------------
@@ -247,8 +245,11 @@ def linear_backward(dout, cache, need_dx=True):
 # --- losses -----------------------------------------------------------------------------------
 
 def _labels_on(y, n, num_classes, like):
-    """Integer labels checked (on the host when they are there) and moved to ``like``'s device;
-    labels on the GPU for scores on the CPU are a device mix like any other."""
+    """Integer labels checked and moved to ``like``'s device; labels on the GPU for scores on the
+    CPU are a device mix like any other.  The range check runs only on host labels: checking
+    device labels would read them back, a device-to-host sync every training step; the loss
+    kernel makes the loss NaN for a label out of range instead (and the Trainer's divergence
+    error names labels as a cause)."""
     if device_of(y) == "cuda":
         _check_same_device(y=y, scores=like)
     xp = get_array_module(y)
@@ -257,7 +258,7 @@ def _labels_on(y, n, num_classes, like):
                         f"{getattr(y, 'dtype', type(y).__name__)}")
     if y.shape != (n,):
         raise ValueError(f"y.shape={tuple(y.shape)}: expected ({n},), one label per row of scores")
-    if n:
+    if n and device_of(y) != "cuda":  # on the host: no sync
         lo, hi = (int(v) for v in xp.stack([y.min(), y.max()]).tolist())  # one read
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"y holds labels in [{lo}, {hi}]: expected [0, {num_classes - 1}] "
@@ -270,7 +271,8 @@ def softmax_cross_entropy(scores, y):
 
     scores (N, K), y (N,) ints in [0, K) (on the host or scores' device) -> loss (float64 scalar
     on scores' device), dscores (N, K).  Stable: the row maximum is subtracted before
-    exponentiating.
+    exponentiating.  Host labels out of range raise a ValueError; device labels out of range
+    make the loss (and their rows of dscores) NaN, as checking them would cost a sync.
     """
     _check_array("scores", scores, ndim=2)
     N, K = scores.shape
@@ -292,16 +294,28 @@ def mse_loss(pred, target):
     return xp.mean(diff * diff, dtype=np.float64), diff * (2.0 / diff.size)
 
 
-def l2_penalty(weights, reg):
+def l2_penalty(weights, reg, add_to=None):
     """L2 regularisation over a list of weight arrays (never biases).
 
     -> loss = 0.5 * reg * sum(W**2) (float64 scalar on the weights' device) and the gradients
-    reg * W, one per weight.
+    reg * W, one per weight; with ``add_to`` (one gradient array per weight) they are added
+    into those arrays in place, which are returned: no weight-sized temporaries, and on CUDA
+    one launch per weight instead of two.
     """
     check_real("reg", reg, 0)
     _check_same_device(**{f"weights[{i}]": w for i, w in enumerate(weights)})
-    total = sum(primitives.of(w).sum_of_squares(w) for w in weights)
-    return 0.5 * reg * total, [reg * w for w in weights]
+    sums = [primitives.of(w).sum_of_squares(w) for w in weights]
+    total = sums[0] if sums else 0.0
+    for s in sums[1:]:  # not sum(): its 0 + first costs a launch on the GPU
+        total = total + s
+    if add_to is None:
+        return 0.5 * reg * total, [reg * w for w in weights]
+    if len(add_to) != len(weights):
+        raise ValueError(f"add_to: {len(add_to)} arrays for {len(weights)} weights")
+    for g, w in zip(add_to, weights):
+        _check_dout(g, w.shape, w)
+        primitives.of(g).add_scaled(g, reg, w)
+    return 0.5 * reg * total, add_to
 
 
 # --- ops for deeper nets ----------------------------------------------------------------------

@@ -76,9 +76,8 @@ class Classifier(nn.Module):
             return data_loss, grads
         weights = self.weight_names()
         params = self.parameters()
-        reg_loss, reg_grads = F.l2_penalty([params[k] for k in weights], self.reg)
-        for name, g in zip(weights, reg_grads):
-            grads[name] += g
+        reg_loss, _ = F.l2_penalty([params[k] for k in weights], self.reg,
+                                   add_to=[grads[k] for k in weights])
         return data_loss + reg_loss, grads
 
     def weight_names(self) -> list[str]:

@@ -14,6 +14,7 @@ import inspect
 
 import numpy as np
 
+from . import primitives
 from .checks import check_real
 from .device import get_array_module, to_numpy
 
@@ -88,15 +89,9 @@ class SGD(Optimizer):
         super().__init__(params, lr, lr_decay)
 
     def _update(self, name, p, g):
-        if not self.momentum:
-            p -= self.lr * g
-            return
-        v = self.state["velocity"][name]
-        if self.nesterov:
-            p -= self.momentum * v
-        v *= self.momentum
-        v -= self.lr * g
-        p += (1 + self.momentum) * v if self.nesterov else v
+        # a device primitive: on CUDA one fused kernel per parameter (see kernels/optim.cu)
+        v = self.state["velocity"][name] if self.momentum else None
+        primitives.of(p).sgd_update(p, g, v, self.lr, self.momentum, self.nesterov)
 
 
 class RMSprop(Optimizer):

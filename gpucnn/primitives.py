@@ -77,8 +77,23 @@ class DevicePrimitives(Protocol):
     def dropout_keep_mask(self, key: int, counter: int, n: int, threshold: int):
         """Bool (n,): element i kept when rng.random_bits(key, counter + i) >= threshold."""
 
+    def dropout_forward(self, x, key: int, counter: int, threshold: int, scale):
+        """-> (x * keep * scale, keep): keep (bool, x's shape) as dropout_keep_mask gives it for
+        x.size elements; ``scale`` a scalar of x's dtype."""
+
+    def dropout_backward(self, dout, keep, scale):
+        """dout * keep * scale, with dropout_forward's keep and scale."""
+
     def sum_of_squares(self, a):
         """sum(a**2) as a 0-d float64 array, accumulated accurately for float32 ``a``."""
+
+    def add_scaled(self, y, a: float, x):
+        """y += a * x in place (x, y of one shape and dtype; y C-contiguous)."""
+
+    def sgd_update(self, p, g, v, lr: float, momentum: float, nesterov: bool):
+        """SGD's step on parameter p in place (gpucnn.optim.SGD's rule): p -= lr * g, or with
+        velocity v (None without momentum) v = momentum * v - lr * g and p += v (nesterov:
+        p += -momentum * v_prev + (1 + momentum) * v)."""
 
 
 NAMES = tuple(name for name in vars(DevicePrimitives) if not name.startswith("_"))

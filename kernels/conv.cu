@@ -64,19 +64,24 @@ __device__ __forceinline__ void col2im(const T* __restrict__ dcols, T* __restric
     }
 }
 
-// db[f] = sum of dout (N, F, S) over n and s; one block per f (grid-stride over f), a tree
-// reduction in shared memory.  Used for conv (S = OH*OW) and linear (S = 1) biases.
+// db[f] = sum of dout (N, F, S) over n and s, for conv (S = OH*OW) and linear (S = 1) biases.
+// One block per (f, chunk) of f's N*S elements (grid-stride over them), a tree reduction in
+// shared memory, out[f * chunks + chunk]: with one chunk that is db; with more, the host sums
+// the partials (F, chunks) by a second launch with N = 1, S = chunks.  One block per filter
+// alone would leave most SMs idle (32 filters on 132 SMs) while each block sums ~10^5 values.
 template <typename T>
-__device__ __forceinline__ void bias_grad(const T* __restrict__ dout, T* __restrict__ db, idx_t N,
-                                          idx_t F, idx_t S) {
+__device__ __forceinline__ void bias_grad(const T* __restrict__ dout, T* __restrict__ out,
+                                          idx_t N, idx_t F, idx_t S, idx_t chunks) {
     __shared__ T buf[MAX_REDUCE_BLOCK];
-    for (idx_t f = blockIdx.x; f < F; f += gridDim.x) {
+    const idx_t per = N * S, len = (per + chunks - 1) / chunks;
+    for (idx_t b = blockIdx.x; b < F * chunks; b += gridDim.x) {
+        const idx_t f = b / chunks, end = (b % chunks + 1) * len < per ? (b % chunks + 1) * len : per;
         T acc = T(0);
-        for (idx_t k = threadIdx.x; k < N * S; k += blockDim.x) {
+        for (idx_t k = (b % chunks) * len + threadIdx.x; k < end; k += blockDim.x) {
             acc += dout[((k / S) * F + f) * S + k % S];
         }
         acc = block_reduce(buf, acc, SumOp());
-        if (threadIdx.x == 0) db[f] = acc;
+        if (threadIdx.x == 0) out[b] = acc;
     }
 }
 
@@ -92,9 +97,9 @@ __device__ __forceinline__ void bias_grad(const T* __restrict__ dout, T* __restr
         idx_t KH, idx_t KW, idx_t stride, idx_t pad, idx_t OH, idx_t OW) {                   \
         col2im<T>(dcols, dx, N, C, H, W, KH, KW, stride, pad, OH, OW);                       \
     }                                                                                        \
-    extern "C" __global__ void bias_grad_##S(const T* __restrict__ dout, T* __restrict__ db,  \
-                                             idx_t N, idx_t F, idx_t S_) {                   \
-        bias_grad<T>(dout, db, N, F, S_);                                                    \
+    extern "C" __global__ void bias_grad_##S(const T* __restrict__ dout, T* __restrict__ out, \
+                                             idx_t N, idx_t F, idx_t S_, idx_t chunks) {     \
+        bias_grad<T>(dout, out, N, F, S_, chunks);                                           \
     }
 ENTRIES(float, f32)
 ENTRIES(double, f64)

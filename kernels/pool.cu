@@ -1,5 +1,7 @@
 // Max pooling over size x size windows every `stride` (no padding); x (N, C, H, W) any strides,
-// out, argmax, dout and dx C-contiguous.
+// out and dout C-contiguous; argmax and dx C-contiguous, or with CNHW != 0 (N, C, ...) views of
+// memory laid out (C, N, ...): the layout a conv output has, so the conv's backward reads dx
+// as (C, N*H*W) rows without a copy (one copy launch and allocation less per conv per step).
 // argmax holds the row-major offset i*size + j of the FIRST maximum in each window (type A:
 // unsigned char when size*size <= 256, else int), as gpucnn/cpu.py does; a window holding NaN
 // gives NaN and the offset of its first NaN.
@@ -13,7 +15,8 @@ template <bool RELU, typename T, typename A>
 __device__ __forceinline__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ out,
                                                 A* __restrict__ argmax, idx_t N, idx_t C,
                                                 idx_t sN, idx_t sC, idx_t sH, idx_t sW,
-                                                idx_t size, idx_t stride, idx_t OH, idx_t OW) {
+                                                idx_t size, idx_t stride, idx_t OH, idx_t OW,
+                                                idx_t CNHW) {
     GRID_STRIDE_LOOP(k, N * C * OH * OW) {
         const idx_t ow = k % OW;
         const idx_t oh = (k / OW) % OH;
@@ -38,23 +41,26 @@ __device__ __forceinline__ void maxpool_forward(const T* __restrict__ x, T* __re
             }
         }
         out[k] = best;
-        argmax[k] = (A)arg;
+        argmax[CNHW ? ((c * N + n) * OH + oh) * OW + ow : k] = (A)arg;
     }
 }
 
-// Gather: one thread per input element (nc, h, w) sums dout over the windows that cover it and
+// Gather: one thread per input element (n, c, h, w), in dx's memory order, sums dout over the windows that cover it and
 // name it as their argmax.  Windows covering row h are oh in [ceil((h-size+1)/stride), h/stride].
 // RELU: a window passes dout only where its pooled relu output `out` is > 0 (out unused else).
 template <bool RELU, typename T, typename A>
 __device__ __forceinline__ void maxpool_backward(const T* __restrict__ dout,
                                                  const A* __restrict__ argmax,
                                                  const T* __restrict__ out, T* __restrict__ dx,
-                                                 idx_t NC, idx_t H, idx_t W, idx_t size,
-                                                 idx_t stride, idx_t OH, idx_t OW) {
-    GRID_STRIDE_LOOP(k, NC * H * W) {
+                                                 idx_t N, idx_t C, idx_t H, idx_t W,
+                                                 idx_t size, idx_t stride, idx_t OH, idx_t OW,
+                                                 idx_t CNHW) {
+    GRID_STRIDE_LOOP(k, N * C * H * W) {
         const idx_t w = k % W;
         const idx_t h = (k / W) % H;
-        const idx_t base = (k / (W * H)) * OH * OW;
+        const idx_t plane = k / (W * H);  // c * N + n with CNHW, else n * C + c
+        const idx_t nc = CNHW ? (plane % N) * C + plane / N : plane;
+        const idx_t base = nc * OH * OW, abase = plane * OH * OW;
         const idx_t oh0 = h < size ? 0 : (h - size) / stride + 1;
         const idx_t ow0 = w < size ? 0 : (w - size) / stride + 1;
         const idx_t oh1 = h / stride < OH - 1 ? h / stride : OH - 1;
@@ -63,7 +69,7 @@ __device__ __forceinline__ void maxpool_backward(const T* __restrict__ dout,
         for (idx_t oh = oh0; oh <= oh1; ++oh) {
             for (idx_t ow = ow0; ow <= ow1; ++ow) {
                 const idx_t o = base + oh * OW + ow;
-                if ((idx_t)argmax[o] == (h - oh * stride) * size + (w - ow * stride) &&
+                if ((idx_t)argmax[abase + oh * OW + ow] == (h - oh * stride) * size + (w - ow * stride) &&
                     (!RELU || out[o] > T(0)))
                     acc += dout[o];
             }
@@ -76,24 +82,26 @@ __device__ __forceinline__ void maxpool_backward(const T* __restrict__ dout,
     extern "C" __global__ void NAME##_##S(                                                   \
         const T* __restrict__ x, T* __restrict__ out, A* __restrict__ argmax, idx_t N,       \
         idx_t C, idx_t sN, idx_t sC, idx_t sH, idx_t sW, idx_t size, idx_t stride, idx_t OH, \
-        idx_t OW) {                                                                          \
+        idx_t OW, idx_t CNHW) {                                                              \
         maxpool_forward<RELU, T, A>(x, out, argmax, N, C, sN, sC, sH, sW, size, stride, OH,  \
-                                    OW);                                                     \
+                                    OW, CNHW);                                               \
     }
 #define ENTRIES(T, A, S)                                                                     \
     FORWARD(maxpool_forward, false, T, A, S)                                                 \
     FORWARD(relu_maxpool_forward, true, T, A, S)                                             \
     extern "C" __global__ void maxpool_backward_##S(                                         \
         const T* __restrict__ dout, const A* __restrict__ argmax, T* __restrict__ dx,        \
-        idx_t NC, idx_t H, idx_t W, idx_t size, idx_t stride, idx_t OH, idx_t OW) {          \
-        maxpool_backward<false, T, A>(dout, argmax, nullptr, dx, NC, H, W, size, stride, OH, \
-                                      OW);                                                   \
+        idx_t N, idx_t C, idx_t H, idx_t W, idx_t size, idx_t stride, idx_t OH, idx_t OW,    \
+        idx_t CNHW) {                                                                        \
+        maxpool_backward<false, T, A>(dout, argmax, nullptr, dx, N, C, H, W, size, stride,   \
+                                      OH, OW, CNHW);                                         \
     }                                                                                        \
     extern "C" __global__ void relu_maxpool_backward_##S(                                    \
         const T* __restrict__ dout, const A* __restrict__ argmax, const T* __restrict__ out, \
-        T* __restrict__ dx, idx_t NC, idx_t H, idx_t W, idx_t size, idx_t stride, idx_t OH,  \
-        idx_t OW) {                                                                          \
-        maxpool_backward<true, T, A>(dout, argmax, out, dx, NC, H, W, size, stride, OH, OW); \
+        T* __restrict__ dx, idx_t N, idx_t C, idx_t H, idx_t W, idx_t size, idx_t stride,    \
+        idx_t OH, idx_t OW, idx_t CNHW) {                                                    \
+        maxpool_backward<true, T, A>(dout, argmax, out, dx, N, C, H, W, size, stride, OH,    \
+                                     OW, CNHW);                                              \
     }
 ENTRIES(float, unsigned char, f32_u8)
 ENTRIES(double, unsigned char, f64_u8)

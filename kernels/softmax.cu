@@ -2,7 +2,9 @@
 // One block per row (grid-stride over rows): reduce the row max, then the sum of exp, then write
 //   dscores[r, k] = (exp(s_k - max) / sum - [k == y_r]) / N
 //   row_loss[r]   = log(sum) - (s_{y_r} - max)
-// The caller averages row_loss over the N rows.  A device template; ENTRIES below defines its
+// The caller averages row_loss over the N rows.  A label outside [0, K) makes its row_loss and
+// dscores row NaN (and so the mean loss): labels on the device are not range-checked on the host,
+// which would cost a device-to-host sync per step; the NaN reports them instead.  A device template; ENTRIES below defines its
 // extern "C" entry points (see common.cuh).
 #include "common.cuh"
 
@@ -22,10 +24,12 @@ __device__ __forceinline__ void softmax_cross_entropy(const T* __restrict__ scor
         for (idx_t k = threadIdx.x; k < K; k += blockDim.x) sum += exp(s[k] - m);
         sum = block_reduce(buf, sum, SumOp());
         const idx_t label = y[r];
+        const bool valid = label >= 0 && label < K;
+        const T nan_ = T(nan(""));
         for (idx_t k = threadIdx.x; k < K; k += blockDim.x) {
-            d[k] = (exp(s[k] - m) / sum - T(k == label)) / T(N);
+            d[k] = valid ? (exp(s[k] - m) / sum - T(k == label)) / T(N) : nan_;
         }
-        if (threadIdx.x == 0) row_loss[r] = log(sum) - (s[label] - m);
+        if (threadIdx.x == 0) row_loss[r] = valid ? log(sum) - (s[label] - m) : nan_;
     }
 }
 

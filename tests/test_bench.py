@@ -4,6 +4,7 @@ No timing assertions (benchmarks are not tests).  PyTorch parts run only when it
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -169,3 +170,16 @@ def test_steady_method_alternates_who_goes_first_and_leaves_disturbed_rounds_out
     assert out["ratio"]["rounds"] == pytest.approx([0.5, 1 / 3, 0.25])
     assert out["ratio"]["median"] == pytest.approx(0.375)  # of the clean rounds only
     assert out["gpucnn"]["n"] == 4 and not out["ratio"]["all_disturbed"]
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="the stand-in's kernels need g++")
+def test_train_rows_carry_the_step_counts_on_the_stand_in_cupy(fake_cupy):
+    from gpucnn.bench import report
+
+    row = suites.bench_train(nets.parse_config("b2x8"), np.float32, "cuda", None, reps=1,
+                             steps=1, warmup=1, memory=False, pause=0.0)
+    table = row["gpucnn"]["counts"]
+    assert list(table) == ["forward", "loss", "backward", "update"]
+    assert sum(t["syncs"] for t in table.values()) == 0  # the loss is not read in bench's step
+    assert table["update"]["allocations"] == 0 and table["update"]["launches"] > 0
+    assert any(line.startswith("  one gpucnn step: launches ") for line in report.train_table([row]))

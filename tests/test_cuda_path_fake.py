@@ -72,24 +72,52 @@ def test_gpucnn_check_compares_every_primitive_through_the_cuda_module(fake_cupy
     assert max(diff for _, diff in rows) <= (1e-5 if dtype == np.float32 else 1e-12), rows
 
 
+def test_device_labels_out_of_range_make_the_loss_nan_without_a_sync(fake_cupy):
+    scores = fake_cupy.asarray(np.random.default_rng(0).standard_normal((3, 4)))
+    with fake_cupy.counting() as c:
+        loss, dscores = F.softmax_cross_entropy(scores, fake_cupy.asarray(np.array([1, 4, 0])))
+    assert not c.syncs, c.syncs
+    d = dscores.get()
+    assert np.isnan(float(loss)) and np.isnan(d[1]).all() and np.isfinite(d[[0, 2]]).all()
+    with pytest.raises(ValueError, match="labels in"):  # host labels are still checked
+        F.softmax_cross_entropy(scores, np.array([1, -1, 0]))
+
+
+def test_dropout_is_one_launch_each_way(fake_cupy):
+    """The mask and the scaled output come from one kernel (was 3 launches: mask, 2 multiplies),
+    the backward from one (was 2)."""
+    from gpucnn.rng import Generator
+
+    x = fake_cupy.asarray(np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32))
+    with fake_cupy.counting() as c:
+        out, cache = F.dropout_forward(x, 0.5, True, Generator(1))
+        F.dropout_backward(out, cache)
+    assert c.n_launches == 2 and len(c.allocations) == 3, c.report()
+
+
 # One training step of each benchmark net, counted by phase (gpucnn.bench's step: forward,
 # softmax + L2, backward, SGD).  Today's numbers are the bounds: a change that adds launches,
 # allocations, uploads or syncs to a phase fails here and must lower or justify the bound.
-# Counts do not depend on batch, image or layer sizes, so small ones keep the emulated kernels
-# fast.  Today, for both nets:
+# Counts do not depend on batch, image or layer sizes, except that a bias gradient with many
+# values per feature (>= 32 per thread of its block) splits into partial sums and one more
+# launch; small sizes keep the emulated kernels fast and count the unsplit path.  Today, for both nets:
 #   forward 11 launches: im2col, GEMM and bias add per conv/linear layer, relu and maxpool
 #     kernels, and one copy (the conv output is an (N, F, ...) view of (F, N, ...) memory).
-#   loss 23 launches, 1 sync: the labels' range check (min, max, stack, then a read: the
-#     sync), the softmax kernel and its mean (2), per weight L2 casts to float64 and dots (6),
-#     sums them (3), scales (1), reg * W (3) added into the gradients (3), data + reg loss (1).
-#   backward 12 launches: per linear layer dW GEMM, bias_grad, dX GEMM; relu and maxpool
-#     kernels; for the conv a copy of dout to (F, N*OH*OW), bias_grad and dW (no dX).
-#   update 12 launches: SGD's lr * g then p -= it, per parameter.
+#   loss 16 launches, no sync: the softmax kernel and its mean (2), per weight L2 casts to
+#     float64 and dots (6), sums them (2), scales (1), reg * W added into the gradients by one
+#     kernel each (3), data + reg loss (1).  (Was 23 launches and 1 sync: a range check of the
+#     device labels, min, max, stack and a read, which the kernel's NaN for an out-of-range
+#     label replaces; reg * W then += per weight (6); sum() starting from 0 (one more add).)
+#   backward 10 launches: per linear layer dW GEMM, bias_grad, dX GEMM; relu and maxpool
+#     kernels; for the conv bias_grad and dW (no dX).  (Was 11 with a copy of dout to
+#     (F, N*OH*OW): the max-pool backward now writes dx in the conv output's (F, N, ...) layout.)
+#   update 6 launches, no allocation: SGD's fused kernel per parameter.  (Was 12 launches and 6
+#     allocations: lr * g into a temporary, then p -= it.)
 PHASE_BOUNDS = {
     "forward": {"launches": 9, "allocations": 7, "uploads": 0, "syncs": 0},
-    "loss": {"launches": 23, "allocations": 21, "uploads": 0, "syncs": 1},
-    "backward": {"launches": 11, "allocations": 11, "uploads": 0, "syncs": 0},
-    "update": {"launches": 12, "allocations": 6, "uploads": 0, "syncs": 0},
+    "loss": {"launches": 16, "allocations": 14, "uploads": 0, "syncs": 0},
+    "backward": {"launches": 10, "allocations": 10, "uploads": 0, "syncs": 0},
+    "update": {"launches": 6, "allocations": 0, "uploads": 0, "syncs": 0},
 }
 
 

@@ -88,6 +88,25 @@ def test_im2col_and_maxpool_read_strided_views_in_place(prims, dtype, view):
     assert all(a is x for a in passed)
 
 
+@pytest.mark.parametrize("relu", [False, True])
+def test_pooling_a_conv_output_keeps_its_layout_through_the_backward(prims, dtype, relu):
+    """A (C, N, ...)-stored input gives an argmax and dx stored (C, N, ...) too, with the values
+    NumPy gives, so the conv's backward reads dx as (F, N*OH*OW) rows without a copy."""
+    x = _views(np.random.default_rng(2), dtype)["cnhw"]
+    fwd, bwd = ("relu_maxpool_forward", "relu_maxpool_backward") if relu else \
+        ("maxpool_forward", "maxpool_backward")
+    out, arg = getattr(prims, fwd)(x, 3, 2)
+    ref_out, ref_arg = getattr(cpu, fwd)(x, 3, 2)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(arg, ref_arg)
+    dout = _randn(np.random.default_rng(3), out.shape, dtype)
+    args = (dout, arg, out) if relu else (dout, arg)
+    dx = getattr(prims, bwd)(*args, x.shape, 3, 2)
+    want = getattr(cpu, bwd)(dout, ref_arg, *args[2:], x.shape, 3, 2)
+    np.testing.assert_allclose(dx, want, **TOL[dtype])  # overlapping windows: sums reordered
+    assert arg.transpose(1, 0, 2, 3).flags.c_contiguous and dx.transpose(1, 0, 2, 3).flags.c_contiguous
+
+
 def test_losses_are_0d_float64_arrays(prims, dtype):
     """The contract: softmax_cross_entropy's loss and sum_of_squares are 0-d float64 arrays of
     the device's array type, not Python or NumPy scalars."""
@@ -217,3 +236,17 @@ def test_maxpool_nan_wins_at_its_first_position_and_infinities_are_numbers(prims
     dout = np.arange(1, out.size + 1, dtype=dtype).reshape(out.shape)
     np.testing.assert_array_equal(prims.maxpool_backward(dout, arg, x.shape, 2, 2),
                                   cpu.maxpool_backward(dout, ref_arg, x.shape, 2, 2))
+
+
+def test_bias_grad_splits_long_sums_over_more_blocks_than_filters(prims, dtype):
+    """Each filter's 24000 values: several blocks per filter, then a sum of their partials."""
+    dout = _randn(np.random.default_rng(4), (15, 3, 40, 40), dtype)
+    launched = []
+
+    def spy(kernel, entry, grid, block, args):
+        launched.append(grid)
+        prims._launch(kernel, entry, grid, block, args)
+
+    spying = Primitives(np, spy, prims.block, prims.max_blocks, prims.reduce_block)
+    np.testing.assert_allclose(spying.bias_grad(dout), cpu.bias_grad(dout), **TOL[dtype])
+    assert len(launched) == (1 if prims.max_blocks < 6 else 2), launched

@@ -131,7 +131,7 @@ def test_a_trainer_step_on_cuda_waits_for_no_upload(fake_cupy):
     with fake_cupy.counting() as c:
         trainer._step()  # one iteration of train(): next_batch, loss, gradients, update
     # the batch was uploaded during the previous step; the following one starts asynchronously;
-    # the host waits only to validate the labels and to read the loss
+    # the host waits only to read the loss (device labels are not read back to be checked)
     assert [kind for kind, _ in c.uploads] == ["async", "async"], c.uploads
-    assert [what for what, _ in c.syncs] == ["tolist()", "float()"], c.syncs
+    assert [what for what, _ in c.syncs] == ["float()"], c.syncs
     _no_violation()

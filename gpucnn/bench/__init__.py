@@ -17,6 +17,8 @@ is the peak resident set of a fresh process that runs only that framework's step
 allocator's peak (GPU).  Device-specific code is confined to :mod:`.timing` and :mod:`.memory`.
 
 One concern per module: :mod:`.nets` (the networks, gpucnn's steps and ops), :mod:`.torch_twins`
-(the same in PyTorch), :mod:`.timing`, :mod:`.memory`, :mod:`.machine`, :mod:`.suites` (the
-parts), :mod:`.report` (tables); the command is :mod:`gpucnn.cli.bench`.
+(the same in PyTorch), :mod:`.timing`, :mod:`.memory`, :mod:`.machine`, :mod:`.counts`
+(launches, allocations and syncs of one CUDA step, where the cupy in use can count them: the
+stand-in of tests/fakecupy), :mod:`.suites` (the parts), :mod:`.report` (tables); the command
+is :mod:`gpucnn.cli.bench`.
 """

@@ -1,6 +1,8 @@
 """The benchmark results as text tables."""
 from __future__ import annotations
 
+from .counts import counts_line
+
 
 def _ms(s: dict) -> str:
     return f"{s['median_ms']:9.3f} [{s['q1_ms']:.3f}-{s['q3_ms']:.3f}]"
@@ -28,12 +30,14 @@ def train_table(rows: list[dict]) -> list[str]:
     for r in rows:
         g, t = r["gpucnn"], r.get("torch")
         line = f"{r['config']:<18} {_ms(g):>26} {g['images_per_s']:8.0f} {g.get('peak_mb', float('nan')):9.1f} | "
+        counted = [f"  one gpucnn step: {counts_line(g['counts'])}"] if "counts" in g else []
         if t is None:
-            lines.append(line + "(PyTorch not run)")
+            lines += [line + "(PyTorch not run)"] + counted
             continue
         mem = _ratio(g["peak_mb"], t["peak_mb"]) if "peak_mb" in g else "    -"
         lines.append(line + f"{_ms(t):>26} {t['images_per_s']:8.0f} {t.get('peak_mb', float('nan')):9.1f} | "
                      f"{mem:>6} {_round_ratio(r)}")
+        lines += counted
     return lines
 
 

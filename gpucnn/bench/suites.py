@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import functional as F
 from ..device import xp_for
+from . import counts
 from .memory import cpu_peak_memory, cuda_peak_memory
 from .nets import NETS, Config, gpucnn_ops, gpucnn_step
 from .timing import make_timer, time_steady
@@ -42,6 +43,9 @@ def bench_train(cfg: Config, dtype, device: str, torch_mod, reps: int, steps: in
     timers = {k: make_timer(device, k) for k in fns}
     row = {"config": cfg.name, "net": cfg.net, "batch": cfg.batch, "size": cfg.spec.size,
            **time_steady(fns, timers, reps, steps, warmup, pause)}
+    xp = xp_for(device)
+    if device == "cuda" and counts.can_count(xp):  # the stand-in cupy: see .counts
+        row["gpucnn"]["counts"] = counts.phase_table(counts.step_counts(xp, model, step))
     for k in fns:
         row[k]["images_per_s"] = cfg.batch / (row[k]["median_ms"] / 1e3)
         if memory:

@@ -69,6 +69,12 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
     key, counter, n, thr = stream_key(seed, 7), 123457, 10007, drop_threshold(0.4)
     check("dropout_keep_mask", prims.dropout_keep_mask(key, counter, n, thr),
           cpu.dropout_keep_mask(key, counter, n, thr))
+    xd, scale = rng.standard_normal((7, 13)).astype(dt), dt.type(1 / 0.6)
+    (out, keep), (gout, gkeep) = (cpu.dropout_forward(xd, key, counter, thr, scale),
+                                  prims.dropout_forward(to_dev(xd), key, counter, thr, scale))
+    check("dropout_forward", gout, out)
+    check("dropout_backward", prims.dropout_backward(to_dev(xd), gkeep, scale),
+          cpu.dropout_backward(xd, keep, scale))
 
     a = (rng.standard_normal((5, 7, 3)) * 10).astype(dt)
     d = rng.standard_normal(a.shape).astype(dt)
@@ -90,4 +96,16 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
     w = rng.standard_normal((7, 300)).astype(dt)
     ss = float(cpu.sum_of_squares(w))
     rows.append(("sum_of_squares", abs(float(to_host(prims.sum_of_squares(to_dev(w)))) - ss) / ss))
+    y0, xs = rng.standard_normal((5, 7)).astype(dt), rng.standard_normal((5, 7)).astype(dt)
+    gy = to_dev(y0)
+    prims.add_scaled(gy, 0.01, to_dev(xs))
+    cpu.add_scaled(y0, 0.01, xs)
+    check("add_scaled", gy, y0)
+    for momentum, nesterov in ((0.0, False), (0.9, False), (0.9, True)):
+        p, g, v = (rng.standard_normal((5, 7)).astype(dt) for _ in range(3))
+        gp, gv = to_dev(p), to_dev(v)
+        prims.sgd_update(gp, to_dev(g), gv if momentum else None, 0.05, momentum, nesterov)
+        cpu.sgd_update(p, g, v if momentum else None, 0.05, momentum, nesterov)
+        check(f"sgd_update momentum={momentum} nesterov={nesterov}", gp, p)
+        check(f"sgd_update velocity momentum={momentum} nesterov={nesterov}", gv, v)
     return rows

@@ -29,6 +29,9 @@ def pack_args(kernel: str, inst: dict, args) -> list:
         if param in SCALARS:
             packed.append(SCALARS[param](a))
             continue
+        if param in TEMPLATE_TYPES:  # a scalar of the template type, e.g. a learning rate
+            packed.append(TEMPLATE_TYPES[param][inst[param]].type(a))
+            continue
         base = param.replace("const ", "").rstrip("*")
         want = ARRAYS[param] if param in ARRAYS else TEMPLATE_TYPES[base][inst[base]]
         if not hasattr(a, "flags") or not (pos in strided or a.flags.c_contiguous):
@@ -48,6 +51,11 @@ def _c_type(tparam: str, dtype, what="array") -> str:
     raise TypeError(f"{what}.dtype={np.dtype(dtype)}: the CUDA kernels take {allowed}")
 
 
+def _is_cnhw(a) -> int:
+    """1 for a 4-D (N, C, H, W) view of memory laid out (C, N, H, W) (a conv output), else 0."""
+    return int(a.transpose(1, 0, 2, 3).flags.c_contiguous and not a.flags.c_contiguous)
+
+
 class Primitives:
     """The CUDA primitives' host side over array module ``xp`` and ``launch``.
 
@@ -55,8 +63,10 @@ class Primitives:
     kernel ``kernel``.  Elementwise kernels get ``block`` threads per block and at most
     ``max_blocks`` blocks (grid-stride loops cover the rest); reductions (bias_grad, softmax) run
     one block of ``reduce_block`` threads (a power of two <= 256) per row.  Outputs are
-    C-contiguous.  im2col and maxpool_forward read any strided input in place; the other
-    primitives take a C-contiguous copy of a strided one.
+    C-contiguous, except the max-pool argmax and input gradient, which keep the layout of the
+    forward input (a conv output's (C, N, ...) memory, which the conv's backward reads as is).
+    im2col and maxpool_forward read any strided input in place; the other primitives take a
+    C-contiguous copy of a strided one.
     """
 
     def __init__(self, xp, launch, block=256, max_blocks=65535, reduce_block=256):
@@ -97,10 +107,13 @@ class Primitives:
         return out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3), cols
 
     def conv2d_backward(self, dout, saved, w, x_shape, stride, pad, need_dx, need_db):
-        """dw = dout' @ cols^T and dx = col2im(w^T @ dout') by cuBLAS, db by the bias kernel."""
+        """dw = dout' @ cols^T and dx = col2im(w^T @ dout') by cuBLAS, db by the bias kernel.
+
+        dout' (F, N*OH*OW) is a view when dout is laid out (F, N, ...), as the pooling kernels
+        write it after a conv; db sums its rows, so it needs no (N, F, ...) copy either."""
         F, _, KH, KW = w.shape
         dmat = dout.transpose(1, 0, 2, 3).reshape(F, -1)
-        db = self.bias_grad(dout) if need_db else None
+        db = self.bias_grad(dmat.reshape(1, F, -1)) if need_db else None
         dw = (dmat @ saved.T).reshape(w.shape)
         dx = self.col2im(w.reshape(F, -1).T @ dmat, x_shape, KH, KW, stride, pad) if need_dx else None
         return dx, dw, db
@@ -111,14 +124,31 @@ class Primitives:
 
     def relu_maxpool_backward(self, dout, argmax, out, x_shape, size, stride):
         """Each window's dout * (out > 0) to its argmax, one gather launch."""
-        dout, argmax = self._float("dout", dout), self.xp.ascontiguousarray(argmax)
-        out = self._float("out", out)
-        N, C, H, W = x_shape
-        oh, ow = dout.shape[2:]
-        dx = self.xp.empty((N, C, H, W), dtype=dout.dtype)
+        dout, out = self._float("dout", dout), self._float("out", out)
+        argmax, cnhw = self._pool_layout(argmax)
+        dx = self._like_layout(x_shape, cnhw, dout.dtype)
         self._run("relu_maxpool_backward", {"T": dout.dtype, "A": argmax.dtype}, dx.size, dout,
-                  argmax, out, dx, N * C, H, W, size, stride, oh, ow)
+                  self._memory(argmax, cnhw), out, self._memory(dx, cnhw), *x_shape, size, stride, *dout.shape[2:],
+                  cnhw)
         return dx
+
+    def _pool_layout(self, argmax):
+        """(argmax, cnhw): whether argmax is an (N, C, ...) view of (C, N, ...) memory, as the
+        forward stores it for a conv output; any other layout becomes a C-contiguous copy."""
+        cnhw = _is_cnhw(argmax)
+        return (argmax if cnhw else self.xp.ascontiguousarray(argmax)), cnhw
+
+    def _like_layout(self, shape, cnhw, dtype):
+        """An empty (N, C, H, W) array, stored (C, N, H, W) when cnhw."""
+        if not cnhw:
+            return self.xp.empty(shape, dtype=dtype)
+        N, C, H, W = shape
+        return self.xp.empty((C, N, H, W), dtype=dtype).transpose(1, 0, 2, 3)
+
+    @staticmethod
+    def _memory(a, cnhw):
+        """The C-contiguous array a kernel is handed: a's memory in its own order."""
+        return a.transpose(1, 0, 2, 3) if cnhw else a
 
     def im2col(self, x, kh, kw, stride, pad):
         """x (N, C, H, W), any strides (no copy) -> cols (C*KH*KW, N*OH*OW); rows (c, i, j),
@@ -153,19 +183,21 @@ class Primitives:
         N, C, H, W = x.shape
         oh, ow = out_size(H, size, stride), out_size(W, size, stride)
         out = self.xp.empty((N, C, oh, ow), dtype=x.dtype)
-        argmax = self.xp.empty((N, C, oh, ow), dtype=np.uint8 if size * size <= 256 else np.int32)
-        self._run(kernel, {"T": x.dtype, "A": argmax.dtype}, out.size, x, out, argmax,
-                  N, C, *xs, size, stride, oh, ow)
+        # argmax in x's layout, so the backward writes dx in it too (see pool.cu)
+        cnhw = _is_cnhw(x)
+        argmax = self._like_layout(out.shape, cnhw, np.uint8 if size * size <= 256 else np.int32)
+        self._run(kernel, {"T": x.dtype, "A": argmax.dtype}, out.size, x, out,
+                  self._memory(argmax, cnhw), N, C, *xs, size, stride, oh, ow, cnhw)
         return out, argmax
 
     def maxpool_backward(self, dout, argmax, x_shape, size, stride):
         """dout, argmax (N, C, OH, OW) -> dx (N, C, H, W); each window's gradient to its argmax."""
-        dout, argmax = self._float("dout", dout), self.xp.ascontiguousarray(argmax)
-        N, C, H, W = x_shape
-        oh, ow = dout.shape[2:]
-        dx = self.xp.empty((N, C, H, W), dtype=dout.dtype)
-        self._run("maxpool_backward", {"T": dout.dtype, "A": argmax.dtype}, dx.size, dout, argmax, dx,
-                  N * C, H, W, size, stride, oh, ow)
+        dout = self._float("dout", dout)
+        argmax, cnhw = self._pool_layout(argmax)
+        dx = self._like_layout(x_shape, cnhw, dout.dtype)
+        self._run("maxpool_backward", {"T": dout.dtype, "A": argmax.dtype}, dx.size, dout,
+                  self._memory(argmax, cnhw), self._memory(dx, cnhw), *x_shape, size, stride,
+                  *dout.shape[2:], cnhw)
         return dx
 
     def dropout_keep_mask(self, key, counter, n, threshold):
@@ -174,6 +206,22 @@ class Primitives:
         wrap = (1 << 64) - 1
         self._run("dropout_keep_mask", {}, int(n), key & wrap, counter & wrap, threshold, keep, n)
         return keep
+
+    def dropout_forward(self, x, key, counter, threshold, scale):
+        """(x * keep * scale, keep shaped like x) in one launch; keep as dropout_keep_mask's."""
+        x = self._float("x", x)
+        out, keep = self.xp.empty_like(x), self.xp.empty(x.shape, dtype=np.bool_)
+        wrap = (1 << 64) - 1
+        self._run("dropout_forward", {"T": x.dtype}, x.size, key & wrap, counter & wrap, threshold,
+                  x, out, keep, scale, x.size)
+        return out, keep
+
+    def dropout_backward(self, dout, keep, scale):
+        """dout * keep * scale in one launch."""
+        dout, keep = self._float("dout", dout), self.xp.ascontiguousarray(keep)
+        dx = self.xp.empty_like(dout)
+        self._run("dropout_backward", {"T": dout.dtype}, dout.size, dout, keep, dx, scale, dout.size)
+        return dx
 
     def _unary(self, kernel, x):
         x = self._float("x", x)
@@ -210,9 +258,17 @@ class Primitives:
         """dout (N, F, ...) -> (F,): the sum over every axis but 1 (conv and linear biases)."""
         dout = self._float("dout", dout)
         N, F = dout.shape[:2]
+        S = dout.size // max(N * F, 1)
+        # blocks of >= 32 values per thread each, as many as fit the grid: more blocks than
+        # filters where each filter has much to sum, then one more launch over the partials
+        chunks = max(1, min(-(-N * S // (32 * self.reduce_block)), self.max_blocks // max(F, 1)))
+        if chunks > 1:
+            partial = self.xp.empty(F * chunks, dtype=dout.dtype)
+            self._run("bias_grad", {"T": dout.dtype}, F * chunks, dout, partial, N, F, S, chunks,
+                      reduce=True)
+            dout, N, S = partial, 1, chunks
         db = self.xp.empty(F, dtype=dout.dtype)
-        self._run("bias_grad", {"T": dout.dtype}, F, dout, db, N, F, dout.size // max(N * F, 1),
-                  reduce=True)
+        self._run("bias_grad", {"T": dout.dtype}, F, dout, db, N, F, S, 1, reduce=True)
         return db
 
     def softmax_cross_entropy(self, scores, y):
@@ -231,3 +287,22 @@ class Primitives:
         """sum(a**2) as a 0-d float64 array (cuBLAS dot in float64)."""
         flat = a.reshape(-1).astype(np.float64)
         return self.xp.asarray(self.xp.dot(flat, flat))
+
+    def add_scaled(self, y, a, x):
+        """y += a * x in place, one launch and no temporary (the array code took 2 and one)."""
+        _c_type("T", y.dtype, "y")
+        if not y.flags.c_contiguous or x.shape != y.shape:
+            raise ValueError(f"add_scaled: expected a C-contiguous y of x's shape {tuple(x.shape)}, "
+                             f"got {tuple(y.shape)}")
+        self._run("add_scaled", {"T": y.dtype}, y.size, y, a, self._float("x", x), y.size)
+
+    def sgd_update(self, p, g, v, lr, momentum, nesterov):
+        """SGD's step in place by one kernel over p (and v): no temporaries, one launch where
+        the array code took 2 (momentum 4, nesterov 6) and an allocation per parameter."""
+        _c_type("T", p.dtype, "p")
+        if not (p.flags.c_contiguous and g.flags.c_contiguous) or g.shape != p.shape:
+            raise ValueError(f"sgd_update: expected C-contiguous p and g of one shape, got "
+                             f"{tuple(p.shape)} and {tuple(g.shape)}")
+        # plain SGD never touches v: p stands in for it
+        self._run("sgd_update", {"T": p.dtype}, p.size, p, g, p if v is None else v, lr,
+                  momentum, 1 + momentum, int(nesterov), p.size)

@@ -24,7 +24,8 @@ TEMPLATE_TYPES = {
 # Scalar C types -> the NumPy scalar type that passes them by value.
 SCALARS = {"idx": np.int64, "u64": np.uint64}
 # Fixed-type array parameters.
-ARRAYS = {"bool*": np.dtype(np.bool_), "const i64*": np.dtype(np.int64)}
+ARRAYS = {"bool*": np.dtype(np.bool_), "const bool*": np.dtype(np.bool_),
+          "const i64*": np.dtype(np.int64)}
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,20 @@ class Kernel:
 KERNELS = {
     "im2col": Kernel("conv.cu", ("T",), ("const T*", "T*") + ("idx",) * 14, strided=(0,)),
     "col2im": Kernel("conv.cu", ("T",), ("const T*", "T*") + ("idx",) * 10),
-    "bias_grad": Kernel("conv.cu", ("T",), ("const T*", "T*", "idx", "idx", "idx")),
-    "maxpool_forward": Kernel("pool.cu", ("T", "A"), ("const T*", "T*", "A*") + ("idx",) * 10,
+    "bias_grad": Kernel("conv.cu", ("T",), ("const T*", "T*", "idx", "idx", "idx", "idx")),
+    "maxpool_forward": Kernel("pool.cu", ("T", "A"), ("const T*", "T*", "A*") + ("idx",) * 11,
                               strided=(0,)),
-    "maxpool_backward": Kernel("pool.cu", ("T", "A"), ("const T*", "const A*", "T*") + ("idx",) * 7),
-    "relu_maxpool_forward": Kernel("pool.cu", ("T", "A"), ("const T*", "T*", "A*") + ("idx",) * 10,
+    "maxpool_backward": Kernel("pool.cu", ("T", "A"), ("const T*", "const A*", "T*") + ("idx",) * 9),
+    "relu_maxpool_forward": Kernel("pool.cu", ("T", "A"), ("const T*", "T*", "A*") + ("idx",) * 11,
                                    strided=(0,)),
     "relu_maxpool_backward": Kernel("pool.cu", ("T", "A"),
-                                    ("const T*", "const A*", "const T*", "T*") + ("idx",) * 7),
+                                    ("const T*", "const A*", "const T*", "T*") + ("idx",) * 9),
+    "add_scaled": Kernel("optim.cu", ("T",), ("T*", "T", "const T*", "idx")),
+    "sgd_update": Kernel("optim.cu", ("T",), ("T*", "const T*", "T*", "T", "T", "T", "idx", "idx")),
     "dropout_keep_mask": Kernel("dropout.cu", (), ("u64", "u64", "u64", "bool*", "idx")),
+    "dropout_forward": Kernel("dropout.cu", ("T",),
+                              ("u64", "u64", "u64", "const T*", "T*", "bool*", "T", "idx")),
+    "dropout_backward": Kernel("dropout.cu", ("T",), ("const T*", "const bool*", "T*", "T", "idx")),
     "relu_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
     "relu_backward": Kernel("activations.cu", ("T",), ("const T*", "const T*", "T*", "idx")),
     "sigmoid_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
@@ -89,13 +95,14 @@ _OP_KERNELS = {
     "relu_backward": (["relu_backward"], ""),
     "sigmoid_forward": (["sigmoid_forward"], ""),
     "sigmoid_backward": (["sigmoid_backward"], ""),
-    "dropout_forward": (["dropout_keep_mask"], "scaling via cupy elementwise"),
-    "dropout_backward": ([], "cupy elementwise"),
+    "dropout_forward": (["dropout_forward"], ""),
+    "dropout_backward": (["dropout_backward"], ""),
     "linear_forward": ([], "cuBLAS via cupy"),
     "linear_backward": (["bias_grad"], "GEMMs via cuBLAS (cupy)"),
     "softmax_cross_entropy": (["softmax_cross_entropy"], ""),
     "mse_loss": ([], "cupy elementwise and reduction"),
-    "l2_penalty": ([], "cuBLAS dot via cupy"),
+    "l2_penalty": (["add_scaled"], "cuBLAS dot via cupy"),
+    "SGD step (gpucnn.optim)": (["sgd_update"], ""),
 }
 
 

@@ -239,7 +239,8 @@ class Trainer:
             raise TrainingDiverged(
                 f"training diverged: loss={loss} at iteration {self.iteration + 1} (epoch "
                 f"{self.epoch + 1}) with lr={self.optimizer.lr:g} ({self.optimizer_name}); "
-                f"try a smaller learning rate; {where}")
+                f"try a smaller learning rate, or check that every label is in [0, classes) "
+                f"(on CUDA an out-of-range label makes the loss NaN); {where}")
         self.optimizer.step(grads)
         self.history.loss.append(loss)
         self.iteration += 1

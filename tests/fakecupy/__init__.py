@@ -24,7 +24,7 @@ import numpy as np
 
 from . import cuda  # noqa: F401
 from ._array import ndarray  # noqa: F401
-from ._count import Counter, counting  # noqa: F401
+from ._count import Counter, counting, phase  # noqa: F401
 from ._functions import *  # noqa: F401,F403
 from ._functions import linalg  # noqa: F401
 from ._memory import pool as _pool

@@ -1,0 +1,51 @@
+// The SGD update of one parameter in one pass, in place: p, g and the velocity v are read once
+// and p, v written once, where the array code launched 2 kernels (lr * g, p -= it; momentum 4,
+// nesterov 6) and allocated a temporary per parameter per step.  The arithmetic is
+// gpucnn/optim.py's, in the same order (nvcc may contract a multiply-add into an FMA, a last-bit
+// difference); lr and mu arrive in the parameter's dtype, as NumPy casts the Python floats.
+// mu 0: plain SGD (v is not touched); nesterov: the look-ahead form.
+// Device templates; ENTRIES below defines their extern "C" entry points (see common.cuh).
+#include "common.cuh"
+
+// mu1 = 1 + mu, rounded once from the Python float as NumPy does with (1 + momentum) * v.
+template <typename T>
+__device__ __forceinline__ void sgd_update(T* __restrict__ p, const T* __restrict__ g,
+                                           T* __restrict__ v, T lr, T mu, T mu1, idx_t nesterov,
+                                           idx_t n) {
+    GRID_STRIDE_LOOP(i, n) {
+        const T step = lr * g[i];
+        if (mu == T(0)) {
+            p[i] = p[i] - step;
+            continue;
+        }
+        T pi = p[i], vi = v[i];
+        if (nesterov) pi = pi - mu * vi;
+        vi = vi * mu;
+        vi = vi - step;
+        pi = pi + (nesterov ? mu1 * vi : vi);
+        p[i] = pi;
+        v[i] = vi;
+    }
+}
+
+// y += a * x in place: L2's reg * W added into the weight gradient in one pass, where the
+// array code launched 2 kernels and allocated a weight-sized temporary per weight per step.
+template <typename T>
+__device__ __forceinline__ void add_scaled(T* __restrict__ y, T a, const T* __restrict__ x,
+                                           idx_t n) {
+    GRID_STRIDE_LOOP(i, n) { y[i] = y[i] + a * x[i]; }
+}
+
+#define ENTRIES(T, S)                                                                        \
+    extern "C" __global__ void add_scaled_##S(T* __restrict__ y, T a, const T* __restrict__ x, \
+                                              idx_t n) {                                     \
+        add_scaled<T>(y, a, x, n);                                                           \
+    }                                                                                        \
+    extern "C" __global__ void sgd_update_##S(T* __restrict__ p, const T* __restrict__ g,    \
+                                              T* __restrict__ v, T lr, T mu, T mu1,          \
+                                              idx_t nesterov, idx_t n) {                     \
+        sgd_update<T>(p, g, v, lr, mu, mu1, nesterov, n);                                    \
+    }
+ENTRIES(float, f32)
+ENTRIES(double, f64)
+#undef ENTRIES
