@@ -2,6 +2,7 @@
 before any work, file-system errors are one line, bad input is refused before training."""
 import os
 
+import numpy as np
 import pytest
 
 from gpucnn.cli import main
@@ -357,3 +358,16 @@ def test_bench_prints_each_result_as_it_comes(capsys, monkeypatch):
 def test_overwrite_with_resume_is_refused(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path), "--overwrite"]) == 1
     _one_error(capsys, "--overwrite: not with --resume")
+
+
+def test_trainer_refuses_negative_labels_before_training():
+    from gpucnn.models import ThreeLayerConvNet
+    from gpucnn.train import Trainer
+
+    rng = np.random.default_rng(0)
+    data = {"X_train": rng.standard_normal((20, 1, 8, 8)).astype(np.float32),
+            "y_train": np.r_[np.arange(19) % 10, -1], "X_val": np.zeros((4, 1, 8, 8), np.float32),
+            "y_val": np.arange(4)}
+    model = ThreeLayerConvNet((1, 8, 8), num_filters=2, filter_size=3, hidden_dim=4, seed=0)
+    with pytest.raises(ValueError, match=r"y_train holds the label -1: expected class labels >= 0"):
+        Trainer(model, data, device="cpu", progress=False)

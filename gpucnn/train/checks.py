@@ -24,6 +24,9 @@ def check_split(xname, x, yname, y):
                          f"one label per sample")
     if len(x) == 0:
         raise ValueError(f"{xname} is empty: expected at least one sample")
+    if y.min() < 0:  # the largest label is held against the model's outputs (check_outputs);
+        # both once, on the host: on CUDA the loss kernel only marks a bad label with NaN
+        raise ValueError(f"{yname} holds the label {int(y.min())}: expected class labels >= 0")
     if x.dtype.kind == "f":
         flat = x.reshape(len(x), -1)
         bad = np.concatenate([~np.isfinite(flat[i:i + 4096]).all(axis=1)   # blocks: bounded memory
