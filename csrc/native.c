@@ -521,10 +521,13 @@ static void use_kernels(int k)
     const kern_d *const kd[] = {&kern_d_avx512, &kern_d_avx2, &kern_d_base};
     K_f = kf[k];
     K_d = kd[k];
+    const int narrow = k == 0 && isa_supported(1) ? 1 : k;
+    K_narrow_f = kf[narrow];
+    K_narrow_d = kd[narrow];
 #else
     (void)k;
-    K_f = &kern_f_base;
-    K_d = &kern_d_base;
+    K_f = K_narrow_f = &kern_f_base;
+    K_d = K_narrow_d = &kern_d_base;
 #endif
 }
 
