@@ -106,16 +106,22 @@ def conv2d_backward(dout, cache, need_dx=True):
 
 # --- pooling ----------------------------------------------------------------------------------
 
+def _check_pool(name, x, size, stride):
+    """-> (xp, size, stride) of a pooling op over ``x`` (N, C, H, W); stride None means size."""
+    xp = _check_array(name, x, ndim=4)
+    size = check_int("size", size, 1)
+    stride = size if stride is None else check_int("stride", stride, 1)
+    if size > x.shape[2] or size > x.shape[3]:
+        raise ValueError(f"size={size}: larger than the input {name}.shape={tuple(x.shape)}")
+    return xp, size, stride
+
+
 def maxpool2d_forward(x, size=2, stride=None):
     """Max over size x size windows every ``stride`` (default ``size``; overlapping allowed).
 
     x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - size) // stride + 1.
     """
-    xp = _check_array("x", x, ndim=4)
-    size = check_int("size", size, 1)
-    stride = size if stride is None else check_int("stride", stride, 1)
-    if size > x.shape[2] or size > x.shape[3]:
-        raise ValueError(f"size={size}: larger than the input x.shape={tuple(x.shape)}")
+    xp, size, stride = _check_pool("x", x, size, stride)
     out, argmax = primitives.for_array_module(xp).maxpool_forward(x, size, stride)
     return out, (x.shape, argmax, size, stride)
 
@@ -132,11 +138,7 @@ def relu_maxpool2d_forward(x, size=2, stride=None):
     """maxpool2d(relu(x)) in one pass: the same out and argmax as relu_forward then
     maxpool2d_forward, without materialising relu(x).  nn.Sequential fuses a ReLU followed by a
     MaxPool2d into this."""
-    xp = _check_array("x", x, ndim=4)
-    size = check_int("size", size, 1)
-    stride = size if stride is None else check_int("stride", stride, 1)
-    if size > x.shape[2] or size > x.shape[3]:
-        raise ValueError(f"size={size}: larger than the input x.shape={tuple(x.shape)}")
+    xp, size, stride = _check_pool("x", x, size, stride)
     out, argmax = primitives.for_array_module(xp).relu_maxpool_forward(x, size, stride)
     return out, (x.shape, argmax, out, size, stride)
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 
-from .checks import check_int, check_real
-from .functional import _check_array, _check_dout, _check_same_device
+from .checks import check_real
+from .functional import _check_array, _check_dout, _check_pool, _check_same_device
 from .primitives import out_size
 
 
@@ -149,12 +149,8 @@ def avgpool2d_forward(x, size=2, stride=None):
 
     x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - size) // stride + 1.  No padding.
     """
-    xp = _check_array("x", x, ndim=4)
-    size = check_int("size", size, 1)
-    stride = size if stride is None else check_int("stride", stride, 1)
+    xp, size, stride = _check_pool("x", x, size, stride)
     N, C, H, W = x.shape
-    if size > H or size > W:
-        raise ValueError(f"size={size}: larger than the input x.shape={tuple(x.shape)}")
     oh, ow = out_size(H, size, stride), out_size(W, size, stride)
     out = xp.zeros((N, C, oh, ow), dtype=x.dtype)
     for window in _window_slices(size, stride, oh, ow):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from emulation.cases import POOL_CASES
-from gpucnn import device as backend
 from gpucnn import functional as F
 from gpucnn.device import cuda_status
 
@@ -14,27 +13,8 @@ _STATUS = cuda_status()
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not _STATUS.available, reason=f"no usable GPU: {_STATUS.reason}")]
 
-RTOL = {np.float32: 1e-4, np.float64: 1e-10}
-
-
-@pytest.fixture(scope="module")
-def cp():
-    import cupy
-
-    return cupy
-
-
-@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
-def dtype(request):
-    return request.param
-
-
-def close(got, want, dtype):
-    """Relative to the largest magnitude, so near-zero entries of sums do not fail spuriously."""
-    got = backend.to_numpy(got)
-    assert got.shape == want.shape and got.dtype == want.dtype
-    scale = max(float(np.max(np.abs(want), initial=0.0)), 1e-30)
-    assert float(np.max(np.abs(got - want), initial=0.0)) <= RTOL[dtype] * scale
+# the comparison helpers and fixtures of the main GPU suite
+from test_cuda import RTOL, close, cp, dtype  # noqa: E402,F401
 
 
 BN_SHAPES = [(7, 5), (1, 3, 1, 2), (4, 3, 5, 7), (2, 6, 9, 4)]
