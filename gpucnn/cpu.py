@@ -55,11 +55,15 @@ def threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _split(n: int, fn) -> list:
-    """[fn(n0, n1), ...] over contiguous ranges of ``range(n)``, one per worker thread; this
-    thread runs the first range, persistent pool threads the others."""
+MIN_WORK_PER_THREAD = 1 << 16  # output elements: below this a thread's hand-off costs more
+
+
+def _split(n: int, fn, work: int) -> list:
+    """[fn(n0, n1), ...] over contiguous ranges of ``range(n)``, one per worker thread (fewer
+    when the ``work``, in output elements, is small); this thread runs the first range,
+    persistent pool threads the others."""
     global _pool
-    k = max(1, min(threads(), n))
+    k = max(1, min(threads(), n, work // MIN_WORK_PER_THREAD))
     bounds = [n * i // k for i in range(k + 1)]
     if k == 1:
         return [fn(0, n)]
@@ -105,7 +109,8 @@ def conv2d_forward(x, w, b, stride: int, pad: int):
     OH, OW = out_size(H, KH, stride, pad), out_size(W, KW, stride, pad)
     if native.available:
         out = np.empty((N, F, OH, OW), dtype=x.dtype)
-        _split(N, lambda n0, n1: native.conv2d_forward(x, w, b, stride, pad, out=out, n0=n0, n1=n1))
+        _split(N, lambda n0, n1: native.conv2d_forward(x, w, b, stride, pad, out=out, n0=n0, n1=n1),
+               out.size)
         return out, x
     _notice_numpy_path()
     cols = im2col(x, KH, KW, stride, pad)  # (C*KH*KW, N*OH*OW)
@@ -134,7 +139,7 @@ def _native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
     def weight_part(n0, n1):  # each thread sums its images into its own buffers
         return native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, n0=n0, n1=n1)
 
-    parts = _split(x_shape[0], weight_part)
+    parts = _split(x_shape[0], weight_part, dout.size)
     dw, db = parts[0]
     for pw, pb in parts[1:]:
         dw += pw
@@ -143,7 +148,7 @@ def _native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
     if need_dx:
         dx = np.empty(x_shape, dtype=dout.dtype)
         _split(x_shape[0], lambda n0, n1: native.conv2d_backward_input(
-            dout, w, x_shape, stride, pad, dx=dx, n0=n0, n1=n1))
+            dout, w, x_shape, stride, pad, dx=dx, n0=n0, n1=n1), dx.size)
     return dx, dw, db if need_db else None
 
 
@@ -264,7 +269,8 @@ def relu_maxpool_forward(x, size: int, stride: int):
         out = np.empty((N, C, oh, ow), dtype=x.dtype)
         argmax = np.empty((N, C, oh, ow), dtype=_argmax_dtype(size))
         _split(N, lambda n0, n1: native.relu_maxpool_forward(x, size, stride, out=out,
-                                                             argmax=argmax, n0=n0, n1=n1))
+                                                             argmax=argmax, n0=n0, n1=n1),
+               x.size)
         return out, argmax
     out, argmax = maxpool_forward(x, size, stride)
     argmax[out <= 0] = 0  # relu makes such a window all zeros: its first maximum is offset 0
@@ -278,7 +284,7 @@ def relu_maxpool_backward(dout, argmax, out, x_shape, size: int, stride: int):
     if native.available:
         dx = np.empty(x_shape, dtype=dout.dtype)
         _split(x_shape[0], lambda n0, n1: native.relu_maxpool_backward(
-            dout, argmax, out, x_shape, size, stride, dx=dx, n0=n0, n1=n1))
+            dout, argmax, out, x_shape, size, stride, dx=dx, n0=n0, n1=n1), dx.size)
         return dx
     return maxpool_backward(dout * (out > 0), argmax, x_shape, size, stride)
 

@@ -12,10 +12,11 @@ PATHS = ["numpy", pytest.param("native", marks=pytest.mark.skipif(
 
 @pytest.fixture(params=PATHS)
 def path(request, monkeypatch):
-    """Run the test on one CPU path; 'native' also with 3 worker threads to split odd batches."""
+    """Run the test on one CPU path; 'native' split over 3 worker threads (odd batch splits)."""
     monkeypatch.setattr(native, "available", request.param == "native")
-    if request.param == "native":
+    if request.param == "native":  # small shapes: split them anyway, to test the split
         monkeypatch.setenv("GPUCNN_CPU_THREADS", "3")
+        monkeypatch.setattr(cpu, "MIN_WORK_PER_THREAD", 1)
     return request.param
 
 
@@ -108,3 +109,12 @@ def test_op_paths_name_the_path_and_a_missing_extension_is_noticed_once(monkeypa
     monkeypatch.setattr(cpu, "_numpy_path_noticed", False)
     cpu.conv2d_forward(x, w, None, 1, 0)
     assert capsys.readouterr().err == ""  # asked for: no notice
+
+
+def test_small_work_is_not_split_over_threads(monkeypatch):
+    monkeypatch.setenv("GPUCNN_CPU_THREADS", "2")
+    ranges = []
+    cpu._split(50, lambda n0, n1: ranges.append((n0, n1)), work=1000)
+    assert ranges == [(0, 50)]
+    cpu._split(50, lambda n0, n1: ranges.append((n0, n1)), work=1 << 20)
+    assert sorted(ranges[1:]) == [(0, 25), (25, 50)]

@@ -35,7 +35,8 @@ RUNS_DIR = "runs"
 STAMP = "experiment.json"  # the settings the folder's runs were made with
 # Settings that say how, not what, is computed: a folder's runs stay valid when these change.
 NOT_PROTOCOL = ("device", "seeds", "train_sizes", "grid")
-BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# One thread each for BLAS and gpucnn's native kernels: the pool already has a process per core.
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GPUCNN_CPU_THREADS")
 
 
 @dataclass(frozen=True)
