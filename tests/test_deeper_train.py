@@ -47,15 +47,8 @@ def test_small_resnet_learns_synthetic_3x32x32():
     assert h.train_acc[-1] > 0.3 and h.val_acc[-1] > 0.3, (h.train_acc, h.val_acc)
 
 
-@pytest.fixture(scope="module")
-def blocks():
-    """Separable 1x8x8 images: class k is a bright block at position k, plus noise."""
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 4, 240)
-    X = rng.normal(0, 0.3, (240, 1, 8, 8)).astype(np.float32)
-    for k in range(4):
-        X[y == k, 0, 2 * (k // 2) + 2:2 * (k // 2) + 4, 4 * (k % 2):4 * (k % 2) + 4] += 1.0
-    return {"X_train": X[:200], "y_train": y[:200], "X_val": X[200:], "y_val": y[200:]}
+# the training tests' separable 1x8x8 images (class k: a bright block at position k, plus noise)
+from test_train import data as blocks  # noqa: E402,F401
 
 
 def bn_model(seed=1):
