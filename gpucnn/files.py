@@ -15,6 +15,32 @@ import re
 import tempfile
 
 
+PROBE_PREFIX = ".gpucnn-probe."  # the file writable_folder creates and removes at once
+
+
+def writable_folder(path: str, flag: str, shown: str | None = None) -> str:
+    """Create the folder ``path`` if needed and prove a file can be written there, before the
+    work whose results it will hold (writing is the only sure test: mode bits lie for root,
+    read-only mounts and quotas).  Errors are one ValueError line naming ``flag`` and the value
+    the user gave (``shown``, default ``path``)."""
+    where = f"{flag}={shown or path}"
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{where}: not writable: the folder cannot be created "
+                         f"({e.strerror or e})") from None
+    if not os.path.isdir(path):
+        raise ValueError(f"{where}: expected a folder, found a file")
+    try:
+        fd, name = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=path)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        raise ValueError(f"{where}: not writable ({e.strerror or e}): expected a folder "
+                         f"this user can write") from None
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)  # the only portable way to read it; restored at once
     os.umask(mask)

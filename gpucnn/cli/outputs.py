@@ -7,33 +7,15 @@ does the same for a single output file (``bench --json``).  Errors are one line 
 from __future__ import annotations
 
 import os
-import tempfile
 
-
-def _probe(flag: str, folder: str) -> None:
-    """Create and remove a file in ``folder``: the only sure test of writability (mode bits lie
-    for root, read-only mounts, quotas)."""
-    try:
-        fd, name = tempfile.mkstemp(prefix=".gpucnn-probe.", dir=folder)
-        os.close(fd)
-        os.unlink(name)
-    except OSError as e:
-        raise ValueError(f"{flag}={folder}: expected a writable folder: cannot write there "
-                         f"({e.strerror or e})") from None
+from ..files import writable_folder
 
 
 def prepare_output(flag: str, path: str, marks: tuple[str, ...], overwrite: bool,
                    resume_hint: bool = False) -> str:
     """Create the folder ``path``, check it is writable and refuse it when it holds any of the
     files ``marks`` (a previous run's results) unless ``overwrite``; returns ``path``."""
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"{flag}={path}: expected a folder that can be created: "
-                         f"{e.strerror or e}") from None
-    if not os.path.isdir(path):
-        raise ValueError(f"{flag}={path}: expected a folder, found a file")
-    _probe(flag, path)
+    writable_folder(path, flag)
     found = [m for m in marks if os.path.exists(os.path.join(path, m))]
     if found and not overwrite:
         way = f"--resume {path} to continue it or " if resume_hint else ""
@@ -48,11 +30,7 @@ def check_file(flag: str, path: str) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise ValueError(f"{flag}={path}: expected a file name, found a folder")
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"{flag}={path}: cannot create its folder: {e.strerror or e}") from None
-    _probe(flag, folder)
+    writable_folder(folder, flag, shown=f"{path} (its folder {folder})")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise ValueError(f"{flag}={path}: expected a writable file: permission denied")
     return path

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from ..device import resolve_device
 from ..data.preprocess import stratified_split
 from ..distributed import get_world, launched_world_size, map_runs
-from ..files import atomic_write, remove_stale_temps
+from ..files import PROBE_PREFIX, atomic_write, remove_stale_temps, writable_folder
 from .common import Settings, load_dataset, public, train_run
 
 RUNS_DIR = "runs"
@@ -93,19 +93,6 @@ def protocol(s: Settings) -> dict:
     return {k: v for k, v in s.to_dict().items() if k not in NOT_PROTOCOL}
 
 
-def check_writable(folder: str) -> None:
-    """Create ``folder`` and prove a file can be written there, before any training."""
-    probe = os.path.join(folder, f".write-test-{os.getpid()}")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with open(probe, "w") as fh:
-            fh.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise ValueError(f"--output {folder}: not writable ({e.strerror or e}): expected a "
-                         f"folder this user can write; choose another --output") from None
-
-
 def claim_folder(folder: str, s: Settings, fresh: bool) -> None:
     """Make sure ``folder`` holds only runs of ``s``'s protocol, or refuse in one line.
 
@@ -128,7 +115,7 @@ def claim_folder(folder: str, s: Settings, fresh: bool) -> None:
                              f"--output")
     else:
         foreign = sorted(n for n in os.listdir(folder)
-                         if n != RUNS_DIR and not n.startswith(".write-test"))
+                         if n != RUNS_DIR and not n.startswith(PROBE_PREFIX))
         if foreign or ours:
             raise ValueError(f"--output {folder}: holds files this command did not record "
                              f"({', '.join(foreign[:3]) or RUNS_DIR}); add --fresh to write over "
@@ -284,7 +271,7 @@ def run_reproduce(s: Settings, folder: str, *, fresh: bool = False, workers: int
                                 or workers < 1):
         raise ValueError(f"workers={workers!r}: expected a number of processes >= 1")
     world = get_world()
-    check_writable(folder)
+    writable_folder(folder, "--output")
     dataset = load_dataset(s)
     check_train_sizes(s, len(dataset.y_train))
     refusal = None
