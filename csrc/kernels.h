@@ -382,8 +382,11 @@ TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, in
     }
 }
 
+#include "updates.h"
+
 static const KERN_T FN(kern) = {FB, VW, WFB, WTB, VL, FN(conv_image), FN(wgrad_block),
-                                FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row)};
+                                FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row),
+                                FN(sum_squares), FN(sgd)};
 
 #undef FN
 #undef CAT

@@ -134,6 +134,8 @@ typedef struct {
         void (*copy_rows)(T *, ptrdiff_t, const T *, ptrdiff_t, ptrdiff_t, int, int);            \
         void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, int, const pool_io *);  \
         void (*unpool_row)(T *, ptrdiff_t, ptrdiff_t, int, int, int, const pool_io *, int);      \
+        double (*sum_squares)(const T *, ptrdiff_t);                                             \
+        void (*sgd)(T *, const T *, T *, T, T, T, T, int, ptrdiff_t);                            \
     } name;
 DEFINE_KERN(float, kern_f)
 DEFINE_KERN(double, kern_d)
@@ -499,6 +501,84 @@ static PyObject *py_conv2d_backward_weight(PyObject *self, PyObject *args)
     return release(&h, done(rc));
 }
 
+/* A C-contiguous buffer of any shape, of kind 'f' or 'd' (kind 0: either, set on return) and,
+ * when n >= 0, of n elements.  -1 with an exception set, else 0. */
+static int hold_flat(held *h, PyObject *o, const char *name, int writable, char *kind, Py_ssize_t n)
+{
+    Py_buffer *b = &h->b[h->n];
+    if (PyObject_GetBuffer(o, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    h->n++;
+    const char *fmt = b->format ? b->format : "B";
+    if (*fmt == '@' || *fmt == '=')
+        fmt++;
+    const int ok = (fmt[0] == 'f' && b->itemsize == 4) || (fmt[0] == 'd' && b->itemsize == 8);
+    if (!ok || fmt[1] != 0 || (*kind && fmt[0] != *kind)) {
+        PyErr_Format(PyExc_TypeError, "%s.format=%s: expected float32 or float64%s", name, b->format,
+                     *kind ? ", the first array's" : "");
+        return -1;
+    }
+    *kind = fmt[0];
+    return check(n < 0 || b->len / b->itemsize == n, "expected arrays of one size");
+}
+
+static int check_span(Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t n)
+{
+    return check(0 <= i0 && i0 <= i1 && i1 <= n, "i0, i1: expected 0 <= i0 <= i1 <= size");
+}
+
+static PyObject *py_sum_of_squares(PyObject *self, PyObject *args)
+{
+    PyObject *ao;
+    Py_ssize_t i0, i1;
+    held h = {.n = 0};
+    char ka = 0;
+    double total;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Onn", &ao, &i0, &i1))
+        return NULL;
+    if (hold_flat(&h, ao, "a", 0, &ka, -1) || check_span(i0, i1, h.b[0].len / h.b[0].itemsize))
+        return release(&h, NULL);
+    Py_BEGIN_ALLOW_THREADS
+    if (ka == 'f')
+        total = K_f->sum_squares((const float *)h.b[0].buf + i0, i1 - i0);
+    else
+        total = K_d->sum_squares((const double *)h.b[0].buf + i0, i1 - i0);
+    Py_END_ALLOW_THREADS
+    return release(&h, PyFloat_FromDouble(total));
+}
+
+static PyObject *py_sgd_update(PyObject *self, PyObject *args)
+{
+    PyObject *po, *go, *vo;
+    double lr, decay, mu;
+    int nesterov;
+    Py_ssize_t i0, i1;
+    held h = {.n = 0};
+    char kp = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOdddpnn", &po, &go, &vo, &lr, &decay, &mu, &nesterov, &i0, &i1))
+        return NULL;
+    if (hold_flat(&h, po, "p", 1, &kp, -1))
+        return release(&h, NULL);
+    const Py_ssize_t n = h.b[0].len / h.b[0].itemsize;
+    if (hold_flat(&h, go, "g", 0, &kp, n) || (vo != Py_None && hold_flat(&h, vo, "v", 1, &kp, n)) ||
+        check_span(i0, i1, n))
+        return release(&h, NULL);
+    void *p = h.b[0].buf, *v = vo == Py_None ? NULL : h.b[2].buf;
+    const void *g = h.b[1].buf;
+    Py_BEGIN_ALLOW_THREADS
+    /* the scalars in the arrays' type, as NumPy casts Python floats (mu1 rounded once) */
+    if (kp == 'f')
+        K_f->sgd((float *)p + i0, (const float *)g + i0, v ? (float *)v + i0 : NULL, (float)lr,
+                 (float)decay, (float)mu, (float)(1 + mu), nesterov, i1 - i0);
+    else
+        K_d->sgd((double *)p + i0, (const double *)g + i0, v ? (double *)v + i0 : NULL, lr, decay,
+                 mu, 1 + mu, nesterov, i1 - i0);
+    Py_END_ALLOW_THREADS
+    return release(&h, done(0));
+}
+
 /* Instruction sets, best first, and whether this CPU has them. */
 static const char *const isa_names[] = {"avx512f", "avx2", "baseline"};
 
@@ -568,6 +648,10 @@ static PyMethodDef methods[] = {
      "conv2d_backward_input(dout, w, dx, stride, pad, n0, n1)"},
     {"conv2d_backward_weight", py_conv2d_backward_weight, METH_VARARGS,
      "conv2d_backward_weight(x, dout, dw, db_or_None, stride, pad, n0, n1)"},
+    {"sum_of_squares", py_sum_of_squares, METH_VARARGS,
+     "sum_of_squares(a, i0, i1) -> sum of a.flat[i0:i1]**2 as a float"},
+    {"sgd_update", py_sgd_update, METH_VARARGS,
+     "sgd_update(p, g, v_or_None, lr, decay, momentum, nesterov, i0, i1)"},
     {"use_isa", py_use_isa, METH_O, "use_isa(name) -> the instruction set now in use"},
     {NULL, NULL, 0, NULL},
 };

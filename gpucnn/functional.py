@@ -296,6 +296,19 @@ def mse_loss(pred, target):
     return xp.mean(diff * diff, dtype=np.float64), diff * (2.0 / diff.size)
 
 
+def l2_loss(weights, reg):
+    """0.5 * reg * sum(W**2) over a list of weight arrays (float64 scalar on their device): the
+    loss of :func:`l2_penalty` alone, for when the optimizer adds the gradient reg * W inside
+    its update (``Optimizer.step``'s ``weight_decay``)."""
+    check_real("reg", reg, 0)
+    _check_same_device(**{f"weights[{i}]": w for i, w in enumerate(weights)})
+    sums = [primitives.of(w).sum_of_squares(w) for w in weights]
+    total = sums[0] if sums else 0.0
+    for s in sums[1:]:  # not sum(): its 0 + first costs a launch on the GPU
+        total = total + s
+    return 0.5 * reg * total
+
+
 def l2_penalty(weights, reg, add_to=None):
     """L2 regularisation over a list of weight arrays (never biases).
 
@@ -304,20 +317,15 @@ def l2_penalty(weights, reg, add_to=None):
     into those arrays in place, which are returned: no weight-sized temporaries, and on CUDA
     one launch per weight instead of two.
     """
-    check_real("reg", reg, 0)
-    _check_same_device(**{f"weights[{i}]": w for i, w in enumerate(weights)})
-    sums = [primitives.of(w).sum_of_squares(w) for w in weights]
-    total = sums[0] if sums else 0.0
-    for s in sums[1:]:  # not sum(): its 0 + first costs a launch on the GPU
-        total = total + s
+    loss = l2_loss(weights, reg)
     if add_to is None:
-        return 0.5 * reg * total, [reg * w for w in weights]
+        return loss, [reg * w for w in weights]
     if len(add_to) != len(weights):
         raise ValueError(f"add_to: {len(add_to)} arrays for {len(weights)} weights")
     for g, w in zip(add_to, weights):
         _check_dout(g, w.shape, w)
         primitives.of(g).add_scaled(g, reg, w)
-    return 0.5 * reg * total, add_to
+    return loss, add_to
 
 
 # --- ops for deeper nets ----------------------------------------------------------------------

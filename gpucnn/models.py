@@ -58,9 +58,13 @@ class Classifier(nn.Module):
     def forward(self, X):
         return self.net.forward(X)
 
-    def loss(self, X, y=None):
+    def loss(self, X, y=None, *, l2_in_grads: bool = True):
         """X (N, *input_dim).  y None: test-time scores (N, K), dropout off whatever the mode.
-        y (N,) ints: ``(loss, grads)`` for one training step in the current mode."""
+        y (N,) ints: ``(loss, grads)`` for one training step in the current mode.
+
+        The loss includes L2's 0.5 * reg * sum(W**2); ``l2_in_grads=False`` leaves its gradient
+        reg * W out of the weight gradients, for an optimizer to fold into its update:
+        ``opt.step(grads, weight_decay=model.weight_decay())`` (the Trainer does this)."""
         if y is None:
             was_training = self.training
             self.eval()
@@ -72,10 +76,12 @@ class Classifier(nn.Module):
         data_loss, dscores = F.softmax_cross_entropy(scores, y)
         self.net.backward(dscores, need_dx=False)
         grads = {f"net.{k}": v for k, v in self.net.gradients().items()}
-        if not self.reg:  # skip a full pass (and a weight-sized temporary) per weight per step
+        if not self.reg:  # skip a full pass per weight per step
             return data_loss, grads
         weights = self.weight_names()
         params = self.parameters()
+        if not l2_in_grads:
+            return data_loss + F.l2_loss([params[k] for k in weights], self.reg), grads
         reg_loss, _ = F.l2_penalty([params[k] for k in weights], self.reg,
                                    add_to=[grads[k] for k in weights])
         return data_loss + reg_loss, grads
@@ -83,6 +89,11 @@ class Classifier(nn.Module):
     def weight_names(self) -> list[str]:
         """The parameters L2 applies to: conv and linear weights, not biases."""
         return [k for k in self.parameters() if k.endswith(".weight")]
+
+    def weight_decay(self) -> dict:
+        """{name: reg} for the weights L2 applies to (empty when reg is 0): the
+        ``weight_decay`` of ``Optimizer.step`` after ``loss(X, y, l2_in_grads=False)``."""
+        return dict.fromkeys(self.weight_names(), self.reg) if self.reg else {}
 
     def predict(self, X, batch_size: int = 1000) -> np.ndarray:
         """Predicted labels (N,) as NumPy; X is scored ``batch_size`` rows at a time on the

@@ -79,10 +79,11 @@ def _buffer(name, buf, shape, dtype):
     return buf
 
 
-def _range(n0, n1, N):
+def _range(n0, n1, N, names=("n0", "n1", "N")):
     n1 = N if n1 is None else n1
     if not (isinstance(n0, numbers.Integral) and isinstance(n1, numbers.Integral) and 0 <= n0 <= n1 <= N):
-        raise ValueError(f"n0={n0!r}, n1={n1!r}: expected integers 0 <= n0 <= n1 <= N={N}")
+        a, b, size = names
+        raise ValueError(f"{a}={n0!r}, {b}={n1!r}: expected integers 0 <= {a} <= {b} <= {size}={N}")
     return int(n0), int(n1)
 
 
@@ -221,3 +222,38 @@ def conv2d_backward_input(dout, w, x_shape, stride, pad, *, dx=None, n0=0, n1=No
     dx = _buffer("dx", dx, (N, C, H, W), dout.dtype)
     _lib.conv2d_backward_input(dout, w, dx, stride, pad, *_range(n0, n1, N))
     return dx
+
+
+# --- the L2 penalty and the optimizer update --------------------------------------------------
+
+_SPAN = ("i0", "i1", "size")
+
+
+def _flat_check(name, a, like=None):
+    if not isinstance(a, np.ndarray) or a.dtype not in _FLOATS or not a.flags.c_contiguous:
+        raise TypeError(f"{name}: expected a C-contiguous float32 or float64 numpy array, got "
+                        f"{getattr(a, 'dtype', type(a).__name__)}")
+    if like is not None and (a.shape != like.shape or a.dtype != like.dtype):
+        raise ValueError(f"{name}: {a.shape} {a.dtype}, expected p's {like.shape} {like.dtype}")
+
+
+def sum_of_squares(a, *, i0=0, i1=None) -> float:
+    """sum(a.flat[i0:i1] ** 2) in float64 (partial sums in a's dtype over 2048-element
+    blocks), one read of a."""
+    _require()
+    _flat_check("a", a)
+    return _lib.sum_of_squares(a, *_range(i0, i1, a.size, _SPAN))
+
+
+def sgd_update(p, g, v, lr, decay, momentum, nesterov, *, i0=0, i1=None) -> None:
+    """In place on p.flat[i0:i1] (and v's): ``gpucnn.cpu.sgd_update`` with ``decay * p`` added
+    to the gradient, one pass: each array is read once, p (and v) written once."""
+    _require()
+    _flat_check("p", p)
+    _flat_check("g", g, p)
+    if v is not None:
+        _flat_check("v", v, p)
+    if not p.flags.writeable or (v is not None and not v.flags.writeable):
+        raise ValueError("p, v: expected writable arrays")
+    _lib.sgd_update(p, g, v, float(lr), float(decay), float(momentum), bool(nesterov),
+                    *_range(i0, i1, p.size, _SPAN))

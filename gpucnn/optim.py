@@ -37,15 +37,27 @@ class Optimizer:
         self.state = {b: {k: get_array_module(p).zeros_like(p) for k, p in params.items()}
                       for b in self.buffers}
 
-    def step(self, grads: dict) -> None:
-        """Update every parameter in place from ``grads`` (same names as ``params``)."""
+    def step(self, grads: dict, weight_decay: dict | None = None) -> None:
+        """Update every parameter in place from ``grads`` (same names as ``params``).
+
+        ``weight_decay`` {name: coefficient} adds coefficient * p to those parameters'
+        gradients inside the update: ``model.loss(X, y, l2_in_grads=False)`` leaves L2's
+        gradient out for this, and ``model.weight_decay()`` names it (SGD then reads and writes
+        each weight once, where adding it to the gradient first took two more passes).
+        """
         if grads.keys() != self.params.keys():
             missing, extra = sorted(self.params.keys() - grads.keys()), sorted(grads.keys() - self.params.keys())
             raise ValueError(f"grads: missing {missing or 'none'}, unexpected {extra or 'none'}; "
                              f"expected the optimizer's parameter names")
+        decay = weight_decay or {}
+        unknown = sorted(decay.keys() - self.params.keys())
+        if unknown:
+            raise ValueError(f"weight_decay: unknown parameters {unknown}; expected some of "
+                             f"the optimizer's parameter names")
+        decay = {k: check_real(f"weight_decay[{k!r}]", c, 0.0) for k, c in decay.items()}
         self.t += 1
         for name, p in self.params.items():
-            self._update(name, p, grads[name])
+            self._update(name, p, grads[name], decay.get(name, 0.0))
 
     def end_epoch(self) -> None:
         """Decay the learning rate; call once at the end of every epoch."""
@@ -88,10 +100,11 @@ class SGD(Optimizer):
         self.buffers = ("velocity",) if self.momentum else ()
         super().__init__(params, lr, lr_decay)
 
-    def _update(self, name, p, g):
-        # a device primitive: on CUDA one fused kernel per parameter (see kernels/optim.cu)
+    def _update(self, name, p, g, decay):
+        # a device primitive: one fused pass per parameter, natively on the CPU and by one
+        # kernel on CUDA (csrc/updates.h, kernels/optim.cu)
         v = self.state["velocity"][name] if self.momentum else None
-        primitives.of(p).sgd_update(p, g, v, self.lr, self.momentum, self.nesterov)
+        primitives.of(p).sgd_update(p, g, v, self.lr, self.momentum, self.nesterov, decay)
 
 
 class RMSprop(Optimizer):
@@ -104,8 +117,9 @@ class RMSprop(Optimizer):
         self.eps = check_real("eps", eps, 0.0, low_open=True)
         super().__init__(params, lr, lr_decay)
 
-    def _update(self, name, p, g):
+    def _update(self, name, p, g, decay):
         xp = get_array_module(p)
+        g = g + decay * p if decay else g
         s = self.state["square_avg"][name]
         s *= self.alpha
         s += (1 - self.alpha) * g * g
@@ -125,8 +139,9 @@ class Adam(Optimizer):
         self.eps = check_real("eps", eps, 0.0, low_open=True)
         super().__init__(params, lr, lr_decay)
 
-    def _update(self, name, p, g):
+    def _update(self, name, p, g, decay):
         xp = get_array_module(p)
+        g = g + decay * p if decay else g
         b1, b2 = self.betas
         m, v = self.state["exp_avg"][name], self.state["exp_avg_sq"][name]
         m *= b1

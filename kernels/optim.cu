@@ -3,17 +3,19 @@
 // nesterov 6) and allocated a temporary per parameter per step.  The arithmetic is
 // gpucnn/optim.py's, in the same order (nvcc may contract a multiply-add into an FMA, a last-bit
 // difference); lr and mu arrive in the parameter's dtype, as NumPy casts the Python floats.
-// mu 0: plain SGD (v is not touched); nesterov: the look-ahead form.
+// mu 0: plain SGD (v is not touched); nesterov: the look-ahead form.  decay > 0 first adds
+// decay * p to the gradient: L2's gradient folded into the update, where adding it to the
+// gradient took a launch and a pass per weight.
 // Device templates; ENTRIES below defines their extern "C" entry points (see common.cuh).
 #include "common.cuh"
 
 // mu1 = 1 + mu, rounded once from the Python float as NumPy does with (1 + momentum) * v.
 template <typename T>
 __device__ __forceinline__ void sgd_update(T* __restrict__ p, const T* __restrict__ g,
-                                           T* __restrict__ v, T lr, T mu, T mu1, idx_t nesterov,
-                                           idx_t n) {
+                                           T* __restrict__ v, T lr, T decay, T mu, T mu1,
+                                           idx_t nesterov, idx_t n) {
     GRID_STRIDE_LOOP(i, n) {
-        const T step = lr * g[i];
+        const T step = lr * (decay == T(0) ? g[i] : g[i] + decay * p[i]);
         if (mu == T(0)) {
             p[i] = p[i] - step;
             continue;
@@ -42,9 +44,9 @@ __device__ __forceinline__ void add_scaled(T* __restrict__ y, T a, const T* __re
         add_scaled<T>(y, a, x, n);                                                           \
     }                                                                                        \
     extern "C" __global__ void sgd_update_##S(T* __restrict__ p, const T* __restrict__ g,    \
-                                              T* __restrict__ v, T lr, T mu, T mu1,          \
+                                              T* __restrict__ v, T lr, T decay, T mu, T mu1, \
                                               idx_t nesterov, idx_t n) {                     \
-        sgd_update<T>(p, g, v, lr, mu, mu1, nesterov, n);                                    \
+        sgd_update<T>(p, g, v, lr, decay, mu, mu1, nesterov, n);                             \
     }
 ENTRIES(float, f32)
 ENTRIES(double, f64)

@@ -72,12 +72,12 @@ def test_batchnorm_model_resumes_bit_identically_after_ctrl_c(blocks, tmp_path):
     model = bn_model()
     loss, calls = model.loss, []
 
-    def ctrl_c_at_step_8(X, y=None):   # a real SIGINT during epoch 2
+    def ctrl_c_at_step_8(X, y=None, **options):   # a real SIGINT during epoch 2
         if y is not None:
             calls.append(1)
             if len(calls) == 8:
                 signal.raise_signal(signal.SIGINT)
-        return loss(X, y)
+        return loss(X, y, **options)
 
     model.loss = ctrl_c_at_step_8
     with pytest.raises(TrainingInterrupted):

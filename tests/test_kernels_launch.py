@@ -105,7 +105,7 @@ def test_the_host_code_launches_every_entry_point_of_the_table_and_no_other():
             getattr(prims, f"{name}_backward")(x, getattr(prims, f"{name}_forward")(x))
         prims.bias_grad(x)
         prims.softmax_cross_entropy(np.zeros((4, 3), dt), np.zeros(4, np.int64))
-        prims.sgd_update(x, x, x, 0.1, 0.9, True)
+        prims.sgd_update(x, x, x, 0.1, 0.9, True, 0.01)
         prims.add_scaled(x, 0.1, x)
         prims.dropout_backward(x, prims.dropout_forward(x, 1, 2, 3, dt(2))[1], dt(2))
     prims.dropout_keep_mask(1, 2, 10, 3)

@@ -119,3 +119,43 @@ def test_step_with_mismatched_grads():
     opt = SGD({"w": np.zeros(2)}, lr=0.1)
     with pytest.raises(ValueError, match=r"grads: missing \['w'\], unexpected \['v'\]"):
         opt.step({"v": np.zeros(2)})
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_decay_in_the_step_equals_l2_in_the_gradients(name, dtype):
+    """A model's L2 folded into the update (the Trainer's way) gives the same loss and, step
+    after step, the same weights bit for bit as L2 added into the gradients first."""
+    from gpucnn.models import build_model
+
+    spec = [{"type": "conv2d", "out_channels": 3, "kernel_size": 3, "padding": 1}, {"type": "relu"},
+            {"type": "maxpool2d", "kernel_size": 2}, {"type": "flatten"},
+            {"type": "linear", "out_features": 300}, {"type": "relu"},  # 300x48: native kernel
+            {"type": "linear", "out_features": 4}]
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((6, 2, 8, 8)).astype(dtype), rng.integers(0, 4, 6)
+    models = [build_model(spec, (2, 8, 8), reg=0.05, dtype=dtype, seed=1) for _ in range(2)]
+    opts = [make_optimizer(name, m.parameters(), lr=1e-2) for m in models]
+    for _ in range(3):
+        loss_in, grads_in = models[0].loss(X, y)
+        opts[0].step(grads_in)
+        loss_out, grads_out = models[1].loss(X, y, l2_in_grads=False)
+        assert models[1].weight_decay() == {"net.0.weight": 0.05, "net.4.weight": 0.05,
+                                            "net.6.weight": 0.05}
+        opts[1].step(grads_out, weight_decay=models[1].weight_decay())
+        assert float(loss_in) == float(loss_out)
+        for k, p in models[0].parameters().items():
+            np.testing.assert_array_equal(p, models[1].parameters()[k], err_msg=k)
+
+
+def test_weight_decay_without_reg_is_empty_and_bad_decay_is_refused():
+    from gpucnn.models import build_model
+
+    model = build_model([{"type": "linear", "out_features": 2}], (3,), reg=0.0)
+    assert model.weight_decay() == {}
+    opt = SGD({"w": np.zeros(2)}, lr=0.1)
+    with pytest.raises(ValueError, match=r"weight_decay: unknown parameters \['v'\]"):
+        opt.step({"w": np.zeros(2)}, weight_decay={"v": 0.1})
+    with pytest.raises(ValueError, match=r"weight_decay\['w'\]=-1"):
+        opt.step({"w": np.zeros(2)}, weight_decay={"w": -1})
+    assert opt.t == 0  # a refused step changes nothing

@@ -51,12 +51,12 @@ def interrupt_at(model, n):
     """Deliver SIGINT (a real Ctrl-C) during the n-th training step's loss."""
     loss, calls = model.loss, []
 
-    def patched(X, y=None):
+    def patched(X, y=None, **options):
         if y is not None:
             calls.append(1)
             if len(calls) == n:
                 signal.raise_signal(signal.SIGINT)
-        return loss(X, y)
+        return loss(X, y, **options)
 
     model.loss = patched
 

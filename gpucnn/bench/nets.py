@@ -99,9 +99,9 @@ def gpucnn_step(cfg: Config, dtype, device: str):
     opt = SGD(model.parameters(), lr=LR)
     X, y = (xp.asarray(a) for a in make_data(cfg, dtype))
 
-    def step():
-        loss, grads = model.loss(X, y)
-        opt.step(grads)
+    def step():  # as the Trainer's: L2's gradient folded into the update
+        loss, grads = model.loss(X, y, l2_in_grads=False)
+        opt.step(grads, weight_decay=model.weight_decay())
         return loss
 
     return step, model

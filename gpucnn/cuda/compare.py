@@ -101,11 +101,13 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
     prims.add_scaled(gy, 0.01, to_dev(xs))
     cpu.add_scaled(y0, 0.01, xs)
     check("add_scaled", gy, y0)
-    for momentum, nesterov in ((0.0, False), (0.9, False), (0.9, True)):
+    for momentum, nesterov, decay in ((0.0, False, 0.0), (0.0, False, 0.01), (0.9, False, 0.01),
+                                      (0.9, True, 0.0)):
         p, g, v = (rng.standard_normal((5, 7)).astype(dt) for _ in range(3))
         gp, gv = to_dev(p), to_dev(v)
-        prims.sgd_update(gp, to_dev(g), gv if momentum else None, 0.05, momentum, nesterov)
-        cpu.sgd_update(p, g, v if momentum else None, 0.05, momentum, nesterov)
-        check(f"sgd_update momentum={momentum} nesterov={nesterov}", gp, p)
-        check(f"sgd_update velocity momentum={momentum} nesterov={nesterov}", gv, v)
+        prims.sgd_update(gp, to_dev(g), gv if momentum else None, 0.05, momentum, nesterov, decay)
+        cpu.sgd_update(p, g, v if momentum else None, 0.05, momentum, nesterov, decay)
+        what = f"sgd_update momentum={momentum} nesterov={nesterov} decay={decay}"
+        check(what, gp, p)
+        check(f"{what} velocity", gv, v)
     return rows

@@ -296,7 +296,7 @@ class Primitives:
                              f"got {tuple(y.shape)}")
         self._run("add_scaled", {"T": y.dtype}, y.size, y, a, self._float("x", x), y.size)
 
-    def sgd_update(self, p, g, v, lr, momentum, nesterov):
+    def sgd_update(self, p, g, v, lr, momentum, nesterov, decay):
         """SGD's step in place by one kernel over p (and v): no temporaries, one launch where
         the array code took 2 (momentum 4, nesterov 6) and an allocation per parameter."""
         _c_type("T", p.dtype, "p")
@@ -304,5 +304,5 @@ class Primitives:
             raise ValueError(f"sgd_update: expected C-contiguous p and g of one shape, got "
                              f"{tuple(p.shape)} and {tuple(g.shape)}")
         # plain SGD never touches v: p stands in for it
-        self._run("sgd_update", {"T": p.dtype}, p.size, p, g, p if v is None else v, lr,
+        self._run("sgd_update", {"T": p.dtype}, p.size, p, g, p if v is None else v, lr, decay,
                   momentum, 1 + momentum, int(nesterov), p.size)

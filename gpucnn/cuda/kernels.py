@@ -55,7 +55,7 @@ KERNELS = {
     "relu_maxpool_backward": Kernel("pool.cu", ("T", "A"),
                                     ("const T*", "const A*", "const T*", "T*") + ("idx",) * 9),
     "add_scaled": Kernel("optim.cu", ("T",), ("T*", "T", "const T*", "idx")),
-    "sgd_update": Kernel("optim.cu", ("T",), ("T*", "const T*", "T*", "T", "T", "T", "idx", "idx")),
+    "sgd_update": Kernel("optim.cu", ("T",), ("T*", "const T*", "T*", "T", "T", "T", "T", "idx", "idx")),
     "dropout_keep_mask": Kernel("dropout.cu", (), ("u64", "u64", "u64", "bool*", "idx")),
     "dropout_forward": Kernel("dropout.cu", ("T",),
                               ("u64", "u64", "u64", "const T*", "T*", "bool*", "T", "idx")),

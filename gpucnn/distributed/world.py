@@ -218,11 +218,11 @@ class World:
         stream = cupy.cuda.get_current_stream()
         self._nccl.allReduce(buf.data.ptr, buf.data.ptr, buf.size, dtype, nccl.NCCL_SUM, stream.ptr)
 
-    def local_loss(self, model, X, y):
-        """``model.loss(X, y)`` on this rank's shard; an empty shard (a last partial batch
-        smaller than the world) contributes zero loss and zero gradients."""
+    def local_loss(self, model, X, y, **options):
+        """``model.loss(X, y, **options)`` on this rank's shard; an empty shard (a last partial
+        batch smaller than the world) contributes zero loss and zero gradients."""
         if len(X):
-            return model.loss(X, y)
+            return model.loss(X, y, **options)
         return 0.0, {k: get_array_module(p).zeros_like(p) for k, p in model.parameters().items()}
 
     def sum(self, value):

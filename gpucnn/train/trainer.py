@@ -231,7 +231,10 @@ class Trainer:
 
     def _step(self) -> None:
         X, y = self.batches.next_batch()
-        loss, grads = self.world.local_loss(self.model, X.astype(self.model.dtype, copy=False), y)
+        # L2's gradient is left to the optimizer's update (weight_decay below): one pass per
+        # weight instead of three; the loss still includes L2's term
+        loss, grads = self.world.local_loss(self.model, X.astype(self.model.dtype, copy=False), y,
+                                            l2_in_grads=False)
         loss = self.world.allreduce_gradients(grads, loss, len(y))  # mean over the global batch
         if not math.isfinite(loss):
             where = (f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path
@@ -241,7 +244,7 @@ class Trainer:
                 f"{self.epoch + 1}) with lr={self.optimizer.lr:g} ({self.optimizer_name}); "
                 f"try a smaller learning rate, or check that every label is in [0, classes) "
                 f"(on CUDA an out-of-range label makes the loss NaN); {where}")
-        self.optimizer.step(grads)
+        self.optimizer.step(grads, weight_decay=self.model.weight_decay())
         self.history.loss.append(loss)
         self.iteration += 1
 
