@@ -196,8 +196,19 @@ static void FN(pool_forward_run)(const view4 *x, const view4 *out, const view4 *
     const int C = x->d[1], OH = out->d[2], OW = out->d[3];
     const KERN_T *k = OW < FN(K)->wvw ? FN(K_narrow) : FN(K);
     const size_t asz = (size_t)abytes;
+    const ptrdiff_t xe = extent(x);
+    const int plane2 = FN(K)->pool2_plane && size == 2 && stride == 2 && xe > 0 && x->s[2] > 0 &&
+                       x->s[3] == 1 && out->s[3] == 1 && am->s[3] == 1;
     for (int n = n0; n < n1; n++)
-        for (int c = 0; c < C; c++)
+        for (int c = 0; c < C; c++) {
+            if (plane2) {
+                const ptrdiff_t xo = n * x->s[0] + c * x->s[1];
+                FN(K)->pool2_plane((const T *)x->p + xo, x->s[2], OH, OW, xe - xo,
+                                   (T *)out->p + n * out->s[0] + c * out->s[1], out->s[2],
+                                   (char *)am->p + asz * (size_t)(n * am->s[0] + c * am->s[1]),
+                                   am->s[2], abytes);
+                continue;
+            }
             for (int oh = 0; oh < OH; oh++) {
                 const T *xr = (const T *)x->p + n * x->s[0] + c * x->s[1] + oh * stride * x->s[2];
                 T *orow = (T *)out->p + n * out->s[0] + c * out->s[1] + oh * out->s[2];
@@ -210,6 +221,7 @@ static void FN(pool_forward_run)(const view4 *x, const view4 *out, const view4 *
                                 x->d[3] - ow0 * stride, &io);
                 }
             }
+        }
 }
 
 /* dx of relu(maxpool) for images n0..n1-1: each window's dout*(out > 0) goes to its argmax;
@@ -222,6 +234,9 @@ static void FN(pool_backward_run)(const view4 *dout, const view4 *am, int abytes
     const KERN_T *k = OW < FN(K)->wvw ? FN(K_narrow) : FN(K);
     const int assign = stride >= size;  /* disjoint windows: each dx element gets at most one */
     const size_t asz = (size_t)abytes;
+    const ptrdiff_t ge = extent(dout), oe = extent(out), ae = extent(am);
+    const int plane2 = FN(K)->unpool2_plane && size == 2 && stride == 2 && ge > 0 && oe > 0 &&
+                       ae > 0 && dx->s[3] == 1 && dout->s[3] == 1 && out->s[3] == 1 && am->s[3] == 1;
     for (int n = n0; n < n1; n++)
         for (int c = 0; c < C; c++) {
             T *dxp = (T *)dx->p + n * dx->s[0] + c * dx->s[1];
@@ -229,6 +244,16 @@ static void FN(pool_backward_run)(const view4 *dout, const view4 *am, int abytes
                 for (int h = 0; h < H; h++)
                     for (int w = 0; w < W; w++)
                         dxp[h * dx->s[2] + w * dx->s[3]] = 0;
+            if (plane2) {  /* extents in bytes from each plane's first element */
+                const ptrdiff_t go = n * dout->s[0] + c * dout->s[1];
+                const ptrdiff_t oo = n * out->s[0] + c * out->s[1], ao = n * am->s[0] + c * am->s[1];
+                FN(K)->unpool2_plane(dxp, dx->s[2], OH, OW, (const T *)dout->p + go, dout->s[2],
+                                     (ge - go) * (ptrdiff_t)sizeof(T), (const T *)out->p + oo,
+                                     out->s[2], (oe - oo) * (ptrdiff_t)sizeof(T),
+                                     (const char *)am->p + asz * (size_t)ao, am->s[2],
+                                     (ae - ao) * (ptrdiff_t)asz, abytes);
+                continue;
+            }
             for (int oh = 0; oh < OH; oh++) {
                 const T *dr = (const T *)dout->p + n * dout->s[0] + c * dout->s[1] + oh * dout->s[2];
                 const T *orow = (const T *)out->p + n * out->s[0] + c * out->s[1] + oh * out->s[2];

@@ -382,11 +382,14 @@ TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, in
     }
 }
 
+#include "pool2.h"
 #include "updates.h"
 
 static const KERN_T FN(kern) = {FB, VW, WFB, WTB, VL, FN(conv_image), FN(wgrad_block),
                                 FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row),
-                                FN(sum_squares), FN(sgd)};
+                                POOL2_PLANE, UNPOOL2_PLANE, FN(sum_squares), FN(sgd)};
+#undef POOL2_PLANE
+#undef UNPOOL2_PLANE
 
 #undef FN
 #undef CAT

@@ -74,6 +74,19 @@ typedef struct {
 
 static int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
+/* Elements from v's first element to one past its last; -1 for a negative stride or no
+ * elements. */
+static ptrdiff_t extent(const view4 *v)
+{
+    ptrdiff_t e = 1;
+    for (int k = 0; k < 4; k++) {
+        if (v->s[k] < 0 || v->d[k] == 0)
+            return -1;
+        e += (ptrdiff_t)(v->d[k] - 1) * v->s[k];
+    }
+    return e;
+}
+
 /* Scratch geometry for a rows x cols image read with stride s; minq: the phase width the kernels
  * may read (their column blocks plus the largest tap shift). */
 static geom make_geom(int rows, int cols, int s, int minq)
@@ -134,6 +147,11 @@ typedef struct {
         void (*copy_rows)(T *, ptrdiff_t, const T *, ptrdiff_t, ptrdiff_t, int, int);            \
         void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, int, const pool_io *);  \
         void (*unpool_row)(T *, ptrdiff_t, ptrdiff_t, int, int, int, const pool_io *, int);      \
+        void (*pool2_plane)(const T *, ptrdiff_t, int, int, ptrdiff_t, T *, ptrdiff_t, void *,    \
+                            ptrdiff_t, int);                                                     \
+        void (*unpool2_plane)(T *, ptrdiff_t, int, int, const T *, ptrdiff_t, ptrdiff_t,          \
+                              const T *, ptrdiff_t, ptrdiff_t, const void *, ptrdiff_t,           \
+                              ptrdiff_t, int);                                                   \
         double (*sum_squares)(const T *, ptrdiff_t);                                             \
         void (*sgd)(T *, const T *, T *, T, T, T, T, int, ptrdiff_t);                            \
     } name;

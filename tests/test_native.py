@@ -295,11 +295,14 @@ def test_threads_on_batch_halves_equal_one_call():
 # --- fused relu + max-pool --------------------------------------------------------------------
 
 # (N, C, H, W, size, stride): tiling, ragged edges, overlapping windows, gaps between windows,
-# rows wide enough for the vector path plus a tail, 1x1, and a window over 16x16 (int32 argmax)
+# rows wide enough for the vector path plus a tail, 1x1, and a window over 16x16 (int32 argmax);
+# 2x2 stride 2 (its own plane kernel) with rows of 14 (the MNIST-sized net's: one partial
+# vector per row), 3 and 16 outputs plus an odd column
 POOL_CASES = [
     (2, 3, 8, 8, 2, 2), (3, 4, 9, 11, 2, 2), (2, 3, 9, 10, 3, 2), (2, 2, 9, 10, 3, 1),
     (2, 3, 9, 10, 2, 3), (2, 3, 6, 70, 2, 2), (1, 2, 7, 71, 3, 2), (2, 2, 5, 7, 1, 1),
-    (1, 2, 12, 12, 4, 4), (1, 1, 20, 21, 17, 3),
+    (1, 2, 12, 12, 4, 4), (1, 1, 20, 21, 17, 3), (2, 3, 28, 28, 2, 2), (1, 2, 6, 6, 2, 2),
+    (2, 2, 7, 33, 2, 2),
 ]
 
 
@@ -372,23 +375,58 @@ def test_relu_maxpool_reads_views_in_place(kind, dtype):
 
 
 @native_kernels
+@pytest.mark.parametrize("size", [3, 2])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_relu_maxpool_batch_range_and_out_buffers(dtype):
+def test_relu_maxpool_batch_range_and_out_buffers(dtype, size):
     x = _pool_input((4, 3, 9, 9), dtype, "normal")
-    ref_out, ref_argmax = relu_pool_ref(x, 3, 2)
+    ref_out, ref_argmax = relu_pool_ref(x, size, 2)
     out = layout(np.full(ref_out.shape, -1.0, dtype=dtype), "cnhw")
     argmax = np.full(ref_out.shape, 99, dtype=np.uint8)
-    got = native.relu_maxpool_forward(x, 3, 2, out=out, argmax=argmax, n0=1, n1=3)
+    got = native.relu_maxpool_forward(x, size, 2, out=out, argmax=argmax, n0=1, n1=3)
     assert got[0] is out and got[1] is argmax
     np.testing.assert_array_equal(out[1:3], ref_out[1:3])
     np.testing.assert_array_equal(argmax[1:3], ref_argmax[1:3])
     assert (out[[0, 3]] == -1).all() and (argmax[[0, 3]] == 99).all()
-    full_out, full_argmax = native.relu_maxpool_forward(x, 3, 2)
+    full_out, full_argmax = native.relu_maxpool_forward(x, size, 2)
     dout = np.random.default_rng(3).standard_normal(ref_out.shape).astype(dtype)
     dx = layout(np.full(x.shape, 5.0, dtype=dtype), "cnhw")
-    native.relu_maxpool_backward(dout, full_argmax, full_out, x.shape, 3, 2, dx=dx, n0=2, n1=4)
+    native.relu_maxpool_backward(dout, full_argmax, full_out, x.shape, size, 2, dx=dx, n0=2, n1=4)
     assert (dx[:2] == 5).all()
-    assert_close(dx[2:], relu_pool_backward_ref(dout, x, 3, 2)[2:])
+    assert_close(dx[2:], relu_pool_backward_ref(dout, x, size, 2)[2:])
+
+
+def _array_before_a_guard_page(shape, dtype):
+    """A C-contiguous array whose last byte is the last readable one: the next page is
+    PROT_NONE, so a kernel reading past the array's end crashes the test."""
+    import ctypes
+    import mmap
+
+    page, nbytes = mmap.PAGESIZE, int(np.prod(shape)) * np.dtype(dtype).itemsize
+    size = (nbytes + page - 1) // page * page
+    buf = mmap.mmap(-1, size + page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    assert ctypes.CDLL(None).mprotect(ctypes.c_void_p(base + size), page, 0) == 0  # 0: PROT_NONE
+    return np.frombuffer(buf, dtype, int(np.prod(shape)), offset=size - nbytes).reshape(shape)
+
+
+@native_kernels
+@pytest.mark.skipif(sys.platform != "linux", reason="the guard page needs Linux mprotect")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_maxpool_never_reads_past_an_array(dtype):
+    """The 2x2 kernel's partial vectors read past a row's end only where the array goes on."""
+    shape = (2, 3, 6, 28)
+    x = _array_before_a_guard_page(shape, dtype)
+    x[...] = _pool_input(shape, dtype, "normal")
+    out, argmax = native.relu_maxpool_forward(x, 2, 2)
+    ref_out, ref_argmax = relu_pool_ref(np.array(x), 2, 2)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(argmax, ref_argmax)
+    arrays = (np.ones_like(out), argmax, out)  # dout, argmax, out
+    guarded = [_array_before_a_guard_page(a.shape, a.dtype) for a in arrays]
+    for g, a in zip(guarded, arrays):
+        g[...] = a
+    dx = native.relu_maxpool_backward(*guarded, shape, 2, 2)
+    assert_close(dx, relu_pool_backward_ref(np.ones_like(out), np.array(x), 2, 2))
 
 
 # --- argument checks --------------------------------------------------------------------------
