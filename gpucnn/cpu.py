@@ -56,14 +56,19 @@ def threads() -> int:
 
 
 MIN_WORK_PER_THREAD = 1 << 16  # output elements: below this a thread's hand-off costs more
+# Memory-bound elementwise passes (the update, the sum of squares) gain from a second thread
+# only on large arrays: one sgd_update pass over 1M floats took 0.39 ms on one thread and 0.41
+# on two (a hand-off costs ~40 us when the other CPU idles, more when it is busy); 4M: 1.43
+# against 0.90.
+MIN_ELEMENTWISE_PER_THREAD = 1 << 20
 
 
-def _split(n: int, fn, work: int) -> list:
+def _split(n: int, fn, work: int, min_per_thread: int = MIN_WORK_PER_THREAD) -> list:
     """[fn(n0, n1), ...] over contiguous ranges of ``range(n)``, one per worker thread (fewer
-    when the ``work``, in output elements, is small); this thread runs the first range,
-    persistent pool threads the others."""
+    when the ``work``, in output elements, is under ``min_per_thread`` a thread); this thread
+    runs the first range, persistent pool threads the others."""
     global _pool
-    k = max(1, min(threads(), n, work // MIN_WORK_PER_THREAD))
+    k = max(1, min(threads(), n, work // min_per_thread))
     bounds = [n * i // k for i in range(k + 1)]
     if k == 1:
         return [fn(0, n)]
@@ -356,7 +361,8 @@ def sum_of_squares(a, block: int = 8192):
     float64 first was 10x slower (17 ms for 4M weights).
     """
     if _native_flat(a):
-        parts = _split(a.size, lambda i0, i1: native.sum_of_squares(a, i0=i0, i1=i1), a.size)
+        parts = _split(a.size, lambda i0, i1: native.sum_of_squares(a, i0=i0, i1=i1), a.size,
+                       MIN_ELEMENTWISE_PER_THREAD)
         return np.asarray(sum(parts), dtype=np.float64)
     flat = a.reshape(-1)
     n = flat.size - flat.size % block
@@ -370,7 +376,7 @@ def add_scaled(y, a: float, x):
     """y += a * x in place (natively one pass, no temporary, bit for bit NumPy's result)."""
     if _native_flat(y, x) and y.shape == x.shape and y.dtype == x.dtype:
         _split(y.size, lambda i0, i1: native.sgd_update(y, x, None, -a, 0.0, 0.0, False, i0=i0, i1=i1),
-               y.size)
+               y.size, MIN_ELEMENTWISE_PER_THREAD)
         return
     y += a * x
 
@@ -380,7 +386,7 @@ def sgd_update(p, g, v, lr: float, momentum: float, nesterov: bool, decay: float
     ``decay`` > 0 adds ``decay * p`` to the gradient first (L2 folded into the update)."""
     if _native_flat(p, g, *([] if v is None else [v])) and g.shape == p.shape and g.dtype == p.dtype:
         _split(p.size, lambda i0, i1: native.sgd_update(p, g, v, lr, decay, momentum, nesterov,
-                                                         i0=i0, i1=i1), p.size)
+                                                         i0=i0, i1=i1), p.size, MIN_ELEMENTWISE_PER_THREAD)
         return
     sgd_update_numpy(p, g, v, lr, momentum, nesterov, decay)
 

@@ -51,14 +51,23 @@ def test_ranges_touch_only_their_elements():
 def test_cpu_primitives_split_over_threads_equal_numpy(monkeypatch, dtype):
     """gpucnn.cpu runs the kernels over thread ranges (4 here): the same bits as NumPy."""
     monkeypatch.setenv("GPUCNN_CPU_THREADS", "4")
+    monkeypatch.setattr(cpu, "MIN_ELEMENTWISE_PER_THREAD", 500)
+    ranges, kernel = [], native.sgd_update
+
+    def recording(*args, i0, i1):
+        ranges.append((i0, i1))
+        kernel(*args, i0=i0, i1=i1)
+
+    monkeypatch.setattr(native, "sgd_update", recording)
     rng = np.random.default_rng(0)
-    shape = (700, 500)  # enough elements for every thread (cpu.MIN_WORK_PER_THREAD)
+    shape = (70, 50)
     p, g, v = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
     p1, v1, p2, v2 = p.copy(), v.copy(), p.copy(), v.copy()
     cpu.sgd_update(p1, g, v1, 0.05, 0.9, True, 1e-3)
     cpu.sgd_update_numpy(p2, g, v2, 0.05, 0.9, True, 1e-3)
     np.testing.assert_array_equal(p1, p2)
     np.testing.assert_array_equal(v1, v2)
+    assert sorted(ranges) == [(0, 875), (875, 1750), (1750, 2625), (2625, 3500)]
     y1, y2 = p.copy(), p.copy()
     cpu.add_scaled(y1, 1e-3, g)
     y2 += 1e-3 * g
