@@ -85,9 +85,11 @@ def op_paths() -> dict:
         kernels = f"native C kernel ({native.isa}, {threads()} threads)"
         return {"conv2d": f"{kernels}: direct convolution",
                 "relu + max-pool": f"{kernels}: fused, one pass",
+                "SGD update, L2": f"native C kernel ({native.isa}): one pass per parameter",
                 "everything else": "NumPy (OpenBLAS for matmuls)"}
     why = f"NumPy (the native kernels are off: {native.reason})"
     return {"conv2d": f"{why}: im2col + GEMM", "relu + max-pool": f"{why}: pool, then relu",
+            "SGD update, L2": f"{why}: array expressions",
             "everything else": "NumPy (OpenBLAS for matmuls)"}
 
 
