@@ -10,6 +10,8 @@ import numbers
 
 def check_int(name: str, value, low: int) -> int:
     """``value`` as an int, if it is an integer (not a bool) >= ``low``."""
+    if type(value) is int and value >= low:  # the common case, without the slow ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
     return int(value)

@@ -17,14 +17,13 @@ overrides).  The NumPy functions below stay the reference every native path is t
 """
 from __future__ import annotations
 
-import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import native
+from .cpu_threads import split, threads
 from .primitives import out_size
 from .rng import random_bits
 
@@ -38,45 +37,6 @@ def _pad_cnhw(x, pad):
     xpad = np.zeros((C, N, H + 2 * pad, W + 2 * pad), dtype=x.dtype)
     xpad[:, :, pad:pad + H, pad:pad + W] = xc
     return xpad
-
-
-# --- worker threads for the native kernels -----------------------------------------------------
-
-_pool: ThreadPoolExecutor | None = None
-
-
-def threads() -> int:
-    """Worker threads the native kernels split a batch over."""
-    env = os.environ.get("GPUCNN_CPU_THREADS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"GPUCNN_CPU_THREADS={env!r}: expected an integer >= 1")
-        return int(env)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-MIN_WORK_PER_THREAD = 1 << 16  # output elements: below this a thread's hand-off costs more
-# Memory-bound elementwise passes (the update, the sum of squares) gain from a second thread
-# only on large arrays: one sgd_update pass over 1M floats took 0.39 ms on one thread and 0.41
-# on two (a hand-off costs ~40 us when the other CPU idles, more when it is busy); 4M: 1.43
-# against 0.90.
-MIN_ELEMENTWISE_PER_THREAD = 1 << 20
-
-
-def _split(n: int, fn, work: int, min_per_thread: int = MIN_WORK_PER_THREAD) -> list:
-    """[fn(n0, n1), ...] over contiguous ranges of ``range(n)``, one per worker thread (fewer
-    when the ``work``, in output elements, is under ``min_per_thread`` a thread); this thread
-    runs the first range, persistent pool threads the others."""
-    global _pool
-    k = max(1, min(threads(), n, work // min_per_thread))
-    bounds = [n * i // k for i in range(k + 1)]
-    if k == 1:
-        return [fn(0, n)]
-    if _pool is None or _pool._max_workers < k - 1:
-        _pool = ThreadPoolExecutor(k - 1, thread_name_prefix="gpucnn-cpu")
-    futures = [_pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
-    first = fn(bounds[0], bounds[1])
-    return [first] + [f.result() for f in futures]
 
 
 def op_paths() -> dict:
@@ -116,7 +76,7 @@ def conv2d_forward(x, w, b, stride: int, pad: int):
     OH, OW = out_size(H, KH, stride, pad), out_size(W, KW, stride, pad)
     if native.available:
         out = np.empty((N, F, OH, OW), dtype=x.dtype)
-        _split(N, lambda n0, n1: native.conv2d_forward(x, w, b, stride, pad, out=out, n0=n0, n1=n1),
+        split(N, lambda n0, n1: native.conv2d_forward(x, w, b, stride, pad, out=out, n0=n0, n1=n1),
                out.size)
         return out, x
     _notice_numpy_path()
@@ -146,7 +106,7 @@ def _native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
     def weight_part(n0, n1):  # each thread sums its images into its own buffers
         return native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, n0=n0, n1=n1)
 
-    parts = _split(x_shape[0], weight_part, dout.size)
+    parts = split(x_shape[0], weight_part, dout.size)
     dw, db = parts[0]
     for pw, pb in parts[1:]:
         dw += pw
@@ -154,7 +114,7 @@ def _native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
     dx = None
     if need_dx:
         dx = np.empty(x_shape, dtype=dout.dtype)
-        _split(x_shape[0], lambda n0, n1: native.conv2d_backward_input(
+        split(x_shape[0], lambda n0, n1: native.conv2d_backward_input(
             dout, w, x_shape, stride, pad, dx=dx, n0=n0, n1=n1), dx.size)
     return dx, dw, db if need_db else None
 
@@ -275,7 +235,7 @@ def relu_maxpool_forward(x, size: int, stride: int):
         oh, ow = out_size(H, size, stride), out_size(W, size, stride)
         out = np.empty((N, C, oh, ow), dtype=x.dtype)
         argmax = np.empty((N, C, oh, ow), dtype=_argmax_dtype(size))
-        _split(N, lambda n0, n1: native.relu_maxpool_forward(x, size, stride, out=out,
+        split(N, lambda n0, n1: native.relu_maxpool_forward(x, size, stride, out=out,
                                                              argmax=argmax, n0=n0, n1=n1),
                x.size)
         return out, argmax
@@ -290,7 +250,7 @@ def relu_maxpool_backward(dout, argmax, out, x_shape, size: int, stride: int):
     """Each window's dout * (out > 0) to its argmax; the rest of dx is 0."""
     if native.available:
         dx = np.empty(x_shape, dtype=dout.dtype)
-        _split(x_shape[0], lambda n0, n1: native.relu_maxpool_backward(
+        split(x_shape[0], lambda n0, n1: native.relu_maxpool_backward(
             dout, argmax, out, x_shape, size, stride, dx=dx, n0=n0, n1=n1), dx.size)
         return dx
     return maxpool_backward(dout * (out > 0), argmax, x_shape, size, stride)
@@ -363,8 +323,8 @@ def sum_of_squares(a, block: int = 8192):
     float64 first was 10x slower (17 ms for 4M weights).
     """
     if _native_flat(a):
-        parts = _split(a.size, lambda i0, i1: native.sum_of_squares(a, i0=i0, i1=i1), a.size,
-                       MIN_ELEMENTWISE_PER_THREAD)
+        parts = split(a.size, lambda i0, i1: native.sum_of_squares(a, i0=i0, i1=i1), a.size,
+                       elementwise=True)
         return np.asarray(sum(parts), dtype=np.float64)
     flat = a.reshape(-1)
     n = flat.size - flat.size % block
@@ -377,8 +337,8 @@ def sum_of_squares(a, block: int = 8192):
 def add_scaled(y, a: float, x):
     """y += a * x in place (natively one pass, no temporary, bit for bit NumPy's result)."""
     if _native_flat(y, x) and y.shape == x.shape and y.dtype == x.dtype:
-        _split(y.size, lambda i0, i1: native.sgd_update(y, x, None, -a, 0.0, 0.0, False, i0=i0, i1=i1),
-               y.size, MIN_ELEMENTWISE_PER_THREAD)
+        split(y.size, lambda i0, i1: native.sgd_update(y, x, None, -a, 0.0, 0.0, False, i0=i0, i1=i1),
+               y.size, elementwise=True)
         return
     y += a * x
 
@@ -387,8 +347,8 @@ def sgd_update(p, g, v, lr: float, momentum: float, nesterov: bool, decay: float
     """In place, in NumPy's order of operations (the native and CUDA kernels follow it);
     ``decay`` > 0 adds ``decay * p`` to the gradient first (L2 folded into the update)."""
     if _native_flat(p, g, *([] if v is None else [v])) and g.shape == p.shape and g.dtype == p.dtype:
-        _split(p.size, lambda i0, i1: native.sgd_update(p, g, v, lr, decay, momentum, nesterov,
-                                                         i0=i0, i1=i1), p.size, MIN_ELEMENTWISE_PER_THREAD)
+        split(p.size, lambda i0, i1: native.sgd_update(p, g, v, lr, decay, momentum, nesterov,
+                                                         i0=i0, i1=i1), p.size, elementwise=True)
         return
     sgd_update_numpy(p, g, v, lr, momentum, nesterov, decay)
 

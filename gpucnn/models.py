@@ -78,8 +78,8 @@ class Classifier(nn.Module):
         grads = {f"net.{k}": v for k, v in self.net.gradients().items()}
         if not self.reg:  # skip a full pass per weight per step
             return data_loss, grads
-        weights = self.weight_names()
         params = self.parameters()
+        weights = [k for k in params if k.endswith(".weight")]  # weight_names(), one walk
         if not l2_in_grads:
             return data_loss + F.l2_loss([params[k] for k in weights], self.reg), grads
         reg_loss, _ = F.l2_penalty([params[k] for k in weights], self.reg,

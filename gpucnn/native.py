@@ -81,6 +81,8 @@ def _buffer(name, buf, shape, dtype):
 
 def _range(n0, n1, N, names=("n0", "n1", "N")):
     n1 = N if n1 is None else n1
+    if type(n0) is int and type(n1) is int and 0 <= n0 <= n1 <= N:  # without the ABC checks
+        return n0, n1
     if not (isinstance(n0, numbers.Integral) and isinstance(n1, numbers.Integral) and 0 <= n0 <= n1 <= N):
         a, b, size = names
         raise ValueError(f"{a}={n0!r}, {b}={n1!r}: expected integers 0 <= {a} <= {b} <= {size}={N}")

@@ -102,13 +102,18 @@ NAMES = tuple(name for name in vars(DevicePrimitives) if not name.startswith("_"
 
 def for_array_module(xp):
     """The implementation for array module ``xp``: :mod:`gpucnn.cpu` or :mod:`gpucnn.cuda`."""
-    if xp is np:
-        from . import cpu
+    on_host = xp is np
+    module = _loaded.get(on_host)
+    if module is None:  # imported on first use: gpucnn.cuda only where CuPy arrays appear
+        if on_host:
+            from . import cpu as module
+        else:
+            from . import cuda as module
+        _loaded[on_host] = module
+    return module
 
-        return cpu
-    from . import cuda
 
-    return cuda
+_loaded: dict = {}  # on_host -> module (an import statement per op call cost ~1 us)
 
 
 def of(*arrays):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import reference as ref
-from gpucnn import cpu, native
+from gpucnn import cpu, cpu_threads, native
 
 PATHS = ["numpy", pytest.param("native", marks=pytest.mark.skipif(
     not native.available, reason=f"gpucnn._native is not built: {native.reason}"))]
@@ -16,7 +16,7 @@ def path(request, monkeypatch):
     monkeypatch.setattr(native, "available", request.param == "native")
     if request.param == "native":  # small shapes: split them anyway, to test the split
         monkeypatch.setenv("GPUCNN_CPU_THREADS", "3")
-        monkeypatch.setattr(cpu, "MIN_WORK_PER_THREAD", 1)
+        monkeypatch.setattr(cpu_threads, "MIN_WORK_PER_THREAD", 1)
     return request.param
 
 
@@ -114,7 +114,9 @@ def test_op_paths_name_the_path_and_a_missing_extension_is_noticed_once(monkeypa
 def test_small_work_is_not_split_over_threads(monkeypatch):
     monkeypatch.setenv("GPUCNN_CPU_THREADS", "2")
     ranges = []
-    cpu._split(50, lambda n0, n1: ranges.append((n0, n1)), work=1000)
+    cpu_threads.split(50, lambda n0, n1: ranges.append((n0, n1)), work=1000)
     assert ranges == [(0, 50)]
-    cpu._split(50, lambda n0, n1: ranges.append((n0, n1)), work=1 << 20)
+    cpu_threads.split(50, lambda n0, n1: ranges.append((n0, n1)), work=1 << 20)
     assert sorted(ranges[1:]) == [(0, 25), (25, 50)]
+    cpu_threads.split(50, lambda n0, n1: ranges.append((n0, n1)), work=1 << 20, elementwise=True)
+    assert ranges[3:] == [(0, 50)]  # a memory-bound pass keeps 1M elements to one thread

@@ -18,7 +18,7 @@ LAYERS = {
     # The device implementations of the primitives: below primitives' users, importing only
     # device, rng, primitives and cpu.  The CUDA side is gpucnn/cuda/; native is the optional
     # CPU extension's facade.
-    "cpu": 3, "cuda": 3, "native": 3,
+    "cpu": 3, "cpu_threads": 3, "cuda": 3, "native": 3,
     "functional": 4, "functional_deeper": 4,
     "nn": 5, "nn_deeper": 5, "optim": 5, "gradcheck": 5,
     "models": 6, "receptive": 6, "plots": 6,
@@ -31,7 +31,7 @@ LAYERS = {
 # primitives picks an implementation by the array it is given.
 LAZY_UP = {("primitives", "cpu"), ("primitives", "cuda"), ("primitives", "native")}
 # Device implementations import nothing above them, whatever their layer number allows.
-DEVICE_IMPLEMENTATIONS = {"cpu", "cuda", "native"}
+DEVICE_IMPLEMENTATIONS = {"cpu", "cpu_threads", "cuda", "native"}
 DEVICE_IMPLEMENTATION_IMPORTS = {"gpucnn", "device", "checks", "rng", "primitives",
                                  *DEVICE_IMPLEMENTATIONS}
 

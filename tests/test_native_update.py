@@ -7,7 +7,7 @@ split over threads; sum_of_squares must agree with a float64 sum to 1e-7 relativ
 import numpy as np
 import pytest
 
-from gpucnn import cpu, native
+from gpucnn import cpu, cpu_threads, native
 from test_native import DTYPES, isa, native_kernels, needs_native  # noqa: F401 (isa: a fixture)
 
 SIZES = [0, 1, 7, 64, 1000, 4099, 70001]
@@ -51,7 +51,7 @@ def test_ranges_touch_only_their_elements():
 def test_cpu_primitives_split_over_threads_equal_numpy(monkeypatch, dtype):
     """gpucnn.cpu runs the kernels over thread ranges (4 here): the same bits as NumPy."""
     monkeypatch.setenv("GPUCNN_CPU_THREADS", "4")
-    monkeypatch.setattr(cpu, "MIN_ELEMENTWISE_PER_THREAD", 500)
+    monkeypatch.setattr(cpu_threads, "MIN_ELEMENTWISE_PER_THREAD", 500)
     ranges, kernel = [], native.sgd_update
 
     def recording(*args, i0, i1):
