@@ -100,6 +100,30 @@ class DevicePrimitives(Protocol):
 NAMES = tuple(name for name in vars(DevicePrimitives) if not name.startswith("_"))
 
 
+class DeviceFusions(Protocol):
+    """Fused ops that only the CUDA implementation has: each removes whole launches there, where
+    a small net's step is bound by their count, and would only add work on the CPU (whose
+    native update is already one pass per parameter).  Callers take one from :func:`fusion`
+    and run the plain primitives where it is None."""
+
+    def sgd_update_all(self, params, grads, velocities, lr, momentum: float, nesterov: bool,
+                       decays):
+        """sgd_update on every parameter of a step in one pass: lists ``params``, ``grads``,
+        ``velocities`` (None without momentum) and ``decays``; ``lr`` a (1,) device array of
+        the parameters' dtype, read on the device (a replayed CUDA graph sees it change)."""
+
+
+FUSIONS = tuple(name for name in vars(DeviceFusions) if not name.startswith("_"))
+
+
+def fusion(impl, name: str):
+    """Fused op ``name`` of :class:`DeviceFusions` in implementation ``impl`` (a module
+    :func:`of` returns), or None where that device does not fuse it."""
+    if name not in FUSIONS:
+        raise ValueError(f"name={name!r}: expected one of {', '.join(FUSIONS)}")
+    return getattr(impl, name, None)
+
+
 def for_array_module(xp):
     """The implementation for array module ``xp``: :mod:`gpucnn.cpu` or :mod:`gpucnn.cuda`."""
     on_host = xp is np

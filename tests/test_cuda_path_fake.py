@@ -95,29 +95,26 @@ def test_dropout_is_one_launch_each_way(fake_cupy):
     assert c.n_launches == 2 and len(c.allocations) == 3, c.report()
 
 
-# One training step of each benchmark net, counted by phase (gpucnn.bench's step: forward,
-# softmax + L2, backward, SGD).  Today's numbers are the bounds: a change that adds launches,
-# allocations, uploads or syncs to a phase fails here and must lower or justify the bound.
-# Counts do not depend on batch, image or layer sizes, except that a bias gradient with many
-# values per feature (>= 32 per thread of its block) splits into partial sums and one more
-# launch; small sizes keep the emulated kernels fast and count the unsplit path.  Today, for both nets:
-#   forward 11 launches: im2col, GEMM and bias add per conv/linear layer, relu and maxpool
-#     kernels, and one copy (the conv output is an (N, F, ...) view of (F, N, ...) memory).
-#   loss 16 launches, no sync: the softmax kernel and its mean (2), per weight L2 casts to
-#     float64 and dots (6), sums them (2), scales (1), reg * W added into the gradients by one
-#     kernel each (3), data + reg loss (1).  (Was 23 launches and 1 sync: a range check of the
-#     device labels, min, max, stack and a read, which the kernel's NaN for an out-of-range
-#     label replaces; reg * W then += per weight (6); sum() starting from 0 (one more add).)
-#   backward 10 launches: per linear layer dW GEMM, bias_grad, dX GEMM; relu and maxpool
-#     kernels; for the conv bias_grad and dW (no dX).  (Was 11 with a copy of dout to
-#     (F, N*OH*OW): the max-pool backward now writes dx in the conv output's (F, N, ...) layout.)
-#   update 6 launches, no allocation: SGD's fused kernel per parameter.  (Was 12 launches and 6
-#     allocations: lr * g into a temporary, then p -= it.)
+# One training step of each benchmark net, counted by phase (the step gpucnn.bench times and the
+# Trainer takes: forward, softmax + L2's loss, backward, SGD with L2's gradient folded in).
+# Today's numbers are the bounds: a change that adds launches, allocations, uploads or syncs to a
+# phase fails here and must lower or justify the bound.  Counts do not depend on batch, image
+# or layer sizes, except that a bias gradient with many values per feature (>= 32 per thread of
+# its block) splits into partial sums and one more launch; small sizes keep the emulated
+# kernels fast and count the unsplit path.  Today, for both nets:
+#   forward 9 launches: im2col, GEMM and bias add of the conv; the fused relu + max-pool
+#     kernel; GEMM and bias add per linear layer and the hidden layer's relu.
+#   loss 13 launches, no sync: the softmax kernel (1) and its mean (2), per weight L2's
+#     float64 cast and dot (6), their sum (2), the scale (1), data + reg loss (1).
+#   backward 10 launches: per linear layer dW GEMM, bias_grad, dX GEMM; relu and fused
+#     relu + max-pool kernels; for the conv bias_grad and dW (no dX).
+#   update 1 launch, no allocation: one SGD kernel over every parameter (was one per
+#     parameter, 6).
 PHASE_BOUNDS = {
     "forward": {"launches": 9, "allocations": 7, "uploads": 0, "syncs": 0},
-    "loss": {"launches": 16, "allocations": 14, "uploads": 0, "syncs": 0},
+    "loss": {"launches": 13, "allocations": 14, "uploads": 0, "syncs": 0},
     "backward": {"launches": 10, "allocations": 10, "uploads": 0, "syncs": 0},
-    "update": {"launches": 6, "allocations": 0, "uploads": 0, "syncs": 0},
+    "update": {"launches": 1, "allocations": 0, "uploads": 0, "syncs": 0},
 }
 
 
@@ -159,3 +156,31 @@ def test_a_training_step_costs_no_more_than_today(fake_cupy, net):
     assert per_kernel == {"im2col": 1, "col2im": 0, "maxpool_forward": 0,
                           "relu_maxpool_forward": 1, "relu_maxpool_backward": 1,
                           "softmax_cross_entropy": 1}
+
+
+def test_sgd_updates_every_parameter_in_one_launch_and_uploads_lr_only_when_it_changes(fake_cupy):
+    """Nesterov SGD with L2 folded in, three steps with an lr decay between the second and the
+    third: bit for bit gpucnn.cpu's NumPy reference, one launch per step, no allocation after
+    the first (the learning rate's device copy), and one upload of the learning rate after it
+    changed (the kernel reads it from the device)."""
+    from gpucnn.cpu import sgd_update_numpy
+
+    model, X, y, _ = _bench_net(fake_cupy, "a")
+    grads = {k: g.copy() for k, g in model.loss(X, y, l2_in_grads=False)[1].items()}
+    decay = model.weight_decay()
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, lr_decay=0.5)
+    ref = {k: p.get() for k, p in model.parameters().items()}
+    vel = {k: np.zeros_like(p) for k, p in ref.items()}
+    for step in range(3):
+        with fake_cupy.counting() as c:
+            opt.step(grads, weight_decay=decay)
+        for k, p in ref.items():
+            sgd_update_numpy(p, grads[k].get(), vel[k], opt.lr, 0.9, True, decay.get(k, 0.0))
+        assert c.launches == {"sgd_update_all_f32": 1} and not c.syncs
+        assert len(c.allocations) == (step == 0), c.allocations  # the lr's (1,) array
+        assert len(c.uploads) == (step != 1), (step, c.uploads)  # lr: first step, after decay
+        if step == 1:
+            opt.end_epoch()
+    for k, p in model.parameters().items():
+        np.testing.assert_array_equal(p.get(), ref[k])
+        np.testing.assert_array_equal(opt.state["velocity"][k].get(), vel[k])

@@ -250,3 +250,36 @@ def test_bias_grad_splits_long_sums_over_more_blocks_than_filters(prims, dtype):
     spying = Primitives(np, spy, prims.block, prims.max_blocks, prims.reduce_block)
     np.testing.assert_allclose(spying.bias_grad(dout), cpu.bias_grad(dout), **TOL[dtype])
     assert len(launched) == (1 if prims.max_blocks < 6 else 2), launched
+
+
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_one_sgd_launch_over_every_parameter_equals_numpy_bit_for_bit(prims, dtype, momentum,
+                                                                     nesterov):
+    """sgd_update_all against gpucnn.cpu's NumPy reference and the per-parameter kernel, bit for
+    bit: 35 parameters (two launches of SGD_TABLE = 32 and 3), each with its own size and decay
+    (their table is the kernel's argument: a wrong field layout moves every one)."""
+    rng = np.random.default_rng(5)
+    sizes = [int(s) for s in rng.integers(1, 300, 35)]
+    decays = [0.0 if i % 3 else 0.01 * (i + 1) for i in range(35)]
+    ps, gs, vs = ([_randn(rng, s, dtype) for s in sizes] for _ in range(3))
+    ref_p, ref_v = [p.copy() for p in ps], [v.copy() for v in vs]
+    one_p, one_v = [p.copy() for p in ps], [v.copy() for v in vs]
+    launched = []
+
+    def spy(kernel, entry, grid, block, args):
+        launched.append(entry)
+        prims._launch(kernel, entry, grid, block, args)
+
+    spying = Primitives(np, spy, prims.block, prims.max_blocks, prims.reduce_block)
+    spying.sgd_update_all(ps, gs, vs if momentum else None, np.array([0.05], dtype), momentum,
+                          nesterov, decays)
+    assert launched == [f"sgd_update_all_{np.dtype(dtype).kind}{np.dtype(dtype).itemsize * 8}"] * 2
+    for i in range(35):
+        v_ref, v_one = (ref_v[i], one_v[i]) if momentum else (None, None)
+        cpu.sgd_update_numpy(ref_p[i], gs[i], v_ref, 0.05, momentum, nesterov, decays[i])
+        prims.sgd_update(one_p[i], gs[i], v_one, 0.05, momentum, nesterov, decays[i])
+        for got in (ps[i], one_p[i]):
+            np.testing.assert_array_equal(got, ref_p[i])
+        if momentum:
+            for got in (vs[i], one_v[i]):
+                np.testing.assert_array_equal(got, ref_v[i])

@@ -1,7 +1,8 @@
 """CuPy implementation of every device primitive, running our CUDA C kernels from kernels/*.cu.
 
 The functions named in :data:`gpucnn.primitives.NAMES` (im2col, col2im, maxpool_forward, ...)
-have :mod:`gpucnn.cpu`'s signatures and semantics over CuPy arrays; inputs may be any strided
+have :mod:`gpucnn.cpu`'s signatures and semantics over CuPy arrays, and those of
+:data:`gpucnn.primitives.FUSIONS` exist here only; inputs may be any strided
 view, outputs are C-contiguous.  Matmuls, sums and the remaining elementwise math stay array
 code (cuBLAS and CuPy's own kernels).  Also here: :func:`op_paths`, :func:`compare_with_numpy`,
 :func:`compile_module` and :class:`KernelCompileError`.
@@ -19,12 +20,12 @@ import sys
 import numpy as np
 
 from ..device import import_cupy
-from ..primitives import NAMES
+from ..primitives import FUSIONS, NAMES
 from .host import Primitives
 from .kernels import op_paths
 from .loader import KernelCompileError, Loader
 
-__all__ = [*NAMES, "op_paths", "compare_with_numpy", "compile_module", "KernelCompileError"]
+__all__ = [*NAMES, *FUSIONS, "op_paths", "compare_with_numpy", "compile_module", "KernelCompileError"]
 
 _loader = None
 
@@ -35,13 +36,13 @@ def _bind():
     cupy = import_cupy()
     _loader = Loader(cupy)
     prims = Primitives(cupy, _loader.launch)
-    for name in NAMES:
+    for name in (*NAMES, *FUSIONS):
         globals()[name] = _loader.guard_memory(name, getattr(prims, name))
     globals()["compile_module"] = _loader.module
 
 
 def __getattr__(name):
-    if _loader is None and (name in NAMES or name == "compile_module"):
+    if _loader is None and (name in NAMES or name in FUSIONS or name == "compile_module"):
         _bind()
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

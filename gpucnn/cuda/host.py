@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..primitives import out_size
-from .kernels import ARRAYS, KERNELS, SCALARS, TEMPLATE_TYPES, entry_name
+from .kernels import (ARRAYS, KERNELS, SCALARS, SGD_TABLE, STRUCTS, TEMPLATE_TYPES, entry_name,
+                      sgd_table_dtype)
 
 
 def pack_args(kernel: str, inst: dict, args) -> list:
@@ -19,7 +20,8 @@ def pack_args(kernel: str, inst: dict, args) -> list:
 
     Arrays must have the element type the signature names and be C-contiguous, except those
     the kernel reads through strides (``Kernel.strided``); scalars become the NumPy scalar of
-    their C type (np.int64 for ``long long``...), so they cross by value with the right width.
+    their C type (np.int64 for ``long long``...), so they cross by value with the right width;
+    a struct is a one-element host NumPy array of its dtype (``STRUCTS``), passed by value.
     """
     params, strided = KERNELS[kernel].params, KERNELS[kernel].strided
     if len(args) != len(params):
@@ -31,6 +33,14 @@ def pack_args(kernel: str, inst: dict, args) -> list:
             continue
         if param in TEMPLATE_TYPES:  # a scalar of the template type, e.g. a learning rate
             packed.append(TEMPLATE_TYPES[param][inst[param]].type(a))
+            continue
+        if param in STRUCTS:
+            want = STRUCTS[param](TEMPLATE_TYPES["T"][inst["T"]])
+            if not isinstance(a, np.ndarray) or a.shape != (1,) or a.dtype != want:
+                raise TypeError(f"{kernel} argument {pos} ({param}): expected a one-element "
+                                f"NumPy array of its struct dtype, got {type(a).__name__} "
+                                f"{getattr(a, 'dtype', '')}{getattr(a, 'shape', '')}")
+            packed.append(a)
             continue
         base = param.replace("const ", "").rstrip("*")
         want = ARRAYS[param] if param in ARRAYS else TEMPLATE_TYPES[base][inst[base]]
@@ -49,6 +59,12 @@ def _c_type(tparam: str, dtype, what="array") -> str:
             return cname
     allowed = ", ".join(map(str, TEMPLATE_TYPES[tparam].values()))
     raise TypeError(f"{what}.dtype={np.dtype(dtype)}: the CUDA kernels take {allowed}")
+
+
+def _address(a) -> int:
+    """The device address of a's first element: CuPy's ``a.data.ptr``; for the host emulation's
+    NumPy arrays (its device memory) their own."""
+    return a.ctypes.data if isinstance(a, np.ndarray) else a.data.ptr
 
 
 def _is_cnhw(a) -> int:
@@ -306,3 +322,34 @@ class Primitives:
         # plain SGD never touches v: p stands in for it
         self._run("sgd_update", {"T": p.dtype}, p.size, p, g, p if v is None else v, lr, decay,
                   momentum, 1 + momentum, int(nesterov), p.size)
+
+    def sgd_update_all(self, params, grads, velocities, lr, momentum, nesterov, decays):
+        """sgd_update on every parameter of a step in one launch (per SGD_TABLE parameters):
+        the launches of an update no longer grow with the layers.  ``lr`` is a (1,) device
+        array of the parameters' dtype, read by the kernel, so a replayed CUDA graph sees a new
+        learning rate; ``velocities`` None without momentum; ``decays`` one per parameter.  The
+        addresses travel in the kernel's arguments: no upload, allocation or sync."""
+        dtype = np.dtype(lr.dtype)
+        _c_type("T", dtype, "lr")
+        vs = [None] * len(params) if velocities is None else list(velocities)
+        if not len(params) == len(grads) == len(vs) == len(decays):
+            raise ValueError(f"sgd_update_all: expected one gradient, velocity and decay per "
+                             f"parameter, got {len(params)}, {len(grads)}, {len(vs)}, {len(decays)}")
+        for i, (p, g, v) in enumerate(zip(params, grads, vs)):
+            for name, a in (("params", p), ("grads", g), ("velocities", v)):
+                if a is not None and (a.dtype != dtype or a.shape != p.shape
+                                      or not a.flags.c_contiguous):
+                    raise ValueError(f"{name}[{i}]: expected a C-contiguous {dtype} array of "
+                                     f"shape {tuple(p.shape)} (lr's dtype, params[{i}]'s shape), "
+                                     f"got {a.dtype}{tuple(a.shape)}")
+        for start in range(0, len(params), SGD_TABLE):
+            chunk = range(start, min(start + SGD_TABLE, len(params)))
+            table = np.zeros(1, sgd_table_dtype(dtype))
+            m = len(chunk)
+            table["p"][0, :m] = [_address(params[i]) for i in chunk]
+            table["g"][0, :m] = [_address(grads[i]) for i in chunk]
+            table["v"][0, :m] = [0 if vs[i] is None else _address(vs[i]) for i in chunk]
+            table["n"][0, :m] = [params[i].size for i in chunk]
+            table["decay"][0, :m] = [decays[i] for i in chunk]
+            self._run("sgd_update_all", {"T": dtype}, int(table["n"].max()), table, m, lr,
+                      momentum, 1 + momentum, int(nesterov))

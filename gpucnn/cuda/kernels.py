@@ -26,6 +26,22 @@ SCALARS = {"idx": np.int64, "u64": np.uint64}
 # Fixed-type array parameters.
 ARRAYS = {"bool*": np.dtype(np.bool_), "const bool*": np.dtype(np.bool_),
           "const i64*": np.dtype(np.int64)}
+# Structs passed by value: a one-element NumPy array of this dtype (CuPy passes a NumPy array of
+# size one by value).  SGD_TABLE: the parameters one sgd_update_all launch takes, as
+# kernels/optim.cu defines it.
+SGD_TABLE = 32
+
+
+def sgd_table_dtype(dtype) -> np.dtype:
+    """kernels/optim.cu's SgdTable<T> for T = ``dtype``: device addresses of the parameters,
+    gradients and velocities, element counts and decays (every field 8-byte aligned, so NumPy's
+    packed layout is the C one)."""
+    n = SGD_TABLE
+    return np.dtype([("p", np.uint64, n), ("g", np.uint64, n), ("v", np.uint64, n),
+                     ("n", np.int64, n), ("decay", np.dtype(dtype), n)])
+
+
+STRUCTS = {"SgdTable<T>": sgd_table_dtype}
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,7 @@ KERNELS = {
                                     ("const T*", "const A*", "const T*", "T*") + ("idx",) * 9),
     "add_scaled": Kernel("optim.cu", ("T",), ("T*", "T", "const T*", "idx")),
     "sgd_update": Kernel("optim.cu", ("T",), ("T*", "const T*", "T*", "T", "T", "T", "T", "idx", "idx")),
+    "sgd_update_all": Kernel("optim.cu", ("T",), ("SgdTable<T>", "idx", "const T*", "T", "T", "idx")),
     "dropout_keep_mask": Kernel("dropout.cu", (), ("u64", "u64", "u64", "bool*", "idx")),
     "dropout_forward": Kernel("dropout.cu", ("T",),
                               ("u64", "u64", "u64", "const T*", "T*", "bool*", "T", "idx")),
@@ -102,7 +119,7 @@ _OP_KERNELS = {
     "softmax_cross_entropy": (["softmax_cross_entropy"], ""),
     "mse_loss": ([], "cupy elementwise and reduction"),
     "l2_penalty": (["add_scaled"], "cuBLAS dot via cupy"),
-    "SGD step (gpucnn.optim)": (["sgd_update"], ""),
+    "SGD step (gpucnn.optim)": (["sgd_update_all"], ""),
 }
 
 

@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 
 from . import _count, _stream
-from ._memory import pool
+from ._memory import MemoryPointer, pool
 
 IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to "
             "construct a NumPy array explicitly.")
@@ -113,6 +113,8 @@ class ndarray:
     strides = property(lambda self: self._a.strides)
     flags = property(lambda self: self._a.flags)
     T = property(lambda self: _wrap(self._a.T, (self,)))
+    # cupy.cuda.MemoryPointer: ``ptr`` is the device address of the first element
+    data = property(lambda self: MemoryPointer(self._a.ctypes.data))
 
     def __len__(self):
         return len(self._a)

@@ -59,6 +59,13 @@ class MemoryPool:
 pool = MemoryPool()
 
 
+class MemoryPointer:
+    """``cupy.cuda.MemoryPointer`` as ``ndarray.data`` gives it: the address in ``ptr``."""
+
+    def __init__(self, ptr: int):
+        self.ptr = ptr
+
+
 class PinnedMemoryPointer(bytearray):
     """Page-locked host memory: a buffer NumPy can view (``np.frombuffer``)."""
 

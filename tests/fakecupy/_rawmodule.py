@@ -194,8 +194,11 @@ class Function:
         for pos, a in enumerate(args):
             if isinstance(a, ndarray):
                 keep.append(ctypes.c_void_p(_device(a).ctypes.data))
+            elif isinstance(a, np.ndarray) and a.size == 1:  # by value, as CuPy passes it
+                keep.append((ctypes.c_char * a.nbytes).from_address(a.ctypes.data))
             elif isinstance(a, np.ndarray):
-                _device(a, f"args[{pos}]")
+                raise TypeError(f"args[{pos}]=numpy.ndarray{a.shape}: only NumPy arrays of size "
+                                f"one pass by value; pass a cupy array for device memory")
             elif isinstance(a, np.generic) and a.dtype in _SCALARS:
                 keep.append(_SCALARS[a.dtype](a.item()))
             elif isinstance(a, (bool, int, float)):
