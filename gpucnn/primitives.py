@@ -103,8 +103,17 @@ NAMES = tuple(name for name in vars(DevicePrimitives) if not name.startswith("_"
 class DeviceFusions(Protocol):
     """Fused ops that only the CUDA implementation has: each removes whole launches there, where
     a small net's step is bound by their count, and would only add work on the CPU (whose
-    native update is already one pass per parameter).  Callers take one from :func:`fusion`
-    and run the plain primitives where it is None."""
+    native conv adds its bias in its own pass and whose native update is one pass per
+    parameter already).  Callers take one from :func:`fusion` and run the plain primitives
+    where it is None."""
+
+    def bias_relu_forward(self, x, b):
+        """relu(x + b) with b (C,) per channel of x (N, C, ...): what relu_forward returns for
+        the output of a conv or linear layer that left its bias out; C-contiguous."""
+
+    def bias_relu_maxpool_forward(self, x, b, size: int, stride: int):
+        """relu_maxpool_forward of x + b, b (C,) per channel: the same out and argmax as adding
+        the bias first (each element rounded as the add rounds it)."""
 
     def sgd_update_all(self, params, grads, velocities, lr, momentum: float, nesterov: bool,
                        decays):

@@ -68,7 +68,7 @@ def test_gpucnn_check_compares_every_primitive_through_the_cuda_module(fake_cupy
 
     rows = cuda.compare_with_numpy(dtype)
     exact = [op for op, _ in rows if "argmax" in op or op in ("im2col", "dropout_keep_mask")]
-    assert len(exact) == 4 and all(diff == 0.0 for op, diff in rows if op in exact), rows
+    assert len(exact) == 5 and all(diff == 0.0 for op, diff in rows if op in exact), rows
     assert max(diff for _, diff in rows) <= (1e-5 if dtype == np.float32 else 1e-12), rows
 
 
@@ -102,8 +102,10 @@ def test_dropout_is_one_launch_each_way(fake_cupy):
 # or layer sizes, except that a bias gradient with many values per feature (>= 32 per thread of
 # its block) splits into partial sums and one more launch; small sizes keep the emulated
 # kernels fast and count the unsplit path.  Today, for both nets:
-#   forward 9 launches: im2col, GEMM and bias add of the conv; the fused relu + max-pool
-#     kernel; GEMM and bias add per linear layer and the hidden layer's relu.
+#   forward 7 launches: im2col and GEMM of the conv, its bias added by the fused relu +
+#     max-pool kernel; per linear layer a GEMM, then for the hidden one relu(x + b) in one
+#     kernel, for the last the bias add.  (Was 9: the conv's and the hidden layer's bias each
+#     a pass of its own.)
 #   loss 13 launches, no sync: the softmax kernel (1) and its mean (2), per weight L2's
 #     float64 cast and dot (6), their sum (2), the scale (1), data + reg loss (1).
 #   backward 10 launches: per linear layer dW GEMM, bias_grad, dX GEMM; relu and fused
@@ -111,7 +113,7 @@ def test_dropout_is_one_launch_each_way(fake_cupy):
 #   update 1 launch, no allocation: one SGD kernel over every parameter (was one per
 #     parameter, 6).
 PHASE_BOUNDS = {
-    "forward": {"launches": 9, "allocations": 7, "uploads": 0, "syncs": 0},
+    "forward": {"launches": 7, "allocations": 7, "uploads": 0, "syncs": 0},
     "loss": {"launches": 13, "allocations": 14, "uploads": 0, "syncs": 0},
     "backward": {"launches": 10, "allocations": 10, "uploads": 0, "syncs": 0},
     "update": {"launches": 1, "allocations": 0, "uploads": 0, "syncs": 0},
@@ -149,13 +151,16 @@ def test_a_training_step_costs_no_more_than_today(fake_cupy, net):
             if counts.phases.get(name, {}).get(k, 0) > bound}
     assert not over, f"({net}) one training step costs more than recorded: {over}\n{counts.report()}"
     # each layer's kernel runs once (names with or without template arguments or dtype suffix);
-    # the first conv needs no input gradient, so col2im never runs; relu + max-pool is fused
+    # the first conv needs no input gradient, so col2im never runs; relu + max-pool is fused,
+    # and so is the bias of the conv before it and of the hidden linear layer before its relu
     per_kernel = {base: sum(n for name, n in counts.launches.items() if name.startswith(base))
                   for base in ("im2col", "col2im", "maxpool_forward", "relu_maxpool_forward",
+                               "bias_relu_maxpool_forward", "relu_forward", "bias_relu_forward",
                                "relu_maxpool_backward", "softmax_cross_entropy")}
     assert per_kernel == {"im2col": 1, "col2im": 0, "maxpool_forward": 0,
-                          "relu_maxpool_forward": 1, "relu_maxpool_backward": 1,
-                          "softmax_cross_entropy": 1}
+                          "relu_maxpool_forward": 0, "bias_relu_maxpool_forward": 1,
+                          "relu_forward": 0, "bias_relu_forward": 1,
+                          "relu_maxpool_backward": 1, "softmax_cross_entropy": 1}
 
 
 def test_sgd_updates_every_parameter_in_one_launch_and_uploads_lr_only_when_it_changes(fake_cupy):
@@ -184,3 +189,41 @@ def test_sgd_updates_every_parameter_in_one_launch_and_uploads_lr_only_when_it_c
     for k, p in model.parameters().items():
         np.testing.assert_array_equal(p.get(), ref[k])
         np.testing.assert_array_equal(opt.state["velocity"][k].get(), vel[k])
+
+
+def test_biases_fused_into_the_relus_give_the_unfused_results_bit_for_bit(fake_cupy, monkeypatch):
+    """On the CUDA path nn.Sequential lets a Conv2d or Linear before a ReLU (and MaxPool2d)
+    leave its bias to the fused kernel: outputs, gradients and the argmax-driven backward equal
+    those of each layer adding its own bias, bit for bit, with 4 launches fewer here (conv ->
+    relu -> pool, conv -> relu, linear -> relu: one bias add each, and the copy of the second
+    conv's (C, N, ...) output before its relu)."""
+    from gpucnn import nn, primitives
+
+    def net():
+        return nn.Sequential(
+            nn.Conv2d(2, 4, 3, padding=1, rng=0), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(4, 3, 2, rng=1), nn.ReLU(), nn.Flatten(), nn.Linear(12, 5, rng=2),
+            nn.ReLU(), nn.Linear(5, 3, rng=3)).to("cuda")
+
+    rng = np.random.default_rng(9)
+    x = fake_cupy.asarray(rng.standard_normal((3, 2, 6, 6)).astype(np.float32))
+    dout = fake_cupy.asarray(rng.standard_normal((3, 3)).astype(np.float32))
+    results = []
+    for fused in (True, False):
+        if not fused:
+            plain = primitives.fusion
+            monkeypatch.setattr(primitives, "fusion", lambda impl, name: None
+                                if name.startswith("bias_") else plain(impl, name))
+        model = net()
+        with fake_cupy.counting() as c:
+            out = model.forward(x)
+        dx = model.backward(dout)
+        results.append((c.n_launches, out.get(), dx.get(),
+                        {k: g.get() for k, g in model.gradients().items()}))
+    (n_fused, *fused), (n_plain, *plain) = results
+    assert n_plain - n_fused == 4, (n_plain, n_fused)
+    for got, want in zip(fused[:2], plain[:2]):
+        np.testing.assert_array_equal(got, want)
+    assert fused[2].keys() == plain[2].keys() and len(plain[2]) == 8
+    for k in plain[2]:
+        np.testing.assert_array_equal(fused[2][k], plain[2][k])

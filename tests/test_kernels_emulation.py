@@ -283,3 +283,39 @@ def test_one_sgd_launch_over_every_parameter_equals_numpy_bit_for_bit(prims, dty
         if momentum:
             for got in (vs[i], one_v[i]):
                 np.testing.assert_array_equal(got, ref_v[i])
+
+
+def _biased_input(rng, dtype, view):
+    """x (4, 3, 9, 10) as ``view`` (C-contiguous or a conv output's "cnhw" view) with NaN, ±inf
+    and values 2^-24 relative apart, and a bias per channel that makes some of those equal once
+    added (2^24 in float32, 2^53 in float64) and one -inf, so the add must come before the
+    comparison, as the layer's own add would put it."""
+    big = 2.0 ** (24 if dtype == np.float32 else 53)
+    base = rng.integers(-2, 3, size=(3, 4, 9, 10)).astype(dtype)  # (C, N, ...) memory
+    base[0, :, :, 1::2] += np.asarray(1, dtype) + np.finfo(dtype).eps  # 1 + eps beside 1s
+    base[1, 0, 0, :4] = [np.nan, np.inf, -np.inf, np.nan]
+    base[2, 1, :2, :2] = np.inf
+    x = base.transpose(1, 0, 2, 3) if view == "cnhw" else np.ascontiguousarray(base.transpose(1, 0, 2, 3))
+    return x, np.array([big, 0.5, -np.inf], dtype)
+
+
+@pytest.mark.parametrize("view", ["contiguous", "cnhw"])
+def test_bias_fused_into_relu_and_relu_maxpool_equals_adding_it_first(prims, dtype, view):
+    """bias_relu_forward and bias_relu_maxpool_forward against NumPy's relu(x + b) and
+    relu_maxpool(x + b) bit for bit: values, NaN, argmax ties (after rounding), and the layout
+    (the relu output C-contiguous, the argmax in x's layout as the plain pool keeps it)."""
+    x, b = _biased_input(np.random.default_rng(6), dtype, view)
+    with np.errstate(invalid="ignore"):  # inf + -inf: NaN, as in the layer's own add
+        summed = x + b.reshape(1, 3, 1, 1)
+    out = prims.bias_relu_forward(x, b)
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, cpu.relu_forward(summed))
+    for size, stride in ((2, 2), (3, 1)):
+        got, arg = prims.bias_relu_maxpool_forward(x, b, size, stride)
+        ref, ref_arg = cpu.relu_maxpool_forward(summed, size, stride)
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_array_equal(arg, ref_arg)
+        assert bool(arg.transpose(1, 0, 2, 3).flags.c_contiguous) == (view == "cnhw")
+    flat = _randn(np.random.default_rng(7), (5, 6), dtype)  # a linear layer's output
+    b6 = _randn(np.random.default_rng(8), (6,), dtype)
+    np.testing.assert_array_equal(prims.bias_relu_forward(flat, b6), cpu.relu_forward(flat + b6))

@@ -102,6 +102,8 @@ def test_the_host_code_launches_every_entry_point_of_the_table_and_no_other():
             prims.maxpool_backward(out, arg, x.shape, size, 1)
             out, arg = prims.relu_maxpool_forward(x, size, 1)
             prims.relu_maxpool_backward(out, arg, out, x.shape, size, 1)
+            prims.bias_relu_maxpool_forward(x, x[0, :, 0, 0], size, 1)
+        prims.bias_relu_forward(x, x[0, :, 0, 0])
         for name in ("relu", "sigmoid"):
             getattr(prims, f"{name}_backward")(x, getattr(prims, f"{name}_forward")(x))
         prims.bias_grad(x)

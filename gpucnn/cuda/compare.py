@@ -56,6 +56,14 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
                                                                to_dev(out), xt.shape, 3, 2),
           cpu.relu_maxpool_backward(dout, arg, out, xt.shape, 3, 2))
 
+    bc = rng.standard_normal(xt.shape[1]).astype(dt)  # a conv's bias left to the pool
+    out, arg = cpu.relu_maxpool_forward(xt + bc.reshape(1, -1, 1, 1), 3, 2)
+    gout, garg = prims.bias_relu_maxpool_forward(to_dev(xt), to_dev(bc), 3, 2)
+    check("bias_relu_maxpool_forward", gout, out)
+    check("bias_relu_maxpool_forward argmax", garg, arg)
+    check("bias_relu_forward", prims.bias_relu_forward(to_dev(xt), to_dev(bc)),
+          cpu.relu_forward(xt + bc.reshape(1, -1, 1, 1)))
+
     w, b = rng.standard_normal((5, 4, kh, kw)).astype(dt), rng.standard_normal(5).astype(dt)
     out, saved = cpu.conv2d_forward(x, w, b, stride, pad)
     gout, gsaved = prims.conv2d_forward(to_dev(x), to_dev(w), to_dev(b), stride, pad)

@@ -138,6 +138,11 @@ class Primitives:
         """maxpool(relu(x)) by the max-pool kernel with RELU: one launch, relu(x) never stored."""
         return self._pool_forward("relu_maxpool_forward", x, size, stride)
 
+    def bias_relu_maxpool_forward(self, x, b, size, stride):
+        """maxpool(relu(x + b)), b per channel, by the max-pool kernel: the conv's bias add, a
+        pass over its whole output, folded into the pooling's read."""
+        return self._pool_forward("bias_relu_maxpool_forward", x, size, stride, self._bias(b, x))
+
     def relu_maxpool_backward(self, dout, argmax, out, x_shape, size, stride):
         """Each window's dout * (out > 0) to its argmax, one gather launch."""
         dout, out = self._float("dout", dout), self._float("out", out)
@@ -194,7 +199,7 @@ class Primitives:
         of the first maximum, or of the first NaN; uint8 when size*size <= 256, else int32)."""
         return self._pool_forward("maxpool_forward", x, size, stride)
 
-    def _pool_forward(self, kernel, x, size, stride):
+    def _pool_forward(self, kernel, x, size, stride, *bias):
         x, xs = self._strided("x", x)
         N, C, H, W = x.shape
         oh, ow = out_size(H, size, stride), out_size(W, size, stride)
@@ -202,9 +207,17 @@ class Primitives:
         # argmax in x's layout, so the backward writes dx in it too (see pool.cu)
         cnhw = _is_cnhw(x)
         argmax = self._like_layout(out.shape, cnhw, np.uint8 if size * size <= 256 else np.int32)
-        self._run(kernel, {"T": x.dtype, "A": argmax.dtype}, out.size, x, out,
+        self._run(kernel, {"T": x.dtype, "A": argmax.dtype}, out.size, x, *bias, out,
                   self._memory(argmax, cnhw), N, C, *xs, size, stride, oh, ow, cnhw)
         return out, argmax
+
+    def _bias(self, b, x):
+        """b checked as x's per-channel (axis 1) bias, C-contiguous."""
+        b = self._float("b", b)
+        if b.shape != (x.shape[1],) or b.dtype != x.dtype:
+            raise ValueError(f"b.shape={tuple(b.shape)} ({b.dtype}): expected one {x.dtype} per "
+                             f"channel (axis 1) of x.shape={tuple(x.shape)}")
+        return b
 
     def maxpool_backward(self, dout, argmax, x_shape, size, stride):
         """dout, argmax (N, C, OH, OW) -> dx (N, C, H, W); each window's gradient to its argmax."""
@@ -257,6 +270,19 @@ class Primitives:
     def relu_forward(self, x):
         """max(x, 0), any shape."""
         return self._unary("relu_forward", x)
+
+    def bias_relu_forward(self, x, b):
+        """relu(x + b), b per channel (axis 1), C-contiguous out in one launch: the bias add
+        and the relu were two passes.  A conv output's (N, C, ...) view of (C, N, ...) memory
+        is read in place (the relu alone copies it first)."""
+        cnhw = x.ndim == 4 and _is_cnhw(x)
+        mem = self._memory(x, cnhw) if cnhw else self._float("x", x)
+        b = self._bias(b, x)
+        N, C = x.shape[:2]
+        out = self.xp.empty(x.shape, dtype=x.dtype)
+        self._run("bias_relu_forward", {"T": x.dtype}, out.size, mem, b, out, N, C,
+                  out.size // max(N * C, 1), int(cnhw))
+        return out
 
     def relu_backward(self, dout, out):
         """dout * (out > 0)."""
