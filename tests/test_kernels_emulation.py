@@ -295,7 +295,8 @@ def _biased_input(rng, dtype, view):
     base[0, :, :, 1::2] += np.asarray(1, dtype) + np.finfo(dtype).eps  # 1 + eps beside 1s
     base[1, 0, 0, :4] = [np.nan, np.inf, -np.inf, np.nan]
     base[2, 1, :2, :2] = np.inf
-    x = base.transpose(1, 0, 2, 3) if view == "cnhw" else np.ascontiguousarray(base.transpose(1, 0, 2, 3))
+    x = base.transpose(1, 0, 2, 3)
+    x = x if view == "cnhw" else np.ascontiguousarray(x)
     return x, np.array([big, 0.5, -np.inf], dtype)
 
 
@@ -319,3 +320,24 @@ def test_bias_fused_into_relu_and_relu_maxpool_equals_adding_it_first(prims, dty
     flat = _randn(np.random.default_rng(7), (5, 6), dtype)  # a linear layer's output
     b6 = _randn(np.random.default_rng(8), (6,), dtype)
     np.testing.assert_array_equal(prims.bias_relu_forward(flat, b6), cpu.relu_forward(flat + b6))
+
+
+def test_dropout_with_its_counter_on_the_device_draws_what_the_host_counter_draws(prims, dtype):
+    """While a CUDA graph captures, a stream's counter is a device array that the dropout
+    kernel reads and advance_counter moves on: two draws give NumPy's masks at counter and
+    counter + n, bit for bit, and leave counter + 2n there (one that wraps past 2^64 too)."""
+    key, thr = stream_key(3, 1), drop_threshold(0.4)
+    x = _randn(np.random.default_rng(10), (7, 13), dtype)
+    scale = np.dtype(dtype).type(1 / 0.6)
+    for counter in (123457, (1 << 64) - 50):
+        on_device = np.array([counter], np.uint64)
+        prims.device_counters = {key: on_device}
+        try:
+            draws = [prims.dropout_forward(x, key, 0, thr, scale) for _ in range(2)]
+        finally:
+            prims.device_counters = {}
+        for i, (out, keep) in enumerate(draws):
+            ref_out, ref_keep = cpu.dropout_forward(x, key, counter + i * x.size, thr, scale)
+            np.testing.assert_array_equal(keep, ref_keep)
+            np.testing.assert_array_equal(out, ref_out)
+        assert int(on_device[0]) == (counter + 2 * x.size) % (1 << 64)

@@ -5,7 +5,7 @@ have :mod:`gpucnn.cpu`'s signatures and semantics over CuPy arrays, and those of
 :data:`gpucnn.primitives.FUSIONS` exist here only; inputs may be any strided
 view, outputs are C-contiguous.  Matmuls, sums and the remaining elementwise math stay array
 code (cuBLAS and CuPy's own kernels).  Also here: :func:`op_paths`, :func:`compare_with_numpy`,
-:func:`compile_module` and :class:`KernelCompileError`.
+:func:`compile_module`, :func:`device_counters` and :class:`KernelCompileError`.
 
 The package's parts: ``kernels`` (the kernel table and sources), ``host`` (the host side of each
 primitive), ``loader`` (NVRTC compile and launch), ``compare`` (every primitive against NumPy).
@@ -15,6 +15,7 @@ The first two, and ``loader`` given a ``cupy`` module, import without CuPy, so t
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import numpy as np
@@ -25,17 +26,19 @@ from .host import Primitives
 from .kernels import op_paths
 from .loader import KernelCompileError, Loader
 
-__all__ = [*NAMES, *FUSIONS, "op_paths", "compare_with_numpy", "compile_module", "KernelCompileError"]
+__all__ = [*NAMES, *FUSIONS, "op_paths", "compare_with_numpy", "compile_module",
+           "device_counters", "KernelCompileError"]
 
 _loader = None
+_prims = None
 
 
 def _bind():
     """Import CuPy and define the primitives and :func:`compile_module` in this module."""
-    global _loader
+    global _loader, _prims
     cupy = import_cupy()
     _loader = Loader(cupy)
-    prims = Primitives(cupy, _loader.launch)
+    prims = _prims = Primitives(cupy, _loader.launch)
     for name in (*NAMES, *FUSIONS):
         globals()[name] = _loader.guard_memory(name, getattr(prims, name))
     globals()["compile_module"] = _loader.module
@@ -50,6 +53,20 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+@contextlib.contextmanager
+def device_counters(counters: dict):
+    """Inside, dropout draws of a stream whose key is in ``counters`` ({key: (1,) uint64 device
+    array}) read and advance that counter on the device: what a captured CUDA graph needs,
+    whose kernel arguments are fixed at capture (see gpucnn.train.graph)."""
+    if _prims is None:
+        _bind()
+    _prims.device_counters = dict(counters)
+    try:
+        yield
+    finally:
+        _prims.device_counters = {}
 
 
 def compare_with_numpy(dtype=np.float64, seed=0):

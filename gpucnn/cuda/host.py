@@ -90,6 +90,7 @@ class Primitives:
             raise ValueError(f"reduce_block={reduce_block}: expected a power of two <= 256")
         self.xp, self._launch = xp, launch
         self.block, self.max_blocks, self.reduce_block = block, max_blocks, reduce_block
+        self.device_counters: dict = {}  # dropout stream key -> its counter on the device
 
     def _run(self, kernel, types, work, *args, reduce=False):
         inst = {p: _c_type(p, types[p]) for p in KERNELS[kernel].tparams}
@@ -237,12 +238,22 @@ class Primitives:
         return keep
 
     def dropout_forward(self, x, key, counter, threshold, scale):
-        """(x * keep * scale, keep shaped like x) in one launch; keep as dropout_keep_mask's."""
+        """(x * keep * scale, keep shaped like x) in one launch; keep as dropout_keep_mask's.
+
+        A stream whose key is in ``device_counters`` (set while a CUDA graph is captured)
+        reads its counter from that (1,) uint64 device array instead of ``counter`` and
+        advances it by x.size on the device: two launches, replayable."""
         x = self._float("x", x)
         out, keep = self.xp.empty_like(x), self.xp.empty(x.shape, dtype=np.bool_)
         wrap = (1 << 64) - 1
-        self._run("dropout_forward", {"T": x.dtype}, x.size, key & wrap, counter & wrap, threshold,
+        on_device = self.device_counters.get(key & wrap)
+        if on_device is None:
+            self._run("dropout_forward", {"T": x.dtype}, x.size, key & wrap, counter & wrap,
+                      threshold, x, out, keep, scale, x.size)
+            return out, keep
+        self._run("dropout_forward_at", {"T": x.dtype}, x.size, key & wrap, on_device, threshold,
                   x, out, keep, scale, x.size)
+        self._run("advance_counter", {}, 1, on_device, x.size)
         return out, keep
 
     def dropout_backward(self, dout, keep, scale):

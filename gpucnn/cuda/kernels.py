@@ -25,7 +25,8 @@ TEMPLATE_TYPES = {
 SCALARS = {"idx": np.int64, "u64": np.uint64}
 # Fixed-type array parameters.
 ARRAYS = {"bool*": np.dtype(np.bool_), "const bool*": np.dtype(np.bool_),
-          "const i64*": np.dtype(np.int64)}
+          "const i64*": np.dtype(np.int64), "u64*": np.dtype(np.uint64),
+          "const u64*": np.dtype(np.uint64)}
 # Structs passed by value: a one-element NumPy array of this dtype (CuPy passes a NumPy array of
 # size one by value).  SGD_TABLE: the parameters one sgd_update_all launch takes, as
 # kernels/optim.cu defines it.
@@ -79,6 +80,9 @@ KERNELS = {
     "dropout_keep_mask": Kernel("dropout.cu", (), ("u64", "u64", "u64", "bool*", "idx")),
     "dropout_forward": Kernel("dropout.cu", ("T",),
                               ("u64", "u64", "u64", "const T*", "T*", "bool*", "T", "idx")),
+    "dropout_forward_at": Kernel("dropout.cu", ("T",),
+                                 ("u64", "const u64*", "u64", "const T*", "T*", "bool*", "T", "idx")),
+    "advance_counter": Kernel("dropout.cu", (), ("u64*", "u64")),
     "dropout_backward": Kernel("dropout.cu", ("T",), ("const T*", "const bool*", "T*", "T", "idx")),
     "relu_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
     "bias_relu_forward": Kernel("activations.cu", ("T",), ("const T*", "const T*", "T*") + ("idx",) * 4),

@@ -19,7 +19,7 @@ import tempfile
 
 import numpy as np
 
-from . import _count
+from . import _count, _graph
 from ._array import _device, ndarray
 
 HEADER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "emulation",
@@ -209,3 +209,6 @@ class Function:
         ptrs = (ctypes.c_void_p * len(keep))(*[ctypes.addressof(k) for k in keep])
         _count.launch(self.name)
         self._entry(ctypes.c_uint(g), ctypes.c_uint(b), ptrs)
+        # a replay holds the arguments (the struct bytes and arrays keep[] points into)
+        _graph.record(lambda held=(keep, args): self._entry(ctypes.c_uint(g), ctypes.c_uint(b),
+                                                            ptrs), self.name)
