@@ -113,9 +113,6 @@ class Graph:
         for _, replay in self._nodes:
             replay()
 
-    def upload(self, stream=None) -> None:
-        pass
-
 
 def reset() -> None:
     """A fresh device: no capture under way."""

@@ -69,7 +69,7 @@ def current_pool() -> MemoryPool:
 
 
 @contextlib.contextmanager
-def using_allocator(allocator=None):
+def using_allocator(allocator):
     """``cupy.cuda.using_allocator(pool.malloc)``: allocations inside come from that pool."""
     owner = getattr(allocator, "__self__", None)
     if not isinstance(owner, MemoryPool):
