@@ -202,3 +202,16 @@ def test_a_capture_runs_nothing_and_its_graph_replays_the_work_on_the_same_buffe
                 s.end_capture()
     with pytest.raises(RuntimeError, match="default"):
         fake_cupy.cuda.get_current_stream().begin_capture()
+
+
+def test_each_installation_sends_ops_to_its_own_gpucnn_cuda():
+    """gpucnn.primitives remembers the module CuPy arrays go to; each installation imports
+    gpucnn.cuda afresh (bound to the cupy installed), and ops must reach that one."""
+    from gpucnn import primitives
+
+    reached = []
+    for _ in range(2):
+        with installed() as cp:
+            reached.append(primitives.of(cp.zeros(1)))
+            assert reached[-1] is sys.modules["gpucnn.cuda"]
+    assert reached[0] is not reached[1]
