@@ -200,8 +200,8 @@ class Schema:
         for s in self:
             shown = defaults[s.name]
             tail = f" (default {s.none_means if shown is None else shown})"
-            if s.kind == "switch":  # the flag turns it off; its value is never None
-                names = ["--no-" + s.name.replace("_", "-")]
+            if s.kind == "switch":  # the flag flips the default; its value is never None
+                names = [_switch_flag(s)]
                 kwargs = dict(action="store_const", const=not s.default, default=s.default,
                               help=s.help)
             else:
@@ -223,7 +223,7 @@ class Schema:
             if text is None or (s.kind == "switch" and text == s.default):
                 continue
             values[s.name] = s.parse(text) if isinstance(text, str) else text
-            labels[s.name] = s.flag if s.kind != "switch" else "--no-" + s.name.replace("_", "-")
+            labels[s.name] = s.flag if s.kind != "switch" else _switch_flag(s)
         return values, labels
 
     def resolve(self, *layers: tuple[dict, dict], where: str = "settings") -> dict:
@@ -240,6 +240,12 @@ class Schema:
                 else:
                     labels.pop(k, None)
         return self.check(values, labels)
+
+
+def _switch_flag(s: Setting) -> str:
+    """A switch's flag: ``--no-progress`` turns an on-by-default one off, ``--cuda-graph`` an
+    off-by-default one on."""
+    return ("--no-" + s.name.replace("_", "-")) if s.default else s.flag
 
 
 def combine(title: str, *schemas: Schema, only: tuple[str, ...] | None = None) -> Schema:
@@ -265,6 +271,8 @@ TRAINING = Schema(
     Setting("device", "text", None, "cpu, cuda or auto", optional=True,
             none_means="$GPUCNN_DEVICE, else auto"),
     Setting("checkpoint_every", "int", 1, "write a checkpoint every this many epochs", low=1),
+    Setting("cuda_graph", "switch", False, "replay each training step as one CUDA graph (SGD "
+            "on one GPU; elsewhere a notice and eager steps)"),
 )
 
 OPTIMIZATION = Schema(

@@ -231,6 +231,24 @@ def to_device(x, device: str):
     return import_cupy().asarray(x)
 
 
+class DeviceScalar:
+    """A (1,) device array mirroring a host number that kernels read, such as the learning rate:
+    :meth:`sync` uploads only when the number differs from what the array holds (``known``), so
+    a step pays an upload only after a change, and a replayed CUDA graph, whose kernels read
+    the array, sees every change."""
+
+    def __init__(self, xp, dtype):
+        self.array = xp.empty(1, dtype=dtype)
+        self.known = None
+
+    def sync(self, value):
+        """The array, holding ``value``."""
+        if value != self.known:
+            self.array.set(np.array([value], dtype=self.array.dtype))
+            self.known = value
+        return self.array
+
+
 def to_numpy(x) -> np.ndarray:
     """A NumPy copy (or view) of any array, wherever it lives."""
     return to_device(x, "cpu")

@@ -55,13 +55,15 @@ def _check_dout(dout, shape, like=None):
 
 # --- convolution ------------------------------------------------------------------------------
 
-def conv2d_forward(x, w, b, stride=1, pad=0):
+def conv2d_forward(x, w, b, stride=1, pad=0, add_bias=True):
     """2-D cross-correlation.
 
     x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> out (N, F, OH, OW) with
     OH = (H + 2*pad - KH) // stride + 1 (likewise OW).  The algorithm is the device's (see
     ``conv2d_forward`` in gpucnn/cpu.py and the CUDA host code): one GEMM over im2col columns
-    (seeds/002), or direct convolution.
+    (seeds/002), or direct convolution.  ``add_bias=False`` leaves b out of ``out`` for the
+    next op to add (``relu_forward``/``relu_maxpool2d_forward``'s ``bias``); the backward
+    still returns db.
     """
     xp = _check_array("x", x, ndim=4)
     _check_array("w", w, ndim=4)
@@ -82,7 +84,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
                          f"{H + 2 * pad}x{W + 2 * pad} (x.shape={tuple(x.shape)}, pad={pad})")
     if x.dtype != w.dtype:
         raise TypeError(f"x.dtype={x.dtype} and w.dtype={w.dtype}: expected the same dtype")
-    out, saved = primitives.for_array_module(xp).conv2d_forward(x, w, b, stride, pad)
+    out, saved = primitives.for_array_module(xp).conv2d_forward(x, w, b if add_bias else None,
+                                                                stride, pad)
     return out, (x.shape, saved, w, b is not None, stride, pad)
 
 
@@ -134,12 +137,18 @@ def maxpool2d_backward(dout, cache):
     return primitives.of(dout).maxpool_backward(dout, argmax, x_shape, size, stride)
 
 
-def relu_maxpool2d_forward(x, size=2, stride=None):
+def relu_maxpool2d_forward(x, size=2, stride=None, bias=None):
     """maxpool2d(relu(x)) in one pass: the same out and argmax as relu_forward then
     maxpool2d_forward, without materialising relu(x).  nn.Sequential fuses a ReLU followed by a
-    MaxPool2d into this."""
+    MaxPool2d into this.  ``bias`` (C,): pool relu(x + bias), the bias of a conv that left it
+    out (``add_bias=False``); one pass on CUDA, where the conv's add was a pass of its own."""
     xp, size, stride = _check_pool("x", x, size, stride)
-    out, argmax = primitives.for_array_module(xp).relu_maxpool_forward(x, size, stride)
+    P = primitives.for_array_module(xp)
+    fused = _with_bias(P, "bias_relu_maxpool_forward", x, bias)
+    if fused is not None:
+        out, argmax = fused(x, bias, size, stride)
+    else:
+        out, argmax = P.relu_maxpool_forward(_plus_bias(x, bias), size, stride)
     return out, (x.shape, argmax, out, size, stride)
 
 
@@ -153,11 +162,31 @@ def relu_maxpool2d_backward(dout, cache):
 
 # --- activations ------------------------------------------------------------------------------
 
-def relu_forward(x):
-    """max(x, 0), any shape."""
+def relu_forward(x, bias=None):
+    """max(x, 0), any shape.  ``bias`` (C,): relu(x + bias) along axis 1, the bias of a conv or
+    linear layer that left it out (``add_bias=False``); one pass on CUDA, not two."""
     xp = _check_array("x", x)
-    out = primitives.for_array_module(xp).relu_forward(x)
+    P = primitives.for_array_module(xp)
+    fused = _with_bias(P, "bias_relu_forward", x, bias)
+    out = fused(x, bias) if fused is not None else P.relu_forward(_plus_bias(x, bias))
     return out, out
+
+
+def _with_bias(P, name, x, bias):
+    """Device ``P``'s fusion ``name`` when a ``bias`` (checked against x) is given, else None."""
+    if bias is None:
+        return None
+    _check_array("bias", bias, ndim=1)
+    _check_same_device(x=x, bias=bias)
+    if x.ndim < 2 or bias.shape != (x.shape[1],) or bias.dtype != x.dtype:
+        raise ValueError(f"bias.shape={tuple(bias.shape)} ({bias.dtype}): expected one "
+                         f"{x.dtype} per channel (axis 1) of x.shape={tuple(x.shape)}")
+    return primitives.fusion(P, name)
+
+
+def _plus_bias(x, bias):
+    """x + bias along axis 1 (x itself without one): what a layer's own bias add computes."""
+    return x if bias is None else x + bias.reshape((1, -1) + (1,) * (x.ndim - 2))
 
 
 def relu_backward(dout, cache):
@@ -215,8 +244,10 @@ def dropout_backward(dout, cache):
 
 # --- fully connected --------------------------------------------------------------------------
 
-def linear_forward(x, w, b):
-    """x (N, d1, ..., dk) flattened to (N, D), w (D, M), b (M,) or None -> out (N, M)."""
+def linear_forward(x, w, b, add_bias=True):
+    """x (N, d1, ..., dk) flattened to (N, D), w (D, M), b (M,) or None -> out (N, M).
+    ``add_bias=False`` leaves b out of ``out`` for the next op (``relu_forward``'s ``bias``);
+    the backward still returns db."""
     _check_array("x", x, min_ndim=1)
     _check_array("w", w, ndim=2)
     _check_same_device(x=x, w=w, b=b)
@@ -228,7 +259,7 @@ def linear_forward(x, w, b):
     if b is not None and b.shape != (w.shape[1],):
         raise ValueError(f"b.shape={tuple(b.shape)}: expected ({w.shape[1]},)")
     out = x2 @ w
-    if b is not None:
+    if b is not None and add_bias:
         out += b
     return out, (x.shape, x2, w, b is not None)
 

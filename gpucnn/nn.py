@@ -209,8 +209,11 @@ class Conv2d(Module):
         self.weight = init_weight((out_channels, in_channels, kh, kw), fan_in, weight_scale, dtype, rng)
         self.bias = np.zeros(out_channels, dtype=dtype) if bias else None
 
-    def forward(self, x):
-        out, self._cache = F.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding)
+    def forward(self, x, add_bias=True):
+        """``add_bias=False`` leaves the bias to the op after (nn.Sequential fuses it into a
+        ReLU on CUDA); the backward still gives its gradient."""
+        out, self._cache = F.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding,
+                                            add_bias)
         return out
 
     def backward(self, dout, need_dx=True):
@@ -238,8 +241,9 @@ class Linear(Module):
         self.weight = init_weight((in_features, out_features), in_features, weight_scale, dtype, rng)
         self.bias = np.zeros(out_features, dtype=dtype) if bias else None
 
-    def forward(self, x):
-        out, self._cache = F.linear_forward(x, self.weight, self.bias)
+    def forward(self, x, add_bias=True):
+        """``add_bias=False``: as Conv2d's."""
+        out, self._cache = F.linear_forward(x, self.weight, self.bias, add_bias)
         return out
 
     def backward(self, dout, need_dx=True):
@@ -258,12 +262,17 @@ class MaxPool2d(Module):
         self.kernel_size = check_int("kernel_size", kernel_size, 1)
         self.stride = self.kernel_size if stride is None else check_int("stride", stride, 1)
 
-    def forward(self, x, after_relu=False):
+    def forward(self, x, after_relu=False, bias=None):
         """``after_relu=True`` pools relu(x) in one fused pass (nn.Sequential asks for it when a
-        ReLU comes right before this layer); the same values, argmax and gradients."""
+        ReLU comes right before this layer), relu(x + bias) with a ``bias`` (a conv's, left
+        out of x); the same values, argmax and gradients."""
         fused = bool(after_relu)
-        pool = F.relu_maxpool2d_forward if fused else F.maxpool2d_forward
-        out, cache = pool(x, self.kernel_size, self.stride)
+        if fused:
+            out, cache = F.relu_maxpool2d_forward(x, self.kernel_size, self.stride, bias)
+        elif bias is not None:
+            raise ValueError("bias: expected None without after_relu=True")
+        else:
+            out, cache = F.maxpool2d_forward(x, self.kernel_size, self.stride)
         self._cache = (fused, cache)
         return out
 
@@ -276,8 +285,9 @@ class MaxPool2d(Module):
 
 
 class ReLU(Module):
-    def forward(self, x):
-        out, self._cache = F.relu_forward(x)
+    def forward(self, x, bias=None):
+        """``bias``: relu(x + bias), the bias a Conv2d or Linear left out (nn.Sequential)."""
+        out, self._cache = F.relu_forward(x, bias)
         return out
 
     def backward(self, dout, need_dx=True):
@@ -327,57 +337,9 @@ class Flatten(Module):
         return dout.reshape(self._take_cache())
 
 
-class Sequential(Module):
-    """Layers applied in order; parameters are named ``"<index>.<name>"`` as in PyTorch.
-
-    A ReLU directly followed by a MaxPool2d runs as one fused op (F.relu_maxpool2d_*): pooling
-    first is exact because ReLU is monotone, and it reads and writes 1/kernel_size^2 as much.
-    """
-
-    def __init__(self, *layers: Module):
-        super().__init__()
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Module):
-                raise TypeError(f"layer {i}: expected a gpucnn.nn.Module, got {type(layer).__name__}")
-        self.layers = list(layers)
-        # (first, last) layer index of each step; a fused ReLU + MaxPool2d is one step
-        self._steps, i = [], 0
-        while i < len(self.layers):
-            fuse = (i + 1 < len(self.layers) and type(self.layers[i]) is ReLU
-                    and type(self.layers[i + 1]) is MaxPool2d)
-            self._steps.append((i, i + 1 if fuse else i))
-            i += 2 if fuse else 1
-
-    def children(self):
-        return [(str(i), layer) for i, layer in enumerate(self.layers)]
-
-    def __getitem__(self, i):
-        return self.layers[i]
-
-    def __len__(self):
-        return len(self.layers)
-
-    def forward(self, x):
-        for first, last in self._steps:
-            x = (self.layers[last].forward(x, after_relu=True) if last > first
-                 else self.layers[first].forward(x))
-        return x
-
-    def backward(self, dout, need_dx=True):
-        """Back-propagate through every layer; ``need_dx=False`` lets the first layer skip its
-        input gradient (the data's gradient is rarely wanted)."""
-        for first, last in reversed(self._steps):
-            dout = self.layers[last].backward(dout, need_dx=need_dx or first > 0)
-        return dout
-
-    def __repr__(self):
-        inner = "".join(f"\n  ({i}): " + repr(layer).replace("\n", "\n  ")  # nested blocks indent
-                        for i, layer in enumerate(self.layers))
-        return f"Sequential({inner}\n)"
-
-
 # --- modules for deeper nets ------------------------------------------------------------------
 # In nn_deeper (this file would pass 400 lines), re-exported so that ``nn.<Module>`` names every
 # layer.  Imported last: nn_deeper subclasses Module above.
 from .nn_deeper import (  # noqa: E402,F401
     AvgPool2d, BatchNorm1d, BatchNorm2d, GlobalAvgPool2d, LeakyReLU, Residual, Tanh)
+from .nn_sequential import Sequential  # noqa: E402,F401  (likewise, with its fusions)

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import primitives
 from .checks import check_real
-from .device import get_array_module, to_numpy
+from .device import DeviceScalar, get_array_module, to_numpy
 
 
 class Optimizer:
@@ -56,6 +56,9 @@ class Optimizer:
                              f"the optimizer's parameter names")
         decay = {k: check_real(f"weight_decay[{k!r}]", c, 0.0) for k, c in decay.items()}
         self.t += 1
+        self._update_all(grads, decay)
+
+    def _update_all(self, grads: dict, decay: dict) -> None:
         for name, p in self.params.items():
             self._update(name, p, grads[name], decay.get(name, 0.0))
 
@@ -99,6 +102,27 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.buffers = ("velocity",) if self.momentum else ()
         super().__init__(params, lr, lr_decay)
+        self._lr = None  # lr on the parameters' device, for the fused update (device_lr)
+
+    def _update_all(self, grads, decay):
+        names = list(self.params)
+        fused = primitives.fusion(primitives.of(self.params[names[0]]), "sgd_update_all")
+        if fused is None:  # the CPU: one native pass per parameter
+            return super()._update_all(grads, decay)
+        # one kernel for every parameter (the launches no longer grow with the layers)
+        vel = self.state["velocity"] if self.momentum else None
+        fused([self.params[k] for k in names], [grads[k] for k in names],
+              None if vel is None else [vel[k] for k in names], self.device_lr(),
+              self.momentum, self.nesterov, [decay.get(k, 0.0) for k in names])
+
+    def device_lr(self):
+        """lr as a (1,) array of the parameters' dtype on their device, uploaded only when lr
+        changed since (what the fused CUDA update reads, so a replayed CUDA graph follows
+        lr_decay)."""
+        if self._lr is None:
+            p = next(iter(self.params.values()))
+            self._lr = DeviceScalar(get_array_module(p), p.dtype)
+        return self._lr.sync(self.lr)
 
     def _update(self, name, p, g, decay):
         # a device primitive: one fused pass per parameter, natively on the CPU and by one

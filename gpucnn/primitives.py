@@ -100,6 +100,39 @@ class DevicePrimitives(Protocol):
 NAMES = tuple(name for name in vars(DevicePrimitives) if not name.startswith("_"))
 
 
+class DeviceFusions(Protocol):
+    """Fused ops that only the CUDA implementation has: each removes whole launches there, where
+    a small net's step is bound by their count, and would only add work on the CPU (whose
+    native conv adds its bias in its own pass and whose native update is one pass per
+    parameter already).  Callers take one from :func:`fusion` and run the plain primitives
+    where it is None."""
+
+    def bias_relu_forward(self, x, b):
+        """relu(x + b) with b (C,) per channel of x (N, C, ...): what relu_forward returns for
+        the output of a conv or linear layer that left its bias out; C-contiguous."""
+
+    def bias_relu_maxpool_forward(self, x, b, size: int, stride: int):
+        """relu_maxpool_forward of x + b, b (C,) per channel: the same out and argmax as adding
+        the bias first (each element rounded as the add rounds it)."""
+
+    def sgd_update_all(self, params, grads, velocities, lr, momentum: float, nesterov: bool,
+                       decays):
+        """sgd_update on every parameter of a step in one pass: lists ``params``, ``grads``,
+        ``velocities`` (None without momentum) and ``decays``; ``lr`` a (1,) device array of
+        the parameters' dtype, read on the device (a replayed CUDA graph sees it change)."""
+
+
+FUSIONS = tuple(name for name in vars(DeviceFusions) if not name.startswith("_"))
+
+
+def fusion(impl, name: str):
+    """Fused op ``name`` of :class:`DeviceFusions` in implementation ``impl`` (a module
+    :func:`of` returns), or None where that device does not fuse it."""
+    if name not in FUSIONS:
+        raise ValueError(f"name={name!r}: expected one of {', '.join(FUSIONS)}")
+    return getattr(impl, name, None)
+
+
 def for_array_module(xp):
     """The implementation for array module ``xp``: :mod:`gpucnn.cpu` or :mod:`gpucnn.cuda`."""
     on_host = xp is np

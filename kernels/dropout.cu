@@ -34,6 +34,23 @@ __device__ __forceinline__ void dropout_forward(u64 key, u64 counter, u64 thresh
     }
 }
 
+// The same with the counter read from device memory, and advance_counter adding n to it after:
+// a captured CUDA graph replays fixed kernel arguments, so its dropout must find each step's
+// counter on the device and move it on itself (the host's counter advances by the same n).
+template <typename T>
+__device__ __forceinline__ void dropout_forward_at(u64 key, const u64* __restrict__ counter,
+                                                   u64 threshold, const T* __restrict__ x,
+                                                   T* __restrict__ out, bool* __restrict__ keep,
+                                                   T scale, idx_t n) {
+    dropout_forward(key, *counter, threshold, x, out, keep, scale, n);
+}
+
+// One thread, its own launch: no thread of the dropout_forward_at before it may still read the
+// counter when it changes (blocks are not ordered within a launch; launches on a stream are).
+extern "C" __global__ void advance_counter(u64* counter, u64 n) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) *counter += n;
+}
+
 template <typename T>
 __device__ __forceinline__ void dropout_backward(const T* __restrict__ dout,
                                                  const bool* __restrict__ keep,
@@ -48,6 +65,11 @@ __device__ __forceinline__ void dropout_backward(const T* __restrict__ dout,
                                                    bool* __restrict__ keep, T scale,         \
                                                    idx_t n) {                                \
         dropout_forward<T>(key, counter, threshold, x, out, keep, scale, n);                 \
+    }                                                                                        \
+    extern "C" __global__ void dropout_forward_at_##S(                                       \
+        u64 key, const u64* __restrict__ counter, u64 threshold, const T* __restrict__ x,    \
+        T* __restrict__ out, bool* __restrict__ keep, T scale, idx_t n) {                    \
+        dropout_forward_at<T>(key, counter, threshold, x, out, keep, scale, n);              \
     }                                                                                        \
     extern "C" __global__ void dropout_backward_##S(const T* __restrict__ dout,              \
                                                     const bool* __restrict__ keep,           \

@@ -5,14 +5,18 @@
 // argmax holds the row-major offset i*size + j of the FIRST maximum in each window (type A:
 // unsigned char when size*size <= 256, else int), as gpucnn/cpu.py does; a window holding NaN
 // gives NaN and the offset of its first NaN.
-// With RELU the same kernels pool relu(x), fused: the relu_maxpool_* entry points.
+// With RELU the same kernels pool relu(x), fused: the relu_maxpool_* entry points; with BIAS
+// too, relu(x + bias[c]): the bias_relu_maxpool_forward entry, for a conv that left its bias
+// out (one pass over the conv output less).  Each element gets its bias added before it is
+// compared, in T as the conv's own add would round it, so values, NaN and ties stay exact.
 // Device templates; ENTRIES below defines their extern "C" entry points (see common.cuh).
 #include "common.cuh"
 
 // One thread per output element; x is read through its element strides (sN, sC, sH, sW), so any
 // strided view works without a copy, e.g. the (N, C, H, W) view of memory stored (C, N, H, W).
-template <bool RELU, typename T, typename A>
-__device__ __forceinline__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ out,
+template <bool RELU, bool BIAS, typename T, typename A>
+__device__ __forceinline__ void maxpool_forward(const T* __restrict__ x,
+                                                const T* __restrict__ bias, T* __restrict__ out,
                                                 A* __restrict__ argmax, idx_t N, idx_t C,
                                                 idx_t sN, idx_t sC, idx_t sH, idx_t sW,
                                                 idx_t size, idx_t stride, idx_t OH, idx_t OW,
@@ -23,7 +27,8 @@ __device__ __forceinline__ void maxpool_forward(const T* __restrict__ x, T* __re
         const idx_t c = (k / (OW * OH)) % C;
         const idx_t n = k / (OW * OH * C);
         const T* win = x + n * sN + c * sC + oh * stride * sH + ow * stride * sW;
-        T best = win[0];
+        const T b = BIAS ? bias[c] : T(0);
+        T best = BIAS ? win[0] + b : win[0];
         // RELU: the running max starts at relu(x0) >= 0 (or NaN), after which `v > best` on raw
         // values picks the same element as on relu(x): pooling relu(x) without computing it.
         if (RELU && !(best > T(0)) && best == best) best = T(0);
@@ -33,7 +38,7 @@ __device__ __forceinline__ void maxpool_forward(const T* __restrict__ x, T* __re
         // as numbers.  Strict `>`: a later equal value never takes the max.
         for (idx_t i = 0; i < size && best == best; ++i) {
             for (idx_t j = 0; j < size && best == best; ++j) {
-                const T v = win[i * sH + j * sW];
+                const T v = BIAS ? win[i * sH + j * sW] + b : win[i * sH + j * sW];
                 if (v > best || v != v) {
                     best = v;
                     arg = i * size + j;
@@ -83,12 +88,19 @@ __device__ __forceinline__ void maxpool_backward(const T* __restrict__ dout,
         const T* __restrict__ x, T* __restrict__ out, A* __restrict__ argmax, idx_t N,       \
         idx_t C, idx_t sN, idx_t sC, idx_t sH, idx_t sW, idx_t size, idx_t stride, idx_t OH, \
         idx_t OW, idx_t CNHW) {                                                              \
-        maxpool_forward<RELU, T, A>(x, out, argmax, N, C, sN, sC, sH, sW, size, stride, OH,  \
-                                    OW, CNHW);                                               \
+        maxpool_forward<RELU, false, T, A>(x, nullptr, out, argmax, N, C, sN, sC, sH, sW,    \
+                                           size, stride, OH, OW, CNHW);                      \
     }
 #define ENTRIES(T, A, S)                                                                     \
     FORWARD(maxpool_forward, false, T, A, S)                                                 \
     FORWARD(relu_maxpool_forward, true, T, A, S)                                             \
+    extern "C" __global__ void bias_relu_maxpool_forward_##S(                                \
+        const T* __restrict__ x, const T* __restrict__ bias, T* __restrict__ out,            \
+        A* __restrict__ argmax, idx_t N, idx_t C, idx_t sN, idx_t sC, idx_t sH, idx_t sW,    \
+        idx_t size, idx_t stride, idx_t OH, idx_t OW, idx_t CNHW) {                          \
+        maxpool_forward<true, true, T, A>(x, bias, out, argmax, N, C, sN, sC, sH, sW, size,  \
+                                          stride, OH, OW, CNHW);                             \
+    }                                                                                        \
     extern "C" __global__ void maxpool_backward_##S(                                         \
         const T* __restrict__ dout, const A* __restrict__ argmax, T* __restrict__ dx,        \
         idx_t N, idx_t C, idx_t H, idx_t W, idx_t size, idx_t stride, idx_t OH, idx_t OW,    \

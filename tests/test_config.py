@@ -108,3 +108,18 @@ def test_every_setting_default_passes_its_own_check():
     for schema in (config.TRAINING, config.OPTIMIZATION, config.MODEL, config.DATA, config.RUN,
                    config.EXPERIMENT):
         assert schema.resolve() == schema.check(schema.defaults())
+
+
+def test_a_switch_flag_flips_its_default_and_cuda_graph_on_the_cpu_is_a_notice(tmp_path, capsys):
+    flags = _flags(dict(_subparsers(build_parser()))[("train",)])
+    assert {"--no-progress", "--cuda-graph"} <= set(flags) and "--no-cuda-graph" not in flags
+    out = tmp_path / "run"
+    assert main(["train", "--cuda-graph", "--device", "cpu", "--no-progress", "--epochs", "1",
+                 "--iterations-per-epoch", "1", "--output", str(out), "--train-samples", "20",
+                 "--data-dir", str(tmp_path)]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "cuda_graph" in line]
+    assert err == ["gpucnn: cuda_graph: device='cpu': a CUDA graph replays GPU work; training "
+                   "without a CUDA graph"]
+    saved = checkpoint.load_checkpoint(str(out / "checkpoint.npz"))[1]["config"]
+    assert saved["cuda_graph"] is True
+    assert main(["train", "--resume", str(out), "--epochs", "2", "--no-progress"]) == 0

@@ -77,7 +77,7 @@ def test_sequential_fuses_relu_then_maxpool_and_matches_the_layers_one_by_one(pa
     rng = np.random.default_rng(3)
     net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, dtype=np.float64, rng=0), nn.ReLU(),
                         nn.MaxPool2d(2), nn.Flatten(), nn.ReLU(), nn.Linear(12, 4, dtype=np.float64, rng=1))
-    assert net._steps == [(0, 0), (1, 2), (3, 3), (4, 4), (5, 5)]
+    assert net._steps == [(0, 2), (3, 3), (4, 4), (5, 5)]  # conv, relu + pool: one step
     x = rng.standard_normal((5, 2, 4, 4))
     out = net(x)
     dout = rng.standard_normal(out.shape)

@@ -42,6 +42,8 @@ def cuda(cp):
 _SLOW = {
     "test_twenty_training_steps_match_numpy": "20 steps x 2 dtypes take about a minute emulated",
     "test_indices_past_2_to_the_31": "a 2^31-element mask takes hours emulated",
+    "test_a_cuda_graph_replays_the_training_step":
+        "test_cuda_graph_fake.py runs the same training, and holds it to eager bit for bit",
     "test_out_of_memory_names_the_op_and_hints_at_the_batch_size":
         "its 1 GiB input is real host memory here; test_fakecupy.py drives the same hint with a "
         "pool limit",

@@ -68,7 +68,7 @@ def test_gpucnn_check_compares_every_primitive_through_the_cuda_module(fake_cupy
 
     rows = cuda.compare_with_numpy(dtype)
     exact = [op for op, _ in rows if "argmax" in op or op in ("im2col", "dropout_keep_mask")]
-    assert len(exact) == 4 and all(diff == 0.0 for op, diff in rows if op in exact), rows
+    assert len(exact) == 5 and all(diff == 0.0 for op, diff in rows if op in exact), rows
     assert max(diff for _, diff in rows) <= (1e-5 if dtype == np.float32 else 1e-12), rows
 
 
@@ -95,29 +95,28 @@ def test_dropout_is_one_launch_each_way(fake_cupy):
     assert c.n_launches == 2 and len(c.allocations) == 3, c.report()
 
 
-# One training step of each benchmark net, counted by phase (gpucnn.bench's step: forward,
-# softmax + L2, backward, SGD).  Today's numbers are the bounds: a change that adds launches,
-# allocations, uploads or syncs to a phase fails here and must lower or justify the bound.
-# Counts do not depend on batch, image or layer sizes, except that a bias gradient with many
-# values per feature (>= 32 per thread of its block) splits into partial sums and one more
-# launch; small sizes keep the emulated kernels fast and count the unsplit path.  Today, for both nets:
-#   forward 11 launches: im2col, GEMM and bias add per conv/linear layer, relu and maxpool
-#     kernels, and one copy (the conv output is an (N, F, ...) view of (F, N, ...) memory).
-#   loss 16 launches, no sync: the softmax kernel and its mean (2), per weight L2 casts to
-#     float64 and dots (6), sums them (2), scales (1), reg * W added into the gradients by one
-#     kernel each (3), data + reg loss (1).  (Was 23 launches and 1 sync: a range check of the
-#     device labels, min, max, stack and a read, which the kernel's NaN for an out-of-range
-#     label replaces; reg * W then += per weight (6); sum() starting from 0 (one more add).)
-#   backward 10 launches: per linear layer dW GEMM, bias_grad, dX GEMM; relu and maxpool
-#     kernels; for the conv bias_grad and dW (no dX).  (Was 11 with a copy of dout to
-#     (F, N*OH*OW): the max-pool backward now writes dx in the conv output's (F, N, ...) layout.)
-#   update 6 launches, no allocation: SGD's fused kernel per parameter.  (Was 12 launches and 6
-#     allocations: lr * g into a temporary, then p -= it.)
+# One training step of each benchmark net, counted by phase (the step gpucnn.bench times and the
+# Trainer takes: forward, softmax + L2's loss, backward, SGD with L2's gradient folded in).
+# Today's numbers are the bounds: a change that adds launches, allocations, uploads or syncs to a
+# phase fails here and must lower or justify the bound.  Counts do not depend on batch, image
+# or layer sizes, except that a bias gradient with many values per feature (>= 32 per thread of
+# its block) splits into partial sums and one more launch; small sizes keep the emulated
+# kernels fast and count the unsplit path.  Today, for both nets:
+#   forward 7 launches: im2col and GEMM of the conv, its bias added by the fused relu +
+#     max-pool kernel; per linear layer a GEMM, then for the hidden one relu(x + b) in one
+#     kernel, for the last the bias add.  (Was 9: the conv's and the hidden layer's bias each
+#     a pass of its own.)
+#   loss 13 launches, no sync: the softmax kernel (1) and its mean (2), per weight L2's
+#     float64 cast and dot (6), their sum (2), the scale (1), data + reg loss (1).
+#   backward 10 launches: per linear layer dW GEMM, bias_grad, dX GEMM; relu and fused
+#     relu + max-pool kernels; for the conv bias_grad and dW (no dX).
+#   update 1 launch, no allocation: one SGD kernel over every parameter (was one per
+#     parameter, 6).
 PHASE_BOUNDS = {
-    "forward": {"launches": 9, "allocations": 7, "uploads": 0, "syncs": 0},
-    "loss": {"launches": 16, "allocations": 14, "uploads": 0, "syncs": 0},
+    "forward": {"launches": 7, "allocations": 7, "uploads": 0, "syncs": 0},
+    "loss": {"launches": 13, "allocations": 14, "uploads": 0, "syncs": 0},
     "backward": {"launches": 10, "allocations": 10, "uploads": 0, "syncs": 0},
-    "update": {"launches": 6, "allocations": 0, "uploads": 0, "syncs": 0},
+    "update": {"launches": 1, "allocations": 0, "uploads": 0, "syncs": 0},
 }
 
 
@@ -152,10 +151,79 @@ def test_a_training_step_costs_no_more_than_today(fake_cupy, net):
             if counts.phases.get(name, {}).get(k, 0) > bound}
     assert not over, f"({net}) one training step costs more than recorded: {over}\n{counts.report()}"
     # each layer's kernel runs once (names with or without template arguments or dtype suffix);
-    # the first conv needs no input gradient, so col2im never runs; relu + max-pool is fused
+    # the first conv needs no input gradient, so col2im never runs; relu + max-pool is fused,
+    # and so is the bias of the conv before it and of the hidden linear layer before its relu
     per_kernel = {base: sum(n for name, n in counts.launches.items() if name.startswith(base))
                   for base in ("im2col", "col2im", "maxpool_forward", "relu_maxpool_forward",
+                               "bias_relu_maxpool_forward", "relu_forward", "bias_relu_forward",
                                "relu_maxpool_backward", "softmax_cross_entropy")}
     assert per_kernel == {"im2col": 1, "col2im": 0, "maxpool_forward": 0,
-                          "relu_maxpool_forward": 1, "relu_maxpool_backward": 1,
-                          "softmax_cross_entropy": 1}
+                          "relu_maxpool_forward": 0, "bias_relu_maxpool_forward": 1,
+                          "relu_forward": 0, "bias_relu_forward": 1,
+                          "relu_maxpool_backward": 1, "softmax_cross_entropy": 1}
+
+
+def test_sgd_updates_every_parameter_in_one_launch_and_uploads_lr_only_when_it_changes(fake_cupy):
+    """Nesterov SGD with L2 folded in, three steps with an lr decay between the second and the
+    third: bit for bit gpucnn.cpu's NumPy reference, one launch per step, no allocation after
+    the first (the learning rate's device copy), and one upload of the learning rate after it
+    changed (the kernel reads it from the device)."""
+    from gpucnn.cpu import sgd_update_numpy
+
+    model, X, y, _ = _bench_net(fake_cupy, "a")
+    grads = {k: g.copy() for k, g in model.loss(X, y, l2_in_grads=False)[1].items()}
+    decay = model.weight_decay()
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, lr_decay=0.5)
+    ref = {k: p.get() for k, p in model.parameters().items()}
+    vel = {k: np.zeros_like(p) for k, p in ref.items()}
+    for step in range(3):
+        with fake_cupy.counting() as c:
+            opt.step(grads, weight_decay=decay)
+        for k, p in ref.items():
+            sgd_update_numpy(p, grads[k].get(), vel[k], opt.lr, 0.9, True, decay.get(k, 0.0))
+        assert c.launches == {"sgd_update_all_f32": 1} and not c.syncs
+        assert len(c.allocations) == (step == 0), c.allocations  # the lr's (1,) array
+        assert len(c.uploads) == (step != 1), (step, c.uploads)  # lr: first step, after decay
+        if step == 1:
+            opt.end_epoch()
+    for k, p in model.parameters().items():
+        np.testing.assert_array_equal(p.get(), ref[k])
+        np.testing.assert_array_equal(opt.state["velocity"][k].get(), vel[k])
+
+
+def test_biases_fused_into_the_relus_give_the_unfused_results_bit_for_bit(fake_cupy, monkeypatch):
+    """On the CUDA path nn.Sequential lets a Conv2d or Linear before a ReLU (and MaxPool2d)
+    leave its bias to the fused kernel: outputs, gradients and the argmax-driven backward equal
+    those of each layer adding its own bias, bit for bit, with 4 launches fewer here (conv ->
+    relu -> pool, conv -> relu, linear -> relu: one bias add each, and the copy of the second
+    conv's (C, N, ...) output before its relu)."""
+    from gpucnn import nn, primitives
+
+    def net():
+        return nn.Sequential(
+            nn.Conv2d(2, 4, 3, padding=1, rng=0), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(4, 3, 2, rng=1), nn.ReLU(), nn.Flatten(), nn.Linear(12, 5, rng=2),
+            nn.ReLU(), nn.Linear(5, 3, rng=3)).to("cuda")
+
+    rng = np.random.default_rng(9)
+    x = fake_cupy.asarray(rng.standard_normal((3, 2, 6, 6)).astype(np.float32))
+    dout = fake_cupy.asarray(rng.standard_normal((3, 3)).astype(np.float32))
+    results = []
+    for fused in (True, False):
+        if not fused:
+            plain = primitives.fusion
+            monkeypatch.setattr(primitives, "fusion", lambda impl, name: None
+                                if name.startswith("bias_") else plain(impl, name))
+        model = net()
+        with fake_cupy.counting() as c:
+            out = model.forward(x)
+        dx = model.backward(dout)
+        results.append((c.n_launches, out.get(), dx.get(),
+                        {k: g.get() for k, g in model.gradients().items()}))
+    (n_fused, *fused), (n_plain, *plain) = results
+    assert n_plain - n_fused == 4, (n_plain, n_fused)
+    for got, want in zip(fused[:2], plain[:2]):
+        np.testing.assert_array_equal(got, want)
+    assert fused[2].keys() == plain[2].keys() and len(plain[2]) == 8
+    for k in plain[2]:
+        np.testing.assert_array_equal(fused[2][k], plain[2][k])

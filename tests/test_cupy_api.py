@@ -114,7 +114,24 @@ def _exists(module, path: str) -> bool:
 
 def test_the_collector_finds_the_uses_we_know_of():
     assert {"cupy.RawModule", "cupy.cuda.runtime.getDeviceCount", "cupy.cuda.memory.OutOfMemoryError",
-            "cupy.cuda.compiler.CompileException", "xp.empty_like"} <= set(USES)
+            "cupy.cuda.compiler.CompileException", "xp.empty_like", "cupy.cuda.MemoryPool",
+            "cupy.cuda.using_allocator"} <= set(USES)
+
+
+# Methods gpucnn calls on CuPy objects, which no attribute chain from ``cupy`` shows: the CUDA
+# graph of a training step (gpucnn/train/graph.py), the batch prefetch, the device numbers.
+METHODS = {"cupy.cuda.Stream": ("begin_capture", "end_capture", "record", "wait_event"),
+           "cupy.cuda.Graph": ("launch",), "cupy.cuda.MemoryPool": ("malloc",),
+           "cupy.ndarray": ("set", "get")}
+
+
+@pytest.mark.parametrize("owner", sorted(METHODS))
+def test_methods_called_on_cupy_objects_exist(owner):
+    cls = _cupy()
+    for part in owner.split(".")[1:]:
+        cls = getattr(cls, part)
+    missing = [m for m in METHODS[owner] if not hasattr(cls, m)]
+    assert not missing, f"{owner} has no {missing} in CuPy {_cupy().__version__}"
 
 
 @pytest.mark.filterwarnings(r"ignore:\s*nccl library could not be loaded:UserWarning")

@@ -160,3 +160,58 @@ def test_out_of_memory_becomes_gpucnns_hint(fake_cupy):
             cuda.im2col(x, 3, 3, 1, 1)
     finally:
         pool.set_limit(size=0)
+
+
+@needs_gxx
+def test_a_capture_runs_nothing_and_its_graph_replays_the_work_on_the_same_buffers(fake_cupy):
+    """As on a GPU: after capture the old buffers are as they were and the new ones garbage;
+    each launch redoes the captured work (array code and kernels) reading the buffers' current
+    contents; syncs and uploads during a capture are refused and invalidate it; the null
+    stream cannot capture; allocations go to using_allocator's pool."""
+    from gpucnn import cuda
+
+    x = fake_cupy.asarray(np.arange(4.0, dtype=np.float32))
+    acc = fake_cupy.zeros(4, np.float32)
+    pool = fake_cupy.cuda.MemoryPool()
+    s = fake_cupy.cuda.Stream(non_blocking=True)
+    with s, fake_cupy.cuda.using_allocator(pool.malloc):
+        s.begin_capture()
+        assert s.is_capturing()
+        y = cuda.relu_forward(x - 1)  # a ufunc, then a kernel into a new buffer
+        acc += y
+        graph = s.end_capture()
+    assert graph.names == ["subtract", "relu_forward_f32", "add"] and pool.used_bytes() > 0
+    np.testing.assert_array_equal(acc.get(), np.zeros(4))
+    assert np.isnan(y.get()).all()  # never written: the graph has not run
+    graph.launch()
+    graph.launch()
+    np.testing.assert_array_equal(acc.get(), [0, 0, 2, 4])
+    x.set(np.full(4, 3.0, np.float32))  # the graph reads x as it is at launch
+    with fake_cupy.counting() as c:
+        graph.launch()
+    assert dict(c.launches) == {"graph": 1} and not c.allocations
+    np.testing.assert_array_equal(acc.get(), [2, 2, 4, 6])
+    for refused, words in ((lambda: float(acc.sum()), "synchronous API calls"),
+                           (lambda: acc.set(np.ones(4, np.float32)), "H2D transfers"),
+                           (lambda: fake_cupy.asarray(np.ones(2)), "H2D transfers")):
+        with s:
+            s.begin_capture()
+            with pytest.raises(RuntimeError, match=words):
+                refused()
+            with pytest.raises(RuntimeError, match="cudaErrorStreamCaptureInvalidated"):
+                s.end_capture()
+    with pytest.raises(RuntimeError, match="default"):
+        fake_cupy.cuda.get_current_stream().begin_capture()
+
+
+def test_each_installation_sends_ops_to_its_own_gpucnn_cuda():
+    """gpucnn.primitives remembers the module CuPy arrays go to; each installation imports
+    gpucnn.cuda afresh (bound to the cupy installed), and ops must reach that one."""
+    from gpucnn import primitives
+
+    reached = []
+    for _ in range(2):
+        with installed() as cp:
+            reached.append(primitives.of(cp.zeros(1)))
+            assert reached[-1] is sys.modules["gpucnn.cuda"]
+    assert reached[0] is not reached[1]

@@ -329,3 +329,32 @@ def test_conv_backward_names_a_wrong_dout_shape():
     _, cache = F.conv2d_forward(x, w, b, stride=1, pad=1)
     with pytest.raises(ValueError, match=r"dout.shape=\(2, 4, 4, 4\): expected \(2, 4, 5, 5\)"):
         F.conv2d_backward(np.zeros((2, 4, 4, 4)), cache)
+
+
+def test_a_bias_left_out_and_added_by_the_relu_gives_the_layer_with_its_bias():
+    """conv2d_forward/linear_forward(add_bias=False) then relu_forward or
+    relu_maxpool2d_forward(bias=b): exactly relu(out + b) (the CPU has no fused kernel, so the
+    relu adds it; the native conv adds its own bias in another order, equal to rounding), and
+    the same backward, db included."""
+    rng = np.random.default_rng(11)
+    x, w, b, s, p = _conv_inputs(rng, CONV_CASES[0])
+    full, cache = F.conv2d_forward(x, w, b, s, p)
+    left, left_cache = F.conv2d_forward(x, w, b, s, p, add_bias=False)
+    summed = left + b.reshape(1, -1, 1, 1)
+    np.testing.assert_allclose(summed, full, rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(F.relu_forward(left, b)[0], F.relu_forward(summed)[0])
+    (pooled, pcache), (want, wcache) = (F.relu_maxpool2d_forward(left, 2, 2, bias=b),
+                                        F.relu_maxpool2d_forward(summed, 2, 2))
+    np.testing.assert_array_equal(pooled, want)
+    np.testing.assert_array_equal(pcache[1], wcache[1])  # argmax
+    dout = rng.standard_normal(full.shape)
+    for got, expected in zip(F.conv2d_backward(dout, left_cache), F.conv2d_backward(dout, cache)):
+        np.testing.assert_array_equal(got, expected)
+    xl, wl, bl = rng.standard_normal((4, 6)), rng.standard_normal((6, 3)), rng.standard_normal(3)
+    out, lcache = F.linear_forward(xl, wl, bl, add_bias=False)
+    np.testing.assert_array_equal(F.relu_forward(out, bl)[0],
+                                  F.relu_forward(F.linear_forward(xl, wl, bl)[0])[0])
+    assert F.linear_backward(rng.standard_normal((4, 3)), lcache)[2] is not None  # db
+    with pytest.raises(ValueError, match=r"bias.shape=\(5,\) \(float64\): expected one float64 "
+                                         r"per channel \(axis 1\) of x.shape=\(2, 4, 7, 7\)"):
+        F.relu_forward(full, rng.standard_normal(5))

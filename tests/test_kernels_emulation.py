@@ -250,3 +250,94 @@ def test_bias_grad_splits_long_sums_over_more_blocks_than_filters(prims, dtype):
     spying = Primitives(np, spy, prims.block, prims.max_blocks, prims.reduce_block)
     np.testing.assert_allclose(spying.bias_grad(dout), cpu.bias_grad(dout), **TOL[dtype])
     assert len(launched) == (1 if prims.max_blocks < 6 else 2), launched
+
+
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_one_sgd_launch_over_every_parameter_equals_numpy_bit_for_bit(prims, dtype, momentum,
+                                                                     nesterov):
+    """sgd_update_all against gpucnn.cpu's NumPy reference and the per-parameter kernel, bit for
+    bit: 35 parameters (two launches of SGD_TABLE = 32 and 3), each with its own size and decay
+    (their table is the kernel's argument: a wrong field layout moves every one)."""
+    rng = np.random.default_rng(5)
+    sizes = [int(s) for s in rng.integers(1, 300, 35)]
+    decays = [0.0 if i % 3 else 0.01 * (i + 1) for i in range(35)]
+    ps, gs, vs = ([_randn(rng, s, dtype) for s in sizes] for _ in range(3))
+    ref_p, ref_v = [p.copy() for p in ps], [v.copy() for v in vs]
+    one_p, one_v = [p.copy() for p in ps], [v.copy() for v in vs]
+    launched = []
+
+    def spy(kernel, entry, grid, block, args):
+        launched.append(entry)
+        prims._launch(kernel, entry, grid, block, args)
+
+    spying = Primitives(np, spy, prims.block, prims.max_blocks, prims.reduce_block)
+    spying.sgd_update_all(ps, gs, vs if momentum else None, np.array([0.05], dtype), momentum,
+                          nesterov, decays)
+    assert launched == [f"sgd_update_all_{np.dtype(dtype).kind}{np.dtype(dtype).itemsize * 8}"] * 2
+    for i in range(35):
+        v_ref, v_one = (ref_v[i], one_v[i]) if momentum else (None, None)
+        cpu.sgd_update_numpy(ref_p[i], gs[i], v_ref, 0.05, momentum, nesterov, decays[i])
+        prims.sgd_update(one_p[i], gs[i], v_one, 0.05, momentum, nesterov, decays[i])
+        for got in (ps[i], one_p[i]):
+            np.testing.assert_array_equal(got, ref_p[i])
+        if momentum:
+            for got in (vs[i], one_v[i]):
+                np.testing.assert_array_equal(got, ref_v[i])
+
+
+def _biased_input(rng, dtype, view):
+    """x (4, 3, 9, 10) as ``view`` (C-contiguous or a conv output's "cnhw" view) with NaN, ±inf
+    and values 2^-24 relative apart, and a bias per channel that makes some of those equal once
+    added (2^24 in float32, 2^53 in float64) and one -inf, so the add must come before the
+    comparison, as the layer's own add would put it."""
+    big = 2.0 ** (24 if dtype == np.float32 else 53)
+    base = rng.integers(-2, 3, size=(3, 4, 9, 10)).astype(dtype)  # (C, N, ...) memory
+    base[0, :, :, 1::2] += np.asarray(1, dtype) + np.finfo(dtype).eps  # 1 + eps beside 1s
+    base[1, 0, 0, :4] = [np.nan, np.inf, -np.inf, np.nan]
+    base[2, 1, :2, :2] = np.inf
+    x = base.transpose(1, 0, 2, 3)
+    x = x if view == "cnhw" else np.ascontiguousarray(x)
+    return x, np.array([big, 0.5, -np.inf], dtype)
+
+
+@pytest.mark.parametrize("view", ["contiguous", "cnhw"])
+def test_bias_fused_into_relu_and_relu_maxpool_equals_adding_it_first(prims, dtype, view):
+    """bias_relu_forward and bias_relu_maxpool_forward against NumPy's relu(x + b) and
+    relu_maxpool(x + b) bit for bit: values, NaN, argmax ties (after rounding), and the layout
+    (the relu output C-contiguous, the argmax in x's layout as the plain pool keeps it)."""
+    x, b = _biased_input(np.random.default_rng(6), dtype, view)
+    with np.errstate(invalid="ignore"):  # inf + -inf: NaN, as in the layer's own add
+        summed = x + b.reshape(1, 3, 1, 1)
+    out = prims.bias_relu_forward(x, b)
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, cpu.relu_forward(summed))
+    for size, stride in ((2, 2), (3, 1)):
+        got, arg = prims.bias_relu_maxpool_forward(x, b, size, stride)
+        ref, ref_arg = cpu.relu_maxpool_forward(summed, size, stride)
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_array_equal(arg, ref_arg)
+        assert bool(arg.transpose(1, 0, 2, 3).flags.c_contiguous) == (view == "cnhw")
+    flat = _randn(np.random.default_rng(7), (5, 6), dtype)  # a linear layer's output
+    b6 = _randn(np.random.default_rng(8), (6,), dtype)
+    np.testing.assert_array_equal(prims.bias_relu_forward(flat, b6), cpu.relu_forward(flat + b6))
+
+
+def test_dropout_with_its_counter_on_the_device_draws_what_the_host_counter_draws(prims, dtype):
+    """While a CUDA graph captures, a stream's counter is a device array that the dropout
+    kernel reads and advance_counter moves on: two draws give NumPy's masks at counter and
+    counter + n, bit for bit, and leave counter + 2n there (one that wraps past 2^64 too)."""
+    key, thr = stream_key(3, 1), drop_threshold(0.4)
+    x = _randn(np.random.default_rng(10), (7, 13), dtype)
+    scale = np.dtype(dtype).type(1 / 0.6)
+    for counter in (123457, (1 << 64) - 50):
+        on_device = np.array([counter], np.uint64)
+        prims.device_counters = {key: on_device}
+        try:
+            draws = [prims.dropout_forward(x, key, 0, thr, scale) for _ in range(2)]
+        finally:
+            prims.device_counters = {}
+        for i, (out, keep) in enumerate(draws):
+            ref_out, ref_keep = cpu.dropout_forward(x, key, counter + i * x.size, thr, scale)
+            np.testing.assert_array_equal(keep, ref_keep)
+            np.testing.assert_array_equal(out, ref_out)
+        assert int(on_device[0]) == (counter + 2 * x.size) % (1 << 64)

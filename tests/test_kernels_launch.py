@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from gpucnn.cuda.host import Primitives, pack_args
-from gpucnn.cuda.kernels import KERNELS, entry_name, entry_names, kernel_dir, kernel_source, op_paths
+from gpucnn.cuda.kernels import (KERNELS, SGD_TABLE, entry_name, entry_names, kernel_dir,
+                                 kernel_source, op_paths, sgd_table_dtype)
 from gpucnn.device import prepare_cupy_cache_dir
 
 F32 = {"T": "float"}
@@ -101,12 +102,46 @@ def test_the_host_code_launches_every_entry_point_of_the_table_and_no_other():
             prims.maxpool_backward(out, arg, x.shape, size, 1)
             out, arg = prims.relu_maxpool_forward(x, size, 1)
             prims.relu_maxpool_backward(out, arg, out, x.shape, size, 1)
+            prims.bias_relu_maxpool_forward(x, x[0, :, 0, 0], size, 1)
+        prims.bias_relu_forward(x, x[0, :, 0, 0])
         for name in ("relu", "sigmoid"):
             getattr(prims, f"{name}_backward")(x, getattr(prims, f"{name}_forward")(x))
         prims.bias_grad(x)
         prims.softmax_cross_entropy(np.zeros((4, 3), dt), np.zeros(4, np.int64))
         prims.sgd_update(x, x, x, 0.1, 0.9, True, 0.01)
+        prims.sgd_update_all([x], [x], None, np.zeros(1, dt), 0.0, False, [0.0])
         prims.add_scaled(x, 0.1, x)
         prims.dropout_backward(x, prims.dropout_forward(x, 1, 2, 3, dt(2))[1], dt(2))
+        prims.device_counters = {1: np.zeros(1, np.uint64)}  # as while a CUDA graph captures
+        prims.dropout_forward(x, 1, 2, 3, dt(2))
+        prims.device_counters = {}
     prims.dropout_keep_mask(1, 2, 10, 3)
     assert launched == {e for f in {k.file for k in KERNELS.values()} for e in entry_names(f)}
+
+
+def test_the_sgd_table_has_the_kernels_layout():
+    """kernels/optim.cu's SgdTable<T>: SGD_TABLE entries of p, g, v, n, decay, in that order."""
+    src = kernel_source("optim.cu")
+    assert re.search(rf"#define SGD_TABLE {SGD_TABLE}\n", src)
+    body = re.search(r"struct SgdTable \{(.*?)\};", src, re.S).group(1)
+    fields = re.findall(r"(\w+)\[SGD_TABLE\];", body)
+    for dt in (np.float32, np.float64):
+        table = sgd_table_dtype(dt)
+        assert list(table.names) == fields == ["p", "g", "v", "n", "decay"]
+        assert table.itemsize == SGD_TABLE * (4 * 8 + np.dtype(dt).itemsize)
+
+
+def test_sgd_update_all_refuses_mismatched_arrays_before_any_launch():
+    prims = Primitives(np, lambda *a: pytest.fail("launched"))
+    p, lr = np.zeros((2, 3), np.float32), np.zeros(1, np.float32)
+    with pytest.raises(ValueError, match=r"grads\[0\]: expected a C-contiguous float32 array of "
+                                         r"shape \(2, 3\)"):
+        prims.sgd_update_all([p], [np.zeros((3, 2), np.float32)], None, lr, 0.0, False, [0.0])
+    with pytest.raises(ValueError, match=r"params\[0\]: expected a C-contiguous float32"):
+        prims.sgd_update_all([p.T], [p.T], None, lr, 0.0, False, [0.0])
+    with pytest.raises(ValueError, match="one gradient, velocity and decay per parameter"):
+        prims.sgd_update_all([p], [p], None, lr, 0.0, False, [])
+    with pytest.raises(TypeError, match=r"lr.dtype=float16"):
+        prims.sgd_update_all([p], [p], None, lr.astype(np.float16), 0.0, False, [0.0])
+    with pytest.raises(TypeError, match=r"argument 0 \(SgdTable<T>\): expected a one-element"):
+        pack_args("sgd_update_all", F32, (np.zeros(2, sgd_table_dtype(np.float32)), 1, lr, 0, 0, 0))

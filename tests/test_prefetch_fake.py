@@ -135,3 +135,18 @@ def test_a_trainer_step_on_cuda_waits_for_no_upload(fake_cupy):
     assert [kind for kind, _ in c.uploads] == ["async", "async"], c.uploads
     assert [what for what, _ in c.syncs] == ["float()"], c.syncs
     _no_violation()
+
+
+def test_host_batches_after_device_ones_give_up_the_upload_in_flight(fake_cupy):
+    """next_host_batch (a CUDA graph's feed) continues where next_batch left off, as NumPy
+    arrays, and drops the following batch's upload safely."""
+    it, host = _it("cuda"), _it("cpu")
+    _same(it.next_batch(), host.next_batch())  # and the next one is uploading now
+    for _ in range(6):  # across the epoch's end (23 samples: batches of 5, 5, 5, 5, 3)
+        xb, yb = it.next_host_batch()
+        want = host.next_batch()
+        assert isinstance(xb, np.ndarray)
+        np.testing.assert_array_equal(xb, want[0])
+        np.testing.assert_array_equal(yb, want[1])
+    assert it.state() == host.state()
+    _no_violation()

@@ -3,6 +3,7 @@ import inspect
 import re
 
 import numpy as np
+import pytest
 
 from gpucnn import cpu, functional, primitives
 from gpucnn.cuda.host import Primitives as CudaPrimitives
@@ -30,6 +31,17 @@ def test_numpy_implements_every_primitive_with_the_declared_signature():
 def test_cuda_implements_every_primitive_with_the_declared_signature():
     for name in primitives.NAMES:
         assert _params(getattr(CudaPrimitives, name), drop_self=True) == _declared(name), name
+
+
+def test_cuda_implements_every_fusion_with_the_declared_signature_and_numpy_none():
+    assert primitives.FUSIONS
+    for name in primitives.FUSIONS:
+        declared = [p.name for p in list(inspect.signature(
+            getattr(primitives.DeviceFusions, name)).parameters.values())[1:]]
+        assert _params(getattr(CudaPrimitives, name), drop_self=True) == declared, name
+        assert primitives.fusion(cpu, name) is None  # the CPU runs the plain primitives
+    with pytest.raises(ValueError, match="name='relu_forward': expected one of"):
+        primitives.fusion(cpu, "relu_forward")
 
 
 def test_functional_has_no_device_branches():

@@ -108,6 +108,28 @@ def test_resume_at_an_epoch_boundary_with_more_epochs(data, tmp_path):
     assert_same_run(full, resumed)
 
 
+def test_a_checkpoint_older_than_a_setting_resumes_with_its_default(data, tmp_path,
+                                                                    monkeypatch):
+    """cuda_graph came after checkpoints were written: one without it resumes with the
+    default; one without a setting that shapes the history does not."""
+    from gpucnn.train import trainer as trainer_module
+
+    Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 1}).train()
+    load = checkpoint.load_checkpoint
+
+    def older(path, without):
+        arrays, meta = load(path)
+        del meta["config"][without]
+        return arrays, meta
+
+    path = str(tmp_path / "checkpoint.npz")
+    monkeypatch.setattr(trainer_module, "load_checkpoint", lambda p: older(p, "cuda_graph"))
+    assert Trainer.from_checkpoint(path, make_model(), data).settings["cuda_graph"] is False
+    monkeypatch.setattr(trainer_module, "load_checkpoint", lambda p: older(p, "batch_size"))
+    with pytest.raises(ValueError, match="missing setting 'batch_size'"):
+        Trainer.from_checkpoint(path, make_model(), data)
+
+
 def test_ctrl_c_without_checkpoint_dir_leaves_a_trainer_that_continues(data):
     full = Trainer(make_model(), data, **SETTINGS)
     full.train()

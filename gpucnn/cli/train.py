@@ -34,7 +34,7 @@ COMMAND_DEFAULTS = {"output": "runs/train"}
 EVALUATE = combine("evaluate", DATA, TRAINING, only=("dataset", "data_dir", "device",
                                                      "batch_size"))
 # What a resumed run may change; everything else comes from its checkpoint.
-RESUMABLE = ("epochs", "device", "progress", "data_dir")
+RESUMABLE = ("epochs", "device", "progress", "data_dir", "cuda_graph")
 # Files whose presence means the output folder holds a run (another run must not overwrite it).
 RESULTS = (CHECKPOINT_NAME, "weights.npz", "best.npz", "history.json")
 
@@ -62,8 +62,8 @@ def run_train(args) -> int:
         if fixed or args.config:
             flags = ", ".join(fixed + (["--config"] if args.config else []))
             raise ValueError(f"{flags}: a resumed run keeps its checkpoint's settings; only "
-                             f"--epochs, --device, --data-dir and --no-progress may be given "
-                             f"with --resume")
+                             f"--epochs, --device, --cuda-graph, --data-dir and --no-progress "
+                             f"may be given with --resume")
         trainer, dataset = _resume(args.resume, values)
     else:
         v = resolve(args, TRAIN, defaults=COMMAND_DEFAULTS)

@@ -1,10 +1,11 @@
 """CuPy implementation of every device primitive, running our CUDA C kernels from kernels/*.cu.
 
 The functions named in :data:`gpucnn.primitives.NAMES` (im2col, col2im, maxpool_forward, ...)
-have :mod:`gpucnn.cpu`'s signatures and semantics over CuPy arrays; inputs may be any strided
+have :mod:`gpucnn.cpu`'s signatures and semantics over CuPy arrays, and those of
+:data:`gpucnn.primitives.FUSIONS` exist here only; inputs may be any strided
 view, outputs are C-contiguous.  Matmuls, sums and the remaining elementwise math stay array
 code (cuBLAS and CuPy's own kernels).  Also here: :func:`op_paths`, :func:`compare_with_numpy`,
-:func:`compile_module` and :class:`KernelCompileError`.
+:func:`compile_module`, :func:`device_counters` and :class:`KernelCompileError`.
 
 The package's parts: ``kernels`` (the kernel table and sources), ``host`` (the host side of each
 primitive), ``loader`` (NVRTC compile and launch), ``compare`` (every primitive against NumPy).
@@ -14,34 +15,37 @@ The first two, and ``loader`` given a ``cupy`` module, import without CuPy, so t
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import numpy as np
 
 from ..device import import_cupy
-from ..primitives import NAMES
+from ..primitives import FUSIONS, NAMES
 from .host import Primitives
 from .kernels import op_paths
 from .loader import KernelCompileError, Loader
 
-__all__ = [*NAMES, "op_paths", "compare_with_numpy", "compile_module", "KernelCompileError"]
+__all__ = [*NAMES, *FUSIONS, "op_paths", "compare_with_numpy", "compile_module",
+           "device_counters", "KernelCompileError"]
 
 _loader = None
+_prims = None
 
 
 def _bind():
     """Import CuPy and define the primitives and :func:`compile_module` in this module."""
-    global _loader
+    global _loader, _prims
     cupy = import_cupy()
     _loader = Loader(cupy)
-    prims = Primitives(cupy, _loader.launch)
-    for name in NAMES:
+    prims = _prims = Primitives(cupy, _loader.launch)
+    for name in (*NAMES, *FUSIONS):
         globals()[name] = _loader.guard_memory(name, getattr(prims, name))
     globals()["compile_module"] = _loader.module
 
 
 def __getattr__(name):
-    if _loader is None and (name in NAMES or name == "compile_module"):
+    if _loader is None and (name in NAMES or name in FUSIONS or name == "compile_module"):
         _bind()
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -49,6 +53,20 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+@contextlib.contextmanager
+def device_counters(counters: dict):
+    """Inside, dropout draws of a stream whose key is in ``counters`` ({key: (1,) uint64 device
+    array}) read and advance that counter on the device: what a captured CUDA graph needs,
+    whose kernel arguments are fixed at capture (see gpucnn.train.graph)."""
+    if _prims is None:
+        _bind()
+    _prims.device_counters = dict(counters)
+    try:
+        yield
+    finally:
+        _prims.device_counters = {}
 
 
 def compare_with_numpy(dtype=np.float64, seed=0):

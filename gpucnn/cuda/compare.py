@@ -56,6 +56,14 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
                                                                to_dev(out), xt.shape, 3, 2),
           cpu.relu_maxpool_backward(dout, arg, out, xt.shape, 3, 2))
 
+    bc = rng.standard_normal(xt.shape[1]).astype(dt)  # a conv's bias left to the pool
+    out, arg = cpu.relu_maxpool_forward(xt + bc.reshape(1, -1, 1, 1), 3, 2)
+    gout, garg = prims.bias_relu_maxpool_forward(to_dev(xt), to_dev(bc), 3, 2)
+    check("bias_relu_maxpool_forward", gout, out)
+    check("bias_relu_maxpool_forward argmax", garg, arg)
+    check("bias_relu_forward", prims.bias_relu_forward(to_dev(xt), to_dev(bc)),
+          cpu.relu_forward(xt + bc.reshape(1, -1, 1, 1)))
+
     w, b = rng.standard_normal((5, 4, kh, kw)).astype(dt), rng.standard_normal(5).astype(dt)
     out, saved = cpu.conv2d_forward(x, w, b, stride, pad)
     gout, gsaved = prims.conv2d_forward(to_dev(x), to_dev(w), to_dev(b), stride, pad)
@@ -110,4 +118,19 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
         what = f"sgd_update momentum={momentum} nesterov={nesterov} decay={decay}"
         check(what, gp, p)
         check(f"{what} velocity", gv, v)
+    # every parameter of a step in one launch: shapes and decays differ per parameter
+    shapes, decays = ((4, 3), (7,), (2, 5, 3), (1,)), (0.01, 0.0, 0.02, 0.0)
+    for momentum, nesterov in ((0.0, False), (0.9, False), (0.9, True)):
+        ps, gs, vs = ([rng.standard_normal(s).astype(dt) for s in shapes] for _ in range(3))
+        gps, gvs = [to_dev(p) for p in ps], [to_dev(v) for v in vs]
+        prims.sgd_update_all(gps, [to_dev(g) for g in gs], gvs if momentum else None,
+                             to_dev(np.array([0.05], dt)), momentum, nesterov, decays)
+        for p, g, v, decay in zip(ps, gs, vs, decays):
+            cpu.sgd_update_numpy(p, g, v if momentum else None, 0.05, momentum, nesterov, decay)
+        what = f"sgd_update_all momentum={momentum} nesterov={nesterov}"
+        check(what, np.concatenate([to_host(a).ravel() for a in gps]),
+              np.concatenate([p.ravel() for p in ps]))
+        if momentum:
+            check(f"{what} velocity", np.concatenate([to_host(a).ravel() for a in gvs]),
+                  np.concatenate([v.ravel() for v in vs]))
     return rows

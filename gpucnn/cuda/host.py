@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..primitives import out_size
-from .kernels import ARRAYS, KERNELS, SCALARS, TEMPLATE_TYPES, entry_name
+from .kernels import (ARRAYS, KERNELS, SCALARS, SGD_TABLE, STRUCTS, TEMPLATE_TYPES, entry_name,
+                      sgd_table_dtype)
 
 
 def pack_args(kernel: str, inst: dict, args) -> list:
@@ -19,7 +20,8 @@ def pack_args(kernel: str, inst: dict, args) -> list:
 
     Arrays must have the element type the signature names and be C-contiguous, except those
     the kernel reads through strides (``Kernel.strided``); scalars become the NumPy scalar of
-    their C type (np.int64 for ``long long``...), so they cross by value with the right width.
+    their C type (np.int64 for ``long long``...), so they cross by value with the right width;
+    a struct is a one-element host NumPy array of its dtype (``STRUCTS``), passed by value.
     """
     params, strided = KERNELS[kernel].params, KERNELS[kernel].strided
     if len(args) != len(params):
@@ -31,6 +33,14 @@ def pack_args(kernel: str, inst: dict, args) -> list:
             continue
         if param in TEMPLATE_TYPES:  # a scalar of the template type, e.g. a learning rate
             packed.append(TEMPLATE_TYPES[param][inst[param]].type(a))
+            continue
+        if param in STRUCTS:
+            want = STRUCTS[param](TEMPLATE_TYPES["T"][inst["T"]])
+            if not isinstance(a, np.ndarray) or a.shape != (1,) or a.dtype != want:
+                raise TypeError(f"{kernel} argument {pos} ({param}): expected a one-element "
+                                f"NumPy array of its struct dtype, got {type(a).__name__} "
+                                f"{getattr(a, 'dtype', '')}{getattr(a, 'shape', '')}")
+            packed.append(a)
             continue
         base = param.replace("const ", "").rstrip("*")
         want = ARRAYS[param] if param in ARRAYS else TEMPLATE_TYPES[base][inst[base]]
@@ -49,6 +59,12 @@ def _c_type(tparam: str, dtype, what="array") -> str:
             return cname
     allowed = ", ".join(map(str, TEMPLATE_TYPES[tparam].values()))
     raise TypeError(f"{what}.dtype={np.dtype(dtype)}: the CUDA kernels take {allowed}")
+
+
+def _address(a) -> int:
+    """The device address of a's first element: CuPy's ``a.data.ptr``; for the host emulation's
+    NumPy arrays (its device memory) their own."""
+    return a.ctypes.data if isinstance(a, np.ndarray) else a.data.ptr
 
 
 def _is_cnhw(a) -> int:
@@ -74,6 +90,7 @@ class Primitives:
             raise ValueError(f"reduce_block={reduce_block}: expected a power of two <= 256")
         self.xp, self._launch = xp, launch
         self.block, self.max_blocks, self.reduce_block = block, max_blocks, reduce_block
+        self.device_counters: dict = {}  # dropout stream key -> its counter on the device
 
     def _run(self, kernel, types, work, *args, reduce=False):
         inst = {p: _c_type(p, types[p]) for p in KERNELS[kernel].tparams}
@@ -121,6 +138,11 @@ class Primitives:
     def relu_maxpool_forward(self, x, size, stride):
         """maxpool(relu(x)) by the max-pool kernel with RELU: one launch, relu(x) never stored."""
         return self._pool_forward("relu_maxpool_forward", x, size, stride)
+
+    def bias_relu_maxpool_forward(self, x, b, size, stride):
+        """maxpool(relu(x + b)), b per channel, by the max-pool kernel: the conv's bias add, a
+        pass over its whole output, folded into the pooling's read."""
+        return self._pool_forward("bias_relu_maxpool_forward", x, size, stride, self._bias(b, x))
 
     def relu_maxpool_backward(self, dout, argmax, out, x_shape, size, stride):
         """Each window's dout * (out > 0) to its argmax, one gather launch."""
@@ -178,7 +200,7 @@ class Primitives:
         of the first maximum, or of the first NaN; uint8 when size*size <= 256, else int32)."""
         return self._pool_forward("maxpool_forward", x, size, stride)
 
-    def _pool_forward(self, kernel, x, size, stride):
+    def _pool_forward(self, kernel, x, size, stride, *bias):
         x, xs = self._strided("x", x)
         N, C, H, W = x.shape
         oh, ow = out_size(H, size, stride), out_size(W, size, stride)
@@ -186,9 +208,17 @@ class Primitives:
         # argmax in x's layout, so the backward writes dx in it too (see pool.cu)
         cnhw = _is_cnhw(x)
         argmax = self._like_layout(out.shape, cnhw, np.uint8 if size * size <= 256 else np.int32)
-        self._run(kernel, {"T": x.dtype, "A": argmax.dtype}, out.size, x, out,
+        self._run(kernel, {"T": x.dtype, "A": argmax.dtype}, out.size, x, *bias, out,
                   self._memory(argmax, cnhw), N, C, *xs, size, stride, oh, ow, cnhw)
         return out, argmax
+
+    def _bias(self, b, x):
+        """b checked as x's per-channel (axis 1) bias, C-contiguous."""
+        b = self._float("b", b)
+        if b.shape != (x.shape[1],) or b.dtype != x.dtype:
+            raise ValueError(f"b.shape={tuple(b.shape)} ({b.dtype}): expected one {x.dtype} per "
+                             f"channel (axis 1) of x.shape={tuple(x.shape)}")
+        return b
 
     def maxpool_backward(self, dout, argmax, x_shape, size, stride):
         """dout, argmax (N, C, OH, OW) -> dx (N, C, H, W); each window's gradient to its argmax."""
@@ -208,12 +238,22 @@ class Primitives:
         return keep
 
     def dropout_forward(self, x, key, counter, threshold, scale):
-        """(x * keep * scale, keep shaped like x) in one launch; keep as dropout_keep_mask's."""
+        """(x * keep * scale, keep shaped like x) in one launch; keep as dropout_keep_mask's.
+
+        A stream whose key is in ``device_counters`` (set while a CUDA graph is captured)
+        reads its counter from that (1,) uint64 device array instead of ``counter`` and
+        advances it by x.size on the device: two launches, replayable."""
         x = self._float("x", x)
         out, keep = self.xp.empty_like(x), self.xp.empty(x.shape, dtype=np.bool_)
         wrap = (1 << 64) - 1
-        self._run("dropout_forward", {"T": x.dtype}, x.size, key & wrap, counter & wrap, threshold,
+        on_device = self.device_counters.get(key & wrap)
+        if on_device is None:
+            self._run("dropout_forward", {"T": x.dtype}, x.size, key & wrap, counter & wrap,
+                      threshold, x, out, keep, scale, x.size)
+            return out, keep
+        self._run("dropout_forward_at", {"T": x.dtype}, x.size, key & wrap, on_device, threshold,
                   x, out, keep, scale, x.size)
+        self._run("advance_counter", {}, 1, on_device, x.size)
         return out, keep
 
     def dropout_backward(self, dout, keep, scale):
@@ -241,6 +281,19 @@ class Primitives:
     def relu_forward(self, x):
         """max(x, 0), any shape."""
         return self._unary("relu_forward", x)
+
+    def bias_relu_forward(self, x, b):
+        """relu(x + b), b per channel (axis 1), C-contiguous out in one launch: the bias add
+        and the relu were two passes.  A conv output's (N, C, ...) view of (C, N, ...) memory
+        is read in place (the relu alone copies it first)."""
+        cnhw = x.ndim == 4 and _is_cnhw(x)
+        mem = self._memory(x, cnhw) if cnhw else self._float("x", x)
+        b = self._bias(b, x)
+        N, C = x.shape[:2]
+        out = self.xp.empty(x.shape, dtype=x.dtype)
+        self._run("bias_relu_forward", {"T": x.dtype}, out.size, mem, b, out, N, C,
+                  out.size // max(N * C, 1), int(cnhw))
+        return out
 
     def relu_backward(self, dout, out):
         """dout * (out > 0)."""
@@ -306,3 +359,34 @@ class Primitives:
         # plain SGD never touches v: p stands in for it
         self._run("sgd_update", {"T": p.dtype}, p.size, p, g, p if v is None else v, lr, decay,
                   momentum, 1 + momentum, int(nesterov), p.size)
+
+    def sgd_update_all(self, params, grads, velocities, lr, momentum, nesterov, decays):
+        """sgd_update on every parameter of a step in one launch (per SGD_TABLE parameters):
+        the launches of an update no longer grow with the layers.  ``lr`` is a (1,) device
+        array of the parameters' dtype, read by the kernel, so a replayed CUDA graph sees a new
+        learning rate; ``velocities`` None without momentum; ``decays`` one per parameter.  The
+        addresses travel in the kernel's arguments: no upload, allocation or sync."""
+        dtype = np.dtype(lr.dtype)
+        _c_type("T", dtype, "lr")
+        vs = [None] * len(params) if velocities is None else list(velocities)
+        if not len(params) == len(grads) == len(vs) == len(decays):
+            raise ValueError(f"sgd_update_all: expected one gradient, velocity and decay per "
+                             f"parameter, got {len(params)}, {len(grads)}, {len(vs)}, {len(decays)}")
+        for i, (p, g, v) in enumerate(zip(params, grads, vs)):
+            for name, a in (("params", p), ("grads", g), ("velocities", v)):
+                if a is not None and (a.dtype != dtype or a.shape != p.shape
+                                      or not a.flags.c_contiguous):
+                    raise ValueError(f"{name}[{i}]: expected a C-contiguous {dtype} array of "
+                                     f"shape {tuple(p.shape)} (lr's dtype, params[{i}]'s shape), "
+                                     f"got {a.dtype}{tuple(a.shape)}")
+        for start in range(0, len(params), SGD_TABLE):
+            chunk = range(start, min(start + SGD_TABLE, len(params)))
+            table = np.zeros(1, sgd_table_dtype(dtype))
+            m = len(chunk)
+            table["p"][0, :m] = [_address(params[i]) for i in chunk]
+            table["g"][0, :m] = [_address(grads[i]) for i in chunk]
+            table["v"][0, :m] = [0 if vs[i] is None else _address(vs[i]) for i in chunk]
+            table["n"][0, :m] = [params[i].size for i in chunk]
+            table["decay"][0, :m] = [decays[i] for i in chunk]
+            self._run("sgd_update_all", {"T": dtype}, int(table["n"].max()), table, m, lr,
+                      momentum, 1 + momentum, int(nesterov))

@@ -25,7 +25,24 @@ TEMPLATE_TYPES = {
 SCALARS = {"idx": np.int64, "u64": np.uint64}
 # Fixed-type array parameters.
 ARRAYS = {"bool*": np.dtype(np.bool_), "const bool*": np.dtype(np.bool_),
-          "const i64*": np.dtype(np.int64)}
+          "const i64*": np.dtype(np.int64), "u64*": np.dtype(np.uint64),
+          "const u64*": np.dtype(np.uint64)}
+# Structs passed by value: a one-element NumPy array of this dtype (CuPy passes a NumPy array of
+# size one by value).  SGD_TABLE: the parameters one sgd_update_all launch takes, as
+# kernels/optim.cu defines it.
+SGD_TABLE = 32
+
+
+def sgd_table_dtype(dtype) -> np.dtype:
+    """kernels/optim.cu's SgdTable<T> for T = ``dtype``: device addresses of the parameters,
+    gradients and velocities, element counts and decays (every field 8-byte aligned, so NumPy's
+    packed layout is the C one)."""
+    n = SGD_TABLE
+    return np.dtype([("p", np.uint64, n), ("g", np.uint64, n), ("v", np.uint64, n),
+                     ("n", np.int64, n), ("decay", np.dtype(dtype), n)])
+
+
+STRUCTS = {"SgdTable<T>": sgd_table_dtype}
 
 
 @dataclass(frozen=True)
@@ -52,15 +69,23 @@ KERNELS = {
     "maxpool_backward": Kernel("pool.cu", ("T", "A"), ("const T*", "const A*", "T*") + ("idx",) * 9),
     "relu_maxpool_forward": Kernel("pool.cu", ("T", "A"), ("const T*", "T*", "A*") + ("idx",) * 11,
                                    strided=(0,)),
+    "bias_relu_maxpool_forward": Kernel("pool.cu", ("T", "A"),
+                                        ("const T*", "const T*", "T*", "A*") + ("idx",) * 11,
+                                        strided=(0,)),
     "relu_maxpool_backward": Kernel("pool.cu", ("T", "A"),
                                     ("const T*", "const A*", "const T*", "T*") + ("idx",) * 9),
     "add_scaled": Kernel("optim.cu", ("T",), ("T*", "T", "const T*", "idx")),
     "sgd_update": Kernel("optim.cu", ("T",), ("T*", "const T*", "T*", "T", "T", "T", "T", "idx", "idx")),
+    "sgd_update_all": Kernel("optim.cu", ("T",), ("SgdTable<T>", "idx", "const T*", "T", "T", "idx")),
     "dropout_keep_mask": Kernel("dropout.cu", (), ("u64", "u64", "u64", "bool*", "idx")),
     "dropout_forward": Kernel("dropout.cu", ("T",),
                               ("u64", "u64", "u64", "const T*", "T*", "bool*", "T", "idx")),
+    "dropout_forward_at": Kernel("dropout.cu", ("T",),
+                                 ("u64", "const u64*", "u64", "const T*", "T*", "bool*", "T", "idx")),
+    "advance_counter": Kernel("dropout.cu", (), ("u64*", "u64")),
     "dropout_backward": Kernel("dropout.cu", ("T",), ("const T*", "const bool*", "T*", "T", "idx")),
     "relu_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
+    "bias_relu_forward": Kernel("activations.cu", ("T",), ("const T*", "const T*", "T*") + ("idx",) * 4),
     "relu_backward": Kernel("activations.cu", ("T",), ("const T*", "const T*", "T*", "idx")),
     "sigmoid_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
     "sigmoid_backward": Kernel("activations.cu", ("T",), ("const T*", "const T*", "T*", "idx")),
@@ -90,8 +115,10 @@ _OP_KERNELS = {
     "maxpool2d_forward": (["maxpool_forward"], ""),
     "maxpool2d_backward": (["maxpool_backward"], ""),
     "relu_maxpool2d_forward": (["relu_maxpool_forward"], ""),
+    "relu_maxpool2d_forward(bias=b)": (["bias_relu_maxpool_forward"], ""),
     "relu_maxpool2d_backward": (["relu_maxpool_backward"], ""),
     "relu_forward": (["relu_forward"], ""),
+    "relu_forward(bias=b)": (["bias_relu_forward"], ""),
     "relu_backward": (["relu_backward"], ""),
     "sigmoid_forward": (["sigmoid_forward"], ""),
     "sigmoid_backward": (["sigmoid_backward"], ""),
@@ -102,7 +129,7 @@ _OP_KERNELS = {
     "softmax_cross_entropy": (["softmax_cross_entropy"], ""),
     "mse_loss": ([], "cupy elementwise and reduction"),
     "l2_penalty": (["add_scaled"], "cuBLAS dot via cupy"),
-    "SGD step (gpucnn.optim)": (["sgd_update"], ""),
+    "SGD step (gpucnn.optim)": (["sgd_update_all"], ""),
 }
 
 

@@ -112,6 +112,17 @@ class BatchIterator:
         self._prefetched = (self._key(), up.upload(*self.host_batch(self.epoch, self.position)))
         return up.ready(handle)
 
+    def next_host_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next batch as NumPy arrays, moving on as :meth:`next_batch` does, for a consumer
+        that copies it into device buffers of its own (a CUDA graph reads fixed ones).  An
+        upload in flight from ``next_batch`` is given up."""
+        handle = self._take_prefetched()
+        if handle is not None:
+            self._uploader.discard(handle)
+        xb, yb = self.host_batch(self.epoch, self.position)
+        self._advance()
+        return xb, yb
+
     def _key(self) -> tuple[int, int, int]:
         return self.seed, self.epoch, self.position
 

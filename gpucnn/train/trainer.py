@@ -36,6 +36,7 @@ from ..optim import make_optimizer
 from .checks import check_outputs, check_split, data_checksum, recorded_diff, unpack_data
 from .checkpoint import (CHECKPOINT_NAME, load_checkpoint, prefixed, restore_checkpoint,
                          save_checkpoint)
+from .graph import GraphStep, notice, unavailable
 from .history import History
 
 # Settings that shape the history: a checkpoint resumes only under the same values.
@@ -72,8 +73,9 @@ class Trainer:
     data: a ``gpucnn.data.Dataset`` or ``{"X_train", "y_train", "X_val", "y_val"}``, X (N, ...)
     and integer labels (N,), on the host; batches are moved to ``device`` one at a time.
     settings: those of :data:`gpucnn.config.TRAINING` (optimizer, batch_size, epochs,
-    iterations_per_epoch, train_samples, val_samples, seed, device, checkpoint_every), each with
-    its one default.  optim_config: the optimizer's settings (lr, lr_decay, momentum, ...;
+    iterations_per_epoch, train_samples, val_samples, seed, device, checkpoint_every,
+    cuda_graph), each with its one default; ``cuda_graph=True`` replays each step as one CUDA
+    graph where it can, else says why once on stderr (see :mod:`gpucnn.train.graph`).  optim_config: the optimizer's settings (lr, lr_decay, momentum, ...;
     default :data:`gpucnn.config.OPTIMIZATION`'s).  seed fixes the batch order and the accuracy
     subsets; the model's own seed fixes its initialisation and dropout.  log, if given, is called
     with the header and then one table row per epoch.  run_info: JSON-able facts stored in
@@ -105,6 +107,12 @@ class Trainer:
                                  else config.optim_config(config.OPTIMIZATION.defaults()))
         self.optimizer = make_optimizer(self.optimizer_name, model.parameters(),
                                         **self.optim_config)
+        self._graph = None  # with cuda_graph: the step as a CUDA graph (gpucnn.train.graph)
+        why = unavailable(self.device, self.world.size, self.optimizer) if s["cuda_graph"] else ""
+        if why and self.world.is_root:
+            notice(why)
+        elif s["cuda_graph"] and not why:
+            self._graph = GraphStep(self.model, self.optimizer)
         if self.world.size > 1:  # every rank reads its shard of each global batch
             self.world.check_batch_size(self.batch_size)
         self.batches = BatchIterator(X_train, y_train, self.batch_size, seed=self.seed,
@@ -230,12 +238,25 @@ class Trainer:
                 self._save_checkpoint()
 
     def _step(self) -> None:
-        X, y = self.batches.next_batch()
-        # L2's gradient is left to the optimizer's update (weight_decay below): one pass per
-        # weight instead of three; the loss still includes L2's term
-        loss, grads = self.world.local_loss(self.model, X.astype(self.model.dtype, copy=False), y,
-                                            l2_in_grads=False)
-        loss = self.world.allreduce_gradients(grads, loss, len(y))  # mean over the global batch
+        if self._graph is not None:  # the update is in the graph: applied before the check
+            X, y = self.batches.next_host_batch()
+            loss = self._graph.step(X.astype(self.model.dtype, copy=False), y)
+            self._graph = None if self._graph.failed else self._graph
+            self._check_loss(loss)
+        else:
+            X, y = self.batches.next_batch()
+            # L2's gradient is left to the optimizer's update (weight_decay below): one pass
+            # per weight instead of three; the loss still includes L2's term
+            loss, grads = self.world.local_loss(self.model, X.astype(self.model.dtype,
+                                                                     copy=False), y,
+                                                l2_in_grads=False)
+            loss = self.world.allreduce_gradients(grads, loss, len(y))  # global batch's mean
+            self._check_loss(loss)
+            self.optimizer.step(grads, weight_decay=self.model.weight_decay())
+        self.history.loss.append(loss)
+        self.iteration += 1
+
+    def _check_loss(self, loss: float) -> None:
         if not math.isfinite(loss):
             where = (f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path
                      else "no checkpoint_dir was given")
@@ -244,9 +265,6 @@ class Trainer:
                 f"{self.epoch + 1}) with lr={self.optimizer.lr:g} ({self.optimizer_name}); "
                 f"try a smaller learning rate, or check that every label is in [0, classes) "
                 f"(on CUDA an out-of-range label makes the loss NaN); {where}")
-        self.optimizer.step(grads, weight_decay=self.model.weight_decay())
-        self.history.loss.append(loss)
-        self.iteration += 1
 
     def _interrupt(self):
         self._stop_requested = False
@@ -322,7 +340,10 @@ class Trainer:
         _, meta = load_checkpoint(path)
         try:
             saved = meta["config"]
-            settings = {k: saved[k] for k in (*config.TRAINING.names(), "optim_config", "run_info")}
+            # a setting added since the checkpoint was written takes its default, unless it
+            # shapes the history
+            names = [k for k in config.TRAINING.names() if k in saved or config.TRAINING[k].resume]
+            settings = {k: saved[k] for k in (*names, "optim_config", "run_info")}
         except (KeyError, TypeError) as e:
             raise ValueError(f"{path}: cannot resume from this checkpoint: missing setting {e}") from None
         settings["checkpoint_dir"] = os.path.dirname(os.path.abspath(path))

@@ -43,7 +43,9 @@ class Emulator:
     def launch(self, kernel, entry, grid, block, args):
         keep = []
         for a in args:
-            if isinstance(a, np.ndarray):
+            if isinstance(a, np.ndarray) and a.dtype.names:  # a struct, passed by value
+                keep.append((ctypes.c_char * a.nbytes).from_address(a.ctypes.data))
+            elif isinstance(a, np.ndarray):
                 keep.append(ctypes.c_void_p(a.ctypes.data))
             else:
                 keep.append(_CTYPES[np.asarray(a).dtype](a.item()))

@@ -15,6 +15,9 @@ depends on it:
   points alike.
 - ``cuda.Stream`` / ``cuda.Event``: enough ordering to catch a device buffer read or released
   while an asynchronous upload into it is in flight (see :mod:`fakecupy._stream`).
+- ``Stream.begin_capture`` / ``end_capture`` -> ``cuda.Graph``: a capture records the work
+  issued and runs none of it (see :mod:`fakecupy._graph`); ``cuda.MemoryPool`` and
+  ``cuda.using_allocator`` route allocations to a pool of their own.
 - :func:`counting`: launches (each RawModule call, ufunc, reduction, matmul or copy), device
   allocations, uploads and device-to-host synchronisations, with where they happened.
 """

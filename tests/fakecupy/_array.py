@@ -13,8 +13,8 @@ import weakref
 
 import numpy as np
 
-from . import _count, _stream
-from ._memory import pool
+from . import _count, _graph, _memory, _stream
+from ._memory import MemoryPointer
 
 IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to "
             "construct a NumPy array explicitly.")
@@ -66,28 +66,52 @@ def _wrap(r, sources=(), launch=None):
 
 def _allocated(root: np.ndarray) -> None:
     _count.allocation(root.shape, root.dtype)
+    pool = _memory.current_pool()
     pool.malloc(root.nbytes)
     weakref.finalize(root, pool.free, root.nbytes)
+    _graph.allocated(root)
+
+
+def _redo(result, value) -> None:
+    """Write a recomputed ``value`` into the buffers of a captured operation's ``result``."""
+    for a, v in (zip(result, value) if isinstance(result, tuple) else ((result, value),)):
+        np.copyto(a._a, v, casting="unsafe")
 
 
 def _call(name, fn, args, kwargs):
     """Run NumPy function ``fn`` on the unwrapped arguments and wrap what it returns."""
+    dargs = _device(args, f"{name} operand")
     if "out" in kwargs and kwargs["out"] is not None:
         out = kwargs["out"]
         kwargs = dict(kwargs, out=_device(out, "out"))
-        fn(*_device(args, f"{name} operand"), **kwargs)
+        fn(*dargs, **kwargs)
         _count.launch(name)
+        _graph.record(lambda: fn(*dargs, **kwargs), name)
         return out
-    r = fn(*_device(args, f"{name} operand"), **{k: _device(v, k) for k, v in kwargs.items()})
+    dkwargs = {k: _device(v, k) for k, v in kwargs.items()}
     flat = [a for a in args for a in (a if isinstance(a, (list, tuple)) else (a,))]
-    return _wrap(r, flat, name)
+    result = _wrap(fn(*dargs, **dkwargs), flat, name)
+    _graph.record(lambda: _redo(result, fn(*dargs, **dkwargs)), name)
+    return result
 
 
 def _copied(name, fn, self, *args, **kwargs):
     """A method that returns a view when it can and a copy otherwise (one copy kernel)."""
-    r = fn(_device(self), *args, **kwargs)
+    source = _device(self)
+    r = fn(source, *args, **kwargs)
     new = _root(r) is not _root(self._a)
-    return _wrap(r, (self,), name if new else None)
+    result = _wrap(r, (self,), name if new else None)
+    if new:
+        _graph.record(lambda: _redo(result, fn(source, *args, **kwargs)), name)
+    return result
+
+
+def _copy(self, how, name="copy"):
+    """A copy kernel: ``how(source)`` into a new buffer."""
+    source = _device(self)
+    result = _wrap(how(source), (self,), name)
+    _graph.record(lambda: _redo(result, how(source)), name)
+    return result
 
 
 class ndarray:
@@ -99,7 +123,8 @@ class ndarray:
 
     def __init__(self, shape, dtype=float, order="C"):
         shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
-        pool.check(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)  # before host RAM
+        # before host RAM
+        _memory.current_pool().check(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
         self._a, self._up = np.empty(shape, dtype, order=order), None
         _allocated(self._a)
 
@@ -113,6 +138,8 @@ class ndarray:
     strides = property(lambda self: self._a.strides)
     flags = property(lambda self: self._a.flags)
     T = property(lambda self: _wrap(self._a.T, (self,)))
+    # cupy.cuda.MemoryPointer: ``ptr`` is the device address of the first element
+    data = property(lambda self: MemoryPointer(self._a.ctypes.data))
 
     def __len__(self):
         return len(self._a)
@@ -125,6 +152,8 @@ class ndarray:
         raise TypeError(IMPLICIT)
 
     def get(self, stream=None, order="C", out=None):
+        _graph.refuse("ndarray.get", "the current stream is capturing, so synchronous API calls "
+                                     "are disallowed")
         _count.sync("ndarray.get")
         a = np.array(_device(self), order=order)
         if out is None:
@@ -133,6 +162,8 @@ class ndarray:
         return out
 
     def _scalar(self, what, convert):
+        _graph.refuse(what, "the current stream is capturing, so synchronous API calls are "
+                            "disallowed")
         _count.sync(what)
         return convert(_device(self))
 
@@ -174,6 +205,8 @@ class ndarray:
             raise ValueError(f"arr.shape={arr.shape}: expected {self.shape}, the array's shape")
         if arr.dtype != self.dtype:
             raise TypeError(f"arr.dtype={arr.dtype}: expected {self.dtype}, the array's dtype")
+        _graph.refuse("ndarray.set", "the current stream is capturing, so H2D transfers are "
+                                     "disallowed")
         self._a[...] = arr
         if stream is None or stream is _stream.get_current_stream():
             _count.upload("blocking")
@@ -202,8 +235,11 @@ class ndarray:
         return _copied("take", np.ndarray.__getitem__, self, _device(key, "index"))
 
     def __setitem__(self, key, value):
-        _device(self)[_device(key, "index")] = _device(value, "value")
-        _count.launch("copy" if isinstance(value, ndarray) else "fill")
+        dest, key, value, name = (_device(self), _device(key, "index"), _device(value, "value"),
+                                  "copy" if isinstance(value, ndarray) else "fill")
+        dest[key] = value
+        _count.launch(name)
+        _graph.record(lambda: dest.__setitem__(key, value), name)
 
     # -- shape and type
     def reshape(self, *shape, order="C"):
@@ -222,7 +258,7 @@ class ndarray:
         return _copied("copy", np.ravel, self, order=order)
 
     def flatten(self):
-        return _wrap(_device(self).flatten(), (self,), "copy")
+        return _copy(self, np.ndarray.flatten)
 
     def view(self, dtype=None):
         return _wrap(self._a.view(dtype) if dtype is not None else self._a.view(), (self,))
@@ -230,14 +266,16 @@ class ndarray:
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
         if not copy and np.dtype(dtype) == self.dtype:
             return self
-        return _wrap(_device(self).astype(dtype, order=order), (self,), "copy")
+        return _copy(self, lambda a: a.astype(dtype, order=order))
 
     def copy(self, order="C"):
-        return _wrap(_device(self).copy(order=order), (self,), "copy")
+        return _copy(self, lambda a: a.copy(order=order))
 
     def fill(self, value):
-        _device(self).fill(_device(value, "value"))
+        dest, value = _device(self), _device(value, "value")
+        dest.fill(value)
         _count.launch("fill")
+        _graph.record(lambda: dest.fill(value), "fill")
 
     # -- reductions and products: one kernel each
     def _reduce(name):  # noqa: N805  (a class-body helper that builds methods)

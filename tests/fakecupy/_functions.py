@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _count
+from . import _count, _graph
 from ._array import _call, _device, _wrap, ndarray
 
 
@@ -15,6 +15,8 @@ def asnumpy(a, stream=None, order="C", out=None):
 
 
 def _upload(a, dtype=None, order="C"):
+    _graph.refuse("cupy.asarray", "the current stream is capturing, so H2D transfers are "
+                                  "disallowed")
     r = np.array(a, dtype=dtype, order=order, copy=True)  # CuPy copies lists and scalars too
     _count.upload("blocking")
     return _wrap(r)
@@ -94,7 +96,9 @@ def full_like(a, fill_value, dtype=None, order="C", shape=None):
 
 
 def arange(*args, **kwargs):
-    return _wrap(np.arange(*args, **kwargs), (), "arange")
+    result = _wrap(np.arange(*args, **kwargs), (), "arange")
+    _graph.record(lambda: np.copyto(result._a, np.arange(*args, **kwargs)), "arange")
+    return result
 
 
 # -- array code: one kernel each

@@ -1,6 +1,9 @@
-"""``cupy.get_default_memory_pool()`` and pinned host memory, with a settable limit so the
-out-of-memory paths of gpucnn can be driven without a GPU."""
+"""``cupy.get_default_memory_pool()``, ``cupy.cuda.MemoryPool`` and ``using_allocator``, and
+pinned host memory, with a settable limit so the out-of-memory paths of gpucnn can be driven
+without a GPU."""
 from __future__ import annotations
+
+import contextlib
 
 
 class OutOfMemoryError(MemoryError):
@@ -19,7 +22,7 @@ class MemoryPool:
     last ``free_all_blocks()``, as a pool that keeps freed blocks would hold.  Allocating past
     the limit (``set_limit``, else the device's memory) raises OutOfMemoryError."""
 
-    def __init__(self):
+    def __init__(self, allocator=None):
         self._used = self._peak = 0
         self._limit = 0
 
@@ -57,6 +60,32 @@ class MemoryPool:
 
 
 pool = MemoryPool()
+_allocators: list[MemoryPool] = []
+
+
+def current_pool() -> MemoryPool:
+    """The pool new device buffers come from: the default one, or ``using_allocator``'s."""
+    return _allocators[-1] if _allocators else pool
+
+
+@contextlib.contextmanager
+def using_allocator(allocator):
+    """``cupy.cuda.using_allocator(pool.malloc)``: allocations inside come from that pool."""
+    owner = getattr(allocator, "__self__", None)
+    if not isinstance(owner, MemoryPool):
+        raise TypeError(f"allocator={allocator!r}: the stand-in takes a MemoryPool's malloc")
+    _allocators.append(owner)
+    try:
+        yield
+    finally:
+        _allocators.pop()
+
+
+class MemoryPointer:
+    """``cupy.cuda.MemoryPointer`` as ``ndarray.data`` gives it: the address in ``ptr``."""
+
+    def __init__(self, ptr: int):
+        self.ptr = ptr
 
 
 class PinnedMemoryPointer(bytearray):

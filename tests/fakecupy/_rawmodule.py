@@ -19,7 +19,7 @@ import tempfile
 
 import numpy as np
 
-from . import _count
+from . import _count, _graph
 from ._array import _device, ndarray
 
 HEADER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "emulation",
@@ -194,8 +194,11 @@ class Function:
         for pos, a in enumerate(args):
             if isinstance(a, ndarray):
                 keep.append(ctypes.c_void_p(_device(a).ctypes.data))
+            elif isinstance(a, np.ndarray) and a.size == 1:  # by value, as CuPy passes it
+                keep.append((ctypes.c_char * a.nbytes).from_address(a.ctypes.data))
             elif isinstance(a, np.ndarray):
-                _device(a, f"args[{pos}]")
+                raise TypeError(f"args[{pos}]=numpy.ndarray{a.shape}: only NumPy arrays of size "
+                                f"one pass by value; pass a cupy array for device memory")
             elif isinstance(a, np.generic) and a.dtype in _SCALARS:
                 keep.append(_SCALARS[a.dtype](a.item()))
             elif isinstance(a, (bool, int, float)):
@@ -206,3 +209,6 @@ class Function:
         ptrs = (ctypes.c_void_p * len(keep))(*[ctypes.addressof(k) for k in keep])
         _count.launch(self.name)
         self._entry(ctypes.c_uint(g), ctypes.c_uint(b), ptrs)
+        # a replay holds the arguments (the struct bytes and arrays keep[] points into)
+        _graph.record(lambda held=(keep, args): self._entry(ctypes.c_uint(g), ctypes.c_uint(b),
+                                                            ptrs), self.name)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import time
 import weakref
 
-from . import _count
+from . import _count, _graph
+
+_SYNC_REFUSED = "the current stream is capturing, so synchronous API calls are disallowed"
 
 
 class StreamOrderError(RuntimeError):
@@ -79,8 +81,19 @@ class Stream:
             event.stream.order_until(event.seq)
 
     def synchronize(self) -> None:
+        _graph.refuse("Stream.synchronize", _SYNC_REFUSED)
         _count.sync("Stream.synchronize")
         self.order_until(self._seq)
+
+    def begin_capture(self, mode=None) -> None:
+        """Record the work issued on this stream until end_capture (see fakecupy._graph)."""
+        _graph.begin(self)
+
+    def end_capture(self) -> "_graph.Graph":
+        return _graph.end(self)
+
+    def is_capturing(self) -> bool:
+        return _graph.active is not None and _graph.active.stream is self
 
     def use(self) -> "Stream":
         _current[-1:] = [self]
@@ -105,6 +118,7 @@ class Event:
         self.seq, self.time = self.stream._seq, time.perf_counter()
 
     def synchronize(self) -> None:
+        _graph.refuse("Event.synchronize", _SYNC_REFUSED)
         _count.sync("Event.synchronize")
         if self.stream is not None:
             self.stream.order_until(self.seq)
@@ -128,6 +142,7 @@ def get_elapsed_time(start: Event, end: Event) -> float:
 
 
 def synchronize_all() -> None:
+    _graph.refuse("Device.synchronize", _SYNC_REFUSED)
     _count.sync("Device.synchronize")
     for s in list(_streams):
         s.order_until(s._seq)
@@ -147,7 +162,8 @@ def in_flight() -> bool:
 
 
 def reset() -> None:
-    """A fresh device: the null stream current, no violations recorded."""
+    """A fresh device: the null stream current, no violations recorded, no capture."""
+    _graph.reset()
     _current[:] = [null]
     violations.clear()
     _streams.clear()

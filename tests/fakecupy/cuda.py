@@ -6,7 +6,9 @@ import types
 
 from . import _stream
 from ._memory import DEVICE_MEMORY as TOTAL_MEMORY
-from ._memory import OutOfMemoryError, PinnedMemoryPointer, alloc_pinned_memory  # noqa: F401
+from ._graph import Graph  # noqa: F401
+from ._memory import (MemoryPool, OutOfMemoryError, PinnedMemoryPointer,  # noqa: F401
+                      alloc_pinned_memory, using_allocator)
 from ._rawmodule import CompileException
 from ._stream import Event, Stream, get_current_stream, get_elapsed_time  # noqa: F401
 

@@ -1,0 +1,89 @@
+"""``Sequential``: layers applied in order, with the fusions that remove whole passes.
+
+Its own module (nn.py would pass 400 lines); ``gpucnn.nn`` re-exports it.  A ReLU directly
+followed by a MaxPool2d always runs as one op (F.relu_maxpool2d_*): pooling first is exact
+because ReLU is monotone, and it reads and writes 1/kernel_size^2 as much.  A Conv2d or Linear
+with a bias right before such a ReLU joins the step: where the device fuses it
+(:data:`gpucnn.primitives.FUSIONS`, CUDA), the layer leaves its bias out and the ReLU (or the
+fused ReLU + MaxPool2d) adds it in the same pass, one pass over the layer's output less and
+the same values; elsewhere (the CPU, whose native conv adds its bias in its own pass) each
+layer runs as it is.
+"""
+from __future__ import annotations
+
+from . import primitives
+from .nn import Conv2d, Linear, MaxPool2d, Module, ReLU
+
+
+def _plan(layers) -> list[tuple[int, int]]:
+    """(first, last) layer index of each step: [Conv2d|Linear] ReLU [MaxPool2d] runs as one."""
+    steps, i = [], 0
+    while i < len(layers):
+        j = i + 1 if type(layers[i]) in (Conv2d, Linear) else i
+        if j < len(layers) and type(layers[j]) is ReLU:
+            pool = j + 1 < len(layers) and type(layers[j + 1]) is MaxPool2d
+            steps.append((i, j + 1 if pool else j))
+        else:
+            steps.append((i, i))
+        i = steps[-1][1] + 1
+    return steps
+
+
+def _covered(layers, i) -> bool:
+    """Layer i is a ReLU whose work the MaxPool2d after it does (forward and backward)."""
+    return type(layers[i]) is ReLU and i + 1 < len(layers) and type(layers[i + 1]) is MaxPool2d
+
+
+class Sequential(Module):
+    """Layers applied in order; parameters are named ``"<index>.<name>"`` as in PyTorch."""
+
+    def __init__(self, *layers: Module):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"layer {i}: expected a gpucnn.nn.Module, got {type(layer).__name__}")
+        self.layers = list(layers)
+        self._steps = _plan(self.layers)
+
+    def children(self):
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def forward(self, x):
+        for first, last in self._steps:
+            x = self._forward_step(first, last, x)
+        return x
+
+    def _forward_step(self, first, last, x):
+        layers = self.layers[first:last + 1]
+        if len(layers) == 1:
+            return layers[0].forward(x)
+        bias = None
+        if type(layers[0]) is not ReLU:  # a Conv2d or Linear before the ReLU
+            head, layers = layers[0], layers[1:]
+            pooled = len(layers) == 2
+            fused = head.bias is not None and primitives.fusion(
+                primitives.of(x), "bias_relu_maxpool_forward" if pooled else "bias_relu_forward")
+            x = head.forward(x, add_bias=not fused)
+            bias = head.bias if fused else None
+        if len(layers) == 2:
+            return layers[1].forward(x, after_relu=True, bias=bias)
+        return layers[0].forward(x, bias=bias)
+
+    def backward(self, dout, need_dx=True):
+        """Back-propagate through every layer; ``need_dx=False`` lets the first layer skip its
+        input gradient (the data's gradient is rarely wanted)."""
+        for i in reversed(range(len(self.layers))):
+            if not _covered(self.layers, i):
+                dout = self.layers[i].backward(dout, need_dx=need_dx or i > 0)
+        return dout
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): " + repr(layer).replace("\n", "\n  ")  # nested blocks indent
+                        for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"
