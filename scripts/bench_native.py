@@ -4,9 +4,10 @@
 
 Shapes are the seeds': (a) x (50, 3, 32, 32), w (32, 3, 7, 7), pad 3; (b) x (64, 1, 28, 28),
 w (16, 1, 5, 5), pad 2; pooling 2x2 stride 2 on (a)'s conv output (50, 32, 32, 32) stored
-(C, N, H, W) as gpucnn keeps it.  NumPy path: gpucnn.cpu.im2col + ``w.reshape(F, -1) @ cols``
-(forward), ``dmat @ cols.T`` (weight gradient, cols reused from the forward as gpucnn does) and
-cpu.maxpool_forward/backward with relu around them.  Each round times every candidate once
+(C, N, H, W) and on (b)'s (64, 16, 28, 28); L2 and the SGD step on (a)'s 4.1M hidden weights.
+NumPy path: gpucnn.cpu.im2col + ``w.reshape(F, -1) @ cols`` (forward), ``dmat @ cols.T``
+(weight gradient, cols reused from the forward as gpucnn does), cpu.maxpool_forward/backward
+with relu around them, and ``g += reg * W; p -= lr * g``.  Each round times every candidate once
 (interleaved, so machine noise hits all alike); the table shows medians over rounds.  Times are
 this thread's CPU time (``time.thread_time``; ``--wall`` for wall-clock): everything runs on
 one thread, and on a shared VM the CPU clock does not count the time other processes hold the
@@ -63,8 +64,11 @@ def conv_cases(shape_x, shape_w, pad, dtype, rng):
     }, N
 
 
-def pool_cases(dtype, rng):
-    x = rng.standard_normal((32, 50, 32, 32)).astype(dtype).transpose(1, 0, 2, 3)
+def pool_cases(shape, cnhw, dtype, rng):
+    """relu + 2x2 max-pool on x of ``shape`` (N, C, H, W), stored (C, N, H, W) if ``cnhw``."""
+    N, C, H, W = shape
+    x = (rng.standard_normal((C, N, H, W)).astype(dtype).transpose(1, 0, 2, 3) if cnhw
+         else rng.standard_normal(shape).astype(dtype))
     out, argmax = native.relu_maxpool_forward(x, 2, 2)
     dout = rng.standard_normal(out.shape).astype(dtype)
 
@@ -88,6 +92,28 @@ def pool_cases(dtype, rng):
         "relu+pool backward, native": lambda: native.relu_maxpool_backward(
             dout, argmax, out, x.shape, 2, 2, dx=bufs["dx"]),
     }
+
+
+def update_cases(n, dtype, rng):
+    """L2's gradient and the SGD step on n weights: NumPy's passes against the native one."""
+    p, g, w = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+
+    def numpy_update():
+        g2 = g.copy()
+        g2 += 1e-3 * p  # what model.loss did with L2 in the gradients
+        p2 = w.copy()
+        p2 -= 1e-3 * g2
+        return p2
+
+    def native_update():
+        p2 = w.copy()
+        native.sgd_update(p2, g, None, 1e-3, 1e-3, 0.0, False)
+        return p2
+
+    return {"g += reg * W; p -= lr * g, numpy (+2 copies)": numpy_update,
+            "sgd_update with decay, native (+1 copy)": native_update,
+            "sum of squares, numpy (cpu, einsum)": lambda: float(np.einsum("i,i->", p, p)),
+            "sum of squares, native": lambda: native.sum_of_squares(p)}
 
 
 def run(name, cases, rounds, reps, flop=None):
@@ -126,7 +152,12 @@ def main():
     for k, (sx, sw, pad) in enumerate(shapes):
         flop, cases, _ = conv_cases(sx, sw, pad, args.dtype, rng)
         run(f"({'abcde'[k]}) x {sx}, w {sw}, pad {pad}", cases, args.rounds, 3, flop)
-    run("pool 2x2 stride 2 on (50, 32, 32, 32) stored (C, N, H, W)", pool_cases(args.dtype, rng), args.rounds, 5)
+    run("pool 2x2 stride 2 on (50, 32, 32, 32) stored (C, N, H, W)",
+        pool_cases((50, 32, 32, 32), True, args.dtype, rng), args.rounds, 5)
+    run("pool 2x2 stride 2 on (64, 16, 28, 28) (rows of 14 outputs)",
+        pool_cases((64, 16, 28, 28), False, args.dtype, rng), args.rounds, 5)
+    run("L2 and SGD step on (a)'s 4.1M hidden weights", update_cases(8192 * 500, args.dtype, rng),
+        args.rounds, 3)
 
 
 if __name__ == "__main__":
