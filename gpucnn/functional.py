@@ -327,17 +327,22 @@ def mse_loss(pred, target):
     return xp.mean(diff * diff, dtype=np.float64), diff * (2.0 / diff.size)
 
 
-def l2_loss(weights, reg):
+def l2_loss(weights, reg, plus=None):
     """0.5 * reg * sum(W**2) over a list of weight arrays (float64 scalar on their device): the
     loss of :func:`l2_penalty` alone, for when the optimizer adds the gradient reg * W inside
-    its update (``Optimizer.step``'s ``weight_decay``)."""
+    its update (``Optimizer.step``'s ``weight_decay``).  ``plus``, a float64 scalar loss on
+    the weights' device (the data loss), is added to it: on CUDA in the same launch."""
     check_real("reg", reg, 0)
-    _check_same_device(**{f"weights[{i}]": w for i, w in enumerate(weights)})
+    _check_same_device(plus=plus, **{f"weights[{i}]": w for i, w in enumerate(weights)})
+    fused = primitives.fusion(primitives.of(*weights), "sum_of_squares_all") if weights else None
+    if fused is not None:
+        return fused(weights, 0.5 * reg, plus)
     sums = [primitives.of(w).sum_of_squares(w) for w in weights]
     total = sums[0] if sums else 0.0
-    for s in sums[1:]:  # not sum(): its 0 + first costs a launch on the GPU
+    for s in sums[1:]:  # not sum(): its 0 + first adds a step
         total = total + s
-    return 0.5 * reg * total
+    loss = 0.5 * reg * total
+    return loss if plus is None else plus + loss
 
 
 def l2_penalty(weights, reg, add_to=None):

@@ -81,7 +81,7 @@ class Classifier(nn.Module):
         params = self.parameters()
         weights = [k for k in params if k.endswith(".weight")]  # weight_names(), one walk
         if not l2_in_grads:
-            return data_loss + F.l2_loss([params[k] for k in weights], self.reg), grads
+            return F.l2_loss([params[k] for k in weights], self.reg, plus=data_loss), grads
         reg_loss, _ = F.l2_penalty([params[k] for k in weights], self.reg,
                                    add_to=[grads[k] for k in weights])
         return data_loss + reg_loss, grads

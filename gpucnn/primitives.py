@@ -121,6 +121,12 @@ class DeviceFusions(Protocol):
         ``velocities`` (None without momentum) and ``decays``; ``lr`` a (1,) device array of
         the parameters' dtype, read on the device (a replayed CUDA graph sees it change)."""
 
+    def sum_of_squares_all(self, arrays, scale: float, plus):
+        """plus + scale * sum(a**2) over every array of list ``arrays`` (one dtype), as a 0-d
+        float64 array accumulated in float64; ``plus`` a 0-d float64 array on their device or
+        None: L2's loss over every weight, added to the data loss, in a fixed number of
+        launches (sum_of_squares per weight costs launches per weight and more to add up)."""
+
 
 FUSIONS = tuple(name for name in vars(DeviceFusions) if not name.startswith("_"))
 

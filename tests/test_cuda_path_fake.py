@@ -72,6 +72,27 @@ def test_gpucnn_check_compares_every_primitive_through_the_cuda_module(fake_cupy
     assert max(diff for _, diff in rows) <= (1e-5 if dtype == np.float32 else 1e-12), rows
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_trainers_loss_with_l2_is_numpys_to_float64_rounding(fake_cupy, dtype):
+    """model.loss(X, y, l2_in_grads=False): data loss plus L2 over every weight, summed on the
+    device in float64 by 4 launches (a 0-d float64 device array, no sync): NumPy's float64 L2
+    sum, and the device's own data loss, to 1e-12 relative."""
+    rng = np.random.default_rng(4)
+    model = ThreeLayerConvNet((3, 9, 9), num_filters=4, filter_size=5, hidden_dim=20,
+                              weight_scale=1.0, reg=0.3, dtype=dtype, seed=2).to("cuda")
+    X = fake_cupy.asarray(rng.standard_normal((3, 3, 9, 9)).astype(dtype))
+    y = fake_cupy.asarray(rng.integers(0, 10, 3))
+    with fake_cupy.counting() as c:
+        loss, _ = model.loss(X, y, l2_in_grads=False)
+    assert isinstance(loss, fake_cupy.ndarray) and loss.shape == () and loss.dtype == np.float64
+    assert not c.syncs, c.report()
+    data_loss = float(F.softmax_cross_entropy(model.net.forward(X), y)[0])
+    weights = [p.get().astype(np.float64) for k, p in model.parameters().items()
+               if k.endswith(".weight")]
+    want = data_loss + 0.5 * 0.3 * sum(float(np.sum(w * w)) for w in weights)
+    assert abs(float(loss) - want) <= 1e-12 * want, (float(loss), want)
+
+
 def test_device_labels_out_of_range_make_the_loss_nan_without_a_sync(fake_cupy):
     scores = fake_cupy.asarray(np.random.default_rng(0).standard_normal((3, 4)))
     with fake_cupy.counting() as c:
@@ -106,15 +127,18 @@ def test_dropout_is_one_launch_each_way(fake_cupy):
 #     max-pool kernel; per linear layer a GEMM, then for the hidden one relu(x + b) in one
 #     kernel, for the last the bias add.  (Was 9: the conv's and the hidden layer's bias each
 #     a pass of its own.)
-#   loss 13 launches, no sync: the softmax kernel (1) and its mean (2), per weight L2's
-#     float64 cast and dot (6), their sum (2), the scale (1), data + reg loss (1).
+#   loss 4 launches, 5 allocations, no sync: the softmax kernel writing float64 row losses
+#     (1) and their mean (1); L2's float64 partial sums of squares over every weight (1) and
+#     0.5 * reg * their sum plus the data loss (1).  (Was 13 launches and 14 allocations: the
+#     mean a CuPy sum and a divide, per weight a float64 cast and a dot, then adds, a scale and
+#     data + reg loss.)
 #   backward 10 launches: per linear layer dW GEMM, bias_grad, dX GEMM; relu and fused
 #     relu + max-pool kernels; for the conv bias_grad and dW (no dX).
 #   update 1 launch, no allocation: one SGD kernel over every parameter (was one per
 #     parameter, 6).
 PHASE_BOUNDS = {
     "forward": {"launches": 7, "allocations": 7, "uploads": 0, "syncs": 0},
-    "loss": {"launches": 13, "allocations": 14, "uploads": 0, "syncs": 0},
+    "loss": {"launches": 4, "allocations": 5, "uploads": 0, "syncs": 0},
     "backward": {"launches": 10, "allocations": 10, "uploads": 0, "syncs": 0},
     "update": {"launches": 1, "allocations": 0, "uploads": 0, "syncs": 0},
 }
@@ -156,11 +180,13 @@ def test_a_training_step_costs_no_more_than_today(fake_cupy, net):
     per_kernel = {base: sum(n for name, n in counts.launches.items() if name.startswith(base))
                   for base in ("im2col", "col2im", "maxpool_forward", "relu_maxpool_forward",
                                "bias_relu_maxpool_forward", "relu_forward", "bias_relu_forward",
-                               "relu_maxpool_backward", "softmax_cross_entropy")}
+                               "relu_maxpool_backward", "softmax_cross_entropy",
+                               "sum_squares_all", "loss_total")}
     assert per_kernel == {"im2col": 1, "col2im": 0, "maxpool_forward": 0,
                           "relu_maxpool_forward": 0, "bias_relu_maxpool_forward": 1,
                           "relu_forward": 0, "bias_relu_forward": 1,
-                          "relu_maxpool_backward": 1, "softmax_cross_entropy": 1}
+                          "relu_maxpool_backward": 1, "softmax_cross_entropy": 1,
+                          "sum_squares_all": 1, "loss_total": 2}
 
 
 def test_sgd_updates_every_parameter_in_one_launch_and_uploads_lr_only_when_it_changes(fake_cupy):

@@ -256,6 +256,16 @@ def test_l2_penalty_is_half_reg_squared_norm():
         np.testing.assert_allclose(g, 0.1 * w, rtol=1e-6)
 
 
+def test_l2_loss_adds_plus_a_data_loss_to_it():
+    """plus= (the data loss, which CUDA adds in L2's own launch) on the CPU path too, and on an
+    empty weight list."""
+    rng = np.random.default_rng(14)
+    ws = [rng.standard_normal((3, 4)), rng.standard_normal(5)]
+    plus = np.asarray(1.5)
+    assert float(F.l2_loss(ws, 0.1, plus=plus)) == 1.5 + float(F.l2_loss(ws, 0.1))
+    assert float(F.l2_loss([], 0.1, plus=plus)) == 1.5
+
+
 # --- bad input --------------------------------------------------------------------------------
 
 def _conv(**kw):

@@ -187,7 +187,7 @@ def test_bias_grad_matches_numpy(prims, dtype, shape):
     np.testing.assert_allclose(prims.bias_grad(g), want, **TOL[dtype])
 
 
-@pytest.mark.parametrize("N,K", [(9, 10), (1, 1), (5, 300), (70, 3)])
+@pytest.mark.parametrize("N,K", [(9, 10), (1, 1), (5, 300), (70, 3), (300, 7)])
 def test_fused_softmax_cross_entropy_matches_functional(prims, dtype, N, K):
     rng = np.random.default_rng(7)
     scores = (rng.standard_normal((N, K)) * 8).astype(dtype)
@@ -198,6 +198,41 @@ def test_fused_softmax_cross_entropy_matches_functional(prims, dtype, N, K):
     assert got_ds.shape == (N, K) and got_ds.dtype == dtype
     np.testing.assert_allclose(got_loss, loss, **TOL[dtype])
     np.testing.assert_allclose(got_ds, ds, **TOL[dtype])
+
+
+@pytest.mark.parametrize("sizes", [[0], [1], [257, 3], [5000, 33, 1],
+                                   [int(s) for s in np.random.default_rng(6).integers(0, 700, 35)]],
+                         ids=["empty", "one", "odd", "multi-block", "two-tables"])
+def test_sum_of_squares_over_every_array_matches_a_float64_sum(prims, dtype, sizes):
+    """plus + scale * sum(a**2) over many arrays against NumPy in float64, to 1e-12 relative
+    for float32 weights too (squares accumulated in float64): sizes that fill no block, one
+    large enough to split over several, 35 arrays (two table launches, then loss_total), and
+    the same bits on a second run (a fixed summation order)."""
+    rng = np.random.default_rng(8)
+    arrays = [_randn(rng, s, dtype) * 3 for s in sizes]
+    want = sum(float(np.sum(a.astype(np.float64) ** 2)) for a in arrays)
+    launched = []
+
+    def spy(kernel, entry, grid, block, args):
+        launched.append(kernel)
+        prims._launch(kernel, entry, grid, block, args)
+
+    spying = Primitives(np, spy, prims.block, prims.max_blocks, prims.reduce_block)
+    plus = np.asarray(1.25)
+    got = spying.sum_of_squares_all(arrays, 0.005, plus)
+    assert got.shape == () and got.dtype == np.float64
+    np.testing.assert_allclose(got, 1.25 + 0.005 * want, rtol=1e-12, atol=0)
+    assert launched == ["sum_squares_all"] * (1 + (len(sizes) > 32)) + ["loss_total"]
+    assert spying.sum_of_squares_all(arrays, 0.005, plus).tobytes() == got.tobytes()
+    np.testing.assert_allclose(prims.sum_of_squares_all(arrays, 1.0, None), want, rtol=1e-12,
+                               atol=0)
+
+
+def test_sum_of_squares_all_refuses_mixed_dtypes_and_a_plus_that_is_no_0d_float64(prims):
+    with pytest.raises(TypeError, match=r"^arrays\[1\]\.dtype=float64: expected arrays\[0\]'s float32$"):
+        prims.sum_of_squares_all([np.ones(3, np.float32), np.ones(3)], 1.0, None)
+    with pytest.raises(ValueError, match=r"^plus.shape=\(1,\) \(float64\): expected a 0-d float64"):
+        prims.sum_of_squares_all([np.ones(3)], 1.0, np.ones(1))
 
 
 def test_grid_stride_configuration_really_wraps(emulator):
@@ -214,10 +249,13 @@ def test_compare_with_numpy_reports_small_differences(prims, dtype):
     ops = [op for op, _ in rows]
     assert {"im2col", "col2im", "maxpool_forward argmax", "maxpool_backward", "dropout_keep_mask",
             "relu_backward", "sigmoid_forward", "bias_grad", "softmax_cross_entropy loss",
+            "sum_of_squares", "sum_of_squares_all plus a loss",
             "relu_maxpool_forward argmax", "relu_maxpool_backward", "conv2d_forward",
             "conv2d_backward dx", "conv2d_backward dw", "conv2d_backward db"} <= set(ops)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert all(diff <= tol for _, diff in rows), rows
+    sums = [diff for op, diff in rows if op.startswith("sum_of_squares")]
+    assert max(sums) <= 1e-12, rows  # float64 accumulation, float32 weights included
 
 
 def test_maxpool_nan_wins_at_its_first_position_and_infinities_are_numbers(prims, dtype):

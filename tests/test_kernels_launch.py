@@ -6,9 +6,10 @@ import re
 import numpy as np
 import pytest
 
-from gpucnn.cuda.host import Primitives, pack_args
-from gpucnn.cuda.kernels import (KERNELS, SGD_TABLE, entry_name, entry_names, kernel_dir,
-                                 kernel_source, op_paths, sgd_table_dtype)
+from gpucnn.cuda.host import Primitives
+from gpucnn.cuda.kernels import (KERNELS, SGD_TABLE, SQ_TABLE, entry_name, entry_names,
+                                 kernel_dir, kernel_source, op_paths, pack_args, sgd_table_dtype,
+                                 sq_table_dtype)
 from gpucnn.device import prepare_cupy_cache_dir
 
 F32 = {"T": "float"}
@@ -108,6 +109,7 @@ def test_the_host_code_launches_every_entry_point_of_the_table_and_no_other():
             getattr(prims, f"{name}_backward")(x, getattr(prims, f"{name}_forward")(x))
         prims.bias_grad(x)
         prims.softmax_cross_entropy(np.zeros((4, 3), dt), np.zeros(4, np.int64))
+        prims.sum_of_squares(x)
         prims.sgd_update(x, x, x, 0.1, 0.9, True, 0.01)
         prims.sgd_update_all([x], [x], None, np.zeros(1, dt), 0.0, False, [0.0])
         prims.add_scaled(x, 0.1, x)
@@ -129,6 +131,17 @@ def test_the_sgd_table_has_the_kernels_layout():
         table = sgd_table_dtype(dt)
         assert list(table.names) == fields == ["p", "g", "v", "n", "decay"]
         assert table.itemsize == SGD_TABLE * (4 * 8 + np.dtype(dt).itemsize)
+
+
+def test_the_sum_of_squares_table_has_the_kernels_layout():
+    """kernels/reduce.cu's SqTable<T>: SQ_TABLE addresses, then SQ_TABLE element counts."""
+    src = kernel_source("reduce.cu")
+    assert re.search(rf"#define SQ_TABLE {SQ_TABLE}\n", src)
+    body = re.search(r"struct SqTable \{(.*?)\};", src, re.S).group(1)
+    assert re.findall(r"(\w+)\[SQ_TABLE\];", body) == ["a", "n"]
+    for dt in (np.float32, np.float64):
+        assert list(sq_table_dtype(dt).names) == ["a", "n"]
+        assert sq_table_dtype(dt).itemsize == SQ_TABLE * 16
 
 
 def test_sgd_update_all_refuses_mismatched_arrays_before_any_launch():

@@ -101,9 +101,15 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
     gloss, gds = prims.softmax_cross_entropy(to_dev(scores), to_dev(y))
     rows.append(("softmax_cross_entropy loss", abs(float(to_host(gloss)) - loss) / abs(loss)))
     check("softmax_cross_entropy dscores", gds, ds)
-    w = rng.standard_normal((7, 300)).astype(dt)
-    ss = float(cpu.sum_of_squares(w))
-    rows.append(("sum_of_squares", abs(float(to_host(prims.sum_of_squares(to_dev(w)))) - ss) / ss))
+    # against a float64 sum, not cpu.sum_of_squares (~1e-7 for float32): the kernels' float64
+    # accumulation must hold to float64's rounding
+    ws = [rng.standard_normal(s).astype(dt) for s in ((7, 300), (3,), (33, 5, 5), (1,))]
+    ss = [float(np.sum(w.astype(np.float64) ** 2)) for w in ws]
+    rows.append(("sum_of_squares", abs(float(to_host(prims.sum_of_squares(to_dev(ws[0]))))
+                                       - ss[0]) / ss[0]))
+    total = 0.005 * sum(ss) + float(to_host(gloss))  # the device loss: its own error aside
+    got = prims.sum_of_squares_all([to_dev(w) for w in ws], 0.005, gloss)
+    rows.append(("sum_of_squares_all plus a loss", abs(float(to_host(got)) - total) / total))
     y0, xs = rng.standard_normal((5, 7)).astype(dt), rng.standard_normal((5, 7)).astype(dt)
     gy = to_dev(y0)
     prims.add_scaled(gy, 0.01, to_dev(xs))

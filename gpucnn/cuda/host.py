@@ -11,46 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..primitives import out_size
-from .kernels import (ARRAYS, KERNELS, SCALARS, SGD_TABLE, STRUCTS, TEMPLATE_TYPES, entry_name,
-                      sgd_table_dtype)
-
-
-def pack_args(kernel: str, inst: dict, args) -> list:
-    """Check ``args`` against the kernel's C signature and type them for the launch.
-
-    Arrays must have the element type the signature names and be C-contiguous, except those
-    the kernel reads through strides (``Kernel.strided``); scalars become the NumPy scalar of
-    their C type (np.int64 for ``long long``...), so they cross by value with the right width;
-    a struct is a one-element host NumPy array of its dtype (``STRUCTS``), passed by value.
-    """
-    params, strided = KERNELS[kernel].params, KERNELS[kernel].strided
-    if len(args) != len(params):
-        raise TypeError(f"{kernel}: expected {len(params)} arguments, got {len(args)}")
-    packed = []
-    for pos, (param, a) in enumerate(zip(params, args)):
-        if param in SCALARS:
-            packed.append(SCALARS[param](a))
-            continue
-        if param in TEMPLATE_TYPES:  # a scalar of the template type, e.g. a learning rate
-            packed.append(TEMPLATE_TYPES[param][inst[param]].type(a))
-            continue
-        if param in STRUCTS:
-            want = STRUCTS[param](TEMPLATE_TYPES["T"][inst["T"]])
-            if not isinstance(a, np.ndarray) or a.shape != (1,) or a.dtype != want:
-                raise TypeError(f"{kernel} argument {pos} ({param}): expected a one-element "
-                                f"NumPy array of its struct dtype, got {type(a).__name__} "
-                                f"{getattr(a, 'dtype', '')}{getattr(a, 'shape', '')}")
-            packed.append(a)
-            continue
-        base = param.replace("const ", "").rstrip("*")
-        want = ARRAYS[param] if param in ARRAYS else TEMPLATE_TYPES[base][inst[base]]
-        if not hasattr(a, "flags") or not (pos in strided or a.flags.c_contiguous):
-            raise ValueError(f"{kernel} argument {pos} ({param}): expected a C-contiguous array, "
-                             f"got {type(a).__name__} with strides {getattr(a, 'strides', None)}")
-        if a.dtype != want:
-            raise TypeError(f"{kernel} argument {pos} ({param}): expected dtype {want}, got {a.dtype}")
-        packed.append(a)
-    return packed
+from .kernels import (KERNELS, SGD_TABLE, SQ_TABLE, TEMPLATE_TYPES, entry_name, pack_args,
+                      sgd_table_dtype, sq_table_dtype)
 
 
 def _c_type(tparam: str, dtype, what="array") -> str:
@@ -325,21 +287,59 @@ class Primitives:
         return db
 
     def softmax_cross_entropy(self, scores, y):
-        """scores (N, K), y (N,) labels in [0, K) -> (mean loss, 0-d float64; dscores (N, K))."""
+        """scores (N, K), y (N,) labels in [0, K) -> (mean loss, 0-d float64; dscores (N, K)).
+        Two launches: the softmax kernel writes float64 row losses, loss_total averages them
+        (was a CuPy sum and a divide after it)."""
         scores = self._float("scores", scores)
         y = self.xp.ascontiguousarray(y, dtype=np.int64)
         N, K = scores.shape
         dscores = self.xp.empty_like(scores)
-        row_loss = self.xp.empty(N, dtype=scores.dtype)
+        row_loss = self.xp.empty(N, dtype=np.float64)
         self._run("softmax_cross_entropy", {"T": scores.dtype}, N, scores, y, dscores, row_loss, N, K,
                   reduce=True)
-        # asarray: NumPy (the emulation) makes a scalar of a full reduction, CuPy a 0-d array
-        return self.xp.asarray(row_loss.sum(dtype=np.float64) / N), dscores
+        return self._loss_total(row_loss, 1.0, N, None), dscores
 
     def sum_of_squares(self, a):
-        """sum(a**2) as a 0-d float64 array (cuBLAS dot in float64)."""
-        flat = a.reshape(-1).astype(np.float64)
-        return self.xp.asarray(self.xp.dot(flat, flat))
+        """sum(a**2) as a 0-d float64 array: sum_of_squares_all of [a]."""
+        return self.sum_of_squares_all([a], 1.0, None)
+
+    def sum_of_squares_all(self, arrays, scale, plus):
+        """plus + scale * sum(a**2) over every array, a 0-d float64 array, in two launches
+        whatever their number (SQ_TABLE arrays per first-pass launch): each array read once in
+        its dtype, squares summed in float64 by per-block partials, then loss_total.  The
+        float64 copy and cuBLAS dot per array took 2 launches and an allocation each, and
+        adding the sums, scaling and adding a data loss a launch each.  ``plus``: a 0-d
+        float64 device array or None."""
+        arrays = [self._float(f"arrays[{i}]", a) for i, a in enumerate(arrays)]
+        dtype = arrays[0].dtype if arrays else np.dtype(np.float64)
+        for i, a in enumerate(arrays):
+            if a.dtype != dtype:
+                raise TypeError(f"arrays[{i}].dtype={a.dtype}: expected arrays[0]'s {dtype}")
+        if plus is not None and (plus.shape != () or plus.dtype != np.float64):
+            raise ValueError(f"plus.shape={tuple(plus.shape)} ({plus.dtype}): expected a 0-d "
+                             f"float64 array")
+        chunks = [arrays[s:s + SQ_TABLE] for s in range(0, len(arrays), SQ_TABLE)]
+        # >= 32 values of the largest array per thread, at most 1024 partials (loss_total's
+        # one block sums them); a grid the host fixes keeps the sum's order, and bits, fixed
+        grids = [max(1, min(-(-max(a.size for a in c) // (32 * self.reduce_block)), 1024,
+                            self.max_blocks)) for c in chunks]
+        parts = self.xp.empty(sum(grids), dtype=np.float64)
+        at = 0
+        for chunk, grid in zip(chunks, grids):
+            table = np.zeros(1, sq_table_dtype(dtype))
+            table["a"][0, :len(chunk)] = [_address(a) for a in chunk]
+            table["n"][0, :len(chunk)] = [a.size for a in chunk]
+            self._run("sum_squares_all", {"T": dtype}, grid, table, len(chunk),
+                      parts[at:at + grid], reduce=True)
+            at += grid
+        return self._loss_total(parts, scale, 1.0, plus)
+
+    def _loss_total(self, parts, scale, div, plus):
+        """scale * sum(parts) / div (+ plus) as a new 0-d float64 array, one launch."""
+        out = self.xp.empty((), dtype=np.float64)
+        self._run("loss_total", {}, 1, parts, parts.size, scale, div,
+                  parts if plus is None else plus, int(plus is not None), out, reduce=True)
+        return out
 
     def add_scaled(self, y, a, x):
         """y += a * x in place, one launch and no temporary (the array code took 2 and one)."""

@@ -22,15 +22,18 @@ TEMPLATE_TYPES = {
     "A": {"unsigned char": np.dtype(np.uint8), "int": np.dtype(np.int32)},
 }
 # Scalar C types -> the NumPy scalar type that passes them by value.
-SCALARS = {"idx": np.int64, "u64": np.uint64}
+SCALARS = {"idx": np.int64, "u64": np.uint64, "double": np.float64}
 # Fixed-type array parameters.
 ARRAYS = {"bool*": np.dtype(np.bool_), "const bool*": np.dtype(np.bool_),
           "const i64*": np.dtype(np.int64), "u64*": np.dtype(np.uint64),
-          "const u64*": np.dtype(np.uint64)}
+          "const u64*": np.dtype(np.uint64), "double*": np.dtype(np.float64),
+          "const double*": np.dtype(np.float64)}
 # Structs passed by value: a one-element NumPy array of this dtype (CuPy passes a NumPy array of
 # size one by value).  SGD_TABLE: the parameters one sgd_update_all launch takes, as
-# kernels/optim.cu defines it.
+# kernels/optim.cu defines it; SQ_TABLE: the arrays one sum_squares_all launch takes
+# (kernels/reduce.cu).
 SGD_TABLE = 32
+SQ_TABLE = 32
 
 
 def sgd_table_dtype(dtype) -> np.dtype:
@@ -42,7 +45,13 @@ def sgd_table_dtype(dtype) -> np.dtype:
                      ("n", np.int64, n), ("decay", np.dtype(dtype), n)])
 
 
-STRUCTS = {"SgdTable<T>": sgd_table_dtype}
+def sq_table_dtype(dtype) -> np.dtype:
+    """kernels/reduce.cu's SqTable<T>: device addresses and element counts of the arrays (the
+    same layout for every T: ``dtype`` is taken for STRUCTS' signature)."""
+    return np.dtype([("a", np.uint64, SQ_TABLE), ("n", np.int64, SQ_TABLE)])
+
+
+STRUCTS = {"SgdTable<T>": sgd_table_dtype, "SqTable<T>": sq_table_dtype}
 
 
 @dataclass(frozen=True)
@@ -90,8 +99,49 @@ KERNELS = {
     "sigmoid_forward": Kernel("activations.cu", ("T",), ("const T*", "T*", "idx")),
     "sigmoid_backward": Kernel("activations.cu", ("T",), ("const T*", "const T*", "T*", "idx")),
     "softmax_cross_entropy": Kernel("softmax.cu", ("T",),
-                                    ("const T*", "const i64*", "T*", "T*", "idx", "idx")),
+                                    ("const T*", "const i64*", "T*", "double*", "idx", "idx")),
+    "sum_squares_all": Kernel("reduce.cu", ("T",), ("SqTable<T>", "idx", "double*")),
+    "loss_total": Kernel("reduce.cu", (), ("const double*", "idx", "double", "double",
+                                          "const double*", "idx", "double*")),
 }
+
+
+def pack_args(kernel: str, inst: dict, args) -> list:
+    """Check ``args`` against the kernel's C signature and type them for the launch.
+
+    Arrays must have the element type the signature names and be C-contiguous, except those
+    the kernel reads through strides (``Kernel.strided``); scalars become the NumPy scalar of
+    their C type (np.int64 for ``long long``...), so they cross by value with the right width;
+    a struct is a one-element host NumPy array of its dtype (``STRUCTS``), passed by value.
+    """
+    params, strided = KERNELS[kernel].params, KERNELS[kernel].strided
+    if len(args) != len(params):
+        raise TypeError(f"{kernel}: expected {len(params)} arguments, got {len(args)}")
+    packed = []
+    for pos, (param, a) in enumerate(zip(params, args)):
+        if param in SCALARS:
+            packed.append(SCALARS[param](a))
+            continue
+        if param in TEMPLATE_TYPES:  # a scalar of the template type, e.g. a learning rate
+            packed.append(TEMPLATE_TYPES[param][inst[param]].type(a))
+            continue
+        if param in STRUCTS:
+            want = STRUCTS[param](TEMPLATE_TYPES["T"][inst["T"]])
+            if not isinstance(a, np.ndarray) or a.shape != (1,) or a.dtype != want:
+                raise TypeError(f"{kernel} argument {pos} ({param}): expected a one-element "
+                                f"NumPy array of its struct dtype, got {type(a).__name__} "
+                                f"{getattr(a, 'dtype', '')}{getattr(a, 'shape', '')}")
+            packed.append(a)
+            continue
+        base = param.replace("const ", "").rstrip("*")
+        want = ARRAYS[param] if param in ARRAYS else TEMPLATE_TYPES[base][inst[base]]
+        if not hasattr(a, "flags") or not (pos in strided or a.flags.c_contiguous):
+            raise ValueError(f"{kernel} argument {pos} ({param}): expected a C-contiguous array, "
+                             f"got {type(a).__name__} with strides {getattr(a, 'strides', None)}")
+        if a.dtype != want:
+            raise TypeError(f"{kernel} argument {pos} ({param}): expected dtype {want}, got {a.dtype}")
+        packed.append(a)
+    return packed
 
 
 def entry_name(kernel: str, inst: dict) -> str:
@@ -126,9 +176,10 @@ _OP_KERNELS = {
     "dropout_backward": (["dropout_backward"], ""),
     "linear_forward": ([], "cuBLAS via cupy"),
     "linear_backward": (["bias_grad"], "GEMMs via cuBLAS (cupy)"),
-    "softmax_cross_entropy": (["softmax_cross_entropy"], ""),
+    "softmax_cross_entropy": (["softmax_cross_entropy", "loss_total"], ""),
     "mse_loss": ([], "cupy elementwise and reduction"),
-    "l2_penalty": (["add_scaled"], "cuBLAS dot via cupy"),
+    "l2_loss": (["sum_squares_all", "loss_total"], ""),
+    "l2_penalty": (["sum_squares_all", "loss_total", "add_scaled"], ""),
     "SGD step (gpucnn.optim)": (["sgd_update_all"], ""),
 }
 
