@@ -1,9 +1,8 @@
 """The ``fake_cupy`` fixture: the stand-in as ``cupy`` for one test, everything restored after.
 
-Registered in tests/conftest.py.  gpucnn caches what it learnt about CUDA in three places, and
-all are reset on the way in and restored on the way out: ``gpucnn.device``'s probe result,
-``gpucnn.primitives``' choice of device module for CuPy arrays, and the modules that bound
-``cupy`` when imported (``gpucnn.cuda`` and its submodules,
+Registered in tests/conftest.py.  gpucnn caches what it learnt about CUDA in two places, and
+both are reset on the way in and restored on the way out: ``gpucnn.device``'s probe result and
+the modules that bound ``cupy`` when imported (``gpucnn.cuda`` and its submodules,
 ``gpucnn.data._prefetch``, and any other gpucnn module holding a ``cupy`` global).  Whatever
 ``cupy`` was imported before (real CuPy in a venv without a GPU) is put back untouched.
 """
@@ -54,12 +53,11 @@ def installed():
     if a device buffer was released while an upload into it was still in flight."""
     import fakecupy
     from fakecupy import _stream
-    from gpucnn import device, primitives
+    from gpucnn import device
 
     real_cupy = _take(lambda n, m: _is_cupy(n))
     old_gpucnn = _take(_binds_cupy)
     old_status = device._cuda_status
-    old_dispatch = primitives._loaded.pop(False, None)  # the device module ops are sent to
     fake = fakecupy.modules()
     sys.modules.update(fake)
     device._cuda_status = None
@@ -75,9 +73,6 @@ def installed():
         _put_back(real_cupy)
         _put_back(old_gpucnn)
         device._cuda_status = old_status
-        primitives._loaded.pop(False, None)
-        if old_dispatch is not None:
-            primitives._loaded[False] = old_dispatch
     if _stream.violations:
         raise AssertionError("stream ordering violated: " + "; ".join(_stream.violations))
 
