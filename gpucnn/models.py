@@ -79,7 +79,7 @@ class Classifier(nn.Module):
         if not self.reg:  # skip a full pass per weight per step
             return data_loss, grads
         params = self.parameters()
-        weights = [k for k in params if k.endswith(".weight")]  # weight_names(), one walk
+        weights = _weight_names(params)
         if not l2_in_grads:
             return F.l2_loss([params[k] for k in weights], self.reg, plus=data_loss), grads
         reg_loss, _ = F.l2_penalty([params[k] for k in weights], self.reg,
@@ -88,12 +88,20 @@ class Classifier(nn.Module):
 
     def weight_names(self) -> list[str]:
         """The parameters L2 applies to: conv and linear weights, not biases."""
-        return [k for k in self.parameters() if k.endswith(".weight")]
+        return _weight_names(self.parameters())
 
     def weight_decay(self) -> dict:
         """{name: reg} for the weights L2 applies to (empty when reg is 0): the
         ``weight_decay`` of ``Optimizer.step`` after ``loss(X, y, l2_in_grads=False)``."""
         return dict.fromkeys(self.weight_names(), self.reg) if self.reg else {}
+
+    def train_step(self, X, y, optimizer):
+        """One training step on a batch: the loss and its gradients, then ``optimizer``'s
+        update with L2's gradient folded into it (as the Trainer does, less its gradient
+        all-reduce between the two); returns the loss."""
+        loss, grads = self.loss(X, y, l2_in_grads=False)
+        optimizer.step(grads, weight_decay=self.weight_decay())
+        return loss
 
     def predict(self, X, batch_size: int = 1000) -> np.ndarray:
         """Predicted labels (N,) as NumPy; X is scored ``batch_size`` rows at a time on the
@@ -116,6 +124,10 @@ class Classifier(nn.Module):
 
     def __repr__(self):
         return f"{type(self).__name__}(reg={self.reg}, net={self.net!r})"
+
+
+def _weight_names(params: dict) -> list[str]:
+    return [k for k in params if k.endswith(".weight")]
 
 
 def build_model(layers, input_dim, *, reg: float = 0.0, dtype=np.float32,

@@ -100,9 +100,7 @@ def gpucnn_step(cfg: Config, dtype, device: str):
     X, y = (xp.asarray(a) for a in make_data(cfg, dtype))
 
     def step():  # as the Trainer's: L2's gradient folded into the update
-        loss, grads = model.loss(X, y, l2_in_grads=False)
-        opt.step(grads, weight_decay=model.weight_decay())
-        return loss
+        return model.train_step(X, y, opt)
 
     return step, model
 

@@ -72,11 +72,6 @@ class GraphStep:
         self.steps = 0              # optimizer steps one training step takes
         self.failed = ""
 
-    def _train(self, X, y):
-        loss, grads = self.model.loss(X, y, l2_in_grads=False)
-        self.optimizer.step(grads, weight_decay=self.model.weight_decay())
-        return loss
-
     def step(self, X: np.ndarray, y: np.ndarray) -> float:
         X, y = np.ascontiguousarray(X), np.ascontiguousarray(y, dtype=np.int64)
         cupy = self.cupy
@@ -86,7 +81,8 @@ class GraphStep:
             self.stream.wait_event(caller.record())
             if self.inputs is not None and (X.shape, X.dtype) != (self.inputs[0].shape,
                                                                  self.inputs[0].dtype):
-                return float(self._train(cupy.asarray(X), cupy.asarray(y)))
+                return float(self.model.train_step(cupy.asarray(X), cupy.asarray(y),
+                                                   self.optimizer))
             with cupy.cuda.using_allocator(self.pool.malloc):
                 warm_up = self.inputs is None
                 if warm_up:
@@ -94,7 +90,7 @@ class GraphStep:
                 self.inputs[0].set(X)
                 self.inputs[1].set(y)
                 if warm_up:
-                    return float(self._train(*self.inputs))
+                    return float(self.model.train_step(*self.inputs, self.optimizer))
                 replay = self.graph is not None
                 if replay:
                     self._sync_device_numbers()
@@ -105,7 +101,7 @@ class GraphStep:
                         first = (str(e).strip().splitlines() or [""])[0]
                         self.failed = f"capturing the step failed ({type(e).__name__}: {first})"
                         notice(self.failed)
-                        return float(self._train(*self.inputs))
+                        return float(self.model.train_step(*self.inputs, self.optimizer))
                 self.graph.launch(self.stream)
             for name, g in self.generators.items():
                 mirror = self.counters[name]  # the graph moved the device's counter on
@@ -149,7 +145,7 @@ class GraphStep:
         try:
             try:
                 with cuda.device_counters({keys[n]: self.counters[n].array for n in generators}):
-                    loss = self._train(*self.inputs)
+                    loss = self.model.train_step(*self.inputs, self.optimizer)
             except BaseException:
                 try:  # end the capture; the step's own error says more than CUDA's
                     self.stream.end_capture()

@@ -67,15 +67,17 @@ def _progress_wanted(progress: bool) -> bool:
 
 
 class Trainer:
-    """Trains a :class:`gpucnn.models.Classifier` (anything with ``loss(X, y)``,
-    ``predict(X, batch_size)``, ``parameters()`` and ``to()``).
+    """Trains a :class:`gpucnn.models.Classifier` (anything with ``loss(X, y, l2_in_grads=)``,
+    ``weight_decay()``, ``train_step(X, y, optimizer)``, ``predict(X, batch_size)``,
+    ``parameters()`` and ``to()``).
 
     data: a ``gpucnn.data.Dataset`` or ``{"X_train", "y_train", "X_val", "y_val"}``, X (N, ...)
     and integer labels (N,), on the host; batches are moved to ``device`` one at a time.
     settings: those of :data:`gpucnn.config.TRAINING` (optimizer, batch_size, epochs,
     iterations_per_epoch, train_samples, val_samples, seed, device, checkpoint_every,
     cuda_graph), each with its one default; ``cuda_graph=True`` replays each step as one CUDA
-    graph where it can, else says why once on stderr (see :mod:`gpucnn.train.graph`).  optim_config: the optimizer's settings (lr, lr_decay, momentum, ...;
+    graph where it can, else says why once on stderr (see :mod:`gpucnn.train.graph`).
+    optim_config: the optimizer's settings (lr, lr_decay, momentum, ...;
     default :data:`gpucnn.config.OPTIMIZATION`'s).  seed fixes the batch order and the accuracy
     subsets; the model's own seed fixes its initialisation and dropout.  log, if given, is called
     with the header and then one table row per epoch.  run_info: JSON-able facts stored in
