@@ -77,7 +77,7 @@ def conv2d_forward(x, w, b, stride: int, pad: int):
     if native.available:
         out = np.empty((N, F, OH, OW), dtype=x.dtype)
         split(N, lambda n0, n1: native.conv2d_forward(x, w, b, stride, pad, out=out, n0=n0, n1=n1),
-               out.size)
+              out.size)
         return out, x
     _notice_numpy_path()
     cols = im2col(x, KH, KW, stride, pad)  # (C*KH*KW, N*OH*OW)
@@ -236,8 +236,8 @@ def relu_maxpool_forward(x, size: int, stride: int):
         out = np.empty((N, C, oh, ow), dtype=x.dtype)
         argmax = np.empty((N, C, oh, ow), dtype=_argmax_dtype(size))
         split(N, lambda n0, n1: native.relu_maxpool_forward(x, size, stride, out=out,
-                                                             argmax=argmax, n0=n0, n1=n1),
-               x.size)
+                                                            argmax=argmax, n0=n0, n1=n1),
+              x.size)
         return out, argmax
     out, argmax = maxpool_forward(x, size, stride)
     argmax[out <= 0] = 0  # relu makes such a window all zeros: its first maximum is offset 0
@@ -309,10 +309,12 @@ def dropout_backward(dout, keep, scale):
     return dout * keep * scale
 
 
-def _native_flat(*arrays) -> bool:
-    """True when the native elementwise kernels take these arrays (C-contiguous floats)."""
-    return native.available and all(
-        a.dtype in (np.float32, np.float64) and a.flags.c_contiguous for a in arrays)
+def _native_flat(a, *like_a) -> bool:
+    """True when the native elementwise kernels take these arrays: C-contiguous floats, the
+    others of ``a``'s shape and dtype."""
+    return (native.available and a.dtype in (np.float32, np.float64)
+            and all(b.shape == a.shape and b.dtype == a.dtype for b in like_a)
+            and all(b.flags.c_contiguous for b in (a, *like_a)))
 
 
 def sum_of_squares(a, block: int = 8192):
@@ -324,7 +326,7 @@ def sum_of_squares(a, block: int = 8192):
     """
     if _native_flat(a):
         parts = split(a.size, lambda i0, i1: native.sum_of_squares(a, i0=i0, i1=i1), a.size,
-                       elementwise=True)
+                      elementwise=True)
         return np.asarray(sum(parts), dtype=np.float64)
     flat = a.reshape(-1)
     n = flat.size - flat.size % block
@@ -336,9 +338,9 @@ def sum_of_squares(a, block: int = 8192):
 
 def add_scaled(y, a: float, x):
     """y += a * x in place (natively one pass, no temporary, bit for bit NumPy's result)."""
-    if _native_flat(y, x) and y.shape == x.shape and y.dtype == x.dtype:
-        split(y.size, lambda i0, i1: native.sgd_update(y, x, None, -a, 0.0, 0.0, False, i0=i0, i1=i1),
-               y.size, elementwise=True)
+    if _native_flat(y, x):
+        split(y.size, lambda i0, i1: native.sgd_update(y, x, None, -a, 0.0, 0.0, False,
+                                                        i0=i0, i1=i1), y.size, elementwise=True)
         return
     y += a * x
 
@@ -346,9 +348,9 @@ def add_scaled(y, a: float, x):
 def sgd_update(p, g, v, lr: float, momentum: float, nesterov: bool, decay: float):
     """In place, in NumPy's order of operations (the native and CUDA kernels follow it);
     ``decay`` > 0 adds ``decay * p`` to the gradient first (L2 folded into the update)."""
-    if _native_flat(p, g, *([] if v is None else [v])) and g.shape == p.shape and g.dtype == p.dtype:
+    if _native_flat(p, g, *([] if v is None else [v])):
         split(p.size, lambda i0, i1: native.sgd_update(p, g, v, lr, decay, momentum, nesterov,
-                                                         i0=i0, i1=i1), p.size, elementwise=True)
+                                                        i0=i0, i1=i1), p.size, elementwise=True)
         return
     sgd_update_numpy(p, g, v, lr, momentum, nesterov, decay)
 
