@@ -15,9 +15,10 @@
 #define FN(name) CAT(name, TS)
 
 static const KERN_T *FN(K);
-/* The pool kernels of the next narrower instruction set, for output rows shorter than K's
- * vectors: with 14 outputs a row (the MNIST-sized net) the AVX-512 pool fell back to its scalar
- * loop and took 2.2 ms forward, 1.75 backward on (64, 16, 28, 28); AVX2's 8 lanes: 1.2, 1.0. */
+/* The general pool kernels of the next narrower instruction set, for output rows shorter than
+ * K's vectors: with 14 outputs a row the AVX-512 pool fell back to its scalar loop and took
+ * 2.2 ms forward, 1.75 backward on (64, 16, 28, 28); AVX2's 8 lanes: 1.2, 1.0.  (2x2 windows at
+ * stride 2, that net's, now take pool2_plane instead: 0.25 and 0.44.) */
 static const KERN_T *FN(K_narrow);
 
 /* Zero X, then place src (C, H, W) (element strides ss) at row ph + h*d, column pw + w*d,
