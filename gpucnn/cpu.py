@@ -24,7 +24,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import native
 from .cpu_threads import split, threads
-from .primitives import out_size
+from .shapes import out_size
 from .rng import random_bits
 
 

@@ -22,6 +22,7 @@ from . import nn
 from .checks import check_int, check_real
 from .device import to_device, to_numpy
 from .rng import Generator
+from .shapes import out_size
 from .toml import read_toml
 
 # type -> (module class, required keys, optional keys with defaults)
@@ -197,7 +198,7 @@ def _build_layer(i, spec, shape, dtype, base):
                           args["padding"], weight_scale=args["weight_scale"], dtype=dtype,
                           rng=base.host)
             (kh, kw), s, p = m.kernel_size, m.stride, m.padding
-            out = (m.out_channels, (shape[1] + 2 * p - kh) // s + 1, (shape[2] + 2 * p - kw) // s + 1)
+            out = (m.out_channels, out_size(shape[1], kh, s, p), out_size(shape[2], kw, s, p))
         elif kind == "linear":
             m = nn.Linear(int(np.prod(shape)), args["out_features"],
                           weight_scale=args["weight_scale"], dtype=dtype, rng=base.host)
@@ -207,7 +208,7 @@ def _build_layer(i, spec, shape, dtype, base):
                 raise ValueError(f"needs a (C, H, W) input, got {shape}")
             m = nn.MaxPool2d(args["kernel_size"], args["stride"])
             k, s = m.kernel_size, m.stride
-            out = (shape[0], (shape[1] - k) // s + 1, (shape[2] - k) // s + 1)
+            out = (shape[0], out_size(shape[1], k, s), out_size(shape[2], k, s))
         elif kind == "dropout":
             m, out = nn.Dropout(args["p"], rng=base.spawn(i + 1)), shape
         elif kind == "flatten":
@@ -313,7 +314,7 @@ def _build_deeper(i, kind, args, shape, dtype, base):
         _needs_image(shape)
         m = nn.AvgPool2d(args["kernel_size"], args["stride"])
         k, s = m.kernel_size, m.stride
-        return m, (shape[0], (shape[1] - k) // s + 1, (shape[2] - k) // s + 1)
+        return m, (shape[0], out_size(shape[1], k, s), out_size(shape[2], k, s))
     if kind == "global_avgpool2d":
         _needs_image(shape)
         return nn.GlobalAvgPool2d(), (shape[0],)
@@ -360,6 +361,6 @@ def _projection_stride(shape, out):
     if len(shape) != 3 or len(out) != 3:
         return None
     for s in range(1, max(shape[1], shape[2]) + 1):
-        if (shape[1] - 1) // s + 1 == out[1] and (shape[2] - 1) // s + 1 == out[2]:
+        if out_size(shape[1], 1, s) == out[1] and out_size(shape[2], 1, s) == out[2]:
             return s
     return None

@@ -23,6 +23,7 @@ import os
 import numpy as np
 
 from .checks import check_int
+from .shapes import out_size
 
 
 def _load():
@@ -92,7 +93,7 @@ def _range(n0, n1, N, names=("n0", "n1", "N")):
 def _conv_out_size(size, k, stride, pad, what):
     if k > size + 2 * pad:
         raise ValueError(f"{what}: kernel size {k} is larger than the padded input {size + 2 * pad}")
-    return (size + 2 * pad - k) // stride + 1
+    return out_size(size, k, stride, pad)
 
 
 def _argmax_dtype(size):
@@ -119,7 +120,7 @@ def relu_maxpool_forward(x, size, stride, *, out=None, argmax=None, n0=0, n1=Non
     N, C, H, W = x.shape
     if size > H or size > W:
         raise ValueError(f"size={size}: larger than the input x.shape={x.shape}")
-    shape = (N, C, (H - size) // stride + 1, (W - size) // stride + 1)
+    shape = (N, C, out_size(H, size, stride), out_size(W, size, stride))
     out = _buffer("out", out, shape, x.dtype)
     argmax = _buffer("argmax", argmax, shape, np.dtype(_argmax_dtype(size)))
     _lib.relu_maxpool_forward(x, out, argmax, size, stride, *_range(n0, n1, N))
@@ -140,7 +141,7 @@ def relu_maxpool_backward(dout, argmax, out, x_shape, size, stride, *, dx=None, 
     N, C, H, W = (int(v) for v in x_shape)
     if size > H or size > W:
         raise ValueError(f"size={size}: larger than the input x_shape={tuple(x_shape)}")
-    shape = (N, C, (H - size) // stride + 1, (W - size) // stride + 1)
+    shape = (N, C, out_size(H, size, stride), out_size(W, size, stride))
     for name, a in (("dout", dout), ("argmax", argmax), ("out", out)):
         if a.shape != shape:
             raise ValueError(f"{name}.shape={a.shape}: expected {shape}, the forward output's")

@@ -15,7 +15,8 @@ import numpy as np
 
 from . import functional as F
 from .checks import check_int
-from . import functional_deeper as FD
+from .functional.activation import check_negative_slope
+from .functional.normalization import check_eps, check_momentum
 from .nn import Module
 
 
@@ -26,8 +27,8 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float32):
         super().__init__()
         self.num_features = check_int("num_features", num_features, 1)
-        self.eps = FD.check_eps(eps)
-        self.momentum = FD.check_momentum(momentum)
+        self.eps = check_eps(eps)
+        self.momentum = check_momentum(momentum)
         self.gamma = np.ones(num_features, dtype=dtype)
         self.beta = np.zeros(num_features, dtype=dtype)
         self.running_mean = np.zeros(num_features, dtype=dtype)
@@ -55,16 +56,16 @@ class BatchNorm1d(_BatchNorm):
     evaluation: the running statistics.  A training batch needs more than one row.
     """
 
-    _forward = staticmethod(FD.batchnorm_forward)
-    _backward = staticmethod(FD.batchnorm_backward)
+    _forward = staticmethod(F.batchnorm_forward)
+    _backward = staticmethod(F.batchnorm_backward)
 
 
 class BatchNorm2d(_BatchNorm):
     """Batch norm per channel, statistics over N, H, W: x (N, num_features, H, W) -> same shape.
     Otherwise as :class:`BatchNorm1d`."""
 
-    _forward = staticmethod(FD.spatial_batchnorm_forward)
-    _backward = staticmethod(FD.spatial_batchnorm_backward)
+    _forward = staticmethod(F.spatial_batchnorm_forward)
+    _backward = staticmethod(F.spatial_batchnorm_backward)
 
 
 class AvgPool2d(Module):
@@ -77,11 +78,11 @@ class AvgPool2d(Module):
         self.stride = self.kernel_size if stride is None else check_int("stride", stride, 1)
 
     def forward(self, x):
-        out, self._cache = FD.avgpool2d_forward(x, self.kernel_size, self.stride)
+        out, self._cache = F.avgpool2d_forward(x, self.kernel_size, self.stride)
         return out
 
     def backward(self, dout, need_dx=True):
-        return FD.avgpool2d_backward(dout, self._take_cache())
+        return F.avgpool2d_backward(dout, self._take_cache())
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
@@ -92,11 +93,11 @@ class GlobalAvgPool2d(Module):
     flatten)."""
 
     def forward(self, x):
-        out, self._cache = FD.global_avgpool2d_forward(x)
+        out, self._cache = F.global_avgpool2d_forward(x)
         return out
 
     def backward(self, dout, need_dx=True):
-        return FD.global_avgpool2d_backward(dout, self._take_cache())
+        return F.global_avgpool2d_backward(dout, self._take_cache())
 
 
 class LeakyReLU(Module):
@@ -104,14 +105,14 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = FD.check_negative_slope(negative_slope)
+        self.negative_slope = check_negative_slope(negative_slope)
 
     def forward(self, x):
-        out, self._cache = FD.leaky_relu_forward(x, self.negative_slope)
+        out, self._cache = F.leaky_relu_forward(x, self.negative_slope)
         return out
 
     def backward(self, dout, need_dx=True):
-        return FD.leaky_relu_backward(dout, self._take_cache())
+        return F.leaky_relu_backward(dout, self._take_cache())
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -119,11 +120,11 @@ class LeakyReLU(Module):
 
 class Tanh(Module):
     def forward(self, x):
-        out, self._cache = FD.tanh_forward(x)
+        out, self._cache = F.tanh_forward(x)
         return out
 
     def backward(self, dout, need_dx=True):
-        return FD.tanh_backward(dout, self._take_cache())
+        return F.tanh_backward(dout, self._take_cache())
 
 
 class Residual(Module):

@@ -17,12 +17,6 @@ import numpy as np
 from .device import get_array_module
 
 
-def out_size(size: int, k: int, stride: int = 1, pad: int = 0) -> int:
-    """Output length of a window of ``k`` every ``stride`` over ``size`` padded by ``pad`` on both
-    sides: (size + 2*pad - k) // stride + 1.  The one copy of the formula (conv, pool, models)."""
-    return (size + 2 * pad - k) // stride + 1
-
-
 class DevicePrimitives(Protocol):
     """The contract.  Arrays are NumPy on the CPU and CuPy on CUDA; inputs may be any strided
     view; 4-D activations are (N, C, H, W)."""

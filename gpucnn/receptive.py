@@ -19,6 +19,7 @@ import numpy as np
 
 from . import nn
 from .models import LAYER_TYPES
+from .shapes import out_size
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def receptive_fields(model, input_size: int) -> list[LayerField]:
         name, k, s, p = spec
         if k > size + 2 * p:
             raise ValueError(f"layer {name} kernel {k} exceeds its padded input {size + 2 * p}")
-        size = (size + 2 * p - k) // s + 1
+        size = out_size(size, k, s, p)
         field += (k - 1) * jump
         start += ((k - 1) / 2 - p) * jump
         jump *= s

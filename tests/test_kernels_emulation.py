@@ -15,6 +15,7 @@ import pytest
 from gpucnn import cpu, functional as F
 from emulation.cases import CONV_CASES, DROPOUT_CASES, POOL_CASES, activation_input, tied
 from gpucnn.rng import drop_threshold, random_bits, stream_key
+from gpucnn.shapes import out_size
 from gpucnn.cuda.compare import compare_primitives
 from gpucnn.cuda.host import Primitives
 from gpucnn.cuda.kernels import kernel_dir
@@ -120,7 +121,7 @@ def test_losses_are_0d_float64_arrays(prims, dtype):
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
 def test_col2im_matches_numpy(prims, dtype, case):
     N, C, H, W, kh, kw, s, p = case
-    oh, ow = cpu.out_size(H, kh, s, p), cpu.out_size(W, kw, s, p)
+    oh, ow = out_size(H, kh, s, p), out_size(W, kw, s, p)
     dcols = _randn(np.random.default_rng(2), (C * kh * kw, N * oh * ow), dtype)
     got = prims.col2im(dcols, (N, C, H, W), kh, kw, s, p)
     assert got.shape == (N, C, H, W) and got.dtype == dtype

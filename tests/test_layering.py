@@ -12,14 +12,14 @@ PACKAGE = Path(gpucnn.__file__).parent
 # Top-level module or package of gpucnn -> its layer.  A module may import from its own layer
 # and the layers below.  gpucnn itself (__init__: the version) is the bottom.
 LAYERS = {
-    "gpucnn": 0, "device": 0, "checks": 0, "files": 0, "toml": 0,
+    "gpucnn": 0, "device": 0, "checks": 0, "files": 0, "toml": 0, "shapes": 0,
     "rng": 1,
     "primitives": 2, "data": 2, "distributed": 2,
     # The device implementations of the primitives: below primitives' users, importing only
     # device, rng, primitives and cpu.  The CUDA side is gpucnn/cuda/; native is the optional
     # CPU extension's facade.
     "cpu": 3, "cpu_threads": 3, "cuda": 3, "native": 3,
-    "functional": 4, "functional_deeper": 4,
+    "functional": 4,
     "nn": 5, "nn_deeper": 5, "nn_sequential": 5, "optim": 5, "gradcheck": 5,
     "models": 6, "receptive": 6, "plots": 6,
     "config": 7,
@@ -32,7 +32,7 @@ LAYERS = {
 LAZY_UP = {("primitives", "cpu"), ("primitives", "cuda"), ("primitives", "native")}
 # Device implementations import nothing above them, whatever their layer number allows.
 DEVICE_IMPLEMENTATIONS = {"cpu", "cpu_threads", "cuda", "native"}
-DEVICE_IMPLEMENTATION_IMPORTS = {"gpucnn", "device", "checks", "rng", "primitives",
+DEVICE_IMPLEMENTATION_IMPORTS = {"gpucnn", "device", "checks", "rng", "shapes", "primitives",
                                  *DEVICE_IMPLEMENTATIONS}
 
 
@@ -108,3 +108,14 @@ def test_no_module_is_over_400_lines():
     long = [f"{path.relative_to(PACKAGE.parent)}: {n} lines" for path, _, _ in _modules()
             if (n := len(path.read_text().splitlines())) > 400]
     assert not long, "split by concern: " + "; ".join(long)
+
+
+
+def test_every_subpackage_is_installed():
+    """pyproject.toml lists packages by name (kernels/ is mapped into the wheel): a subpackage
+    missing there imports from a checkout but not from a wheel."""
+    from gpucnn.toml import read_toml
+    root = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
+    listed = set(read_toml(str(root / "pyproject.toml"), "pyproject.toml")["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "gpucnn").rglob("__init__.py")}
+    assert found - listed == set(), f"add to [tool.setuptools] packages in {root / 'pyproject.toml'}"

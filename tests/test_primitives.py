@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from gpucnn import cpu, functional, primitives
+from gpucnn import cpu, functional, primitives, shapes
 from gpucnn.cuda.host import Primitives as CudaPrimitives
 
 
@@ -55,9 +55,9 @@ def test_for_array_module_picks_numpy_for_host_arrays():
 
 
 def test_out_size_is_the_conv_formula():
-    assert primitives.out_size(32, 7, 1, 3) == 32
-    assert primitives.out_size(9, 3, 2, 1) == 5
-    assert primitives.out_size(8, 2, 2) == 4
+    assert shapes.out_size(32, 7, 1, 3) == 32
+    assert shapes.out_size(9, 3, 2, 1) == 5
+    assert shapes.out_size(8, 2, 2) == 4
 
 
 def test_cpu_maxpool_nan_wins_at_its_first_position():

@@ -1,6 +1,6 @@
 """The host side of every CUDA primitive; importable without CuPy.
 
-:class:`Primitives` does the shape arithmetic (via :func:`gpucnn.primitives.out_size`), output
+:class:`Primitives` does the shape arithmetic (via :func:`gpucnn.shapes.out_size`), output
 allocation, grid sizes and argument packing of each primitive, written against an array module
 ``xp`` and a ``launch`` function.  :mod:`gpucnn.cuda` binds it to CuPy and the NVRTC loader; the
 host emulation in ``tests/emulation`` binds it to NumPy and the same kernel sources compiled by
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..primitives import out_size
+from ..shapes import out_size
 from .kernels import (KERNELS, SGD_TABLE, SQ_TABLE, TEMPLATE_TYPES, entry_name, pack_args,
                       sgd_table_dtype, sq_table_dtype)
 

@@ -1,12 +1,7 @@
-"""Ops for deeper nets: batch normalisation, average pooling, LeakyReLU and tanh.
+"""Batch normalisation over (N, D) features and per channel of (N, C, H, W): plain array code
+that NumPy and CuPy both run.
 
-Same contract as :mod:`gpucnn.functional` (which re-exports everything here): each forward
-returns ``(out, cache)``, each backward takes ``(dout, cache)``; shapes NCHW; arrays of one op on
-one device.  All of it is plain array code that NumPy and CuPy both run, so no device primitive
-and no kernel is needed.
-
-Batch normalisation follows ``torch.nn.functional.batch_norm``: in training, ``x`` is normalised
-with the batch mean and the *biased* batch variance, and the running statistics given are
+As ``torch.nn.functional.batch_norm``: in training, ``x`` is normalised with the batch mean and the *biased* batch variance, and the running statistics given are
 updated **in place** (so a module's buffers stay the same arrays, on their device):
 
     running_mean = (1 - momentum) * running_mean + momentum * mean
@@ -19,14 +14,9 @@ training (batch statistics only, nothing tracked).
 """
 from __future__ import annotations
 
-import math
+from ..checks import check_real
+from ._checks import check_array, check_dout, check_same_device
 
-from .checks import check_real
-from .functional import _check_array, _check_dout, _check_pool, _check_same_device
-from .primitives import out_size
-
-
-# --- batch normalisation ----------------------------------------------------------------------
 
 def check_eps(eps) -> float:
     return check_real("eps", eps, 0, low_open=True)
@@ -39,7 +29,7 @@ def check_momentum(momentum) -> float:
 
 def _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps, ndim):
     """Shared by the (N, D) and (N, C, H, W) forms: statistics over every axis but 1."""
-    xp = _check_array("x", x, ndim=ndim)
+    xp = check_array("x", x, ndim=ndim)
     C = x.shape[1]
     per_channel = {"gamma": gamma, "beta": beta, "running_mean": running_mean,
                    "running_var": running_var}
@@ -50,7 +40,7 @@ def _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps,
             raise ValueError(f"{name}=None: expected a ({C},) array"
                              + (" (evaluation normalises with the running statistics)"
                                 if name.startswith("running") else ""))
-        _check_array(name, a, ndim=1)
+        check_array(name, a, ndim=1)
         if a.shape != (C,):
             raise ValueError(f"{name}.shape={tuple(a.shape)}: expected ({C},), one per channel of "
                              f"x.shape={tuple(x.shape)}")
@@ -58,7 +48,7 @@ def _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps,
             raise TypeError(f"{name}.dtype={a.dtype}: expected x.dtype={x.dtype}")
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var: expected both arrays or both None")
-    _check_same_device(x=x, **per_channel)
+    check_same_device(x=x, **per_channel)
     eps, momentum = check_eps(eps), check_momentum(momentum)
     axes = (0,) + tuple(range(2, x.ndim))
     view = (1, C) + (1,) * (x.ndim - 2)  # per-channel arrays broadcast against x
@@ -83,8 +73,8 @@ def _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps,
 
 def _bn_backward(dout, cache, need_dx, ndim):
     xhat, gamma, inv_std, train, axes, view = cache
-    _check_array("dout", dout, ndim=ndim)
-    _check_dout(dout, xhat.shape, xhat)
+    check_array("dout", dout, ndim=ndim)
+    check_dout(dout, xhat.shape, xhat)
     dbeta = dout.sum(axis=axes)
     dgamma = (dout * xhat).sum(axis=axes)
     if not need_dx:
@@ -130,97 +120,3 @@ def spatial_batchnorm_backward(dout, cache, need_dx=True):
     """dout (N, C, H, W) -> dx (N, C, H, W) or None, dgamma (C,), dbeta (C,); the closed form of
     :func:`batchnorm_backward` with sums over N, H, W and m = N*H*W."""
     return _bn_backward(dout, cache, need_dx, 4)
-
-
-# --- average pooling --------------------------------------------------------------------------
-
-def _window_slices(size, stride, oh, ow):
-    """For each window offset (i, j): the strided slice of the input that offset reads, so a
-    pooling pass is size*size whole-array operations rather than a loop over pixels.  On the CPU
-    this measured 5-10x faster than a mean over ``sliding_window_view`` windows (float32
-    50x32x16x16, 2x2 stride 2: 1.3 ms against 12 ms; 3x3 stride 2: 3.3 against 18 ms, one
-    thread on a loaded 2-core machine), and it needs nothing CuPy lacks."""
-    return [(slice(None), slice(None), slice(i, i + stride * (oh - 1) + 1, stride),
-             slice(j, j + stride * (ow - 1) + 1, stride)) for i in range(size) for j in range(size)]
-
-
-def avgpool2d_forward(x, size=2, stride=None):
-    """Mean over size x size windows every ``stride`` (default ``size``; overlapping allowed).
-
-    x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - size) // stride + 1.  No padding.
-    """
-    xp, size, stride = _check_pool("x", x, size, stride)
-    N, C, H, W = x.shape
-    oh, ow = out_size(H, size, stride), out_size(W, size, stride)
-    out = xp.zeros((N, C, oh, ow), dtype=x.dtype)
-    for window in _window_slices(size, stride, oh, ow):
-        out += x[window]
-    out *= 1.0 / (size * size)
-    return out, (x.shape, size, stride)
-
-
-def avgpool2d_backward(dout, cache):
-    """dout (N, C, OH, OW) -> dx (N, C, H, W): each input gets dout / size**2 from every window
-    holding it (overlaps summed)."""
-    x_shape, size, stride = cache
-    xp = _check_array("dout", dout, ndim=4)
-    N, C, H, W = x_shape
-    oh, ow = out_size(H, size, stride), out_size(W, size, stride)
-    _check_dout(dout, (N, C, oh, ow))
-    dx = xp.zeros(x_shape, dtype=dout.dtype)
-    share = dout * (1.0 / (size * size))
-    for window in _window_slices(size, stride, oh, ow):
-        dx[window] += share
-    return dx
-
-
-def global_avgpool2d_forward(x):
-    """Mean over each channel's whole map: x (N, C, H, W) -> out (N, C)."""
-    _check_array("x", x, ndim=4)
-    return x.mean(axis=(2, 3)), x.shape
-
-
-def global_avgpool2d_backward(dout, cache):
-    """dout (N, C) -> dx (N, C, H, W) = dout / (H*W) at every position."""
-    x_shape = cache
-    xp = _check_array("dout", dout, ndim=2)
-    _check_dout(dout, x_shape[:2])
-    dx = xp.empty(x_shape, dtype=dout.dtype)
-    dx[...] = (dout * (1.0 / (x_shape[2] * x_shape[3])))[:, :, None, None]
-    return dx
-
-
-# --- activations ------------------------------------------------------------------------------
-
-def check_negative_slope(negative_slope) -> float:
-    return check_real("negative_slope", negative_slope, -math.inf)
-
-
-def leaky_relu_forward(x, negative_slope=0.01):
-    """x where x > 0, else negative_slope * x (torch's LeakyReLU); any shape."""
-    xp = _check_array("x", x)
-    negative_slope = check_negative_slope(negative_slope)
-    return xp.where(x > 0, x, x * negative_slope), (x, negative_slope)
-
-
-def leaky_relu_backward(dout, cache):
-    """dout where x > 0, else negative_slope * dout (at x == 0 the slope, as torch)."""
-    x, negative_slope = cache
-    xp = _check_array("dout", dout)
-    _check_dout(dout, x.shape, x)
-    return xp.where(x > 0, dout, dout * negative_slope)
-
-
-def tanh_forward(x):
-    """tanh(x), any shape."""
-    xp = _check_array("x", x)
-    out = xp.tanh(x)
-    return out, out
-
-
-def tanh_backward(dout, cache):
-    """dout * (1 - t**2) for the forward output t."""
-    out = cache
-    _check_array("dout", dout)
-    _check_dout(dout, out.shape, out)
-    return dout * (1 - out * out)
