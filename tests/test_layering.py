@@ -20,7 +20,7 @@ LAYERS = {
     # CPU extension's facade.
     "cpu": 3, "cpu_threads": 3, "cuda": 3, "native": 3,
     "functional": 4,
-    "nn": 5, "nn_deeper": 5, "nn_sequential": 5, "optim": 5, "gradcheck": 5,
+    "nn": 5, "optim": 5, "gradcheck": 5,
     "models": 6, "receptive": 6, "plots": 6,
     "config": 7,
     "train": 8, "bench": 8,

@@ -1,8 +1,8 @@
-"""``Sequential``: layers applied in order, with the fusions that remove whole passes.
+"""Containers: ``Sequential`` (layers in order, with the fusions that remove whole passes) and
+``Residual`` (a body plus a shortcut).
 
-Its own module (nn.py would pass 400 lines); ``gpucnn.nn`` re-exports it.  A ReLU directly
-followed by a MaxPool2d always runs as one op (F.relu_maxpool2d_*): pooling first is exact
-because ReLU is monotone, and it reads and writes 1/kernel_size^2 as much.  A Conv2d or Linear
+In a Sequential, a ReLU directly followed by a MaxPool2d always runs as one op
+(F.relu_maxpool2d_*): pooling first is exact because ReLU is monotone, and it reads and writes 1/kernel_size^2 as much.  A Conv2d or Linear
 with a bias right before such a ReLU joins the step: where the device fuses it
 (:data:`gpucnn.primitives.FUSIONS`, CUDA), the layer leaves its bias out and the ReLU (or the
 fused ReLU + MaxPool2d) adds it in the same pass, one pass over the layer's output less and
@@ -11,8 +11,12 @@ layer runs as it is.
 """
 from __future__ import annotations
 
-from . import primitives
-from .nn import Conv2d, Linear, MaxPool2d, Module, ReLU
+from .. import primitives
+from .activation import ReLU
+from .conv import Conv2d
+from .linear import Linear
+from .module import Module
+from .pooling import MaxPool2d
 
 
 def _plan(layers) -> list[tuple[int, int]]:
@@ -87,3 +91,44 @@ class Sequential(Module):
         inner = "".join(f"\n  ({i}): " + repr(layer).replace("\n", "\n  ")  # nested blocks indent
                         for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)"
+
+
+class Residual(Module):
+    """out = body(x) + shortcut(x): the shortcut is ``projection(x)`` when a projection is given
+    (typically a 1x1 ``Conv2d``, strided when the body downsamples), else ``x`` itself.
+
+    ``body`` is any module (usually a ``Sequential``) whose output has the shortcut's shape.
+    Backward sums both paths' input gradients.  Parameters are named ``body.<...>`` and
+    ``projection.<...>``.
+    """
+
+    def __init__(self, body: Module, projection: Module | None = None):
+        super().__init__()
+        for name, m in (("body", body), ("projection", projection)):
+            if not (isinstance(m, Module) or (name == "projection" and m is None)):
+                raise TypeError(f"{name}={type(m).__name__}: expected a gpucnn.nn.Module"
+                                + (" or None" if name == "projection" else ""))
+        self.body, self.projection = body, projection
+
+    def children(self):
+        own = [("body", self.body)]
+        return own + [("projection", self.projection)] if self.projection is not None else own
+
+    def forward(self, x):
+        out = self.body.forward(x)
+        shortcut = x if self.projection is None else self.projection.forward(x)
+        if out.shape != shortcut.shape:
+            raise ValueError(f"body(x).shape={tuple(out.shape)}: expected the shortcut's "
+                             f"{tuple(shortcut.shape)}; give a projection (e.g. a 1x1 Conv2d) "
+                             f"that maps x to the body's shape")
+        return out + shortcut
+
+    def backward(self, dout, need_dx=True):
+        dx = self.body.backward(dout, need_dx=need_dx)
+        dshort = dout if self.projection is None else self.projection.backward(dout, need_dx)
+        return dx + dshort if need_dx else None
+
+    def __repr__(self):
+        body = repr(self.body).replace("\n", "\n  ")
+        proj = "" if self.projection is None else f"\n  projection={self.projection!r}"
+        return f"Residual(\n  body={body}{proj}\n)"
