@@ -1,6 +1,6 @@
 // Elementwise relu and sigmoid, forward and backward, over n contiguous elements, and relu
 // with a per-channel bias added first.
-// They follow gpucnn/functional.py's NumPy expressions, NaN behaviour included.
+// They follow gpucnn/cpu.py's NumPy expressions, NaN behaviour included.
 // Device templates; ENTRIES below defines their extern "C" entry points (see common.cuh).
 #include "common.cuh"
 

@@ -7,6 +7,7 @@ import pytest
 
 from emulation.cases import CONV_CASES, DROPOUT_CASES, POOL_CASES, activation_input, tied
 from gpucnn import cpu, functional as F
+from gpucnn.compare import compare_cuda_with_numpy
 from gpucnn import device as backend
 from gpucnn.device import cuda_status
 from gpucnn.rng import Generator, drop_threshold, random_bits, stream_key
@@ -128,7 +129,7 @@ def test_bias_grad(cp, cuda, dtype, shape):
 
 
 def test_compare_with_numpy(cuda, dtype):
-    rows = cuda.compare_with_numpy(dtype)
+    rows = compare_cuda_with_numpy(dtype)
     assert len(rows) >= 13 and all(d <= RTOL[dtype] for _, d in rows), rows
 
 

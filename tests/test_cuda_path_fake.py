@@ -64,9 +64,9 @@ def test_one_training_step_agrees_with_numpy(fake_cupy, monkeypatch, optimizer):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gpucnn_check_compares_every_primitive_through_the_cuda_module(fake_cupy, dtype):
-    from gpucnn import cuda
+    from gpucnn.compare import compare_cuda_with_numpy
 
-    rows = cuda.compare_with_numpy(dtype)
+    rows = compare_cuda_with_numpy(dtype)
     exact = [op for op, _ in rows if "argmax" in op or op in ("im2col", "dropout_keep_mask")]
     assert len(exact) == 5 and all(diff == 0.0 for op, diff in rows if op in exact), rows
     assert max(diff for _, diff in rows) <= (1e-5 if dtype == np.float32 else 1e-12), rows

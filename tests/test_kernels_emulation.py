@@ -16,7 +16,7 @@ from gpucnn import cpu, functional as F
 from emulation.cases import CONV_CASES, DROPOUT_CASES, POOL_CASES, activation_input, tied
 from gpucnn.rng import drop_threshold, random_bits, stream_key
 from gpucnn.shapes import out_size
-from gpucnn.cuda.compare import compare_primitives
+from gpucnn.compare import compare_primitives
 from gpucnn.cuda.host import Primitives
 from gpucnn.cuda.kernels import kernel_dir
 

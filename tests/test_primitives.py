@@ -45,8 +45,19 @@ def test_cuda_implements_every_fusion_with_the_declared_signature_and_numpy_none
 
 
 def test_functional_has_no_device_branches():
-    source = inspect.getsource(functional)
-    assert not re.search(r"xp is (not )?np\b|is numpy|import cupy", source)
+    modules = [m for m in vars(functional).values() if inspect.ismodule(m)
+               and m.__name__.startswith("gpucnn.functional.")]
+    assert {m.__name__.rsplit(".", 1)[1] for m in modules} >= {"conv", "pooling", "loss", "_checks"}
+    for module in modules:
+        source = inspect.getsource(module)
+        assert not re.search(r"xp is (not )?np\b|is numpy|import cupy", source), module.__name__
+
+
+def test_the_cuda_module_offers_exactly_the_contract():
+    """gpucnn.cuda binds every public method of its host class: no more, no less than the
+    primitives and fusions declared here."""
+    from gpucnn import cuda
+    assert set(cuda.OPS) == set(primitives.NAMES) | set(primitives.FUSIONS)
 
 
 def test_for_array_module_picks_numpy_for_host_arrays():

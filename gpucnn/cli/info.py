@@ -73,13 +73,13 @@ def run_check(args) -> int:
 
 def _compare_cuda_with_numpy() -> int:
     """Print every CUDA primitive's difference from the NumPy path; return the failure count."""
-    from .. import cuda
+    from ..compare import compare_cuda_with_numpy
 
     tolerances = {np.float32: 1e-4, np.float64: 1e-10}
     failed = 0
     print(f"\n{'CUDA primitive vs NumPy':<26} {'dtype':<8} {'max rel diff':>12}  result")
     for dtype, tol in tolerances.items():
-        for op, diff in cuda.compare_with_numpy(dtype):
+        for op, diff in compare_cuda_with_numpy(dtype):
             ok = diff <= tol
             failed += not ok
             print(f"{op:<26} {np.dtype(dtype).name:<8} {diff:>12.2e}  {'ok' if ok else 'FAIL'}")

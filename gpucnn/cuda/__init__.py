@@ -1,33 +1,31 @@
 """CuPy implementation of every device primitive, running our CUDA C kernels from kernels/*.cu.
 
-The functions named in :data:`gpucnn.primitives.NAMES` (im2col, col2im, maxpool_forward, ...)
-have :mod:`gpucnn.cpu`'s signatures and semantics over CuPy arrays, and those of
-:data:`gpucnn.primitives.FUSIONS` exist here only; inputs may be any strided
-view, outputs are C-contiguous.  Matmuls, sums and the remaining elementwise math stay array
-code (cuBLAS and CuPy's own kernels).  Also here: :func:`op_paths`, :func:`compare_with_numpy`,
+Every public method of :class:`host.Primitives` is a function here: the primitives named in
+:data:`gpucnn.primitives.NAMES` (im2col, col2im, maxpool_forward, ...) with :mod:`gpucnn.cpu`'s
+signatures and semantics over CuPy arrays, and the fusions of :data:`gpucnn.primitives.FUSIONS`,
+which exist here only (tests/test_primitives.py holds the class to that contract); inputs may be
+any strided view, outputs are C-contiguous.  Matmuls, sums and the remaining elementwise math
+stay array code (cuBLAS and CuPy's own kernels).  Also here: :func:`op_paths`,
 :func:`compile_module`, :func:`device_counters` and :class:`KernelCompileError`.
+:mod:`gpucnn.primitives` picks this module for CuPy arrays; nothing here imports it back.
 
 The package's parts: ``kernels`` (the kernel table and sources), ``host`` (the host side of each
-primitive), ``loader`` (NVRTC compile and launch), ``compare`` (every primitive against NumPy).
-The first two, and ``loader`` given a ``cupy`` module, import without CuPy, so the tests and
-``gpucnn info`` use them anywhere.  CuPy itself is imported, through
+primitive), ``loader`` (NVRTC compile and launch).  The first two, and ``loader`` given a
+``cupy`` module, import without CuPy, so the tests and ``gpucnn info`` use them anywhere.  CuPy itself is imported, through
 :func:`gpucnn.device.import_cupy`, when a primitive is first looked up here.
 """
 from __future__ import annotations
 
 import contextlib
-import sys
-
-import numpy as np
 
 from ..device import import_cupy
-from ..primitives import FUSIONS, NAMES
 from .host import Primitives
 from .kernels import op_paths
 from .loader import KernelCompileError, Loader
 
-__all__ = [*NAMES, *FUSIONS, "op_paths", "compare_with_numpy", "compile_module",
-           "device_counters", "KernelCompileError"]
+# The primitives and fusions: every public method of the host class.
+OPS = tuple(name for name in vars(Primitives) if not name.startswith("_"))
+__all__ = [*OPS, "op_paths", "compile_module", "device_counters", "KernelCompileError"]
 
 _loader = None
 _prims = None
@@ -39,13 +37,13 @@ def _bind():
     cupy = import_cupy()
     _loader = Loader(cupy)
     prims = _prims = Primitives(cupy, _loader.launch)
-    for name in (*NAMES, *FUSIONS):
+    for name in OPS:
         globals()[name] = _loader.guard_memory(name, getattr(prims, name))
     globals()["compile_module"] = _loader.module
 
 
 def __getattr__(name):
-    if _loader is None and (name in NAMES or name in FUSIONS or name == "compile_module"):
+    if _loader is None and (name in OPS or name == "compile_module"):
         _bind()
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -67,14 +65,3 @@ def device_counters(counters: dict):
         yield
     finally:
         _prims.device_counters = {}
-
-
-def compare_with_numpy(dtype=np.float64, seed=0):
-    """Run every primitive here and in NumPy on the same random inputs.
-
-    -> [(op, max relative difference)]; 0.0 means identical (masks and argmax must be).
-    """
-    from .compare import compare_primitives
-
-    cupy = import_cupy()
-    return compare_primitives(sys.modules[__name__], cupy.asarray, cupy.asnumpy, np.dtype(dtype), seed)

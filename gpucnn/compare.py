@@ -1,14 +1,17 @@
-"""Compare the CUDA primitives with the NumPy path on random inputs (used by ``gpucnn check``).
+"""Every CUDA primitive against the NumPy path on the same random inputs: ``gpucnn check
+--device cuda`` prints it, the GPU tests assert it.
 
-Written against any object with :mod:`gpucnn.cuda`'s functions and two transfer functions, so
-the host emulation of the kernels runs it too.
+:func:`compare_primitives` is written against any object with :mod:`gpucnn.cuda`'s functions and
+two transfer functions, so the host emulation of the kernels (tests/emulation) runs it too.  It
+lives here, above both devices, so that the CUDA package never imports the CPU one.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import cpu
-from ..rng import drop_threshold, stream_key
+from . import cpu, primitives
+from .device import import_cupy
+from .rng import drop_threshold, stream_key
 
 
 def _rel(a, b) -> float:
@@ -20,6 +23,14 @@ def _rel(a, b) -> float:
         return float(np.mean(a != b)) if a.size else 0.0
     scale = float(np.max(np.abs(b))) if b.size else 0.0
     return float(np.max(np.abs(a - b)) / scale) if scale else float(np.max(np.abs(a - b), initial=0.0))
+
+
+def compare_cuda_with_numpy(dtype=np.float64, seed=0):
+    """:mod:`gpucnn.cuda` on the GPU against NumPy -> [(op, max relative difference)]; 0.0 means
+    identical (masks and argmax must be)."""
+    cupy = import_cupy()
+    return compare_primitives(primitives.for_array_module(cupy), cupy.asarray, cupy.asnumpy,
+                              np.dtype(dtype), seed)
 
 
 def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
