@@ -131,9 +131,13 @@ def from_torch(module, *, seed: int | None = None) -> nn.Module:
     return converted.to("cuda") if devices == {"cuda"} else converted
 
 
+class _Refusal(ValueError):
+    """A torch module gpucnn cannot take, named by its path and type."""
+
+
 def _refuse(path, t, why):
     where = f"module {path!r}" if path else "module"
-    return ValueError(f"{where} ({type(t).__module__}.{type(t).__qualname__}): {why}")
+    return _Refusal(f"{where} ({type(t).__module__}.{type(t).__qualname__}): {why}")
 
 
 def _square(path, t, name, value):
@@ -184,9 +188,9 @@ class _FromTorch:
                 m = getattr(nn, kind.__name__)()
             else:
                 raise _refuse(path, t, f"gpucnn has no such layer; it converts {CONVERTIBLE}")
+        except _Refusal:
+            raise
         except (TypeError, ValueError) as e:  # gpucnn's own checks (a dropout p of 1, ...)
-            if str(e).startswith("module"):
-                raise
             raise _refuse(path, t, str(e)) from None
         m.training = t.training
         return m
