@@ -27,7 +27,7 @@ LAYERS = {
     "nn": 5, "optim": 5, "gradcheck": 5,
     "models": 6, "receptive": 6, "plots": 6,
     "config": 7,
-    "train": 8, "bench": 8,
+    "train": 8, "bench": 8, "interop": 8,
     "experiments": 9,
     "cli": 10,
 }

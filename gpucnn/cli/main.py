@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "gpucnn.cli.data",
     "gpucnn.cli.receptive",
     "gpucnn.cli.train",
+    "gpucnn.cli.export",
     "gpucnn.cli.bench",
     "gpucnn.cli.experiments",
 )

@@ -2,7 +2,8 @@
 
 :func:`prepare_output` creates a command's output folder, proves it writable with a probe file
 and refuses one that holds a previous run unless ``--overwrite`` was given; :func:`check_file`
-does the same for a single output file (``bench --json``).  Errors are one line naming the flag.
+does the same for a single output file (``bench --json``, ``export --output``).  Errors are one
+line naming the flag.
 """
 from __future__ import annotations
 
@@ -24,12 +25,16 @@ def prepare_output(flag: str, path: str, marks: tuple[str, ...], overwrite: bool
     return path
 
 
-def check_file(flag: str, path: str) -> str:
+def check_file(flag: str, path: str, overwrite: bool = True) -> str:
     """Check that the file ``path`` can be written (its folder created), before the work whose
-    results it will hold; an existing file is replaced at the end, as asked."""
+    results it will hold; an existing file is replaced at the end, as asked, or with
+    ``overwrite=False`` refused (the command's ``--overwrite`` replaces it)."""
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise ValueError(f"{flag}={path}: expected a file name, found a folder")
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(f"{flag}={path}: exists; give --overwrite to replace it, or another "
+                         f"{flag}")
     writable_folder(folder, flag, shown=f"{path} (its folder {folder})")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise ValueError(f"{flag}={path}: expected a writable file: permission denied")
