@@ -21,7 +21,8 @@ from ..data import load
 from ..device import resolve_device
 from ..distributed import get_world
 from ..distributed.launch import launch
-from ..models import ThreeLayerConvNet, build_model, model_from_config, read_spec
+from ..models import ThreeLayerConvNet, build_model, model_from_config
+from ..specs import read_spec
 from ..train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, load_weights, save_weights
 from ..train.checkpoint import load_checkpoint, prefixed
 from .main import USER_ERRORS
