@@ -75,8 +75,8 @@ def check_file(label: str, path: str, overwrite: bool = True,
     check_folder(folder, label, shown=f"{path} (its folder {folder})")
     if os.path.lexists(path):
         if not overwrite:
-            raise ValueError(f"{label}={path}: a file of that name exists; give "
-                             f"{overwrite_label} to replace it, or another {label}")
+            raise ValueError(f"{label}={path}: exists; give {overwrite_label} to replace it, "
+                             f"or another {label}")
         if not os.access(path, os.W_OK):
             raise ValueError(f"{label}={path}: expected a writable file: permission denied")
     return path

@@ -22,7 +22,7 @@ from . import functional as F
 from . import nn
 from .checks import check_int, check_real
 from .device import to_device, to_numpy
-from .specs import build_net
+from .specs import build_net, read_spec  # noqa: F401 (read_spec: importable here, as before specs.py)
 
 ACTIVATIONS = ("relu", "sigmoid")
 # Spec keys people write from other frameworks (and from our own flags): what they are called

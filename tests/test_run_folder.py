@@ -85,7 +85,7 @@ def test_bench_json_refuses_to_replace_a_file(two_runs, capsys, monkeypatch):
     before = _snapshot(a)
     path = os.path.join(a, "checkpoint.npz")
     assert main(["bench", "--device", "cpu", "--json", path]) == 1
-    _one_error(capsys, f"--json={path}: a file of that name exists", "--overwrite")
+    _one_error(capsys, f"--json={path}: exists; give --overwrite to replace it")
     assert _snapshot(a) == before
 
 

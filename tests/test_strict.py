@@ -118,7 +118,7 @@ def test_visualize_filters_writes_the_file_it_names(tmp_path, capsys):
     assert main(["visualize-filters", weights, "--output", pdf]) == 0
     assert capsys.readouterr().out == f"wrote {pdf}\n" and open(pdf, "rb").read(4) == b"%PDF"
     assert main(["visualize-filters", weights, "--output", pdf]) == 1
-    _one_error(capsys, "a file of that name exists; give --overwrite")
+    _one_error(capsys, "exists; give --overwrite to replace it")
     assert sorted(os.listdir(tmp_path)) == ["f.pdf", "run"]
 
 

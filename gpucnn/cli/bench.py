@@ -17,7 +17,8 @@ from ..bench.suites import PARTS, bench_naive, bench_ops, bench_sweep, bench_tra
 from ..bench.torch_twins import import_torch
 from ..config import TRAINING, combine
 from ..device import resolve_device
-from ..files import atomic_write, check_file
+from ..files import atomic_write
+from .outputs import check_file
 
 
 def _int_list(text: str) -> list[int]:

@@ -8,13 +8,12 @@ import re
 
 from .. import plots
 from ..config import RUN, combine
-from ..files import check_file
-from ..train.checks import check_batch_size
 from ..experiments.common import DATASET_MODELS, REPRODUCE, SCHEMA, make_settings, write_json
 from ..experiments.reproduce import run_reproduce
 from ..experiments.reproduce_report import analyse, print_tables, write_report
 from ..experiments.studies import BASE_NET, SWEEPS, run_sanity, run_sweep, write_sanity, write_sweep
-from .outputs import prepare_output
+from ..train.checks import check_batch_size
+from .outputs import check_file, prepare_output
 from .settings import add_settings
 
 # Files whose presence means an experiment's output folder holds results ("runs": a sweep's

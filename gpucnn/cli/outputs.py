@@ -2,15 +2,18 @@
 
 :func:`prepare_output` checks a command's output folder (writable, or creatable: it is created
 only when the first result is written) and refuses one that holds a previous run unless
-``--overwrite`` was given.  Errors are one line naming the flag.  Single output files are
-checked by :func:`gpucnn.files.check_file`; training runs' folders by
+``--overwrite`` was given; :func:`check_file` (from :mod:`gpucnn.files`, which the Python API
+shares) does the same for a single output file (``bench --json``, ``visualize-filters
+--output``).  Errors are one line naming the flag.  Training runs' folders are checked by
 :func:`gpucnn.train.folder.check_run_folder`, which the Trainer shares.
 """
 from __future__ import annotations
 
 import os
 
-from ..files import check_folder
+from ..files import check_file, check_folder
+
+__all__ = ["check_file", "prepare_output"]  # check_file is the Python API's too (gpucnn.files)
 
 
 def prepare_output(flag: str, path: str, marks: tuple[str, ...], overwrite: bool) -> str:

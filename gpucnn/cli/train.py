@@ -153,9 +153,10 @@ def _resume(path: str, given: dict, log):
                                     **overrides), dataset, path)
 
 
-def _load_for_evaluate(path: str):
+def load_saved_model(path: str):
     """``(model, info, path)`` from weights, a checkpoint, or a run folder (its weights.npz,
-    else its checkpoint.npz: a run stopped before its end)."""
+    else its checkpoint.npz: a run stopped before its end); ``evaluate`` and ``export`` read
+    their RUN_OR_WEIGHTS argument with it."""
     if os.path.isdir(path):
         found = [os.path.join(path, n) for n in ("weights.npz", CHECKPOINT_NAME)
                  if os.path.isfile(os.path.join(path, n))]
@@ -178,7 +179,7 @@ def _load_for_evaluate(path: str):
 
 
 def run_evaluate(args) -> int:
-    model, info, args.weights = _load_for_evaluate(args.weights)
+    model, info, args.weights = load_saved_model(args.weights)
     bad = [k for k, v in model.state_dict().items()
            if v.dtype.kind == "f" and not np.isfinite(v).all()]
     if bad:  # its predictions would be one constant class: a meaningless accuracy
