@@ -1,5 +1,7 @@
 """The README's Python examples run as printed (the API example once saved a Sequential into a
-traceback): each ```python block, in a fresh folder."""
+traceback): each ```python block marked ``<!-- runs in tests/test_readme.py -->`` (a complete
+program; fragments that assume a model or an installed extra are not marked), in a fresh
+folder."""
 import os
 import re
 
@@ -12,7 +14,8 @@ def _blocks() -> list[str]:
     if not os.path.isfile(README):  # an installed package without its source tree
         return []
     with open(README) as fh:
-        return re.findall(r"```python\n(.*?)```", fh.read(), re.S)
+        return re.findall(r"<!-- runs in tests/test_readme.py -->\n```python\n(.*?)```",
+                          fh.read(), re.S)
 
 
 @pytest.mark.skipif(not _blocks(), reason="README.md is not beside the tests")
