@@ -13,15 +13,7 @@ from gpucnn import env
 from gpucnn.cli import main
 from gpucnn.train import Trainer
 
-TINY = ["--device", "cpu", "--no-progress", "--epochs", "1", "--iterations-per-epoch", "2",
-        "--filters", "2", "--hidden", "8"]
-
-
-def _one_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
+from strictness import TINY, one_error
 
 
 @pytest.mark.parametrize("name,value,expected", [
@@ -34,7 +26,7 @@ def test_an_unknown_environment_value_is_one_line_naming_it(capsys, monkeypatch,
     monkeypatch.setenv(name, value)
     monkeypatch.setattr(Trainer, "train", lambda self: pytest.fail("trained"))
     assert main(["train", *TINY[2:], "--output", str(tmp_path / "r")]) == 1
-    _one_error(capsys, f"{name}={value!r}: {expected}")
+    one_error(capsys, f"{name}={value!r}: {expected}")
     assert not os.path.exists(tmp_path / "r")
 
 

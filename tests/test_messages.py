@@ -4,40 +4,30 @@ net's names."""
 import numpy as np
 import pytest
 
-from gpucnn import functional as F, nn
+from gpucnn import functional as F
 from gpucnn.cli import main
 from gpucnn.models import ThreeLayerConvNet, build_model
 
-
-def _one_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
-
-
-def _net():
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(4 * 4 * 4, 10))
+from strictness import one_error, small_net
 
 
 def test_an_empty_batch_is_refused_at_the_first_op():
     x = np.zeros((0, 1, 8, 8), np.float32)
     with pytest.raises(ValueError, match=r"x.shape=\(0, 1, 8, 8\): expected a batch of at least "
                                          r"one sample"):
-        _net()(x)
+        small_net()(x)
     with pytest.raises(ValueError, match="scores.shape=\\(0, 10\\)"):
         F.softmax_cross_entropy(np.zeros((0, 10)), np.zeros(0, np.int64))
 
 
 def test_backward_twice_after_one_forward_says_so():
-    net = _net()
+    net = small_net()
     out = net(np.ones((2, 1, 8, 8), np.float32))
     net.backward(np.ones_like(out))
     with pytest.raises(RuntimeError, match="Linear.backward called twice after one forward"):
         net.backward(np.ones_like(out))
     with pytest.raises(RuntimeError, match="without a forward before it"):
-        _net().backward(np.ones_like(out))
+        small_net().backward(np.ones_like(out))
 
 
 def test_a_label_out_of_range_is_named_with_its_index():
@@ -52,7 +42,7 @@ def test_spec_keys_and_settings_under_another_name_get_a_suggestion(tmp_path, ca
     config = tmp_path / "run.toml"
     config.write_text("learning_rate = 0.1\n")
     assert main(["train", "--config", str(config), "--output", str(tmp_path / "r")]) == 1
-    _one_error(capsys, "unknown setting 'learning_rate' (did you mean 'lr'?)")
+    one_error(capsys, "unknown setting 'learning_rate' (did you mean 'lr'?)")
 
 
 def test_the_three_layer_net_takes_the_flags_names_and_the_old_ones():

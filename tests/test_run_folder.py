@@ -11,19 +11,11 @@ from gpucnn.models import ThreeLayerConvNet
 from gpucnn.train import Trainer, load_weights
 from gpucnn.train.folder import run_of
 
-TINY = ["--device", "cpu", "--no-progress", "--epochs", "1", "--iterations-per-epoch", "2",
-        "--filters", "2", "--hidden", "8"]
+from strictness import TINY, one_error
 
 
 def _snapshot(folder) -> dict:
     return {n: open(os.path.join(folder, n), "rb").read() for n in sorted(os.listdir(folder))}
-
-
-def _one_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
 
 
 @pytest.fixture
@@ -53,7 +45,7 @@ def test_resuming_a_copy_of_another_run_leaves_this_folder_byte_identical(two_ru
     before = _snapshot(a)
     assert main(["train", "--resume", os.path.join(a, "other.npz"), "--epochs", "3",
                  "--no-progress"]) == 1
-    _one_error(capsys, "holds another run (checkpoint.npz)", "another --output")
+    one_error(capsys, "holds another run (checkpoint.npz)", "another --output")
     assert _snapshot(a) == before
     elsewhere = os.path.join(os.path.dirname(a), "C")   # the way out the message names
     assert main(["train", "--resume", os.path.join(a, "other.npz"), "--epochs", "2",
@@ -73,7 +65,7 @@ def test_resuming_an_earlier_copy_of_the_same_run_keeps_the_later_checkpoint(two
     capsys.readouterr()
     before = _snapshot(a)
     assert main(["train", "--resume", early, "--epochs", "3", "--no-progress"]) == 1
-    _one_error(capsys, "a later checkpoint of this run", "after iteration 4")
+    one_error(capsys, "a later checkpoint of this run", "after iteration 4")
     assert _snapshot(a) == before
 
 
@@ -85,7 +77,7 @@ def test_bench_json_refuses_to_replace_a_file(two_runs, capsys, monkeypatch):
     before = _snapshot(a)
     path = os.path.join(a, "checkpoint.npz")
     assert main(["bench", "--device", "cpu", "--json", path]) == 1
-    _one_error(capsys, f"--json={path}: exists; give --overwrite to replace it")
+    one_error(capsys, f"--json={path}: exists; give --overwrite to replace it")
     assert _snapshot(a) == before
 
 
@@ -102,7 +94,7 @@ def test_resume_checks_the_folder_is_writable_before_training(two_runs, capsys, 
     monkeypatch.setattr(Trainer, "train", lambda self: pytest.fail("trained"))
     monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
     assert main(["train", "--resume", a, "--epochs", "2", "--no-progress"]) == 1
-    _one_error(capsys, f"--output={a}: not writable (Permission denied)")
+    one_error(capsys, f"--output={a}: not writable (Permission denied)")
 
 
 # -- the same rules from Python ------------------------------------------------------------------

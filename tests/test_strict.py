@@ -10,34 +10,20 @@ import numpy as np
 import pytest
 
 import gpucnn
-from gpucnn import nn
 from gpucnn.cli import main
 from gpucnn.models import ThreeLayerConvNet
 from gpucnn.train import Trainer, TrainingInterrupted, load_weights, save_weights
 
-TINY = ["--device", "cpu", "--no-progress", "--epochs", "1", "--iterations-per-epoch", "2",
-        "--filters", "2", "--hidden", "8"]
-
-
-def _one_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
-
-
-def _net():
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(4 * 4 * 4, 10))
+from strictness import TINY, one_error, small_net
 
 
 def test_weights_of_any_module_round_trip_and_paths_are_checked(tmp_path):
-    net = _net()
+    net = small_net()
     path = str(tmp_path / "w.npz")
     save_weights(path, net, {"note": "a Sequential, as the README builds it"})
     with pytest.raises(ValueError, match="holds no model config.*load_weights\\(path, model\\)"):
         load_weights(path)
-    other = _net()
+    other = small_net()
     _, info = load_weights(path, other)
     assert info == {"note": "a Sequential, as the README builds it"}
     for k, v in net.state_dict().items():
@@ -67,9 +53,9 @@ def test_the_trainer_refuses_a_bare_network_before_training():
     with pytest.raises(TypeError, match=r"model: expected a classifier such as "
                                         r"gpucnn.models.Classifier\(net\), got a Sequential "
                                         r"without loss, weight_decay, predict\(\)"):
-        Trainer(_net(), data, device="cpu")
+        Trainer(small_net(), data, device="cpu")
     with pytest.raises(TypeError, match=r"state_dict\['0.weight'\]: expected an array, got list"):
-        _net().load_state_dict({**_net().state_dict(), "0.weight": [1.0]})
+        small_net().load_state_dict({**small_net().state_dict(), "0.weight": [1.0]})
 
 
 def test_a_model_built_for_other_inputs_is_named_in_the_users_terms(tmp_path, capsys):
@@ -82,7 +68,7 @@ def test_a_model_built_for_other_inputs_is_named_in_the_users_terms(tmp_path, ca
     assert main(["train", *TINY, "--output", out]) == 0
     capsys.readouterr()
     assert main(["evaluate", out, "--dataset", "synthetic"]) == 1
-    _one_error(capsys, "the model takes 1x8x8 inputs, trained on digits, but synthetic (test "
+    one_error(capsys, "the model takes 1x8x8 inputs, trained on digits, but synthetic (test "
                        "split) is 3x32x32")
 
 
@@ -95,15 +81,15 @@ def test_model_files_name_the_file_and_the_option(tmp_path, capsys):
                          (tmp_path / "missing.toml", "no such file"),
                          (tmp_path, "expected a TOML file, found a folder")):
         assert main(["train", "--model", str(path), "--output", str(tmp_path / "r")]) == 1
-        _one_error(capsys, f"--model {path}: {needle}")
+        one_error(capsys, f"--model {path}: {needle}")
         assert main(["train", "--config", str(path), "--output", str(tmp_path / "r")]) == 1
-        _one_error(capsys, f"--config {path}: ")
+        one_error(capsys, f"--config {path}: ")
     assert not os.path.exists(tmp_path / "r")
 
 
 def test_a_layer_too_large_for_memory_is_named(tmp_path, capsys):
     assert main(["train", *TINY, "--hidden", "100000000000", "--output", str(tmp_path / "r")]) == 1
-    _one_error(capsys, "layers[4] (linear) does not fit in memory: Unable to allocate")
+    one_error(capsys, "layers[4] (linear) does not fit in memory: Unable to allocate")
 
 
 def test_visualize_filters_writes_the_file_it_names(tmp_path, capsys):
@@ -113,12 +99,12 @@ def test_visualize_filters_writes_the_file_it_names(tmp_path, capsys):
     capsys.readouterr()
     weights = os.path.join(out, "weights.npz")
     assert main(["visualize-filters", weights, "--output", str(tmp_path / "adir")]) == 1
-    _one_error(capsys, "expected a file name ending in .png, .pdf, .svg")
+    one_error(capsys, "expected a file name ending in .png, .pdf, .svg")
     pdf = str(tmp_path / "f.pdf")
     assert main(["visualize-filters", weights, "--output", pdf]) == 0
     assert capsys.readouterr().out == f"wrote {pdf}\n" and open(pdf, "rb").read(4) == b"%PDF"
     assert main(["visualize-filters", weights, "--output", pdf]) == 1
-    _one_error(capsys, "exists; give --overwrite to replace it")
+    one_error(capsys, "exists; give --overwrite to replace it")
     assert sorted(os.listdir(tmp_path)) == ["f.pdf", "run"]
 
 
@@ -141,7 +127,7 @@ def test_a_diverging_run_prints_no_numpy_warnings(tmp_path, capsys):
         warnings.simplefilter("error")   # a RuntimeWarning would fail the command
         assert main(["train", *TINY[:5], "--iterations-per-epoch", "20", "--optimizer", "sgd",
                      "--lr", "1e6", "--output", str(tmp_path / "r")]) == 1
-    _one_error(capsys, "training diverged")
+    one_error(capsys, "training diverged")
 
 
 def test_a_second_ctrl_c_keeps_the_resume_hint(tmp_path):
