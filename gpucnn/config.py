@@ -19,12 +19,15 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from .checks import check_int, check_probability, check_real
+from .checks import check_int, check_probability, check_real, did_you_mean
 from .data import DATASETS
 from .models import ACTIVATIONS
 from .optim import OPTIMIZERS
 from .toml import read_toml
 
+# Names other tools give settings: the hint of an unknown-setting error.
+SYNONYMS = {"learning_rate": "lr", "batch": "batch_size", "n_epochs": "epochs", "l2": "reg",
+            "out_dir": "output", "output_dir": "output", "checkpoint_dir": "output"}
 KINDS = ("int", "real", "probability", "choice", "text", "switch", "grid", "seeds", "sizes")
 
 
@@ -175,7 +178,8 @@ class Schema:
                               f"name goes in the next release", DeprecationWarning, stacklevel=3)
                 key = self.aliases[key]
             elif key not in self.settings:
-                raise ValueError(f"{where}: unknown setting {key!r}; expected some of "
+                hint = did_you_mean(key, self.settings, SYNONYMS)
+                raise ValueError(f"{where}: unknown setting {key!r}{hint}; expected some of "
                                  f"{', '.join(self.settings)}")
             out[key] = value
         return out

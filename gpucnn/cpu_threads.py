@@ -10,17 +10,14 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from . import env
+
 _pool: ThreadPoolExecutor | None = None
 
 
 def threads() -> int:
     """Worker threads the native kernels split their work over."""
-    env = os.environ.get("GPUCNN_CPU_THREADS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"GPUCNN_CPU_THREADS={env!r}: expected an integer >= 1")
-        return int(env)
-    return _usable_cpus()
+    return env.count("GPUCNN_CPU_THREADS") or _usable_cpus()
 
 
 @functools.lru_cache(maxsize=None)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import env
+
 DEVICES = ("cpu", "cuda", "auto")
 CUDA_INSTALL_HINT = (
     "install the CUDA extra that matches your driver: pip install 'gpucnn[cuda12]' "
@@ -187,8 +189,10 @@ def resolve_device(device: str | None = None) -> str:
     """
     source = "device"
     if device is None:
-        device = os.environ.get("GPUCNN_DEVICE", "auto") or "auto"
-        source = "GPUCNN_DEVICE"
+        try:
+            device, source = env.choice("GPUCNN_DEVICE", DEVICES, "auto"), "GPUCNN_DEVICE"
+        except ValueError as e:
+            raise DeviceError(str(e)) from None
     if not isinstance(device, str) or device.lower() not in DEVICES:
         raise DeviceError(f"{source}={device!r}: expected one of {', '.join(DEVICES)}")
     device = device.lower()

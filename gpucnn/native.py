@@ -18,16 +18,16 @@ argmax = row-major offset of the first maximum in its window.
 from __future__ import annotations
 
 import numbers
-import os
 
 import numpy as np
 
+from . import env
 from .checks import check_int
 from .shapes import out_size
 
 
 def _load():
-    if os.environ.get("GPUCNN_NATIVE", "").strip() == "0":
+    if not env.switch("GPUCNN_NATIVE", default=True):
         return None, "disabled by GPUCNN_NATIVE=0"
     try:
         from . import _native

@@ -8,6 +8,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from fakecupy.plugin import fake_cupy  # noqa: E402,F401  (the stand-in cupy fixture)
 
+from gpucnn import env  # noqa: E402
+
+REQUIRE_CUDA = env.switch("GPUCNN_REQUIRE_CUDA")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """With GPUCNN_REQUIRE_CUDA=1 a test marked ``cuda`` that skips fails with the skip reason
@@ -16,7 +21,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if (report.skipped and not hasattr(report, "wasxfail") and item.get_closest_marker("cuda")
-            and os.environ.get("GPUCNN_REQUIRE_CUDA") == "1"):
+            and REQUIRE_CUDA):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         reason = reason.removeprefix("Skipped: ")
         report.outcome = "failed"

@@ -11,6 +11,7 @@ import argparse
 import functools
 import json
 import os
+import signal
 import sys
 
 import numpy as np
@@ -21,11 +22,13 @@ from ..data import load
 from ..device import resolve_device
 from ..distributed import get_world
 from ..distributed.launch import launch
-from ..models import ThreeLayerConvNet, build_model, model_from_config, read_spec
-from ..train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, load_weights, save_weights
-from ..train.checkpoint import load_checkpoint, prefixed
+from ..models import ThreeLayerConvNet, build_model, model_from_config
+from ..specs import read_spec
+from ..train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, load_weights, save_results
+from ..train.checkpoint import checkpoint_file, load_checkpoint, prefixed
+from ..train.checks import check_batch_size, check_epochs_left
+from ..train.folder import CLI, check_run_folder, refuse_overwrite_on_resume
 from .main import USER_ERRORS
-from .outputs import prepare_output
 from .settings import add_settings, resolve
 
 TRAIN = combine("train", DATA, MODEL, OPTIMIZATION, TRAINING, RUN)
@@ -33,38 +36,49 @@ COMMAND_DEFAULTS = {"output": "runs/train"}
 # evaluate's batch_size is the number of samples predicted at a time.
 EVALUATE = combine("evaluate", DATA, TRAINING, only=("dataset", "data_dir", "device",
                                                      "batch_size"))
-# What a resumed run may change; everything else comes from its checkpoint.
-RESUMABLE = ("epochs", "device", "progress", "data_dir", "cuda_graph")
-# Files whose presence means the output folder holds a run (another run must not overwrite it).
-RESULTS = (CHECKPOINT_NAME, "weights.npz", "best.npz", "history.json")
-
-
-def _make_model(v: dict, input_dim, num_classes):
-    if v["model"] == "three-layer":
-        return ThreeLayerConvNet(input_dim, num_classes=num_classes, seed=v["seed"],
-                                 **three_layer_kwargs(v))
-    if not os.path.isfile(v["model"]):
-        raise FileNotFoundError(f"--model {v['model']}: expected 'three-layer' or a TOML file "
-                                f"of [[layers]]")
-    return build_model(read_spec(v["model"]), input_dim, reg=v["reg"], seed=v["seed"])
-
-
+# What a resumed run may change (the output folder: to continue it elsewhere); everything else
+# comes from its checkpoint.
+RESUMABLE = ("epochs", "device", "progress", "data_dir", "cuda_graph", "output")
 # The flags that shape only the built-in three-layer net: meaningless with --model FILE.
 THREE_LAYER_ONLY = ("filters", "filter_size", "hidden", "activation", "dropout")
+# What ended a run early, by the signal TrainingInterrupted carries.
+STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated",
+              signal.SIGPIPE: "stopped: the output was closed"}
+
+
+class _Log:
+    """``print``, flushed (a row shows when its epoch ends, through a pipe too).  When the
+    reader of stdout has gone (``gpucnn train | head``), training stops at the next iteration
+    with a checkpoint, as on Ctrl-C, instead of losing the epoch to the error."""
+
+    def __init__(self):
+        self.trainer, self.closed = None, False
+
+    def __call__(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            self.closed = True  # Python's recipe: stdout to devnull, so the exit's flush is quiet
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if self.trainer is not None:
+                self.trainer.request_stop(signal.SIGPIPE)
 
 
 def run_train(args) -> int:
+    log = _Log()
     if args.resume:
-        if args.overwrite:  # it would be ignored: a resumed run continues, it replaces nothing
-            raise ValueError("--overwrite: not with --resume, which continues the run in place")
+        if args.overwrite:
+            refuse_overwrite_on_resume(CLI)
         values, labels = TRAIN.from_args(args)
         fixed = [labels[k] for k in values if k not in RESUMABLE]
         if fixed or args.config:
             flags = ", ".join(fixed + (["--config"] if args.config else []))
             raise ValueError(f"{flags}: a resumed run keeps its checkpoint's settings; only "
-                             f"--epochs, --device, --cuda-graph, --data-dir and --no-progress "
-                             f"may be given with --resume")
-        trainer, dataset = _resume(args.resume, values)
+                             f"--epochs, --device, --cuda-graph, --data-dir, --output and "
+                             f"--no-progress may be given with --resume")
+        trainer, dataset, resumed = _resume(args.resume, values, log)
     else:
         v = resolve(args, TRAIN, defaults=COMMAND_DEFAULTS)
         if v["model"] != "three-layer":
@@ -76,68 +90,67 @@ def run_train(args) -> int:
                 raise ValueError(f"{', '.join(ignored)}: only for --model three-layer; the "
                                  f"layers of --model {v['model']} are set in that file")
         if get_world().is_root:  # rank 0 writes; before loading data or building the model
-            prepare_output("--output", v["output"], RESULTS, args.overwrite, resume_hint=True)
-        trainer, dataset = _new_run(v)
-    model = trainer.model
-    print(f"training on {dataset.meta.name} ({len(dataset.y_train)} train, {len(dataset.y_val)} "
-          f"validation) on {trainer.device}: {trainer.optimizer_name} "
-          f"{json.dumps(trainer.optim_config)}, {trainer.epochs} epochs x "
-          f"{trainer.iterations_per_epoch} iterations of {trainer.batch_size}")
-    print(f"model: {model.net!r}".replace("\n", "\n       "))
-    if args.resume:
-        print(f"resuming {trainer.checkpoint_path} after epoch {trainer.epoch}, iteration "
-              f"{trainer.iteration}")
+            check_run_folder(v["output"], None, CLI, overwrite=args.overwrite)
+        trainer, dataset = _new_run(v, args.overwrite, log)
+        resumed = None
+    log.trainer, model = trainer, trainer.model
+    log(f"training on {dataset.meta.name} ({len(dataset.y_train)} train, {len(dataset.y_val)} "
+        f"validation) on {trainer.device}: {trainer.optimizer_name} "
+        f"{json.dumps(trainer.optim_config)}, {trainer.epochs} epochs x "
+        f"{trainer.iterations_per_epoch} iterations of {trainer.batch_size}")
+    log(f"model: {model.net!r}".replace("\n", "\n       "))
+    if resumed:
+        log(f"resuming {resumed} after epoch {trainer.epoch}, iteration {trainer.iteration}; "
+            f"writing to {trainer.checkpoint_dir}")
+    if log.closed:  # nobody reads on: train nothing, write nothing
+        return 128 + signal.SIGPIPE
     try:
         history = trainer.train()
     except TrainingInterrupted as e:
-        print(f"interrupted after iteration {e.iteration}; checkpoint written to {e.checkpoint}\n"
-              f"resume with: gpucnn train --resume {e.checkpoint}", file=sys.stderr)
-        return 130
+        why = STOPPED_BY.get(e.signum, "interrupted")
+        print(f"{why}; the last checkpoint, after iteration {e.iteration}, is {e.checkpoint}\n"
+              f"resume with: gpucnn train --resume {e.checkpoint}" if e.checkpoint else
+              f"{why} before the first checkpoint: nothing to resume", file=sys.stderr)
+        return 128 + e.signum
     if not trainer.world.is_root:
         return 0  # data parallel: rank 0 writes the results
-    out = trainer.checkpoint_dir
-    weights = os.path.join(out, "weights.npz")
-    save_weights(weights, model, {"dataset": dataset.meta.name,
-                                  "val_acc": history.val_acc[-1]})
-    with open(os.path.join(out, "history.json"), "w") as fh:
-        json.dump(history.to_dict(), fh, indent=1)
-    best = os.path.join(out, "best.npz")
-    model.load_state_dict(history.best_params)  # the run is over: the model is free to reuse
-    save_weights(best, model, {"dataset": dataset.meta.name, "epoch": history.best_epoch,
-                               "val_acc": history.best_val_acc})
-    print(f"best validation accuracy {history.best_val_acc:.3f} at epoch {history.best_epoch}: "
-          f"{best}; final weights (epoch {len(history.val_acc) - 1}): {weights}")
-    return 0
+    weights, best, _ = save_results(trainer, {"dataset": dataset.meta.name})
+    log(f"best validation accuracy {history.best_val_acc:.3f} at epoch {history.best_epoch}: "
+        f"{best}; final weights (epoch {len(history.val_acc) - 1}): {weights}")
+    return 128 + signal.SIGPIPE if log.closed else 0
 
 
-def _new_run(v: dict):
+def _new_run(v: dict, overwrite: bool, log):
+    spec = None if v["model"] == "three-layer" else read_spec(v["model"], "--model")
     dataset = load(v["dataset"], data_dir=v["data_dir"])
-    if v["batch_size"] > len(dataset.y_train):  # else every "batch" is the whole set, silently
-        raise ValueError(f"--batch-size={v['batch_size']}: expected at most the training-set "
-                         f"size of {v['dataset']}, {len(dataset.y_train)} samples")
-    model = _make_model(v, dataset.meta.shape, dataset.meta.num_classes)
+    check_batch_size("--batch-size", v["batch_size"], len(dataset.y_train))
+    shape, classes = dataset.meta.shape, dataset.meta.num_classes
+    model = (ThreeLayerConvNet(shape, num_classes=classes, seed=v["seed"], **three_layer_kwargs(v))
+             if spec is None else build_model(spec, shape, reg=v["reg"], seed=v["seed"]))
     trainer = Trainer(model, dataset, optim_config=optim_config(v), checkpoint_dir=v["output"],
-                      progress=v["progress"], log=print, run_info={"dataset": v["dataset"]},
-                      **{k: v[k] for k in TRAINING.names()})
+                      progress=v["progress"], log=log, run_info={"dataset": v["dataset"]},
+                      overwrite=overwrite, **{k: v[k] for k in TRAINING.names()})
     return trainer, dataset
 
 
-def _resume(path: str, given: dict):
-    if os.path.isdir(path):
-        path = os.path.join(path, CHECKPOINT_NAME)
+def _resume(path: str, given: dict, log):
+    path = checkpoint_file(path)
     _, meta = load_checkpoint(path)
     config = meta.get("config", {})
     if not config.get("model") or "dataset" not in config.get("run_info", {}):
         raise ValueError(f"{path}: not written by 'gpucnn train' (no model config or dataset); "
                          f"resume it from Python with Trainer.from_checkpoint")
-    epochs = given.get("epochs", config.get("epochs", 0))
-    if epochs <= meta.get("epoch", 0):  # nothing would be trained, and exit 0 would hide it
-        raise ValueError(f"--epochs={epochs}: {path} is at epoch {meta.get('epoch')}; expected "
-                         f"--epochs above {meta.get('epoch')} to train on")
+    check_epochs_left("--epochs", given.get("epochs", config.get("epochs", 0)),
+                      meta.get("epoch", 0), path)
+    out = given.pop("output", None) or os.path.dirname(path) or "."
+    if get_world().is_root:  # before loading the data: the folder must take this run's files
+        check_run_folder(out, config["run_info"].get("run_id"), CLI, resumed_from=path,
+                         iteration=meta.get("iteration", 0))
     dataset = load(config["run_info"]["dataset"], data_dir=given.pop("data_dir", None))
-    overrides = {"progress": given.pop("progress", True), "log": print, **given}
-    return Trainer.from_checkpoint(path, model_from_config(config["model"]), dataset,
-                                   **overrides), dataset
+    overrides = {"progress": given.pop("progress", True), "log": log, "checkpoint_dir": out,
+                 **given}
+    return (Trainer.from_checkpoint(path, model_from_config(config["model"]), dataset,
+                                    **overrides), dataset, path)
 
 
 def load_saved_model(path: str):
@@ -180,6 +193,7 @@ def run_evaluate(args) -> int:
     v = EVALUATE.resolve(({"dataset": name}, {}), (given, labels))
     dataset = load(name, data_dir=v["data_dir"])
     X, y = dataset.split(args.split)
+    model.check_input(X.shape[1:], f"{name} ({args.split} split)", info.get("dataset"))
     model.to(resolve_device(v["device"]))  # None: $GPUCNN_DEVICE, as for train
     acc = float((model.predict(X, v["batch_size"]) == y).mean())
     print(f"{args.weights}: accuracy {acc:.4f} on {name} {args.split} ({len(y)} samples, "

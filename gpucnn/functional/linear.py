@@ -9,7 +9,7 @@ def linear_forward(x, w, b, add_bias=True):
     """x (N, d1, ..., dk) flattened to (N, D), w (D, M), b (M,) or None -> out (N, M).
     ``add_bias=False`` leaves b out of ``out`` for the next op (``relu_forward``'s ``bias``);
     the backward still returns db."""
-    check_array("x", x, min_ndim=1)
+    check_array("x", x, min_ndim=1, batch=True)
     check_array("w", w, ndim=2)
     check_same_device(x=x, w=w, b=b)
     N = x.shape[0]

@@ -29,7 +29,7 @@ def check_momentum(momentum) -> float:
 
 def _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps, ndim):
     """Shared by the (N, D) and (N, C, H, W) forms: statistics over every axis but 1."""
-    xp = check_array("x", x, ndim=ndim)
+    xp = check_array("x", x, ndim=ndim, batch=True)
     C = x.shape[1]
     per_channel = {"gamma": gamma, "beta": beta, "running_mean": running_mean,
                    "running_var": running_var}

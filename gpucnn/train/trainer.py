@@ -33,9 +33,12 @@ from ..device import resolve_device
 from ..distributed import spread_random_streams, training_world
 from .. import config
 from ..optim import make_optimizer
-from .checks import check_outputs, check_split, data_checksum, recorded_diff, unpack_data
-from .checkpoint import (CHECKPOINT_NAME, load_checkpoint, prefixed, restore_checkpoint,
-                         save_checkpoint)
+from .checks import (check_batch_size, check_epochs_left, check_model, check_outputs,
+                     check_split, data_checksum, optim_settings, quiet_numerics, recorded_diff,
+                     unpack_data)
+from .checkpoint import (CHECKPOINT_NAME, checkpoint_file, load_checkpoint, prefixed,
+                         restore_checkpoint, save_checkpoint)
+from .folder import PYTHON, check_run_folder, new_run_id
 from .graph import GraphStep, notice, unavailable
 from .history import History
 
@@ -54,12 +57,13 @@ class TrainingDiverged(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training after completed update ``iteration``; ``checkpoint`` is where the
-    state was saved (None without a checkpoint_dir)."""
+    """Ctrl-C (or the signal ``signum``) stopped training; ``checkpoint`` is where the state of
+    completed update ``iteration`` was saved (None when nothing was)."""
 
-    def __init__(self, message: str, checkpoint: str | None, iteration: int):
+    def __init__(self, message: str, checkpoint: str | None, iteration: int,
+                 signum: int = signal.SIGINT):
         super().__init__(message)
-        self.checkpoint, self.iteration = checkpoint, iteration
+        self.checkpoint, self.iteration, self.signum = checkpoint, iteration, signum
 
 
 def _progress_wanted(progress: bool) -> bool:
@@ -87,26 +91,24 @@ class Trainer:
     """
 
     def __init__(self, model, data, *, optim_config=None, checkpoint_dir=None, progress=True,
-                 log=None, run_info=None, distributed=None, **settings):
+                 log=None, run_info=None, distributed=None, overwrite=False, **settings):
         X_train, y_train, X_val, y_val = unpack_data(data)
         check_split("X_train", X_train, "y_train", y_train)
         check_split("X_val", X_val, "y_val", y_val)
+        optim = {k: settings.pop(k) for k in config.OPTIMIZATION.names() if k in settings}
         self.settings = config.TRAINING.resolve((settings, {}), where="Trainer")
         s = self.settings
         self.batch_size, self.epochs, self.seed = s["batch_size"], s["epochs"], s["seed"]
         self.checkpoint_every = s["checkpoint_every"]
         self.device = s["device"] = resolve_device(s["device"])
         self.world = training_world(distributed, self.device)  # before .to(): picks the rank's GPU
+        check_model(model)
         self.model = model.to(self.device)
-        num_classes = max(int(y_train.max()), int(y_val.max())) + 1
-        meta = data.meta if hasattr(data, "meta") else (data.get("meta") if isinstance(data, dict)
-                                                        else None)
-        check_outputs(self.model, X_train, max(num_classes, getattr(meta, "num_classes", 0)))
+        check_outputs(self.model, data, X_train, y_train, y_val)
         self.world.broadcast_parameters(self.model)
         spread_random_streams(self.model, self.world.rank)
         self.optimizer_name = s["optimizer"]
-        self.optim_config = dict(optim_config if optim_config is not None
-                                 else config.optim_config(config.OPTIMIZATION.defaults()))
+        self.optim_config = optim_settings(optim_config, optim)
         self.optimizer = make_optimizer(self.optimizer_name, model.parameters(),
                                         **self.optim_config)
         self._graph = None  # with cuda_graph: the step as a CUDA graph (gpucnn.train.graph)
@@ -117,6 +119,7 @@ class Trainer:
             self._graph = GraphStep(self.model, self.optimizer)
         if self.world.size > 1:  # every rank reads its shard of each global batch
             self.world.check_batch_size(self.batch_size)
+        check_batch_size("batch_size", self.batch_size, len(X_train))
         self.batches = BatchIterator(X_train, y_train, self.batch_size, seed=self.seed,
                                      device=self.device,
                                      shard=self.world.shard if self.world.size > 1 else None)
@@ -128,9 +131,11 @@ class Trainer:
                                           self.seed)
         self.val_subset = ((X_val, y_val) if val_samples is None or val_samples >= len(X_val)
                            else random_subset(X_val, y_val, val_samples, self.seed))
-        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_dir, self.overwrite = checkpoint_dir, bool(overwrite)
         self.progress, self.log = progress, log
-        self.run_info = dict(run_info or {})
+        self.run_info = {"run_id": new_run_id(), **(run_info or {})}  # a resume keeps its id
+        # the checkpoint resumed from; (path, iteration) of the last one written; what stops
+        self._resumed_from, self._saved, self._stop_signal = None, None, signal.SIGINT
         self._sizes = (len(X_train), len(X_val))
         self._checksum = data_checksum(X_train, y_train, X_val, y_val)
         self.history = History()
@@ -149,6 +154,11 @@ class Trainer:
                 "data_checksum": self._checksum,
                 "model": self.model.config() if hasattr(self.model, "config") else None,
                 "run_info": self.run_info}
+
+    @property
+    def run_id(self) -> str:
+        """This run's id, kept by its checkpoints and by resumes (:mod:`gpucnn.train.folder`)."""
+        return self.run_info["run_id"]
 
     @property
     def checkpoint_path(self) -> str | None:
@@ -187,7 +197,13 @@ class Trainer:
                 signal.signal(sig, self._request_stop)
         try:
             with self.world.guard():  # an error on one rank stops them all
-                self._train()
+                self.check_output()
+                with quiet_numerics():
+                    self._train()
+        except KeyboardInterrupt as e:
+            if isinstance(e, TrainingInterrupted):
+                raise
+            raise self._stopped_at_once() from None
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, STOP_SIGNALS[sig] if handler is None else handler)
@@ -195,8 +211,30 @@ class Trainer:
 
     def _request_stop(self, signum, frame):
         """First Ctrl-C or SIGTERM: stop after this iteration; a second one interrupts at once."""
-        self._stop_requested = True
+        self.request_stop(signum)
         signal.signal(signum, STOP_SIGNALS[signum])
+
+    def request_stop(self, signum: int = signal.SIGINT) -> None:
+        """Stop as Ctrl-C does, the TrainingInterrupted carrying ``signum`` (SIGPIPE, say)."""
+        self._stop_requested, self._stop_signal = True, signum
+
+    def check_output(self) -> None:
+        """Refuse a ``checkpoint_dir`` that cannot be written or holds another run's files
+        (deleted here with ``overwrite=True``): :func:`gpucnn.train.folder.check_run_folder`."""
+        if self.checkpoint_dir is not None and self.world.is_root:
+            for path in check_run_folder(self.checkpoint_dir, self.run_id, PYTHON,
+                                         iteration=self.iteration, overwrite=self.overwrite,
+                                         resumed_from=self._resumed_from):
+                os.remove(path)
+
+    def _stopped_at_once(self) -> TrainingInterrupted:
+        """A second Ctrl-C stopped a step midway: resume the last checkpoint written (a write
+        it interrupted left the previous file whole)."""
+        path, at = self._saved or (None, self.iteration)
+        how = f"; resume with Trainer.from_checkpoint({path!r}, model, data)" if path else ""
+        return TrainingInterrupted(f"training stopped at once by an interrupt; last checkpoint: "
+                                   f"{path} (after iteration {at}){how}", path, at,
+                                   self._stop_signal)
 
     def _train(self) -> None:
         h, model, ipe = self.history, self.model, self.iterations_per_epoch
@@ -278,7 +316,7 @@ class Trainer:
         else:
             msg = (f"training interrupted at {done}; checkpoint written to {where}. Resume with "
                    f"Trainer.from_checkpoint({where!r}, model, data).train()")
-        raise TrainingInterrupted(msg, where, self.iteration)
+        raise TrainingInterrupted(msg, where, self.iteration, self._stop_signal)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _save_checkpoint(self) -> str | None:
@@ -298,6 +336,7 @@ class Trainer:
                     else "no checkpoint was saved")
             raise OSError(e.errno, f"{e.strerror or e} while writing the checkpoint after "
                                    f"iteration {self.iteration}; {kept}", path) from e
+        self._saved = (path, self.iteration)
         return path
 
     def resume(self, path: str) -> "Trainer":
@@ -330,15 +369,19 @@ class Trainer:
             self.history = History.from_dict(meta["history"], prefixed(arrays, "best"))
             self.epoch, self.iteration = int(meta["epoch"]), int(meta["iteration"])
             self._epoch_elapsed = float(meta["epoch_elapsed"])
+            self.run_info["run_id"] = (saved.get("run_info") or {}).get("run_id", self.run_id)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: cannot resume from this checkpoint: {e}") from None
+        check_epochs_left("epochs", self.epochs, self.epoch, path)
+        self._resumed_from, self._saved = path, (path, self.iteration)
         return self
 
     @classmethod
     def from_checkpoint(cls, path: str, model, data, **overrides) -> "Trainer":
         """A Trainer with the settings saved in ``path`` (``overrides`` replace some, e.g. a larger
         ``epochs`` or another device), resumed from it.  ``checkpoint_dir`` defaults to the
-        checkpoint's folder."""
+        checkpoint's folder.  ``path`` may be the run's folder."""
+        path = checkpoint_file(path)
         _, meta = load_checkpoint(path)
         try:
             saved = meta["config"]
