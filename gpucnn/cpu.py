@@ -23,6 +23,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import native
+from .cpu_fused import (add_relu_forward, batchnorm_backward, batchnorm_forward,  # noqa: F401
+                        relu_backward, relu_forward)
 from .cpu_threads import split, threads
 from .shapes import out_size
 from .rng import random_bits
@@ -254,16 +256,6 @@ def relu_maxpool_backward(dout, argmax, out, x_shape, size: int, stride: int):
             dout, argmax, out, x_shape, size, stride, dx=dx, n0=n0, n1=n1), dx.size)
         return dx
     return maxpool_backward(dout * (out > 0), argmax, x_shape, size, stride)
-
-
-def relu_forward(x):
-    """max(x, 0); np.maximum propagates NaN."""
-    return np.maximum(x, 0)
-
-
-def relu_backward(dout, out):
-    """dout * (out > 0): a multiply, not a select, so inf/NaN in dout propagate."""
-    return dout * (out > 0)
 
 
 def sigmoid_forward(x):
