@@ -93,6 +93,8 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
             check(f"{what} backward {name}", g, wv)
     check("add_relu_forward", prims.add_relu_forward(to_dev(xb), to_dev(db)),
           cpu.add_relu_forward(xb, db))
+    ma, mb = rng.standard_normal((7, 30)).astype(dt), rng.standard_normal((5, 30)).astype(dt)
+    check("matmul", prims.matmul(to_dev(ma), to_dev(mb).T), cpu.matmul(ma, mb.T))
 
     w, b = rng.standard_normal((5, 4, kh, kw)).astype(dt), rng.standard_normal(5).astype(dt)
     out, saved = cpu.conv2d_forward(x, w, b, stride, pad)

@@ -24,7 +24,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import native
 from .cpu_fused import (add_relu_forward, batchnorm_backward, batchnorm_forward,  # noqa: F401
-                        relu_backward, relu_forward)
+                        matmul, relu_backward, relu_forward)
 from .cpu_runtime import tune_malloc
 from .cpu_threads import split, threads
 from .shapes import out_size

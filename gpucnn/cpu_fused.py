@@ -1,6 +1,8 @@
-"""The CPU's batch norm and ReLU passes (primitives of :mod:`gpucnn.primitives`, exported by
-:mod:`gpucnn.cpu`): native one-pass kernels split over the worker threads when the extension is
-built, else the NumPy reference (for batch norm, :mod:`gpucnn.batchnorm`'s array code).
+"""The CPU's batch norm, ReLU passes and matmul (primitives of :mod:`gpucnn.primitives`,
+exported by :mod:`gpucnn.cpu`): native one-pass kernels split over the worker threads when the
+extension is built, else the NumPy reference (for batch norm, :mod:`gpucnn.batchnorm`'s array
+code); matmuls split over the same threads, OpenBLAS single-threaded in each
+(:mod:`gpucnn.cpu_runtime` says why).
 
 Batch norm natively reads x twice and writes out once per channel (NumPy's mean, var, subtract,
 scale and shift took seven passes and three temporaries), keeps x rather than a normalised copy
@@ -16,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import batchnorm, native
+from .cpu_runtime import one_blas_thread
 from .cpu_threads import split
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -70,6 +73,29 @@ def add_relu_forward(a, b):
         return out
     np.add(a, b, out=out)
     return np.maximum(out, 0, out=out)
+
+
+# A thread's share of a matmul is at least 2M multiply-adds (MIN_WORK_PER_THREAD * 32, ~40 us
+# on one core), what handing it to a worker costs.
+_MACS_PER_WORK = 32
+
+
+def matmul(a, b):
+    """a (M, K) @ b (K, N) -> (M, N) C-contiguous: split over the worker threads by rows of a or
+    columns of b, whichever operand is larger (each thread then reads half of it), each part
+    one single-threaded BLAS call."""
+    M, N = a.shape[0], b.shape[1]
+    out = np.empty((M, N), dtype=np.result_type(a, b))
+    by_rows = a.size >= b.size if min(M, N) > 1 else M > 1
+    if by_rows:
+        def part(i0, i1):
+            np.matmul(a[i0:i1], b, out=out[i0:i1])
+    else:
+        def part(i0, i1):
+            np.matmul(a, b[:, i0:i1], out=out[:, i0:i1])
+    with one_blas_thread():
+        split(M if by_rows else N, part, M * N * a.shape[1] // _MACS_PER_WORK)
+    return out
 
 
 class _Native(NamedTuple):

@@ -11,10 +11,18 @@ and a lower peak resident set (85 against 92 MiB).  :func:`tune_malloc` sets the
 the user chose their own (a ``MALLOC_*_`` variable set) or ``GPUCNN_MALLOPT=0``.
 
 **OpenBLAS.**  :func:`openblas` finds the library NumPy loaded and its symbol prefix (NumPy's
-wheels ship scipy-openblas with prefixed symbols).
+wheels ship scipy-openblas with prefixed symbols).  OpenBLAS's idle workers busy-wait (x86:
+nops, no yield) for 2^28 cycles (~0.1 s) after every call they took part in, stealing a core
+from whatever runs next; ``OPENBLAS_THREAD_TIMEOUT`` shortens that, but only when set before
+NumPy loads (a script that imports NumPy first kept the spin: (a) b50 read 0.89-0.94x
+PyTorch's time instead of 0.65-0.69x), and then every call waits for sleeping workers to wake.
+So gpucnn never hands OpenBLAS work to its workers: :func:`one_blas_thread` sets its thread
+count to 1 around gpucnn's matmuls (0.2 us a switch), which run on gpucnn's own worker threads
+(gpucnn.cpu.matmul), and restores it after, so the user's own NumPy calls keep their threads.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -59,3 +67,30 @@ def openblas():
             if hasattr(lib, f"{prefix}_get_num_threads{suffix}"):
                 return lib, prefix, suffix
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _thread_calls():
+    """(get, set) of OpenBLAS's thread count as ctypes functions, or None."""
+    found = openblas()
+    if found is None:
+        return None
+    lib, prefix, suffix = found
+    return getattr(lib, f"{prefix}_get_num_threads{suffix}"), \
+        getattr(lib, f"{prefix}_set_num_threads{suffix}")
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Inside, OpenBLAS runs every call on the calling thread alone (its workers stay asleep);
+    its thread count is restored after.  Without OpenBLAS (another BLAS) nothing changes."""
+    calls = _thread_calls()
+    n = calls[0]() if calls is not None else 1
+    if n == 1:
+        yield
+        return
+    calls[1](1)
+    try:
+        yield
+    finally:
+        calls[1](n)

@@ -75,6 +75,10 @@ class DevicePrimitives(Protocol):
         """dout of the forward output's shape -> (dx or None, dgamma (C,), dbeta (C,)), the
         gradient of what batchnorm_forward computed (its ReLU included)."""
 
+    def matmul(self, a, b):
+        """a (M, K) @ b (K, N) of one float dtype, any strides (transposed views included) ->
+        (M, N): every matmul of gpucnn's layers."""
+
     def add_relu_forward(self, a, b):
         """relu(a + b), a and b of one shape and dtype: a residual block's sum and the ReLU
         after it; the backward is relu_backward with this output."""

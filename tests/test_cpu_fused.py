@@ -1,4 +1,4 @@
-"""The CPU's batch norm and ReLU passes (gpucnn/cpu_fused.py): the native kernels on every
+"""The CPU's batch norm, ReLU passes and matmul (gpucnn/cpu_fused.py): the native kernels on every
 instruction set, split over threads, in every layout, against the NumPy reference
 (gpucnn.batchnorm, NumPy's relu expressions); and the fusions nn.Sequential and nn.Residual
 plan (BatchNorm + ReLU, residual sum + ReLU) against the same layers run one by one.
@@ -9,7 +9,7 @@ native sums are blocked, not pairwise).  ReLU passes must match bit for bit.
 import numpy as np
 import pytest
 
-from gpucnn import batchnorm, cpu, cpu_fused, cpu_threads, native
+from gpucnn import batchnorm, cpu, cpu_fused, cpu_runtime, cpu_threads, native
 from gpucnn import functional as F
 from gpucnn import nn
 from test_native import DTYPES, assert_close, layout
@@ -259,3 +259,35 @@ def test_residual_relu_forward_and_its_errors():
         block.backward(np.ones_like(x))
     with pytest.raises(ValueError, match=r"^b.shape=\(1, 3\) \(float64\): expected a's \(1, 2\)"):
         F.add_relu_forward(x, np.zeros((1, 3)))
+
+
+# --- matmul -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_split_over_threads_equals_one_gemm(isa, dtype):
+    """Splits by rows of a (a larger) or columns of b; transposed views as the layers pass."""
+    rng = np.random.default_rng(5)
+    for m, k, n in ((50, 300, 40), (300, 50, 40), (5, 40, 300), (1, 7, 9), (9, 7, 1), (3, 1, 4)):
+        a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+        want = a.astype(np.float64) @ b.astype(np.float64)
+        for x, y in ((a, b), (np.asfortranarray(a), b), (a.T.copy().T, np.asfortranarray(b))):
+            got = cpu.matmul(x, y)
+            assert got.dtype == dtype and got.flags.c_contiguous
+            assert_close(got, want)
+
+
+def test_matmul_keeps_openblas_on_the_calling_thread_and_restores_it(monkeypatch):
+    calls = cpu_runtime._thread_calls()
+    if calls is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS")
+    seen, real = [], np.matmul
+    monkeypatch.setattr(np, "matmul", lambda *a, **k: (seen.append(calls[0]()), real(*a, **k))[1])
+    before = calls[0]()
+    calls[1](2)
+    try:
+        a = np.ones((400, 300))
+        np.testing.assert_array_equal(cpu.matmul(a, a.T), np.full((400, 400), 300.0))
+        assert calls[0]() == 2
+    finally:
+        calls[1](before)
+    assert seen and set(seen) == {1}

@@ -36,7 +36,7 @@ LAYERS = {
 # gpucnn/compare.py, above both).
 BOTTOM = {"gpucnn", "device", "checks", "rng", "shapes", "batchnorm"}
 DEVICE_IMPORTS = {"cpu": {"native", "cpu_threads", "cpu_fused", "cpu_runtime"},
-                  "cpu_threads": set(), "cpu_fused": {"native", "cpu_threads"},
+                  "cpu_threads": set(), "cpu_fused": {"native", "cpu_threads", "cpu_runtime"},
                   "cpu_runtime": set(), "native": set(), "cuda": set()}
 # Names that say when a file was written, not what it holds.
 HISTORY = re.compile(r"_(deeper|more|new|old|extra|v\d+)$|^(new|old)_")

@@ -51,6 +51,7 @@ class Primitives:
     batchnorm_forward = array_ops.batchnorm_forward
     batchnorm_backward = array_ops.batchnorm_backward
     add_relu_forward = array_ops.add_relu_forward
+    matmul = array_ops.matmul
 
     def __init__(self, xp, launch, block=256, max_blocks=65535, reduce_block=256):
         if reduce_block & (reduce_block - 1) or not 0 < reduce_block <= 256:
