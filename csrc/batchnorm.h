@@ -9,7 +9,9 @@
  * Sums are taken in VL-lane partial sums of T over blocks of BN_BLOCK elements, the block sums
  * in double (as sum_squares does): float32 error ~1e-7 relative, like NumPy's pairwise sums.
  * No fused multiply-add (fp-contract off): the backward recomputes the forward's
- * y = (x - mean) * a + b to find where its ReLU passed, which must be the same bits. */
+ * y = (x - mean) * a + b to find where its ReLU passed, which must be the same bits.  And
+ * no-trapping-math: else GCC keeps the ReLU masks' comparisons as branches on AVX2 and SSE
+ * (the masked dx pass ran 16 instructions an element, scalar). */
 #define BN_CAT_(a, b) a##_##b
 #define BN_CAT(a, b) BN_CAT_(a, b)
 #define BN(name) BN_CAT(bn_##name, SFX)
@@ -30,7 +32,7 @@ typedef BN(ilane) BN(ivec) __attribute__((vector_size(VL * sizeof(T))));
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
+#pragma GCC optimize("fp-contract=off", "no-trapping-math")
 #endif
 #ifdef __clang__
 #pragma clang fp contract(off)
@@ -160,7 +162,7 @@ TGT static void BN(dsums)(const T *d, ptrdiff_t do_, ptrdiff_t di, const T *x, p
             }
             for (; j < len; j++) {
                 const T xm = rx[j] - m;
-                const T g = relu ? rd[j] * (T)(xm * a + b > 0) : rd[j];
+                const T g = relu ? rd[j] * (xm * a + b > 0 ? (T)1 : (T)0) : rd[j];
                 s1 += g;
                 s2 += g * xm;
                 if (rw)
@@ -190,7 +192,7 @@ TGT static void BN(dx)(const T *d, ptrdiff_t do_, ptrdiff_t di, const T *x, ptrd
             if (relu)
                 for (int j = 0; j < len; j++) {
                     const T xm = rx[j] - m;
-                    rw[j] = rd[j] * (T)(xm * a + b > 0) * k1 - k2 - xm * k3;
+                    rw[j] = rd[j] * (xm * a + b > 0 ? (T)1 : (T)0) * k1 - k2 - xm * k3;
                 }
             else
                 for (int j = 0; j < len; j++)

@@ -16,7 +16,7 @@ TGT static void BN(relu_backward)(const T *restrict dout, const T *restrict out,
                                   ptrdiff_t n)
 {
     for (ptrdiff_t i = 0; i < n; i++)
-        dx[i] = dout[i] * (T)(out[i] > 0);
+        dx[i] = dout[i] * (out[i] > 0 ? (T)1 : (T)0);
 }
 
 /* out = relu(a + b): a residual block's sum and the ReLU after it */
