@@ -75,6 +75,27 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
     check("bias_relu_forward", prims.bias_relu_forward(to_dev(xt), to_dev(bc)),
           cpu.relu_forward(xt + bc.reshape(1, -1, 1, 1)))
 
+    xb = (rng.standard_normal((3, 4, 5, 6)) * 2 + 1).astype(dt)  # planes big enough for C
+    gb, bb, db = (rng.standard_normal(s).astype(dt) for s in (4, 4, xb.shape))
+    for train, relu in ((True, False), (True, True), (False, True)):
+        rm, rv = rng.standard_normal(4).astype(dt), rng.uniform(0.5, 2, 4).astype(dt)
+        grm, grv = to_dev(rm), to_dev(rv)
+        out, saved = cpu.batchnorm_forward(xb, gb, bb, rm, rv, train, 0.1, 1e-5, relu)
+        gout, gsaved = prims.batchnorm_forward(to_dev(xb), to_dev(gb), to_dev(bb), grm, grv,
+                                               train, 0.1, 1e-5, relu)
+        what = f"batchnorm train={train} relu={relu}"
+        check(f"{what} forward", gout, out)
+        check(f"{what} running_mean", grm, rm)
+        check(f"{what} running_var", grv, rv)
+        for name, g, wv in zip(("dx", "dgamma", "dbeta"),
+                               prims.batchnorm_backward(to_dev(db), gsaved, True),
+                               cpu.batchnorm_backward(db, saved, True)):
+            check(f"{what} backward {name}", g, wv)
+    check("add_relu_forward", prims.add_relu_forward(to_dev(xb), to_dev(db)),
+          cpu.add_relu_forward(xb, db))
+    ma, mb = rng.standard_normal((7, 30)).astype(dt), rng.standard_normal((5, 30)).astype(dt)
+    check("matmul", prims.matmul(to_dev(ma), to_dev(mb).T), cpu.matmul(ma, mb.T))
+
     w, b = rng.standard_normal((5, 4, kh, kw)).astype(dt), rng.standard_normal(5).astype(dt)
     out, saved = cpu.conv2d_forward(x, w, b, stride, pad)
     gout, gsaved = prims.conv2d_forward(to_dev(x), to_dev(w), to_dev(b), stride, pad)

@@ -3,7 +3,8 @@ value it does not know in the same words: ``NAME='value': expected ...``.
 
 An empty variable counts as unset (``GPUCNN_DEVICE= gpucnn train`` is the shell's way to clear
 it for one command).  The variables: ``GPUCNN_DEVICE`` (cpu, cuda, auto), ``GPUCNN_NATIVE``
-(0 or 1), ``GPUCNN_CPU_THREADS`` (an integer >= 1), ``GPUCNN_DATA`` (a folder), and the test
+(0 or 1), ``GPUCNN_CPU_THREADS`` (an integer >= 1), ``GPUCNN_MALLOPT`` (0 or 1: 0 leaves glibc's
+malloc thresholds alone), ``GPUCNN_DATA`` (a folder), and the test
 suite's ``GPUCNN_REQUIRE_CUDA``, ``GPUCNN_REQUIRE_NATIVE``, ``GPUCNN_REQUIRE_NVRTC`` and
 ``GPUCNN_REQUIRE_NETWORK`` (0 or 1: 1 turns a skip into a failure).
 """
@@ -57,6 +58,7 @@ def check_all(devices: tuple[str, ...]) -> None:
     choice("GPUCNN_DEVICE", devices, "auto")
     switch("GPUCNN_NATIVE", default=True)
     count("GPUCNN_CPU_THREADS")
+    switch("GPUCNN_MALLOPT", default=True)
     folder("GPUCNN_DATA")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import out_size
+from . import array_ops
 from .kernels import (KERNELS, SGD_TABLE, SQ_TABLE, TEMPLATE_TYPES, entry_name, pack_args,
                       sgd_table_dtype, sq_table_dtype)
 
@@ -46,6 +47,11 @@ class Primitives:
     im2col and maxpool_forward read any strided input in place; the other primitives take a
     C-contiguous copy of a strided one.
     """
+
+    batchnorm_forward = array_ops.batchnorm_forward
+    batchnorm_backward = array_ops.batchnorm_backward
+    add_relu_forward = array_ops.add_relu_forward
+    matmul = array_ops.matmul
 
     def __init__(self, xp, launch, block=256, max_blocks=65535, reduce_block=256):
         if reduce_block & (reduce_block - 1) or not 0 < reduce_block <= 256:

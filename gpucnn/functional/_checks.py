@@ -29,6 +29,8 @@ def check_array(name, a, ndim=None, min_ndim=None, batch=False):
 
 def check_same_device(**arrays):
     """The arrays given (None skipped) live on one device."""
+    if all(type(a) is np.ndarray or a is None for a in arrays.values()):
+        return  # the common case, without building the report (1.6 -> 0.5 us; ~30 calls a step)
     devices = {n: device_of(a) for n, a in arrays.items() if a is not None}
     if len(set(devices.values())) > 1:
         where = ", ".join(f"{n} on {d}" for n, d in devices.items())
