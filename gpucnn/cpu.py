@@ -119,6 +119,11 @@ def _native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
     return dx, dw, db if need_db else None
 
 
+def matmul(a, b):
+    """a (M, K) @ b (K, N): NumPy's BLAS."""
+    return a @ b
+
+
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
     """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows ordered (c, i, j), columns (n, oh, ow)."""
     N, C, H, W = x.shape

@@ -258,7 +258,7 @@ def linear_forward(x, w, b, add_bias=True):
                          f"w.shape={tuple(w.shape)} expects {w.shape[0]}")
     if b is not None and b.shape != (w.shape[1],):
         raise ValueError(f"b.shape={tuple(b.shape)}: expected ({w.shape[1]},)")
-    out = x2 @ w
+    out = primitives.of(x2).matmul(x2, w)
     if b is not None and add_bias:
         out += b
     return out, (x.shape, x2, w, b is not None)
@@ -269,9 +269,10 @@ def linear_backward(dout, cache, need_dx=True):
     x_shape, x2, w, has_bias = cache
     _check_array("dout", dout, ndim=2)
     _check_dout(dout, (x_shape[0], w.shape[1]), w)
-    dw = x2.T @ dout
-    db = primitives.of(dout).bias_grad(dout) if has_bias else None
-    dx = (dout @ w.T).reshape(x_shape) if need_dx else None
+    impl = primitives.of(dout)
+    dw = impl.matmul(x2.T, dout)
+    db = impl.bias_grad(dout) if has_bias else None
+    dx = impl.matmul(dout, w.T).reshape(x_shape) if need_dx else None
     return dx, dw, db
 
 

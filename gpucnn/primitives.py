@@ -43,6 +43,11 @@ class DevicePrimitives(Protocol):
     def relu_maxpool_backward(self, dout, argmax, out, x_shape, size: int, stride: int):
         """maxpool_backward then relu_backward: each window's dout * (out > 0) to its argmax."""
 
+    def matmul(self, a, b):
+        """a (M, K) @ b (K, N) -> (M, N) C-contiguous, for 2-D a and b of one float dtype,
+        any strides (x.T included): the conv's and linear layers' products.  On CUDA cuBLAS's,
+        or gemm.cu's in a CUDA graph, where CuPy refuses cuBLAS (gpucnn/cuda/gemm.py)."""
+
     def im2col(self, x, kh: int, kw: int, stride: int, pad: int):
         """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows ordered (c, i, j), columns (n, oh, ow)."""
 

@@ -8,6 +8,16 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from fakecupy.plugin import fake_cupy  # noqa: E402,F401  (the stand-in cupy fixture)
 
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """kernels/*.cu built with g++ against tests/emulation/cuda_host.h (emulation.emulator)."""
+    from emulation.emulator import build
+    from gpucnn.cuda.kernels import kernel_dir
+
+    return build(kernel_dir(), str(tmp_path_factory.mktemp("cuda_emulation")))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """With GPUCNN_REQUIRE_CUDA=1 a test marked ``cuda`` that skips fails with the skip reason

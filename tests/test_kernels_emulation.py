@@ -17,7 +17,6 @@ from emulation.cases import CONV_CASES, DROPOUT_CASES, POOL_CASES, activation_in
 from gpucnn.rng import drop_threshold, random_bits, stream_key
 from gpucnn.cuda.compare import compare_primitives
 from gpucnn.cuda.host import Primitives
-from gpucnn.cuda.kernels import kernel_dir
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None,
                                 reason="g++ is not installed: the kernel host emulation needs it")
@@ -28,13 +27,6 @@ CONFIGS = {
     "mid": dict(block=64, max_blocks=65535, reduce_block=64),
 }
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
-
-
-@pytest.fixture(scope="session")
-def emulator(tmp_path_factory):
-    from emulation.emulator import build
-
-    return build(kernel_dir(), str(tmp_path_factory.mktemp("cuda_emulation")))
 
 
 @pytest.fixture(params=list(CONFIGS), scope="session")

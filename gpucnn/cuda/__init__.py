@@ -3,9 +3,10 @@
 The functions named in :data:`gpucnn.primitives.NAMES` (im2col, col2im, maxpool_forward, ...)
 have :mod:`gpucnn.cpu`'s signatures and semantics over CuPy arrays, and those of
 :data:`gpucnn.primitives.FUSIONS` exist here only; inputs may be any strided
-view, outputs are C-contiguous.  Matmuls, sums and the remaining elementwise math stay array
-code (cuBLAS and CuPy's own kernels).  Also here: :func:`op_paths`, :func:`compare_with_numpy`,
-:func:`compile_module`, :func:`device_counters` and :class:`KernelCompileError`.
+view, outputs are C-contiguous.  Matmuls are cuBLAS's, or kernels/gemm.cu's (:func:`gemm`)
+inside :func:`gemm_kernels`; sums and the remaining elementwise math stay array code (CuPy's own
+kernels).  Also here: :func:`op_paths`, :func:`compare_with_numpy`, :func:`compile_module`,
+:func:`device_counters` and :class:`KernelCompileError`.
 
 The package's parts: ``kernels`` (the kernel table and sources), ``host`` (the host side of each
 primitive), ``loader`` (NVRTC compile and launch), ``compare`` (every primitive against NumPy).
@@ -26,8 +27,8 @@ from .host import Primitives
 from .kernels import op_paths
 from .loader import KernelCompileError, Loader
 
-__all__ = [*NAMES, *FUSIONS, "op_paths", "compare_with_numpy", "compile_module",
-           "device_counters", "KernelCompileError"]
+__all__ = [*NAMES, *FUSIONS, "gemm", "op_paths", "compare_with_numpy", "compile_module",
+           "device_counters", "gemm_kernels", "KernelCompileError"]
 
 _loader = None
 _prims = None
@@ -39,13 +40,13 @@ def _bind():
     cupy = import_cupy()
     _loader = Loader(cupy)
     prims = _prims = Primitives(cupy, _loader.launch)
-    for name in (*NAMES, *FUSIONS):
+    for name in (*NAMES, *FUSIONS, "gemm"):
         globals()[name] = _loader.guard_memory(name, getattr(prims, name))
     globals()["compile_module"] = _loader.module
 
 
 def __getattr__(name):
-    if _loader is None and (name in NAMES or name in FUSIONS or name == "compile_module"):
+    if _loader is None and (name in NAMES or name in FUSIONS or name in ("gemm", "compile_module")):
         _bind()
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -67,6 +68,20 @@ def device_counters(counters: dict):
         yield
     finally:
         _prims.device_counters = {}
+
+
+@contextlib.contextmanager
+def gemm_kernels(on: bool = True):
+    """Inside, ``matmul`` (the conv and linear layers' products) runs kernels/gemm.cu instead
+    of cuBLAS, which CuPy refuses while a stream captures a CUDA graph (see
+    gpucnn.cuda.gemm); ``on=False`` is cuBLAS again.  The previous choice comes back after."""
+    if _prims is None:
+        _bind()
+    before, _prims.gemm_kernels = _prims.gemm_kernels, bool(on)
+    try:
+        yield
+    finally:
+        _prims.gemm_kernels = before
 
 
 def compare_with_numpy(dtype=np.float64, seed=0):

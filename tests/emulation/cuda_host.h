@@ -23,6 +23,7 @@ inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)  // a hint to nvcc about registers; nothing to emulate
 #define __shared__ static
 
 namespace emu {
