@@ -243,7 +243,6 @@ class Trainer:
         if self._graph is not None:  # the update is in the graph: applied before the check
             X, y = self.batches.next_host_batch()
             loss = self._graph.step(X.astype(self.model.dtype, copy=False), y)
-            self._graph = None if self._graph.failed else self._graph
             self._check_loss(loss)
         else:
             X, y = self.batches.next_batch()
