@@ -6,7 +6,7 @@ import pytest
 # tests/reference.py (the naive seed-formula implementations) is imported by name
 sys.path.insert(0, os.path.dirname(__file__))
 
-from fakecupy.plugin import fake_cupy  # noqa: E402,F401  (the stand-in cupy fixture)
+from fakecupy.plugin import fake_cupy, fake_host  # noqa: E402,F401  (the stand-in cupy fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -178,3 +178,16 @@ def test_several_processes_are_no_case_for_a_graph():
     model = _model()
     assert unavailable("cuda", 2, SGD(model.parameters())).startswith(
         "2 processes: the gradient allreduce")
+
+
+def test_with_cublas_the_capture_fails_as_on_real_cupy(fake_cupy, capsys, monkeypatch):
+    """The stand-in refuses cuBLAS during a capture as CuPy does: a step that kept cuBLAS's
+    products would not capture; gemm.cu's is what makes the graph above possible."""
+    from gpucnn.train.graph import GraphStep
+
+    monkeypatch.setattr(GraphStep, "step", GraphStep._step)  # no gemm_kernels()
+    trainer, _ = _train(True, epochs=1)
+    err = capsys.readouterr().err
+    assert ("capturing the step failed (NotImplementedError: calling cuBLAS API during stream "
+            "capture is currently unsupported)") in err
+    assert trainer._graph.graph is None

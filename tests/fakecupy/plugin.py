@@ -61,7 +61,7 @@ def installed():
     fake = fakecupy.modules()
     sys.modules.update(fake)
     device._cuda_status = None
-    _stream.reset()
+    fakecupy.reset()
     try:
         yield fakecupy
     finally:
@@ -82,3 +82,26 @@ def fake_cupy():
     """The stand-in ``cupy`` module (see :mod:`fakecupy`), installed for this test."""
     with installed() as cp:
         yield cp
+
+
+@pytest.fixture
+def fake_host(fake_cupy, monkeypatch):
+    """``fake_host(gpus=1, visible=None, driver=None)`` makes the stand-in a fresh process on a
+    host with ``gpus`` GPUs, ``CUDA_VISIBLE_DEVICES=visible`` (None: unset) and a driver for
+    CUDA ``driver`` (e.g. 12040; None: the runtime's), as fakecupy._devices reads them from
+    the environment; returns that host (``.contexts``, ``.current``...)."""
+    from fakecupy import _devices
+    from gpucnn import device
+
+    def configure(gpus=1, visible=None, driver=None):
+        monkeypatch.setenv("FAKECUPY_GPUS", str(gpus))
+        for name, value in (("CUDA_VISIBLE_DEVICES", visible), ("FAKECUPY_DRIVER", driver)):
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, str(value))
+        fake_cupy.reset()
+        device._cuda_status = None
+        return _devices.host
+
+    return configure
