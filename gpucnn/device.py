@@ -116,6 +116,10 @@ def _probe_cuda() -> CudaStatus:
         return CudaStatus(False, f"no usable NVIDIA driver: {e}", cupy_version=version)
     if driver == 0:
         return CudaStatus(False, "no NVIDIA driver is installed", cupy_version=version)
+    old_driver = _driver_too_old(cupy, driver)
+    if old_driver:
+        return CudaStatus(False, old_driver, cupy_version=version,
+                          driver_version=_fmt_cuda_version(driver))
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:
@@ -135,6 +139,32 @@ def _probe_cuda() -> CudaStatus:
     if failed:
         return CudaStatus(False, failed, name, count, version, runtime, _fmt_cuda_version(driver))
     return CudaStatus(True, "", name, count, version, runtime, _fmt_cuda_version(driver))
+
+
+# The oldest Linux driver of each CUDA major version, for its minor-version compatibility
+# (docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html).
+DRIVER_FOR_CUDA = {12: 525, 13: 580}
+
+
+def _driver_too_old(cupy, driver: int) -> str:
+    """One line naming the driver CuPy's CUDA runtime needs and the extra that fits the driver
+    there is, when the driver's CUDA major version is older than the runtime's; else "".  CUDA
+    reports this as cudaErrorInsufficientDriver at the first call that needs the driver
+    (getDeviceCount), which said only "CUDA sees no device"."""
+    try:
+        runtime = cupy.cuda.runtime.runtimeGetVersion()
+    except Exception:  # noqa: BLE001 - then getDeviceCount's error says what it can
+        return ""
+    need, have = runtime // 1000, driver // 1000
+    if have >= need:
+        return ""
+    fix = (f"or install gpucnn for CUDA {have}: pip install 'gpucnn[cuda{have}]' (in place of "
+           f"the cuda{need} extra)" if have in DRIVER_FOR_CUDA else
+           f"no gpucnn extra runs on a CUDA {have} driver")
+    return (f"the NVIDIA driver supports CUDA {_fmt_cuda_version(driver)} but CuPy "
+            f"{cupy.__version__} runs on the CUDA {_fmt_cuda_version(runtime)} runtime, which "
+            f"needs a driver for CUDA {need}.0 or newer (Linux driver >= "
+            f"{DRIVER_FOR_CUDA.get(need, '?')}): update the driver, {fix}")
 
 
 _PROBE_KERNEL = 'extern "C" __global__ void gpucnn_probe(float* a) { a[threadIdx.x] += 1.0f; }'

@@ -5,8 +5,9 @@ The host is read from the environment when the stand-in is installed (:func:`res
 ``FAKECUPY_GPUS`` GPUs (default 1), then, only where ``FAKECUPY_GPUS`` is set (so a GPU
 machine's own setting never reaches the stand-in), ``CUDA_VISIBLE_DEVICES`` as CUDA reads it (a
 comma list of host GPU indices, stopping at the first that is not one; empty hides them all;
-unset shows all), and ``FAKECUPY_DRIVER``, the CUDA version the driver supports (default the
-runtime's, ``RUNTIME``, CUDA 12.4 as 12040).  What each rule mirrors:
+unset shows all), ``FAKECUPY_RUNTIME``, the CUDA runtime version CuPy was built with (default
+``RUNTIME``, CUDA 12.4 as 12040), and ``FAKECUPY_DRIVER``, the CUDA version the driver supports
+(default the runtime's).  What each rule mirrors:
 
 - Device ordinals are positions in the visible list (cuda_runtime_api.h, CUDA_VISIBLE_DEVICES).
 - ``runtime.getDeviceCount`` raises ``cudaErrorInsufficientDriver`` (35) when the driver is
@@ -49,8 +50,9 @@ class CUDARuntimeError(RuntimeError):
 class Host:
     """The machine as the process sees it (see the module docstring)."""
 
-    def __init__(self, gpus: int, visible: list, driver: int):
+    def __init__(self, gpus: int, visible: list, driver: int, runtime: int = None):
         self.gpus, self.visible, self.driver = gpus, visible, driver
+        self.runtime = RUNTIME if runtime is None else runtime
         self.contexts: list[int] = []  # host GPU indices, in the order their contexts appeared
         self._local = threading.local()
 
@@ -68,7 +70,7 @@ class Host:
             raise CUDARuntimeError(101)
 
     def count(self) -> int:
-        if self.driver < RUNTIME // 1000 * 1000:
+        if self.driver < self.runtime // 1000 * 1000:
             raise CUDARuntimeError(35)
         if not self.visible:
             raise CUDARuntimeError(100)
@@ -116,8 +118,9 @@ def reset() -> Host:
     global host
     described = "FAKECUPY_GPUS" in os.environ
     gpus = _env_int("FAKECUPY_GPUS", 1)
+    runtime = _env_int("FAKECUPY_RUNTIME", RUNTIME)
     host = Host(gpus, _visible(gpus) if described else list(range(gpus)),
-                _env_int("FAKECUPY_DRIVER", RUNTIME))
+                _env_int("FAKECUPY_DRIVER", runtime), runtime)
     return host
 
 

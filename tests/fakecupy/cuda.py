@@ -34,7 +34,7 @@ def _properties(device):
 runtime = _module(
     "runtime", "The CUDA runtime of the stand-in's host (see fakecupy._devices).",
     driverGetVersion=lambda: _devices.host.driver,
-    runtimeGetVersion=lambda: _devices.RUNTIME,
+    runtimeGetVersion=lambda: _devices.host.runtime,
     getDeviceCount=lambda: _devices.host.count(),
     getDevice=lambda: _devices.host.current,
     setDevice=lambda device: _devices.host.set_device(device),

@@ -86,16 +86,18 @@ def fake_cupy():
 
 @pytest.fixture
 def fake_host(fake_cupy, monkeypatch):
-    """``fake_host(gpus=1, visible=None, driver=None)`` makes the stand-in a fresh process on a
-    host with ``gpus`` GPUs, ``CUDA_VISIBLE_DEVICES=visible`` (None: unset) and a driver for
-    CUDA ``driver`` (e.g. 12040; None: the runtime's), as fakecupy._devices reads them from
-    the environment; returns that host (``.contexts``, ``.current``...)."""
+    """``fake_host(gpus=1, visible=None, driver=None, runtime=None)`` makes the stand-in a fresh
+    process on a host with ``gpus`` GPUs, ``CUDA_VISIBLE_DEVICES=visible`` (None: unset), a
+    driver for CUDA ``driver`` and CuPy built for CUDA ``runtime`` (e.g. 12040; None: the
+    stand-in's, and the driver the runtime's), as fakecupy._devices reads them from the
+    environment; returns that host (``.contexts``, ``.current``...)."""
     from fakecupy import _devices
     from gpucnn import device
 
-    def configure(gpus=1, visible=None, driver=None):
+    def configure(gpus=1, visible=None, driver=None, runtime=None):
         monkeypatch.setenv("FAKECUPY_GPUS", str(gpus))
-        for name, value in (("CUDA_VISIBLE_DEVICES", visible), ("FAKECUPY_DRIVER", driver)):
+        for name, value in (("CUDA_VISIBLE_DEVICES", visible), ("FAKECUPY_DRIVER", driver),
+                            ("FAKECUPY_RUNTIME", runtime)):
             if value is None:
                 monkeypatch.delenv(name, raising=False)
             else:
