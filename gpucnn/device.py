@@ -207,6 +207,42 @@ def _run_probe_matmul(cupy) -> None:
 _auto_fallback_warned = False
 
 
+def requested_device(device: str | None = None) -> tuple[str, str]:
+    """(``"cpu" | "cuda" | "auto"``, where it came from): ``device``, else ``GPUCNN_DEVICE``,
+    else ``"auto"``; a DeviceError naming the source for anything else.  Probes nothing."""
+    source = "device"
+    if device is None:
+        device = os.environ.get("GPUCNN_DEVICE", "auto") or "auto"
+        source = "GPUCNN_DEVICE"
+    if not isinstance(device, str) or device.lower() not in DEVICES:
+        raise DeviceError(f"{source}={device!r}: expected one of {', '.join(DEVICES)}")
+    return device.lower(), source
+
+
+def visible_gpus() -> int:
+    """How many GPUs CUDA shows this process (after CUDA_VISIBLE_DEVICES); 0 where CuPy does
+    not import or CUDA sees none.  Creates no context on any GPU."""
+    try:
+        return int(import_cupy().cuda.runtime.getDeviceCount())
+    except Exception:  # noqa: BLE001 - no CuPy, no driver, no device: none to use
+        return 0
+
+
+def use_gpu(ordinal: int) -> None:
+    """Make GPU ``ordinal`` this process's current device.  Since CUDA 12 this creates its
+    context, so call it before anything touches a GPU (the probe included): every later
+    allocation, kernel and library handle then lives there."""
+    import_cupy().cuda.Device(ordinal).use()
+
+
+def gpu_identity(ordinal: int) -> str:
+    """The physical identity of GPU ``ordinal`` (its UUID, or PCI bus id): the same for two
+    processes on one GPU whatever their CUDA_VISIBLE_DEVICES.  Creates no context."""
+    runtime = import_cupy().cuda.runtime
+    uuid = runtime.getDeviceProperties(ordinal).get("uuid")
+    return uuid.hex() if uuid else runtime.deviceGetPCIBusId(ordinal)
+
+
 def resolve_device(device: str | None = None) -> str:
     """Turn ``"cpu" | "cuda" | "auto" | None`` into ``"cpu"`` or ``"cuda"``.
 
@@ -215,13 +251,7 @@ def resolve_device(device: str | None = None) -> str:
     where CUDA is unusable raises :class:`DeviceError` with that same reason, which names the
     failed step and how to fix it.
     """
-    source = "device"
-    if device is None:
-        device = os.environ.get("GPUCNN_DEVICE", "auto") or "auto"
-        source = "GPUCNN_DEVICE"
-    if not isinstance(device, str) or device.lower() not in DEVICES:
-        raise DeviceError(f"{source}={device!r}: expected one of {', '.join(DEVICES)}")
-    device = device.lower()
+    device, source = requested_device(device)
     if device == "cpu":
         return "cpu"
     status = cuda_status()

@@ -29,8 +29,7 @@ import time
 import numpy as np
 
 from ..data import BatchIterator, random_subset
-from ..device import resolve_device
-from ..distributed import spread_random_streams, training_world
+from ..distributed import rank_device, spread_random_streams, training_world
 from .. import config
 from ..optim import make_optimizer
 from .checks import check_outputs, check_split, data_checksum, recorded_diff, unpack_data
@@ -95,8 +94,9 @@ class Trainer:
         s = self.settings
         self.batch_size, self.epochs, self.seed = s["batch_size"], s["epochs"], s["seed"]
         self.checkpoint_every = s["checkpoint_every"]
-        self.device = s["device"] = resolve_device(s["device"])
-        self.world = training_world(distributed, self.device)  # before .to(): picks the rank's GPU
+        # the rank's GPU is taken before CUDA is probed, the check that no two share one after
+        self.device = s["device"] = rank_device(s["device"])
+        self.world = training_world(distributed, self.device)
         self.model = model.to(self.device)
         num_classes = max(int(y_train.max()), int(y_val.max())) + 1
         meta = data.meta if hasattr(data, "meta") else (data.get("meta") if isinstance(data, dict)
