@@ -46,7 +46,7 @@ class DevicePrimitives(Protocol):
     def matmul(self, a, b):
         """a (M, K) @ b (K, N) -> (M, N) C-contiguous, for 2-D a and b of one float dtype,
         any strides (x.T included): the conv's and linear layers' products.  On CUDA cuBLAS's,
-        or gemm.cu's in a CUDA graph, where CuPy refuses cuBLAS (gpucnn/cuda/gemm.py)."""
+        or gemm.cu's in a CUDA graph, where CuPy refuses cuBLAS (gpucnn/cuda/gemm_host.py)."""
 
     def im2col(self, x, kh: int, kw: int, stride: int, pad: int):
         """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows ordered (c, i, j), columns (n, oh, ow)."""

@@ -37,11 +37,12 @@ def dtype(request):
     return request.param
 
 
-def close(got, want, dtype):
-    """Relative to the largest magnitude, so near-zero entries of sums do not fail spuriously."""
+def close(got, want, dtype, floor=1e-30):
+    """Relative to the largest magnitude, so near-zero entries of sums do not fail spuriously;
+    ``floor``: the least magnitude to be relative to, for a value that is rounding noise."""
     got = backend.to_numpy(got)
     assert got.shape == want.shape and got.dtype == want.dtype
-    scale = max(float(np.max(np.abs(want), initial=0.0)), 1e-30)
+    scale = max(float(np.max(np.abs(want), initial=0.0)), floor)
     assert float(np.max(np.abs(got - want), initial=0.0)) <= RTOL[dtype] * scale
 
 

@@ -1,5 +1,5 @@
 """kernels/gemm.cu on the CPU: the GEMM kernels compiled by g++ against the CUDA emulation and
-launched by the host code gpucnn.cuda uses (gpucnn.cuda.gemm through Primitives), against
+launched by the host code gpucnn.cuda uses (gpucnn.cuda.gemm_host through Primitives), against
 NumPy's float64 product: every operand layout (n, t, a strided view), sizes off the 64 x 64
 tile and the 16-wide K slice, more tiles than blocks, split K, empty sizes, and the same bits
 every run.  The error bound is the classical one for a sum of K products: within

@@ -74,7 +74,7 @@ def device_counters(counters: dict):
 def gemm_kernels(on: bool = True):
     """Inside, ``matmul`` (the conv and linear layers' products) runs kernels/gemm.cu instead
     of cuBLAS, which CuPy refuses while a stream captures a CUDA graph (see
-    gpucnn.cuda.gemm); ``on=False`` is cuBLAS again.  The previous choice comes back after."""
+    gpucnn.cuda.gemm_host); ``on=False`` is cuBLAS again.  The previous choice comes back after."""
     if _prims is None:
         _bind()
     before, _prims.gemm_kernels = _prims.gemm_kernels, bool(on)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..primitives import out_size
-from .gemm import Gemm
+from .gemm_host import Gemm
 from .kernels import (KERNELS, SGD_TABLE, SQ_TABLE, c_type as _c_type, entry_name, pack_args,
                       sgd_table_dtype, sq_table_dtype)
 

@@ -55,6 +55,9 @@ def installed():
     from fakecupy import _stream
     from gpucnn import device
 
+    if sys.modules.get("cupy") is fakecupy:  # the shim installed it for the whole process
+        yield from _fresh(fakecupy, device)
+        return
     real_cupy = _take(lambda n, m: _is_cupy(n))
     old_gpucnn = _take(_binds_cupy)
     old_status = device._cuda_status
@@ -72,6 +75,23 @@ def installed():
             sys.modules.pop(name, None)
         _put_back(real_cupy)
         _put_back(old_gpucnn)
+        device._cuda_status = old_status
+    if _stream.violations:
+        raise AssertionError("stream ordering violated: " + "; ".join(_stream.violations))
+
+
+def _fresh(fakecupy, device):
+    """installed()'s body where the stand-in is ``cupy`` already: a fresh device for the block."""
+    from fakecupy import _stream
+
+    old_status = device._cuda_status
+    device._cuda_status = None
+    fakecupy.reset()
+    try:
+        yield fakecupy
+    finally:
+        if _stream.in_flight():
+            gc.collect()
         device._cuda_status = old_status
     if _stream.violations:
         raise AssertionError("stream ordering violated: " + "; ".join(_stream.violations))
