@@ -278,9 +278,6 @@ class World:
             raise RuntimeError("CUDA shows this process no GPU (is CUDA_VISIBLE_DEVICES empty?)")
         device = self.local_rank % count
         if exclusive:
-            if not nccl_available():
-                raise RuntimeError(f"multi-GPU training needs NCCL, and cupy.cuda.nccl cannot "
-                                   f"load it; {NCCL_INSTALL_HINT}")
             taken = self.gather_local(gpu_identity(device))  # physical GPUs, by local rank
             if len(set(taken)) < len(taken):
                 first, second = next((a, b) for b in range(len(taken)) for a in range(b)
@@ -290,6 +287,9 @@ class World:
                     f"them (local ranks {first} and {second} took the same GPU; each sees "
                     f"{count}): expected one GPU per rank (NCCL rejects two ranks on one GPU); "
                     f"start at most {len(set(taken))} ranks here, or give each its own GPU")
+            if not nccl_available():
+                raise RuntimeError(f"multi-GPU training needs NCCL, and cupy.cuda.nccl cannot "
+                                   f"load it; {NCCL_INSTALL_HINT}")
         use_gpu(device)
         return device
 
