@@ -25,7 +25,7 @@ def test_the_rehearsal_runs_every_part_and_writes_its_summary(tmp_path):
     out = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([sys.executable, str(SCRIPT), "--rehearse", "--out", str(out)],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=400)
     summary = json.loads((out / "summary.json").read_text())
     parts = {p["name"]: p for p in summary["parts"]}
     assert [p.name for p in acceptance.PARTS] == list(parts)

@@ -25,10 +25,10 @@ SIZES = {
 }
 
 
-def _guarded(fn, *args):
-    """``fn(*args)``, or {"error": one line, "traceback": ...} when it raises."""
+def _guarded(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, or {"error": one line, "traceback": ...} when it raises."""
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except Exception as e:  # noqa: BLE001 - one config's failure must not stop the others
         return {"error": f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}",
                 "traceback": traceback.format_exc()}
@@ -50,17 +50,19 @@ def _torch(rehearse: bool):
     return torch, "cuda", ""
 
 
-def versions(rehearse: bool) -> dict:
+def versions(rehearse: bool, save) -> dict:
+    """Saved after each section (``save(out)``): a section that hangs keeps the others."""
     out = {"host": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count(),
            "numpy": np.__version__}
     if shutil.which("nvidia-smi"):
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,"
-                              "compute_cap", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=30)
-        out["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()
-    out["cuda"] = _guarded(_cupy_versions)
-    out["torch"] = _guarded(_torch_versions)
-    out["mpi"] = _guarded(_mpi_versions)
+        smi = _guarded(subprocess.run, ["nvidia-smi", "--query-gpu=name,driver_version,"
+                                        "memory.total,compute_cap", "--format=csv,noheader"],
+                       capture_output=True, text=True, timeout=30)
+        out["nvidia_smi"] = smi if isinstance(smi, dict) else (smi.stdout or smi.stderr).strip()
+    for name, section in (("cuda", _cupy_versions), ("torch", _torch_versions),
+                          ("mpi", _mpi_versions)):
+        save(out)
+        out[name] = _guarded(section)
     return out
 
 
@@ -97,28 +99,31 @@ def _torch_versions() -> dict:
 def _mpi_versions() -> dict:
     import mpi4py
 
-    info = {"mpi4py": mpi4py.__version__}
+    mpi4py.rc.initialize = False  # the library's version needs no MPI_Init (MPI-3)
     from mpi4py import MPI
 
-    info["library"] = MPI.Get_library_version().strip().splitlines()[0]
-    return info
+    return {"mpi4py": mpi4py.__version__,
+            "library": MPI.Get_library_version().strip().splitlines()[0]}
 
 
-def train(rehearse: bool) -> dict:
+def train(rehearse: bool, save) -> dict:
     from .cuda_parts import STEP_VARIANTS, train_row
     from .nets import parse_config
 
     size = SIZES["rehearse" if rehearse else "gpu"]
     torch, device, why = _torch(rehearse)
-    rows = [_guarded(train_row, parse_config(c), np.float32, torch, device, size["rounds"],
-                     size["steps"], size["warmup"]) for c in size["configs"].split(",")]
-    return {"variants": STEP_VARIANTS, "torch": why, "rows": rows,
-            "method": f"float32, {size['rounds']} rounds of {size['warmup']} untimed then "
-                      f"{size['steps']} timed consecutive steps per variant, order alternating; "
-                      f"CUDA events; medians"}
+    result = {"variants": STEP_VARIANTS, "torch": why, "rows": [],
+              "method": f"float32, {size['rounds']} rounds of {size['warmup']} untimed then "
+                        f"{size['steps']} timed consecutive steps per variant, order "
+                        f"alternating; CUDA events; medians"}
+    for config in size["configs"].split(","):  # saved after each: a stopped part keeps its rows
+        result["rows"].append(_guarded(train_row, parse_config(config), np.float32, torch,
+                                       device, size["rounds"], size["steps"], size["warmup"]))
+        save(result)
+    return result
 
 
-def kernels(rehearse: bool) -> dict:
+def kernels(rehearse: bool, save) -> dict:
     from .cuda_parts import conv_rows, product_rows
     from .nets import NETS, parse_config
 
@@ -135,8 +140,10 @@ def kernels(rehearse: bool) -> dict:
 def run_measuring_part(name: str, out: str, rehearse: bool) -> int:
     """Measure part ``name`` and write OUT/NAME.json; 1 if a measurement failed (versions only
     report what they find)."""
-    fn = {"versions": versions, "train": train, "kernels": kernels}[name]
-    result = fn(rehearse)
-    with atomic_write(os.path.join(out, f"{name}.json")) as fh:
-        fh.write(json.dumps(result, indent=1, default=str).encode())
+    def save(result):
+        with atomic_write(os.path.join(out, f"{name}.json")) as fh:
+            fh.write(json.dumps(result, indent=1, default=str).encode())
+
+    result = {"versions": versions, "train": train, "kernels": kernels}[name](rehearse, save)
+    save(result)
     return int(name != "versions" and '"error": ' in json.dumps(result, default=str))
