@@ -75,6 +75,17 @@ def test_a_hanging_part_is_stopped_a_crashing_one_reported_and_the_run_goes_on(t
     assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def test_without_mpi4py_the_placement_part_is_skipped_saying_why(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mpi4py" else real(name, *a))
+    run = acceptance.Run(str(tmp_path), str(ROOT), rehearse=False, budget=60)
+    assert acceptance._placement(run) == ("mpi4py is not installed (pip install "
+                                          "'gpucnn[cuda13-mpi]')")
+
+
 def test_without_cuda_in_pytorch_the_torch_rows_are_left_out_with_the_reason():
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
