@@ -29,7 +29,8 @@ def test_the_rehearsal_runs_every_part_and_writes_its_summary(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     parts = {p["name"]: p for p in summary["parts"]}
     assert [p.name for p in acceptance.PARTS] == list(parts)
-    assert {n: p["status"] for n, p in parts.items()} == dict.fromkeys(parts, "ok"), done.stdout
+    want = {**dict.fromkeys(parts, "ok"), "native_cpu": "skipped"}  # not rebuilt rehearsing
+    assert {n: p["status"] for n, p in parts.items()} == want, done.stdout
     assert done.returncode == 0 and summary["mode"] == "rehearse"
     assert parts["pytest"]["result"]["tests"] > 10 and parts["pytest"]["result"]["failures"] == 0
     assert parts["placement"]["result"]["refused"]
@@ -84,6 +85,22 @@ def test_without_mpi4py_the_placement_part_is_skipped_saying_why(tmp_path, monke
     run = acceptance.Run(str(tmp_path), str(ROOT), rehearse=False, budget=60)
     assert acceptance._placement(run) == ("mpi4py is not installed (pip install "
                                           "'gpucnn[cuda13-mpi]')")
+
+
+def test_the_native_cpu_kernels_are_built_only_where_missing(tmp_path, monkeypatch):
+    from gpucnn import native
+
+    run = acceptance.Run(str(tmp_path), str(ROOT), rehearse=False, budget=60)
+    monkeypatch.setattr(native, "available", False)
+    monkeypatch.setattr(native, "reason", "not built")
+    assert acceptance._native_build(run)[1:] == ["setup.py", "build_ext", "--inplace", "-q"]
+    monkeypatch.setattr(acceptance.shutil, "which", lambda name: None)
+    assert acceptance._native_build(run) == ("no C compiler: the CPU reproduce runs the NumPy "
+                                             "path (not built)")
+    monkeypatch.setattr(native, "available", True)
+    monkeypatch.setattr(native, "isa", "avx2")
+    assert acceptance._native_build(run) == "built already (avx2)"
+    assert acceptance._native_verdict({"returncode": 1})[0] == "skipped"
 
 
 def test_without_cuda_in_pytorch_the_torch_rows_are_left_out_with_the_reason():

@@ -16,6 +16,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,6 +128,26 @@ def _placement(run: Run):
     return cmd[:3] + (["--oversubscribe"] if "--oversubscribe" not in cmd else []) + cmd[3:]
 
 
+def _native_build(run: Run):
+    """Build the native CPU kernels in the source tree where they are missing, so the CPU
+    reproduce is gpucnn's CPU path as installed (pip builds them), not its NumPy fallback."""
+    if run.rehearse:
+        return "rehearsing: the kernels of the CPU comparison are left as they are"
+    from .. import native
+
+    if native.available:
+        return f"built already ({native.isa})"
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        return f"no C compiler: the CPU reproduce runs the NumPy path ({native.reason})"
+    return [sys.executable, "setup.py", "build_ext", "--inplace", "-q"]
+
+
+def _native_verdict(rec: dict):
+    if rec.get("returncode") == 0:
+        return "ok", "built: the CPU reproduce runs the native kernels"
+    return "skipped", "the build failed (see its log): the CPU reproduce runs the NumPy path"
+
+
 def _placement_verdict(rec: dict):
     """Two ranks on a one-GPU host must be refused in one line; with two GPUs they train."""
     if rec["result"].get("refused"):
@@ -152,6 +173,8 @@ PARTS = (
          {"gpu": (45, 15), "rehearse": (45, 5)}, judge=_placement_verdict),
     Part("reproduce_cuda", "gpucnn reproduce --device cuda", _reproduce("cuda"),
          {"gpu": (150, 60), "rehearse": (60, 5)}),
+    Part("native_cpu", "the native CPU kernels, for the CPU comparison", _native_build,
+         {"gpu": (90, 0), "rehearse": (30, 0)}, judge=_native_verdict),
     Part("reproduce_cpu", "gpucnn reproduce --device cpu (time allowing)", _reproduce("cpu"),
          {"gpu": (150, 0), "rehearse": (60, 0)}),
 )

@@ -52,8 +52,11 @@ def _torch(rehearse: bool):
 
 def versions(rehearse: bool, save) -> dict:
     """Saved after each section (``save(out)``): a section that hangs keeps the others."""
+    from .. import native
+
     out = {"host": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count(),
-           "numpy": np.__version__}
+           "numpy": np.__version__,
+           "native_cpu_kernels": native.isa if native.available else native.reason}
     if shutil.which("nvidia-smi"):
         smi = _guarded(subprocess.run, ["nvidia-smi", "--query-gpu=name,driver_version,"
                                         "memory.total,compute_cap", "--format=csv,noheader"],

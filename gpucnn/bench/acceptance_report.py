@@ -132,6 +132,7 @@ def markdown(summary: dict) -> str:
     ver = _rows(summary, "versions")
     lines += ["", "## Versions", "", "| what | value |", "|---|---|"]
     for key, value in [("nvidia-smi", ver.get("nvidia_smi")), ("host", ver.get("host")),
+                       ("CPUs", ver.get("cpus")), ("native CPU kernels", ver.get("native_cpu_kernels")),
                        *[(f"cuda.{k}", v) for k, v in (ver.get("cuda") or {}).items()],
                        *[(f"torch.{k}", v) for k, v in (ver.get("torch") or {}).items()],
                        *[(f"mpi.{k}", v) for k, v in (ver.get("mpi") or {}).items()]]:
