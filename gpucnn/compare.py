@@ -127,6 +127,18 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
     g = rng.standard_normal((6, 5, 4, 3)).astype(dt)
     check("bias_grad", prims.bias_grad(to_dev(g)), cpu.bias_grad(g))
 
+    # the products: cuBLAS's (matmul), then gemm.cu's with each operand stored as is (n) or
+    # transposed (t), sizes off the 64 x 64 tile and the 16-wide K slice, and a split K
+    a, b = rng.standard_normal((37, 75)).astype(dt), rng.standard_normal((75, 70)).astype(dt)
+    want = (a.astype(np.float64) @ b).astype(dt)
+    check("matmul", prims.matmul(to_dev(a), to_dev(b)), want)
+    for ab in ("nn", "nt", "tn", "tt"):
+        ga = to_dev(a) if ab[0] == "n" else to_dev(np.ascontiguousarray(a.T)).T
+        gb = to_dev(b) if ab[1] == "n" else to_dev(np.ascontiguousarray(b.T)).T
+        check(f"gemm {ab}", prims.gemm(ga, gb), want)
+    a, b = rng.standard_normal((9, 3001)).astype(dt), rng.standard_normal((3001, 11)).astype(dt)
+    check("gemm split K", prims.gemm(to_dev(a), to_dev(b)), (a.astype(np.float64) @ b).astype(dt))
+
     scores = (rng.standard_normal((9, 10)) * 5).astype(dt)
     y = rng.integers(0, 10, size=9)
     loss, ds = cpu.softmax_cross_entropy(scores, y)

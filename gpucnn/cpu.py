@@ -47,7 +47,7 @@ def _pad_cnhw(x, pad):
 
 def op_paths() -> dict:
     """{op: what runs it on the CPU}, for ``gpucnn info``."""
-    matmul = f"OpenBLAS, one thread in each of {threads()} gpucnn worker threads"
+    blas = f"OpenBLAS, one thread in each of {threads()} gpucnn worker threads"
     if native.available:
         kernels = f"native C kernel ({native.isa}, {threads()} threads)"
         return {"conv2d": f"{kernels}: direct convolution",
@@ -55,12 +55,12 @@ def op_paths() -> dict:
                 "batch norm (+ relu)": f"{kernels}: two reads and one write, relu fused",
                 "relu, sum + relu": f"{kernels}: one pass",
                 "SGD update, L2": f"native C kernel ({native.isa}): one pass per parameter",
-                "matmul": matmul, "everything else": "NumPy"}
+                "matmul": blas, "everything else": "NumPy"}
     why = f"NumPy (the native kernels are off: {native.reason})"
     return {"conv2d": f"{why}: im2col + GEMM", "relu + max-pool": f"{why}: pool, then relu",
             "batch norm (+ relu)": f"{why}: array expressions",
             "relu, sum + relu": f"{why}: array expressions",
-            "SGD update, L2": f"{why}: array expressions", "matmul": matmul,
+            "SGD update, L2": f"{why}: array expressions", "matmul": blas,
             "everything else": "NumPy"}
 
 

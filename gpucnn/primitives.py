@@ -38,6 +38,12 @@ class DevicePrimitives(Protocol):
     def relu_maxpool_backward(self, dout, argmax, out, x_shape, size: int, stride: int):
         """maxpool_backward then relu_backward: each window's dout * (out > 0) to its argmax."""
 
+    def matmul(self, a, b):
+        """a (M, K) @ b (K, N) -> (M, N) C-contiguous, for 2-D a and b of one float dtype,
+        any strides (x.T included): every matmul of gpucnn's layers.  On the CPU OpenBLAS on
+        gpucnn's worker threads; on CUDA cuBLAS's, or gemm.cu's in a CUDA graph, where CuPy
+        refuses cuBLAS (gpucnn/cuda/gemm_host.py)."""
+
     def im2col(self, x, kh: int, kw: int, stride: int, pad: int):
         """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows ordered (c, i, j), columns (n, oh, ow)."""
 
@@ -74,10 +80,6 @@ class DevicePrimitives(Protocol):
     def batchnorm_backward(self, dout, saved, need_dx: bool):
         """dout of the forward output's shape -> (dx or None, dgamma (C,), dbeta (C,)), the
         gradient of what batchnorm_forward computed (its ReLU included)."""
-
-    def matmul(self, a, b):
-        """a (M, K) @ b (K, N) of one float dtype, any strides (transposed views included) ->
-        (M, N): every matmul of gpucnn's layers."""
 
     def add_relu_forward(self, a, b):
         """relu(a + b), a and b of one shape and dtype: a residual block's sum and the ReLU

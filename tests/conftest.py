@@ -6,7 +6,17 @@ import pytest
 # tests/reference.py (the naive seed-formula implementations) is imported by name
 sys.path.insert(0, os.path.dirname(__file__))
 
-from fakecupy.plugin import fake_cupy  # noqa: E402,F401  (the stand-in cupy fixture)
+from fakecupy.plugin import fake_cupy, fake_host  # noqa: E402,F401  (the stand-in cupy fixtures)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """kernels/*.cu built with g++ against tests/emulation/cuda_host.h (emulation.emulator)."""
+    from emulation.emulator import build
+    from gpucnn.cuda.kernels import kernel_dir
+
+    return build(kernel_dir(), str(tmp_path_factory.mktemp("cuda_emulation")))
+
 
 from gpucnn import env  # noqa: E402
 

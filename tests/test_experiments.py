@@ -164,7 +164,7 @@ def test_on_a_gpu_the_runs_stay_in_this_process(tmp_path, monkeypatch):
         return {"spec": {"train_size": spec.train_size, "seed": spec.seed}, "label": spec.label,
                 "train_acc": [1.0], "val_acc": [1.0], "seconds": 0.0}
 
-    monkeypatch.setattr(reproduce, "resolve_device", lambda device: "cuda")
+    monkeypatch.setattr(reproduce, "rank_device", lambda device: "cuda")
     monkeypatch.setattr(reproduce, "train_one", fake_train_one)
     s = make_settings({}, None, {"seeds": 2})
     how = reproduce.execute(s, None, reproduce.grid_specs(s), str(tmp_path), None, print)

@@ -1,7 +1,7 @@
 """CUDA primitives written as CuPy array code rather than our kernels: batch norm
-(:mod:`gpucnn.batchnorm`'s reductions and elementwise passes, CuPy's own kernels), the
-residual sum before a ReLU, and matmul (cuBLAS).  Methods of :class:`gpucnn.cuda.host.Primitives` (``self.xp`` is
-its array module), bound there."""
+(:mod:`gpucnn.batchnorm`'s reductions and elementwise passes, CuPy's own kernels) and the
+residual sum before a ReLU.  Methods of :class:`gpucnn.cuda.host.Primitives` (``self.xp`` is its
+array module), bound there."""
 from __future__ import annotations
 
 from .. import batchnorm
@@ -22,8 +22,3 @@ def batchnorm_backward(self, dout, saved, need_dx):
 def add_relu_forward(self, a, b):
     """relu(a + b): the sum, then the relu kernel."""
     return self.relu_forward(a + b)
-
-
-def matmul(self, a, b):
-    """a @ b (cuBLAS)."""
-    return a @ b

@@ -58,7 +58,9 @@ def notice(reason: str) -> None:
 class GraphStep:
     """``step(X, y)`` trains ``model`` with ``optimizer`` (an SGD) on one host batch and returns
     its loss: eagerly the first time, then by a graph captured on the second step.  ``failed``
-    says why capturing failed (the step was then taken eagerly; take the next ones eagerly)."""
+    says why capturing failed (that step and every later one run eagerly).  Every step, graph
+    or not, multiplies with kernels/gemm.cu (gpucnn.cuda.gemm_kernels): CuPy refuses cuBLAS in
+    a capture, and one GEMM for all steps keeps a replay equal to an eager step bit for bit."""
 
     def __init__(self, model, optimizer):
         self.cupy = import_cupy()
@@ -73,14 +75,18 @@ class GraphStep:
         self.failed = ""
 
     def step(self, X: np.ndarray, y: np.ndarray) -> float:
+        with primitives.for_array_module(self.cupy).gemm_kernels():
+            return self._step(X, y)
+
+    def _step(self, X: np.ndarray, y: np.ndarray) -> float:
         X, y = np.ascontiguousarray(X), np.ascontiguousarray(y, dtype=np.int64)
         cupy = self.cupy
         caller = cupy.cuda.get_current_stream()
         with self.stream:
             # work queued before (the model moved, the velocity zeroed, a resume) comes first
             self.stream.wait_event(caller.record())
-            if self.inputs is not None and (X.shape, X.dtype) != (self.inputs[0].shape,
-                                                                 self.inputs[0].dtype):
+            if self.failed or self.inputs is not None and (X.shape, X.dtype) != (
+                    self.inputs[0].shape, self.inputs[0].dtype):
                 return float(self.model.train_step(cupy.asarray(X), cupy.asarray(y),
                                                    self.optimizer))
             with cupy.cuda.using_allocator(self.pool.malloc):

@@ -29,8 +29,7 @@ import time
 import numpy as np
 
 from ..data import BatchIterator, random_subset
-from ..device import resolve_device
-from ..distributed import spread_random_streams, training_world
+from ..distributed import rank_device, spread_random_streams, training_world
 from .. import config
 from ..optim import make_optimizer
 from .checks import (check_batch_size, check_epochs_left, check_model, check_outputs,
@@ -100,8 +99,9 @@ class Trainer:
         s = self.settings
         self.batch_size, self.epochs, self.seed = s["batch_size"], s["epochs"], s["seed"]
         self.checkpoint_every = s["checkpoint_every"]
-        self.device = s["device"] = resolve_device(s["device"])
-        self.world = training_world(distributed, self.device)  # before .to(): picks the rank's GPU
+        # the rank's GPU is taken before CUDA is probed, the check that no two share one after
+        self.device = s["device"] = rank_device(s["device"])
+        self.world = training_world(distributed, self.device)
         check_model(model)
         self.model = model.to(self.device)
         check_outputs(self.model, data, X_train, y_train, y_val)
@@ -281,7 +281,6 @@ class Trainer:
         if self._graph is not None:  # the update is in the graph: applied before the check
             X, y = self.batches.next_host_batch()
             loss = self._graph.step(X.astype(self.model.dtype, copy=False), y)
-            self._graph = None if self._graph.failed else self._graph
             self._check_loss(loss)
         else:
             X, y = self.batches.next_batch()
