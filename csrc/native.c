@@ -65,14 +65,7 @@ typedef struct {
     ptrdiff_t s[4];
 } view4;
 
-/* The padded, phase-split scratch image of drivers.h: element (row r, column col) of a channel
- * at r*row + (col % s)*phase + col / s. */
-typedef struct {
-    int rows, cols, s;
-    ptrdiff_t phase, row, plane;
-} geom;
-
-static int round_up(int v, int m) { return (v + m - 1) / m * m; }
+#include "conv_geom.h"
 
 /* Elements from v's first element to one past its last; -1 for a negative stride or no
  * elements. */
@@ -85,42 +78,6 @@ static ptrdiff_t extent(const view4 *v)
         e += (ptrdiff_t)(v->d[k] - 1) * v->s[k];
     }
     return e;
-}
-
-/* Scratch geometry for a rows x cols image read with stride s; minq: the phase width the kernels
- * may read (their column blocks plus the largest tap shift). */
-static geom make_geom(int rows, int cols, int s, int minq)
-{
-    geom g;
-    const int q = (cols + s - 1) / s;
-    g.rows = rows;
-    g.cols = cols;
-    g.s = s;
-    g.phase = q > minq ? q : minq;
-    g.row = s * g.phase;
-    g.plane = rows * g.row;
-    return g;
-}
-
-/* Stride-1 convolutions can run "flat": output (oh, ow) reads X[oh*WQ + ow + off[t]], so with
- * X rows exactly WQ = cols wide the whole image is one long row of OH*WQ outputs, of which the
- * KW-1 per row past OW are computed and dropped.  Row blocks instead round each row up to the
- * block width.  Flat wins for narrow images: at 16 columns and a 3x3 kernel it computes 18 per
- * row instead of 32; at 32 columns and 7x7, 38 instead of 32.  Returns the flat length (a
- * multiple of block), or 0 where row blocks do less work. */
-static int flat_length(int s, int OH, int OW, int cols, int block)
-{
-    const ptrdiff_t flat = round_up(OH * cols, block);
-    return s == 1 && flat < (ptrdiff_t)OH * round_up(OW, block) ? (int)flat : 0;
-}
-
-/* off[(c*KH + i)*KW + j]: where tap (c, i, j) sits relative to its output's first input. */
-static void tap_offsets(ptrdiff_t *off, const geom *g, int C, int KH, int KW)
-{
-    for (int c = 0; c < C; c++)
-        for (int i = 0; i < KH; i++)
-            for (int j = 0; j < KW; j++)
-                off[(c * KH + i) * KW + j] = c * g->plane + i * g->row + (j % g->s) * g->phase + j / g->s;
 }
 
 /* One chunk of a pooled output row: values (T), argmax offsets (uint8 or int32) and, for the
@@ -240,6 +197,7 @@ DEFINE_KERN(double, kern_d)
 #define TS f
 #define KERN_T kern_f
 #include "drivers.h"
+#include "conv_drivers.h"
 #undef T
 #undef TS
 #undef KERN_T
@@ -248,6 +206,7 @@ DEFINE_KERN(double, kern_d)
 #define TS d
 #define KERN_T kern_d
 #include "drivers.h"
+#include "conv_drivers.h"
 #undef T
 #undef TS
 #undef KERN_T
@@ -441,12 +400,11 @@ static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
               out.d[3] == (x.d[3] + 2 * pad - w.d[3]) / stride + 1, "out.shape: expected (N, F, OH, OW)") ||
         check_range(n0, n1, x.d[0]))
         return release(&h, NULL);
-    const int rows = x.d[2] + 2 * pad, cols = x.d[3] + 2 * pad;
     Py_BEGIN_ALLOW_THREADS
     if (kx == 'f')
-        rc = conv_run_f(&x, pad, pad, 1, rows, cols, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1);
+        rc = conv_run_f(&x, pad, pad, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1);
     else
-        rc = conv_run_d(&x, pad, pad, 1, rows, cols, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1);
+        rc = conv_run_d(&x, pad, pad, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1);
     Py_END_ALLOW_THREADS
     return release(&h, done(rc));
 }
@@ -470,19 +428,11 @@ static PyObject *py_conv2d_backward_input(PyObject *self, PyObject *args)
               dout.d[3] == (dx.d[3] + 2 * pad - w.d[3]) / stride + 1, "dout.shape: expected (N, F, OH, OW)") ||
         check_range(n0, n1, dx.d[0]))
         return release(&h, NULL);
-    /* dx is the stride-1 correlation of dout, dilated by the stride and padded by K-1-pad, with
-     * the kernel flipped and its F and C axes swapped: a view of w through negative strides. */
-    const int KH = w.d[2], KW = w.d[3];
-    const ptrdiff_t ws[4] = {w.s[1], w.s[0], -w.s[2], -w.s[3]};
-    const ptrdiff_t corner = (KH - 1) * w.s[2] + (KW - 1) * w.s[3];
-    const int rows = dx.d[2] + KH - 1, cols = dx.d[3] + KW - 1;
     Py_BEGIN_ALLOW_THREADS
     if (kg == 'f')
-        rc = conv_run_f(&dout, KH - 1 - pad, KW - 1 - pad, stride, rows, cols, (const float *)w.p + corner,
-                        ws, KH, KW, NULL, 0, &dx, 1, n0, n1);
+        rc = dgrad_run_f(&dout, w.p, w.s, w.d[2], w.d[3], &dx, stride, pad, n0, n1);
     else
-        rc = conv_run_d(&dout, KH - 1 - pad, KW - 1 - pad, stride, rows, cols, (const double *)w.p + corner,
-                        ws, KH, KW, NULL, 0, &dx, 1, n0, n1);
+        rc = dgrad_run_d(&dout, w.p, w.s, w.d[2], w.d[3], &dx, stride, pad, n0, n1);
     Py_END_ALLOW_THREADS
     return release(&h, done(rc));
 }
