@@ -9,7 +9,7 @@ setup(ext_modules=[Extension(
     "gpucnn._native",
     ["csrc/native.c"],
     depends=["csrc/kernels.h", "csrc/pool2.h", "csrc/updates.h", "csrc/drivers.h",
-             "csrc/conv_geom.h", "csrc/conv_drivers.h"],
+             "csrc/conv_geom.h", "csrc/conv_drivers.h", "csrc/lanes.h"],
     optional=True,
     # -ffp-contract=fast: ISO C mode would otherwise forbid fusing a*b+c into one FMA.
     extra_compile_args=["-O3", "-std=c11", "-ffp-contract=fast"],

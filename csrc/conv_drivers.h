@@ -33,6 +33,37 @@ static void FN(fill)(T *X, const geom *g, const T *src, const ptrdiff_t *ss, int
     }
 }
 
+/* dst[r*dpitch + k*dstep] = src[r*spitch + k] for r < rows, k < n. */
+static void FN(put_rows)(T *dst, ptrdiff_t dpitch, ptrdiff_t dstep, const T *src, ptrdiff_t spitch,
+                         int rows, int n)
+{
+    if (dstep == 1) {
+        FN(K)->copy_rows(dst, dpitch, src, spitch, 1, rows, n);
+        return;
+    }
+    for (int r = 0; r < rows; r++)
+        for (int k = 0; k < n; k++)
+            dst[r * dpitch + k * dstep] = src[r * spitch + k];
+}
+
+/* Images 0..cnt-1 of out (N, F, OH, OW) (any strides; on: image 0) from batch-in-lanes Y
+ * (element (f, oh, ow) of image i at Y[((f*OH + oh)*OW + ow)*vl + i]): straight into
+ * contiguous images, else through tmp (cnt * F*OH*OW elements). */
+static void FN(put_lanes)(const view4 *out, T *on, const T *Y, T *tmp, int cnt)
+{
+    const int F = out->d[1], OH = out->d[2], OW = out->d[3];
+    const ptrdiff_t n = (ptrdiff_t)F * OH * OW;
+    if (out->s[3] == 1 && out->s[2] == OW && out->s[1] == (ptrdiff_t)OH * OW) {
+        FN(K)->deinterleave(on, out->s[0], Y, n, cnt);
+        return;
+    }
+    FN(K)->deinterleave(tmp, n, Y, n, cnt);
+    for (int i = 0; i < cnt; i++)
+        for (int f = 0; f < F; f++)
+            FN(put_rows)(on + i * out->s[0] + f * out->s[1], out->s[2], out->s[3],
+                         tmp + i * n + (ptrdiff_t)f * OH * OW, OW, OH, OW);
+}
+
 /* Weights (F, C, KH, KW) through element strides ws -> packed (ceil(F/fb), C*KH*KW, fb), zero
  * past F, so a kernel reads the fb weights of one tap as one contiguous run. */
 static T *FN(pack_weights)(const T *w, const ptrdiff_t *ws, int F, int C, int KH, int KW, int fb)
@@ -52,19 +83,6 @@ static T *FN(pack_weights)(const T *w, const ptrdiff_t *ws, int F, int C, int KH
     return wp;
 }
 
-/* dst[r*dpitch + k*dstep] = src[r*spitch + k] for r < rows, k < n. */
-static void FN(put_rows)(T *dst, ptrdiff_t dpitch, ptrdiff_t dstep, const T *src, ptrdiff_t spitch,
-                         int rows, int n)
-{
-    if (dstep == 1) {
-        FN(K)->copy_rows(dst, dpitch, src, spitch, 1, rows, n);
-        return;
-    }
-    for (int r = 0; r < rows; r++)
-        for (int k = 0; k < n; k++)
-            dst[r * dpitch + k * dstep] = src[r * spitch + k];
-}
-
 /* Direct convolution of images n0..n1-1 of src (N, Ci, H, W), padded by ph rows above and pw
  * columns left (any sign) and zeros wherever else a tap falls outside it, correlated with
  * stride s by w (Fo, Ci, KH, KW) (element strides ws, any sign) plus b (element stride bs;
@@ -74,23 +92,43 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
 {
     const int Ci = src->d[1], Fo = out->d[1], OH = out->d[2], OW = out->d[3];
     const int fb = FN(K)->fb, vw = FN(K)->vw;
-    const geom g = conv_shape(s, KH, KW, OH, OW, vw);
-    const int ntaps = Ci * KH * KW;
+    const geom g = conv_shape(s, KH, KW, OH, OW, vw, FN(K)->wvw, Ci, Fo, fb, n1 - n0);
+    const int ntaps = Ci * KH * KW, vl = g.lanes, H = src->d[2], W = src->d[3];
     /* slack past the last plane: flat blocks read up to L past a tap's first element */
-    T *X = calloc((size_t)g.plane * (size_t)Ci + (size_t)g.L, sizeof(T));
-    T *Y = g.flat ? malloc(sizeof(T) * (size_t)Fo * (size_t)g.L) : NULL;
+    const ptrdiff_t xlen = g.plane * Ci * vl + g.L;
+    const size_t ylen = g.flat ? (size_t)g.L : vl > 1 ? (size_t)OH * (size_t)OW * (size_t)vl : 0;
+    void *xraw, *yraw = NULL;
+    T *X = calloc64(sizeof(T) * (size_t)xlen, &xraw);
+    T *Y = ylen ? calloc64(sizeof(T) * (size_t)Fo * ylen, &yraw) : NULL;
+    /* lanes: the outputs of a group's images, deinterleaved (see put_lanes); the positions of
+     * the input's rows and columns */
+    T *tmp = vl > 1 ? malloc(sizeof(T) * (size_t)Fo * (size_t)OH * (size_t)OW * (size_t)vl) : NULL;
+    ptrdiff_t *pos = vl > 1 ? malloc(sizeof(ptrdiff_t) * (size_t)(H + W)) : NULL;
     T *bias = calloc((size_t)round_up(Fo, fb), sizeof(T));
     ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)ntaps);
     T *wp = FN(pack_weights)(w, ws, Fo, Ci, KH, KW, fb);
-    const int ok = X && (Y || !g.flat) && bias && off && wp;
+    const int ok = X && (Y || !ylen) && ((tmp && pos) || vl == 1) && bias && off && wp;
     if (ok) {
         for (int f = 0; f < Fo && b; f++)
             bias[f] = b[f * bs];
         tap_offsets(off, &g, Ci, KH, KW);
+        if (vl > 1)
+            lane_positions(&g, H, W, ph, pw, pos, pos + H);
         const T *sp = src->p;
-        for (int n = n0; n < n1; n++) {
-            FN(fill)(X, &g, sp + n * src->s[0], src->s + 1, Ci, src->d[2], src->d[3], ph, pw);
+        const ptrdiff_t readable = extent(src);
+        for (int n = n0; n < n1; n += vl) {
             T *on = (T *)out->p + n * out->s[0];
+            if (vl > 1) {
+                const int cnt = n1 - n < vl ? n1 - n : vl;
+                FN(K)->fill_lanes(X, xlen, sp + n * src->s[0], src->s,
+                                  readable < 0 ? -1 : readable - n * src->s[0], cnt, Ci, H, W, pos,
+                                  pos + H, g.plane);
+                FN(K)->conv_image(X, off, ntaps, (ptrdiff_t)g.Q * vl, wp, bias, Fo, OH, OW * vl, Y,
+                                  (ptrdiff_t)ylen, (ptrdiff_t)OW * vl, 1);
+                FN(put_lanes)(out, on, Y, tmp, cnt);
+                continue;
+            }
+            FN(fill)(X, &g, sp + n * src->s[0], src->s + 1, Ci, H, W, ph, pw);
             if (!g.flat) {
                 FN(K)->conv_image(X, off, ntaps, g.Q, wp, bias, Fo, OH, OW, on, out->s[1],
                                   out->s[2], out->s[3]);
@@ -102,8 +140,10 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
                              OH, OW);
         }
     }
-    free(X);
-    free(Y);
+    free(xraw);
+    free(yraw);
+    free(tmp);
+    free(pos);
     free(bias);
     free(off);
     free(wp);
@@ -129,25 +169,23 @@ static int FN(dgrad_run)(const view4 *dout, const T *w, const ptrdiff_t *ws, int
                     for (int x = 0; x < W; x++)
                         row[x * dx->s[3]] = 0;
                 }
-    for (int a = 0; a < s && a < KH; a++)
-        for (int b = 0; b < s && b < KW; b++) {
-            const int U = (KH - a + s - 1) / s, V = (KW - b + s - 1) / s;  /* taps of the phase */
-            int m0, m1, k0, k1;  /* its dx rows h = m*s + a - p, columns x = k*s + b - p */
-            phase_span(a - p, s, H, INT_MAX, &m0, &m1);
-            phase_span(b - p, s, W, INT_MAX, &k0, &k1);
-            if (m1 == m0 || k1 == k0)
+    for (int a = 0; a < s; a++)
+        for (int b = 0; b < s; b++) {
+            dx_phase d;
+            if (!get_dx_phase(a, b, s, p, KH, KW, H, W, &d))
                 continue;
             /* dx[m] = sum_u dout[m - u] * w[a + s*u] = sum_v dout[m - (U-1) + v] * w'[v], with
              * w'[v] = w[a + s*(U-1-v)]: dout placed U-1-m0 rows down for output row m - m0 */
             view4 o = *dx;
-            o.p = (T *)dx->p + (ptrdiff_t)(m0 * s + a - p) * dx->s[2] + (ptrdiff_t)(k0 * s + b - p) * dx->s[3];
-            o.d[2] = m1 - m0;
-            o.d[3] = k1 - k0;
+            o.p = (T *)dx->p + (ptrdiff_t)(d.m0 * s + a - p) * dx->s[2] + (ptrdiff_t)(d.k0 * s + b - p) * dx->s[3];
+            o.d[2] = d.m1 - d.m0;
+            o.d[3] = d.k1 - d.k0;
             o.s[2] *= s;
             o.s[3] *= s;
             const ptrdiff_t sub[4] = {ws[1], ws[0], -s * ws[2], -s * ws[3]};
-            const T *corner = w + (a + s * (U - 1)) * ws[2] + (b + s * (V - 1)) * ws[3];
-            if (FN(conv_run)(dout, U - 1 - m0, V - 1 - k0, corner, sub, U, V, NULL, 0, &o, 1, n0, n1))
+            const T *corner = w + (a + s * (d.U - 1)) * ws[2] + (b + s * (d.V - 1)) * ws[3];
+            if (FN(conv_run)(dout, d.U - 1 - d.m0, d.V - 1 - d.k0, corner, sub, d.U, d.V, NULL, 0, &o,
+                             1, n0, n1))
                 return -1;
         }
     return 0;
@@ -164,54 +202,80 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     const int C = x->d[1], F = dout->d[1], OH = dout->d[2], OW = dout->d[3];
     const int KH = dw->d[2], KW = dw->d[3];
     const int wfb = FN(K)->wfb, wtb = FN(K)->wtb, vl = FN(K)->wvw;
-    const geom g = conv_shape(s, KH, KW, OH, OW, vl);
-    /* D: dout of one image, rows dpitch apart, zero past OW; kernels run over drows x dlen */
-    const int dpitch = g.flat ? g.Q : round_up(OW, vl), drows = g.flat ? 1 : OH;
+    const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, C, F, wfb, n1 - n0);
+    /* An "image" below is vl images in batch-in-lanes mode.  D: dout of one, rows dpitch
+     * apart, zero past OW (and in lanes without an image); kernels run over drows x dlen. */
+    const int il = g.lanes;
+    const int dpitch = g.flat ? g.Q : il > 1 ? OW * il : round_up(OW, vl), drows = g.flat ? 1 : OH;
     const int dlen = g.flat ? g.L : dpitch;
     const ptrdiff_t dplane = g.flat ? g.L : (ptrdiff_t)OH * dpitch;
     const int ntaps = C * KH * KW, tp = round_up(ntaps, wtb);
     /* Images go in groups (see WGRAD_L1_BYTES), each image's X with zero slack for the flat
      * reads past its last plane (0 * inf would make NaN), D with zero padding filters. */
-    const ptrdiff_t ximg = g.plane * C + g.L, dimg = round_up(F, wfb) * dplane;
-    const ptrdiff_t hot = ((ptrdiff_t)wfb * dplane + 2 * g.plane) * (ptrdiff_t)sizeof(T);
+    const ptrdiff_t ximg = g.plane * C * il + g.L, dimg = round_up(F, wfb) * dplane;
+    const ptrdiff_t hot = ((ptrdiff_t)wfb * dplane + 2 * g.plane * il) * (ptrdiff_t)sizeof(T);
     const ptrdiff_t fit = (ximg + dimg) * (ptrdiff_t)sizeof(T);
+    const int units = (n1 - n0 + il - 1) / il;
     ptrdiff_t G = WGRAD_L1_BYTES / hot < WGRAD_L2_BYTES / fit ? WGRAD_L1_BYTES / hot : WGRAD_L2_BYTES / fit;
-    G = G < n1 - n0 ? G : n1 - n0;
+    G = G < units ? G : units;
     G = G > 1 ? G : 1;
-    T *X = calloc((size_t)ximg * (size_t)G, sizeof(T));
-    T *D = calloc((size_t)dimg * (size_t)G, sizeof(T));
-    T *acc = calloc((size_t)round_up(F, wfb) * (size_t)tp * (size_t)vl, sizeof(T));
+    void *xraw, *draw;
+    T *X = calloc64(sizeof(T) * (size_t)ximg * (size_t)G, &xraw);
+    T *D = calloc64(sizeof(T) * (size_t)dimg * (size_t)G, &draw);
+    T *acc = calloc((size_t)round_up(F, wfb) * (size_t)tp, sizeof(T));
     T *dblanes = calloc((size_t)F * (size_t)vl + 1, sizeof(T));
     ptrdiff_t *off = calloc((size_t)tp, sizeof(ptrdiff_t));  /* padding taps read offset 0 */
-    const int ok = X && D && acc && dblanes && off;
+    /* lanes: the images' dout before interleaving, unless already contiguous */
+    const ptrdiff_t dn = (ptrdiff_t)F * OH * OW;
+    const int dense = dout->s[3] == 1 && dout->s[2] == OW && dout->s[1] == (ptrdiff_t)OH * OW;
+    T *tmp = il > 1 && !dense ? malloc(sizeof(T) * (size_t)dn * (size_t)il) : NULL;
+    ptrdiff_t *pos = il > 1 ? malloc(sizeof(ptrdiff_t) * (size_t)(x->d[2] + x->d[3])) : NULL;
+    const int ok = X && D && acc && dblanes && off && (tmp || il == 1 || dense) && (pos || il == 1);
     if (ok) {
         tap_offsets(off, &g, C, KH, KW);
+        if (il > 1)
+            lane_positions(&g, x->d[2], x->d[3], pad, pad, pos, pos + x->d[2]);
         const T *xp = x->p, *dp = dout->p;
-        for (int n = n0; n < n1; n += G) {
-            const int nimg = n1 - n < G ? n1 - n : (int)G;
+        const ptrdiff_t readable = extent(x);
+        for (int n = n0; n < n1; n += (int)G * il) {
+            const int nimg = (n1 - n + il - 1) / il < G ? (n1 - n + il - 1) / il : (int)G;
             for (int i = 0; i < nimg; i++) {
-                FN(fill)(X + i * ximg, &g, xp + (n + i) * x->s[0], x->s + 1, C, x->d[2], x->d[3],
-                         pad, pad);
-                for (int f = 0; f < F; f++)
-                    FN(K)->copy_rows(D + i * dimg + f * dplane, dpitch,
-                                     dp + (n + i) * dout->s[0] + f * dout->s[1], dout->s[2],
-                                     dout->s[3], OH, OW);
-                FN(K)->sum_rows(D + i * dimg, F, dplane, dblanes);
+                const int first = n + i * il;
+                T *Xi = X + i * ximg, *Di = D + i * dimg;
+                if (il > 1) {
+                    const int cnt = n1 - first < il ? n1 - first : il;
+                    FN(K)->fill_lanes(Xi, g.plane * C * il, xp + first * x->s[0], x->s,
+                                      readable < 0 ? -1 : readable - first * x->s[0], cnt, C, x->d[2],
+                                      x->d[3], pos, pos + x->d[2], g.plane);
+                    const T *dfirst = dp + first * dout->s[0];
+                    if (dense) {
+                        FN(K)->interleave(Di, dfirst, dout->s[0], dn, cnt);
+                    } else {
+                        for (int k = 0; k < cnt; k++)
+                            for (int f = 0; f < F; f++)
+                                FN(K)->copy_rows(tmp + k * dn + (ptrdiff_t)f * OH * OW, OW,
+                                                 dfirst + k * dout->s[0] + f * dout->s[1], dout->s[2],
+                                                 dout->s[3], OH, OW);
+                        FN(K)->interleave(Di, tmp, dn, dn, cnt);
+                    }
+                } else {
+                    FN(fill)(Xi, &g, xp + first * x->s[0], x->s + 1, C, x->d[2], x->d[3], pad, pad);
+                    for (int f = 0; f < F; f++)
+                        FN(K)->copy_rows(Di + f * dplane, dpitch, dp + first * dout->s[0] + f * dout->s[1],
+                                         dout->s[2], dout->s[3], OH, OW);
+                }
+                FN(K)->sum_rows(Di, F, dplane, dblanes);
             }
             for (int f0 = 0; f0 < F; f0 += wfb)
                 for (int t0 = 0; t0 < ntaps; t0 += wtb)
-                    FN(K)->wgrad_block(X, ximg, off + t0, g.Q, D + f0 * dplane, dimg, dplane,
-                                       nimg, drows, dlen, acc + ((ptrdiff_t)f0 * tp + t0) * vl, tp);
+                    FN(K)->wgrad_block(X, ximg, off + t0, (ptrdiff_t)g.Q * il, D + f0 * dplane, dimg,
+                                       dplane, nimg, drows, dlen, acc + (ptrdiff_t)f0 * tp + t0, tp);
         }
         T *wo = dw->p;
         for (int f = 0; f < F; f++)
             for (int t = 0; t < ntaps; t++) {
-                const T *lane = acc + ((ptrdiff_t)f * tp + t) * vl;
-                T sum = 0;
-                for (int v = 0; v < vl; v++)
-                    sum += lane[v];
                 const int c = t / (KH * KW), i = t / KW % KH, j = t % KW;
-                wo[f * dw->s[0] + c * dw->s[1] + i * dw->s[2] + j * dw->s[3]] = sum;
+                wo[f * dw->s[0] + c * dw->s[1] + i * dw->s[2] + j * dw->s[3]] = acc[(ptrdiff_t)f * tp + t];
             }
         for (int f = 0; f < F && db; f++) {
             double sum = 0;
@@ -220,11 +284,13 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
             db[f * dbs] = (T)sum;
         }
     }
-    free(X);
-    free(D);
+    free(xraw);
+    free(draw);
     free(acc);
     free(dblanes);
     free(off);
+    free(tmp);
+    free(pos);
     return ok ? 0 : -1;
 }
 

@@ -22,46 +22,120 @@
 
 typedef struct {
     int s, pr, pc; /* stride, stored row phases, stored column phases */
-    int R, Q;      /* phase rows and row pitch of one phase plane */
+    int R, Q;      /* phase rows and row pitch of one phase plane, in positions */
     int flat;      /* 1: output rows run flat (see conv_shape) */
     int L;         /* flat: outputs per image computed (OH*Q rounded up to the block) */
-    ptrdiff_t pplane, plane; /* elements of a phase plane, of a channel (pr*pc phase planes) */
+    int lanes;     /* elements per position: 1, or VL in batch-in-lanes mode (see conv_shape) */
+    ptrdiff_t pplane, plane; /* positions in a phase plane, in a channel (pr*pc phase planes) */
 } geom;
 
 static int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
-/* Geometry of a KH x KW stride-s correlation with OH x OW outputs computed in column blocks of
- * `block` lanes.  Flat: output (oh, ow) is element oh*Q + ow of one long row of OH*Q outputs
- * with Q = OW + (KW-1)/s, of which the (KW-1)/s per row past OW are computed and dropped.  Row
- * blocks instead round each output row up to the block, Q then leaving room for the last
- * block's reads.  Flat is taken where it computes less: at 16 columns and a 3x3 kernel it
- * computes 18 per row instead of 32; at 32 columns and 7x7, 38 instead of 32. */
-static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block)
+/* The modes of conv_shape, and the one forced on every convolution (-1: chosen per shape);
+ * set through gpucnn.native.use_conv_mode, for tests and measurements. */
+enum { MODE_FLAT, MODE_ROWS, MODE_LANES, N_MODES };
+static const char *const mode_names[N_MODES] = {"flat", "rows", "lanes"};
+static int forced_mode = -1;
+
+/* Costs of the modes, in cycles of one core per element, measured on the 2-vCPU AVX-512 VM
+ * (scripts/bench_native.py --shapes, thread CPU time): copying an input element into the
+ * scratch with vector stores and interleaving it into a lane with scalar ones; likewise for
+ * an output element.  One vector FMA: one cycle. */
+#define COST_FILL 0.2
+#define COST_FILL_LANES 1.2
+#define COST_OUT 0.3
+#define COST_OUT_LANES 1.0
+
+/* Geometry of a KH x KW stride-s correlation of C channels into F filters with OH x OW
+ * outputs, for n images, computed by kernels of `block` columns (vectors of vl lanes) and
+ * fb-filter blocks.  Three ways to lay the outputs along the kernels' vectors:
+ *
+ * - Flat: output (oh, ow) is element oh*Q + ow of one long row of OH*Q outputs, Q = OW +
+ *   (KW-1)/s, of which the (KW-1)/s per row past OW are computed and dropped.
+ * - Row blocks: each output row rounded up to the block; Q leaves room for the last block's
+ *   reads.  No junk columns, and the kernel writes the output in place.
+ * - Batch in lanes: vl images side by side in the lanes of each vector (scratch element
+ *   (position, image) at position*vl + image), each output position one vector, so nothing
+ *   is computed and dropped whatever the size and stride (row blocks of block/vl positions);
+ *   but the scratch is filled and the outputs read back with scalar, interleaving copies, and
+ *   a last group of fewer than vl images computes the missing lanes all the same.
+ *
+ * The mode with the least modelled cost (vector FMAs plus the copies) is taken.  At 32x32
+ * outputs flat computes 6% junk with a 3x3 kernel: flat or rows win; at 4x4 outputs flat
+ * computes 16 of 32 columns, lanes 16 of 16; for a 1x1 kernel (1 FMA per output per channel
+ * and filter) the interleaving outweighs what lanes saves. */
+static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int vl, int C, int F,
+                       int fb, int n)
 {
     geom g;
-    const ptrdiff_t flat = round_up(OH * (OW + (KW - 1) / s), block);
-    const ptrdiff_t rows = (ptrdiff_t)OH * round_up(OW, block);
+    const int nv = block / vl > 0 ? block / vl : 1;  /* lanes mode: positions per block */
+    const double taps = (double)C * KH * KW * round_up(F, fb) / vl;  /* FMAs per vl outputs */
+    const double in = (double)C * (OH + (KH - 1) / s) * (OW + (KW - 1) / s), out = (double)F * OH * OW;
+    const double flat = round_up(OH * (OW + (KW - 1) / s), block);
+    const double rows = (double)OH * round_up(OW, block);
+    const double group = n > 0 ? (double)round_up(n, vl) / n : 1;  /* lanes left empty */
+    const double cost_flat = flat * taps + in * COST_FILL + out * COST_OUT;
+    const double cost_rows = rows * taps + in * COST_FILL;
+    const double cost_lanes = group * ((double)OH * round_up(OW, nv) * taps
+                                       + (in * COST_FILL_LANES + out * COST_OUT_LANES));
     g.s = s;
     g.pr = KH < s ? KH : s;
     g.pc = KW < s ? KW : s;
     g.R = OH + (KH - 1) / s;
-    g.flat = flat < rows;
+    int mode = cost_flat < cost_rows ? MODE_FLAT : MODE_ROWS;
+    if (vl > 1 && cost_lanes < (mode == MODE_FLAT ? cost_flat : cost_rows))
+        mode = MODE_LANES;
+    if (forced_mode >= 0 && (forced_mode != MODE_LANES || vl > 1))
+        mode = forced_mode;
+    g.lanes = mode == MODE_LANES ? vl : 1;
+    g.flat = mode == MODE_FLAT;
     g.L = g.flat ? (int)flat : 0;
-    g.Q = (g.flat ? OW : round_up(OW, block)) + (KW - 1) / s;
+    g.Q = (g.flat ? OW : round_up(OW, g.lanes > 1 ? nv : block)) + (KW - 1) / s;
     g.pplane = (ptrdiff_t)g.R * g.Q;
     g.plane = g.pplane * g.pr * g.pc;
     return g;
 }
 
-/* off[(c*KH + i)*KW + j]: where tap (c, i, j) sits relative to its output's first input. */
+/* off[(c*KH + i)*KW + j]: where tap (c, i, j) sits relative to its output's first input, in
+ * elements. */
 static void tap_offsets(ptrdiff_t *off, const geom *g, int C, int KH, int KW)
 {
     const int s = g->s;
     for (int c = 0; c < C; c++)
         for (int i = 0; i < KH; i++)
             for (int j = 0; j < KW; j++)
-                off[(c * KH + i) * KW + j] = c * g->plane + ((i % s) * g->pc + j % s) * g->pplane +
-                                             (ptrdiff_t)(i / s) * g->Q + j / s;
+                off[(c * KH + i) * KW + j] = g->lanes * (c * g->plane + ((i % s) * g->pc + j % s) * g->pplane +
+                                                         (ptrdiff_t)(i / s) * g->Q + j / s);
+}
+
+/* Batch-in-lanes positions of the rows and columns of an H x W source padded by ph rows and
+ * pw columns (see fill_lanes): rowpos[h] = a*pc*pplane + r*Q for padded row h + ph = r*s + a,
+ * colpos[w] = b*pplane + q for padded column w + pw = q*s + b; -1 where the scratch keeps no
+ * such row or column. */
+static void lane_positions(const geom *g, int H, int W, int ph, int pw, ptrdiff_t *rowpos,
+                           ptrdiff_t *colpos)
+{
+    const int s = g->s;
+    for (int h = 0; h < H; h++) {
+        const int row = h + ph;
+        const int keep = row >= 0 && row % s < g->pr && row / s < g->R;
+        rowpos[h] = keep ? (ptrdiff_t)(row % s) * g->pc * g->pplane + (ptrdiff_t)(row / s) * g->Q : -1;
+    }
+    for (int w = 0; w < W; w++) {
+        const int col = w + pw;
+        const int keep = col >= 0 && col % s < g->pc && col / s < g->Q;
+        colpos[w] = keep ? (ptrdiff_t)(col % s) * g->pplane + col / s : -1;
+    }
+}
+
+/* calloc of `bytes` aligned to 64 (*raw: what to free): a vector of 16 floats stored at a
+ * multiple of 64 bytes from an unaligned base straddles two cache lines, and in batch-in-lanes
+ * mode every load is one: the forward at 4x4 took 2.5x as long from calloc's 16-byte
+ * alignment (rdtsc around the kernel). */
+static void *calloc64(size_t bytes, void **raw)
+{
+    *raw = calloc(bytes + 64, 1);
+    return *raw ? (void *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63) : NULL;
 }
 
 /* [*i0, *i1): the indices i < lim with 0 <= i*s + o < n (a phase's rows or columns that hold
@@ -74,4 +148,24 @@ static void phase_span(int o, int s, int n, int lim, int *i0, int *i1)
     *i1 = hi < lim ? hi : lim;
     if (*i1 < *i0)
         *i1 = *i0;
+}
+
+/* The mode conv_shape takes for these arguments (what gpucnn.native.conv_mode reports). */
+static int shape_mode(const geom *g) { return g->lanes > 1 ? MODE_LANES : g->flat ? MODE_FLAT : MODE_ROWS; }
+
+/* Phase (a, b) of the input gradient of a stride-s, pad-p convolution with a KH x KW kernel
+ * on H x W inputs (see dgrad_run): its taps i = a + s*u (u < U), j = b + s*v (v < V), and
+ * its dx rows h = m*s + a - p for m in [m0, m1), columns x = k*s + b - p for k in [k0, k1).
+ * 0 when the phase has no tap or no position. */
+typedef struct {
+    int U, V, m0, m1, k0, k1;
+} dx_phase;
+
+static int get_dx_phase(int a, int b, int s, int p, int KH, int KW, int H, int W, dx_phase *d)
+{
+    d->U = a < KH ? (KH - a + s - 1) / s : 0;
+    d->V = b < KW ? (KW - b + s - 1) / s : 0;
+    phase_span(a - p, s, H, INT_MAX, &d->m0, &d->m1);
+    phase_span(b - p, s, W, INT_MAX, &d->k0, &d->k1);
+    return d->U > 0 && d->V > 0 && d->m1 > d->m0 && d->k1 > d->k0;
 }

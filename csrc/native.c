@@ -111,6 +111,10 @@ typedef struct {
                               ptrdiff_t, int);                                                   \
         double (*sum_squares)(const T *, ptrdiff_t);                                             \
         void (*sgd)(T *, const T *, T *, T, T, T, T, int, ptrdiff_t);                            \
+        void (*interleave)(T *, const T *, ptrdiff_t, ptrdiff_t, int);                           \
+        void (*deinterleave)(T *, ptrdiff_t, const T *, ptrdiff_t, int);                         \
+        void (*fill_lanes)(T *, ptrdiff_t, const T *, const ptrdiff_t *, ptrdiff_t, int, int, int, \
+                           int, const ptrdiff_t *, const ptrdiff_t *, ptrdiff_t);                \
     } name;
 DEFINE_KERN(float, kern_f)
 DEFINE_KERN(double, kern_d)
@@ -547,6 +551,58 @@ static PyObject *py_sgd_update(PyObject *self, PyObject *args)
     return release(&h, done(0));
 }
 
+/* use_conv_mode(name): force "flat", "rows" or "lanes" on every convolution ("auto": the cost
+ * model's choice per shape), so tests reach every mode; returns the name now in use. */
+static PyObject *py_use_conv_mode(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name)
+        return NULL;
+    int m = 0;
+    while (m < N_MODES && strcmp(name, mode_names[m]) != 0)
+        m++;
+    if (m == N_MODES && strcmp(name, "auto") != 0)
+        return PyErr_Format(PyExc_ValueError, "mode=%R: expected 'auto', 'flat', 'rows' or 'lanes'", arg);
+    forced_mode = m == N_MODES ? -1 : m;
+    return PyUnicode_FromString(forced_mode < 0 ? "auto" : mode_names[forced_mode]);
+}
+
+/* conv_plan(N, C, H, W, F, KH, KW, stride, pad, double) -> (forward mode, weight-gradient
+ * mode, (input-gradient mode per phase, ...)) for a batch of N images on one thread. */
+static PyObject *py_conv_plan(PyObject *self, PyObject *args)
+{
+    int N, C, H, W, F, KH, KW, s, p, dbl;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iiiiiiiiip", &N, &C, &H, &W, &F, &KH, &KW, &s, &p, &dbl))
+        return NULL;
+    if (check(N >= 1 && C >= 1 && F >= 1 && s >= 1 && p >= 0 && KH >= 1 && KW >= 1 &&
+              KH <= H + 2 * p && KW <= W + 2 * p, "expected positive sizes and a kernel that fits"))
+        return NULL;
+    const int OH = (H + 2 * p - KH) / s + 1, OW = (W + 2 * p - KW) / s + 1;
+    const int vw = dbl ? K_d->vw : K_f->vw, vl = dbl ? K_d->wvw : K_f->wvw;
+    const int fb = dbl ? K_d->fb : K_f->fb, wfb = dbl ? K_d->wfb : K_f->wfb;
+    const geom fg = conv_shape(s, KH, KW, OH, OW, vw, vl, C, F, fb, N);
+    const geom wg = conv_shape(s, KH, KW, OH, OW, vl, vl, C, F, wfb, N);
+    PyObject *phases = PyList_New(0);
+    for (int a = 0; phases && a < s; a++)
+        for (int b = 0; b < s; b++) {
+            dx_phase d;
+            if (!get_dx_phase(a, b, s, p, KH, KW, H, W, &d))
+                continue;
+            const geom g = conv_shape(1, d.U, d.V, d.m1 - d.m0, d.k1 - d.k0, vw, vl, F, C, fb, N);
+            PyObject *name = PyUnicode_FromString(mode_names[shape_mode(&g)]);
+            if (!name || PyList_Append(phases, name) < 0)
+                Py_CLEAR(phases);
+            Py_XDECREF(name);
+        }
+    if (!phases)
+        return NULL;
+    PyObject *t = PyList_AsTuple(phases);
+    Py_DECREF(phases);
+    return t ? Py_BuildValue("ssN", mode_names[shape_mode(&fg)], mode_names[shape_mode(&wg)], t) : NULL;
+}
+
 /* Instruction sets, best first, and whether this CPU has them. */
 static const char *const isa_names[] = {"avx512f", "avx2", "baseline"};
 
@@ -621,6 +677,9 @@ static PyMethodDef methods[] = {
     {"sgd_update", py_sgd_update, METH_VARARGS,
      "sgd_update(p, g, v_or_None, lr, decay, momentum, nesterov, i0, i1)"},
     {"use_isa", py_use_isa, METH_O, "use_isa(name) -> the instruction set now in use"},
+    {"use_conv_mode", py_use_conv_mode, METH_O, "use_conv_mode(name) -> the convolution mode now forced"},
+    {"conv_plan", py_conv_plan, METH_VARARGS,
+     "conv_plan(N, C, H, W, F, KH, KW, stride, pad, double) -> (forward, weight, input phases) modes"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -52,6 +52,30 @@ def use_isa(name: str) -> str:
     return isa
 
 
+CONV_MODES = ("flat", "rows", "lanes")
+
+
+def use_conv_mode(name: str) -> str:
+    """Force one way of laying a convolution's outputs along the vectors on every convolution
+    (``"flat"``, ``"rows"``, ``"lanes"``; see csrc/conv_geom.h), or ``"auto"``: the cost model's
+    choice per shape (the default).  Process-wide; tests use it to reach every mode.  Returns
+    the setting now in use."""
+    _require()
+    if name != "auto" and name not in CONV_MODES:
+        raise ValueError(f"name={name!r}: expected 'auto' or one of {', '.join(CONV_MODES)}")
+    return _lib.use_conv_mode(name)
+
+
+def conv_plan(x_shape, w_shape, stride: int, pad: int, dtype=np.float32) -> tuple:
+    """The modes the native convolution takes for x (N, C, H, W) and w (F, C, KH, KW) on one
+    thread: (forward, weight gradient, (input gradient per stride phase, ...))."""
+    _require()
+    N, C, H, W = (int(v) for v in x_shape)
+    F, _, KH, KW = (int(v) for v in w_shape)
+    return _lib.conv_plan(N, C, H, W, F, KH, KW, int(stride), int(pad),
+                          np.dtype(dtype) == np.float64)
+
+
 def _require():
     if not available:
         raise RuntimeError(f"gpucnn.native is unavailable: {reason}")
