@@ -102,19 +102,18 @@ TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrd
     }
 }
 
-/* nimg images' contribution to the weight gradient of WFB filters x WTB taps:
- * sums[f*dstf + t] += sum over images i, rows oh and columns ow of
+/* nimg images' contribution to the weight gradient of WFB filters x WTB taps, as VL-lane
+ * partial sums: lanes[(f*dstf + t)*VL + v] += sum over images i, rows oh and ow = v (mod VL) of
  * D[i*dimg + f*dplane + oh*OWV + ow] * X[i*ximg + oh*rowstep + off[t] + ow].
  * D rows are zero past OW (OWV = OW rounded up to VL), so there is no column tail.  Per VL
- * columns: WFB + WTB vector loads feed WFB*WTB FMAs into VL-lane partial sums, which are
- * reduced at the end (sum_lanes: a transpose and adds).  Once per call, not per image:
- * summing them per image took 256 scalar adds per 1024 FMAs at (a), hence nimg.  Keeping the
- * lanes in a buffer instead and summing it at the end made the buffer F*C*KH*KW*VL elements
- * (590 KB at 3x3 32->32), zeroed, updated and summed on every call: at 4x4 outputs that cost
- * as much as the FMAs. */
+ * columns: WFB + WTB vector loads feed WFB*WTB FMAs.  The lanes are summed once, after the
+ * last image (sum_lanes): summing them per image took 256 scalar adds per 1024 FMAs at (a);
+ * with 8x8 images even the per-call vector update of the lanes outweighed the FMAs, hence
+ * nimg.  (Reducing them at the end of each call, by a transpose and adds, made the weight
+ * gradient 15% slower at 32x32 and did not help at 4x4.) */
 TGT static void FN(wgrad_block)(const T *X, ptrdiff_t ximg, const ptrdiff_t *off, ptrdiff_t rowstep,
                                 const T *D, ptrdiff_t dimg, ptrdiff_t dplane, int nimg, int OH,
-                                int OWV, T *sums, ptrdiff_t dstf)
+                                int OWV, T *lanes, ptrdiff_t dstf)
 {
     VEC acc[WFB][WTB];
     UNROLL for (int f = 0; f < WFB; f++)
@@ -139,11 +138,12 @@ TGT static void FN(wgrad_block)(const T *X, ptrdiff_t ximg, const ptrdiff_t *off
                 }
             }
         }
-    T part[WFB * WTB];
-    FN(sum_lanes)(&acc[0][0], WFB * WTB, part);
     UNROLL for (int f = 0; f < WFB; f++)
-        UNROLL for (int t = 0; t < WTB; t++)
-            sums[f * dstf + t] += part[f * WTB + t];
+        UNROLL for (int t = 0; t < WTB; t++) {
+            T *dst = lanes + (f * dstf + t) * VL;
+            VEC sum = FN(load)(dst) + acc[f][t];
+            memcpy(dst, &sum, sizeof sum);
+        }
 }
 
 /* dst[r*dpitch + k] = src[r*spitch + k*step] for r < rows, k < n.  Contiguous rows go by
@@ -411,7 +411,8 @@ TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, in
 static const KERN_T FN(kern) = {FB, VW, WFB, WTB, VL, FN(conv_image), FN(wgrad_block),
                                 FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row),
                                 POOL2_PLANE, UNPOOL2_PLANE, FN(sum_squares), FN(sgd),
-                                FN(interleave), FN(deinterleave), FN(fill_lanes)};
+                                FN(interleave), FN(deinterleave), FN(fill_lanes),
+                                FN(sum_lanes)};
 #undef POOL2_PLANE
 #undef UNPOOL2_PLANE
 

@@ -125,16 +125,16 @@ TGT static void FN(deinterleave)(T *dst, ptrdiff_t dpitch, const T *src, ptrdiff
             dst[i * dpitch + p] = src[p * VL + i];
 }
 
-/* out[k] = sum over v < VL of lanes[k], for k < n: the horizontal sums of the weight
- * gradient's VL-lane partial sums (wgrad_block), VL of them at a time by a transpose and
- * VL - 1 vector adds. */
-TGT static INLINE void FN(sum_lanes)(const VEC *lanes, int n, T *out)
+/* out[k] = sum over v < VL of lanes[k*VL + v], for k < n (out may be lanes): the weight
+ * gradient's VL-lane partial sums (wgrad_block), VL of them at a time by a transpose and VL - 1
+ * vector adds, where a scalar loop added one lane at a time. */
+TGT static void FN(sum_lanes)(const T *lanes, ptrdiff_t n, T *out)
 {
-    int k = 0;
+    ptrdiff_t k = 0;
 #ifdef HAVE_SHUFFLE
     for (; k + VL <= n; k += VL) {
         VEC r[VL];
-        memcpy(r, lanes + k, sizeof r);
+        memcpy(r, lanes + k * VL, sizeof r);
         FN(transpose_block)(r);
         for (int step = 1; step < VL; step *= 2)  /* pairwise, as the tail below */
             for (int i = 0; i + step < VL; i += 2 * step)
@@ -144,7 +144,7 @@ TGT static INLINE void FN(sum_lanes)(const VEC *lanes, int n, T *out)
 #endif
     for (; k < n; k++) {
         T part[VL];
-        memcpy(part, lanes + k, sizeof part);
+        memcpy(part, lanes + k * VL, sizeof part);
         for (int step = 1; step < VL; step *= 2)
             for (int i = 0; i + step < VL; i += 2 * step)
                 part[i] += part[i + step];

@@ -115,6 +115,7 @@ typedef struct {
         void (*deinterleave)(T *, ptrdiff_t, const T *, ptrdiff_t, int);                         \
         void (*fill_lanes)(T *, ptrdiff_t, const T *, const ptrdiff_t *, ptrdiff_t, int, int, int, \
                            int, const ptrdiff_t *, const ptrdiff_t *, ptrdiff_t);                \
+        void (*sum_lanes)(const T *, ptrdiff_t, T *);                                            \
     } name;
 DEFINE_KERN(float, kern_f)
 DEFINE_KERN(double, kern_d)
