@@ -127,27 +127,17 @@ TGT static void FN(deinterleave)(T *dst, ptrdiff_t dpitch, const T *src, ptrdiff
 
 /* out[k] = sum over v < VL of lanes[k*VL + v], for k < n (out may be lanes): the weight
  * gradient's VL-lane partial sums (wgrad_block), VL of them at a time by a transpose and VL - 1
- * vector adds, where a scalar loop added one lane at a time. */
+ * pairwise vector adds, where a scalar loop added one lane at a time. */
 TGT static void FN(sum_lanes)(const T *lanes, ptrdiff_t n, T *out)
 {
-    ptrdiff_t k = 0;
-#ifdef HAVE_SHUFFLE
-    for (; k + VL <= n; k += VL) {
-        VEC r[VL];
-        memcpy(r, lanes + k * VL, sizeof r);
-        FN(transpose_block)(r);
-        for (int step = 1; step < VL; step *= 2)  /* pairwise, as the tail below */
-            for (int i = 0; i + step < VL; i += 2 * step)
-                r[i] += r[i + step];
-        memcpy(out + k, &r[0], sizeof r[0]);
-    }
-#endif
-    for (; k < n; k++) {
-        T part[VL];
-        memcpy(part, lanes + k * VL, sizeof part);
+    for (ptrdiff_t k = 0; k < n; k += VL) {
+        const int m = n - k < VL ? (int)(n - k) : VL;
+        VEC r[VL];  /* r[v] = lane v of sums k .. k+m-1 */
+        memset(r, 0, sizeof r);
+        FN(deinterleave)((T *)r, VL, lanes + k * VL, m, VL);
         for (int step = 1; step < VL; step *= 2)
             for (int i = 0; i + step < VL; i += 2 * step)
-                part[i] += part[i + step];
-        out[k] = part[0];
+                r[i] += r[i + step];
+        memcpy(out + k, &r[0], sizeof(T) * (size_t)m);
     }
 }
