@@ -11,7 +11,8 @@ from .nets import NETS, Config, gpucnn_ops, gpucnn_step
 from .timing import make_timer, time_steady
 from .torch_twins import torch_ops, torch_step
 
-PARTS = ("train", "ops", "naive", "sweep")
+PARTS = ("train", "ops", "naive", "sweep", "suite")
+DEFAULT_PARTS = ("train", "ops", "naive", "sweep")  # the suite takes ~15 minutes: asked for
 
 
 def bench_ops(cfg: Config, dtype, device: str, torch_mod, reps: int, steps: int, warmup: int,
@@ -39,7 +40,7 @@ def bench_train(cfg: Config, dtype, device: str, torch_mod, reps: int, steps: in
     step, model = gpucnn_step(cfg, dtype, device)
     fns = {"gpucnn": step}
     if torch_mod is not None:
-        fns["torch"] = torch_step(cfg, dtype, device, init=model.parameters())
+        fns["torch"] = torch_step(cfg, dtype, device, init=model)
     timers = {k: make_timer(device, k) for k in fns}
     row = {"config": cfg.name, "net": cfg.net, "batch": cfg.batch, "size": cfg.spec.size,
            **time_steady(fns, timers, reps, steps, warmup, pause)}
