@@ -91,7 +91,7 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
 {
     const int Ci = src->d[1], Fo = out->d[1], OH = out->d[2], OW = out->d[3];
     const int fb = FN(K)->fb, vw = FN(K)->vw;
-    const geom g = conv_shape(s, KH, KW, OH, OW, vw, FN(K)->wvw, Ci, Fo, fb, n1 - n0);
+    const geom g = conv_shape(s, KH, KW, OH, OW, vw, FN(K)->wvw, Ci, Fo, fb, n1 - n0, sizeof(T));
     const int ntaps = Ci * KH * KW, vl = g.lanes, H = src->d[2], W = src->d[3];
     /* slack past the last plane: flat blocks read up to L past a tap's first element */
     const ptrdiff_t xlen = g.plane * Ci * vl + g.L;
@@ -201,7 +201,7 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     const int C = x->d[1], F = dout->d[1], OH = dout->d[2], OW = dout->d[3];
     const int KH = dw->d[2], KW = dw->d[3];
     const int wfb = FN(K)->wfb, wtb = FN(K)->wtb, vl = FN(K)->wvw;
-    const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, C, F, wfb, n1 - n0);
+    const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, C, F, wfb, n1 - n0, sizeof(T));
     /* An "image" below is vl images in batch-in-lanes mode.  D: dout of one, rows dpitch
      * apart, zero past OW (and in lanes without an image); kernels run over drows x dlen. */
     const int il = g.lanes;

@@ -37,18 +37,22 @@ enum { MODE_FLAT, MODE_ROWS, MODE_LANES, N_MODES };
 static const char *const mode_names[N_MODES] = {"flat", "rows", "lanes"};
 static int forced_mode = -1;
 
-/* Costs of the modes, in cycles of one core per element, measured on the 2-vCPU AVX-512 VM
- * (scripts/bench_native.py --shapes, thread CPU time): copying an input element into the
- * scratch with vector stores and interleaving it into a lane with scalar ones; likewise for
- * an output element.  One vector FMA: one cycle. */
+/* Costs of the modes, in cycles of one core per element, fitted to the tuning nets' shapes
+ * (scripts/bench_native.py --modes, thread CPU time, 2-vCPU AVX-512 VM): copying an input
+ * element into the scratch (vector copies) or into a lane (block transposes), and an output
+ * element out of the kernels' rows or lanes.  One vector FMA: one cycle.  And the most a group
+ * of vl images' scratch may take in batch-in-lanes mode: half the 1 MB L2 of a core.  Past it
+ * the kernels stream the scratch from L3 (16 channels of 34x34: lanes 79 GFLOP/s, row blocks
+ * 103; 32 channels of 18x18, 663 KB: 93 and 90). */
 #define COST_FILL 0.2
-#define COST_FILL_LANES 1.2
+#define COST_FILL_LANES 0.5
 #define COST_OUT 0.3
-#define COST_OUT_LANES 1.0
+#define COST_OUT_LANES 0.5
+#define LANES_SCRATCH_BYTES (512 * 1024)
 
 /* Geometry of a KH x KW stride-s correlation of C channels into F filters with OH x OW
- * outputs, for n images, computed by kernels of `block` columns (vectors of vl lanes) and
- * fb-filter blocks.  Three ways to lay the outputs along the kernels' vectors:
+ * outputs, for n images of elem bytes, computed by kernels of `block` columns (vectors of vl
+ * lanes) and fb-filter blocks.  Three ways to lay the outputs along the kernels' vectors:
  *
  * - Flat: output (oh, ow) is element oh*Q + ow of one long row of OH*Q outputs, Q = OW +
  *   (KW-1)/s, of which the (KW-1)/s per row past OW are computed and dropped.
@@ -57,20 +61,23 @@ static int forced_mode = -1;
  * - Batch in lanes: vl images side by side in the lanes of each vector (scratch element
  *   (position, image) at position*vl + image), each output position one vector, so nothing
  *   is computed and dropped whatever the size and stride (row blocks of block/vl positions);
- *   but the scratch is filled and the outputs read back with scalar, interleaving copies, and
- *   a last group of fewer than vl images computes the missing lanes all the same.
+ *   but the images are interleaved into the scratch and out of the output, and a last group
+ *   of fewer than vl images computes the missing lanes all the same.
  *
  * The mode with the least modelled cost (vector FMAs plus the copies) is taken.  At 32x32
  * outputs flat computes 6% junk with a 3x3 kernel: flat or rows win; at 4x4 outputs flat
- * computes 16 of 32 columns, lanes 16 of 16; for a 1x1 kernel (1 FMA per output per channel
- * and filter) the interleaving outweighs what lanes saves. */
+ * computes 16 of 32 columns, lanes 16 of 16 (87 against 47 GFLOP/s). */
 static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int vl, int C, int F,
-                       int fb, int n)
+                       int fb, int n, int elem)
 {
     geom g;
+    g.s = s;
+    g.pr = KH < s ? KH : s;
+    g.pc = KW < s ? KW : s;
+    g.R = OH + (KH - 1) / s;
     const int nv = block / vl > 0 ? block / vl : 1;  /* lanes mode: positions per block */
     const double taps = (double)C * KH * KW * round_up(F, fb) / vl;  /* FMAs per vl outputs */
-    const double in = (double)C * (OH + (KH - 1) / s) * (OW + (KW - 1) / s), out = (double)F * OH * OW;
+    const double in = (double)C * g.pr * g.pc * g.R * (OW + (KW - 1) / s), out = (double)F * OH * OW;
     const double flat = round_up(OH * (OW + (KW - 1) / s), block);
     const double rows = (double)OH * round_up(OW, block);
     const double group = n > 0 ? (double)round_up(n, vl) / n : 1;  /* lanes left empty */
@@ -78,12 +85,9 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int vl,
     const double cost_rows = rows * taps + in * COST_FILL;
     const double cost_lanes = group * ((double)OH * round_up(OW, nv) * taps
                                        + (in * COST_FILL_LANES + out * COST_OUT_LANES));
-    g.s = s;
-    g.pr = KH < s ? KH : s;
-    g.pc = KW < s ? KW : s;
-    g.R = OH + (KH - 1) / s;
+    const int lanes_fit = in * vl * elem <= LANES_SCRATCH_BYTES;
     int mode = cost_flat < cost_rows ? MODE_FLAT : MODE_ROWS;
-    if (vl > 1 && cost_lanes < (mode == MODE_FLAT ? cost_flat : cost_rows))
+    if (vl > 1 && lanes_fit && cost_lanes < (mode == MODE_FLAT ? cost_flat : cost_rows))
         mode = MODE_LANES;
     if (forced_mode >= 0 && (forced_mode != MODE_LANES || vl > 1))
         mode = forced_mode;

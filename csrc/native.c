@@ -583,15 +583,16 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
     const int OH = (H + 2 * p - KH) / s + 1, OW = (W + 2 * p - KW) / s + 1;
     const int vw = dbl ? K_d->vw : K_f->vw, vl = dbl ? K_d->wvw : K_f->wvw;
     const int fb = dbl ? K_d->fb : K_f->fb, wfb = dbl ? K_d->wfb : K_f->wfb;
-    const geom fg = conv_shape(s, KH, KW, OH, OW, vw, vl, C, F, fb, N);
-    const geom wg = conv_shape(s, KH, KW, OH, OW, vl, vl, C, F, wfb, N);
+    const int elem = dbl ? 8 : 4;
+    const geom fg = conv_shape(s, KH, KW, OH, OW, vw, vl, C, F, fb, N, elem);
+    const geom wg = conv_shape(s, KH, KW, OH, OW, vl, vl, C, F, wfb, N, elem);
     PyObject *phases = PyList_New(0);
     for (int a = 0; phases && a < s; a++)
         for (int b = 0; b < s; b++) {
             dx_phase d;
             if (!get_dx_phase(a, b, s, p, KH, KW, H, W, &d))
                 continue;
-            const geom g = conv_shape(1, d.U, d.V, d.m1 - d.m0, d.k1 - d.k0, vw, vl, F, C, fb, N);
+            const geom g = conv_shape(1, d.U, d.V, d.m1 - d.m0, d.k1 - d.k0, vw, vl, F, C, fb, N, elem);
             PyObject *name = PyUnicode_FromString(mode_names[shape_mode(&g)]);
             if (!name || PyList_Append(phases, name) < 0)
                 Py_CLEAR(phases);
