@@ -171,6 +171,26 @@ TGT static void FN(copy_rows)(T *dst, ptrdiff_t dpitch, const T *src, ptrdiff_t 
     }
 #endif
     for (int r = 0; r < rows; r++, dst += dpitch, src += spitch) {
+        if (step == 1 && n < VL && n > 1) {
+            /* a row narrower than a vector (14, 7 or 4 outputs): two overlapping moves of the
+             * widest power of two <= n, constant sizes, so each is one load and one store */
+#define MOVE_TWO(W)                                                                              \
+    do {                                                                                         \
+        T a_[W], b_[W];                                                                          \
+        memcpy(a_, src, sizeof a_);                                                              \
+        memcpy(b_, src + n - (W), sizeof b_);                                                    \
+        memcpy(dst, a_, sizeof a_);                                                              \
+        memcpy(dst + n - (W), b_, sizeof b_);                                                    \
+    } while (0)
+            if (n >= 8)
+                MOVE_TWO(8);
+            else if (n >= 4)
+                MOVE_TWO(4);
+            else
+                MOVE_TWO(2);
+#undef MOVE_TWO
+            continue;
+        }
         if (step != 1 || n < VL) {
             for (int k = 0; k < n; k++)
                 dst[k] = src[k * step];
