@@ -43,7 +43,8 @@ def op_paths() -> dict:
     """{op: what runs it on the CPU}, for ``gpucnn info``."""
     if native.available:
         kernels = f"native C kernel ({native.isa}, {threads()} threads)"
-        return {"conv2d": f"{kernels}: direct convolution",
+        return {"conv2d": f"{kernels}: direct convolution (flat rows, row blocks or images in "
+                          f"the vector lanes, per shape)",
                 "relu + max-pool": f"{kernels}: fused, one pass",
                 "SGD update, L2": f"native C kernel ({native.isa}): one pass per parameter",
                 "everything else": "NumPy (OpenBLAS for matmuls)"}
