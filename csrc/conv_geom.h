@@ -38,7 +38,7 @@ static const char *const mode_names[N_MODES] = {"flat", "rows", "lanes"};
 static int forced_mode = -1;
 
 /* Costs of the modes, in cycles of one core per element, fitted to the tuning nets' shapes
- * (scripts/bench_native.py --modes, thread CPU time, 2-vCPU AVX-512 VM): copying an input
+ * (scripts/bench_cpu_suite.py --modes, thread CPU time, 2-vCPU AVX-512 VM): copying an input
  * element into the scratch (vector copies) or into a lane (block transposes), and an output
  * element out of the kernels' rows or lanes.  One vector FMA: one cycle.  And the most a group
  * of vl images' scratch may take in batch-in-lanes mode: half the 1 MB L2 of a core.  Past it

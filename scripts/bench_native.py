@@ -1,7 +1,6 @@
 """Time gpucnn.native's kernels against the NumPy path, one thread, side by side.
 
     python scripts/bench_native.py [--rounds 15] [--dtype float32] [--more] [--isa avx2] [--wall]
-    python scripts/bench_native.py --modes [--rounds 7] [--held-out]
 
 Shapes are the seeds': (a) x (50, 3, 32, 32), w (32, 3, 7, 7), pad 3; (b) x (64, 1, 28, 28),
 w (16, 1, 5, 5), pad 2; pooling 2x2 stride 2 on (a)'s conv output (50, 32, 32, 32) stored
@@ -9,14 +8,7 @@ w (16, 1, 5, 5), pad 2; pooling 2x2 stride 2 on (a)'s conv output (50, 32, 32, 3
 NumPy path: gpucnn.cpu.im2col + ``w.reshape(F, -1) @ cols`` (forward), ``dmat @ cols.T``
 (weight gradient, cols reused from the forward as gpucnn does), cpu.maxpool_forward/backward
 with relu around them, and ``g += reg * W; p -= lr * g``.  Each round times every candidate once
-(interleaved, so machine noise hits all alike); the table shows medians over rounds.
-
-``--modes``: every convolution layer of the bench suite's tuning nets (gpucnn/bench/suite_nets.py;
-``--held-out`` for the others) at batch 32 (one thread's half of 64), forward, weight gradient and
-input gradient in GFLOP/s under each mode of the native convolution (flat rows, row blocks,
-batch in lanes; see csrc/conv_geom.h), and the mode its cost model picks: the tuning nets' rows
-are the data its constants were fitted to.  Each time is the minimum over rounds: on a shared
-VM the minimum of a kernel's thread CPU time repeats within ~2% where the median moves 20%.  Times are
+(interleaved, so machine noise hits all alike); the table shows medians over rounds.  Times are
 this thread's CPU time (``time.thread_time``; ``--wall`` for wall-clock): everything runs on
 one thread, and on a shared VM the CPU clock does not count the time other processes hold the
 core.  Cache and memory-bandwidth contention still show: trust ratios from one run.
@@ -124,60 +116,6 @@ def update_cases(n, dtype, rng):
             "sum of squares, native": lambda: native.sum_of_squares(p)}
 
 
-def suite_conv_shapes(batch, role):
-    """{(x shape, w shape, stride, pad): net} for the convolutions of the suite's ``role`` nets at
-    ``batch``."""
-    from gpucnn import nn
-    from gpucnn.bench.suite_nets import NETS
-    from gpucnn.models import build_model
-
-    shapes = {}
-    for net in (n for n in NETS.values() if n.role == role):
-        model = build_model(list(net.layers), net.input_dim, seed=0)
-        seen = []
-
-        def grab(m, x, add_bias=True):  # a forward hook: each Conv2d's input shape
-            seen.append((m, x.shape))
-            return type(m).forward(m, x, add_bias)
-
-        for m in model.modules():
-            if type(m) is nn.Conv2d:
-                m.forward = lambda x, add_bias=True, m=m: grab(m, x, add_bias)
-        model.loss(np.zeros((2,) + net.input_dim, np.float32))
-        for m, xs in seen:
-            key = ((batch,) + xs[1:], m.weight.shape, m.stride, m.padding)
-            shapes.setdefault(key, net.name)
-    return shapes
-
-
-def run_modes(rounds, dtype, role):
-    """GFLOP/s of each suite conv under each forced mode (flat, rows, lanes) and the auto pick;
-    the minimum time over ``rounds``."""
-    rng = np.random.default_rng(0)
-    print(f"{'net':14s} {'x':>18s} {'w':>16s} s p | forward flat/rows/lanes auto | weight grad | input grad")
-    for (xs, ws, stride, pad), net in suite_conv_shapes(32, role).items():
-        x = rng.standard_normal(xs).astype(dtype)
-        w = rng.standard_normal(ws).astype(dtype)
-        out = native.conv2d_forward(x, w, None, stride, pad)
-        dout = rng.standard_normal(out.shape).astype(dtype)
-        flop = 2.0 * out.size * w[0].size
-        kinds = {"fwd": lambda: native.conv2d_forward(x, w, None, stride, pad, out=out),
-                 "wg": lambda: native.conv2d_backward_weight(x, dout, ws[2], ws[3], stride, pad),
-                 "dx": lambda: native.conv2d_backward_input(dout, w, xs, stride, pad)}
-        times = {(k, m): [] for k in kinds for m in native.CONV_MODES}
-        for _ in range(rounds):
-            for (k, m) in times:
-                native.use_conv_mode(m)
-                times[k, m].append(timed(kinds[k], 3))
-        native.use_conv_mode("auto")
-        plan = native.conv_plan(xs, ws, stride, pad, dtype)
-        cols = []
-        for k, picked in zip(kinds, (plan[0], plan[1], "/".join(plan[2]))):
-            rates = " ".join(f"{flop / min(times[k, m]) / 1e9:4.0f}" for m in native.CONV_MODES)
-            cols.append(f"{rates} {picked:>5s}")
-        print(f"{net:14s} {str(xs):>18s} {str(ws):>16s} {stride} {pad} | " + " | ".join(cols), flush=True)
-
-
 def run(name, cases, rounds, reps, flop=None):
     times = {k: [] for k in cases}
     for _ in range(rounds):
@@ -197,9 +135,6 @@ def main():
     ap.add_argument("--wall", action="store_true", help="wall-clock time instead of thread CPU time")
     ap.add_argument("--more", action="store_true", help="also hidden-layer shapes (c)-(e)")
     ap.add_argument("--isa", choices=["avx512f", "avx2", "baseline"], help="cap the kernels' instruction set")
-    ap.add_argument("--modes", action="store_true",
-                    help="the suite's conv shapes under each native convolution mode")
-    ap.add_argument("--held-out", action="store_true", help="with --modes: the held-out nets' shapes")
     args = ap.parse_args()
     global CLOCK
     CLOCK = time.perf_counter if args.wall else time.thread_time
@@ -207,8 +142,6 @@ def main():
         raise SystemExit(f"gpucnn.native unavailable: {native.reason}")
     if args.isa:
         native.use_isa(args.isa)
-    if args.modes:
-        return run_modes(args.rounds, args.dtype, "held-out" if args.held_out else "tuning")
     rng = np.random.default_rng(0)
     print(f"native kernels: {native.isa}; numpy {np.__version__}; {args.dtype}; one thread; "
           f"medians of {args.rounds} interleaved rounds of {'wall' if args.wall else 'thread CPU'} time")
