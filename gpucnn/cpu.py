@@ -70,10 +70,13 @@ def _notice_numpy_path() -> None:
 # --- convolution ------------------------------------------------------------------------------
 
 # A convolution's work for cpu_threads.split, in the output elements of an elementwise pass it
-# weighs as: its FMAs / 32.  Its output count alone kept small-batch layers with many taps on
-# one thread: at batch 8 a 5x5 48 -> 64 layer (39M FMAs, ~0.5 ms) has 32K outputs, under the
-# 65536 per thread that a hand-off (~40 us) is worth for an elementwise pass.
-FMAS_PER_ELEMENT = 32
+# weighs as: its FMAs / 128, so a thread gets a share only from 8M FMAs (~100 us at the ~80
+# GFLOP/s a core runs these kernels; a hand-off costs ~40 us).  Its output count alone kept
+# small-batch layers with many taps on one thread: at batch 8 a 5x5 48 -> 64 layer (39M FMAs,
+# ~0.5 ms) has 32K outputs, under the 65536 a thread needs for an elementwise pass.  (Not yet
+# timed with two free cores: the VM gave ~1.2 cores while this was written; the suite's
+# allconv b8 and resnet-digits cases show it.)
+FMAS_PER_ELEMENT = 128
 
 
 def _conv_work(outputs: int, w) -> int:
