@@ -26,6 +26,12 @@ typedef T FN(vec);
 #define VEC FN(vec)
 #endif
 
+#ifdef HAVE_SHUFFLE
+/* integer lanes of T's width: vector comparisons give -1/0 in these */
+typedef __typeof__(_Generic((T)0, float: (int32_t)0, default: (int64_t)0)) FN(ilane);
+typedef FN(ilane) FN(ivec) __attribute__((vector_size(VL * sizeof(T))));
+#endif
+
 TGT static INLINE VEC FN(load)(const T *p)
 {
     VEC v;
@@ -41,6 +47,8 @@ TGT static INLINE VEC FN(splat)(T s)
     const VEC zero = {0};
     return -zero + s;
 }
+
+#include "lanes.h"
 
 /* One image of a direct convolution over a prepared input (see drivers.h, "scratch layout"):
  * out[f][oh][ow] = bias[f] + sum_t wp[t][f] * X[oh*rowstep + off[t] + ow], for f < F, oh < OH,
@@ -99,8 +107,10 @@ TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrd
  * D[i*dimg + f*dplane + oh*OWV + ow] * X[i*ximg + oh*rowstep + off[t] + ow].
  * D rows are zero past OW (OWV = OW rounded up to VL), so there is no column tail.  Per VL
  * columns: WFB + WTB vector loads feed WFB*WTB FMAs.  The lanes are summed once, after the
- * last image: summing them per image took 256 scalar adds per 1024 FMAs at (a); with 8x8
- * images even the per-call vector update of the lanes outweighed the FMAs, hence nimg. */
+ * last image (sum_lanes): summing them per image took 256 scalar adds per 1024 FMAs at (a);
+ * with 8x8 images even the per-call vector update of the lanes outweighed the FMAs, hence
+ * nimg.  (Reducing them at the end of each call, by a transpose and adds, made the weight
+ * gradient 15% slower at 32x32 and did not help at 4x4.) */
 TGT static void FN(wgrad_block)(const T *X, ptrdiff_t ximg, const ptrdiff_t *off, ptrdiff_t rowstep,
                                 const T *D, ptrdiff_t dimg, ptrdiff_t dplane, int nimg, int OH,
                                 int OWV, T *lanes, ptrdiff_t dstf)
@@ -143,7 +153,44 @@ TGT static void FN(wgrad_block)(const T *X, ptrdiff_t ximg, const ptrdiff_t *off
 TGT static void FN(copy_rows)(T *dst, ptrdiff_t dpitch, const T *src, ptrdiff_t spitch,
                               ptrdiff_t step, int rows, int n)
 {
+#ifdef HAVE_SHUFFLE
+    if (step == 2 && n >= VL) {
+        /* The polyphase fill of a stride-2 convolution: even elements by two loads and a
+         * shuffle, the second load one element early, so nothing past src[2*(n-1)] is read.
+         * The scalar gather took a third of the 3x3 stride-2 forward at 16 -> 32 channels. */
+        FN(ivec) even;
+        for (int k = 0; k < VL; k++)
+            even[k] = 2 * k < VL ? 2 * k : 2 * k + 1;
+        for (int r = 0; r < rows; r++, dst += dpitch, src += spitch)
+            for (int k = 0; k < n; k += VL) {
+                const int at = k + VL <= n ? k : n - VL;  /* the tail: one overlapping vector */
+                const VEC v = __builtin_shuffle(FN(load)(src + 2 * at), FN(load)(src + 2 * at + VL - 1), even);
+                memcpy(dst + at, &v, sizeof v);
+            }
+        return;
+    }
+#endif
     for (int r = 0; r < rows; r++, dst += dpitch, src += spitch) {
+        if (step == 1 && n < VL && n > 1) {
+            /* a row narrower than a vector (14, 7 or 4 outputs): two overlapping moves of the
+             * widest power of two <= n, constant sizes, so each is one load and one store */
+#define MOVE_TWO(W)                                                                              \
+    do {                                                                                         \
+        T a_[W], b_[W];                                                                          \
+        memcpy(a_, src, sizeof a_);                                                              \
+        memcpy(b_, src + n - (W), sizeof b_);                                                    \
+        memcpy(dst, a_, sizeof a_);                                                              \
+        memcpy(dst + n - (W), b_, sizeof b_);                                                    \
+    } while (0)
+            if (n >= 8)
+                MOVE_TWO(8);
+            else if (n >= 4)
+                MOVE_TWO(4);
+            else
+                MOVE_TWO(2);
+#undef MOVE_TWO
+            continue;
+        }
         if (step != 1 || n < VL) {
             for (int k = 0; k < n; k++)
                 dst[k] = src[k * step];
@@ -208,10 +255,6 @@ TGT static INLINE void FN(pool_scan)(const T *restrict x, ptrdiff_t sh, ptrdiff_
 }
 
 #ifdef HAVE_SHUFFLE
-/* integer lanes of T's width: vector comparisons give -1/0 in these */
-typedef __typeof__(_Generic((T)0, float: (int32_t)0, default: (int64_t)0)) FN(ilane);
-typedef FN(ilane) FN(ivec) __attribute__((vector_size(VL * sizeof(T))));
-
 /* pool_scan for stride 2 on contiguous columns, VL outputs at a time: for each window offset
  * (i, j), two vector loads and one even/odd shuffle give x[i*sh + 2*ow + j].  (GCC's own
  * vectorisation of the strided loop needs more than VL outputs, and rows have only 16 at
@@ -387,7 +430,9 @@ TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, in
 
 static const KERN_T FN(kern) = {FB, VW, WFB, WTB, VL, FN(conv_image), FN(wgrad_block),
                                 FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row),
-                                POOL2_PLANE, UNPOOL2_PLANE, FN(sum_squares), FN(sgd)};
+                                POOL2_PLANE, UNPOOL2_PLANE, FN(sum_squares), FN(sgd),
+                                FN(interleave), FN(deinterleave), FN(fill_lanes),
+                                FN(sum_lanes)};
 #undef POOL2_PLANE
 #undef UNPOOL2_PLANE
 

@@ -65,14 +65,7 @@ typedef struct {
     ptrdiff_t s[4];
 } view4;
 
-/* The padded, phase-split scratch image of drivers.h: element (row r, column col) of a channel
- * at r*row + (col % s)*phase + col / s. */
-typedef struct {
-    int rows, cols, s;
-    ptrdiff_t phase, row, plane;
-} geom;
-
-static int round_up(int v, int m) { return (v + m - 1) / m * m; }
+#include "conv_geom.h"
 
 /* Elements from v's first element to one past its last; -1 for a negative stride or no
  * elements. */
@@ -85,42 +78,6 @@ static ptrdiff_t extent(const view4 *v)
         e += (ptrdiff_t)(v->d[k] - 1) * v->s[k];
     }
     return e;
-}
-
-/* Scratch geometry for a rows x cols image read with stride s; minq: the phase width the kernels
- * may read (their column blocks plus the largest tap shift). */
-static geom make_geom(int rows, int cols, int s, int minq)
-{
-    geom g;
-    const int q = (cols + s - 1) / s;
-    g.rows = rows;
-    g.cols = cols;
-    g.s = s;
-    g.phase = q > minq ? q : minq;
-    g.row = s * g.phase;
-    g.plane = rows * g.row;
-    return g;
-}
-
-/* Stride-1 convolutions can run "flat": output (oh, ow) reads X[oh*WQ + ow + off[t]], so with
- * X rows exactly WQ = cols wide the whole image is one long row of OH*WQ outputs, of which the
- * KW-1 per row past OW are computed and dropped.  Row blocks instead round each row up to the
- * block width.  Flat wins for narrow images: at 16 columns and a 3x3 kernel it computes 18 per
- * row instead of 32; at 32 columns and 7x7, 38 instead of 32.  Returns the flat length (a
- * multiple of block), or 0 where row blocks do less work. */
-static int flat_length(int s, int OH, int OW, int cols, int block)
-{
-    const ptrdiff_t flat = round_up(OH * cols, block);
-    return s == 1 && flat < (ptrdiff_t)OH * round_up(OW, block) ? (int)flat : 0;
-}
-
-/* off[(c*KH + i)*KW + j]: where tap (c, i, j) sits relative to its output's first input. */
-static void tap_offsets(ptrdiff_t *off, const geom *g, int C, int KH, int KW)
-{
-    for (int c = 0; c < C; c++)
-        for (int i = 0; i < KH; i++)
-            for (int j = 0; j < KW; j++)
-                off[(c * KH + i) * KW + j] = c * g->plane + i * g->row + (j % g->s) * g->phase + j / g->s;
 }
 
 /* One chunk of a pooled output row: values (T), argmax offsets (uint8 or int32) and, for the
@@ -154,6 +111,11 @@ typedef struct {
                               ptrdiff_t, int);                                                   \
         double (*sum_squares)(const T *, ptrdiff_t);                                             \
         void (*sgd)(T *, const T *, T *, T, T, T, T, int, ptrdiff_t);                            \
+        void (*interleave)(T *, const T *, ptrdiff_t, ptrdiff_t, int);                           \
+        void (*deinterleave)(T *, ptrdiff_t, const T *, ptrdiff_t, int);                         \
+        void (*fill_lanes)(T *, ptrdiff_t, const T *, const ptrdiff_t *, ptrdiff_t, int, int, int, \
+                           int, const ptrdiff_t *, const ptrdiff_t *, ptrdiff_t);                \
+        void (*sum_lanes)(const T *, ptrdiff_t, T *);                                            \
     } name;
 DEFINE_KERN(float, kern_f)
 DEFINE_KERN(double, kern_d)
@@ -240,6 +202,7 @@ DEFINE_KERN(double, kern_d)
 #define TS f
 #define KERN_T kern_f
 #include "drivers.h"
+#include "conv_drivers.h"
 #undef T
 #undef TS
 #undef KERN_T
@@ -248,6 +211,7 @@ DEFINE_KERN(double, kern_d)
 #define TS d
 #define KERN_T kern_d
 #include "drivers.h"
+#include "conv_drivers.h"
 #undef T
 #undef TS
 #undef KERN_T
@@ -441,12 +405,11 @@ static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
               out.d[3] == (x.d[3] + 2 * pad - w.d[3]) / stride + 1, "out.shape: expected (N, F, OH, OW)") ||
         check_range(n0, n1, x.d[0]))
         return release(&h, NULL);
-    const int rows = x.d[2] + 2 * pad, cols = x.d[3] + 2 * pad;
     Py_BEGIN_ALLOW_THREADS
     if (kx == 'f')
-        rc = conv_run_f(&x, pad, pad, 1, rows, cols, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1);
+        rc = conv_run_f(&x, pad, pad, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1);
     else
-        rc = conv_run_d(&x, pad, pad, 1, rows, cols, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1);
+        rc = conv_run_d(&x, pad, pad, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1);
     Py_END_ALLOW_THREADS
     return release(&h, done(rc));
 }
@@ -470,19 +433,11 @@ static PyObject *py_conv2d_backward_input(PyObject *self, PyObject *args)
               dout.d[3] == (dx.d[3] + 2 * pad - w.d[3]) / stride + 1, "dout.shape: expected (N, F, OH, OW)") ||
         check_range(n0, n1, dx.d[0]))
         return release(&h, NULL);
-    /* dx is the stride-1 correlation of dout, dilated by the stride and padded by K-1-pad, with
-     * the kernel flipped and its F and C axes swapped: a view of w through negative strides. */
-    const int KH = w.d[2], KW = w.d[3];
-    const ptrdiff_t ws[4] = {w.s[1], w.s[0], -w.s[2], -w.s[3]};
-    const ptrdiff_t corner = (KH - 1) * w.s[2] + (KW - 1) * w.s[3];
-    const int rows = dx.d[2] + KH - 1, cols = dx.d[3] + KW - 1;
     Py_BEGIN_ALLOW_THREADS
     if (kg == 'f')
-        rc = conv_run_f(&dout, KH - 1 - pad, KW - 1 - pad, stride, rows, cols, (const float *)w.p + corner,
-                        ws, KH, KW, NULL, 0, &dx, 1, n0, n1);
+        rc = dgrad_run_f(&dout, w.p, w.s, w.d[2], w.d[3], &dx, stride, pad, n0, n1);
     else
-        rc = conv_run_d(&dout, KH - 1 - pad, KW - 1 - pad, stride, rows, cols, (const double *)w.p + corner,
-                        ws, KH, KW, NULL, 0, &dx, 1, n0, n1);
+        rc = dgrad_run_d(&dout, w.p, w.s, w.d[2], w.d[3], &dx, stride, pad, n0, n1);
     Py_END_ALLOW_THREADS
     return release(&h, done(rc));
 }
@@ -597,6 +552,59 @@ static PyObject *py_sgd_update(PyObject *self, PyObject *args)
     return release(&h, done(0));
 }
 
+/* use_conv_mode(name): force "flat", "rows" or "lanes" on every convolution ("auto": the cost
+ * model's choice per shape), so tests reach every mode; returns the name now in use. */
+static PyObject *py_use_conv_mode(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name)
+        return NULL;
+    int m = 0;
+    while (m < N_MODES && strcmp(name, mode_names[m]) != 0)
+        m++;
+    if (m == N_MODES && strcmp(name, "auto") != 0)
+        return PyErr_Format(PyExc_ValueError, "mode=%R: expected 'auto', 'flat', 'rows' or 'lanes'", arg);
+    forced_mode = m == N_MODES ? -1 : m;
+    return PyUnicode_FromString(forced_mode < 0 ? "auto" : mode_names[forced_mode]);
+}
+
+/* conv_plan(N, C, H, W, F, KH, KW, stride, pad, double) -> (forward mode, weight-gradient
+ * mode, (input-gradient mode per phase, ...)) for a batch of N images on one thread. */
+static PyObject *py_conv_plan(PyObject *self, PyObject *args)
+{
+    int N, C, H, W, F, KH, KW, s, p, dbl;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iiiiiiiiip", &N, &C, &H, &W, &F, &KH, &KW, &s, &p, &dbl))
+        return NULL;
+    if (check(N >= 1 && C >= 1 && F >= 1 && s >= 1 && p >= 0 && KH >= 1 && KW >= 1 &&
+              KH <= H + 2 * p && KW <= W + 2 * p, "expected positive sizes and a kernel that fits"))
+        return NULL;
+    const int OH = (H + 2 * p - KH) / s + 1, OW = (W + 2 * p - KW) / s + 1;
+    const int vw = dbl ? K_d->vw : K_f->vw, vl = dbl ? K_d->wvw : K_f->wvw;
+    const int fb = dbl ? K_d->fb : K_f->fb, wfb = dbl ? K_d->wfb : K_f->wfb;
+    const int elem = dbl ? 8 : 4;
+    const geom fg = conv_shape(s, KH, KW, OH, OW, vw, vl, C, F, fb, N, elem);
+    const geom wg = conv_shape(s, KH, KW, OH, OW, vl, vl, C, F, wfb, N, elem);
+    PyObject *phases = PyList_New(0);
+    for (int a = 0; phases && a < s; a++)
+        for (int b = 0; b < s; b++) {
+            dx_phase d;
+            if (!get_dx_phase(a, b, s, p, KH, KW, H, W, &d))
+                continue;
+            const geom g = conv_shape(1, d.U, d.V, d.m1 - d.m0, d.k1 - d.k0, vw, vl, F, C, fb, N, elem);
+            PyObject *name = PyUnicode_FromString(mode_names[shape_mode(&g)]);
+            if (!name || PyList_Append(phases, name) < 0)
+                Py_CLEAR(phases);
+            Py_XDECREF(name);
+        }
+    if (!phases)
+        return NULL;
+    PyObject *t = PyList_AsTuple(phases);
+    Py_DECREF(phases);
+    return t ? Py_BuildValue("ssN", mode_names[shape_mode(&fg)], mode_names[shape_mode(&wg)], t) : NULL;
+}
+
 #include "fused_ops.h" /* batch norm, the elementwise relu passes */
 
 /* Instruction sets, best first, and whether this CPU has them. */
@@ -675,6 +683,9 @@ static PyMethodDef methods[] = {
      "sgd_update(p, g, v_or_None, lr, decay, momentum, nesterov, i0, i1)"},
     FUSED_OPS_METHODS
     {"use_isa", py_use_isa, METH_O, "use_isa(name) -> the instruction set now in use"},
+    {"use_conv_mode", py_use_conv_mode, METH_O, "use_conv_mode(name) -> the convolution mode now forced"},
+    {"conv_plan", py_conv_plan, METH_VARARGS,
+     "conv_plan(N, C, H, W, F, KH, KW, stride, pad, double) -> (forward, weight, input phases) modes"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -50,7 +50,8 @@ def op_paths() -> dict:
     blas = f"OpenBLAS, one thread in each of {threads()} gpucnn worker threads"
     if native.available:
         kernels = f"native C kernel ({native.isa}, {threads()} threads)"
-        return {"conv2d": f"{kernels}: direct convolution",
+        return {"conv2d": f"{kernels}: direct convolution (flat rows, row blocks or images in "
+                          f"the vector lanes, per shape)",
                 "relu + max-pool": f"{kernels}: fused, one pass",
                 "batch norm (+ relu)": f"{kernels}: two reads and one write, relu fused",
                 "relu, sum + relu": f"{kernels}: one pass",
@@ -79,6 +80,20 @@ def _notice_numpy_path() -> None:
 
 # --- convolution ------------------------------------------------------------------------------
 
+# A convolution's work for cpu_threads.split, in the output elements of an elementwise pass it
+# weighs as: its FMAs / 128, so a thread gets a share only from 8M FMAs (~100 us at the ~80
+# GFLOP/s a core runs these kernels; a hand-off costs ~40 us).  Its output count alone kept
+# small-batch layers with many taps on one thread: at batch 8 a 5x5 48 -> 64 layer (39M FMAs,
+# ~0.5 ms) has 32K outputs, under the 65536 a thread needs for an elementwise pass.  (Not yet
+# timed with two free cores: the VM gave ~1.2 cores while this was written; the suite's
+# allconv b8 and resnet-digits cases show it.)
+FMAS_PER_ELEMENT = 128
+
+
+def _conv_work(outputs: int, w) -> int:
+    """outputs (of dout or dx, or out) times the taps each takes, in elementwise units."""
+    return outputs * int(np.prod(w.shape[1:])) // FMAS_PER_ELEMENT
+
 def conv2d_forward(x, w, b, stride: int, pad: int):
     """-> (out, saved): native direct convolution (saved = x) when built, else im2col + one GEMM
     ``w (F, C*KH*KW) @ cols`` (saved = the columns, which the weight gradient reuses)."""
@@ -88,7 +103,7 @@ def conv2d_forward(x, w, b, stride: int, pad: int):
     if native.available:
         out = np.empty((N, F, OH, OW), dtype=x.dtype)
         split(N, lambda n0, n1: native.conv2d_forward(x, w, b, stride, pad, out=out, n0=n0, n1=n1),
-              out.size)
+              _conv_work(out.size, w))
         return out, x
     _notice_numpy_path()
     cols = im2col(x, KH, KW, stride, pad)  # (C*KH*KW, N*OH*OW)
@@ -117,7 +132,7 @@ def _native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
     def weight_part(n0, n1):  # each thread sums its images into its own buffers
         return native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, n0=n0, n1=n1)
 
-    parts = split(x_shape[0], weight_part, dout.size)
+    parts = split(x_shape[0], weight_part, _conv_work(dout.size, w))
     dw, db = parts[0]
     for pw, pb in parts[1:]:
         dw += pw
@@ -126,7 +141,7 @@ def _native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
     if need_dx:
         dx = np.empty(x_shape, dtype=dout.dtype)
         split(x_shape[0], lambda n0, n1: native.conv2d_backward_input(
-            dout, w, x_shape, stride, pad, dx=dx, n0=n0, n1=n1), dx.size)
+            dout, w, x_shape, stride, pad, dx=dx, n0=n0, n1=n1), _conv_work(dout.size, w))
     return dx, dw, db if need_db else None
 
 

@@ -52,6 +52,30 @@ def use_isa(name: str) -> str:
     return isa
 
 
+CONV_MODES = ("flat", "rows", "lanes")
+
+
+def use_conv_mode(name: str) -> str:
+    """Force one way of laying a convolution's outputs along the vectors on every convolution
+    (``"flat"``, ``"rows"``, ``"lanes"``; see csrc/conv_geom.h), or ``"auto"``: the cost model's
+    choice per shape (the default).  Process-wide; tests use it to reach every mode.  Returns
+    the setting now in use."""
+    _require()
+    if name != "auto" and name not in CONV_MODES:
+        raise ValueError(f"name={name!r}: expected 'auto' or one of {', '.join(CONV_MODES)}")
+    return _lib.use_conv_mode(name)
+
+
+def conv_plan(x_shape, w_shape, stride: int, pad: int, dtype=np.float32) -> tuple:
+    """The modes the native convolution takes for x (N, C, H, W) and w (F, C, KH, KW) on one
+    thread: (forward, weight gradient, (input gradient per stride phase, ...))."""
+    _require()
+    N, C, H, W = (int(v) for v in x_shape)
+    F, _, KH, KW = (int(v) for v in w_shape)
+    return _lib.conv_plan(N, C, H, W, F, KH, KW, int(stride), int(pad),
+                          np.dtype(dtype) == np.float64)
+
+
 def _require():
     if not available:
         raise RuntimeError(f"gpucnn.native is unavailable: {reason}")
@@ -156,9 +180,13 @@ def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None):
     """x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> out (N, F, OH, OW), the
     cross-correlation with OH = (H + 2*pad - KH) // stride + 1 (likewise OW).
 
-    Direct convolution, register-blocked over 8 filters x 32 output columns (AVX-512): one core
-    ran 142 GFLOP/s at the seed shape (a) and 81 at (b), against 36 and 20 for im2col +
-    OpenBLAS SGEMM (scripts/bench_native.py, float32, thread CPU time).
+    Direct convolution, register-blocked over 8 filters x 32 output columns (AVX-512), on a
+    copy of each image split by stride phase, so every stride reads unit-stride vectors; the
+    outputs run as flat rows, row blocks or 16 images side by side in the vector lanes, the
+    mode of least modelled cost per shape (csrc/conv_geom.h; :func:`conv_plan` tells which).
+    One core, float32, GFLOP/s: 106 at the seed shape (a), 79 at (b), 87 at 4x4 outputs with
+    32 -> 32 channels, 68 at the strided net's 3x3 stride-2 layer, against 36-49 for im2col +
+    OpenBLAS SGEMM (scripts/bench_native.py, docs/benchmarks.md).
     """
     _require()
     _check_array("x", x)
@@ -181,8 +209,8 @@ def conv2d_backward_weight(x, dout, kh, kw, stride, pad, *, dw=None, db=None, n0
     """x (N, C, H, W), dout (N, F, OH, OW) -> dw (F, C, KH, KW), db (F,): the gradients of
     :func:`conv2d_forward`'s w and b, summed over images n0..n1-1 (written, not accumulated).
 
-    110 GFLOP/s at (a) and 52 at (b) on one core, against 42 and 23 for the GEMM on cached
-    im2col columns (float32)."""
+    The modes of :func:`conv2d_forward`; one core, float32: 95 GFLOP/s at (a), 67 at (b), 55
+    at 4x4 outputs 32 -> 32, against 47-48 for the GEMM on cached im2col columns."""
     _require()
     _check_array("x", x)
     _check_array("dout", dout, x.dtype)
@@ -206,10 +234,12 @@ def conv2d_backward_weight(x, dout, kh, kw, stride, pad, *, dw=None, db=None, n0
 
 def conv2d_backward_input(dout, w, x_shape, stride, pad, *, dx=None, n0=0, n1=None):
     """dout (N, F, OH, OW), w (F, C, KH, KW) -> dx (N, C, H, W) of x_shape: the gradient of
-    :func:`conv2d_forward`'s x (the full correlation of dout, dilated by the stride, with the
-    flipped kernel; stride > 1 computes on the dilated grid, stride**2 more work).  Blocks of 8
-    input channels: with few channels most of a block is padding (C=1 at (b): 15 GFLOP/s, as
-    GEMM + col2im), with many it runs like the forward (C=32: 133 against 24)."""
+    :func:`conv2d_forward`'s x.  dx splits into stride x stride phase grids; each is the
+    stride-1 correlation of dout with the flipped taps that reach it (F and C swapped), so a
+    strided convolution's input gradient does the forward's work, not stride**2 times it.
+    Blocks of 8 input channels: with few channels most of a block is padding (C=1 at (b): 12
+    GFLOP/s; only a first layer has so few, and it skips dx), with many it runs like the
+    forward (32 -> 32 at 16x16: 92)."""
     _require()
     _check_array("dout", dout)
     _check_array("w", w, dout.dtype)

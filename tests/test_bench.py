@@ -162,7 +162,7 @@ def test_steady_method_alternates_who_goes_first_and_leaves_disturbed_rounds_out
     timers = {k: (lambda fn: (fn(), next(durations))[1]) for k in fns}
     # round 1 is disturbed: another process took 10 s of CPU while it ran
     ticks = iter([(0, 0), (100, 100), (100, 100), (1100, 100), (1100, 100), (1200, 200)])
-    monkeypatch.setattr(timing, "_cpu_ticks", lambda: next(ticks))
+    monkeypatch.setattr(timing, "_cpu_ticks", lambda pids=(): next(ticks))
     monkeypatch.setattr(timing.os, "sysconf", lambda name: 100)
     out = timing.time_steady(fns, timers, rounds=3, steps=2, warmup=1)
     assert "".join(calls) == "gggttt" + "tttggg" + "gggttt"  # warm-up then 2 timed, alternating

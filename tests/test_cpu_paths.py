@@ -120,3 +120,24 @@ def test_small_work_is_not_split_over_threads(monkeypatch):
     assert sorted(ranges[1:]) == [(0, 25), (25, 50)]
     cpu_threads.split(50, lambda n0, n1: ranges.append((n0, n1)), work=1 << 20, elementwise=True)
     assert ranges[3:] == [(0, 50)]  # a memory-bound pass keeps 1M elements to one thread
+
+
+@pytest.mark.skipif(not native.available, reason=f"gpucnn._native is not built: {native.reason}")
+def test_a_conv_is_split_by_its_fmas_not_its_output_count(monkeypatch):
+    """Batch 8, 5x5, 48 -> 64 channels at 8x8 outputs: 32K outputs but 39M FMAs, two threads'
+    worth; a 1x1 layer with as many outputs stays on one thread."""
+    monkeypatch.setenv("GPUCNN_CPU_THREADS", "2")
+    ranges, forward = [], native.conv2d_forward
+
+    def recording(*args, n0=0, n1=None, **kwargs):
+        ranges.append((n0, n1))
+        return forward(*args, n0=n0, n1=n1, **kwargs)
+
+    monkeypatch.setattr(native, "conv2d_forward", recording)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 48, 16, 16)).astype(np.float32)
+    cpu.conv2d_forward(x, rng.standard_normal((64, 48, 5, 5)).astype(np.float32), None, 2, 2)
+    assert sorted(ranges) == [(0, 4), (4, 8)]
+    ranges.clear()
+    cpu.conv2d_forward(x, rng.standard_normal((64, 48, 1, 1)).astype(np.float32), None, 2, 0)
+    assert ranges == [(0, 8)]

@@ -1,9 +1,10 @@
 """gpucnn.native (the optional C extension) against NumPy references.
 
-References: gpucnn.cpu's max-pool (the semantics the native pool must reproduce bit for bit),
-per-tap einsum formulas written from the convolution's definition, and tests/reference.py's
-naive loops on a small case.  Errors are measured relative to the largest reference magnitude
-(float64: 1e-12, float32: 1e-5); argmax must match exactly.
+References: gpucnn.cpu's max-pool (the semantics the native pool must reproduce bit for bit) and
+per-tap einsum formulas written from the convolution's definition (tests/test_native_conv.py
+also checks every convolution mode against tests/reference.py's naive loops).  Errors are
+measured relative to the largest reference magnitude (float64: 1e-12, float32: 1e-5); argmax
+must match exactly.
 
 Kernel tests run once per instruction-set variant the CPU has (AVX-512, AVX2, baseline).
 Skipped with the reason when the extension is not built, unless GPUCNN_REQUIRE_NATIVE=1 (CI),
@@ -17,7 +18,6 @@ import sys
 import numpy as np
 import pytest
 
-import reference
 from gpucnn import cpu, env, native
 
 REQUIRE = env.switch("GPUCNN_REQUIRE_NATIVE")
@@ -222,18 +222,6 @@ def test_conv_backward_input(case, dtype):
     dx = native.conv2d_backward_input(dout, w, x.shape, stride, pad)
     assert dx.shape == x.shape and dx.flags.c_contiguous
     assert_close(dx, dx_ref(dout, w, x.shape, stride, pad))
-
-
-@native_kernels
-def test_conv_matches_the_naive_seed_loops():
-    x, w, b, dout, stride, pad = _conv_inputs((2, 2, 7, 6, 3, 3, 2, 2, 1), np.float64, seed=1)
-    assert_close(native.conv2d_forward(x, w, b, stride, pad), reference.conv_forward(x, w, b, stride, pad))
-    dw, db = native.conv2d_backward_weight(x, dout, 3, 2, stride, pad)
-    ref_dw, ref_db = reference.conv_weight_grad(x, dout, w.shape, stride, pad)
-    assert_close(dw, ref_dw)
-    assert_close(db, ref_db)
-    assert_close(native.conv2d_backward_input(dout, w, x.shape, stride, pad),
-                 reference.conv_input_grad(dout, w, x.shape, stride, pad))
 
 
 @native_kernels

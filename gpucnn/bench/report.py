@@ -67,10 +67,64 @@ def fits_lines(fits: dict) -> list[str]:
 
 
 
+def _suite_cell(res: dict | None, fw: str) -> str:
+    return f"{res[fw]['median_ms']:9.2f}" if res and fw in res else "        -"
+
+
+def _suite_ratio(res: dict | None) -> str:
+    return _round_ratio({"ratio": res["ratio"]}) if res and "ratio" in res else "    -"
+
+
+def suite_table(rows: list[dict]) -> list[str]:
+    """Suite rows as text: ms (median) and gpucnn/PyTorch ratio, one process and two."""
+    lines = [f"{'case':<26} {'role':<9} | {'gpucnn ms':>9} {'torch ms':>9} {'ratio':>6} (one process)"
+             f" | {'gpucnn ms':>9} {'torch ms':>9} {'ratio':>6} (two processes)"]
+    for r in rows:
+        one, two = r["together"], r.get("apart")
+        lines.append(f"{r['case']:<26} {r['role']:<9} | {_suite_cell(one, 'gpucnn')} "
+                     f"{_suite_cell(one, 'torch')} {_suite_ratio(one)} | {_suite_cell(two, 'gpucnn')} "
+                     f"{_suite_cell(two, 'torch')} {_suite_ratio(two)}")
+    return lines
+
+
+def suite_summary(rows: list[dict], target: float = 0.8) -> list[str]:
+    """Per role: how many cases are at or under ``target`` both ways, and the worst ratio."""
+    out = []
+    for role in ("tuning", "held-out"):
+        ratios = [max(r[k]["ratio"]["median"] for k in ("together", "apart") if "ratio" in r.get(k, {}))
+                  for r in rows if r["role"] == role and "ratio" in r["together"]]
+        if ratios:
+            out.append(f"{role}: {sum(q <= target for q in ratios)} of {len(ratios)} cases at "
+                       f"<= {target}x PyTorch's time both ways; worst {max(ratios):.2f}x")
+    return out
+
+
+def suite_markdown(result: dict) -> str:
+    """The suite as a markdown document: machine and method, one row per case, the summary."""
+    lines = ["# gpucnn bench suite", "", *(f"    {h}" for h in header(result)), "",
+             "gpucnn / PyTorch time ratio (median of per-round ratios; < 1: gpucnn faster). "
+             "*One process*: both frameworks loaded in one worker process; *two processes*: "
+             "each in its own. Workers import NumPy before gpucnn.", "",
+             "| net | role | batch | step | gpucnn ms | PyTorch ms | ratio, one process "
+             "| ratio, two processes |", "|---|---|---|---|---|---|---|---|"]
+    for r in result["suite"]:
+        one, two = r["together"], r.get("apart")
+        lines.append(f"| {r['net']} | {r['role']} | {r['batch']} | {r['mode']} | "
+                     f"{_suite_cell(two or one, 'gpucnn').strip()} | {_suite_cell(two or one, 'torch').strip()} | "
+                     f"{_suite_ratio(one).strip()} | {_suite_ratio(two).strip()} |")
+    lines += ["", "ms: medians of the timed steps in the two-process runs. Nets:", ""]
+    seen = {}
+    for r in result["suite"]:
+        seen.setdefault(r["net"], f"- **{r['net']}** ({r['role']}, {'x'.join(map(str, r['input']))}): {r['what']}")
+    return "\n".join(lines + list(seen.values()) + [""] + suite_summary(result["suite"])) + "\n"
+
+
 # Section titles, printed before each section's rows as they come.
 TRAIN_TITLE = "Full training step (forward, loss, backward, SGD update)"
 OPS_TITLE = "Ops (conv backward without dx is what the first layer runs)"
 SWEEP_TITLE = "Scaling sweep, network (a)"
+SUITE_TITLE = ("Suite: nets of the families of docs/benchmarks.md, training steps and inference "
+               "passes, both frameworks in one process and in two")
 
 
 def header(result: dict) -> list[str]:
@@ -108,4 +162,6 @@ def report(result: dict) -> str:
     if result.get("sweep"):
         out += ["", SWEEP_TITLE] + train_table(result["sweep"]["rows"])
         out += fits_lines(result["sweep"]["fits"])
+    if result.get("suite"):
+        out += ["", SUITE_TITLE] + suite_table(result["suite"]) + suite_summary(result["suite"])
     return "\n".join(out)

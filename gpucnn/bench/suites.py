@@ -11,7 +11,8 @@ from .nets import NETS, Config, gpucnn_ops, gpucnn_step
 from .timing import make_timer, time_steady
 from .torch_twins import torch_ops, torch_step
 
-PARTS = ("train", "ops", "naive", "sweep")
+PARTS = ("train", "ops", "naive", "sweep", "suite")
+DEFAULT_PARTS = ("train", "ops", "naive", "sweep")  # the suite takes ~15 minutes: asked for
 
 
 def bench_ops(cfg: Config, dtype, device: str, torch_mod, reps: int, steps: int, warmup: int,

@@ -52,18 +52,22 @@ def summarize(times) -> dict:
 
 # --- steady state: rounds of consecutive steps, ratios per round, disturbed rounds flagged ----
 
-def _cpu_ticks() -> tuple[int, int] | None:
-    """(busy ticks of the whole machine, ticks of this process's threads) from /proc, or None
-    where /proc is missing.  Their difference over a round is other processes' CPU use."""
+def _cpu_ticks(pids=()) -> tuple[int, int] | None:
+    """(busy ticks of the whole machine, ticks of this process's threads and of processes
+    ``pids``) from /proc, or None where /proc is missing.  Their difference over a round is
+    other processes' CPU use."""
     try:
         with open("/proc/stat") as fh:
             fields = [int(v) for v in fh.readline().split()[1:]]
-        with open("/proc/self/stat") as fh:
-            own = fh.read().rsplit(")", 1)[1].split()
+        ours = 0
+        for pid in ("self", *pids):
+            with open(f"/proc/{pid}/stat") as fh:
+                own = fh.read().rsplit(")", 1)[1].split()
+            ours += int(own[11]) + int(own[12])  # utime + stime
     except OSError:
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields) - idle, int(own[11]) + int(own[12])  # utime + stime
+    return sum(fields) - idle, ours
 
 
 def time_steady(fns: dict, timers: dict, rounds: int, steps: int, warmup: int,
@@ -74,6 +78,33 @@ def time_steady(fns: dict, timers: dict, rounds: int, steps: int, warmup: int,
     MNIST-sized net PyTorch took 8.4 ms then, 6.2-6.9 ms warm): consecutive calls after
     untimed ones measure throughput.
 
+    A framework is a group of keys of ``fns`` (the part before "_": "gpucnn_fwd" and
+    "gpucnn_bwd" are one turn).  -> :func:`steady_rounds`' result.
+    """
+    groups = {}
+    for k in fns:
+        groups.setdefault(k.split("_")[0], []).append(k)
+
+    def turn(g):
+        for _ in range(warmup):
+            for k in groups[g]:
+                fns[k]()
+        times = {k: [] for k in groups[g]}
+        for _ in range(steps):
+            for k in groups[g]:
+                times[k].append(timers[k](fns[k]))
+        return times
+
+    return steady_rounds(list(groups), turn, rounds, pause, foreign_limit)
+
+
+def steady_rounds(order: list, turn, rounds: int, pause: float = 0.0,
+                  foreign_limit: float = 0.15, pids=()) -> dict:
+    """``rounds`` rounds of ``turn(group) -> {key: [seconds, ...]}`` for every group of
+    ``order``, the order reversed every other round, each turn after a ``pause`` (idle worker
+    threads of the framework before stop spinning).  A turn may run in another process
+    (``pids``: processes whose CPU time is ours, not other processes').
+
     -> {key: summary of its timed calls in clean rounds} and, when a "gpucnn" and a "torch"
     group are both there, "ratio": the median over clean rounds of the per-round ratio of their
     median times (sums over a group's keys, e.g. forward + backward), with every round's ratio
@@ -81,29 +112,24 @@ def time_steady(fns: dict, timers: dict, rounds: int, steps: int, warmup: int,
     during it (read from /proc; a shared 2-core VM varies 30% otherwise).  When every round is
     disturbed all count, and the result says so.
     """
-    groups = {}
-    for k in fns:
-        groups.setdefault(k.split("_")[0], []).append(k)
-    order = list(groups)
     per_round = []
     for r in range(rounds):
-        before, t0 = _cpu_ticks(), time.perf_counter()
-        times = {k: [] for k in fns}
+        before, t0 = _cpu_ticks(pids), time.perf_counter()
+        times = {}
         for g in (order if r % 2 == 0 else order[::-1]):
             time.sleep(pause)
-            for _ in range(warmup):
-                for k in groups[g]:
-                    fns[k]()
-            for _ in range(steps):
-                for k in groups[g]:
-                    times[k].append(timers[k](fns[k]))
-        after, wall = _cpu_ticks(), time.perf_counter() - t0
+            times.update(turn(g))
+        after, wall = _cpu_ticks(pids), time.perf_counter() - t0
         foreign = None if before is None or after is None else \
             ((after[0] - before[0]) - (after[1] - before[1])) / os.sysconf("SC_CLK_TCK")
         per_round.append({"times": times, "foreign_cpu_s": foreign, "wall_s": wall,
                           "disturbed": foreign is not None and foreign > foreign_limit * wall})
     clean = [r for r in per_round if not r["disturbed"]] or per_round
-    out = {k: summarize([t for r in clean for t in r["times"][k]]) for k in fns}
+    keys = list(per_round[0]["times"])
+    out = {k: summarize([t for r in clean for t in r["times"][k]]) for k in keys}
+    groups = {}
+    for k in keys:
+        groups.setdefault(k.split("_")[0], []).append(k)
     if {"gpucnn", "torch"} <= set(groups):
         ratios = [sum(np.median(r["times"][k]) for k in groups["gpucnn"])
                   / sum(np.median(r["times"][k]) for k in groups["torch"]) for r in per_round]

@@ -18,23 +18,34 @@ def import_torch(device: str, threads: int):
     return torch
 
 
-
-def torch_step(cfg: Config, dtype, device: str, model=None):
-    """``step()`` for the same network in PyTorch: cross-entropy, weight decay ``REG`` on weights
-    only (the same gradient as gpucnn's 0.5 * reg * sum(W**2)), plain SGD.  The net is
-    :func:`gpucnn.interop.to_torch` of ``model`` (gpucnn's, so both start from the same
-    weights), or of a fresh gpucnn net of ``cfg`` when None (the memory probe: gpucnn's copy is
-    freed before the steps)."""
+def torch_twin(net):
+    """:func:`gpucnn.interop.to_torch` of gpucnn module ``net`` (the same weights, running
+    statistics, dtype and device, as copies) with its ReLUs in place, as torchvision's ResNets
+    run them."""
     import torch
 
     from ..interop import to_torch
 
-    net = to_torch(gpucnn_model(cfg, dtype, device) if model is None else model).train()
-    weights = [p for n, p in net.named_parameters() if n.endswith("weight")]
-    biases = [p for n, p in net.named_parameters() if n.endswith("bias")]
-    opt = torch.optim.SGD([{"params": weights, "weight_decay": REG}, {"params": biases}], lr=LR)
-    X, y = make_data(cfg, dtype)
+    twin = to_torch(net)
+    for m in twin.modules():
+        if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU)):
+            m.inplace = True
+    return twin
+
+
+def torch_train_step(net, X, y, lr: float = LR, reg: float = REG):
+    """``step()``: one training step of torch module ``net`` on host arrays X, y:
+    cross-entropy, weight decay ``reg`` on conv and linear weights only (the gradient of
+    gpucnn's 0.5 * reg * sum(W**2); batch norm's scale is not a weight there), plain SGD."""
+    import torch
+
+    device = next(net.parameters()).device
+    decayed = [m.weight for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    ids = {id(p) for p in decayed}
+    rest = [p for p in net.parameters() if id(p) not in ids]
+    opt = torch.optim.SGD([{"params": decayed, "weight_decay": reg}, {"params": rest}], lr=lr)
     X, y = torch.from_numpy(X).to(device), torch.from_numpy(y).to(device)
+    net.train()
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -45,6 +56,29 @@ def torch_step(cfg: Config, dtype, device: str, model=None):
 
     return step
 
+
+def torch_infer_step(net, X):
+    """``step()``: class scores of torch module ``net`` for host array X, in eval mode without
+    autograd (``torch.inference_mode``)."""
+    import torch
+
+    X = torch.from_numpy(X).to(next(net.parameters()).device)
+    net.eval()
+
+    def step():
+        with torch.inference_mode():
+            return net(X)
+
+    return step
+
+
+def torch_step(cfg: Config, dtype, device: str, model=None):
+    """``step()`` for network ``cfg`` in PyTorch (:func:`torch_train_step`), twin of gpucnn's
+    ``model`` (so both start from the same weights), or of a fresh gpucnn net of ``cfg`` on
+    ``device`` when None (seed 0: gpucnn_step's weights; the memory probe frees gpucnn's copy
+    before the steps)."""
+    model = gpucnn_model(cfg, dtype, device) if model is None else model
+    return torch_train_step(torch_twin(model.net), *make_data(cfg, dtype))
 
 
 def torch_ops(cfg: Config, dtype, device: str) -> dict:

@@ -13,7 +13,9 @@ from .. import bench
 from ..bench import report  # the module: header, tables, titles
 from ..bench.machine import blas_threads, machine_info, set_blas_threads
 from ..bench.nets import DEFAULT_CONFIGS, parse_config
-from ..bench.suites import PARTS, bench_naive, bench_ops, bench_sweep, bench_train
+from ..bench.suite_nets import parse_cases
+from ..bench.suite_run import bench_case
+from ..bench.suites import DEFAULT_PARTS, PARTS, bench_naive, bench_ops, bench_sweep, bench_train
 from ..bench.torch_twins import import_torch
 from ..config import TRAINING, combine
 from ..device import resolve_device
@@ -42,8 +44,15 @@ def _parts(text: str) -> list[str]:
 
 
 def run_bench(args) -> int:
-    if args.json:  # before minutes of timing, not after
-        check_file("--json", args.json, overwrite=args.overwrite)
+    for flag, path in (("--json", args.json), ("--md", args.md)):
+        if path:  # before minutes of timing, not after
+            check_file(flag, path, overwrite=args.overwrite)
+    cases = parse_cases(args.suite) if "suite" in args.parts else []
+    if args.md and not cases:
+        raise ValueError(f"--md={args.md}: the markdown is the suite's table; add suite to --parts")
+    if cases and args.device == "cuda":
+        raise ValueError(f"--parts suite with --device={args.device}: the suite times the CPU "
+                         f"path; give --device cpu")
     device = resolve_device(args.device)
     if args.threads is not None:
         set_blas_threads(args.threads)
@@ -83,10 +92,23 @@ def run_bench(args) -> int:
                                       memory, pause)
         show("\n".join(["", report.SWEEP_TITLE, *report.train_table(result["sweep"]["rows"]),
                         *report.fits_lines(result["sweep"]["fits"])]))
-    if args.json:
-        with atomic_write(args.json) as fh:
-            fh.write(json.dumps(result, indent=1).encode())
-        print(f"\nwrote {args.json}")
+    if cases:
+        show("", report.SUITE_TITLE, report.suite_table([])[0], sep="\n")
+        result["suite"] = []
+        for case in cases:
+            row = bench_case(case, dtype.name, threads, torch_mod is not None, args.reps,
+                             args.steps, args.warmup, pause)
+            result["suite"].append(row)
+            show(report.suite_table([row])[1])
+        show("\n".join(report.suite_summary(result["suite"])))
+    outputs = [(args.json, lambda: json.dumps(result, indent=1))]
+    if cases:
+        outputs.append((args.md, lambda: report.suite_markdown(result)))
+    for path, text in outputs:
+        if path:
+            with atomic_write(path) as fh:
+                fh.write(text().encode())
+            print(f"wrote {path}")
     return 0
 
 
@@ -99,8 +121,14 @@ def add_commands(sub) -> None:
                    help="BLAS threads (and torch.set_num_threads); default: as the environment sets")
     p.add_argument("--configs", default=DEFAULT_CONFIGS,
                    help="comma-separated <net><batch>[x<size>], net a or b (default: %(default)s)")
-    p.add_argument("--parts", type=_parts, default=list(PARTS),
-                   help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
+    p.add_argument("--parts", type=_parts, default=list(DEFAULT_PARTS),
+                   help=f"comma-separated subset of {','.join(PARTS)} (default: "
+                        f"{','.join(DEFAULT_PARTS)}; suite runs the nets of --suite in worker "
+                        f"processes, ~15 minutes for all)")
+    p.add_argument("--suite", default="all",
+                   help="with --parts suite: all, tuning, held-out, or comma-separated nets or "
+                        "cases such as 'vgg,resnet32 b64 train' (default: %(default)s)")
+    p.add_argument("--md", metavar="PATH", help="with --parts suite: also write its table as markdown")
     p.add_argument("--reps", type=int, default=7,
                    help="rounds; in each, every framework takes a turn, the order alternating, and "
                         "ratios are per round (default: %(default)s)")
@@ -124,7 +152,7 @@ def add_commands(sub) -> None:
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory probes")
     p.add_argument("--json", metavar="PATH", help="also write all results and the machine as JSON")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the file already at --json (refused otherwise)")
+                   help="replace the files already at --json and --md (refused otherwise)")
     p.set_defaults(func=_checked_run)
 
 

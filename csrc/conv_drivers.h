@@ -1,0 +1,303 @@
+/* Per-image drivers of the direct convolution, instantiated by native.c once per element type
+ * after drivers.h (whose FN and K they use): forward, input gradient, weight gradient over the
+ * polyphase scratch of conv_geom.h.
+ *
+ * The includer defines T, TS (name suffix: f or d) and KERN_T (the kernel table type).
+ */
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(name) CAT(name, TS)
+
+/* Zero X, then copy src (C, H, W) (element strides ss) into its phases: padded element
+ * (row, col) is src[row - ph][col - pw] where that lies inside src (ph, pw may be negative:
+ * the input gradient's phases start inside dout). */
+static void FN(fill)(T *X, const geom *g, const T *src, const ptrdiff_t *ss, int C, int H, int W,
+                     int ph, int pw)
+{
+    const int s = g->s;
+    memset(X, 0, sizeof(T) * (size_t)g->plane * (size_t)C);
+    for (int a = 0; a < g->pr; a++) {
+        int r0, r1;
+        phase_span(a - ph, s, H, g->R, &r0, &r1);
+        for (int b = 0; b < g->pc && r1 > r0; b++) {
+            int q0, q1;
+            phase_span(b - pw, s, W, g->Q, &q0, &q1);
+            if (q1 == q0)
+                continue;
+            const ptrdiff_t dst = (a * g->pc + b) * g->pplane + (ptrdiff_t)r0 * g->Q + q0;
+            const ptrdiff_t from = (ptrdiff_t)(r0 * s + a - ph) * ss[1] + (ptrdiff_t)(q0 * s + b - pw) * ss[2];
+            for (int c = 0; c < C; c++)
+                FN(K)->copy_rows(X + c * g->plane + dst, g->Q, src + c * ss[0] + from, s * ss[1],
+                                 s * ss[2], r1 - r0, q1 - q0);
+        }
+    }
+}
+
+/* dst[r*dpitch + k*dstep] = src[r*spitch + k] for r < rows, k < n. */
+static void FN(put_rows)(T *dst, ptrdiff_t dpitch, ptrdiff_t dstep, const T *src, ptrdiff_t spitch,
+                         int rows, int n)
+{
+    if (dstep == 1) {
+        FN(K)->copy_rows(dst, dpitch, src, spitch, 1, rows, n);
+        return;
+    }
+    for (int r = 0; r < rows; r++)
+        for (int k = 0; k < n; k++)
+            dst[r * dpitch + k * dstep] = src[r * spitch + k];
+}
+
+/* Images 0..cnt-1 of out (N, F, OH, OW) (any strides; on: image 0) from batch-in-lanes Y
+ * (element (f, oh, ow) of image i at Y[((f*OH + oh)*OW + ow)*vl + i]): straight into
+ * contiguous images, else through tmp (cnt * F*OH*OW elements). */
+static void FN(put_lanes)(const view4 *out, T *on, const T *Y, T *tmp, int cnt)
+{
+    const int F = out->d[1], OH = out->d[2], OW = out->d[3];
+    const ptrdiff_t n = (ptrdiff_t)F * OH * OW;
+    if (out->s[3] == 1 && out->s[2] == OW && out->s[1] == (ptrdiff_t)OH * OW) {
+        FN(K)->deinterleave(on, out->s[0], Y, n, cnt);
+        return;
+    }
+    FN(K)->deinterleave(tmp, n, Y, n, cnt);
+    for (int i = 0; i < cnt; i++)
+        for (int f = 0; f < F; f++)
+            FN(put_rows)(on + i * out->s[0] + f * out->s[1], out->s[2], out->s[3],
+                         tmp + i * n + (ptrdiff_t)f * OH * OW, OW, OH, OW);
+}
+
+/* Weights (F, C, KH, KW) through element strides ws -> packed (ceil(F/fb), C*KH*KW, fb), zero
+ * past F, so a kernel reads the fb weights of one tap as one contiguous run. */
+static T *FN(pack_weights)(const T *w, const ptrdiff_t *ws, int F, int C, int KH, int KW, int fb)
+{
+    const ptrdiff_t ntaps = (ptrdiff_t)C * KH * KW;
+    T *wp = calloc((size_t)round_up(F, fb) * (size_t)ntaps, sizeof(T));
+    if (!wp)
+        return NULL;
+    for (int f = 0; f < F; f++) {
+        T *dst = wp + (ptrdiff_t)(f / fb) * ntaps * fb + f % fb;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < KH; i++)
+                for (int j = 0; j < KW; j++, dst += fb)
+                    *dst = w[f * ws[0] + c * ws[1] + i * ws[2] + j * ws[3]];
+    }
+    return wp;
+}
+
+/* Direct convolution of images n0..n1-1 of src (N, Ci, H, W), padded by ph rows above and pw
+ * columns left (any sign) and zeros wherever else a tap falls outside it, correlated with
+ * stride s by w (Fo, Ci, KH, KW) (element strides ws, any sign) plus b (element stride bs;
+ * NULL for none), written to out (N, Fo, OH, OW) (any strides).  0, or -1 out of memory. */
+static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrdiff_t *ws, int KH,
+                        int KW, const T *b, ptrdiff_t bs, const view4 *out, int s, int n0, int n1)
+{
+    const int Ci = src->d[1], Fo = out->d[1], OH = out->d[2], OW = out->d[3];
+    const int fb = FN(K)->fb, vw = FN(K)->vw;
+    const geom g = conv_shape(s, KH, KW, OH, OW, vw, FN(K)->wvw, Ci, Fo, fb, n1 - n0, sizeof(T));
+    const int ntaps = Ci * KH * KW, vl = g.lanes, H = src->d[2], W = src->d[3];
+    /* slack past the last plane: flat blocks read up to L past a tap's first element */
+    const ptrdiff_t xlen = g.plane * Ci * vl + g.L;
+    const size_t ylen = g.flat ? (size_t)g.L : vl > 1 ? (size_t)OH * (size_t)OW * (size_t)vl : 0;
+    void *xraw, *yraw = NULL;
+    T *X = calloc64(sizeof(T) * (size_t)xlen, &xraw);
+    T *Y = ylen ? calloc64(sizeof(T) * (size_t)Fo * ylen, &yraw) : NULL;
+    /* lanes: the outputs of a group's images, deinterleaved (see put_lanes); the positions of
+     * the input's rows and columns */
+    T *tmp = vl > 1 ? malloc(sizeof(T) * (size_t)Fo * (size_t)OH * (size_t)OW * (size_t)vl) : NULL;
+    ptrdiff_t *pos = vl > 1 ? malloc(sizeof(ptrdiff_t) * (size_t)(H + W)) : NULL;
+    T *bias = calloc((size_t)round_up(Fo, fb), sizeof(T));
+    ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)ntaps);
+    T *wp = FN(pack_weights)(w, ws, Fo, Ci, KH, KW, fb);
+    const int ok = X && (Y || !ylen) && ((tmp && pos) || vl == 1) && bias && off && wp;
+    if (ok) {
+        for (int f = 0; f < Fo && b; f++)
+            bias[f] = b[f * bs];
+        tap_offsets(off, &g, Ci, KH, KW);
+        if (vl > 1)
+            lane_positions(&g, H, W, ph, pw, pos, pos + H);
+        const T *sp = src->p;
+        const ptrdiff_t readable = extent(src);
+        for (int n = n0; n < n1; n += vl) {
+            T *on = (T *)out->p + n * out->s[0];
+            if (vl > 1) {
+                const int cnt = n1 - n < vl ? n1 - n : vl;
+                FN(K)->fill_lanes(X, xlen, sp + n * src->s[0], src->s,
+                                  readable < 0 ? -1 : readable - n * src->s[0], cnt, Ci, H, W, pos,
+                                  pos + H, g.plane);
+                FN(K)->conv_image(X, off, ntaps, (ptrdiff_t)g.Q * vl, wp, bias, Fo, OH, OW * vl, Y,
+                                  (ptrdiff_t)ylen, (ptrdiff_t)OW * vl, 1);
+                FN(put_lanes)(out, on, Y, tmp, cnt);
+                continue;
+            }
+            FN(fill)(X, &g, sp + n * src->s[0], src->s + 1, Ci, H, W, ph, pw);
+            if (!g.flat) {
+                FN(K)->conv_image(X, off, ntaps, g.Q, wp, bias, Fo, OH, OW, on, out->s[1],
+                                  out->s[2], out->s[3]);
+                continue;
+            }
+            FN(K)->conv_image(X, off, ntaps, 0, wp, bias, Fo, 1, g.L, Y, g.L, 0, 1);
+            for (int f = 0; f < Fo; f++)
+                FN(put_rows)(on + f * out->s[1], out->s[2], out->s[3], Y + (ptrdiff_t)f * g.L, g.Q,
+                             OH, OW);
+        }
+    }
+    free(xraw);
+    free(yraw);
+    free(tmp);
+    free(pos);
+    free(bias);
+    free(off);
+    free(wp);
+    return ok ? 0 : -1;
+}
+
+/* dx (N, C, H, W) of images n0..n1-1 from dout (N, F, OH, OW) and w (F, C, KH, KW) (element
+ * strides ws) of a stride-s, pad-p convolution, written (not accumulated), without the
+ * stride^2 zeros of the dilated-dout formulation: dx splits into s x s phase grids by
+ * ((h + p) % s, (w + p) % s) = (a, b), and phase (a, b) gets only the taps i = a + s*u,
+ * j = b + s*v: it is the stride-1 correlation of dout with those taps, flipped, F and C
+ * swapped, placed every s-th row and column of dx.  A phase with no taps (s > KH or s > KW)
+ * is zero.  Total work equals the forward's.  0, or -1 out of memory. */
+static int FN(dgrad_run)(const view4 *dout, const T *w, const ptrdiff_t *ws, int KH, int KW,
+                         const view4 *dx, int s, int p, int n0, int n1)
+{
+    const int C = dx->d[1], H = dx->d[2], W = dx->d[3];
+    if (s > KH || s > KW)  /* some positions get no tap */
+        for (int n = n0; n < n1; n++)
+            for (int c = 0; c < C; c++)
+                for (int h = 0; h < H; h++) {
+                    T *row = (T *)dx->p + n * dx->s[0] + c * dx->s[1] + h * dx->s[2];
+                    for (int x = 0; x < W; x++)
+                        row[x * dx->s[3]] = 0;
+                }
+    for (int a = 0; a < s; a++)
+        for (int b = 0; b < s; b++) {
+            dx_phase d;
+            if (!get_dx_phase(a, b, s, p, KH, KW, H, W, &d))
+                continue;
+            /* dx[m] = sum_u dout[m - u] * w[a + s*u] = sum_v dout[m - (U-1) + v] * w'[v], with
+             * w'[v] = w[a + s*(U-1-v)]: dout placed U-1-m0 rows down for output row m - m0 */
+            view4 o = *dx;
+            o.p = (T *)dx->p + (ptrdiff_t)(d.m0 * s + a - p) * dx->s[2] + (ptrdiff_t)(d.k0 * s + b - p) * dx->s[3];
+            o.d[2] = d.m1 - d.m0;
+            o.d[3] = d.k1 - d.k0;
+            o.s[2] *= s;
+            o.s[3] *= s;
+            const ptrdiff_t sub[4] = {ws[1], ws[0], -s * ws[2], -s * ws[3]};
+            const T *corner = w + (a + s * (d.U - 1)) * ws[2] + (b + s * (d.V - 1)) * ws[3];
+            if (FN(conv_run)(dout, d.U - 1 - d.m0, d.V - 1 - d.k0, corner, sub, d.U, d.V, NULL, 0, &o,
+                             1, n0, n1))
+                return -1;
+        }
+    return 0;
+}
+
+/* Weight and bias gradients summed over images n0..n1-1 of x (N, C, H, W) and dout
+ * (N, F, OH, OW), written (not accumulated) to dw (F, C, KH, KW) and db (element stride dbs;
+ * NULL for none).  Blocks of WFB filters x WTB taps run over all C*KH*KW taps in a row, so
+ * only the last block is padding (per channel, 3x3 kernels padded 9 taps to 12).  0, or -1
+ * out of memory. */
+static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, const view4 *dw,
+                         T *db, ptrdiff_t dbs, int n0, int n1)
+{
+    const int C = x->d[1], F = dout->d[1], OH = dout->d[2], OW = dout->d[3];
+    const int KH = dw->d[2], KW = dw->d[3];
+    const int wfb = FN(K)->wfb, wtb = FN(K)->wtb, vl = FN(K)->wvw;
+    const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, C, F, wfb, n1 - n0, sizeof(T));
+    /* An "image" below is vl images in batch-in-lanes mode.  D: dout of one, rows dpitch
+     * apart, zero past OW (and in lanes without an image); kernels run over drows x dlen. */
+    const int il = g.lanes;
+    const int dpitch = g.flat ? g.Q : il > 1 ? OW * il : round_up(OW, vl), drows = g.flat ? 1 : OH;
+    const int dlen = g.flat ? g.L : dpitch;
+    const ptrdiff_t dplane = g.flat ? g.L : (ptrdiff_t)OH * dpitch;
+    const int ntaps = C * KH * KW, tp = round_up(ntaps, wtb);
+    /* Images go in groups (see WGRAD_L1_BYTES), each image's X with zero slack for the flat
+     * reads past its last plane (0 * inf would make NaN), D with zero padding filters. */
+    const ptrdiff_t ximg = g.plane * C * il + g.L, dimg = round_up(F, wfb) * dplane;
+    const ptrdiff_t hot = ((ptrdiff_t)wfb * dplane + 2 * g.plane * il) * (ptrdiff_t)sizeof(T);
+    const ptrdiff_t fit = (ximg + dimg) * (ptrdiff_t)sizeof(T);
+    const int units = (n1 - n0 + il - 1) / il;
+    ptrdiff_t G = WGRAD_L1_BYTES / hot < WGRAD_L2_BYTES / fit ? WGRAD_L1_BYTES / hot : WGRAD_L2_BYTES / fit;
+    G = G < units ? G : units;
+    G = G > 1 ? G : 1;
+    void *xraw, *draw;
+    T *X = calloc64(sizeof(T) * (size_t)ximg * (size_t)G, &xraw);
+    T *D = calloc64(sizeof(T) * (size_t)dimg * (size_t)G, &draw);
+    T *acc = calloc((size_t)round_up(F, wfb) * (size_t)tp * (size_t)vl, sizeof(T));
+    T *dblanes = calloc((size_t)F * (size_t)vl + 1, sizeof(T));
+    ptrdiff_t *off = calloc((size_t)tp, sizeof(ptrdiff_t));  /* padding taps read offset 0 */
+    /* lanes: the images' dout before interleaving, unless already contiguous */
+    const ptrdiff_t dn = (ptrdiff_t)F * OH * OW;
+    const int dense = dout->s[3] == 1 && dout->s[2] == OW && dout->s[1] == (ptrdiff_t)OH * OW;
+    T *tmp = il > 1 && !dense ? malloc(sizeof(T) * (size_t)dn * (size_t)il) : NULL;
+    ptrdiff_t *pos = il > 1 ? malloc(sizeof(ptrdiff_t) * (size_t)(x->d[2] + x->d[3])) : NULL;
+    const int ok = X && D && acc && dblanes && off && (tmp || il == 1 || dense) && (pos || il == 1);
+    if (ok) {
+        tap_offsets(off, &g, C, KH, KW);
+        if (il > 1)
+            lane_positions(&g, x->d[2], x->d[3], pad, pad, pos, pos + x->d[2]);
+        const T *xp = x->p, *dp = dout->p;
+        const ptrdiff_t readable = extent(x);
+        for (int n = n0; n < n1; n += (int)G * il) {
+            const int nimg = (n1 - n + il - 1) / il < G ? (n1 - n + il - 1) / il : (int)G;
+            for (int i = 0; i < nimg; i++) {
+                const int first = n + i * il;
+                T *Xi = X + i * ximg, *Di = D + i * dimg;
+                if (il > 1) {
+                    const int cnt = n1 - first < il ? n1 - first : il;
+                    FN(K)->fill_lanes(Xi, g.plane * C * il, xp + first * x->s[0], x->s,
+                                      readable < 0 ? -1 : readable - first * x->s[0], cnt, C, x->d[2],
+                                      x->d[3], pos, pos + x->d[2], g.plane);
+                    const T *dfirst = dp + first * dout->s[0];
+                    if (dense) {
+                        FN(K)->interleave(Di, dfirst, dout->s[0], dn, cnt);
+                    } else {
+                        for (int k = 0; k < cnt; k++)
+                            for (int f = 0; f < F; f++)
+                                FN(K)->copy_rows(tmp + k * dn + (ptrdiff_t)f * OH * OW, OW,
+                                                 dfirst + k * dout->s[0] + f * dout->s[1], dout->s[2],
+                                                 dout->s[3], OH, OW);
+                        FN(K)->interleave(Di, tmp, dn, dn, cnt);
+                    }
+                } else {
+                    FN(fill)(Xi, &g, xp + first * x->s[0], x->s + 1, C, x->d[2], x->d[3], pad, pad);
+                    for (int f = 0; f < F; f++)
+                        FN(K)->copy_rows(Di + f * dplane, dpitch, dp + first * dout->s[0] + f * dout->s[1],
+                                         dout->s[2], dout->s[3], OH, OW);
+                }
+                FN(K)->sum_rows(Di, F, dplane, dblanes);
+            }
+            for (int f0 = 0; f0 < F; f0 += wfb)
+                for (int t0 = 0; t0 < ntaps; t0 += wtb)
+                    FN(K)->wgrad_block(X, ximg, off + t0, (ptrdiff_t)g.Q * il, D + f0 * dplane, dimg,
+                                       dplane, nimg, drows, dlen, acc + ((ptrdiff_t)f0 * tp + t0) * vl, tp);
+        }
+        T *wo = dw->p;
+        for (int f = 0; f < F; f++) {
+            T *sums = acc + (ptrdiff_t)f * tp * vl;  /* the lanes, summed in place */
+            FN(K)->sum_lanes(sums, ntaps, sums);
+            /* nested loops: t / (KH*KW), t / KW % KH and t % KW per weight (divisions) took as
+             * long as the FMAs at 4x4 outputs, 32 -> 32 channels */
+            for (int c = 0, t = 0; c < C; c++)
+                for (int i = 0; i < KH; i++)
+                    for (int j = 0; j < KW; j++, t++)
+                        wo[f * dw->s[0] + c * dw->s[1] + i * dw->s[2] + j * dw->s[3]] = sums[t];
+        }
+        for (int f = 0; f < F && db; f++) {
+            double sum = 0;
+            for (int v = 0; v < vl; v++)
+                sum += dblanes[f * vl + v];
+            db[f * dbs] = (T)sum;
+        }
+    }
+    free(xraw);
+    free(draw);
+    free(acc);
+    free(dblanes);
+    free(off);
+    free(tmp);
+    free(pos);
+    return ok ? 0 : -1;
+}
+
+#undef FN
+#undef CAT
+#undef CAT_

@@ -1,0 +1,175 @@
+/* Scratch geometry of the direct convolution (conv_drivers.h), included once by native.c.
+ *
+ * Polyphase layout.  A convolution with stride s reads padded input row oh*s + i and column
+ * ow*s + j for output (oh, ow) and tap (i, j).  The drivers copy each image once into a scratch
+ * split by (row % s, column % s): channel c, phase (a, b), phase row r, phase column q holds
+ * padded element (r*s + a, q*s + b) at
+ *     c*plane + (a*pc + b)*pplane + r*Q + q.
+ * Tap (c, i, j) of output (oh, ow) is then at off[t] + oh*Q + ow with
+ *     off[t] = c*plane + ((i % s)*pc + j % s)*pplane + (i / s)*Q + j / s,
+ * so every stride becomes a stride-1 correlation over unit-stride rows of Q: the kernels only
+ * load contiguous vectors, and output rows can run "flat" (below) at any stride.  Only the
+ * phases some tap reads are stored (pr = min(s, KH) row phases, pc = min(s, KW) column
+ * phases: a 1x1 stride-2 projection copies a quarter of its input), and only the R = OH +
+ * (KH-1)/s phase rows some output reads.  The copy also absorbs the input's strides (NCHW or
+ * (C, N, H, W) memory) and the padding, so no kernel has a boundary test; it costs O(C*H*W)
+ * per image against O(F*C*H*W*KH*KW / s^2) for the convolution.
+ *
+ * Before this layout only columns were split by phase, so a stride-2 row step was 4 phase rows
+ * and strided convolutions could not run flat: at the ResNet's 3x3 stride-2 16->32 layer on
+ * 32x32 the forward ran 15 GFLOP/s and a 1x1 stride-2 projection 2 (one core, AVX-512).
+ */
+
+typedef struct {
+    int s, pr, pc; /* stride, stored row phases, stored column phases */
+    int R, Q;      /* phase rows and row pitch of one phase plane, in positions */
+    int flat;      /* 1: output rows run flat (see conv_shape) */
+    int L;         /* flat: outputs per image computed (OH*Q rounded up to the block) */
+    int lanes;     /* elements per position: 1, or VL in batch-in-lanes mode (see conv_shape) */
+    ptrdiff_t pplane, plane; /* positions in a phase plane, in a channel (pr*pc phase planes) */
+} geom;
+
+static int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+/* The modes of conv_shape, and the one forced on every convolution (-1: chosen per shape);
+ * set through gpucnn.native.use_conv_mode, for tests and measurements. */
+enum { MODE_FLAT, MODE_ROWS, MODE_LANES, N_MODES };
+static const char *const mode_names[N_MODES] = {"flat", "rows", "lanes"};
+static int forced_mode = -1;
+
+/* Costs of the modes, in cycles of one core per element, fitted to the tuning nets' shapes
+ * (scripts/bench_cpu_suite.py --modes, thread CPU time, 2-vCPU AVX-512 VM): copying an input
+ * element into the scratch (vector copies) or into a lane (block transposes), and an output
+ * element out of the kernels' rows or lanes.  One vector FMA: one cycle.  And the most a group
+ * of vl images' scratch may take in batch-in-lanes mode: half the 1 MB L2 of a core.  Past it
+ * the kernels stream the scratch from L3 (16 channels of 34x34: lanes 79 GFLOP/s, row blocks
+ * 103; 32 channels of 18x18, 663 KB: 93 and 90). */
+#define COST_FILL 0.2
+#define COST_FILL_LANES 0.5
+#define COST_OUT 0.3
+#define COST_OUT_LANES 0.5
+#define LANES_SCRATCH_BYTES (512 * 1024)
+
+/* Geometry of a KH x KW stride-s correlation of C channels into F filters with OH x OW
+ * outputs, for n images of elem bytes, computed by kernels of `block` columns (vectors of vl
+ * lanes) and fb-filter blocks.  Three ways to lay the outputs along the kernels' vectors:
+ *
+ * - Flat: output (oh, ow) is element oh*Q + ow of one long row of OH*Q outputs, Q = OW +
+ *   (KW-1)/s, of which the (KW-1)/s per row past OW are computed and dropped.
+ * - Row blocks: each output row rounded up to the block; Q leaves room for the last block's
+ *   reads.  No junk columns, and the kernel writes the output in place.
+ * - Batch in lanes: vl images side by side in the lanes of each vector (scratch element
+ *   (position, image) at position*vl + image), each output position one vector, so nothing
+ *   is computed and dropped whatever the size and stride (row blocks of block/vl positions);
+ *   but the images are interleaved into the scratch and out of the output, and a last group
+ *   of fewer than vl images computes the missing lanes all the same.
+ *
+ * The mode with the least modelled cost (vector FMAs plus the copies) is taken.  At 32x32
+ * outputs flat computes 6% junk with a 3x3 kernel: flat or rows win; at 4x4 outputs flat
+ * computes 16 of 32 columns, lanes 16 of 16 (87 against 47 GFLOP/s). */
+static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int vl, int C, int F,
+                       int fb, int n, int elem)
+{
+    geom g;
+    g.s = s;
+    g.pr = KH < s ? KH : s;
+    g.pc = KW < s ? KW : s;
+    g.R = OH + (KH - 1) / s;
+    const int nv = block / vl > 0 ? block / vl : 1;  /* lanes mode: positions per block */
+    const double taps = (double)C * KH * KW * round_up(F, fb) / vl;  /* FMAs per vl outputs */
+    const double in = (double)C * g.pr * g.pc * g.R * (OW + (KW - 1) / s), out = (double)F * OH * OW;
+    const double flat = round_up(OH * (OW + (KW - 1) / s), block);
+    const double rows = (double)OH * round_up(OW, block);
+    const double group = n > 0 ? (double)round_up(n, vl) / n : 1;  /* lanes left empty */
+    const double cost_flat = flat * taps + in * COST_FILL + out * COST_OUT;
+    const double cost_rows = rows * taps + in * COST_FILL;
+    const double cost_lanes = group * ((double)OH * round_up(OW, nv) * taps
+                                       + (in * COST_FILL_LANES + out * COST_OUT_LANES));
+    const int lanes_fit = in * vl * elem <= LANES_SCRATCH_BYTES;
+    int mode = cost_flat < cost_rows ? MODE_FLAT : MODE_ROWS;
+    if (vl > 1 && lanes_fit && cost_lanes < (mode == MODE_FLAT ? cost_flat : cost_rows))
+        mode = MODE_LANES;
+    if (forced_mode >= 0 && (forced_mode != MODE_LANES || vl > 1))
+        mode = forced_mode;
+    g.lanes = mode == MODE_LANES ? vl : 1;
+    g.flat = mode == MODE_FLAT;
+    g.L = g.flat ? (int)flat : 0;
+    g.Q = (g.flat ? OW : round_up(OW, g.lanes > 1 ? nv : block)) + (KW - 1) / s;
+    g.pplane = (ptrdiff_t)g.R * g.Q;
+    g.plane = g.pplane * g.pr * g.pc;
+    return g;
+}
+
+/* off[(c*KH + i)*KW + j]: where tap (c, i, j) sits relative to its output's first input, in
+ * elements. */
+static void tap_offsets(ptrdiff_t *off, const geom *g, int C, int KH, int KW)
+{
+    const int s = g->s;
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < KH; i++)
+            for (int j = 0; j < KW; j++)
+                off[(c * KH + i) * KW + j] = g->lanes * (c * g->plane + ((i % s) * g->pc + j % s) * g->pplane +
+                                                         (ptrdiff_t)(i / s) * g->Q + j / s);
+}
+
+/* Batch-in-lanes positions of the rows and columns of an H x W source padded by ph rows and
+ * pw columns (see fill_lanes): rowpos[h] = a*pc*pplane + r*Q for padded row h + ph = r*s + a,
+ * colpos[w] = b*pplane + q for padded column w + pw = q*s + b; -1 where the scratch keeps no
+ * such row or column. */
+static void lane_positions(const geom *g, int H, int W, int ph, int pw, ptrdiff_t *rowpos,
+                           ptrdiff_t *colpos)
+{
+    const int s = g->s;
+    for (int h = 0; h < H; h++) {
+        const int row = h + ph;
+        const int keep = row >= 0 && row % s < g->pr && row / s < g->R;
+        rowpos[h] = keep ? (ptrdiff_t)(row % s) * g->pc * g->pplane + (ptrdiff_t)(row / s) * g->Q : -1;
+    }
+    for (int w = 0; w < W; w++) {
+        const int col = w + pw;
+        const int keep = col >= 0 && col % s < g->pc && col / s < g->Q;
+        colpos[w] = keep ? (ptrdiff_t)(col % s) * g->pplane + col / s : -1;
+    }
+}
+
+/* calloc of `bytes` aligned to 64 (*raw: what to free): a vector of 16 floats stored at a
+ * multiple of 64 bytes from an unaligned base straddles two cache lines, and in batch-in-lanes
+ * mode every load is one: the forward at 4x4 took 2.5x as long from calloc's 16-byte
+ * alignment (rdtsc around the kernel). */
+static void *calloc64(size_t bytes, void **raw)
+{
+    *raw = calloc(bytes + 64, 1);
+    return *raw ? (void *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63) : NULL;
+}
+
+/* [*i0, *i1): the indices i < lim with 0 <= i*s + o < n (a phase's rows or columns that hold
+ * source elements); empty as *i0 == *i1. */
+static void phase_span(int o, int s, int n, int lim, int *i0, int *i1)
+{
+    const int lo = o >= 0 ? 0 : (s - 1 - o) / s;
+    const int hi = n - o <= 0 ? 0 : (n - o + s - 1) / s;
+    *i0 = lo < lim ? lo : lim;
+    *i1 = hi < lim ? hi : lim;
+    if (*i1 < *i0)
+        *i1 = *i0;
+}
+
+/* The mode conv_shape takes for these arguments (what gpucnn.native.conv_mode reports). */
+static int shape_mode(const geom *g) { return g->lanes > 1 ? MODE_LANES : g->flat ? MODE_FLAT : MODE_ROWS; }
+
+/* Phase (a, b) of the input gradient of a stride-s, pad-p convolution with a KH x KW kernel
+ * on H x W inputs (see dgrad_run): its taps i = a + s*u (u < U), j = b + s*v (v < V), and
+ * its dx rows h = m*s + a - p for m in [m0, m1), columns x = k*s + b - p for k in [k0, k1).
+ * 0 when the phase has no tap or no position. */
+typedef struct {
+    int U, V, m0, m1, k0, k1;
+} dx_phase;
+
+static int get_dx_phase(int a, int b, int s, int p, int KH, int KW, int H, int W, dx_phase *d)
+{
+    d->U = a < KH ? (KH - a + s - 1) / s : 0;
+    d->V = b < KW ? (KW - b + s - 1) / s : 0;
+    phase_span(a - p, s, H, INT_MAX, &d->m0, &d->m1);
+    phase_span(b - p, s, W, INT_MAX, &d->k0, &d->k1);
+    return d->U > 0 && d->V > 0 && d->m1 > d->m0 && d->k1 > d->k0;
+}

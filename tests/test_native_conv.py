@@ -1,0 +1,150 @@
+"""The native convolution's three modes (csrc/conv_geom.h: flat rows, row blocks, batch in lanes)
+on every instruction-set variant, over a grid of shapes, against the NumPy references of
+test_native.py (per-tap einsums in float64 from the definitions) and tests/reference.py's naive
+seed loops.
+
+The grid crosses kernel sizes 1/3/5/7 (and non-square), strides 1/2/3, padding 0..3, odd
+sizes, 1 to 64 channels and batches 1 to 33 (batch-in-lanes groups of 16 images: full, partial
+and single).  Every mode is forced on every case (use_conv_mode), so each is checked where the
+cost model would not pick it; the automatic choice is checked on the bench suite's shapes.
+Kernels that load whole vectors (the lanes fill, the stride-2 gather, the dout interleave) run
+on arrays ending at a guard page: a read past the array's end would crash the test.
+"""
+import itertools
+import sys
+
+import numpy as np
+import pytest
+
+import reference
+from gpucnn import cpu, native
+from test_native import (DTYPES, _array_before_a_guard_page, _conv_inputs, assert_close, conv_ref,
+                         dx_ref, isa, layout, native_kernels, needs_native, wgrad_ref)  # noqa: F401
+
+MODES = ["flat", "rows", "lanes"]
+
+
+@pytest.fixture(params=MODES)
+def mode(request):
+    """Each conv test runs with every mode forced (then the cost model's choice again)."""
+    native.use_conv_mode(request.param)
+    try:
+        yield request.param
+    finally:
+        native.use_conv_mode("auto")
+
+
+def _grid():
+    """(N, C, H, W, F, KH, KW, stride, pad): every kernel size x stride x pad, with the other
+    dimensions cycling through odd and even sizes, channel counts and batches."""
+    sizes, chans, filters, batches = [5, 8, 11, 9, 14, 7], [1, 3, 16, 2, 33, 64], [4, 17, 1, 32, 9], [1, 17, 3, 33, 2, 16]
+    cases = []
+    for k, (K, s, p) in enumerate(itertools.product([1, 3, 5, 7], [1, 2, 3], [0, 1, 2, 3])):
+        H = max(sizes[k % 6], K - 2 * p)
+        W = max(sizes[(k + 2) % 6] + k % 2, K - 2 * p)
+        KW = K if k % 5 else max(1, K - 2)  # some non-square kernels
+        cases.append((batches[k % 6], chans[k % 6] if K < 7 else chans[k % 3], H, W,
+                      filters[k % 5], K, KW, s, p))
+    return cases
+
+
+GRID = _grid()
+
+
+@native_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", GRID, ids=lambda c: "N{}C{}H{}W{}F{}K{}x{}s{}p{}".format(*c))
+def test_conv_grid_in_every_mode(case, dtype, mode):
+    x, w, b, dout, stride, pad = _conv_inputs(case, dtype)
+    assert_close(native.conv2d_forward(x, w, b, stride, pad), conv_ref(x, w, b, stride, pad))
+    dw, db = native.conv2d_backward_weight(x, dout, w.shape[2], w.shape[3], stride, pad)
+    ref_dw, ref_db = wgrad_ref(x, dout, w.shape[2], w.shape[3], stride, pad)
+    assert_close(dw, ref_dw)
+    assert_close(db, ref_db)
+    assert_close(native.conv2d_backward_input(dout, w, x.shape, stride, pad),
+                 dx_ref(dout, w, x.shape, stride, pad))
+
+
+@native_kernels
+@pytest.mark.parametrize("kind", ["nchw", "cnhw", "strided"])
+def test_modes_read_views_and_fill_ranges_and_buffers(kind, mode):
+    """Any layout of every argument, a batch range that starts mid-group (lanes), and out=
+    buffers of any layout; dx of a stride-2 conv is written through strided phase views."""
+    x, w, b, dout, stride, pad = _conv_inputs((37, 5, 9, 10, 12, 3, 3, 2, 1), np.float32)
+    xv, wv, dv = layout(x, kind), layout(w, kind), layout(dout, kind)
+    out = layout(np.full(dout.shape, np.nan, np.float32), kind)
+    native.conv2d_forward(xv, wv, b, stride, pad, out=out, n0=3, n1=36)
+    assert np.isnan(out[[0, 1, 2, 36]]).all()
+    assert_close(out[3:36], conv_ref(x[3:36], w, b, stride, pad))
+    dw, db = native.conv2d_backward_weight(xv, dv, 3, 3, stride, pad, n0=1, n1=35)
+    ref_dw, ref_db = wgrad_ref(x[1:35], dout[1:35], 3, 3, stride, pad)
+    assert_close(dw, ref_dw)
+    assert_close(db, ref_db)
+    dx = layout(np.full(x.shape, np.nan, np.float32), kind)
+    native.conv2d_backward_input(dv, wv, x.shape, stride, pad, dx=dx, n0=2, n1=20)
+    assert np.isnan(dx[[0, 1, 20]]).all()
+    assert_close(dx[2:20], dx_ref(dout[2:20], w, x[2:20].shape, stride, pad))
+
+
+@native_kernels
+def test_modes_match_the_naive_seed_loops(mode):
+    x, w, b, dout, stride, pad = _conv_inputs((18, 2, 7, 6, 3, 3, 2, 2, 1), np.float64, seed=1)
+    assert_close(native.conv2d_forward(x, w, b, stride, pad), reference.conv_forward(x, w, b, stride, pad))
+    dw, db = native.conv2d_backward_weight(x, dout, 3, 2, stride, pad)
+    ref_dw, ref_db = reference.conv_weight_grad(x, dout, w.shape, stride, pad)
+    assert_close(dw, ref_dw)
+    assert_close(db, ref_db)
+    assert_close(native.conv2d_backward_input(dout, w, x.shape, stride, pad),
+                 reference.conv_input_grad(dout, w, x.shape, stride, pad))
+
+
+@native_kernels
+@pytest.mark.skipif(sys.platform != "linux", reason="the guard page needs Linux mprotect")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [(17, 3, 6, 7, 16, 3, 3, 1, 1), (18, 2, 14, 14, 16, 3, 3, 2, 1),
+                                  (3, 4, 9, 40, 5, 5, 5, 2, 2), (16, 3, 5, 5, 8, 1, 1, 2, 0)])
+def test_conv_never_reads_past_an_array(case, dtype, mode):
+    """x and dout end where the next page is unreadable: whole-vector loads (the lanes fill,
+    the stride-2 gather, the dout interleave) stay inside the arrays."""
+    x, w, b, dout, stride, pad = _conv_inputs(case, dtype)
+    gx, gd = _array_before_a_guard_page(x.shape, dtype), _array_before_a_guard_page(dout.shape, dtype)
+    gx[...], gd[...] = x, dout
+    assert_close(native.conv2d_forward(gx, w, b, stride, pad), conv_ref(x, w, b, stride, pad))
+    dw, _ = native.conv2d_backward_weight(gx, gd, w.shape[2], w.shape[3], stride, pad)
+    assert_close(dw, wgrad_ref(x, dout, w.shape[2], w.shape[3], stride, pad)[0])
+    assert_close(native.conv2d_backward_input(gd, w, x.shape, stride, pad),
+                 dx_ref(dout, w, x.shape, stride, pad))
+
+
+@needs_native
+def test_the_cost_model_picks_lanes_for_small_maps_and_rows_or_flat_for_large():
+    """The automatic choice on shapes of the bench suite (one thread's 32 images)."""
+    plan = native.conv_plan((32, 32, 4, 4), (32, 32, 3, 3), 1, 1)
+    assert plan[0] == plan[1] == "lanes" and plan[2] == ("lanes",)
+    assert native.conv_plan((32, 32, 32, 32), (32, 32, 3, 3), 1, 1)[0] in ("rows", "flat")
+    assert native.conv_plan((32, 16, 32, 32), (32, 16, 1, 1), 2, 0)[0] == "flat"
+    assert len(native.conv_plan((8, 3, 10, 10), (4, 3, 3, 3), 2, 1)[2]) == 4  # one per phase
+    assert len(native.conv_plan((8, 3, 10, 10), (4, 3, 1, 1), 3, 0)[2]) == 1  # others get no tap
+    assert native.conv_plan((1, 32, 4, 4), (32, 32, 3, 3), 1, 1)[0] != "lanes"  # 15 lanes idle
+
+
+@needs_native
+def test_use_conv_mode_validates_and_reports():
+    assert native.use_conv_mode("lanes") == "lanes"
+    assert native.use_conv_mode("auto") == "auto"
+    with pytest.raises(ValueError, match=r"^name='diagonal': expected 'auto' or one of flat, rows, lanes$"):
+        native.use_conv_mode("diagonal")
+
+
+@native_kernels
+def test_cpu_conv_in_lanes_mode_equals_the_numpy_path(mode, monkeypatch):
+    """gpucnn.cpu's conv (the batch split over threads) against its own NumPy path, float64."""
+    x, w, b, dout, stride, pad = _conv_inputs((35, 6, 9, 9, 10, 3, 3, 2, 1), np.float64)
+    out, saved = cpu.conv2d_forward(x, w, b, stride, pad)
+    grads = cpu.conv2d_backward(dout, saved, w, x.shape, stride, pad, True, True)
+    monkeypatch.setattr(native, "available", False)
+    ref_out, ref_saved = cpu.conv2d_forward(x, w, b, stride, pad)
+    ref_grads = cpu.conv2d_backward(dout, ref_saved, w, x.shape, stride, pad, True, True)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
+    for got, ref in zip(grads, ref_grads):
+        np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-11)
