@@ -58,11 +58,12 @@ def notice(reason: str) -> None:
 class GraphStep:
     """``step(X, y)`` trains ``model`` with ``optimizer`` (an SGD) on one host batch and returns
     its loss: eagerly the first time, then by a graph captured on the second step.  ``failed``
-    says why capturing failed (the step was then taken eagerly; take the next ones eagerly)."""
+    says why capturing failed (the step was then taken eagerly; take the next ones eagerly).
+    ``options`` go to ``model.train_step`` (label smoothing, gradient clipping)."""
 
-    def __init__(self, model, optimizer):
+    def __init__(self, model, optimizer, **options):
         self.cupy = import_cupy()
-        self.model, self.optimizer = model, optimizer
+        self.model, self.optimizer, self.options = model, optimizer, options
         self.stream = self.cupy.cuda.Stream(non_blocking=True)
         self.pool = self.cupy.cuda.MemoryPool()  # the graph's memory, nobody else's
         self.inputs = self.graph = self.loss = None
@@ -81,8 +82,7 @@ class GraphStep:
             self.stream.wait_event(caller.record())
             if self.inputs is not None and (X.shape, X.dtype) != (self.inputs[0].shape,
                                                                  self.inputs[0].dtype):
-                return float(self.model.train_step(cupy.asarray(X), cupy.asarray(y),
-                                                   self.optimizer))
+                return float(self._train_step(cupy.asarray(X), cupy.asarray(y)))
             with cupy.cuda.using_allocator(self.pool.malloc):
                 warm_up = self.inputs is None
                 if warm_up:
@@ -90,7 +90,7 @@ class GraphStep:
                 self.inputs[0].set(X)
                 self.inputs[1].set(y)
                 if warm_up:
-                    return float(self.model.train_step(*self.inputs, self.optimizer))
+                    return float(self._train_step(*self.inputs))
                 replay = self.graph is not None
                 if replay:
                     self._sync_device_numbers()
@@ -101,7 +101,7 @@ class GraphStep:
                         first = (str(e).strip().splitlines() or [""])[0]
                         self.failed = f"capturing the step failed ({type(e).__name__}: {first})"
                         notice(self.failed)
-                        return float(self.model.train_step(*self.inputs, self.optimizer))
+                        return float(self._train_step(*self.inputs))
                 self.graph.launch(self.stream)
             for name, g in self.generators.items():
                 mirror = self.counters[name]  # the graph moved the device's counter on
@@ -111,6 +111,9 @@ class GraphStep:
             if replay:
                 self.optimizer.t += self.steps
             return float(self.loss)
+
+    def _train_step(self, X, y):
+        return self.model.train_step(X, y, self.optimizer, **self.options)
 
     def _sync_device_numbers(self) -> None:
         """Upload the learning rate and dropout counters where the host's differ (an lr decay,
@@ -145,7 +148,7 @@ class GraphStep:
         try:
             try:
                 with cuda.device_counters({keys[n]: self.counters[n].array for n in generators}):
-                    loss = self.model.train_step(*self.inputs, self.optimizer)
+                    loss = self._train_step(*self.inputs)
             except BaseException:
                 try:  # end the capture; the step's own error says more than CUDA's
                     self.stream.end_capture()
