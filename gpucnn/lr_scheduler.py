@@ -182,7 +182,8 @@ def make_schedule(schedule: str = "constant", *, lr_decay: float = 1.0, step_siz
     ``plateau_patience``, ``min_lr``; ``mode`` "max" for an accuracy, "min" for a loss), after
     ``warmup_epochs`` of warmup."""
     if schedule == "constant":
-        main = ExponentialLR(lr_decay)
+        main = ExponentialLR(check_real("lr_decay", lr_decay, 0.0, 1.0, low_open=True,
+                                        high_open=False))
     elif schedule == "step":
         main = StepLR(step_size, gamma)
     elif schedule == "multistep":

@@ -339,7 +339,7 @@ def test_best_epoch_weights_saved_beside_the_final_ones_and_header_on_resume(tmp
     assert info["epoch"] in (0, 1) and 0 <= info["val_acc"] <= 1
     assert main(["train", "--resume", out, "--epochs", "2", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "epoch      loss  train acc  val acc  seconds" in printed
+    assert "epoch      loss  train acc  val loss  val acc         lr  seconds" in printed
 
 
 def test_bench_prints_each_result_as_it_comes(capsys, monkeypatch):

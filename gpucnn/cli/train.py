@@ -1,9 +1,9 @@
-"""``gpucnn train`` and ``gpucnn evaluate``.
-
-``train`` fits a model to a dataset of :mod:`gpucnn.data`, prints one table row per epoch and
-leaves in its output folder ``checkpoint.npz`` (the latest state, for ``--resume``),
-``weights.npz`` (the final parameters and the model's description, for ``evaluate``),
-``best.npz`` (the same for the epoch of best validation accuracy) and ``history.json``.
+"""``gpucnn train``: fits a model to a dataset of :mod:`gpucnn.data` (a name or one's own
+files), prints one table row per epoch and leaves in its output folder ``checkpoint.npz`` (the
+latest state, for ``--resume``), ``metrics.csv`` (a row per epoch, written as it goes),
+``weights.npz`` (the final parameters and the model's description, for ``gpucnn evaluate``; the
+best epoch's after early stopping), ``best.npz`` (the same for the epoch of the best monitored
+metric) and ``history.json``.
 """
 from __future__ import annotations
 
@@ -15,28 +15,37 @@ import sys
 
 import numpy as np
 
-from ..config import (DATA, MODEL, OPTIMIZATION, RUN, TRAINING, combine, optim_config,
-                      three_layer_kwargs)
+from ..config import (DATA, MODEL, OPTIMIZATION, RUN, TRAINING, check_together, combine,
+                      optim_config, three_layer_kwargs)
 from ..data import load
-from ..device import resolve_device
 from ..distributed import get_world
 from ..distributed.launch import launch
 from ..models import ThreeLayerConvNet, build_model, model_from_config, read_spec
-from ..train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, load_weights, save_weights
-from ..train.checkpoint import load_checkpoint, prefixed
+from ..train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, save_weights
+from ..train.checkpoint import load_checkpoint
+from ..train.metrics import METRICS_NAME
+from ..train.schedule import SCHEDULE_KEYS
 from .main import USER_ERRORS
 from .outputs import prepare_output
-from .settings import add_settings, resolve
+from .settings import add_settings, given_labels, resolve
 
 TRAIN = combine("train", DATA, MODEL, OPTIMIZATION, TRAINING, RUN)
 COMMAND_DEFAULTS = {"output": "runs/train"}
-# evaluate's batch_size is the number of samples predicted at a time.
-EVALUATE = combine("evaluate", DATA, TRAINING, only=("dataset", "data_dir", "device",
-                                                     "batch_size"))
-# What a resumed run may change; everything else comes from its checkpoint.
-RESUMABLE = ("epochs", "device", "progress", "data_dir", "cuda_graph")
+# What a resumed run may change; everything else comes from its checkpoint.  A new learning
+# rate or schedule is noted in the history.
+SCHEDULE = ("lr", "lr_decay", *SCHEDULE_KEYS)
+RESUMABLE = ("epochs", "device", "progress", "data_dir", "cuda_graph", "early_stop", *SCHEDULE)
+# The --help sections of the optimisation and training flags.
+STOPPING = ("lr_decay", *SCHEDULE_KEYS, "early_stop", "monitor")
+LOOP = tuple(k for k in (*OPTIMIZATION.names(), *TRAINING.names())
+             if k not in (*STOPPING, "augment", "crop_pad", "label_smoothing", "clip_grad_norm",
+                          "init_weights"))
+HELP_GROUPS = (("optimisation", LOOP),
+               ("learning-rate schedule and early stopping", STOPPING),
+               ("augmentation, regularisation and fine-tuning",
+                ("augment", "crop_pad", "label_smoothing", "clip_grad_norm", "init_weights")))
 # Files whose presence means the output folder holds a run (another run must not overwrite it).
-RESULTS = (CHECKPOINT_NAME, "weights.npz", "best.npz", "history.json")
+RESULTS = (CHECKPOINT_NAME, "weights.npz", "best.npz", "history.json", METRICS_NAME)
 
 
 def _make_model(v: dict, input_dim, num_classes):
@@ -61,17 +70,16 @@ def run_train(args) -> int:
         fixed = [labels[k] for k in values if k not in RESUMABLE]
         if fixed or args.config:
             flags = ", ".join(fixed + (["--config"] if args.config else []))
+            allowed = ", ".join(TRAIN[k].flag for k in RESUMABLE if k != "progress")
             raise ValueError(f"{flags}: a resumed run keeps its checkpoint's settings; only "
-                             f"--epochs, --device, --cuda-graph, --data-dir and --no-progress "
-                             f"may be given with --resume")
-        trainer, dataset = _resume(args.resume, values)
+                             f"{allowed} and --no-progress may be given with --resume")
+        trainer, dataset = _resume(args.resume, values, labels)
     else:
         v = resolve(args, TRAIN, defaults=COMMAND_DEFAULTS)
+        labels = given_labels(args, TRAIN)
+        check_together(v, lambda k: labels.get(k, TRAIN[k].flag))
         if v["model"] != "three-layer":
-            given, labels = TRAIN.read_toml(args.config) if args.config else ({}, {})
-            flags, flag_labels = TRAIN.from_args(args)
-            labels.update(flag_labels)
-            ignored = [labels[k] for k in THREE_LAYER_ONLY if k in {**given, **flags}]
+            ignored = [labels[k] for k in THREE_LAYER_ONLY if k in labels]
             if ignored:
                 raise ValueError(f"{', '.join(ignored)}: only for --model three-layer; the "
                                  f"layers of --model {v['model']} are set in that file")
@@ -84,9 +92,13 @@ def run_train(args) -> int:
           f"{json.dumps(trainer.optim_config)}, {trainer.epochs} epochs x "
           f"{trainer.iterations_per_epoch} iterations of {trainer.batch_size}")
     print(f"model: {model.net!r}".replace("\n", "\n       "))
+    print(_plan(trainer))
+    notes = trainer.history.notes
     if args.resume:
         print(f"resuming {trainer.checkpoint_path} after epoch {trainer.epoch}, iteration "
               f"{trainer.iteration}")
+    if notes and notes[-1]["iteration"] == trainer.iteration:
+        print(notes[-1]["note"])
     try:
         history = trainer.train()
     except TrainingInterrupted as e:
@@ -105,9 +117,28 @@ def run_train(args) -> int:
     model.load_state_dict(history.best_params)  # the run is over: the model is free to reuse
     save_weights(best, model, {"dataset": dataset.meta.name, "epoch": history.best_epoch,
                                "val_acc": history.best_val_acc})
-    print(f"best validation accuracy {history.best_val_acc:.3f} at epoch {history.best_epoch}: "
-          f"{best}; final weights (epoch {len(history.val_acc) - 1}): {weights}")
+    monitor = trainer.settings["monitor"]
+    if history.stopped_epoch is not None:
+        print(f"stopped early after epoch {history.stopped_epoch}: {monitor} has not improved "
+              f"for {trainer.settings['early_stop']} epochs")
+    final = (f"the best epoch's, {history.best_epoch}" if history.stopped_epoch is not None
+             else f"epoch {len(history.val_acc) - 1}")
+    loss = (f"validation loss {history.metric(monitor, history.best_epoch):.4f}, "
+            if monitor == "val_loss" else "")
+    print(f"best {loss}validation accuracy {history.best_val_acc:.3f} at epoch "
+          f"{history.best_epoch}: {best}; final weights ({final}): {weights}")
     return 0
+
+
+def _plan(trainer) -> str:
+    """One line: the learning-rate schedule, and what else shapes the run when it is on."""
+    s = trainer.settings
+    extras = [f"{k}={s[k]}" for k in ("label_smoothing", "clip_grad_norm") if s[k]]
+    extras += [f"augment={','.join(s['augment'])}"] * bool(s["augment"])
+    if s["early_stop"]:
+        extras.append(f"early stopping after {s['early_stop']} epochs without a better "
+                      f"{s['monitor']}")
+    return f"learning rate: {trainer.lr_schedule.describe()}" + "".join(f"; {e}" for e in extras)
 
 
 def _new_run(v: dict):
@@ -122,7 +153,7 @@ def _new_run(v: dict):
     return trainer, dataset
 
 
-def _resume(path: str, given: dict):
+def _resume(path: str, given: dict, labels: dict):
     if os.path.isdir(path):
         path = os.path.join(path, CHECKPOINT_NAME)
     _, meta = load_checkpoint(path)
@@ -131,59 +162,25 @@ def _resume(path: str, given: dict):
         raise ValueError(f"{path}: not written by 'gpucnn train' (no model config or dataset); "
                          f"resume it from Python with Trainer.from_checkpoint")
     epochs = given.get("epochs", config.get("epochs", 0))
+    history = meta.get("history", {})
     if epochs <= meta.get("epoch", 0):  # nothing would be trained, and exit 0 would hide it
         raise ValueError(f"--epochs={epochs}: {path} is at epoch {meta.get('epoch')}; expected "
                          f"--epochs above {meta.get('epoch')} to train on")
+    if history.get("stopped_epoch") is not None and "early_stop" not in given:
+        raise ValueError(f"--resume={path}: the run stopped early after epoch "
+                         f"{history['stopped_epoch']}; give a larger --early-stop to train on")
+    given = TRAIN.check(given, labels)
+    optim = dict(config.get("optim_config", {}))
+    optim.update({k: given.pop(k) for k in ("lr", "lr_decay") if k in given})
+    if "schedule" in given:  # a new schedule: its options are the ones given now
+        defaults = TRAINING.defaults()
+        given = {**{k: defaults[k] for k in SCHEDULE_KEYS}, **given}
+    check_together({**config, **given, **optim}, lambda k: labels.get(k, TRAIN[k].flag))
     dataset = load(config["run_info"]["dataset"], data_dir=given.pop("data_dir", None))
-    overrides = {"progress": given.pop("progress", True), "log": print, **given}
+    overrides = {"progress": given.pop("progress", True), "log": print, "optim_config": optim,
+                 **given}
     return Trainer.from_checkpoint(path, model_from_config(config["model"]), dataset,
                                    **overrides), dataset
-
-
-def _load_for_evaluate(path: str):
-    """``(model, info, path)`` from weights, a checkpoint, or a run folder (its weights.npz,
-    else its checkpoint.npz: a run stopped before its end)."""
-    if os.path.isdir(path):
-        found = [os.path.join(path, n) for n in ("weights.npz", CHECKPOINT_NAME)
-                 if os.path.isfile(os.path.join(path, n))]
-        if not found:
-            raise FileNotFoundError(f"{path}: a folder without weights.npz or {CHECKPOINT_NAME}")
-        path = found[0]
-    if os.path.basename(path) != CHECKPOINT_NAME:
-        try:
-            return (*load_weights(path), path)
-        except ValueError as e:
-            if "format 'checkpoint'" not in str(e):
-                raise
-    arrays, meta = load_checkpoint(path)
-    config = meta.get("config", {})
-    if not config.get("model"):
-        raise ValueError(f"{path}: records no model config; evaluate it from Python")
-    model = model_from_config(config["model"])
-    model.load_state_dict(prefixed(arrays, "param"))
-    return model, dict(config.get("run_info", {})), path
-
-
-def run_evaluate(args) -> int:
-    model, info, args.weights = _load_for_evaluate(args.weights)
-    bad = [k for k, v in model.state_dict().items()
-           if v.dtype.kind == "f" and not np.isfinite(v).all()]
-    if bad:  # its predictions would be one constant class: a meaningless accuracy
-        raise ValueError(f"{args.weights}: parameter {bad[0]} holds NaN or infinite values"
-                         f"{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}: expected "
-                         f"finite weights (did training diverge?)")
-    given, labels = EVALUATE.from_args(args)
-    name = given.get("dataset") or info.get("dataset")
-    if not name:
-        raise ValueError(f"{args.weights}: records no dataset; give --dataset")
-    v = EVALUATE.resolve(({"dataset": name}, {}), (given, labels))
-    dataset = load(name, data_dir=v["data_dir"])
-    X, y = dataset.split(args.split)
-    model.to(resolve_device(v["device"]))  # None: $GPUCNN_DEVICE, as for train
-    acc = float((model.predict(X, v["batch_size"]) == y).mean())
-    print(f"{args.weights}: accuracy {acc:.4f} on {name} {args.split} ({len(y)} samples, "
-          f"{int(round(acc * len(y)))} correct)")
-    return 0
 
 
 def add_commands(sub) -> None:
@@ -191,7 +188,8 @@ def add_commands(sub) -> None:
                        description="Train a model. Without flags: a 3x3, 16-filter ThreeLayerConvNet "
                                    "on the embedded digits with Adam, 5 epochs.")
     add_settings(p, combine("data and model", DATA, MODEL), "data and model", config=False)
-    add_settings(p, combine("optimisation", OPTIMIZATION, TRAINING), "optimisation", config=False)
+    for title, names in HELP_GROUPS:
+        add_settings(p, combine(title, OPTIMIZATION, TRAINING, only=names), title, config=False)
     add_settings(p, RUN, "run", defaults=COMMAND_DEFAULTS)
     p.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue the run saved in CHECKPOINT (a file or its folder); "
@@ -201,14 +199,6 @@ def add_commands(sub) -> None:
     p.add_argument("--nproc", type=int, help="data parallel: start this many MPI ranks on this "
                    "host (one GPU each with --device cuda); --batch-size is the global batch")
     p.set_defaults(func=command(run_train, p))
-
-    p = sub.add_parser("evaluate", help="accuracy of saved weights on a dataset split")
-    p.add_argument("weights", help="a weights.npz or checkpoint.npz written by 'gpucnn train', "
-                                   "or its output folder")
-    EVALUATE.add_flags(p, {"dataset": "the one it was trained on"})
-    p.add_argument("--split", choices=("train", "val", "test"), default="test",
-                   help="which split (default test)")
-    p.set_defaults(func=run_evaluate)
 
 
 def command(func, parser: argparse.ArgumentParser):

@@ -95,7 +95,16 @@ def make_augment(items, crop_pad: int = 4):
 
 
 def describe(items) -> list[str]:
-    """JSON-able names of an augment list: built-ins by name, functions by module and name."""
-    return [i if isinstance(i, str) else
-            f"{getattr(i, '__module__', '?')}.{getattr(i, '__qualname__', type(i).__qualname__)}"
-            for i in items]
+    """JSON-able names of an augment list: built-in names as they are, functions by module and
+    name, other callables by their repr if their class has one (``RandomCrop(padding=2)``),
+    else by their class's module and name."""
+    def name(item):
+        if isinstance(item, str):
+            return item
+        if hasattr(item, "__qualname__"):
+            return f"{getattr(item, '__module__', '?')}.{item.__qualname__}"
+        if type(item).__repr__ is not object.__repr__:
+            return repr(item)
+        return f"{type(item).__module__}.{type(item).__qualname__}"
+
+    return [name(i) for i in items]

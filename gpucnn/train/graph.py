@@ -9,7 +9,7 @@ reads the loss: 2 uploads, 1 launch, no allocation and 1 sync per step.
 
 A graph replays its kernels with the arguments they had at capture, so what changes between
 steps is read from device memory: the learning rate (SGD's fused update reads it; one upload
-after each lr_decay) and each dropout stream's counter (the graph advances it on the device;
+after each change the schedule makes) and each dropout stream's counter (the graph advances it on the device;
 after each replay the host's counter advances by the same amount, so checkpoints and resumes
 stay exact).  Buffers come from a memory pool of the graph's own, filled by the warm-up step,
 so nothing else reuses the graph's memory between replays.  A batch of another shape (a
