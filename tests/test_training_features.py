@@ -224,9 +224,26 @@ class _Bar:
 @pytest.mark.slow
 @pytest.mark.parametrize("graph", [False, True])
 def test_on_the_stand_in_gpu_every_feature_resumes_bit_identical(fake_cupy, tmp_path, graph):
+    _every_feature_on_cuda(tmp_path, graph)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("graph", [False, True])
+def test_on_a_gpu_every_feature_resumes_bit_identical(tmp_path, graph):
+    from gpucnn.device import cuda_status
+
+    status = cuda_status()
+    if not status.available:
+        pytest.skip(f"no usable GPU: {status.reason}")
+    _every_feature_on_cuda(tmp_path, graph)
+
+
+def _every_feature_on_cuda(tmp_path, graph):
     """Nesterov SGD (a graph can hold it) with augmentation, label smoothing, clipping, a
-    warmup, a start from saved weights and the best epoch by validation loss: the GPU run (eager or a replayed graph) equals itself resumed mid-epoch (in the
-    second epoch, after the capture), and its loss equals the CPU run's to float32 rounding."""
+    warmup, a start from saved weights and the best epoch by validation loss: the GPU run
+    (eager or a replayed graph) equals itself resumed mid-epoch (in the second epoch, after
+    the capture); a graph's run equals the eager one bit for bit, and the eager one's loss the
+    CPU run's to float32 rounding."""
     from gpucnn.models import ThreeLayerConvNet
     from test_cuda_graph_fake import _data, _model, _same_run
 
@@ -242,7 +259,10 @@ def test_on_the_stand_in_gpu_every_feature_resumes_bit_identical(fake_cupy, tmp_
     full = Trainer(_model(), _data(), device="cuda", **settings)
     h = full.train()
     assert h.lr == [0.025, 0.025, 0.05]
-    if not graph:  # (a graph's run is the eager one's bit for bit: test_cuda_graph_fake.py)
+    if graph:  # the captured step holds the smoothing and the clipping: the eager run's bits
+        eager = Trainer(_model(), _data(), device="cuda", **{**settings, "cuda_graph": False})
+        _same_run((full, h), (eager, eager.train()))
+    else:
         cpu = Trainer(_model(), _data(), device="cpu", **settings).train()
         np.testing.assert_allclose(h.loss, cpu.loss, rtol=1e-4)
     stopped = Trainer(_model(), _data(), device="cuda", checkpoint_dir=str(tmp_path), **settings)
@@ -260,3 +280,36 @@ def test_on_the_stand_in_gpu_every_feature_resumes_bit_identical(fake_cupy, tmp_
                                       progress=False)
     assert (resumed._graph is not None) == graph
     _same_run((resumed, resumed.train()), (full, h))
+
+
+def test_a_checkpoint_from_before_these_settings_resumes_as_the_run_went_on(data, tmp_path,
+                                                                           monkeypatch):
+    """Without the new settings, the schedule's state or a validation loss in its history, a
+    checkpoint resumes with their defaults (lr_decay as the rate it ran) and ends as the run
+    would have."""
+    from gpucnn.train import checkpoint, trainer as trainer_module
+    from gpucnn.train.resume import ADDED_LATER
+    from gpucnn.train.schedule import SCHEDULE_KEYS
+
+    full = Trainer(make_model(), data, **SETTINGS)
+    full.train()
+    Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 2}).train()
+    load = checkpoint.load_checkpoint
+
+    def older(path):
+        arrays, meta = load(path)
+        del meta["lr_schedule"]
+        for k in (*ADDED_LATER, *SCHEDULE_KEYS, "early_stop", "init_weights"):
+            del meta["config"][k]
+        for k in ("val_loss", "notes", "stopped_epoch"):
+            del meta["history"][k]
+        return arrays, meta
+
+    monkeypatch.setattr(trainer_module, "load_checkpoint", older)
+    resumed = Trainer.from_checkpoint(str(tmp_path / "checkpoint.npz"), make_model(), data,
+                                      epochs=3)
+    assert resumed.history.val_loss == [None] * 3 and resumed.lr_schedule.describe() == (
+        "constant (lr_decay=0.9)")
+    resumed.train()
+    assert_same_run(full, resumed)
+    assert resumed.history.val_loss[3] == full.history.val_loss[3]

@@ -1,8 +1,15 @@
-"""Training: the loop (:mod:`.trainer`), what it measures (:mod:`.history`) and the state it
-saves (:mod:`.checkpoint`: resumable checkpoints and a model's weights)."""
-from .checkpoint import CHECKPOINT_NAME, load_weights, save_weights
+"""Training: the loop (:mod:`.trainer`), what it measures (:mod:`.history`, :mod:`.metrics`),
+the learning rate it follows (:mod:`.schedule`, over the schedules of
+:mod:`gpucnn.lr_scheduler`, re-exported here under torch's names) and the state it saves
+(:mod:`.checkpoint`: resumable checkpoints and a model's weights)."""
+from ..lr_scheduler import (CosineAnnealingLR, ExponentialLR, MultiStepLR, ReduceLROnPlateau,
+                            StepLR, Warmup, make_schedule)
+from .checkpoint import CHECKPOINT_NAME, load_parameters, load_weights, save_weights
 from .history import History
+from .metrics import evaluate
 from .trainer import Trainer, TrainingDiverged, TrainingInterrupted
 
-__all__ = ["CHECKPOINT_NAME", "History", "Trainer", "TrainingDiverged", "TrainingInterrupted",
-           "load_weights", "save_weights"]
+__all__ = ["CHECKPOINT_NAME", "CosineAnnealingLR", "ExponentialLR", "History", "MultiStepLR",
+           "ReduceLROnPlateau", "StepLR", "Trainer", "TrainingDiverged", "TrainingInterrupted",
+           "Warmup", "evaluate", "load_parameters", "load_weights", "make_schedule",
+           "save_weights"]

@@ -7,6 +7,7 @@ from the new rate (or the rate it had reached), and says so in the history.
 """
 from __future__ import annotations
 
+from ..config import TRAINING
 from ..config.rules import BELONGS
 from ..lr_scheduler import make_schedule
 
@@ -66,8 +67,9 @@ def resumed_schedule(state: dict | None, saved: dict, settings: dict, monitor: s
     and ``lr`` are the checkpoint's (``saved`` config), else a new one from here, from ``lr``
     if it changed or from the rate ``optimizer`` has reached, whose ``lr`` it then sets; the
     note says what changed ("" when nothing did)."""
+    older = {**TRAINING.defaults(), **saved}  # the settings a checkpoint from before them ran
     old = (RunSchedule.from_state(state, monitor) if state else
-           RunSchedule(schedule_settings(saved, saved["optim_config"]), monitor,
+           RunSchedule(schedule_settings(older, saved["optim_config"]), monitor,
                        saved["optim_config"]["lr"], 0, saved["epochs"]))
     new_lr = lr != saved["optim_config"]["lr"]
     if settings == old.settings and not new_lr:
