@@ -41,7 +41,7 @@ from .checkpoint import (CHECKPOINT_NAME, load_checkpoint, load_parameters, pref
 from .graph import GraphStep, notice, unavailable
 from .history import History
 from .metrics import METRICS_NAME, evaluate, write_metrics
-from .progress import epoch_bar
+from .progress import epoch_bar, in_notebook
 from .resume import differences, saved_settings, stored
 from .schedule import RunSchedule, resumed_schedule, schedule_settings
 from .signals import stop_signals
@@ -231,7 +231,8 @@ class Trainer:
             model.train()
             done = self.iteration - self.epoch * ipe
             bar = epoch_bar(self.progress and self.world.is_root, ipe, done,
-                            f"epoch {self.epoch + 1}/{self.epochs}", leave=self.log is None)
+                            f"epoch {self.epoch + 1}/{self.epochs}",
+                            leave=self.log is None and in_notebook())
             try:
                 for _ in range(done, ipe):
                     if self._stop_requested:
