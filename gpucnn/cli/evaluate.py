@@ -31,7 +31,7 @@ EVALUATE = combine("evaluate", DATA, TRAINING, EVALUATION, RUN,
 PRINTED_CLASSES = 20
 
 
-def _load_for_evaluate(path: str):
+def load_saved_model(path: str):
     """``(model, info, path)`` from weights, a checkpoint, or a run folder (its weights.npz,
     else its checkpoint.npz: a run stopped before its end)."""
     if os.path.isdir(path):
@@ -56,7 +56,7 @@ def _load_for_evaluate(path: str):
 
 
 def run_evaluate(args) -> int:
-    model, info, args.weights = _load_for_evaluate(args.weights)
+    model, info, args.weights = load_saved_model(args.weights)
     bad = [k for k, v in model.state_dict().items()
            if v.dtype.kind == "f" and not np.isfinite(v).all()]
     if bad:  # its predictions would be one constant class: a meaningless accuracy
