@@ -57,15 +57,16 @@ def test_bad_combinations_are_one_line_naming_the_flags(tmp_path, capsys, argv, 
 
 def test_resume_takes_a_new_rate_and_schedule_and_says_so(tmp_path, capsys):
     out = str(tmp_path / "run")
-    assert main(["train", *TINY, "--output", out, "--lr", "0.01"]) == 0
+    assert main(["train", *TINY, "--output", out, "--lr", "0.01", "--lr-decay", "0.5"]) == 0
     capsys.readouterr()
     assert main(["train", "--resume", out, "--epochs", "4", "--lr", "0.02", "--schedule",
                  "step", "--step-size", "1", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert ("resumed with lr 0.01 -> 0.02; schedule constant -> step (step_size=1, gamma=0.1)"
-            in printed)
+    assert ("resumed with lr 0.0025 -> 0.02; schedule constant (lr_decay=0.5) -> step "
+            "(step_size=1, gamma=0.1)" in printed)
     history = json.loads(open(os.path.join(out, "history.json")).read())
-    assert history["lr"][3:] == [0.02, 0.002] and history["notes"][0]["epoch"] == 2
+    assert history["lr"] == [0.01, 0.01, 0.005, 0.02, 0.002]
+    assert history["notes"][0]["epoch"] == 2
     assert main(["train", "--resume", out, "--epochs", "5", "--batch-size", "3"]) == 1
     assert "only --epochs, --device, --data-dir, --cuda-graph, --early-stop, --lr" in _err(capsys)
 

@@ -163,6 +163,9 @@ def test_init_weights_start_a_run_and_a_mismatch_names_the_parameter(data, tmp_p
 def test_a_resume_with_another_rate_and_schedule_is_noted_and_followed(data, tmp_path):
     Trainer(make_model(), data, checkpoint_dir=str(tmp_path), **{**SETTINGS, "epochs": 2}).train()
     path = str(tmp_path / "checkpoint.npz")
+    step = Trainer.from_checkpoint(path, make_model(), data, epochs=3, schedule="step",
+                                   step_size=1)  # its own options: no lr_decay 0.9 with it
+    assert step.lr_schedule.describe() == "step (step_size=1, gamma=0.1)"
     t = Trainer.from_checkpoint(path, make_model(), data, epochs=4,
                                 optim_config={"lr": 0.01, "lr_decay": 1.0}, schedule="cosine")
     assert t.history.notes[-1]["note"] == ("resumed with lr 0.0405 -> 0.01; schedule constant "

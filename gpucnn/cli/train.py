@@ -24,6 +24,7 @@ from ..models import ThreeLayerConvNet, build_model, model_from_config, read_spe
 from ..train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, save_weights
 from ..train.checkpoint import load_checkpoint
 from ..train.metrics import METRICS_NAME
+from ..train.resume import saved_settings
 from ..train.schedule import SCHEDULE_KEYS
 from .main import USER_ERRORS
 from .outputs import prepare_output
@@ -170,17 +171,15 @@ def _resume(path: str, given: dict, labels: dict):
         raise ValueError(f"--resume={path}: the run stopped early after epoch "
                          f"{history['stopped_epoch']}; give a larger --early-stop to train on")
     given = TRAIN.check(given, labels)
-    optim = dict(config.get("optim_config", {}))
-    optim.update({k: given.pop(k) for k in ("lr", "lr_decay") if k in given})
-    if "schedule" in given:  # a new schedule: its options are the ones given now
-        defaults = TRAINING.defaults()
-        given = {**{k: defaults[k] for k in SCHEDULE_KEYS}, **given}
-    check_together({**config, **given, **optim}, lambda k: labels.get(k, TRAIN[k].flag))
-    dataset = load(config["run_info"]["dataset"], data_dir=given.pop("data_dir", None))
-    overrides = {"progress": given.pop("progress", True), "log": print, "optim_config": optim,
-                 **given}
+    data_dir, progress = given.pop("data_dir", None), given.pop("progress", True)
+    rate = {k: given.pop(k) for k in ("lr", "lr_decay") if k in given}
+    settings = saved_settings(config, path, given)  # a new --schedule brings its own options
+    optim = {**settings["optim_config"], **rate}
+    check_together({**settings, **optim}, lambda k: labels.get(k, TRAIN[k].flag))
+    dataset = load(config["run_info"]["dataset"], data_dir=data_dir)
     return Trainer.from_checkpoint(path, model_from_config(config["model"]), dataset,
-                                   **overrides), dataset
+                                   progress=progress, log=print, optim_config=optim,
+                                   **given), dataset
 
 
 def add_commands(sub) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import config
 from ..data.augment import AUGMENTATIONS, describe
+from .schedule import SCHEDULE_KEYS
 
 # History-shaping settings added after checkpoints were first written: an older checkpoint
 # lacks them, and ran as their defaults do.
@@ -27,7 +28,8 @@ def stored(settings: dict) -> dict:
 def saved_settings(saved: dict, path: str, overrides: dict) -> dict:
     """The Trainer keywords a checkpoint's ``config`` recorded (settings added since take
     their defaults, unless they shape the history and came with the first checkpoints),
-    replaced by ``overrides``."""
+    replaced by ``overrides``; a new ``schedule`` there comes with its own options (those not
+    given take their defaults, and lr_decay 1 unless ``optim_config`` is given)."""
     defaults = config.TRAINING.defaults()
     try:
         names = [k for k in config.TRAINING.names()
@@ -44,6 +46,9 @@ def saved_settings(saved: dict, path: str, overrides: dict) -> dict:
                          f"pass it again, Trainer.from_checkpoint(path, model, data, "
                          f"augment=[...])")
     settings["init_weights"] = None  # the checkpoint's parameters replace any start
+    if "schedule" in overrides:  # a new schedule: its options are those given with it
+        settings.update({k: defaults[k] for k in SCHEDULE_KEYS})
+        settings["optim_config"] = {**settings["optim_config"], "lr_decay": 1.0}
     return {**settings, **overrides}
 
 
