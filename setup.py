@@ -8,7 +8,9 @@ from setuptools import Extension, setup
 setup(ext_modules=[Extension(
     "gpucnn._native",
     ["csrc/native.c"],
-    depends=["csrc/kernels.h", "csrc/pool2.h", "csrc/updates.h", "csrc/drivers.h"],
+    depends=["csrc/kernels.h", "csrc/pool2.h", "csrc/updates.h", "csrc/drivers.h",
+             "csrc/fused_ops.h", "csrc/batchnorm_isa.h", "csrc/batchnorm.h",
+             "csrc/batchnorm_run.h", "csrc/eltwise.h"],
     optional=True,
     # -ffp-contract=fast: ISO C mode would otherwise forbid fusing a*b+c into one FMA.
     extra_compile_args=["-O3", "-std=c11", "-ffp-contract=fast"],

@@ -291,7 +291,7 @@ static int get_view(PyObject *o, const char *name, int writable, const char *kin
 
 /* Holds the buffers a call acquired, so one exit path releases them all. */
 typedef struct {
-    Py_buffer b[5];
+    Py_buffer b[8];
     int n;
 } held;
 
@@ -597,6 +597,8 @@ static PyObject *py_sgd_update(PyObject *self, PyObject *args)
     return release(&h, done(0));
 }
 
+#include "fused_ops.h" /* batch norm, the elementwise relu passes */
+
 /* Instruction sets, best first, and whether this CPU has them. */
 static const char *const isa_names[] = {"avx512f", "avx2", "baseline"};
 
@@ -627,6 +629,7 @@ static void use_kernels(int k)
     K_f = K_narrow_f = &kern_f_base;
     K_d = K_narrow_d = &kern_d_base;
 #endif
+    fused_ops_use(k);
 }
 
 /* Uses the best kernels this CPU supports at or below isa_names[cap]; sets module.isa. */
@@ -670,6 +673,7 @@ static PyMethodDef methods[] = {
      "sum_of_squares(a, i0, i1) -> sum of a.flat[i0:i1]**2 as a float"},
     {"sgd_update", py_sgd_update, METH_VARARGS,
      "sgd_update(p, g, v_or_None, lr, decay, momentum, nesterov, i0, i1)"},
+    FUSED_OPS_METHODS
     {"use_isa", py_use_isa, METH_O, "use_isa(name) -> the instruction set now in use"},
     {NULL, NULL, 0, NULL},
 };

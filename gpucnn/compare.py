@@ -75,6 +75,27 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
     check("bias_relu_forward", prims.bias_relu_forward(to_dev(xt), to_dev(bc)),
           cpu.relu_forward(xt + bc.reshape(1, -1, 1, 1)))
 
+    xb = (rng.standard_normal((3, 4, 5, 6)) * 2 + 1).astype(dt)  # planes big enough for C
+    gb, bb, db = (rng.standard_normal(s).astype(dt) for s in (4, 4, xb.shape))
+    for train, relu in ((True, False), (True, True), (False, True)):
+        rm, rv = rng.standard_normal(4).astype(dt), rng.uniform(0.5, 2, 4).astype(dt)
+        grm, grv = to_dev(rm), to_dev(rv)
+        out, saved = cpu.batchnorm_forward(xb, gb, bb, rm, rv, train, 0.1, 1e-5, relu)
+        gout, gsaved = prims.batchnorm_forward(to_dev(xb), to_dev(gb), to_dev(bb), grm, grv,
+                                               train, 0.1, 1e-5, relu)
+        what = f"batchnorm train={train} relu={relu}"
+        check(f"{what} forward", gout, out)
+        check(f"{what} running_mean", grm, rm)
+        check(f"{what} running_var", grv, rv)
+        for name, g, wv in zip(("dx", "dgamma", "dbeta"),
+                               prims.batchnorm_backward(to_dev(db), gsaved, True),
+                               cpu.batchnorm_backward(db, saved, True)):
+            check(f"{what} backward {name}", g, wv)
+    check("add_relu_forward", prims.add_relu_forward(to_dev(xb), to_dev(db)),
+          cpu.add_relu_forward(xb, db))
+    ma, mb = rng.standard_normal((7, 30)).astype(dt), rng.standard_normal((5, 30)).astype(dt)
+    check("matmul", prims.matmul(to_dev(ma), to_dev(mb).T), cpu.matmul(ma, mb.T))
+
     w, b = rng.standard_normal((5, 4, kh, kw)).astype(dt), rng.standard_normal(5).astype(dt)
     out, saved = cpu.conv2d_forward(x, w, b, stride, pad)
     gout, gsaved = prims.conv2d_forward(to_dev(x), to_dev(w), to_dev(b), stride, pad)
@@ -105,6 +126,18 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
 
     g = rng.standard_normal((6, 5, 4, 3)).astype(dt)
     check("bias_grad", prims.bias_grad(to_dev(g)), cpu.bias_grad(g))
+
+    # the products: cuBLAS's (matmul), then gemm.cu's with each operand stored as is (n) or
+    # transposed (t), sizes off the 64 x 64 tile and the 16-wide K slice, and a split K
+    a, b = rng.standard_normal((37, 75)).astype(dt), rng.standard_normal((75, 70)).astype(dt)
+    want = (a.astype(np.float64) @ b).astype(dt)
+    check("matmul", prims.matmul(to_dev(a), to_dev(b)), want)
+    for ab in ("nn", "nt", "tn", "tt"):
+        ga = to_dev(a) if ab[0] == "n" else to_dev(np.ascontiguousarray(a.T)).T
+        gb = to_dev(b) if ab[1] == "n" else to_dev(np.ascontiguousarray(b.T)).T
+        check(f"gemm {ab}", prims.gemm(ga, gb), want)
+    a, b = rng.standard_normal((9, 3001)).astype(dt), rng.standard_normal((3001, 11)).astype(dt)
+    check("gemm split K", prims.gemm(to_dev(a), to_dev(b)), (a.astype(np.float64) @ b).astype(dt))
 
     scores = (rng.standard_normal((9, 10)) * 5).astype(dt)
     y = rng.integers(0, 10, size=9)

@@ -23,9 +23,15 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import native
+from .cpu_fused import (add_relu_forward, batchnorm_backward, batchnorm_forward,  # noqa: F401
+                        matmul, relu_backward, relu_forward)
+from .cpu_runtime import tune_malloc
 from .cpu_threads import split, threads
 from .shapes import out_size
 from .rng import random_bits
+
+
+tune_malloc()  # steps re-allocate the same arrays: without it, thousands of page faults a step
 
 
 def _pad_cnhw(x, pad):
@@ -41,16 +47,21 @@ def _pad_cnhw(x, pad):
 
 def op_paths() -> dict:
     """{op: what runs it on the CPU}, for ``gpucnn info``."""
+    blas = f"OpenBLAS, one thread in each of {threads()} gpucnn worker threads"
     if native.available:
         kernels = f"native C kernel ({native.isa}, {threads()} threads)"
         return {"conv2d": f"{kernels}: direct convolution",
                 "relu + max-pool": f"{kernels}: fused, one pass",
+                "batch norm (+ relu)": f"{kernels}: two reads and one write, relu fused",
+                "relu, sum + relu": f"{kernels}: one pass",
                 "SGD update, L2": f"native C kernel ({native.isa}): one pass per parameter",
-                "everything else": "NumPy (OpenBLAS for matmuls)"}
+                "matmul": blas, "everything else": "NumPy"}
     why = f"NumPy (the native kernels are off: {native.reason})"
     return {"conv2d": f"{why}: im2col + GEMM", "relu + max-pool": f"{why}: pool, then relu",
-            "SGD update, L2": f"{why}: array expressions",
-            "everything else": "NumPy (OpenBLAS for matmuls)"}
+            "batch norm (+ relu)": f"{why}: array expressions",
+            "relu, sum + relu": f"{why}: array expressions",
+            "SGD update, L2": f"{why}: array expressions", "matmul": blas,
+            "everything else": "NumPy"}
 
 
 _numpy_path_noticed = False
@@ -254,16 +265,6 @@ def relu_maxpool_backward(dout, argmax, out, x_shape, size: int, stride: int):
             dout, argmax, out, x_shape, size, stride, dx=dx, n0=n0, n1=n1), dx.size)
         return dx
     return maxpool_backward(dout * (out > 0), argmax, x_shape, size, stride)
-
-
-def relu_forward(x):
-    """max(x, 0); np.maximum propagates NaN."""
-    return np.maximum(x, 0)
-
-
-def relu_backward(dout, out):
-    """dout * (out > 0): a multiply, not a select, so inf/NaN in dout propagate."""
-    return dout * (out > 0)
 
 
 def sigmoid_forward(x):

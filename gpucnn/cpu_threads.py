@@ -10,17 +10,14 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from . import env
+
 _pool: ThreadPoolExecutor | None = None
 
 
 def threads() -> int:
     """Worker threads the native kernels split their work over."""
-    env = os.environ.get("GPUCNN_CPU_THREADS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"GPUCNN_CPU_THREADS={env!r}: expected an integer >= 1")
-        return int(env)
-    return _usable_cpus()
+    return env.count("GPUCNN_CPU_THREADS") or _usable_cpus()
 
 
 @functools.lru_cache(maxsize=None)
@@ -43,10 +40,13 @@ def split(n: int, fn, work: int, elementwise: bool = False) -> list:
     (MIN_ELEMENTWISE_PER_THREAD for an ``elementwise`` pass); this thread runs the first range."""
     global _pool
     least = MIN_ELEMENTWISE_PER_THREAD if elementwise else MIN_WORK_PER_THREAD
-    k = max(1, min(threads(), n, work // least))
-    bounds = [n * i // k for i in range(k + 1)]
+    k = min(n, work // least)
+    if k <= 1:  # without reading the thread count (an environment lookup, ~1 us)
+        return [fn(0, n)]
+    k = min(threads(), k)
     if k == 1:
         return [fn(0, n)]
+    bounds = [n * i // k for i in range(k + 1)]
     if _pool is None or _pool._max_workers < k - 1:
         _pool = ThreadPoolExecutor(k - 1, thread_name_prefix="gpucnn-cpu")
     futures = [_pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]

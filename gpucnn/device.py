@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import env
+
 DEVICES = ("cpu", "cuda", "auto")
 CUDA_INSTALL_HINT = (
     "install the CUDA extra that matches your driver: pip install 'gpucnn[cuda12]' "
@@ -116,6 +118,10 @@ def _probe_cuda() -> CudaStatus:
         return CudaStatus(False, f"no usable NVIDIA driver: {e}", cupy_version=version)
     if driver == 0:
         return CudaStatus(False, "no NVIDIA driver is installed", cupy_version=version)
+    old_driver = _driver_too_old(cupy, driver)
+    if old_driver:
+        return CudaStatus(False, old_driver, cupy_version=version,
+                          driver_version=_fmt_cuda_version(driver))
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:
@@ -135,6 +141,32 @@ def _probe_cuda() -> CudaStatus:
     if failed:
         return CudaStatus(False, failed, name, count, version, runtime, _fmt_cuda_version(driver))
     return CudaStatus(True, "", name, count, version, runtime, _fmt_cuda_version(driver))
+
+
+# The oldest Linux driver of each CUDA major version, for its minor-version compatibility
+# (docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html).
+DRIVER_FOR_CUDA = {12: 525, 13: 580}
+
+
+def _driver_too_old(cupy, driver: int) -> str:
+    """One line naming the driver CuPy's CUDA runtime needs and the extra that fits the driver
+    there is, when the driver's CUDA major version is older than the runtime's; else "".  CUDA
+    reports this as cudaErrorInsufficientDriver at the first call that needs the driver
+    (getDeviceCount), which said only "CUDA sees no device"."""
+    try:
+        runtime = cupy.cuda.runtime.runtimeGetVersion()
+    except Exception:  # noqa: BLE001 - then getDeviceCount's error says what it can
+        return ""
+    need, have = runtime // 1000, driver // 1000
+    if have >= need:
+        return ""
+    fix = (f"or install gpucnn for CUDA {have}: pip install 'gpucnn[cuda{have}]' (in place of "
+           f"the cuda{need} extra)" if have in DRIVER_FOR_CUDA else
+           f"no gpucnn extra runs on a CUDA {have} driver")
+    return (f"the NVIDIA driver supports CUDA {_fmt_cuda_version(driver)} but CuPy "
+            f"{cupy.__version__} runs on the CUDA {_fmt_cuda_version(runtime)} runtime, which "
+            f"needs a driver for CUDA {need}.0 or newer (Linux driver >= "
+            f"{DRIVER_FOR_CUDA.get(need, '?')}): update the driver, {fix}")
 
 
 _PROBE_KERNEL = 'extern "C" __global__ void gpucnn_probe(float* a) { a[threadIdx.x] += 1.0f; }'
@@ -177,6 +209,44 @@ def _run_probe_matmul(cupy) -> None:
 _auto_fallback_warned = False
 
 
+def requested_device(device: str | None = None) -> tuple[str, str]:
+    """(``"cpu" | "cuda" | "auto"``, where it came from): ``device``, else ``GPUCNN_DEVICE``,
+    else ``"auto"``; a DeviceError naming the source for anything else.  Probes nothing."""
+    source = "device"
+    if device is None:
+        try:
+            device, source = env.choice("GPUCNN_DEVICE", DEVICES, "auto"), "GPUCNN_DEVICE"
+        except ValueError as e:
+            raise DeviceError(str(e)) from None
+    if not isinstance(device, str) or device.lower() not in DEVICES:
+        raise DeviceError(f"{source}={device!r}: expected one of {', '.join(DEVICES)}")
+    return device.lower(), source
+
+
+def visible_gpus() -> int:
+    """How many GPUs CUDA shows this process (after CUDA_VISIBLE_DEVICES); 0 where CuPy does
+    not import or CUDA sees none.  Creates no context on any GPU."""
+    try:
+        return int(import_cupy().cuda.runtime.getDeviceCount())
+    except Exception:  # noqa: BLE001 - no CuPy, no driver, no device: none to use
+        return 0
+
+
+def use_gpu(ordinal: int) -> None:
+    """Make GPU ``ordinal`` this process's current device.  Since CUDA 12 this creates its
+    context, so call it before anything touches a GPU (the probe included): every later
+    allocation, kernel and library handle then lives there."""
+    import_cupy().cuda.Device(ordinal).use()
+
+
+def gpu_identity(ordinal: int) -> str:
+    """The physical identity of GPU ``ordinal`` (its UUID, or PCI bus id): the same for two
+    processes on one GPU whatever their CUDA_VISIBLE_DEVICES.  Creates no context."""
+    runtime = import_cupy().cuda.runtime
+    uuid = runtime.getDeviceProperties(ordinal).get("uuid")
+    return uuid.hex() if uuid else runtime.deviceGetPCIBusId(ordinal)
+
+
 def resolve_device(device: str | None = None) -> str:
     """Turn ``"cpu" | "cuda" | "auto" | None`` into ``"cpu"`` or ``"cuda"``.
 
@@ -185,13 +255,7 @@ def resolve_device(device: str | None = None) -> str:
     where CUDA is unusable raises :class:`DeviceError` with that same reason, which names the
     failed step and how to fix it.
     """
-    source = "device"
-    if device is None:
-        device = os.environ.get("GPUCNN_DEVICE", "auto") or "auto"
-        source = "GPUCNN_DEVICE"
-    if not isinstance(device, str) or device.lower() not in DEVICES:
-        raise DeviceError(f"{source}={device!r}: expected one of {', '.join(DEVICES)}")
-    device = device.lower()
+    device, source = requested_device(device)
     if device == "cpu":
         return "cpu"
     status = cuda_status()

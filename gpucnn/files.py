@@ -15,29 +15,70 @@ import re
 import tempfile
 
 
-PROBE_PREFIX = ".gpucnn-probe."  # the file writable_folder creates and removes at once
+PROBE_PREFIX = ".gpucnn-probe."  # the file check_folder creates and removes at once
 
 
-def writable_folder(path: str, flag: str, shown: str | None = None) -> str:
-    """Create the folder ``path`` if needed and prove a file can be written there, before the
-    work whose results it will hold (writing is the only sure test: mode bits lie for root,
-    read-only mounts and quotas).  Errors are one ValueError line naming ``flag`` and the value
-    the user gave (``shown``, default ``path``)."""
-    where = f"{flag}={shown or path}"
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"{where}: not writable: the folder cannot be created "
-                         f"({e.strerror or e})") from None
-    if not os.path.isdir(path):
+def check_folder(path: str, label: str, shown: str | None = None) -> str:
+    """Prove that ``path`` is a folder this user can write, or one that can be created there,
+    before the work whose results it will hold; creates nothing, so a command that stops
+    before writing (an error, Ctrl-C, a closed pipe) leaves no empty folder behind.  Writing a
+    probe file is the only sure test (mode bits lie for root, read-only mounts and quotas); it
+    goes in ``path`` or, when that does not exist yet, in its nearest existing parent.  Errors
+    are one ValueError line naming ``label`` (a flag or keyword) and the value the user gave
+    (``shown``, default ``path``)."""
+    where = f"{label}={shown or path}"
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"{label}={path!r}: expected a folder name")
+    target = os.path.abspath(os.fspath(path))
+    existing = target
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if existing == target and not os.path.isdir(target):
         raise ValueError(f"{where}: expected a folder, found a file")
+    if not os.path.isdir(existing):
+        raise ValueError(f"{where}: not writable: the folder cannot be created ({existing} is "
+                         f"a file)")
     try:
-        fd, name = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=path)
+        fd, name = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=existing)
         os.close(fd)
         os.unlink(name)
     except OSError as e:
-        raise ValueError(f"{where}: not writable ({e.strerror or e}): expected a folder "
+        what = "" if existing == target else f" (the folder cannot be created in {existing})"
+        raise ValueError(f"{where}: not writable{what} ({e.strerror or e}): expected a folder "
                          f"this user can write") from None
+    return os.fspath(path)
+
+
+def writable_folder(path: str, flag: str, shown: str | None = None) -> str:
+    """:func:`check_folder`, then create the folder."""
+    check_folder(path, flag, shown)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{flag}={shown or path}: not writable: the folder cannot be created "
+                         f"({e.strerror or e})") from None
+    return path
+
+
+def check_file(label: str, path: str, overwrite: bool = True,
+               overwrite_label: str = "--overwrite") -> str:
+    """Check, before the work whose result it will hold, that the file ``path`` can be written:
+    a file name (not a folder) in a folder :func:`check_folder` accepts.  An existing file is
+    refused unless ``overwrite`` (``overwrite_label`` names the way to ask for it), and when it
+    is read-only."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"{label}={path!r}: expected a file name")
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{label}={path}: expected a file name, found a folder")
+    folder = os.path.dirname(os.path.abspath(path))
+    check_folder(folder, label, shown=f"{path} (its folder {folder})")
+    if os.path.lexists(path):
+        if not overwrite:
+            raise ValueError(f"{label}={path}: exists; give {overwrite_label} to replace it, "
+                             f"or another {label}")
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"{label}={path}: expected a writable file: permission denied")
     return path
 
 

@@ -5,11 +5,12 @@ A model is a :class:`Classifier` around any :class:`gpucnn.nn.Module` (usually a
 with ``loss = softmax cross-entropy + 0.5 * reg * sum(W**2)`` over weights (never biases) and
 ``grads`` keyed like ``model.parameters()`` — the CS231n model interface.
 
-Models are built from a *spec*, a list of layer dicts such as ``{"type": "conv2d",
-"out_channels": 16, "kernel_size": 3, "padding": 1}``; input channels and features are inferred
-from ``input_dim``.  A model built from a spec can describe itself (``config()``) and be rebuilt
-from that description (``model_from_config``), which is how checkpoints and saved weights record
-their architecture.  :class:`ThreeLayerConvNet` is the source documents' network built this way.
+Models are built from a *spec* (:mod:`gpucnn.specs`), a list of layer dicts such as
+``{"type": "conv2d", "out_channels": 16, "kernel_size": 3, "padding": 1}``; input channels and
+features are inferred from ``input_dim``.  A model built from a spec can describe itself
+(``config()``) and be rebuilt from that description (``model_from_config``), which is how
+checkpoints and saved weights record their architecture.  :class:`ThreeLayerConvNet` is the
+source documents' network built this way.
 """
 from __future__ import annotations
 
@@ -22,22 +23,11 @@ from . import nn
 from .checks import check_int, check_real
 from .device import to_device, to_numpy
 from .optim import clip_grad_norm_
-from .rng import Generator
-from .shapes import out_size
-from .toml import read_toml
+from .specs import build_net, read_spec  # noqa: F401 (read_spec: importable here, as before specs.py)
 
-# type -> (module class, required keys, optional keys with defaults)
-LAYER_TYPES = {
-    "conv2d": (nn.Conv2d, ("out_channels", "kernel_size"),
-               {"stride": 1, "padding": 0, "weight_scale": None}),
-    "linear": (nn.Linear, ("out_features",), {"weight_scale": None}),
-    "maxpool2d": (nn.MaxPool2d, ("kernel_size",), {"stride": None}),
-    "relu": (nn.ReLU, (), {}),
-    "sigmoid": (nn.Sigmoid, (), {}),
-    "dropout": (nn.Dropout, ("p",), {}),
-    "flatten": (nn.Flatten, (), {}),
-}
 ACTIVATIONS = ("relu", "sigmoid")
+# Spec keys people write from other frameworks (and from our own flags): what they are called
+# here, or why they are not needed.
 
 
 class Classifier(nn.Module):
@@ -114,11 +104,30 @@ class Classifier(nn.Module):
         """Predicted labels (N,) as NumPy; X is scored ``batch_size`` rows at a time on the
         model's device, so a large X never has to fit there at once."""
         batch_size = check_int("batch_size", batch_size, 1)
+        self.check_input(np.shape(X)[1:])
         out = np.empty(len(X), dtype=np.int64)
         for i in range(0, len(X), batch_size):
             xb = to_device(X[i:i + batch_size], self.device).astype(self.dtype, copy=False)
             out[i:i + batch_size] = to_numpy(self.loss(xb).argmax(axis=1))
         return out
+
+    @property
+    def input_dim(self) -> tuple | None:
+        """The sample shape, (C, H, W) or (D,), this model was built for; None when it was not
+        built from a spec."""
+        return None if self._config is None else tuple(self._config["input_dim"])
+
+    def check_input(self, sample_shape, data: str = "X", trained_on: str | None = None) -> None:
+        """A ValueError in the user's terms when samples of ``sample_shape`` (``data`` names
+        them; ``trained_on`` the model's data, if known) are not what this model takes, rather
+        than a layer's shape error (a (D,) model takes any sample of D values)."""
+        want, got = self.input_dim, tuple(sample_shape)
+        if want is None or got == want or (len(want) == 1 and int(np.prod(got)) == want[0]):
+            return
+        of = f", trained on {trained_on}" if trained_on else ""
+        raise ValueError(f"the model takes {_dims(want)} inputs{of}, but {data} is "
+                         f"{_dims(got)}: expected data of {_dims(want)} samples, or a model "
+                         f"built for {_dims(got)}")
 
     @property
     def dtype(self):
@@ -131,6 +140,10 @@ class Classifier(nn.Module):
 
     def __repr__(self):
         return f"{type(self).__name__}(reg={self.reg}, net={self.net!r})"
+
+
+def _dims(shape) -> str:
+    return "x".join(map(str, shape))
 
 
 def _weight_names(params: dict) -> list[str]:
@@ -149,85 +162,6 @@ def build_model(layers, input_dim, *, reg: float = 0.0, dtype=np.float32,
     model = Classifier(net, reg)
     model._config = config
     return model
-
-
-def build_net(layers, input_dim, dtype=np.float32, seed=None) -> tuple[nn.Sequential, dict]:
-    """The Sequential of :func:`build_model` and the config that rebuilds it."""
-    input_dim = _check_input_dim(input_dim)
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise ValueError(f"dtype={dtype}: expected float32 or float64")
-    if not isinstance(layers, (list, tuple)) or not layers:
-        raise ValueError(f"layers={layers!r}: expected a non-empty list of layer dicts")
-    base = Generator(seed)
-    shape = input_dim
-    modules = []
-    for i, spec in enumerate(layers):
-        module, shape = _build_layer(i, spec, shape, dtype, base)
-        modules.append(module)
-    if len(shape) != 1:
-        raise ValueError(f"layers: the last layer outputs shape {shape}; expected class scores "
-                         f"(num_classes,) — end with a linear layer")
-    config = {"layers": [dict(s) for s in layers], "input_dim": list(input_dim),
-              "dtype": dtype.name, "seed": base.seed}
-    return nn.Sequential(*modules), config
-
-
-def _check_input_dim(input_dim):
-    dims = tuple(input_dim) if isinstance(input_dim, (tuple, list)) else (input_dim,)
-    if len(dims) not in (1, 3) or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool)
-                                          and d >= 1 for d in dims):
-        raise ValueError(f"input_dim={input_dim!r}: expected (C, H, W) or (D,) of positive ints")
-    return tuple(int(d) for d in dims)
-
-
-def _build_layer(i, spec, shape, dtype, base):
-    """(module, output shape) for layer ``i`` of a spec given its input shape (without N)."""
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise ValueError(f"layers[{i}]={spec!r}: expected a dict with a 'type' key")
-    kind = spec["type"]
-    if kind not in LAYER_TYPES:
-        raise ValueError(f"layers[{i}].type={kind!r}: expected one of {', '.join(LAYER_TYPES)}")
-    cls, required, optional = LAYER_TYPES[kind]
-    args = {k: v for k, v in spec.items() if k != "type"}
-    missing = [k for k in required if k not in args]
-    unknown = sorted(set(args) - set(required) - set(optional))
-    if missing or unknown:
-        raise ValueError(f"layers[{i}] ({kind}): missing {missing or 'none'}, unknown keys "
-                         f"{unknown or 'none'}; expected {list(required) + list(optional)}")
-    args = {**optional, **args}
-    try:
-        if kind == "conv2d":
-            if len(shape) != 3:
-                raise ValueError(f"needs a (C, H, W) input, got {shape}")
-            m = nn.Conv2d(shape[0], args["out_channels"], args["kernel_size"], args["stride"],
-                          args["padding"], weight_scale=args["weight_scale"], dtype=dtype,
-                          rng=base.host)
-            (kh, kw), s, p = m.kernel_size, m.stride, m.padding
-            out = (m.out_channels, out_size(shape[1], kh, s, p), out_size(shape[2], kw, s, p))
-        elif kind == "linear":
-            m = nn.Linear(int(np.prod(shape)), args["out_features"],
-                          weight_scale=args["weight_scale"], dtype=dtype, rng=base.host)
-            out = (m.out_features,)
-        elif kind == "maxpool2d":
-            if len(shape) != 3:
-                raise ValueError(f"needs a (C, H, W) input, got {shape}")
-            m = nn.MaxPool2d(args["kernel_size"], args["stride"])
-            k, s = m.kernel_size, m.stride
-            out = (shape[0], out_size(shape[1], k, s), out_size(shape[2], k, s))
-        elif kind == "dropout":
-            m, out = nn.Dropout(args["p"], rng=base.spawn(i + 1)), shape
-        elif kind == "flatten":
-            m, out = nn.Flatten(), (int(np.prod(shape)),)
-        elif kind in DEEPER_TYPES:
-            m, out = _build_deeper(i, kind, args, shape, dtype, base)
-        else:
-            m, out = cls(), shape
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"layers[{i}] ({kind}): {e}") from None
-    if min(out) < 1:
-        raise ValueError(f"layers[{i}] ({kind}): input shape {shape} gives an empty output {out}")
-    return m, out
 
 
 def three_layer_spec(num_filters=32, filter_size=7, hidden_dim=100, num_classes=10,
@@ -255,17 +189,29 @@ class ThreeLayerConvNet(Classifier):
     filter_size must be odd.  Weights ~ N(0, weight_scale^2), biases 0.  ``dropout`` is the drop
     probability of both dropout layers (as in the design study, seeds/002);
     ``activation="sigmoid"`` gives the sigmoid net of seeds/001.
+    ``filters`` and ``hidden`` are the names of ``gpucnn train``'s flags and settings; CS231n's
+    ``num_filters`` and ``hidden_dim`` (default 32 and 100) name the same two, one or the other.
     Parameters: ``net.0.*`` (conv), ``net.4.*`` (hidden affine), ``net.7.*`` (output affine).
     """
 
-    def __init__(self, input_dim=(3, 32, 32), num_filters=32, filter_size=7, hidden_dim=100,
+    def __init__(self, input_dim=(3, 32, 32), num_filters=None, filter_size=7, hidden_dim=None,
                  num_classes=10, weight_scale=1e-3, reg=0.0, dropout=0.0, dtype=np.float32,
-                 seed=None, activation="relu"):
+                 seed=None, activation="relu", *, filters=None, hidden=None):
+        num_filters = _one_of("filters", filters, "num_filters", num_filters, 32)
+        hidden_dim = _one_of("hidden", hidden, "hidden_dim", hidden_dim, 100)
         spec = three_layer_spec(num_filters, filter_size, hidden_dim, num_classes, weight_scale,
                                 dropout, activation)
         net, config = build_net(spec, input_dim, dtype, seed)
         super().__init__(net, reg)
         self._config = config
+
+
+def _one_of(name, value, old_name, old_value, default):
+    """A setting given under its name or its CS231n name, not both."""
+    if value is not None and old_value is not None:
+        raise ValueError(f"{name}={value!r} and {old_name}={old_value!r}: the same setting "
+                         f"twice; expected one of the two")
+    return value if value is not None else old_value if old_value is not None else default
 
 
 def model_from_config(config: dict) -> Classifier:
@@ -275,98 +221,3 @@ def model_from_config(config: dict) -> Classifier:
                            dtype=config.get("dtype", "float32"), seed=config.get("seed"))
     except (KeyError, TypeError) as e:
         raise ValueError(f"model config {config!r}: expected 'layers' and 'input_dim' ({e})") from None
-
-
-def read_spec(path: str) -> list[dict]:
-    """The layer list of a TOML file written as ``[[layers]]`` tables."""
-    doc = read_toml(path, "model spec")
-    if not isinstance(doc.get("layers"), list):
-        raise ValueError(f"{path}: expected [[layers]] tables, found keys {sorted(doc)}")
-    return doc["layers"]
-
-
-# --- layers for deeper nets: batch norm, average pooling, more activations, residual blocks ---
-
-DEEPER_TYPES = {
-    "batchnorm1d": (nn.BatchNorm1d, (), {"eps": 1e-5, "momentum": 0.1}),
-    "batchnorm2d": (nn.BatchNorm2d, (), {"eps": 1e-5, "momentum": 0.1}),
-    "avgpool2d": (nn.AvgPool2d, ("kernel_size",), {"stride": None}),
-    "global_avgpool2d": (nn.GlobalAvgPool2d, (), {}),
-    "leaky_relu": (nn.LeakyReLU, (), {"negative_slope": 0.01}),
-    "tanh": (nn.Tanh, (), {}),
-    # layers: the body's layer dicts; projection "auto": identity when the body keeps the shape,
-    # else a 1x1 convolution (strided to the body's output size; a linear map for 1-D shapes);
-    # "none": the body must keep the shape.
-    "residual": (nn.Residual, ("layers",), {"projection": "auto"}),
-}
-LAYER_TYPES.update(DEEPER_TYPES)
-
-
-def _needs_image(shape):
-    if len(shape) != 3:
-        raise ValueError(f"needs a (C, H, W) input, got {shape}")
-
-
-def _build_deeper(i, kind, args, shape, dtype, base):
-    """(module, output shape) of the DEEPER_TYPES layer ``i``; arguments already completed."""
-    if kind == "batchnorm1d":
-        if len(shape) != 1:
-            raise ValueError(f"needs a (D,) input, got {shape}; use batchnorm2d on images")
-        return nn.BatchNorm1d(shape[0], args["eps"], args["momentum"], dtype=dtype), shape
-    if kind == "batchnorm2d":
-        _needs_image(shape)
-        return nn.BatchNorm2d(shape[0], args["eps"], args["momentum"], dtype=dtype), shape
-    if kind == "avgpool2d":
-        _needs_image(shape)
-        m = nn.AvgPool2d(args["kernel_size"], args["stride"])
-        k, s = m.kernel_size, m.stride
-        return m, (shape[0], out_size(shape[1], k, s), out_size(shape[2], k, s))
-    if kind == "global_avgpool2d":
-        _needs_image(shape)
-        return nn.GlobalAvgPool2d(), (shape[0],)
-    if kind == "leaky_relu":
-        return nn.LeakyReLU(args["negative_slope"]), shape
-    if kind == "tanh":
-        return nn.Tanh(), shape
-    return _build_residual(i, args, shape, dtype, base)
-
-
-def _build_residual(i, args, shape, dtype, base):
-    layers, projection = args["layers"], args["projection"]
-    if not isinstance(layers, (list, tuple)) or not layers:
-        raise ValueError(f"layers={layers!r}: expected a non-empty list of layer dicts")
-    if projection not in ("auto", "none"):
-        raise ValueError(f"projection={projection!r}: expected 'auto' or 'none'")
-    modules, out = [], shape
-    for j, spec in enumerate(layers):  # errors read "layers[i] (residual): layers[j] (...): ..."
-        m, out = _build_layer(j, spec, out, dtype, base)
-        modules.append(m)
-    body = nn.Sequential(*modules)
-    # _build_layer gave body dropout layers the streams of top-level indices; renumber them
-    # past every top-level stream (< 2**16), unique per residual layer i.
-    dropouts = [m for m in body.modules() if isinstance(m, nn.Dropout)]
-    for k, m in enumerate(dropouts):
-        m.rng = base.spawn(((i + 1) << 16) + k + 1)
-    if out == shape:
-        return nn.Residual(body), out
-    mismatch = f"the body maps {shape} to {out}"
-    if projection == "none":
-        raise ValueError(f"projection='none': expected a body that keeps the shape; {mismatch}")
-    if len(shape) == len(out) == 1:
-        return nn.Residual(body, nn.Linear(shape[0], out[0], dtype=dtype, rng=base.host)), out
-    stride = _projection_stride(shape, out)
-    if stride is None:
-        raise ValueError(f"projection='auto': {mismatch}, which no strided 1x1 convolution of the "
-                         f"input gives; expected a body that keeps or strides the spatial size")
-    conv = nn.Conv2d(shape[0], out[0], 1, stride, dtype=dtype, rng=base.host)
-    return nn.Residual(body, conv), out
-
-
-def _projection_stride(shape, out):
-    """The stride of a 1x1 convolution taking (C, H, W) to out's spatial size, or None."""
-    if len(shape) != 3 or len(out) != 3:
-        return None
-    for s in range(1, max(shape[1], shape[2]) + 1):
-        if out_size(shape[1], 1, s) == out[1] and out_size(shape[2], 1, s) == out[2]:
-            return s
-    return None

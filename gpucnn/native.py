@@ -18,16 +18,16 @@ argmax = row-major offset of the first maximum in its window.
 from __future__ import annotations
 
 import numbers
-import os
 
 import numpy as np
 
+from . import env
 from .checks import check_int
 from .shapes import out_size
 
 
 def _load():
-    if os.environ.get("GPUCNN_NATIVE", "").strip() == "0":
+    if not env.switch("GPUCNN_NATIVE", default=True):
         return None, "disabled by GPUCNN_NATIVE=0"
     try:
         from . import _native
@@ -260,3 +260,50 @@ def sgd_update(p, g, v, lr, decay, momentum, nesterov, *, i0=0, i1=None) -> None
         raise ValueError("p, v: expected writable arrays")
     _lib.sgd_update(p, g, v, float(lr), float(decay), float(momentum), bool(nesterov),
                     *_range(i0, i1, p.size, _SPAN))
+
+
+# --- batch norm and the elementwise ReLU passes (csrc/fused_ops.h) ----------------------------
+# Thin: the C functions check every buffer (kind, shape, strides, ranges) and raise
+# "name: expected ..." themselves; a check here too cost ~2 us a call, several per layer.
+
+_CHANNELS = ("c0", "c1", "C")
+
+
+def batchnorm_forward(x, out, gamma, beta, running_mean, running_var, stats, train, momentum,
+                      eps, relu, *, c0=0, c1=None) -> None:
+    """x, out (N, C, H, W) of one dtype with unit stride along W (any other strides); gamma,
+    beta (C,); running_mean, running_var (C,), updated in place in training (None there:
+    untracked); stats (4, C) C-contiguous, written: per channel the mean, 1/sqrt(var + eps),
+    a = gamma/sqrt(var + eps) and beta the forward used.  out = (x - mean) * a + beta
+    (``relu``: relu of it), channels c0..c1-1; gpucnn.batchnorm's semantics."""
+    _require()
+    _lib.batchnorm_forward(x, out, gamma, beta, running_mean, running_var, stats, train,
+                           momentum, eps, relu, *_range(c0, c1, x.shape[1], _CHANNELS))
+
+
+def batchnorm_backward(dout, x, stats, dx, dgamma, dbeta, train, relu, *, c0=0,
+                       c1=None) -> None:
+    """The gradients of :func:`batchnorm_forward` (its ReLU included) for channels c0..c1-1:
+    dgamma, dbeta (C,) and, unless dx is None, dx (x's shape), from dout (x's shape) and the
+    forward's x and stats."""
+    _require()
+    _lib.batchnorm_backward(dout, x, stats, dx, dgamma, dbeta, train, relu,
+                            *_range(c0, c1, x.shape[1], _CHANNELS))
+
+
+def relu_forward(x, out, *, i0=0, i1=None) -> None:
+    """out.flat[i0:i1] = max(x, 0) (NaN kept), C-contiguous arrays of one size and dtype."""
+    _require()
+    _lib.relu_forward(x, out, *_range(i0, i1, out.size, _SPAN))
+
+
+def relu_backward(dout, out, dx, *, i0=0, i1=None) -> None:
+    """dx.flat[i0:i1] = dout * (out > 0), C-contiguous arrays of one size and dtype."""
+    _require()
+    _lib.relu_backward(dout, out, dx, *_range(i0, i1, dx.size, _SPAN))
+
+
+def add_relu(a, b, out, *, i0=0, i1=None) -> None:
+    """out.flat[i0:i1] = relu(a + b), C-contiguous arrays of one size and dtype."""
+    _require()
+    _lib.add_relu(a, b, out, *_range(i0, i1, out.size, _SPAN))

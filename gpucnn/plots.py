@@ -7,13 +7,17 @@ time that happens in a process it prints how to get the plots, and never again.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
 
+from .files import atomic_write
+
 PLOT_HINT = "plots skipped: matplotlib is not installed; get them with: pip install 'gpucnn[plot]'"
 _hint_given = False
 BORDER_RGB = (0.3, 0.45, 0.75)  # between filter tiles: a colour no grey filter can take
+FORMATS = (".png", ".pdf", ".svg")  # what a plot's file name may end in
 
 
 def pyplot(required: bool = False):
@@ -231,7 +235,10 @@ def plot_filters(path: str, weights: np.ndarray, title: str) -> str | None:
 
 
 def _save(plt, fig, path: str) -> str:
+    """Written atomically, to ``path`` exactly (in the format its ending names, else PNG)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ext = os.path.splitext(path)[1].lower()
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format=ext[1:] if ext in FORMATS else "png", dpi=120)
     plt.close(fig)
     return path

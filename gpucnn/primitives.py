@@ -38,6 +38,12 @@ class DevicePrimitives(Protocol):
     def relu_maxpool_backward(self, dout, argmax, out, x_shape, size: int, stride: int):
         """maxpool_backward then relu_backward: each window's dout * (out > 0) to its argmax."""
 
+    def matmul(self, a, b):
+        """a (M, K) @ b (K, N) -> (M, N) C-contiguous, for 2-D a and b of one float dtype,
+        any strides (x.T included): every matmul of gpucnn's layers.  On the CPU OpenBLAS on
+        gpucnn's worker threads; on CUDA cuBLAS's, or gemm.cu's in a CUDA graph, where CuPy
+        refuses cuBLAS (gpucnn/cuda/gemm_host.py)."""
+
     def im2col(self, x, kh: int, kw: int, stride: int, pad: int):
         """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows ordered (c, i, j), columns (n, oh, ow)."""
 
@@ -62,6 +68,22 @@ class DevicePrimitives(Protocol):
 
     def sigmoid_backward(self, dout, out):
         """dout * out * (1 - out); ``out`` is sigmoid_forward's result."""
+
+    def batchnorm_forward(self, x, gamma, beta, running_mean, running_var, train: bool,
+                          momentum: float, eps: float, relu: bool):
+        """x (N, C) or (N, C, H, W), gamma, beta, running_mean, running_var (C,) of x's dtype ->
+        (out of x's shape, saved): batch norm as :mod:`gpucnn.batchnorm` defines it (training
+        updates the running statistics in place; they may be None then), and with ``relu``
+        relu of it, as relu_forward gives it.  ``saved`` is what batchnorm_backward needs,
+        opaque to callers."""
+
+    def batchnorm_backward(self, dout, saved, need_dx: bool):
+        """dout of the forward output's shape -> (dx or None, dgamma (C,), dbeta (C,)), the
+        gradient of what batchnorm_forward computed (its ReLU included)."""
+
+    def add_relu_forward(self, a, b):
+        """relu(a + b), a and b of one shape and dtype: a residual block's sum and the ReLU
+        after it; the backward is relu_backward with this output."""
 
     def bias_grad(self, dout):
         """dout (N, F, ...) -> (F,): the sum over every axis but 1 (conv and linear biases)."""

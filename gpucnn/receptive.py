@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import nn
-from .models import LAYER_TYPES
 from .shapes import out_size, same_padding
+from .specs import LAYER_TYPES
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class LayerField:
 
 def _layer_class(layer) -> type:
     """The module class of a layer or of a layer spec dict (its ``type`` from
-    :data:`gpucnn.models.LAYER_TYPES`, the one layer vocabulary)."""
+    :data:`gpucnn.specs.LAYER_TYPES`, the one layer vocabulary)."""
     if not isinstance(layer, dict):
         return type(layer)
     kind = layer.get("type")

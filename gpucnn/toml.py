@@ -18,5 +18,11 @@ def read_toml(path: str, what: str) -> dict:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what} {path}: expected a TOML file, found a folder") from None
+    except OSError as e:
+        raise OSError(e.errno, f"cannot be read ({e.strerror or e})", f"{what} {path}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {path}: not a TOML file (not UTF-8 text; a binary file?)") from None
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{what} {path}: not valid TOML: {e}") from None

@@ -6,7 +6,22 @@ import pytest
 # tests/reference.py (the naive seed-formula implementations) is imported by name
 sys.path.insert(0, os.path.dirname(__file__))
 
-from fakecupy.plugin import fake_cupy  # noqa: E402,F401  (the stand-in cupy fixture)
+from fakecupy.plugin import fake_cupy, fake_host  # noqa: E402,F401  (the stand-in cupy fixtures)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """kernels/*.cu built with g++ against tests/emulation/cuda_host.h (emulation.emulator)."""
+    from emulation.emulator import build
+    from gpucnn.cuda.kernels import kernel_dir
+
+    return build(kernel_dir(), str(tmp_path_factory.mktemp("cuda_emulation")))
+
+
+from gpucnn import env  # noqa: E402
+
+REQUIRE_CUDA = env.switch("GPUCNN_REQUIRE_CUDA")
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
@@ -16,7 +31,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if (report.skipped and not hasattr(report, "wasxfail") and item.get_closest_marker("cuda")
-            and os.environ.get("GPUCNN_REQUIRE_CUDA") == "1"):
+            and REQUIRE_CUDA):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         reason = reason.removeprefix("Skipped: ")
         report.outcome = "failed"

@@ -37,7 +37,7 @@ def test_flags_and_toml_set_the_features_and_the_checkpoint_records_them(tmp_pat
         "multistep", [1], ["flip"], 0.02)
     assert saved["history"]["lr"] == [0.0015, 0.0015, 0.003]
     assert (out / "metrics.csv").read_text().startswith(
-        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n0,,")
+        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,run_id\n0,,")
 
 
 @pytest.mark.parametrize("argv, message", [

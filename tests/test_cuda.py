@@ -38,11 +38,12 @@ def dtype(request):
     return request.param
 
 
-def close(got, want, dtype):
-    """Relative to the largest magnitude, so near-zero entries of sums do not fail spuriously."""
+def close(got, want, dtype, floor=1e-30):
+    """Relative to the largest magnitude, so near-zero entries of sums do not fail spuriously;
+    ``floor``: the least magnitude to be relative to, for a value that is rounding noise."""
     got = backend.to_numpy(got)
     assert got.shape == want.shape and got.dtype == want.dtype
-    scale = max(float(np.max(np.abs(want), initial=0.0)), 1e-30)
+    scale = max(float(np.max(np.abs(want), initial=0.0)), floor)
     assert float(np.max(np.abs(got - want), initial=0.0)) <= RTOL[dtype] * scale
 
 
@@ -313,9 +314,11 @@ def test_twenty_training_steps_match_numpy(cp, dtype):
 
 
 def test_a_cuda_graph_replays_the_training_step(cp, capsys):
-    """Trainer(cuda_graph=True) on the GPU: captured on the second step and replayed, with
-    dropout, momentum and an lr decay; the same losses and weights as eager steps (to float32
-    rounding: cuBLAS may pick other algorithms inside a capture)."""
+    """Trainer(cuda_graph=True) on the GPU: captured on the second step (no notice) and
+    replayed, with dropout, momentum and an lr decay.  Every step of it multiplies with gemm.cu
+    (CuPy refuses cuBLAS in a capture): the same losses and weights as eager steps with gemm.cu
+    bit for bit, and as eager steps with cuBLAS to float32 rounding."""
+    from gpucnn import cuda
     from gpucnn.models import ThreeLayerConvNet
     from gpucnn.train import Trainer
 
@@ -325,14 +328,18 @@ def test_a_cuda_graph_replays_the_training_step(cp, capsys):
             "X_val": rng.standard_normal((6, 3, 8, 8)).astype(np.float32),
             "y_val": rng.integers(0, 10, 6)}
     runs = {}
-    for graph in (True, False):
+    for run, graph, gemm in (("graph", True, False), ("cublas", False, False),
+                             ("gemm", False, True)):
         model = ThreeLayerConvNet((3, 8, 8), num_filters=4, filter_size=3, hidden_dim=10,
                                   reg=0.01, dropout=0.3, seed=1)
-        trainer = Trainer(model, data, optimizer="momentum", batch_size=5, epochs=2,
-                          optim_config={"lr": 0.05, "lr_decay": 0.5}, device="cuda",
-                          progress=False, cuda_graph=graph)
-        runs[graph] = (trainer.train().loss, model.state_dict(), trainer)
-    assert capsys.readouterr().err == "" and runs[True][2]._graph.graph is not None
-    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-5)
-    for name, value in runs[True][1].items():
-        close(value, runs[False][1][name], np.float32)
+        with cuda.gemm_kernels(gemm):
+            trainer = Trainer(model, data, optimizer="momentum", batch_size=5, epochs=2,
+                              optim_config={"lr": 0.05, "lr_decay": 0.5}, device="cuda",
+                              progress=False, cuda_graph=graph)
+            runs[run] = (trainer.train().loss, model.state_dict(), trainer)
+    assert capsys.readouterr().err == "" and runs["graph"][2]._graph.graph is not None
+    assert runs["graph"][0] == runs["gemm"][0]
+    np.testing.assert_allclose(runs["graph"][0], runs["cublas"][0], rtol=1e-5)
+    for name, value in runs["graph"][1].items():
+        np.testing.assert_array_equal(value, runs["gemm"][1][name], err_msg=name)
+        close(value, runs["cublas"][1][name], np.float32)

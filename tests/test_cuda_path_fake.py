@@ -100,7 +100,7 @@ def test_device_labels_out_of_range_make_the_loss_nan_without_a_sync(fake_cupy):
     assert not c.syncs, c.syncs
     d = dscores.get()
     assert np.isnan(float(loss)) and np.isnan(d[1]).all() and np.isfinite(d[[0, 2]]).all()
-    with pytest.raises(ValueError, match="labels in"):  # host labels are still checked
+    with pytest.raises(ValueError, match="expected a class label in"):  # host labels: checked
         F.softmax_cross_entropy(scores, np.array([1, -1, 0]))
 
 
@@ -145,8 +145,8 @@ PHASE_BOUNDS = {
 
 
 def _bench_net(fake_cupy, net):
-    # Hidden layers of 20: the emulated bias-gradient reduction runs one block of 256 host
-    # threads per output feature, which takes seconds for 500 features.
+    # Hidden layers of 20: the emulated bias-gradient reduction runs one block of 256 threads
+    # per output feature, which adds up for 500 features.
     if net == "a":  # the seeds' ThreeLayerConvNet: 32 7x7 filters (3x8x8 images, hidden 20)
         model = ThreeLayerConvNet((3, 8, 8), num_filters=32, filter_size=7, hidden_dim=20,
                                   weight_scale=None, reg=bench.REG, seed=0)

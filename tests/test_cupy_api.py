@@ -119,10 +119,11 @@ def test_the_collector_finds_the_uses_we_know_of():
 
 
 # Methods gpucnn calls on CuPy objects, which no attribute chain from ``cupy`` shows: the CUDA
-# graph of a training step (gpucnn/train/graph.py), the batch prefetch, the device numbers.
+# graph of a training step (gpucnn/train/graph.py), the batch prefetch, the device numbers, a
+# rank's GPU (gpucnn/device.py use_gpu), the acceptance run's memory of a graph.
 METHODS = {"cupy.cuda.Stream": ("begin_capture", "end_capture", "record", "wait_event"),
-           "cupy.cuda.Graph": ("launch",), "cupy.cuda.MemoryPool": ("malloc",),
-           "cupy.ndarray": ("set", "get")}
+           "cupy.cuda.Graph": ("launch",), "cupy.cuda.MemoryPool": ("malloc", "total_bytes"),
+           "cupy.cuda.Device": ("use",), "cupy.ndarray": ("set", "get")}
 
 
 @pytest.mark.parametrize("owner", sorted(METHODS))

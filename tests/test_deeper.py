@@ -8,7 +8,8 @@ import pytest
 from gpucnn import functional as F
 from gpucnn import nn
 from gpucnn.gradcheck import TOLERANCE, _deeper_checks, check_ops, numeric_gradient, rel_error
-from gpucnn.models import build_model, model_from_config, read_spec
+from gpucnn.models import build_model, model_from_config
+from gpucnn.specs import read_spec
 
 import deeper_reference as ref
 

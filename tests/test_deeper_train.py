@@ -10,7 +10,8 @@ import pytest
 
 from gpucnn.cli import main
 from gpucnn.data import load
-from gpucnn.models import build_model, read_spec
+from gpucnn.models import build_model
+from gpucnn.specs import read_spec
 from gpucnn.train import Trainer, TrainingInterrupted
 
 RESNET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

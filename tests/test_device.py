@@ -202,3 +202,24 @@ def test_probe_passes_when_every_step_runs(monkeypatch):
     finally:
         monkeypatch.undo()
         backend.cuda_status(refresh=True)
+
+
+@pytest.mark.parametrize("driver, runtime, fix", [
+    (12040, 13000, "or install gpucnn for CUDA 12: pip install 'gpucnn[cuda12]' (in place of the "
+                   "cuda13 extra)"),
+    (11080, 12040, "no gpucnn extra runs on a CUDA 11 driver"),
+])
+def test_a_driver_too_old_for_cupys_runtime_names_the_driver_needed_and_the_extra(
+        fake_cupy, fake_host, driver, runtime, fix):
+    """cupy-cuda13x on a CUDA 12 driver: CUDA says cudaErrorInsufficientDriver at the first call
+    (fakecupy._devices); the probe names the driver each side needs and the extra that fits."""
+    fake_host(driver=driver, runtime=runtime)
+    status = backend.cuda_status(refresh=True)
+    need = runtime // 1000
+    assert not status.available and status.reason == (
+        f"the NVIDIA driver supports CUDA {driver // 1000}.{driver % 1000 // 10} but CuPy "
+        f"0.0.0+stand-in runs on the CUDA {need}.{runtime % 1000 // 10} runtime, which needs a "
+        f"driver for CUDA {need}.0 or newer (Linux driver >= {backend.DRIVER_FOR_CUDA[need]}): "
+        f"update the driver, {fix}")
+    with pytest.raises(DeviceError, match="needs a driver for CUDA"):
+        backend.resolve_device("cuda")

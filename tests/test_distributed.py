@@ -72,46 +72,67 @@ def test_trainer_inside_map_runs_is_not_data_parallel():
 
 
 class _FakeJob(World):
-    """A rank of a two-rank job on one host, without MPI: gather is local."""
+    """Local rank ``rank`` of a two-rank job on one host, without MPI: gather is local, and
+    the other rank took the GPU ``taken`` says (a GPU of its own by default)."""
 
-    def __init__(self, rank):
+    def __init__(self, rank, taken=None):
         super().__init__()
         self.rank = self.local_rank = rank
         self.size = self.local_size = 2
+        self.taken = taken or {}
 
     def gather(self, obj, root=0):
         return [obj]
 
+    def gather_local(self, obj):
+        return [obj if r == self.local_rank else self.taken.get(r, f"the GPU of rank {r}")
+                for r in range(self.local_size)]
+
 
 @pytest.fixture
-def fake_gpus(monkeypatch):
-    """A host with ``fake_gpus["count"]`` GPUs and NCCL as ``fake_gpus["nccl"]`` says; the GPUs
-    made current are listed in ``fake_gpus["used"]``."""
-    host = {"count": 2, "nccl": True, "used": []}
-    monkeypatch.setattr(world_mod, "gpu_count", lambda: host["count"])
-    monkeypatch.setattr(world_mod, "use_gpu", host["used"].append)
-    monkeypatch.setattr(world_mod, "nccl_available", lambda: host["nccl"])
-    return host
+def job(monkeypatch):
+    """``job(rank, taken=None)`` makes this process that rank of a two-rank job (see _FakeJob)."""
+    def make(rank, taken=None):
+        fake = _FakeJob(rank, taken)
+        monkeypatch.setattr(world_mod, "get_world", lambda: fake)
+        return fake
+
+    return make
 
 
-def test_data_parallel_ranks_take_their_local_gpu(fake_gpus, monkeypatch):
-    monkeypatch.setattr(world_mod, "get_world", lambda: _FakeJob(1))
+@pytest.mark.parametrize("gpus, visible, ordinal, gpu", [(2, None, 1, 1), (2, "1", 0, 1)],
+                         ids=["sharing the host's GPUs", "one GPU per rank"])
+def test_a_rank_takes_its_gpu_before_cuda_is_probed_and_touches_no_other(
+        fake_cupy, fake_host, job, gpus, visible, ordinal, gpu):
+    """Local rank 1: with every GPU visible it takes GPU 1; with CUDA_VISIBLE_DEVICES=1 (Slurm's
+    --gpus-per-task=1) it sees one GPU, ordinal 0.  The probe (a kernel, a cuBLAS matmul)
+    and the data-parallel checks run there, and no context appears on host GPU 0."""
+    host = fake_host(gpus=gpus, visible=visible)
+    job(1)
+    assert distributed.rank_device("auto") == "cuda"
+    assert host.contexts == [gpu] and fake_cupy.cuda.Device().id == ordinal
     assert distributed.training_world(None, "cuda").rank == 1
-    assert fake_gpus["used"] == [1]
+    assert host.contexts == [gpu] and fake_cupy.cuda.Device().id == ordinal
 
 
-def test_more_ranks_than_gpus_on_a_host_is_refused_up_front(fake_gpus, monkeypatch):
-    fake_gpus["count"] = 1
-    monkeypatch.setattr(world_mod, "get_world", lambda: _FakeJob(1))
-    with pytest.raises(RuntimeError, match="2 ranks on this host but 1 GPUs"):
+def test_two_ranks_on_one_gpu_are_refused_in_one_line_before_using_it(fake_cupy, fake_host, job):
+    from gpucnn.device import gpu_identity
+
+    host = fake_host(gpus=1)
+    job(1, taken={0: gpu_identity(0)})  # rank 0 took the host's one GPU too
+    with pytest.raises(RuntimeError) as err:
         distributed.training_world(None, "cuda")
-    assert fake_gpus["used"] == []
+    assert str(err.value) == ("2 ranks on this host but 1 GPUs among them (local ranks 0 and 1 "
+                              "took the same GPU; each sees 1): expected one GPU per rank (NCCL "
+                              "rejects two ranks on one GPU); start at most 1 ranks here, or "
+                              "give each its own GPU")
+    assert host.contexts == []
 
 
-def test_multi_gpu_training_without_nccl_fails_up_front_with_the_install_hint(fake_gpus,
+def test_multi_gpu_training_without_nccl_fails_up_front_with_the_install_hint(fake_cupy, job,
                                                                               monkeypatch):
-    fake_gpus["nccl"] = False
-    monkeypatch.setattr(world_mod, "get_world", lambda: _FakeJob(0))
+    monkeypatch.setattr(fake_cupy.cuda.nccl, "available", False)
+    job(0)
     with pytest.raises(RuntimeError, match="needs NCCL") as err:
         distributed.training_world(None, "cuda")
     assert distributed.NCCL_INSTALL_HINT in str(err.value)
@@ -134,18 +155,20 @@ def test_nccl_stub_counts_as_unavailable(monkeypatch):
     assert world_mod.nccl_available() is True
 
 
-def test_independent_runs_under_mpi_use_each_ranks_local_gpu(fake_gpus, monkeypatch):
-    fake_gpus["count"] = 1  # independent runs may share a GPU: no refusal, no NCCL needed
-    fake_gpus["nccl"] = False
-    job = _FakeJob(1)
-    monkeypatch.setattr(world_mod, "get_world", lambda: job)
+def test_independent_runs_under_mpi_use_each_ranks_local_gpu(fake_cupy, fake_host, job,
+                                                            monkeypatch):
+    from gpucnn.device import gpu_identity
+
+    host = fake_host(gpus=1)  # independent runs may share a GPU: no refusal, no NCCL needed
+    monkeypatch.setattr(fake_cupy.cuda.nccl, "available", False)
+    job(1, taken={0: gpu_identity(0)})
     sizes = []
     assert distributed.map_runs(
         lambda _: sizes.append(distributed.training_world(None, "cuda").size), [0, 1]) is None
-    assert sizes == [1] and fake_gpus["used"] == [0]
-    fake_gpus["count"] = 2
+    assert sizes == [1] and host.contexts == [0]
+    host = fake_host(gpus=2)
     distributed.map_runs(lambda _: distributed.training_world(None, "cuda"), [0, 1])
-    assert fake_gpus["used"] == [0, 1]
+    assert host.contexts == [1]
 
 
 def _mask(g):
@@ -272,3 +295,58 @@ def test_a_failing_rank_stops_the_job_with_its_error(mpi_env):
     assert time.monotonic() - start < LAUNCH_TIMEOUT / 2  # stopped, not left waiting
     assert done.returncode != 0
     assert "rank 1: ValueError: batch 2 is corrupt (raised on purpose)" in done.stderr
+
+
+# --- GPU ranks on the stand-in CuPy (tests/fakecupy): placement and the NCCL all-reduce -----------
+
+def _stand_in_env(mpi_env, gpus):
+    tests = Path(__file__).parent
+    return {**mpi_env, "FAKECUPY_GPUS": str(gpus), "PYTHONPATH": os.pathsep.join(
+        [str(tests / "fakecupy" / "shim"), str(tests), mpi_env["PYTHONPATH"]])}
+
+
+@pytest.fixture(scope="module")
+def one_gpu_run(mpi_env, tmp_path_factory):
+    """tests/mpi_scripts/gpu_placement.py in one process on a one-GPU stand-in host."""
+    out = tmp_path_factory.mktemp("one_gpu") / "one"
+    one = subprocess.run([sys.executable, str(SCRIPTS / "gpu_placement.py"), out],
+                         capture_output=True, text=True, env=_stand_in_env(mpi_env, 1),
+                         timeout=LAUNCH_TIMEOUT)
+    assert one.returncode == 0, one.stderr
+    return json.loads(Path(f"{out}.0.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isolated", [True, False], ids=["one GPU per rank", "sharing two GPUs"])
+def test_two_gpu_ranks_each_train_on_their_own_gpu_as_one_process_does(mpi_env, one_gpu_run,
+                                                                       tmp_path, isolated):
+    """Two ranks on a two-GPU host, each seeing only its GPU (CUDA_VISIBLE_DEVICES per rank) or
+    both: each creates a context on its own GPU only, and their NCCL-summed training equals one
+    process's (float64)."""
+    two = launch(_stand_in_env(mpi_env, 2), 2, SCRIPTS / "gpu_placement.py", tmp_path / "two",
+                 *(["isolated"] if isolated else []))
+    assert two.returncode == 0, two.stdout + two.stderr
+    ref = one_gpu_run
+    ranks = [json.loads((tmp_path / f"two.{r}.json").read_text()) for r in (0, 1)]
+    assert [r["contexts"] for r in ranks] == [[0], [1]]
+    assert [r["device"] for r in ranks] == ([0, 0] if isolated else [0, 1])
+    for r in ranks:
+        np.testing.assert_allclose(r["loss"], ref["loss"], rtol=1e-12)
+        for name, value in ref["params"].items():
+            np.testing.assert_allclose(r["params"][name], value, rtol=1e-10, atol=1e-12,
+                                       err_msg=name)
+
+
+@pytest.mark.slow
+def test_more_gpu_ranks_than_gpus_on_a_host_are_refused_in_one_line(mpi_env, tmp_path):
+    cmd = distributed.mpirun_command(2, [sys.executable, "-m", "gpucnn.cli", "train", "--device",
+                                         "cuda", "--epochs", "1", "--output", str(tmp_path),
+                                         "--no-progress"])
+    if "--oversubscribe" not in cmd:
+        cmd.insert(3, "--oversubscribe")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_stand_in_env(mpi_env, 1),
+                          timeout=LAUNCH_TIMEOUT)
+    assert done.returncode != 0
+    assert ("RuntimeError: 2 ranks on this host but 1 GPUs among them (local ranks 0 and 1 took "
+            "the same GPU; each sees 1): expected one GPU per rank") in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -164,7 +164,7 @@ def test_on_a_gpu_the_runs_stay_in_this_process(tmp_path, monkeypatch):
         return {"spec": {"train_size": spec.train_size, "seed": spec.seed}, "label": spec.label,
                 "train_acc": [1.0], "val_acc": [1.0], "seconds": 0.0}
 
-    monkeypatch.setattr(reproduce, "resolve_device", lambda device: "cuda")
+    monkeypatch.setattr(reproduce, "rank_device", lambda device: "cuda")
     monkeypatch.setattr(reproduce, "train_one", fake_train_one)
     s = make_settings({}, None, {"seeds": 2})
     how = reproduce.execute(s, None, reproduce.grid_specs(s), str(tmp_path), None, print)
@@ -276,7 +276,8 @@ def test_bad_grid_flag_is_one_clear_error(tmp_path, capsys):
 def test_sanity_initial_loss_and_overfit_report(tmp_path, capsys):
     out = tmp_path / "sanity"
     assert main(["experiment", "sanity", "--epochs", "2", "--iterations", "5", "--subset", "20",
-                 "--device", "cpu", "--no-progress", "--output", str(out)]) == 0
+                 "--batch-size", "10", "--device", "cpu", "--no-progress",
+                 "--output", str(out)]) == 0
     r = json.loads(read(out / "results.json"))
     l0, l5 = r["initial_loss"]["reg=0"], r["initial_loss"]["reg=0.5"]
     assert abs(l0 - math.log(10)) < 0.05 and r["ln10"] == pytest.approx(LN10)

@@ -306,8 +306,8 @@ def test_dropout_training_needs_a_generator():
 
 
 @pytest.mark.parametrize("y,error,words", [
-    (np.array([0, 1, 5]), ValueError, ["[0, 5]", "[0, 4] for 5 classes"]),
-    (np.array([0, -1, 2]), ValueError, ["[-1, 2]"]),
+    (np.array([0, 1, 5]), ValueError, ["y[2]=5: expected a class label in [0, 4]", "5 columns"]),
+    (np.array([0, -1, 2]), ValueError, ["y[1]=-1: expected a class label in [0, 4]"]),
     (np.array([0, 1]), ValueError, ["y.shape=(2,)", "(3,)"]),
     (np.array([0.0, 1.0, 2.0]), TypeError, ["integer", "float64"]),
 ])

@@ -18,7 +18,6 @@ from gpucnn.rng import drop_threshold, random_bits, stream_key
 from gpucnn.shapes import out_size
 from gpucnn.compare import compare_primitives
 from gpucnn.cuda.host import Primitives
-from gpucnn.cuda.kernels import kernel_dir
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None,
                                 reason="g++ is not installed: the kernel host emulation needs it")
@@ -29,13 +28,6 @@ CONFIGS = {
     "mid": dict(block=64, max_blocks=65535, reduce_block=64),
 }
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
-
-
-@pytest.fixture(scope="session")
-def emulator(tmp_path_factory):
-    from emulation.emulator import build
-
-    return build(kernel_dir(), str(tmp_path_factory.mktemp("cuda_emulation")))
 
 
 @pytest.fixture(params=list(CONFIGS), scope="session")

@@ -58,7 +58,9 @@ def test_op_paths_name_kernels_that_exist():
     paths = op_paths()
     assert {"conv2d_forward", "maxpool2d_backward", "dropout_forward", "softmax_cross_entropy",
             "linear_forward"} <= set(paths)
-    assert paths["linear_forward"] == "cuBLAS via cupy"
+    assert paths["linear_forward"].startswith("GEMMs: cuBLAS via cupy, or gemm.cu::gemm_* in a "
+                                              "CUDA graph")
+    assert re.search(r"void gemm\(", open(os.path.join(kernel_dir(), "gemm.cu")).read())
     for path in paths.values():
         for file, kernel in re.findall(r"CUDA kernel (\w+\.cu)::(\w+)", path):
             src = open(os.path.join(kernel_dir(), file)).read()
@@ -117,6 +119,9 @@ def test_the_host_code_launches_every_entry_point_of_the_table_and_no_other():
         prims.device_counters = {1: np.zeros(1, np.uint64)}  # as while a CUDA graph captures
         prims.dropout_forward(x, 1, 2, 3, dt(2))
         prims.device_counters = {}
+        m = np.zeros((3, 700), dt)
+        for a, b in ((m, m.T), (m.T, m), (m, m.T.copy()), (m.T.copy().T, m.T)):
+            prims.gemm(a, b)  # nt (split K), tn, nn, tt
     prims.dropout_keep_mask(1, 2, 10, 3)
     assert launched == {e for f in {k.file for k in KERNELS.values()} for e in entry_names(f)}
 

@@ -16,27 +16,29 @@ PACKAGE = Path(gpucnn.__file__).parent
 # Top-level module or package of gpucnn -> its layer.  A module may import from its own layer
 # and the layers below.  gpucnn itself (__init__: the version) is the bottom.
 LAYERS = {
-    "gpucnn": 0, "device": 0, "checks": 0, "files": 0, "toml": 0, "shapes": 0,
+    "gpucnn": 0, "device": 0, "checks": 0, "env": 0, "files": 0, "toml": 0, "shapes": 0,
+    "batchnorm": 0,
     "rng": 1,
     # The device implementations of the primitives (gpucnn/cuda/ is the CUDA side, native the
     # optional CPU extension's facade), and the data and distribution helpers.
-    "cpu": 2, "cpu_threads": 2, "cuda": 2, "native": 2, "data": 2, "distributed": 2,
+    "cpu": 2, "cpu_threads": 2, "cpu_fused": 2, "cpu_runtime": 2, "cuda": 2, "native": 2, "data": 2, "distributed": 2,
     # The contract and the choice of implementation by the array.
     "primitives": 3,
     "functional": 4, "compare": 4,
     "nn": 5, "optim": 5, "lr_scheduler": 5, "gradcheck": 5,
-    "models": 6, "receptive": 6, "plots": 6,
+    "models": 6, "specs": 6, "receptive": 6, "plots": 6,
     "config": 7,
-    "train": 8, "bench": 8,
+    "train": 8, "bench": 8, "interop": 8,
     "experiments": 9,
     "cli": 10,
 }
 # What a device implementation may import besides the bottom layers: the CPU side its native
 # kernels and threads; the CUDA side nothing of the CPU's (the comparison of the two is
 # gpucnn/compare.py, above both).
-BOTTOM = {"gpucnn", "device", "checks", "rng", "shapes"}
-DEVICE_IMPORTS = {"cpu": {"native", "cpu_threads"}, "cpu_threads": set(), "native": set(),
-                  "cuda": set()}
+BOTTOM = {"gpucnn", "device", "checks", "env", "rng", "shapes", "batchnorm"}
+DEVICE_IMPORTS = {"cpu": {"native", "cpu_threads", "cpu_fused", "cpu_runtime"},
+                  "cpu_threads": set(), "cpu_fused": {"native", "cpu_threads", "cpu_runtime"},
+                  "cpu_runtime": set(), "native": set(), "cuda": set()}
 # Names that say when a file was written, not what it holds.
 HISTORY = re.compile(r"_(deeper|more|new|old|extra|v\d+)$|^(new|old)_")
 

@@ -7,8 +7,8 @@ import pytest
 
 from gpucnn import nn
 from gpucnn.gradcheck import numeric_gradient, rel_error
-from gpucnn.models import (Classifier, ThreeLayerConvNet, build_model, model_from_config,
-                           read_spec)
+from gpucnn.models import Classifier, ThreeLayerConvNet, build_model, model_from_config
+from gpucnn.specs import read_spec
 from gpucnn.optim import Adam
 
 
@@ -124,7 +124,7 @@ def test_spec_built_model_infers_sizes_and_rebuilds_from_config(tmp_path):
 @pytest.mark.parametrize("spec, message", [
     ([{"type": "conv3d"}], r"layers\[0\].type='conv3d': expected one of conv2d"),
     ([{"type": "linear"}], r"layers\[0\] \(linear\): missing \['out_features'\]"),
-    ([{"type": "linear", "out_features": 3, "size": 2}], r"unknown keys \['size'\]"),
+    ([{"type": "linear", "out_features": 3, "size": 2}], r"unknown keys 'size'; expected"),
     ([{"type": "linear", "out_features": 0}], r"layers\[0\] \(linear\): out_features=0"),
     ([{"type": "flatten"}, {"type": "conv2d", "out_channels": 2, "kernel_size": 3}],
      r"layers\[1\] \(conv2d\): needs a \(C, H, W\) input"),

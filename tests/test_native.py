@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 import reference
-from gpucnn import cpu, native
+from gpucnn import cpu, env, native
 
-REQUIRE = os.environ.get("GPUCNN_REQUIRE_NATIVE") == "1"
+REQUIRE = env.switch("GPUCNN_REQUIRE_NATIVE")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 needs_native = pytest.mark.skipif(not native.available and not REQUIRE,

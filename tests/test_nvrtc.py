@@ -13,17 +13,17 @@ Needs CuPy and the NVRTC library (``pip install cupy-cuda13x nvidia-cuda-nvrtc``
 the reason without them, and failed instead where ``GPUCNN_REQUIRE_NVRTC=1`` (the CI venv that
 installs them), so that run cannot pass by skipping.
 """
-import os
 import struct
 
 import pytest
 
+from gpucnn import env
 from gpucnn.cuda.kernels import KERNELS
 from gpucnn.cuda.loader import program
 
 ARCHS = ["75", "90"]
 FILES = sorted({k.file for k in KERNELS.values()})
-REQUIRED = os.environ.get("GPUCNN_REQUIRE_NVRTC") == "1"
+REQUIRED = env.switch("GPUCNN_REQUIRE_NVRTC")
 
 
 def _unavailable(why):

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from gpucnn import env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NVRTC, CUBLAS, CUDART, NCCL = "nvidia-cuda-nvrtc", "nvidia-cublas", "nvidia-cuda-runtime", "nvidia-nccl"
@@ -68,7 +70,7 @@ def _resolve(extra: str, tmp_path) -> dict:
 def resolved(tmp_path_factory):
     url = _index_url()
     if not _index_reachable(url):
-        if os.environ.get("GPUCNN_REQUIRE_NETWORK") == "1":
+        if env.switch("GPUCNN_REQUIRE_NETWORK"):
             pytest.fail(f"GPUCNN_REQUIRE_NETWORK=1: expected the package index {url} to be reachable")
         pytest.skip(f"the package index {url} is unreachable (GPUCNN_REQUIRE_NETWORK=1 makes this a "
                     f"failure)")

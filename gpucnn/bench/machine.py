@@ -9,23 +9,7 @@ import platform
 import numpy as np
 
 from .. import __version__
-
-
-def _openblas():
-    """The OpenBLAS library NumPy loaded (a ctypes handle and its symbol prefix), or None."""
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = sorted({line.split()[-1] for line in fh if "openblas" in line.lower()
-                            and line.split()[-1].startswith("/")})
-    except OSError:
-        return None
-    for path in paths:
-        lib = ctypes.CDLL(path)
-        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "")):
-            if hasattr(lib, f"{prefix}_get_num_threads{suffix}"):
-                return lib, prefix, suffix
-    return None
-
+from ..cpu_runtime import openblas as _openblas
 
 
 def blas_threads() -> int | None:

@@ -88,14 +88,20 @@ def make_data(cfg: Config, dtype, seed=0):
 
 
 
+def gpucnn_model(cfg: Config, dtype, device: str):
+    """The gpucnn net of ``cfg`` (seed 0) on ``device``; PyTorch's twin starts from its weights."""
+    from ..models import build_model
+
+    return build_model(layer_spec(cfg.spec), (cfg.spec.channels, cfg.spec.size, cfg.spec.size),
+                       reg=REG, dtype=dtype, seed=0).to(device)
+
+
 def gpucnn_step(cfg: Config, dtype, device: str):
     """(step, model): ``step()`` runs one training step of gpucnn and returns the loss."""
-    from ..models import build_model
     from ..optim import SGD
 
     xp = xp_for(device)
-    model = build_model(layer_spec(cfg.spec), (cfg.spec.channels, cfg.spec.size, cfg.spec.size),
-                        reg=REG, dtype=dtype, seed=0).to(device)
+    model = gpucnn_model(cfg, dtype, device)
     opt = SGD(model.parameters(), lr=LR)
     X, y = (xp.asarray(a) for a in make_data(cfg, dtype))
 

@@ -39,7 +39,7 @@ def bench_train(cfg: Config, dtype, device: str, torch_mod, reps: int, steps: in
     step, model = gpucnn_step(cfg, dtype, device)
     fns = {"gpucnn": step}
     if torch_mod is not None:
-        fns["torch"] = torch_step(cfg, dtype, device, init=model.parameters())
+        fns["torch"] = torch_step(cfg, dtype, device, model)
     timers = {k: make_timer(device, k) for k in fns}
     row = {"config": cfg.name, "net": cfg.net, "batch": cfg.batch, "size": cfg.spec.size,
            **time_steady(fns, timers, reps, steps, warmup, pause)}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nets import LR, REG, Config, op_shapes, make_data
+from .nets import LR, REG, Config, gpucnn_model, make_data, op_shapes
 
 
 def import_torch(device: str, threads: int):
@@ -19,21 +19,17 @@ def import_torch(device: str, threads: int):
 
 
 
-def torch_step(cfg: Config, dtype, device: str, init=None):
+def torch_step(cfg: Config, dtype, device: str, model=None):
     """``step()`` for the same network in PyTorch: cross-entropy, weight decay ``REG`` on weights
-    only (the same gradient as gpucnn's 0.5 * reg * sum(W**2)), plain SGD.  ``init``: gpucnn
-    parameters to copy, so both start from the same weights."""
+    only (the same gradient as gpucnn's 0.5 * reg * sum(W**2)), plain SGD.  The net is
+    :func:`gpucnn.interop.to_torch` of ``model`` (gpucnn's, so both start from the same
+    weights), or of a fresh gpucnn net of ``cfg`` when None (the memory probe: gpucnn's copy is
+    freed before the steps)."""
     import torch
 
-    s = cfg.spec
-    tdtype = getattr(torch, np.dtype(dtype).name)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(s.channels, s.filters, s.ksize, padding=s.pad), torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-        torch.nn.Linear(s.filters * s.pooled * s.pooled, s.hidden), torch.nn.ReLU(),
-        torch.nn.Linear(s.hidden, s.classes)).to(device=device, dtype=tdtype)
-    if init is not None:
-        _copy_weights(net, init)
+    from ..interop import to_torch
+
+    net = to_torch(gpucnn_model(cfg, dtype, device) if model is None else model).train()
     weights = [p for n, p in net.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in net.named_parameters() if n.endswith("bias")]
     opt = torch.optim.SGD([{"params": weights, "weight_decay": REG}, {"params": biases}], lr=LR)
@@ -48,22 +44,6 @@ def torch_step(cfg: Config, dtype, device: str, init=None):
         return loss
 
     return step
-
-
-
-def _copy_weights(net, params: dict) -> None:
-    """gpucnn parameters ("net.<i>.weight") into the torch Sequential; Linear weights transposed."""
-    import torch
-
-    from ..device import to_numpy
-
-    torch_index = {0: 0, 4: 4, 6: 6}  # gpucnn layer index -> torch layer index (same here)
-    with torch.no_grad():
-        for name, value in params.items():
-            _, i, kind = name.split(".")
-            a = to_numpy(value)
-            a = a.T if a.ndim == 2 else a
-            getattr(net[torch_index[int(i)]], kind).copy_(torch.from_numpy(np.ascontiguousarray(a)))
 
 
 

@@ -17,6 +17,7 @@ from ..bench.suites import PARTS, bench_naive, bench_ops, bench_sweep, bench_tra
 from ..bench.torch_twins import import_torch
 from ..config import TRAINING, combine
 from ..device import resolve_device
+from ..files import atomic_write
 from .outputs import check_file
 
 
@@ -42,7 +43,7 @@ def _parts(text: str) -> list[str]:
 
 def run_bench(args) -> int:
     if args.json:  # before minutes of timing, not after
-        check_file("--json", args.json)
+        check_file("--json", args.json, overwrite=args.overwrite)
     device = resolve_device(args.device)
     if args.threads is not None:
         set_blas_threads(args.threads)
@@ -83,8 +84,8 @@ def run_bench(args) -> int:
         show("\n".join(["", report.SWEEP_TITLE, *report.train_table(result["sweep"]["rows"]),
                         *report.fits_lines(result["sweep"]["fits"])]))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=1)
+        with atomic_write(args.json) as fh:
+            fh.write(json.dumps(result, indent=1).encode())
         print(f"\nwrote {args.json}")
     return 0
 
@@ -122,6 +123,8 @@ def add_commands(sub) -> None:
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even when installed")
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory probes")
     p.add_argument("--json", metavar="PATH", help="also write all results and the machine as JSON")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the file already at --json (refused otherwise)")
     p.set_defaults(func=_checked_run)
 
 

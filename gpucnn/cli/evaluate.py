@@ -33,7 +33,8 @@ PRINTED_CLASSES = 20
 
 def load_saved_model(path: str):
     """``(model, info, path)`` from weights, a checkpoint, or a run folder (its weights.npz,
-    else its checkpoint.npz: a run stopped before its end)."""
+    else its checkpoint.npz: a run stopped before its end); ``evaluate`` and ``export`` read
+    their RUN_OR_WEIGHTS argument with it."""
     if os.path.isdir(path):
         found = [os.path.join(path, n) for n in ("weights.npz", CHECKPOINT_NAME)
                  if os.path.isfile(os.path.join(path, n))]
@@ -74,6 +75,8 @@ def run_evaluate(args) -> int:
     X, y = dataset.split(args.split)
     if len(y) == 0:
         raise ValueError(f"--split={args.split}: {v['dataset']} has no {args.split} samples")
+    model.check_input(X.shape[1:], f"{dataset.meta.name} ({args.split} split)",
+                      info.get("dataset"))
     model.to(resolve_device(v["device"]))  # None: $GPUCNN_DEVICE, as for train
     classes = dataset.meta.class_names
     k = min(v["top_k"], len(classes))

@@ -12,7 +12,8 @@ from ..experiments.common import DATASET_MODELS, REPRODUCE, SCHEMA, make_setting
 from ..experiments.reproduce import run_reproduce
 from ..experiments.reproduce_report import analyse, print_tables, write_report
 from ..experiments.studies import BASE_NET, SWEEPS, run_sanity, run_sweep, write_sanity, write_sweep
-from .outputs import prepare_output
+from ..train.checks import check_batch_size
+from .outputs import check_file, prepare_output
 from .settings import add_settings
 
 # Files whose presence means an experiment's output folder holds results ("runs": a sweep's
@@ -32,6 +33,9 @@ def _finish(paths: list[str]) -> int:
 
 def run_reproduce_cmd(args) -> int:
     s = make_settings(REPRODUCE, args.config, _flags(args))
+    for size in s.train_sizes:  # "full" is checked once the data is loaded
+        if size != "full":
+            check_batch_size("--batch-size", s.batch_size, size)
     out = args.output or f"runs/reproduce-{s.dataset}"
     print(f"The source document's reg/dropout experiment (seeds/000) on {s.dataset}: "
           f"{len(s.grid)} configurations x {len(s.train_sizes)} training-set sizes x "
@@ -57,9 +61,11 @@ def run_reproduce_cmd(args) -> int:
 
 def run_sanity_cmd(args) -> int:
     s = make_settings(SANITY, args.config, _flags(args))
+    check_batch_size("--batch-size", s.batch_size, args.subset)  # the subset is the training set
     out = prepare_output("--output", args.output or f"runs/sanity-{s.dataset}", RESULTS,
                          args.overwrite)
     r = run_sanity(s, subset=args.subset, progress=args.progress)
+    os.makedirs(out, exist_ok=True)  # checked, not created, before the work
     for name, loss in r["initial_loss"].items():
         print(f"initial loss {name}: {loss:.6f} (ln 10 = {r['ln10']:.6f})")
     run = r["overfit"]
@@ -85,6 +91,7 @@ def run_sweep_cmd(args) -> int:
     if r is None:
         return 0
     best = r["best"]
+    os.makedirs(out, exist_ok=True)  # checked, not created, before the work
     print(f"best net ({r['chosen_from']}, {len(best['val_acc']) - 1} epochs): validation "
           f"{best['best_val_acc']:.4f}, test {best['test_acc']:.4f}")
     return _finish(write_sweep(r, out))
@@ -106,6 +113,14 @@ def _values(param: str | None, text: str) -> list:
 def run_visualize_filters(args) -> int:
     from ..train import load_weights
 
+    out = args.output or "filters.png"  # before any work: the file, then what draws it
+    if os.path.splitext(out)[1].lower() not in plots.FORMATS:
+        raise ValueError(f"--output={out}: expected a file name ending in "
+                         f"{', '.join(plots.FORMATS)}")
+    check_file("--output", out, overwrite=args.overwrite)
+    if plots.pyplot() is None:
+        raise RuntimeError(f"--output {out}: cannot draw without matplotlib; "
+                           f"pip install 'gpucnn[plot]'")
     model, info = load_weights(args.weights)
     params = model.state_dict()
     conv = [k for k, v in params.items() if k.endswith(".weight") and v.ndim == 4]
@@ -114,10 +129,7 @@ def run_visualize_filters(args) -> int:
     w = params[conv[0]]
     title = (f"{w.shape[0]} first-layer filters {w.shape[2]}x{w.shape[3]} "
              f"({info.get('dataset', 'unknown data')})")
-    out = args.output or "filters.png"
-    if plots.plot_filters(out, w, title) is None:
-        raise RuntimeError(f"--output {out}: cannot draw a PNG without matplotlib; "
-                           f"pip install 'gpucnn[plot]'")
+    plots.plot_filters(out, w, title)
     return _finish([out])
 
 
@@ -181,4 +193,6 @@ def add_commands(sub) -> None:
     p = sub.add_parser("visualize-filters", help="first-layer filters of saved weights as a PNG")
     p.add_argument("weights", help="a weights.npz written by 'gpucnn train'")
     combine("visualize", RUN, only=("output",)).add_flags(p, {"output": "filters.png"})
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the file already at --output (refused otherwise)")
     p.set_defaults(func=run_visualize_filters, output=None)

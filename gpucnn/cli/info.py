@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from .. import __version__, cpu
+from .. import __version__, cpu, env
 from ..config import TRAINING, combine
 from ..cuda.kernels import kernel_dir
 from ..device import DEVICES, cuda_status, resolve_device
@@ -25,7 +25,7 @@ def info_lines() -> list[str]:
         f"numpy       {np.__version__}",
         f"platform    {platform.platform()}",
         f"auto device {auto} ({why})",
-        f"GPUCNN_DEVICE={os.environ.get('GPUCNN_DEVICE', '') or '(unset)'}",
+        f"GPUCNN_DEVICE={env.choice('GPUCNN_DEVICE', DEVICES, '(unset)')}",
         f"cupy        {status.cupy_version or 'not installed'}",
     ]
     if status.available:
@@ -45,10 +45,7 @@ def info_lines() -> list[str]:
 
 
 def run_info(args) -> int:
-    env = os.environ.get("GPUCNN_DEVICE", "")
-    if env and env.lower() not in DEVICES:  # every other command would refuse it: say so here
-        raise ValueError(f"GPUCNN_DEVICE={env!r}: expected one of {', '.join(DEVICES)} "
-                         f"(or unset)")
+    env.choice("GPUCNN_DEVICE", DEVICES, "auto")  # every other command would refuse it
     print("\n".join(info_lines()))
     return 0
 

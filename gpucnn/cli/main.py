@@ -11,6 +11,8 @@ import importlib
 import os
 import sys
 
+from .. import env
+
 # Errors that mean bad input (a flag, a file, a missing extra) or a refusal of the machine (a
 # full disk, a permission, a layer too large for memory: numpy's MemoryError names the size):
 # one line, exit status 1.
@@ -22,6 +24,7 @@ COMMAND_MODULES = (
     "gpucnn.cli.train",
     "gpucnn.cli.evaluate",
     "gpucnn.cli.plot",
+    "gpucnn.cli.export",
     "gpucnn.cli.bench",
     "gpucnn.cli.experiments",
 )
@@ -51,14 +54,19 @@ def _innermost(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:  # the subcommand's usage, not the top level's: it lists the flags that exist
-        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
+    command = ""
+    try:  # everything, imports included: Ctrl-C at start-up is no traceback either
+        parser = build_parser()
+        from ..device import DEVICES
+
+        env.check_all(DEVICES)
+        args, unknown = parser.parse_known_args(argv)
+        command = f" {args.command}" if getattr(args, "command", None) else ""
+        if unknown:  # the subcommand's usage, not the top level's: it lists the flags that exist
+            _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
         return code
@@ -68,17 +76,17 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by the signal
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"gpucnn{command}: interrupted", file=sys.stderr)
         return 130
     except USER_ERRORS as e:
-        print(f"gpucnn {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"gpucnn{command}: error: {_one_line(e)}", file=sys.stderr)
         return 1
 
 
 def _one_line(e: BaseException) -> str:
     """An OSError with a file name reads 'path: reason' (its str() is '[Errno 28] No space left
-    on device: 'path''); anything else is its message."""
+    on device: 'path''); anything else is its message, its lines joined."""
     if isinstance(e, OSError) and e.strerror and e.filename:
         return f"{e.filename}: {e.strerror}"
-    return str(e) or type(e).__name__
-
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return "; ".join(lines) or type(e).__name__

@@ -11,31 +11,32 @@ import argparse
 import functools
 import json
 import os
+import signal
 import sys
-
-import numpy as np
 
 from ..config import (DATA, MODEL, OPTIMIZATION, RUN, TRAINING, check_together, combine,
                       optim_config, three_layer_kwargs)
 from ..data import load
 from ..distributed import get_world
 from ..distributed.launch import launch
-from ..models import ThreeLayerConvNet, build_model, model_from_config, read_spec
-from ..train import CHECKPOINT_NAME, Trainer, TrainingInterrupted, save_weights
-from ..train.checkpoint import load_checkpoint
-from ..train.metrics import METRICS_NAME
+from ..models import ThreeLayerConvNet, build_model, model_from_config
+from ..specs import read_spec
+from ..train import Trainer, TrainingInterrupted, save_results
+from ..train.checkpoint import checkpoint_file, load_checkpoint
+from ..train.checks import check_batch_size, check_epochs_left
+from ..train.folder import CLI, check_run_folder, refuse_overwrite_on_resume
 from ..train.resume import saved_settings
 from ..train.schedule import SCHEDULE_KEYS
 from .main import USER_ERRORS
-from .outputs import prepare_output
 from .settings import add_settings, given_labels, resolve
 
 TRAIN = combine("train", DATA, MODEL, OPTIMIZATION, TRAINING, RUN)
 COMMAND_DEFAULTS = {"output": "runs/train"}
-# What a resumed run may change; everything else comes from its checkpoint.  A new learning
-# rate or schedule is noted in the history.
+# What a resumed run may change (the output folder: to continue it elsewhere); everything else
+# comes from its checkpoint.  A new learning rate or schedule is noted in the history.
 SCHEDULE = ("lr", "lr_decay", *SCHEDULE_KEYS)
-RESUMABLE = ("epochs", "device", "progress", "data_dir", "cuda_graph", "early_stop", *SCHEDULE)
+RESUMABLE = ("epochs", "device", "progress", "data_dir", "cuda_graph", "early_stop", *SCHEDULE,
+             "output")
 # The --help sections of the optimisation and training flags.
 STOPPING = ("lr_decay", *SCHEDULE_KEYS, "early_stop", "monitor")
 LOOP = tuple(k for k in (*OPTIMIZATION.names(), *TRAINING.names())
@@ -45,28 +46,38 @@ HELP_GROUPS = (("optimisation", LOOP),
                ("learning-rate schedule and early stopping", STOPPING),
                ("augmentation, regularisation and fine-tuning",
                 ("augment", "crop_pad", "label_smoothing", "clip_grad_norm", "init_weights")))
-# Files whose presence means the output folder holds a run (another run must not overwrite it).
-RESULTS = (CHECKPOINT_NAME, "weights.npz", "best.npz", "history.json", METRICS_NAME)
-
-
-def _make_model(v: dict, input_dim, num_classes):
-    if v["model"] == "three-layer":
-        return ThreeLayerConvNet(input_dim, num_classes=num_classes, seed=v["seed"],
-                                 **three_layer_kwargs(v))
-    if not os.path.isfile(v["model"]):
-        raise FileNotFoundError(f"--model {v['model']}: expected 'three-layer' or a TOML file "
-                                f"of [[layers]]")
-    return build_model(read_spec(v["model"]), input_dim, reg=v["reg"], seed=v["seed"])
-
-
 # The flags that shape only the built-in three-layer net: meaningless with --model FILE.
 THREE_LAYER_ONLY = ("filters", "filter_size", "hidden", "activation", "dropout")
+# What ended a run early, by the signal TrainingInterrupted carries.
+STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated",
+              signal.SIGPIPE: "stopped: the output was closed"}
+
+
+class _Log:
+    """``print``, flushed (a row shows when its epoch ends, through a pipe too).  When the
+    reader of stdout has gone (``gpucnn train | head``), training stops at the next iteration
+    with a checkpoint, as on Ctrl-C, instead of losing the epoch to the error."""
+
+    def __init__(self):
+        self.trainer, self.closed = None, False
+
+    def __call__(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            self.closed = True  # Python's recipe: stdout to devnull, so the exit's flush is quiet
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if self.trainer is not None:
+                self.trainer.request_stop(signal.SIGPIPE)
 
 
 def run_train(args) -> int:
+    log = _Log()
     if args.resume:
-        if args.overwrite:  # it would be ignored: a resumed run continues, it replaces nothing
-            raise ValueError("--overwrite: not with --resume, which continues the run in place")
+        if args.overwrite:
+            refuse_overwrite_on_resume(CLI)
         values, labels = TRAIN.from_args(args)
         fixed = [labels[k] for k in values if k not in RESUMABLE]
         if fixed or args.config:
@@ -74,61 +85,63 @@ def run_train(args) -> int:
             allowed = ", ".join(TRAIN[k].flag for k in RESUMABLE if k != "progress")
             raise ValueError(f"{flags}: a resumed run keeps its checkpoint's settings; only "
                              f"{allowed} and --no-progress may be given with --resume")
-        trainer, dataset = _resume(args.resume, values, labels)
+        trainer, dataset, resumed = _resume(args.resume, values, labels, log)
     else:
         v = resolve(args, TRAIN, defaults=COMMAND_DEFAULTS)
         labels = given_labels(args, TRAIN)
-        check_together(v, lambda k: labels.get(k, TRAIN[k].flag))
+        spell = functools.partial(_spell, labels)
+        check_together(v, spell)
         if v["model"] != "three-layer":
             ignored = [labels[k] for k in THREE_LAYER_ONLY if k in labels]
             if ignored:
                 raise ValueError(f"{', '.join(ignored)}: only for --model three-layer; the "
                                  f"layers of --model {v['model']} are set in that file")
         if get_world().is_root:  # rank 0 writes; before loading data or building the model
-            prepare_output("--output", v["output"], RESULTS, args.overwrite, resume_hint=True)
-        trainer, dataset = _new_run(v)
-    model = trainer.model
-    print(f"training on {dataset.meta.name} ({len(dataset.y_train)} train, {len(dataset.y_val)} "
-          f"validation) on {trainer.device}: {trainer.optimizer_name} "
-          f"{json.dumps(trainer.optim_config)}, {trainer.epochs} epochs x "
-          f"{trainer.iterations_per_epoch} iterations of {trainer.batch_size}")
-    print(f"model: {model.net!r}".replace("\n", "\n       "))
-    print(_plan(trainer))
+            check_run_folder(v["output"], None, CLI, overwrite=args.overwrite)
+        trainer, dataset = _new_run(v, args.overwrite, log, spell)
+        resumed = None
+    log.trainer, model = trainer, trainer.model
+    log(f"training on {dataset.meta.name} ({len(dataset.y_train)} train, {len(dataset.y_val)} "
+        f"validation) on {trainer.device}: {trainer.optimizer_name} "
+        f"{json.dumps(trainer.optim_config)}, {trainer.epochs} epochs x "
+        f"{trainer.iterations_per_epoch} iterations of {trainer.batch_size}")
+    log(f"model: {model.net!r}".replace("\n", "\n       "))
+    log(_plan(trainer))
+    if resumed:
+        log(f"resuming {resumed} after epoch {trainer.epoch}, iteration {trainer.iteration}; "
+            f"writing to {trainer.checkpoint_dir}")
     notes = trainer.history.notes
-    if args.resume:
-        print(f"resuming {trainer.checkpoint_path} after epoch {trainer.epoch}, iteration "
-              f"{trainer.iteration}")
     if notes and notes[-1]["iteration"] == trainer.iteration:
-        print(notes[-1]["note"])
+        log(notes[-1]["note"])
+    if log.closed:  # nobody reads on: train nothing, write nothing
+        return 128 + signal.SIGPIPE
     try:
         history = trainer.train()
     except TrainingInterrupted as e:
-        print(f"interrupted after iteration {e.iteration}; checkpoint written to {e.checkpoint}\n"
-              f"resume with: gpucnn train --resume {e.checkpoint}", file=sys.stderr)
-        return 130
+        why = STOPPED_BY.get(e.signum, "interrupted")
+        print(f"{why}; the last checkpoint, after iteration {e.iteration}, is {e.checkpoint}\n"
+              f"resume with: gpucnn train --resume {e.checkpoint}" if e.checkpoint else
+              f"{why} before the first checkpoint: nothing to resume", file=sys.stderr)
+        return 128 + e.signum
     if not trainer.world.is_root:
         return 0  # data parallel: rank 0 writes the results
-    out = trainer.checkpoint_dir
-    weights = os.path.join(out, "weights.npz")
-    save_weights(weights, model, {"dataset": dataset.meta.name,
-                                  "val_acc": history.val_acc[-1]})
-    with open(os.path.join(out, "history.json"), "w") as fh:
-        json.dump(history.to_dict(), fh, indent=1)
-    best = os.path.join(out, "best.npz")
-    model.load_state_dict(history.best_params)  # the run is over: the model is free to reuse
-    save_weights(best, model, {"dataset": dataset.meta.name, "epoch": history.best_epoch,
-                               "val_acc": history.best_val_acc})
+    weights, best, _ = save_results(trainer, {"dataset": dataset.meta.name})
     monitor = trainer.settings["monitor"]
     if history.stopped_epoch is not None:
-        print(f"stopped early after epoch {history.stopped_epoch}: {monitor} has not improved "
-              f"for {trainer.settings['early_stop']} epochs")
+        log(f"stopped early after epoch {history.stopped_epoch}: {monitor} has not improved "
+            f"for {trainer.settings['early_stop']} epochs")
     final = (f"the best epoch's, {history.best_epoch}" if history.stopped_epoch is not None
              else f"epoch {len(history.val_acc) - 1}")
     loss = (f"validation loss {history.metric(monitor, history.best_epoch):.4f}, "
             if monitor == "val_loss" else "")
-    print(f"best {loss}validation accuracy {history.best_val_acc:.3f} at epoch "
-          f"{history.best_epoch}: {best}; final weights ({final}): {weights}")
-    return 0
+    log(f"best {loss}validation accuracy {history.best_val_acc:.3f} at epoch "
+        f"{history.best_epoch}: {best}; final weights ({final}): {weights}")
+    return 128 + signal.SIGPIPE if log.closed else 0
+
+
+def _spell(labels: dict, name: str) -> str:
+    """How the user wrote setting ``name`` (its flag, or the TOML file and key), for errors."""
+    return labels.get(name, TRAIN[name].flag)
 
 
 def _plan(trainer) -> str:
@@ -142,44 +155,44 @@ def _plan(trainer) -> str:
     return f"learning rate: {trainer.lr_schedule.describe()}" + "".join(f"; {e}" for e in extras)
 
 
-def _new_run(v: dict):
+def _new_run(v: dict, overwrite: bool, log, spell):
+    spec = None if v["model"] == "three-layer" else read_spec(v["model"], "--model")
     dataset = load(v["dataset"], data_dir=v["data_dir"])
-    if v["batch_size"] > len(dataset.y_train):  # else every "batch" is the whole set, silently
-        raise ValueError(f"--batch-size={v['batch_size']}: expected at most the training-set "
-                         f"size of {v['dataset']}, {len(dataset.y_train)} samples")
-    model = _make_model(v, dataset.meta.shape, dataset.meta.num_classes)
+    check_batch_size(spell("batch_size"), v["batch_size"], len(dataset.y_train))
+    shape, classes = dataset.meta.shape, dataset.meta.num_classes
+    model = (ThreeLayerConvNet(shape, num_classes=classes, seed=v["seed"], **three_layer_kwargs(v))
+             if spec is None else build_model(spec, shape, reg=v["reg"], seed=v["seed"]))
     trainer = Trainer(model, dataset, optim_config=optim_config(v), checkpoint_dir=v["output"],
-                      progress=v["progress"], log=print, run_info={"dataset": v["dataset"]},
-                      **{k: v[k] for k in TRAINING.names()})
+                      progress=v["progress"], log=log, run_info={"dataset": v["dataset"]},
+                      overwrite=overwrite, **{k: v[k] for k in TRAINING.names()})
     return trainer, dataset
 
 
-def _resume(path: str, given: dict, labels: dict):
-    if os.path.isdir(path):
-        path = os.path.join(path, CHECKPOINT_NAME)
+def _resume(path: str, given: dict, labels: dict, log):
+    path = checkpoint_file(path)
     _, meta = load_checkpoint(path)
     config = meta.get("config", {})
     if not config.get("model") or "dataset" not in config.get("run_info", {}):
         raise ValueError(f"{path}: not written by 'gpucnn train' (no model config or dataset); "
                          f"resume it from Python with Trainer.from_checkpoint")
-    epochs = given.get("epochs", config.get("epochs", 0))
+    given = TRAIN.check(given, labels)
+    spell = functools.partial(_spell, labels)
+    data_dir, progress = given.pop("data_dir", None), given.pop("progress", True)
+    out = given.pop("output", None) or os.path.dirname(path) or "."
+    settings = saved_settings(config, path, given)  # a new --schedule brings its own options
+    check_epochs_left(spell("epochs"), settings["epochs"], meta.get("epoch", 0), path)
     history = meta.get("history", {})
-    if epochs <= meta.get("epoch", 0):  # nothing would be trained, and exit 0 would hide it
-        raise ValueError(f"--epochs={epochs}: {path} is at epoch {meta.get('epoch')}; expected "
-                         f"--epochs above {meta.get('epoch')} to train on")
     if history.get("stopped_epoch") is not None and "early_stop" not in given:
         raise ValueError(f"--resume={path}: the run stopped early after epoch "
                          f"{history['stopped_epoch']}; give a larger --early-stop to train on")
-    given = TRAIN.check(given, labels)
-    data_dir, progress = given.pop("data_dir", None), given.pop("progress", True)
-    rate = {k: given.pop(k) for k in ("lr", "lr_decay") if k in given}
-    settings = saved_settings(config, path, given)  # a new --schedule brings its own options
-    optim = {**settings["optim_config"], **rate}
-    check_together({**settings, **optim}, lambda k: labels.get(k, TRAIN[k].flag))
+    check_together({**settings, **settings["optim_config"]}, spell)
+    if get_world().is_root:  # before loading the data: the folder must take this run's files
+        check_run_folder(out, config["run_info"].get("run_id"), CLI, resumed_from=path,
+                         iteration=meta.get("iteration", 0))
     dataset = load(config["run_info"]["dataset"], data_dir=data_dir)
-    return Trainer.from_checkpoint(path, model_from_config(config["model"]), dataset,
-                                   progress=progress, log=print, optim_config=optim,
-                                   **given), dataset
+    return (Trainer.from_checkpoint(path, model_from_config(config["model"]), dataset,
+                                    progress=progress, log=log, checkpoint_dir=out, **given),
+            dataset, path)
 
 
 def add_commands(sub) -> None:

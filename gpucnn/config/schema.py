@@ -15,10 +15,21 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from ..checks import check_int, check_probability, check_real
+from ..checks import check_int, check_probability, check_real, did_you_mean
 from ..toml import read_toml
 from .values import CHECKS, PARSERS
 
+# Names other tools give settings: the hint of an unknown-setting error.
+SYNONYMS = {"learning_rate": "lr", "batch": "batch_size", "n_epochs": "epochs", "l2": "reg",
+            "out_dir": "output", "output_dir": "output", "checkpoint_dir": "output",
+            "scheduler": "schedule", "lr_scheduler": "schedule", "lr_schedule": "schedule",
+            "milestone": "milestones", "eta_min": "min_lr", "lr_min": "min_lr",
+            "factor": "gamma", "patience": "early_stop", "early_stopping": "early_stop",
+            "warmup": "warmup_epochs", "augmentation": "augment", "augmentations": "augment",
+            "smoothing": "label_smoothing", "max_grad_norm": "clip_grad_norm",
+            "grad_clip": "clip_grad_norm", "gradient_clip_val": "clip_grad_norm",
+            "wd": "weight_decay", "pretrained": "init_weights", "weights": "init_weights",
+            "metric": "monitor", "topk": "top_k"}
 KINDS = ("int", "real", "probability", "choice", "text", "switch", *CHECKS)
 
 
@@ -118,7 +129,8 @@ class Schema:
                               f"name goes in the next release", DeprecationWarning, stacklevel=3)
                 key = self.aliases[key]
             elif key not in self.settings:
-                raise ValueError(f"{where}: unknown setting {key!r}; expected some of "
+                hint = did_you_mean(key, self.settings, SYNONYMS)
+                raise ValueError(f"{where}: unknown setting {key!r}{hint}; expected some of "
                                  f"{', '.join(self.settings)}")
             out[key] = value
         return out

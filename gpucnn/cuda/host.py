@@ -11,16 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import out_size
-from .kernels import (KERNELS, SGD_TABLE, SQ_TABLE, TEMPLATE_TYPES, entry_name, pack_args,
+from . import array_ops
+from .gemm_host import Gemm
+from .kernels import (KERNELS, SGD_TABLE, SQ_TABLE, c_type as _c_type, entry_name, pack_args,
                       sgd_table_dtype, sq_table_dtype)
-
-
-def _c_type(tparam: str, dtype, what="array") -> str:
-    for cname, dt in TEMPLATE_TYPES[tparam].items():
-        if dt == np.dtype(dtype):
-            return cname
-    allowed = ", ".join(map(str, TEMPLATE_TYPES[tparam].values()))
-    raise TypeError(f"{what}.dtype={np.dtype(dtype)}: the CUDA kernels take {allowed}")
 
 
 def _address(a) -> int:
@@ -34,7 +28,7 @@ def _is_cnhw(a) -> int:
     return int(a.transpose(1, 0, 2, 3).flags.c_contiguous and not a.flags.c_contiguous)
 
 
-class Primitives:
+class Primitives(Gemm):
     """The CUDA primitives' host side over array module ``xp`` and ``launch``.
 
     ``launch(kernel, entry, grid, block, packed_args)`` runs entry point ``entry`` of table
@@ -44,8 +38,13 @@ class Primitives:
     C-contiguous, except the max-pool argmax and input gradient, which keep the layout of the
     forward input (a conv output's (C, N, ...) memory, which the conv's backward reads as is).
     im2col and maxpool_forward read any strided input in place; the other primitives take a
-    C-contiguous copy of a strided one.
+    C-contiguous copy of a strided one.  Matrix products (``matmul``, :class:`Gemm`) are
+    cuBLAS's, or kernels/gemm.cu's while ``gemm_kernels`` is set.
     """
+
+    batchnorm_forward = array_ops.batchnorm_forward
+    batchnorm_backward = array_ops.batchnorm_backward
+    add_relu_forward = array_ops.add_relu_forward
 
     def __init__(self, xp, launch, block=256, max_blocks=65535, reduce_block=256):
         if reduce_block & (reduce_block - 1) or not 0 < reduce_block <= 256:
@@ -75,26 +74,27 @@ class Primitives:
         return a, [s // a.itemsize for s in a.strides]
 
     def conv2d_forward(self, x, w, b, stride, pad):
-        """im2col + one cuBLAS GEMM ``w (F, C*KH*KW) @ cols``; saved = the columns."""
+        """im2col + one GEMM ``w (F, C*KH*KW) @ cols``; saved = the columns."""
         N, _, H, W = x.shape
         F, _, KH, KW = w.shape
         cols = self.im2col(x, KH, KW, stride, pad)
-        out = w.reshape(F, -1) @ cols
+        out = self.matmul(w.reshape(F, -1), cols)
         if b is not None:
             out += b[:, None]
         OH, OW = out_size(H, KH, stride, pad), out_size(W, KW, stride, pad)
         return out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3), cols
 
     def conv2d_backward(self, dout, saved, w, x_shape, stride, pad, need_dx, need_db):
-        """dw = dout' @ cols^T and dx = col2im(w^T @ dout') by cuBLAS, db by the bias kernel.
+        """dw = dout' @ cols^T and dx = col2im(w^T @ dout') by GEMMs, db by the bias kernel.
 
         dout' (F, N*OH*OW) is a view when dout is laid out (F, N, ...), as the pooling kernels
         write it after a conv; db sums its rows, so it needs no (N, F, ...) copy either."""
         F, _, KH, KW = w.shape
         dmat = dout.transpose(1, 0, 2, 3).reshape(F, -1)
         db = self.bias_grad(dmat.reshape(1, F, -1)) if need_db else None
-        dw = (dmat @ saved.T).reshape(w.shape)
-        dx = self.col2im(w.reshape(F, -1).T @ dmat, x_shape, KH, KW, stride, pad) if need_dx else None
+        dw = self.matmul(dmat, saved.T).reshape(w.shape)
+        dx = (self.col2im(self.matmul(w.reshape(F, -1).T, dmat), x_shape, KH, KW, stride, pad)
+              if need_dx else None)
         return dx, dw, db
 
     def relu_maxpool_forward(self, x, size, stride):

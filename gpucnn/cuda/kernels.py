@@ -54,6 +54,16 @@ def sq_table_dtype(dtype) -> np.dtype:
 STRUCTS = {"SgdTable<T>": sgd_table_dtype, "SqTable<T>": sq_table_dtype}
 
 
+def c_type(tparam: str, dtype, what="array") -> str:
+    """The C type template parameter ``tparam`` takes for ``dtype``; a TypeError naming
+    ``what`` and the dtypes the kernels take otherwise."""
+    for cname, dt in TEMPLATE_TYPES[tparam].items():
+        if dt == np.dtype(dtype):
+            return cname
+    allowed = ", ".join(map(str, TEMPLATE_TYPES[tparam].values()))
+    raise TypeError(f"{what}.dtype={np.dtype(dtype)}: the CUDA kernels take {allowed}")
+
+
 @dataclass(frozen=True)
 class Kernel:
     """One kernel template: its file in kernels/, template parameters and C signature."""
@@ -103,6 +113,9 @@ KERNELS = {
     "sum_squares_all": Kernel("reduce.cu", ("T",), ("SqTable<T>", "idx", "double*")),
     "loss_total": Kernel("reduce.cu", (), ("const double*", "idx", "double", "double",
                                           "const double*", "idx", "double*")),
+    **{f"gemm_{ab}": Kernel("gemm.cu", ("T",), ("const T*", "const T*", "T*") + ("idx",) * 5)
+       for ab in ("nn", "nt", "tn", "tt")},
+    "gemm_sum_splits": Kernel("gemm.cu", ("T",), ("const T*", "T*", "idx", "idx")),
 }
 
 
@@ -159,9 +172,10 @@ def entry_names(file: str) -> list:
 
 
 # Which path each functional op takes on a CuPy array (kernels named here, the rest is array code).
+_GEMM = "GEMMs: cuBLAS via cupy, or gemm.cu::gemm_* in a CUDA graph (gpucnn.cuda.gemm_kernels)"
 _OP_KERNELS = {
-    "conv2d_forward": (["im2col"], "GEMM via cuBLAS (cupy)"),
-    "conv2d_backward": (["col2im", "bias_grad"], "GEMMs via cuBLAS (cupy)"),
+    "conv2d_forward": (["im2col"], _GEMM),
+    "conv2d_backward": (["col2im", "bias_grad"], _GEMM),
     "maxpool2d_forward": (["maxpool_forward"], ""),
     "maxpool2d_backward": (["maxpool_backward"], ""),
     "relu_maxpool2d_forward": (["relu_maxpool_forward"], ""),
@@ -174,8 +188,8 @@ _OP_KERNELS = {
     "sigmoid_backward": (["sigmoid_backward"], ""),
     "dropout_forward": (["dropout_forward"], ""),
     "dropout_backward": (["dropout_backward"], ""),
-    "linear_forward": ([], "cuBLAS via cupy"),
-    "linear_backward": (["bias_grad"], "GEMMs via cuBLAS (cupy)"),
+    "linear_forward": ([], _GEMM),
+    "linear_backward": (["bias_grad"], _GEMM),
     "softmax_cross_entropy": (["softmax_cross_entropy", "loss_total"], ""),
     "mse_loss": ([], "cupy elementwise and reduction"),
     "l2_loss": (["sum_squares_all", "loss_total"], ""),

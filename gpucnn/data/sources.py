@@ -15,6 +15,8 @@ import hashlib
 import os
 from dataclasses import dataclass
 
+from .. import env
+
 
 @dataclass(frozen=True)
 class RemoteFile:
@@ -97,9 +99,13 @@ def get_source(name: str, source: Source | None = None) -> Source:
 def data_root(data_dir: str | os.PathLike | None = None) -> str:
     """The folder datasets are kept in: ``data_dir``, else $GPUCNN_DATA, else the user cache."""
     if data_dir is not None:
-        return os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
-    if os.environ.get("GPUCNN_DATA"):
-        return os.path.abspath(os.path.expanduser(os.environ["GPUCNN_DATA"]))
+        path = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ValueError(f"data_dir={os.fspath(data_dir)!r}: expected a folder, found a file")
+        return path
+    from_env = env.folder("GPUCNN_DATA")
+    if from_env:
+        return from_env
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(cache, "gpucnn")
 

@@ -7,8 +7,9 @@ world a Trainer trains in; ``runs``: :func:`map_runs`, independent runs spread o
 from .launch import find_mpirun, mpirun_command
 from .runs import map_runs
 from .world import (MPI_INSTALL_HINT, NCCL_INSTALL_HINT, WORLD_SIZE_ENV, World, get_world,
-                    launched_world_size, rank_stream, spread_random_streams, training_world)
+                    launched_world_size, rank_device, rank_stream, spread_random_streams,
+                    training_world)
 
 __all__ = ["MPI_INSTALL_HINT", "NCCL_INSTALL_HINT", "WORLD_SIZE_ENV", "World", "find_mpirun",
-           "get_world", "launched_world_size", "map_runs", "mpirun_command",
+           "get_world", "launched_world_size", "map_runs", "mpirun_command", "rank_device",
            "rank_stream", "spread_random_streams", "training_world"]

@@ -32,7 +32,8 @@ import traceback
 
 import numpy as np
 
-from ..device import get_array_module, to_numpy
+from ..device import (get_array_module, gpu_identity, requested_device, resolve_device,
+                      to_numpy, use_gpu, visible_gpus)
 
 # Environment variables an MPI launcher sets in every rank: Open MPI's mpirun, then the PMI
 # ones of MPICH / Intel MPI (hydra) and of Slurm's srun.
@@ -66,20 +67,6 @@ def _import_mpi():
         raise RuntimeError(f"this process runs under an MPI launcher but mpi4py is unusable "
                            f"({e}); {MPI_INSTALL_HINT}") from None
     return MPI
-
-
-def gpu_count() -> int:
-    """GPUs CuPy sees on this host."""
-    import cupy
-
-    return cupy.cuda.runtime.getDeviceCount()
-
-
-def use_gpu(device: int) -> None:
-    """Make GPU ``device`` CuPy's current one in this process."""
-    import cupy
-
-    cupy.cuda.Device(device).use()
 
 
 def nccl_available() -> bool:
@@ -271,26 +258,57 @@ class World:
 
     # -- devices -------------------------------------------------------------------------------
 
-    def use_local_gpu(self, exclusive: bool = True) -> int:
-        """Make GPU ``local_rank % GPUs on this host`` CuPy's current device; returns its id.
+    def gather_local(self, obj) -> list:
+        """Every rank's ``obj`` on this host, in local rank order, on each of them."""
+        return [obj] if self.local_comm is None else self.local_comm.allgather(obj)
 
-        ``exclusive`` (data parallelism): every rank on this host needs a GPU of its own, since
-        NCCL rejects two ranks on one GPU ("Duplicate GPU detected"), and NCCL itself must be
-        installed; both are checked here, before any work, rather than failing at the first
-        all-reduce.  Independent runs (``exclusive=False``) may share GPUs.
+    def use_local_gpu(self, exclusive: bool = True) -> int:
+        """Make GPU ``local_rank % visible GPUs`` CuPy's current device; returns its ordinal.
+
+        Whatever each rank sees: all of the host's GPUs (rank r takes GPU r) or one GPU of its
+        own (CUDA_VISIBLE_DEVICES per rank, as Slurm's --gpus-per-task=1 sets it: GPU 0 of
+        each).  ``exclusive`` (data parallelism): NCCL rejects two ranks on one GPU, so the
+        ranks of this host compare the physical GPUs they took and refuse, in one line, to
+        share one; NCCL itself must be installed.  Both are checked here, before any work,
+        rather than failing at the first all-reduce.  Independent runs (``exclusive=False``)
+        may share GPUs.
         """
-        count = gpu_count()
+        count = visible_gpus()
+        if count == 0:
+            raise RuntimeError("CUDA shows this process no GPU (is CUDA_VISIBLE_DEVICES empty?)")
+        device = self.local_rank % count
         if exclusive:
-            if self.local_size > count:
-                raise RuntimeError(f"{self.local_size} ranks on this host but {count} GPUs: "
-                                   f"expected at most one rank per GPU (NCCL rejects two ranks "
-                                   f"on one GPU); start at most {count} ranks here")
+            taken = self.gather_local(gpu_identity(device))  # physical GPUs, by local rank
+            if len(set(taken)) < len(taken):
+                first, second = next((a, b) for b in range(len(taken)) for a in range(b)
+                                     if taken[a] == taken[b])
+                raise RuntimeError(
+                    f"{self.local_size} ranks on this host but {len(set(taken))} GPUs among "
+                    f"them (local ranks {first} and {second} took the same GPU; each sees "
+                    f"{count}): expected one GPU per rank (NCCL rejects two ranks on one GPU); "
+                    f"start at most {len(set(taken))} ranks here, or give each its own GPU")
             if not nccl_available():
                 raise RuntimeError(f"multi-GPU training needs NCCL, and cupy.cuda.nccl cannot "
                                    f"load it; {NCCL_INSTALL_HINT}")
-        device = self.local_rank % count
         use_gpu(device)
         return device
+
+
+def rank_device(device: str | None = None) -> str:
+    """:func:`gpucnn.device.resolve_device` for this process, once it has taken its GPU.
+
+    Under an MPI launcher with several ranks, where CUDA is asked for or may be picked
+    (``"cuda"``, ``"auto"``), this rank first makes GPU ``local rank % visible GPUs`` its
+    current device, so the CUDA probe and everything after it run there: a rank that probed
+    GPU 0 first kept a context, a cuBLAS handle and pool blocks on it (0.3-0.5 GiB), and on a
+    GPU in exclusive-process mode failed the probe and, with ``auto``, trained on the CPU.
+    """
+    job = get_world()
+    if job.size > 1 and requested_device(device)[0] != "cpu":
+        count = visible_gpus()
+        if count:
+            use_gpu(job.local_rank % count)
+    return resolve_device(device)
 
 
 _world: World | None = None

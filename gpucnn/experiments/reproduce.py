@@ -25,9 +25,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from ..device import resolve_device
 from ..data.preprocess import stratified_split
-from ..distributed import get_world, launched_world_size, map_runs
+from ..distributed import get_world, launched_world_size, map_runs, rank_device
 from ..files import PROBE_PREFIX, atomic_write, remove_stale_temps, writable_folder
 from .common import Settings, load_dataset, public, train_run
 
@@ -230,7 +229,8 @@ def execute(s: Settings, dataset, todo: list[RunSpec], folder: str, workers: int
             echo) -> str:
     """Train ``todo``; returns how: "mpi", "cuda", "pool of N" or "serial"."""
     count = iter(range(1, len(todo) + 1))
-    s = dataclasses.replace(s, device=resolve_device(s.device))  # workers need not probe again
+    # on the rank's own GPU under mpirun; workers need not probe again
+    s = dataclasses.replace(s, device=rank_device(s.device))
 
     def report(run):
         spec = run["spec"]

@@ -16,8 +16,9 @@ One module per concept: ``conv``, ``pooling``, ``activation``, ``normalization``
 ``linear``, ``loss``; the argument checks they share are in ``_checks``.  Every op is here as
 ``gpucnn.functional.<op>`` (``import gpucnn.functional as F``).
 """
-from .activation import (leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward,
-                         sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward)
+from .activation import (add_relu_forward, leaky_relu_backward, leaky_relu_forward,
+                         relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
+                         tanh_backward, tanh_forward)
 from .conv import conv2d_backward, conv2d_forward
 from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
@@ -33,7 +34,7 @@ __all__ = [
     "maxpool2d_forward", "maxpool2d_backward", "relu_maxpool2d_forward", "relu_maxpool2d_backward",
     "avgpool2d_forward", "avgpool2d_backward", "global_avgpool2d_forward",
     "global_avgpool2d_backward",
-    "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
+    "relu_forward", "relu_backward", "add_relu_forward", "sigmoid_forward", "sigmoid_backward",
     "leaky_relu_forward", "leaky_relu_backward", "tanh_forward", "tanh_backward",
     "batchnorm_forward", "batchnorm_backward", "spatial_batchnorm_forward",
     "spatial_batchnorm_backward",

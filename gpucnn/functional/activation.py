@@ -1,5 +1,5 @@
-"""Activations: ReLU (optionally adding the bias a conv or linear layer left out), sigmoid,
-LeakyReLU and tanh.  Each backward takes the forward's cache."""
+"""Activations: ReLU (optionally adding the bias a conv or linear layer left out, or after a
+residual sum), sigmoid, LeakyReLU and tanh.  Each backward takes the forward's cache."""
 from __future__ import annotations
 
 import math
@@ -34,6 +34,19 @@ def fused_with_bias(P, name, x, bias):
 def plus_bias(x, bias):
     """x + bias along axis 1 (x itself without one): what a layer's own bias add computes."""
     return x if bias is None else x + bias.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def add_relu_forward(a, b):
+    """relu(a + b) for a and b of one shape and dtype: a residual block's sum and the ReLU
+    after it, one pass on the CPU.  The backward is :func:`relu_backward` with this cache."""
+    xp = check_array("a", a)
+    check_array("b", b)
+    check_same_device(a=a, b=b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        raise ValueError(f"b.shape={tuple(b.shape)} ({b.dtype}): expected a's "
+                         f"{tuple(a.shape)} ({a.dtype})")
+    out = primitives.for_array_module(xp).add_relu_forward(a, b)
+    return out, out
 
 
 def relu_backward(dout, cache):

@@ -17,7 +17,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0, add_bias=True):
     next op to add (``relu_forward``/``relu_maxpool2d_forward``'s ``bias``); the backward
     still returns db.
     """
-    xp = check_array("x", x, ndim=4)
+    xp = check_array("x", x, ndim=4, batch=True)
     check_array("w", w, ndim=4)
     if b is not None:
         check_array("b", b, ndim=1)

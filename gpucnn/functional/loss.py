@@ -28,8 +28,9 @@ def _labels_on(y, n, num_classes, like):
     if n and device_of(y) != "cuda":  # on the host: no sync
         lo, hi = (int(v) for v in xp.stack([y.min(), y.max()]).tolist())  # one read
         if lo < 0 or hi >= num_classes:
-            raise ValueError(f"y holds labels in [{lo}, {hi}]: expected [0, {num_classes - 1}] "
-                             f"for {num_classes} classes")
+            i = int(np.argmax((y < 0) | (y >= num_classes)))
+            raise ValueError(f"y[{i}]={int(y[i])}: expected a class label in [0, "
+                             f"{num_classes - 1}] (scores has {num_classes} columns)")
     return get_array_module(like).asarray(y, dtype=np.int64)
 
 
@@ -47,7 +48,7 @@ def softmax_cross_entropy(scores, y, label_smoothing: float = 0.0):
     the log-sum-exp cancels, so the fused kernel's result is corrected by a gather and a
     row mean, on the device.
     """
-    check_array("scores", scores, ndim=2)
+    check_array("scores", scores, ndim=2, batch=True)
     N, K = scores.shape
     label_smoothing = check_real("label_smoothing", label_smoothing, 0.0, 1.0)
     y = _labels_on(y, N, K, scores)
@@ -68,7 +69,7 @@ def mse_loss(pred, target):
 
     -> loss (float64 scalar on pred's device), dpred = 2 * (pred - target) / n.
     """
-    xp = check_array("pred", pred)
+    xp = check_array("pred", pred, batch=True)
     check_array("target", target)
     check_same_device(pred=pred, target=target)
     if pred.shape != target.shape:

@@ -1,8 +1,11 @@
-"""Batch normalisation over (N, D) features and per channel of (N, C, H, W): plain array code
-that NumPy and CuPy both run.
+"""Batch normalisation over (N, D) features and per channel of (N, C, H, W): the argument checks
+and the (out, cache) interface; the arithmetic is the device primitive ``batchnorm_forward`` /
+``batchnorm_backward`` (its NumPy and CuPy array code in :mod:`gpucnn.batchnorm`, native C
+kernels on the CPU when built).
 
-As ``torch.nn.functional.batch_norm``: in training, ``x`` is normalised with the batch mean and the *biased* batch variance, and the running statistics given are
-updated **in place** (so a module's buffers stay the same arrays, on their device):
+As ``torch.nn.functional.batch_norm``: in training, ``x`` is normalised with the batch mean and
+the *biased* batch variance, and the running statistics given are updated **in place** (so a
+module's buffers stay the same arrays, on their device):
 
     running_mean = (1 - momentum) * running_mean + momentum * mean
     running_var  = (1 - momentum) * running_var  + momentum * var * m / (m - 1)
@@ -10,10 +13,13 @@ updated **in place** (so a module's buffers stay the same arrays, on their devic
 where ``m`` is the number of values per channel (N, or N*H*W for the spatial form) and the
 running variance takes the *unbiased* batch variance, as PyTorch does.  In evaluation the
 running statistics normalise and are left alone.  ``running_mean``/``running_var`` may be None in
-training (batch statistics only, nothing tracked).
+training (batch statistics only, nothing tracked).  ``relu=True`` returns relu of the result
+(what ``relu_forward`` would give, one pass less on the CPU), and the backward takes the
+gradient of that.
 """
 from __future__ import annotations
 
+from .. import primitives
 from ..checks import check_real
 from ._checks import check_array, check_dout, check_same_device
 
@@ -27,9 +33,9 @@ def check_momentum(momentum) -> float:
     return check_real("momentum", momentum, 0, 1, high_open=False)
 
 
-def _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps, ndim):
+def _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps, relu, ndim):
     """Shared by the (N, D) and (N, C, H, W) forms: statistics over every axis but 1."""
-    xp = check_array("x", x, ndim=ndim)
+    xp = check_array("x", x, ndim=ndim, batch=True)
     C = x.shape[1]
     per_channel = {"gamma": gamma, "beta": beta, "running_mean": running_mean,
                    "running_var": running_var}
@@ -50,50 +56,29 @@ def _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps,
         raise ValueError("running_mean and running_var: expected both arrays or both None")
     check_same_device(x=x, **per_channel)
     eps, momentum = check_eps(eps), check_momentum(momentum)
-    axes = (0,) + tuple(range(2, x.ndim))
-    view = (1, C) + (1,) * (x.ndim - 2)  # per-channel arrays broadcast against x
-    m = x.size // C
-    if train:
-        if m <= 1:  # the variance of one value is 0 and its unbiased estimate undefined
-            raise ValueError(f"x.shape={tuple(x.shape)}: expected more than 1 value per channel "
-                             f"when training")
-        mean, var = x.mean(axis=axes), x.var(axis=axes)
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-            running_var *= 1 - momentum
-            running_var += (momentum * m / (m - 1)) * var
-    else:
-        mean, var = running_mean, running_var
-    inv_std = 1 / xp.sqrt(var + eps)
-    xhat = (x - mean.reshape(view)) * inv_std.reshape(view)
-    out = gamma.reshape(view) * xhat + beta.reshape(view)
-    return out, (xhat, gamma, inv_std, bool(train), axes, view)
+    if train and x.size <= C:  # the variance of one value is 0 and its unbiased estimate undefined
+        raise ValueError(f"x.shape={tuple(x.shape)}: expected more than 1 value per channel "
+                         f"when training")
+    out, saved = primitives.for_array_module(xp).batchnorm_forward(
+        x, gamma, beta, running_mean, running_var, bool(train), momentum, eps, bool(relu))
+    return out, (saved, x.shape, gamma)
 
 
 def _bn_backward(dout, cache, need_dx, ndim):
-    xhat, gamma, inv_std, train, axes, view = cache
+    saved, shape, gamma = cache
     check_array("dout", dout, ndim=ndim)
-    check_dout(dout, xhat.shape, xhat)
-    dbeta = dout.sum(axis=axes)
-    dgamma = (dout * xhat).sum(axis=axes)
-    if not need_dx:
-        return None, dgamma, dbeta
-    if not train:  # the running statistics are constants: a per-channel scaling
-        return dout * (gamma * inv_std).reshape(view), dgamma, dbeta
-    m = xhat.size // xhat.shape[1]
-    dx = (gamma * inv_std / m).reshape(view) * (m * dout - dbeta.reshape(view)
-                                                - xhat * dgamma.reshape(view))
-    return dx, dgamma, dbeta
+    check_dout(dout, shape, gamma)
+    return primitives.of(dout).batchnorm_backward(dout, saved, bool(need_dx))
 
 
-def batchnorm_forward(x, gamma, beta, running_mean, running_var, train, momentum=0.1, eps=1e-5):
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, train, momentum=0.1, eps=1e-5,
+                      relu=False):
     """x (N, D), gamma, beta, running_mean, running_var (D,) -> out (N, D).
 
     out = gamma * (x - mean) / sqrt(var + eps) + beta per feature; batch statistics in training
     (updating the running ones in place, see the module docstring), running ones in evaluation.
     """
-    return _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps, 2)
+    return _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps, relu, 2)
 
 
 def batchnorm_backward(dout, cache, need_dx=True):
@@ -108,12 +93,12 @@ def batchnorm_backward(dout, cache, need_dx=True):
 
 
 def spatial_batchnorm_forward(x, gamma, beta, running_mean, running_var, train, momentum=0.1,
-                              eps=1e-5):
+                              eps=1e-5, relu=False):
     """x (N, C, H, W), per-channel arrays (C,) -> out (N, C, H, W).
 
     Batch norm per channel with statistics over N, H and W (m = N*H*W values per channel).
     """
-    return _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps, 4)
+    return _bn_forward(x, gamma, beta, running_mean, running_var, train, momentum, eps, relu, 4)
 
 
 def spatial_batchnorm_backward(dout, cache, need_dx=True):

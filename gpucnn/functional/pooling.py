@@ -91,7 +91,7 @@ def avgpool2d_backward(dout, cache):
 
 def global_avgpool2d_forward(x):
     """Mean over each channel's whole map: x (N, C, H, W) -> out (N, C)."""
-    check_array("x", x, ndim=4)
+    check_array("x", x, ndim=4, batch=True)
     return x.mean(axis=(2, 3)), x.shape
 
 

@@ -2,40 +2,57 @@
 ``Residual`` (a body plus a shortcut).
 
 In a Sequential, a ReLU directly followed by a MaxPool2d always runs as one op
-(F.relu_maxpool2d_*): pooling first is exact because ReLU is monotone, and it reads and writes 1/kernel_size^2 as much.  A Conv2d or Linear
-with a bias right before such a ReLU joins the step: where the device fuses it
-(:data:`gpucnn.primitives.FUSIONS`, CUDA), the layer leaves its bias out and the ReLU (or the
-fused ReLU + MaxPool2d) adds it in the same pass, one pass over the layer's output less and
-the same values; elsewhere (the CPU, whose native conv adds its bias in its own pass) each
-layer runs as it is.
+(F.relu_maxpool2d_*): pooling first is exact because ReLU is monotone, and it reads and writes
+1/kernel_size^2 as much.  A Conv2d or Linear with a bias right before such a ReLU joins the
+step: where the device fuses it (:data:`gpucnn.primitives.FUSIONS`, CUDA), the layer leaves its
+bias out and the ReLU (or the fused ReLU + MaxPool2d) adds it in the same pass, one pass over
+the layer's output less and the same values; elsewhere (the CPU, whose native conv adds its
+bias in its own pass) each layer runs as it is.  A ReLU after a BatchNorm1d/2d or a Residual
+(and before no MaxPool2d) is done by that layer (``forward(x, relu=True)``): the CPU's batch
+norm applies it in its output pass and recomputes its mask in the backward, a residual sum and
+its ReLU are one pass (``F.add_relu_forward``); on CUDA the same ops run one after the other.
 """
 from __future__ import annotations
 
+from .. import functional as F
 from .. import primitives
 from .activation import ReLU
 from .conv import Conv2d
 from .linear import Linear
 from .module import Module
+from .normalization import BatchNorm1d, BatchNorm2d
 from .pooling import MaxPool2d
 
 
+def _relu_taker(layer) -> bool:
+    """The layer can end in a ReLU itself (``forward(x, relu=True)``)."""
+    return type(layer) in (BatchNorm1d, BatchNorm2d, Residual)
+
+
 def _plan(layers) -> list[tuple[int, int]]:
-    """(first, last) layer index of each step: [Conv2d|Linear] ReLU [MaxPool2d] runs as one."""
+    """(first, last) layer index of each step: [Conv2d|Linear] ReLU [MaxPool2d] runs as one, and
+    so do BatchNorm1d/2d or Residual and a ReLU after it (a ReLU before a MaxPool2d goes with
+    the pool instead: pooling first reads less)."""
     steps, i = [], 0
     while i < len(layers):
-        j = i + 1 if type(layers[i]) in (Conv2d, Linear) else i
+        j = i + 1 if type(layers[i]) in (Conv2d, Linear) or _relu_taker(layers[i]) else i
         if j < len(layers) and type(layers[j]) is ReLU:
             pool = j + 1 < len(layers) and type(layers[j + 1]) is MaxPool2d
-            steps.append((i, j + 1 if pool else j))
+            if pool and _relu_taker(layers[i]):
+                steps.append((i, i))
+            else:
+                steps.append((i, j + 1 if pool else j))
         else:
             steps.append((i, i))
         i = steps[-1][1] + 1
     return steps
 
 
-def _covered(layers, i) -> bool:
-    """Layer i is a ReLU whose work the MaxPool2d after it does (forward and backward)."""
-    return type(layers[i]) is ReLU and i + 1 < len(layers) and type(layers[i + 1]) is MaxPool2d
+def _covered(layers, steps) -> set[int]:
+    """Indices of the ReLUs whose work another layer of their step does (forward and backward):
+    the MaxPool2d after one, or the BatchNorm or Residual before one."""
+    return {j for first, last in steps for j in range(first, last + 1)
+            if type(layers[j]) is ReLU and (j < last or (j > first and _relu_taker(layers[first])))}
 
 
 class Sequential(Module):
@@ -48,6 +65,7 @@ class Sequential(Module):
                 raise TypeError(f"layer {i}: expected a gpucnn.nn.Module, got {type(layer).__name__}")
         self.layers = list(layers)
         self._steps = _plan(self.layers)
+        self._covered = _covered(self.layers, self._steps)
 
     def children(self):
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
@@ -67,6 +85,8 @@ class Sequential(Module):
         layers = self.layers[first:last + 1]
         if len(layers) == 1:
             return layers[0].forward(x)
+        if _relu_taker(layers[0]):
+            return layers[0].forward(x, relu=True)
         bias = None
         if type(layers[0]) is not ReLU:  # a Conv2d or Linear before the ReLU
             head, layers = layers[0], layers[1:]
@@ -83,7 +103,7 @@ class Sequential(Module):
         """Back-propagate through every layer; ``need_dx=False`` lets the first layer skip its
         input gradient (the data's gradient is rarely wanted)."""
         for i in reversed(range(len(self.layers))):
-            if not _covered(self.layers, i):
+            if i not in self._covered:
                 dout = self.layers[i].backward(dout, need_dx=need_dx or i > 0)
         return dout
 
@@ -114,16 +134,25 @@ class Residual(Module):
         own = [("body", self.body)]
         return own + [("projection", self.projection)] if self.projection is not None else own
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """``relu``: relu(body(x) + shortcut) in one pass (nn.Sequential fuses a ReLU after
+        this block); the backward then takes the gradient of that."""
         out = self.body.forward(x)
         shortcut = x if self.projection is None else self.projection.forward(x)
         if out.shape != shortcut.shape:
             raise ValueError(f"body(x).shape={tuple(out.shape)}: expected the shortcut's "
                              f"{tuple(shortcut.shape)}; give a projection (e.g. a 1x1 Conv2d) "
                              f"that maps x to the body's shape")
-        return out + shortcut
+        if not relu:
+            self._cache = None
+            return out + shortcut
+        out, self._cache = F.add_relu_forward(out, shortcut)
+        return out
 
     def backward(self, dout, need_dx=True):
+        relu_out = self._take_cache()
+        if relu_out is not None:
+            dout = F.relu_backward(dout, relu_out)
         dx = self.body.backward(dout, need_dx=need_dx)
         dshort = dout if self.projection is None else self.projection.backward(dout, need_dx)
         return dx + dshort if need_dx else None

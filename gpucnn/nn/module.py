@@ -13,6 +13,7 @@ from ..rng import Generator
 
 
 _EMPTY = object()  # "no forward cache held"; distinct from None, which dropout uses in eval
+_USED = object()  # "the cache was taken by a backward": a second backward needs a new forward
 
 
 class Module:
@@ -40,7 +41,10 @@ class Module:
         """The forward's cache, released so big buffers (im2col columns) die with the step."""
         if self._cache is _EMPTY:
             raise RuntimeError(f"{type(self).__name__}.backward called without a forward before it")
-        cache, self._cache = self._cache, _EMPTY
+        if self._cache is _USED:
+            raise RuntimeError(f"{type(self).__name__}.backward called twice after one forward: "
+                               f"the first released what the forward kept; run forward again")
+        cache, self._cache = self._cache, _USED
         return cache
 
     # -- structure
@@ -122,6 +126,8 @@ class Module:
     def load_state_dict(self, state: dict) -> None:
         """Copy arrays (NumPy or CuPy) into the parameters and buffers, on their device and in
         their dtype; names and shapes must match."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state: expected a dict of arrays, got {type(state).__name__}")
         own = dict((*self.named_parameters(), *self.named_buffers()))
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
@@ -129,6 +135,9 @@ class Module:
                              f"missing {missing or 'none'}, unexpected {unexpected or 'none'}")
         for name, param in own.items():
             value = state[name]
+            if not hasattr(value, "shape"):
+                raise TypeError(f"state_dict[{name!r}]: expected an array, got "
+                                f"{type(value).__name__}")
             if tuple(value.shape) != tuple(param.shape):
                 raise ValueError(f"state_dict[{name!r}].shape={tuple(value.shape)}: expected "
                                  f"{tuple(param.shape)}")

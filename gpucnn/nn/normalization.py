@@ -32,9 +32,12 @@ class _BatchNorm(Module):
         self.running_mean = np.zeros(num_features, dtype=dtype)
         self.running_var = np.ones(num_features, dtype=dtype)
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """``relu``: relu of the result in the same pass (nn.Sequential fuses a ReLU after this
+        layer); the backward then takes the gradient of that."""
         out, self._cache = self._forward(x, self.gamma, self.beta, self.running_mean,
-                                         self.running_var, self.training, self.momentum, self.eps)
+                                         self.running_var, self.training, self.momentum, self.eps,
+                                         relu)
         return out
 
     def backward(self, dout, need_dx=True):

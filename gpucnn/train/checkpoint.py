@@ -13,7 +13,8 @@ import zipfile
 
 import numpy as np
 
-from ..files import atomic_write, remove_stale_temps
+from ..files import atomic_write, check_file, remove_stale_temps
+from ..nn import Module
 
 META_KEY = "meta.json"
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -36,6 +37,8 @@ def load_npz(path: str, kind: str) -> tuple[dict, dict]:
 
     Anything else (missing, truncated, not an npz, another kind) raises an error naming ``path``.
     """
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: expected a gpucnn {kind} file, found a folder")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such {kind} file")
     with open(path, "rb") as fh:
@@ -61,6 +64,22 @@ def load_npz(path: str, kind: str) -> tuple[dict, dict]:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ValueError(f"{path}: format {found!r}: expected a gpucnn {kind!r} file")
     return arrays, meta
+
+
+def read_meta(path: str) -> dict | None:
+    """The JSON document of a file :func:`save_npz` wrote, without reading its arrays; None
+    when ``path`` is not such a file (missing, another kind of file, corrupt)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f[META_KEY]))
+    except Exception:  # noqa: BLE001 - any unreadable file is "not one of ours"
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def checkpoint_file(path: str) -> str:
+    """``path``, or the checkpoint in it when it is a run's folder."""
+    return os.path.join(path, CHECKPOINT_NAME) if os.path.isdir(path) else path
 
 
 def prefixed(arrays: dict, prefix: str) -> dict:
@@ -113,9 +132,27 @@ def restore_checkpoint(arrays: dict, meta: dict, *, model, optimizer, batches) -
 
 
 def save_weights(path: str, model, info: dict | None = None) -> None:
-    """The model's parameters, its ``config()`` (to rebuild it) and ``info`` (e.g. the dataset)."""
-    arrays = {f"param/{k}": v for k, v in model.state_dict().items()}
-    save_npz(path, arrays, {"format": "weights", "version": 1, "model": model.config(),
+    """The parameters and buffers of ``model`` (any :class:`gpucnn.nn.Module`), its
+    ``config()`` when it has one (a model built from a spec: :func:`load_weights` rebuilds it)
+    and ``info``, a JSON-able dict (e.g. the dataset), written atomically to ``path``."""
+    if not isinstance(model, Module):
+        raise TypeError(f"model: expected a gpucnn.nn.Module, got {type(model).__name__}")
+    check_file("path", path)
+    config = model.config() if callable(getattr(model, "config", None)) else None
+    write_weights(path, model.state_dict(), config, info)
+
+
+def write_weights(path: str, state: dict, config: dict | None, info: dict | None) -> None:
+    """A weights file of ``state`` (name -> array), the model ``config`` and ``info``."""
+    if info is not None and not isinstance(info, dict):
+        raise TypeError(f"info: expected a dict, got {type(info).__name__}")
+    try:
+        json.dumps(info)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"info: expected JSON-able values (numbers, strings, lists, dicts): "
+                        f"{e}") from None
+    arrays = {f"param/{k}": v for k, v in state.items()}
+    save_npz(path, arrays, {"format": "weights", "version": 1, "model": config,
                             "info": info or {}})
 
 
@@ -134,15 +171,20 @@ def load_parameters(model, path: str, label: str = "path") -> None:
         raise ValueError(f"{label}={path}: does not fit the model: {e}") from None
 
 
-def load_weights(path: str):
-    """``(model, info)`` from :func:`save_weights`: the model rebuilt and its parameters loaded."""
+def load_weights(path: str, model=None):
+    """``(model, info)`` from :func:`save_weights`: the model rebuilt from its config and its
+    parameters loaded, or, given ``model`` (needed when the file holds no config: a model not
+    built from a spec), loaded into that one."""
     from ..models import model_from_config
 
+    if model is not None and not isinstance(model, Module):
+        raise TypeError(f"model: expected a gpucnn.nn.Module or None, got "
+                        f"{type(model).__name__}")
     arrays, meta = load_npz(path, "weights")
-    if not meta.get("model"):
+    if model is None and not meta.get("model"):
         raise ValueError(f"{path}: holds no model config (the model was not built from a spec); "
-                         f"rebuild it yourself and load {path}'s 'param/*' arrays")
-    model = model_from_config(meta["model"])
+                         f"build the model yourself and give it: load_weights(path, model)")
+    model = model if model is not None else model_from_config(meta["model"])
     try:
         model.load_state_dict(prefixed(arrays, "param"))
     except ValueError as e:

@@ -1,11 +1,15 @@
-"""The Trainer's checks of what it is given: the data splits, the model's output size, and on
-resume whether the checkpoint's model and data split are this run's."""
+"""The Trainer's checks of what it is given: the data splits, the model against the data, the
+settings that depend on both, and on resume whether the checkpoint's model and data split are
+this run's.  ``gpucnn train`` calls the same functions under its flags' names (``label``), so
+both refuse the same things in the same words."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import numpy as np
 
+from .. import config
 from ..device import to_device
 
 # Model settings that only shape the initial parameters, which a resume replaces.
@@ -26,7 +30,8 @@ def check_split(xname, x, yname, y):
         raise ValueError(f"{xname} is empty: expected at least one sample")
     if y.min() < 0:  # the largest label is held against the model's outputs (check_outputs);
         # both once, on the host: on CUDA the loss kernel only marks a bad label with NaN
-        raise ValueError(f"{yname} holds the label {int(y.min())}: expected class labels >= 0")
+        i = int(np.argmax(y < 0))
+        raise ValueError(f"{yname}[{i}]={int(y[i])}: expected a class label >= 0")
     if x.dtype.kind == "f":
         flat = x.reshape(len(x), -1)
         bad = np.concatenate([~np.isfinite(flat[i:i + 4096]).all(axis=1)   # blocks: bounded memory
@@ -56,16 +61,83 @@ def data_checksum(X_train, y_train, X_val, y_val) -> str:
     return h.hexdigest()[:16]
 
 
-def check_outputs(model, X, num_classes: int) -> None:
-    """A model with fewer outputs than the data has classes fails only in the first training
-    step (after epoch 0 was measured and saved): score one sample now, dropout off."""
-    if not callable(getattr(model, "loss", None)):
-        return
+# What the Trainer calls on its model (gpucnn.models.Classifier has them all).
+MODEL_METHODS = ("loss", "weight_decay", "predict", "parameters", "state_dict", "to")
+
+
+def check_model(model) -> None:
+    """A network that is not a classifier (a bare Sequential) would fail at the first step."""
+    missing = [m for m in MODEL_METHODS if not callable(getattr(model, m, None))]
+    if missing:
+        raise TypeError(f"model: expected a classifier such as gpucnn.models.Classifier(net), "
+                        f"got a {type(model).__name__} without {', '.join(missing)}()")
+
+
+def check_outputs(model, data, X, y_train, y_val) -> int:
+    """A model built for other inputs, or with fewer outputs than the data has classes (its
+    labels, or its ``meta.num_classes``), fails only in the first training step (after epoch 0
+    was measured and saved): check its input shape, then score one sample now, dropout off.
+    Returns the number of classes."""
+    meta = getattr(data, "meta", None) or (data.get("meta") if isinstance(data, dict) else None)
+    name = getattr(meta, "name", "X_train")
+    if callable(getattr(model, "check_input", None)):
+        model.check_input(X.shape[1:], name)
+    num_classes = max(int(y_train.max()) + 1, int(y_val.max()) + 1,
+                      getattr(meta, "num_classes", 0))
     scores = model.loss(to_device(X[:1], model.device).astype(model.dtype, copy=False))
     outputs = scores.shape[-1] if getattr(scores, "ndim", 0) == 2 else None
-    if outputs is not None and outputs < num_classes:
-        raise ValueError(f"model: its last layer has {outputs} outputs but the data has "
+    if outputs is None:
+        return num_classes
+    for label, y in (("y_train", y_train), ("y_val", y_val)):
+        if int(y.max()) >= outputs:
+            i = int(np.argmax(y >= outputs))
+            raise ValueError(f"{label}[{i}]={int(y[i])}: expected a class label in [0, "
+                             f"{outputs - 1}]: the model's last layer has {outputs} outputs")
+    if outputs < num_classes:
+        raise ValueError(f"model: its last layer has {outputs} outputs but {name} has "
                          f"{num_classes} classes: expected at least {num_classes}")
+    return num_classes
+
+
+def check_batch_size(label: str, batch_size: int, num_train: int) -> None:
+    """A batch larger than the training set would make every batch the whole set, silently."""
+    if batch_size > num_train:
+        raise ValueError(f"{label}={batch_size}: expected at most the training-set size, "
+                         f"{num_train} samples")
+
+
+def check_epochs_left(label: str, epochs: int, at_epoch: int, path: str) -> None:
+    """Resuming a checkpoint already at ``epochs`` would train nothing and say nothing."""
+    if epochs <= at_epoch:
+        raise ValueError(f"{label}={epochs}: {path} is at epoch {at_epoch}; expected {label} "
+                         f"above {at_epoch} to train on")
+
+
+def optim_settings(optim_config: dict | None, given: dict) -> dict:
+    """The optimizer's settings: ``optim_config`` and the :data:`gpucnn.config.OPTIMIZATION`
+    settings ``given`` as keywords (``lr=``, the flags' names), not both for one setting; with
+    neither, the schema's defaults.  Those the schema knows are checked as the flags are."""
+    if optim_config is not None and not isinstance(optim_config, dict):
+        raise TypeError(f"optim_config: expected a dict, got {type(optim_config).__name__}")
+    if optim_config is None and not given:
+        return config.optim_config(config.OPTIMIZATION.defaults())
+    both = sorted(set(given) & set(optim_config or {}))
+    if both:
+        raise ValueError(f"{both[0]}: given both as a keyword and in optim_config; expected "
+                         f"one of the two")
+    merged = {**(optim_config or {}), **given}
+    names = config.OPTIMIZATION.names()
+    checked = config.OPTIMIZATION.check({k: v for k, v in merged.items() if k in names})
+    merged.update(checked)  # an optional setting left None keeps the optimizer's own default
+    return {k: v for k, v in merged.items() if not (v is None and k in names)}
+
+
+@contextlib.contextmanager
+def quiet_numerics():
+    """NumPy's overflow and invalid-value warnings off: a diverging run is reported once, by
+    the loss check (TrainingDiverged names the learning rate), not by warnings before it."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        yield
 
 
 def recorded_diff(saved: dict, mine: dict, key: str) -> list[str]:

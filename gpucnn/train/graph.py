@@ -9,11 +9,11 @@ reads the loss: 2 uploads, 1 launch, no allocation and 1 sync per step.
 
 A graph replays its kernels with the arguments they had at capture, so what changes between
 steps is read from device memory: the learning rate (SGD's fused update reads it; one upload
-after each change the schedule makes) and each dropout stream's counter (the graph advances it on the device;
-after each replay the host's counter advances by the same amount, so checkpoints and resumes
-stay exact).  Buffers come from a memory pool of the graph's own, filled by the warm-up step,
-so nothing else reuses the graph's memory between replays.  A batch of another shape (a
-smaller last batch) runs eagerly.
+after each change the schedule makes) and each dropout stream's counter (the graph advances it
+on the device; after each replay the host's counter advances by the same amount, so
+checkpoints and resumes stay exact).  Buffers come from a memory pool of the graph's own,
+filled by the warm-up step, so nothing else reuses the graph's memory between replays.  A
+batch of another shape (a smaller last batch) runs eagerly.
 
 Where a graph cannot work, training runs eagerly and one line on stderr says why: the CPU
 device, several processes (the gradient allreduce is not captured), an optimizer other than
@@ -58,7 +58,9 @@ def notice(reason: str) -> None:
 class GraphStep:
     """``step(X, y)`` trains ``model`` with ``optimizer`` (an SGD) on one host batch and returns
     its loss: eagerly the first time, then by a graph captured on the second step.  ``failed``
-    says why capturing failed (the step was then taken eagerly; take the next ones eagerly).
+    says why capturing failed (that step and every later one run eagerly).  Every step, graph
+    or not, multiplies with kernels/gemm.cu (gpucnn.cuda.gemm_kernels): CuPy refuses cuBLAS in
+    a capture, and one GEMM for all steps keeps a replay equal to an eager step bit for bit.
     ``options`` go to ``model.train_step`` (label smoothing, gradient clipping)."""
 
     def __init__(self, model, optimizer, **options):
@@ -74,14 +76,18 @@ class GraphStep:
         self.failed = ""
 
     def step(self, X: np.ndarray, y: np.ndarray) -> float:
+        with primitives.for_array_module(self.cupy).gemm_kernels():
+            return self._step(X, y)
+
+    def _step(self, X: np.ndarray, y: np.ndarray) -> float:
         X, y = np.ascontiguousarray(X), np.ascontiguousarray(y, dtype=np.int64)
         cupy = self.cupy
         caller = cupy.cuda.get_current_stream()
         with self.stream:
             # work queued before (the model moved, the velocity zeroed, a resume) comes first
             self.stream.wait_event(caller.record())
-            if self.inputs is not None and (X.shape, X.dtype) != (self.inputs[0].shape,
-                                                                 self.inputs[0].dtype):
+            if self.failed or self.inputs is not None and (X.shape, X.dtype) != (
+                    self.inputs[0].shape, self.inputs[0].dtype):
                 return float(self._train_step(cupy.asarray(X), cupy.asarray(y)))
             with cupy.cuda.using_allocator(self.pool.malloc):
                 warm_up = self.inputs is None

@@ -4,8 +4,8 @@
 label smoothing, without L2), the accuracy, the top-k accuracy and the confusion matrix
 (rows: true class, columns: predicted), on any device and summed over MPI ranks when a world
 is given.  :func:`write_metrics` writes ``metrics.csv``, one row per epoch (epoch 0 is the
-model before training), atomically and from the history, so after a resume it holds the
-checkpoint's epochs and never a lost epoch's row.
+model before training) naming the run, atomically and from the history, so after a resume it
+holds the checkpoint's epochs and never a lost epoch's row.
 """
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ import numpy as np
 
 from .. import functional as F
 from ..device import to_device, to_numpy
-from ..files import atomic_write
+from ..files import atomic_write, remove_stale_temps
 
 METRICS_NAME = "metrics.csv"
-COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+# run_id: the run the rows are of (gpucnn.train.folder), the same on every row.
+COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "run_id")
 
 
 def evaluate(model, X, y, batch_size: int, *, label_smoothing: float = 0.0, top_k: int = 1,
@@ -69,29 +70,31 @@ def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, np.diag(confusion) / counts, np.nan)
 
 
-def metrics_rows(history) -> list[list]:
+def metrics_rows(history, run_id: str) -> list[list]:
     """The rows of ``metrics.csv`` (see :data:`COLUMNS`) from a :class:`History`."""
     rows = []
     for e in range(len(history.val_acc)):
         loss = history.epoch_loss[e]
         rows.append([e, "" if loss is None else loss, history.train_acc[e],
                      history.val_loss[e], history.val_acc[e], history.lr[e],
-                     history.epoch_time[e]])
+                     history.epoch_time[e], run_id])
     return rows
 
 
-def write_metrics(path: str, history) -> None:
-    """``metrics.csv`` at ``path`` from ``history``, replaced atomically."""
+def write_metrics(path: str, history, run_id: str) -> None:
+    """``metrics.csv`` of run ``run_id`` at ``path`` from ``history``, replaced atomically."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(COLUMNS)
-    writer.writerows(metrics_rows(history))
+    writer.writerows(metrics_rows(history, run_id))
+    remove_stale_temps(path)
     with atomic_write(path) as fh:
         fh.write(text.getvalue().encode())
 
 
 def read_metrics(path: str) -> dict[str, list]:
-    """``{column: values}`` of a ``metrics.csv`` (an empty cell is None)."""
+    """``{column: values}`` of a ``metrics.csv``: numbers (an empty cell is None) and the
+    ``run_id`` strings."""
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     if not rows or tuple(rows[0][:len(COLUMNS)]) != COLUMNS:
@@ -100,5 +103,5 @@ def read_metrics(path: str) -> dict[str, list]:
     columns = {c: [] for c in COLUMNS}
     for row in rows[1:]:
         for c, v in zip(COLUMNS, row):
-            columns[c].append(None if v == "" else float(v))
+            columns[c].append(v if c == "run_id" else None if v == "" else float(v))
     return columns

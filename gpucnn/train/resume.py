@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import config
 from ..data.augment import AUGMENTATIONS, describe
+from .checks import recorded_diff
 from .schedule import SCHEDULE_KEYS
 
 # History-shaping settings added after checkpoints were first written: an older checkpoint
@@ -29,8 +30,12 @@ def saved_settings(saved: dict, path: str, overrides: dict) -> dict:
     """The Trainer keywords a checkpoint's ``config`` recorded (settings added since take
     their defaults, unless they shape the history and came with the first checkpoints),
     replaced by ``overrides``; a new ``schedule`` there comes with its own options (those not
-    given take their defaults, and lr_decay 1 unless ``optim_config`` is given)."""
+    given take their defaults, and lr_decay 1 unless ``optim_config`` or ``lr_decay`` is
+    given).  Optimizer settings among ``overrides`` (``lr=``) replace those of the saved
+    ``optim_config``."""
     defaults = config.TRAINING.defaults()
+    overrides = dict(overrides)
+    rate = {k: overrides.pop(k) for k in config.OPTIMIZATION.names() if k in overrides}
     try:
         names = [k for k in config.TRAINING.names()
                  if k in saved or (config.TRAINING[k].resume and k not in ADDED_LATER)]
@@ -49,7 +54,21 @@ def saved_settings(saved: dict, path: str, overrides: dict) -> dict:
     if "schedule" in overrides:  # a new schedule: its options are those given with it
         settings.update({k: defaults[k] for k in SCHEDULE_KEYS})
         settings["optim_config"] = {**settings["optim_config"], "lr_decay": 1.0}
-    return {**settings, **overrides}
+    settings = {**settings, **overrides}
+    settings["optim_config"] = {**settings["optim_config"], **rate}
+    return settings
+
+
+def check_resumable(saved: dict, mine: dict, saved_world: int, world: int) -> None:
+    """Refuse to resume a checkpoint of settings ``saved`` (written by ``saved_world`` ranks)
+    into a run of settings ``mine`` (``world`` ranks) that would not continue its history: a
+    ValueError listing what differs."""
+    diff = differences(saved, mine) + recorded_diff(saved, mine, "data_checksum")
+    if diff:
+        raise ValueError("settings differ: " + "; ".join(diff))
+    if saved_world != world:
+        raise ValueError(f"the checkpoint was written by {saved_world} ranks, this run has "
+                         f"{world}: expected the same world size")
 
 
 def differences(saved: dict, mine: dict) -> list[str]:

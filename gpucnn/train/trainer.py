@@ -25,38 +25,33 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 
 import numpy as np
 
 from ..data import BatchIterator, random_subset
 from ..data.augment import make_augment
-from ..device import resolve_device
-from ..distributed import spread_random_streams, training_world
+from ..distributed import rank_device, spread_random_streams, training_world
 from .. import config
 from ..optim import clip_grad_norm_, make_optimizer
-from .checks import check_outputs, check_split, data_checksum, recorded_diff, unpack_data
-from .checkpoint import (CHECKPOINT_NAME, load_checkpoint, load_parameters, prefixed,
-                         restore_checkpoint, save_checkpoint)
+from .checks import (check_batch_size, check_epochs_left, check_model, check_outputs,
+                     check_split, data_checksum, optim_settings, quiet_numerics, recorded_diff,
+                     unpack_data)
+from .checkpoint import (CHECKPOINT_NAME, checkpoint_file, load_checkpoint, load_parameters,
+                         prefixed, restore_checkpoint, save_checkpoint)
+from .folder import PYTHON, check_run_folder, new_run_id
 from .graph import GraphStep, notice, unavailable
 from .history import History
 from .metrics import METRICS_NAME, evaluate, write_metrics
 from .progress import epoch_bar, in_notebook
-from .resume import differences, saved_settings, stored
+from .resume import check_resumable, saved_settings, stored
 from .schedule import RunSchedule, resumed_schedule, schedule_settings
-from .signals import stop_signals
+from .signals import TrainingInterrupted, interrupted, stop_signals, stopped_at_once
+
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training after completed update ``iteration``; ``checkpoint`` is where the
-    state was saved (None without a checkpoint_dir)."""
-
-    def __init__(self, message: str, checkpoint: str | None, iteration: int):
-        super().__init__(message)
-        self.checkpoint, self.iteration = checkpoint, iteration
 
 
 class Trainer:
@@ -75,7 +70,9 @@ class Trainer:
     monitor it watches, augment (built-in names and functions ``(X, rng) -> X``) and crop_pad,
     label_smoothing, clip_grad_norm, and init_weights (a weights file to start from).
     optim_config: the optimizer's settings (lr, lr_decay, momentum, weight_decay, ...;
-    default :data:`gpucnn.config.OPTIMIZATION`'s).  seed fixes the batch order, the
+    default :data:`gpucnn.config.OPTIMIZATION`'s), or those as keywords (``lr=``).
+    checkpoint_dir: where checkpoints and metrics.csv go; one holding another run is refused
+    unless ``overwrite`` (:mod:`gpucnn.train.folder`).  seed fixes the batch order, the
     augmentation and the accuracy subsets; the model's own seed fixes its initialisation and
     dropout.  progress: a bar per epoch where someone watches (a terminal or a notebook).  log,
     if given, is called with the header and then one table row per epoch.  run_info: JSON-able
@@ -85,29 +82,27 @@ class Trainer:
     """
 
     def __init__(self, model, data, *, optim_config=None, checkpoint_dir=None, progress=True,
-                 log=None, run_info=None, distributed=None, **settings):
+                 log=None, run_info=None, distributed=None, overwrite=False, **settings):
         X_train, y_train, X_val, y_val = unpack_data(data)
         check_split("X_train", X_train, "y_train", y_train)
         check_split("X_val", X_val, "y_val", y_val)
+        optim = {k: settings.pop(k) for k in config.OPTIMIZATION.names() if k in settings}
         self.settings = config.TRAINING.resolve((settings, {}), where="Trainer")
         s = self.settings
-        self.optim_config = dict(optim_config if optim_config is not None
-                                 else config.optim_config(config.OPTIMIZATION.defaults()))
+        self.optim_config = optim_settings(optim_config, optim)
         config.check_together({**s, **self.optim_config})
         self.batch_size, self.epochs, self.seed = s["batch_size"], s["epochs"], s["seed"]
         self.checkpoint_every = s["checkpoint_every"]
-        self.device = s["device"] = resolve_device(s["device"])
-        self.world = training_world(distributed, self.device)  # before .to(): picks the rank's GPU
+        # the rank's GPU is taken before CUDA is probed, the check that no two share one after
+        self.device = s["device"] = rank_device(s["device"])
+        self.world = training_world(distributed, self.device)
+        check_model(model)
         self.model = model.to(self.device)
+        self.num_classes = check_outputs(self.model, data, X_train, y_train, y_val)
         self.history = History()
         if s["init_weights"]:
             load_parameters(self.model, s["init_weights"], "init_weights")
             self.history.add_note(0, f"started from the weights of {s['init_weights']}")
-        self.num_classes = max(int(y_train.max()), int(y_val.max())) + 1
-        meta = data.meta if hasattr(data, "meta") else (data.get("meta") if isinstance(data, dict)
-                                                        else None)
-        self.num_classes = max(self.num_classes, getattr(meta, "num_classes", 0))
-        check_outputs(self.model, X_train, self.num_classes)
         self.world.broadcast_parameters(self.model)
         spread_random_streams(self.model, self.world.rank)
         self.optimizer_name = s["optimizer"]
@@ -127,6 +122,7 @@ class Trainer:
             self._graph = GraphStep(self.model, self.optimizer, **self.step_options)
         if self.world.size > 1:  # every rank reads its shard of each global batch
             self.world.check_batch_size(self.batch_size)
+        check_batch_size("batch_size", self.batch_size, len(X_train))
         self.batches = BatchIterator(X_train, y_train, self.batch_size, seed=self.seed,
                                      device=self.device,
                                      augment=make_augment(s["augment"], s["crop_pad"]),
@@ -139,9 +135,11 @@ class Trainer:
                                           self.seed)
         self.val_subset = ((X_val, y_val) if val_samples is None or val_samples >= len(X_val)
                            else random_subset(X_val, y_val, val_samples, self.seed))
-        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_dir, self.overwrite = checkpoint_dir, bool(overwrite)
         self.progress, self.log = progress, log
-        self.run_info = dict(run_info or {})
+        self.run_info = {"run_id": new_run_id(), **(run_info or {})}  # a resume keeps its id
+        # the checkpoint resumed from; (path, iteration) of the last one written; what stops
+        self._resumed_from, self._saved, self._stop_signal = None, None, signal.SIGINT
         self._sizes = (len(X_train), len(X_val))
         self._checksum = data_checksum(X_train, y_train, X_val, y_val)
         self.epoch = 0        # epochs completed
@@ -160,6 +158,11 @@ class Trainer:
                 "data_checksum": self._checksum,
                 "model": self.model.config() if hasattr(self.model, "config") else None,
                 "run_info": self.run_info}
+
+    @property
+    def run_id(self) -> str:
+        """This run's id, kept by its checkpoints and by resumes (:mod:`gpucnn.train.folder`)."""
+        return self.run_info["run_id"]
 
     @property
     def checkpoint_path(self) -> str | None:
@@ -202,28 +205,44 @@ class Trainer:
         """Train until ``epochs`` epochs are complete or early stopping ends the run
         (continuing where it stopped); returns the history."""
         self._stop_requested = False
-        with stop_signals(self._request_stop), self.world.guard():  # an error on one rank
-            self._train()                                            # stops them all
+        try:
+            with stop_signals(self.request_stop), self.world.guard():  # an error on one rank
+                self.check_output()                                     # stops them all
+                with quiet_numerics():
+                    self._train()
+        except KeyboardInterrupt as e:
+            if isinstance(e, TrainingInterrupted):
+                raise
+            raise stopped_at_once(self._saved, self.iteration, self._stop_signal) from None
         if self.stopped_early:  # the run is over: it ends with the best epoch's weights
             self.model.load_state_dict(self.history.best_params)
         return self.history
 
-    def _request_stop(self):
-        """First Ctrl-C or SIGTERM: stop after this iteration (a second one interrupts at once)."""
-        self._stop_requested = True
+    def request_stop(self, signum: int = signal.SIGINT) -> None:
+        """Stop as Ctrl-C does, the TrainingInterrupted carrying ``signum`` (SIGPIPE, say)."""
+        self._stop_requested, self._stop_signal = True, signum
+
+    def check_output(self) -> None:
+        """Refuse a ``checkpoint_dir`` that cannot be written or holds another run's files
+        (deleted here with ``overwrite=True``): :func:`gpucnn.train.folder.check_run_folder`."""
+        if self.checkpoint_dir is not None and self.world.is_root:
+            for path in check_run_folder(self.checkpoint_dir, self.run_id, PYTHON,
+                                         iteration=self.iteration, overwrite=self.overwrite,
+                                         resumed_from=self._resumed_from):
+                os.remove(path)
 
     def _train(self) -> None:
         h, model, ipe = self.history, self.model, self.iterations_per_epoch
-        if h.val_acc:  # resumed: the rows need their header; metrics.csv its checkpoint's rows
+        if h.val_acc:  # resumed: the rows need their header
             if self.log and self.world.is_root:
                 self.log(History.HEADER)
-            self._write_metrics()
-        if not h.val_acc:
+        else:
             started = time.perf_counter()
             h.lr.append(self.optimizer.lr)
             h.epoch_loss.append(None)
             self._record_metrics(started)
             self._save_checkpoint()
+        self._write_metrics()  # resumed: the checkpoint's rows (a lost epoch's row goes)
         if not self.stopped_early:  # (a larger early_stop given on resume goes on)
             h.stopped_epoch = None
         while self.epoch < self.epochs and not self.stopped_early:
@@ -270,7 +289,6 @@ class Trainer:
         if self._graph is not None:  # the update is in the graph: applied before the check
             X, y = self.batches.next_host_batch()
             loss = self._graph.step(X.astype(self.model.dtype, copy=False), y)
-            self._graph = None if self._graph.failed else self._graph
             self._check_loss(loss)
         else:
             X, y = self.batches.next_batch()
@@ -299,20 +317,13 @@ class Trainer:
 
     def _interrupt(self):
         self._stop_requested = False
-        where = self._save_checkpoint()
-        done = f"epoch {self.epoch + 1}, iteration {self.iteration}"
-        if where is None:
-            msg = (f"training interrupted at {done}; no checkpoint_dir was given, so nothing was "
-                   f"saved (calling train() again on this Trainer continues)")
-        else:
-            msg = (f"training interrupted at {done}; checkpoint written to {where}. Resume with "
-                   f"Trainer.from_checkpoint({where!r}, model, data).train()")
-        raise TrainingInterrupted(msg, where, self.iteration)
+        raise interrupted(self._save_checkpoint(), self.epoch, self.iteration, self._stop_signal)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _write_metrics(self) -> None:
         if self.checkpoint_dir is not None and self.world.is_root:
-            write_metrics(os.path.join(self.checkpoint_dir, METRICS_NAME), self.history)
+            write_metrics(os.path.join(self.checkpoint_dir, METRICS_NAME), self.history,
+                          self.run_id)
 
     def _save_checkpoint(self) -> str | None:
         path = self.checkpoint_path
@@ -332,6 +343,7 @@ class Trainer:
                     else "no checkpoint was saved")
             raise OSError(e.errno, f"{e.strerror or e} while writing the checkpoint after "
                                    f"iteration {self.iteration}; {kept}", path) from e
+        self._saved = (path, self.iteration)
         return path
 
     def resume(self, path: str) -> "Trainer":
@@ -345,13 +357,7 @@ class Trainer:
         try:
             saved = meta["config"]
             mine = json.loads(json.dumps(self.config()))  # compare as stored (tuples as lists)
-            diff = differences(saved, mine) + recorded_diff(saved, mine, "data_checksum")
-            if diff:
-                raise ValueError("settings differ: " + "; ".join(diff))
-            if meta.get("world_size", 1) != self.world.size:
-                raise ValueError(f"the checkpoint was written by {meta.get('world_size', 1)} "
-                                 f"ranks, this run has {self.world.size}: expected the same "
-                                 f"world size")
+            check_resumable(saved, mine, meta.get("world_size", 1), self.world.size)
             restore_checkpoint(arrays, meta, model=self.model, optimizer=self.optimizer,
                                batches=self.batches)
             # After the parameters loaded (a shape mismatch names the parameter there): what
@@ -369,17 +375,20 @@ class Trainer:
                 self.epochs)
             if note:
                 self.history.add_note(self.iteration, note)
-        except (KeyError, TypeError) as e:
+            self.run_info["run_id"] = (saved.get("run_info") or {}).get("run_id", self.run_id)
+        except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: cannot resume from this checkpoint: {e}") from None
-        except ValueError as e:
-            raise ValueError(f"{path}: cannot resume from this checkpoint: {e}") from None
+        check_epochs_left("epochs", self.epochs, self.epoch, path)
+        self._resumed_from, self._saved = path, (path, self.iteration)
         return self
 
     @classmethod
     def from_checkpoint(cls, path: str, model, data, **overrides) -> "Trainer":
         """A Trainer with the settings saved in ``path`` (``overrides`` replace some, e.g. a larger
         ``epochs``, another device, learning rate or schedule), resumed from it.
-        ``checkpoint_dir`` defaults to the checkpoint's folder."""
+        ``checkpoint_dir`` defaults to the checkpoint's folder.  ``path`` may be the run's
+        folder."""
+        path = checkpoint_file(path)
         _, meta = load_checkpoint(path)
         overrides = {"checkpoint_dir": os.path.dirname(os.path.abspath(path)), **overrides}
         settings = saved_settings(meta.get("config", {}), path, overrides)

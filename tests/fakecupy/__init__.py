@@ -2,22 +2,29 @@
 the real kernels/*.cu run through the g++ host emulation, and counters of what a GPU would pay.
 
 Installed only by the ``fake_cupy`` fixture (:mod:`fakecupy.plugin`), which puts this package
-in ``sys.modules["cupy"]`` for one test and restores whatever was there (real CuPy included).
-It provides the subset of CuPy that gpucnn uses, behaving like CuPy where gpucnn's correctness
-depends on it:
+in ``sys.modules["cupy"]`` for one test and restores whatever was there (real CuPy included);
+``tests/fakecupy/shim`` on PYTHONPATH installs it for a whole process (a rehearsal of the GPU
+acceptance run).  It provides the subset of CuPy that gpucnn uses and refuses what CuPy
+refuses; each rule names the CuPy source it mirrors, and tests/test_fakecupy_api.py holds its
+names and signatures to the installed CuPy's:
 
 - ``ndarray``: its class lives in module ``cupy`` (gpucnn's device detection sees "cuda");
   every result of arithmetic, ufuncs, reductions and indexing is one again.  Implicit
   conversion to NumPy (``np.asarray``) raises TypeError, and so does mixing a NumPy array into
-  an operation, as in CuPy.
+  an operation, as in CuPy; so does an array of another device (:mod:`fakecupy._array`).
+- Devices: the host's GPUs, ``CUDA_VISIBLE_DEVICES``, the current device, which devices got a
+  context, the driver's CUDA version (:mod:`fakecupy._devices`).
+- Memory: pools that hand freed chunks out again per device and stream, as CuPy's do
+  (:mod:`fakecupy._memory`).
 - ``RawModule(code, options, name_expressions)``: kernels compiled by g++ with
   ``tests/emulation/cuda_host.h``, template instantiations and plain ``extern "C"`` entry
   points alike.
-- ``cuda.Stream`` / ``cuda.Event``: enough ordering to catch a device buffer read or released
-  while an asynchronous upload into it is in flight (see :mod:`fakecupy._stream`).
+- ``cuda.Stream`` / ``cuda.Event``: every write is in flight on its stream until ordered, so a
+  buffer read or released too early is caught (:mod:`fakecupy._stream`).
 - ``Stream.begin_capture`` / ``end_capture`` -> ``cuda.Graph``: a capture records the work
-  issued and runs none of it (see :mod:`fakecupy._graph`); ``cuda.MemoryPool`` and
-  ``cuda.using_allocator`` route allocations to a pool of their own.
+  issued and runs none of it; syncs, transfers and cuBLAS calls are refused during one
+  (:mod:`fakecupy._graph`).
+- ``cuda.nccl``: NCCL's communicator over MPI (:mod:`fakecupy._nccl`).
 - :func:`counting`: launches (each RawModule call, ufunc, reduction, matmul or copy), device
   allocations, uploads and device-to-host synchronisations, with where they happened.
 """
@@ -30,7 +37,7 @@ from ._array import ndarray  # noqa: F401
 from ._count import Counter, counting, phase  # noqa: F401
 from ._functions import *  # noqa: F401,F403
 from ._functions import linalg  # noqa: F401
-from ._memory import pool as _pool
+from . import _memory
 from ._rawmodule import RawKernel, RawModule  # noqa: F401
 
 __version__ = "0.0.0+stand-in"
@@ -54,11 +61,11 @@ for _name in ("add", "subtract", "multiply", "divide", "true_divide", "floor_div
 
 
 def get_default_memory_pool():
-    return _pool
+    return _memory.pool
 
 
 def get_default_pinned_memory_pool():
-    return _pool
+    return _memory.pool
 
 
 def modules() -> dict:
@@ -68,5 +75,15 @@ def modules() -> dict:
     me = sys.modules[__name__]
     return {"cupy": me, "cupy.cuda": cuda, "cupy.cuda.runtime": cuda.runtime,
             "cupy.cuda.memory": cuda.memory, "cupy.cuda.compiler": cuda.compiler,
-            "cupy.cuda.nvrtc": cuda.nvrtc,
+            "cupy.cuda.nvrtc": cuda.nvrtc, "cupy.cuda.nccl": cuda.nccl,
             "cupy.linalg": linalg}
+
+
+def reset() -> None:
+    """A fresh process on the host the environment describes (fakecupy._devices): devices,
+    memory, streams."""
+    from . import _devices, _stream
+
+    _devices.reset()
+    _memory.reset()
+    _stream.reset()

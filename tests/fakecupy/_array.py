@@ -2,38 +2,38 @@
 
 The array wraps a NumPy array rather than subclassing it: ``np.asarray`` never asks a subclass
 before viewing its memory, so only a wrapper can refuse implicit conversion to the host as CuPy
-does.  Every operation unwraps its inputs (refusing NumPy arrays, as CuPy's kernels do), runs in
-NumPy and wraps the result, counting one launch per elementwise op, reduction, matmul or copy,
-and one allocation per result that owns a new buffer (views are free).
+does.  Every operation unwraps its inputs (refusing NumPy arrays, as CuPy's kernels do, and
+arrays of another device than the current one, as CuPy's ``_check_peer_access`` does where
+peer access is unavailable: cupy/_core/_kernel.pyx), runs in NumPy and wraps the result,
+counting one launch per elementwise op, reduction, matmul or copy, and one allocation per
+result that owns a new buffer (views are free).  A new buffer is a chunk of the current pool
+(fakecupy._memory) and every write is in flight on its stream until ordered
+(fakecupy._stream).
 """
 from __future__ import annotations
 
 import numbers
-import weakref
 
 import numpy as np
 
-from . import _count, _graph, _memory, _stream
-from ._memory import MemoryPointer
+from . import _count, _devices, _graph, _memory, _stream
+from ._buffers import new as _new, on_stream as _on_stream, root as _root, shadow as _shadow
+from ._buffers import strides as _strides
 
 IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to "
             "construct a NumPy array explicitly.")
+CUBLAS_PRODUCTS = ("matmul", "dot", "inner", "tensordot")
 
 
-def _root(a: np.ndarray) -> np.ndarray:
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return a
-
-
-def _device(x, role="argument"):
-    """The NumPy array inside a stand-in array (checking its upload is ordered); scalars pass."""
+def _device(x, role="argument", same_device=True):
+    """The NumPy array inside a stand-in array, checking its device and that its last write is
+    ordered before the current stream's work; scalars pass."""
     if isinstance(x, ndarray):
-        up = x._up
-        if up is not None and not up.ordered:
-            raise _stream.StreamOrderError(
-                f"{up.what} read on {_stream.get_current_stream()!r} while its copy on "
-                f"{up.stream!r} is in flight: wait for the copy's event first")
+        if same_device and x._dev != _devices.host.current:
+            raise ValueError(f"The device where the array resides ({x._dev}) is different from "
+                             f"the current device ({_devices.host.current}). Peer access is "
+                             f"unavailable between these devices.")
+        _stream.check_read(_root(x._a), f"device array {x._a.dtype}{x._a.shape}")
         return x._a
     if isinstance(x, np.ndarray):
         raise TypeError(f"{role}=numpy.ndarray{x.shape}: expected a cupy array (CuPy refuses host "
@@ -45,7 +45,8 @@ def _device(x, role="argument"):
 
 def _wrap(r, sources=(), launch=None):
     """Wrap NumPy result ``r`` (0-d results of NumPy come back as scalars; CuPy keeps arrays).
-    A result in a buffer none of ``sources`` owns is an allocation."""
+    A result in a buffer none of ``sources`` owns goes to a new buffer: an allocation, written
+    on the current stream."""
     if isinstance(r, tuple):
         return tuple(_wrap(x, sources, launch) for x in r)
     if launch is not None:
@@ -53,29 +54,38 @@ def _wrap(r, sources=(), launch=None):
     if not isinstance(r, np.ndarray):
         r = np.asarray(r)
     root = _root(r)
-    src = [s for s in sources if isinstance(s, ndarray)]
     out = ndarray.__new__(ndarray)
-    out._a, out._up = r, None
-    owners = [s for s in src if _root(s._a) is root]
+    owners = [s for s in sources if isinstance(s, ndarray) and _root(s._a) is root]
     if owners:
-        out._up = owners[0]._up
-    else:
-        _allocated(root)
+        out._a, out._dev = r, owners[0]._dev
+        return out
+    out._a, out._dev = _new(r.shape, r.dtype, _strides(r.shape, r.itemsize, r.strides)), \
+        _devices.host.current
+    np.copyto(out._a, r)
+    _stream.wrote(out._a, launch or "a new array")
     return out
 
 
-def _allocated(root: np.ndarray) -> None:
-    _count.allocation(root.shape, root.dtype)
-    pool = _memory.current_pool()
-    pool.malloc(root.nbytes)
-    weakref.finalize(root, pool.free, root.nbytes)
-    _graph.allocated(root)
+def _record_redo(result, fn, args, kwargs, name):
+    """Inside a capture: redo ``fn`` into ``result``'s memory at each launch."""
+    if _graph.active is None:
+        return
+    targets, sargs, skwargs = _shadow([a._a for a in (result if isinstance(result, tuple)
+                                                      else (result,))]), _shadow(args), \
+        _shadow(kwargs)
+
+    def replay():
+        value = fn(*sargs, **skwargs)
+        for t, v in zip(targets, value if isinstance(result, tuple) else (value,)):
+            np.copyto(t, v, casting="unsafe")
+
+    _graph.record(replay, name)
 
 
-def _redo(result, value) -> None:
-    """Write a recomputed ``value`` into the buffers of a captured operation's ``result``."""
-    for a, v in (zip(result, value) if isinstance(result, tuple) else ((result, value),)):
-        np.copyto(a._a, v, casting="unsafe")
+def _refuse_cublas(name, dargs, result_size):
+    if name in CUBLAS_PRODUCTS and _graph.active is not None \
+            and _graph.product_uses_cublas(np.asarray(dargs[0]), np.asarray(dargs[1]), result_size):
+        _graph.refuse_cublas(name)
 
 
 def _call(name, fn, args, kwargs):
@@ -84,14 +94,21 @@ def _call(name, fn, args, kwargs):
     if "out" in kwargs and kwargs["out"] is not None:
         out = kwargs["out"]
         kwargs = dict(kwargs, out=_device(out, "out"))
+        _refuse_cublas(name, dargs, np.size(kwargs["out"]))
         fn(*dargs, **kwargs)
         _count.launch(name)
-        _graph.record(lambda: fn(*dargs, **kwargs), name)
+        for o in (out if isinstance(out, tuple) else (out,)):
+            _stream.wrote(_root(o._a), name)
+        if _graph.active is not None:
+            sargs, skwargs = _shadow(dargs), _shadow(kwargs)
+            _graph.record(lambda: fn(*sargs, **skwargs), name)
         return out
     dkwargs = {k: _device(v, k) for k, v in kwargs.items()}
+    value = fn(*dargs, **dkwargs)
+    _refuse_cublas(name, dargs, np.size(value))
     flat = [a for a in args for a in (a if isinstance(a, (list, tuple)) else (a,))]
-    result = _wrap(fn(*dargs, **dkwargs), flat, name)
-    _graph.record(lambda: _redo(result, fn(*dargs, **dkwargs)), name)
+    result = _wrap(value, flat, name)
+    _record_redo(result, fn, dargs, dkwargs, name)
     return result
 
 
@@ -102,7 +119,7 @@ def _copied(name, fn, self, *args, **kwargs):
     new = _root(r) is not _root(self._a)
     result = _wrap(r, (self,), name if new else None)
     if new:
-        _graph.record(lambda: _redo(result, fn(source, *args, **kwargs)), name)
+        _record_redo(result, fn, (source, *args), kwargs, name)
     return result
 
 
@@ -110,7 +127,7 @@ def _copy(self, how, name="copy"):
     """A copy kernel: ``how(source)`` into a new buffer."""
     source = _device(self)
     result = _wrap(how(source), (self,), name)
-    _graph.record(lambda: _redo(result, how(source)), name)
+    _record_redo(result, how, (source,), {}, name)
     return result
 
 
@@ -118,15 +135,17 @@ class ndarray:
     """``cupy.ndarray`` on the host; ``type(a).__module__`` is ``cupy`` for device detection."""
 
     __module__ = "cupy"
-    __slots__ = ("_a", "_up", "__weakref__")
+    __slots__ = ("_a", "_dev", "__weakref__")
     __array_priority__ = 100.0
 
-    def __init__(self, shape, dtype=float, order="C"):
+    def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C"):
+        if memptr is not None:
+            raise NotImplementedError("memptr: arrays over given memory are not modelled by "
+                                      "the stand-in")
         shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
-        # before host RAM
-        _memory.current_pool().check(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
-        self._a, self._up = np.empty(shape, dtype, order=order), None
-        _allocated(self._a)
+        itemsize = np.dtype(dtype).itemsize
+        self._a = _new(shape, dtype, strides or _strides(shape, itemsize, order=order))
+        self._dev = _devices.host.current
 
     # -- attributes that read no data
     shape = property(lambda self: self._a.shape)
@@ -139,7 +158,9 @@ class ndarray:
     flags = property(lambda self: self._a.flags)
     T = property(lambda self: _wrap(self._a.T, (self,)))
     # cupy.cuda.MemoryPointer: ``ptr`` is the device address of the first element
-    data = property(lambda self: MemoryPointer(self._a.ctypes.data))
+    data = property(lambda self: _memory.MemoryPointer(
+        _memory._Address(self._a.ctypes.data, self._dev), 0))
+    device = property(lambda self: _devices.Device(self._dev))
 
     def __len__(self):
         return len(self._a)
@@ -151,11 +172,15 @@ class ndarray:
     def __array__(self, *args, **kwargs):
         raise TypeError(IMPLICIT)
 
-    def get(self, stream=None, order="C", out=None):
+    def get(self, stream=None, order="C", out=None, blocking=True):
+        """The host copy, made on ``stream`` (the current one), which the host then waits for;
+        any device (CuPy switches to the array's)."""
         _graph.refuse("ndarray.get", "the current stream is capturing, so synchronous API calls "
                                      "are disallowed")
         _count.sync("ndarray.get")
-        a = np.array(_device(self), order=order)
+        with _on_stream(stream):
+            a = np.array(_device(self, same_device=False), order=order)
+            _stream.host_waited()
         if out is None:
             return a
         out[...] = a
@@ -165,7 +190,9 @@ class ndarray:
         _graph.refuse(what, "the current stream is capturing, so synchronous API calls are "
                             "disallowed")
         _count.sync(what)
-        return convert(_device(self))
+        value = convert(_device(self, same_device=False))
+        _stream.host_waited()
+        return value
 
     def __float__(self):
         return self._scalar("float()", float)
@@ -199,6 +226,8 @@ class ndarray:
 
     # -- uploads
     def set(self, arr, stream=None):
+        """A copy from the host on ``stream`` (the current one): in flight for other streams
+        until ordered (fakecupy._stream)."""
         if isinstance(arr, ndarray) or not isinstance(arr, np.ndarray):
             raise TypeError(f"arr={type(arr).__name__}: expected a numpy.ndarray")
         if arr.shape != self.shape:
@@ -208,13 +237,9 @@ class ndarray:
         _graph.refuse("ndarray.set", "the current stream is capturing, so H2D transfers are "
                                      "disallowed")
         self._a[...] = arr
-        if stream is None or stream is _stream.get_current_stream():
-            _count.upload("blocking")
-            return
-        _count.upload("async")
-        up = stream.enqueue_upload(f"device array {self.dtype}{self.shape}")
-        self._up = up
-        weakref.finalize(_root(self._a), _stream.released, up)
+        current = _stream.get_current_stream()
+        _count.upload("blocking" if stream is None or stream is current else "async")
+        _stream.wrote(_root(self._a), f"device array {self.dtype}{self.shape}", stream, "copy")
 
     # -- ufuncs, NumPy functions and operators
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
@@ -239,17 +264,23 @@ class ndarray:
                                   "copy" if isinstance(value, ndarray) else "fill")
         dest[key] = value
         _count.launch(name)
-        _graph.record(lambda: dest.__setitem__(key, value), name)
+        _stream.wrote(_root(dest), name)
+        if _graph.active is not None:
+            sdest, skey, svalue = _shadow(dest), _shadow(key), _shadow(value)
+            _graph.record(lambda: sdest.__setitem__(skey, svalue), name)
 
     # -- shape and type
-    def reshape(self, *shape, order="C"):
+    def reshape(self, *shape, order="C", copy=None):
+        """A view where the memory allows (``copy=None``), else a copy kernel."""
+        if copy is not None:
+            raise NotImplementedError("reshape(copy=...): not modelled by the stand-in")
         return _copied("copy", np.reshape, self, shape[0] if len(shape) == 1 else shape, order=order)
 
     def transpose(self, *axes):
         return _wrap(self._a.transpose(*axes), (self,))
 
-    def swapaxes(self, a, b):
-        return _wrap(self._a.swapaxes(a, b), (self,))
+    def swapaxes(self, axis1, axis2):
+        return _wrap(self._a.swapaxes(axis1, axis2), (self,))
 
     def squeeze(self, axis=None):
         return _wrap(self._a.squeeze(axis), (self,))
@@ -257,10 +288,12 @@ class ndarray:
     def ravel(self, order="C"):
         return _copied("copy", np.ravel, self, order=order)
 
-    def flatten(self):
-        return _copy(self, np.ndarray.flatten)
+    def flatten(self, order="C"):
+        return _copy(self, lambda a: a.flatten(order))
 
-    def view(self, dtype=None):
+    def view(self, dtype=None, type=None):
+        if type is not None:
+            raise NotImplementedError("view(type=...): not modelled by the stand-in")
         return _wrap(self._a.view(dtype) if dtype is not None else self._a.view(), (self,))
 
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
@@ -275,7 +308,10 @@ class ndarray:
         dest, value = _device(self), _device(value, "value")
         dest.fill(value)
         _count.launch("fill")
-        _graph.record(lambda: dest.fill(value), "fill")
+        _stream.wrote(_root(dest), "fill")
+        if _graph.active is not None:
+            sdest = _shadow(dest)
+            _graph.record(lambda: sdest.fill(value), "fill")
 
     # -- reductions and products: one kernel each
     def _reduce(name):  # noqa: N805  (a class-body helper that builds methods)

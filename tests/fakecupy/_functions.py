@@ -2,15 +2,17 @@
 ``__array_function__`` dispatch, so ``np.mean(device_array)`` stays on the device as in CuPy)."""
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from . import _count, _graph
-from ._array import _call, _device, _wrap, ndarray
+from ._array import _call, _device, _record_redo, _wrap, ndarray
 
 
-def asnumpy(a, stream=None, order="C", out=None):
+def asnumpy(a, stream=None, order="C", out=None, blocking=True):
     if isinstance(a, ndarray):
-        return a.get(stream=stream, order=order, out=out)
+        return a.get(stream=stream, order=order, out=out, blocking=blocking)
     return np.asarray(a, order=order)
 
 
@@ -22,16 +24,16 @@ def _upload(a, dtype=None, order="C"):
     return _wrap(r)
 
 
-def asarray(a, dtype=None, order=None):
+def asarray(a, dtype=None, order=None, *, copy=None, blocking=False):
     if isinstance(a, ndarray):
         return a if dtype is None or np.dtype(dtype) == a.dtype else a.astype(dtype)
     return _upload(a, dtype, order or "C")
 
 
-def array(a, dtype=None, copy=True, order="K", ndmin=0):
-    if isinstance(a, ndarray):
-        return a.astype(dtype or a.dtype, copy=copy)
-    return _upload(a, dtype, "C" if order in ("K", "A") else order)
+def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, blocking=False):
+    if isinstance(obj, ndarray):
+        return obj.astype(dtype or obj.dtype, copy=copy)
+    return _upload(obj, dtype, "C" if order in ("K", "A") else order)
 
 
 def ascontiguousarray(a, dtype=None):
@@ -47,11 +49,11 @@ def get_array_module(*args):
 
 # -- creation: an allocation; filling it is one kernel
 def empty(shape, dtype=float, order="C"):
-    return ndarray(shape, dtype, order)
+    return ndarray(shape, dtype, order=order)
 
 
 def _filled(shape, dtype, value, order="C"):
-    out = ndarray(shape, dtype, order)
+    out = ndarray(shape, dtype, order=order)
     out.fill(value)
     return out
 
@@ -75,29 +77,29 @@ def _like(a, dtype):
     return a.shape, a.dtype if dtype is None else dtype
 
 
-def empty_like(a, dtype=None, order="C", shape=None):
-    s, d = _like(a, dtype)
+def empty_like(prototype, dtype=None, order="C", subok=None, shape=None):
+    s, d = _like(prototype, dtype)
     return empty(s if shape is None else shape, d, order)
 
 
-def zeros_like(a, dtype=None, order="C", shape=None):
+def zeros_like(a, dtype=None, order="C", subok=None, shape=None):
     s, d = _like(a, dtype)
     return zeros(s if shape is None else shape, d, order)
 
 
-def ones_like(a, dtype=None, order="C", shape=None):
+def ones_like(a, dtype=None, order="C", subok=None, shape=None):
     s, d = _like(a, dtype)
     return ones(s if shape is None else shape, d, order)
 
 
-def full_like(a, fill_value, dtype=None, order="C", shape=None):
+def full_like(a, fill_value, dtype=None, order="C", subok=None, shape=None):
     s, d = _like(a, dtype)
     return full(s if shape is None else shape, fill_value, d, order)
 
 
 def arange(*args, **kwargs):
     result = _wrap(np.arange(*args, **kwargs), (), "arange")
-    _graph.record(lambda: np.copyto(result._a, np.arange(*args, **kwargs)), "arange")
+    _record_redo(result, np.arange, args, kwargs, "arange")
     return result
 
 
@@ -113,14 +115,14 @@ def _kernel(name):
 
 
 for _name in ("sum", "mean", "max", "min", "prod", "argmax", "argmin", "any", "all", "var", "std",
-              "dot", "where", "clip", "stack", "concatenate", "cumsum", "count_nonzero",
-              "allclose", "array_equal"):
+              "dot", "inner", "tensordot", "where", "clip", "stack", "concatenate", "cumsum",
+              "count_nonzero", "allclose", "array_equal"):
     globals()[_name] = _kernel(_name)
 
 
 # -- views: no kernel unless NumPy had to copy
-def reshape(a, shape, order="C"):
-    return _device_arg(a).reshape(shape, order=order)
+def reshape(a, newshape, order="C", copy=None):
+    return _device_arg(a).reshape(newshape, order=order, copy=copy)
 
 
 def transpose(a, axes=None):
@@ -143,8 +145,8 @@ def ndim(a):
     return _device_arg(a).ndim
 
 
-def size(a):
-    return _device_arg(a).size
+def size(a, axis=None):
+    return _device_arg(a).size if axis is None else _device_arg(a).shape[axis]
 
 
 def _device_arg(a):
@@ -153,9 +155,10 @@ def _device_arg(a):
     return a
 
 
-def norm(x, ord=None, axis=None, keepdims=False):
+def _norm(x, ord=None, axis=None, keepdims=False):
     return _call("norm", np.linalg.norm, (x,), {"ord": ord, "axis": axis, "keepdims": keepdims})
 
 
-class linalg:  # noqa: N801  (a namespace, as ``cupy.linalg`` is a module)
-    norm = staticmethod(norm)
+linalg = types.ModuleType("cupy.linalg", "The stand-in's cupy.linalg.")
+linalg.norm = _norm
+_norm.__name__ = "norm"

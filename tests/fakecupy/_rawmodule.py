@@ -19,14 +19,14 @@ import tempfile
 
 import numpy as np
 
-from . import _count, _graph
-from ._array import _device, ndarray
+from . import _count, _graph, _stream
+from ._array import _device, _root, ndarray
 
 HEADER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "emulation",
                       "cuda_host.h")
-CXX_FLAGS = ("-std=c++20", "-pthread", "-O1", "-shared", "-fPIC", "-w")
-# NVRTC knows these without a header; the host compiler needs them spelled out.
-PRELUDE = "#ifndef __launch_bounds__\n#define __launch_bounds__(...)\n#endif\n"
+# EMU_FIBERS: a block's threads as fibers, not host threads (tests/emulation/cuda_host.h): the
+# stand-in runs whole training steps, where a futex per barrier made a step take seconds
+CXX_FLAGS = ("-std=c++20", "-pthread", "-O1", "-shared", "-fPIC", "-w", "-DEMU_FIBERS")
 _KERNEL = re.compile(r'__global__\s+(?:__launch_bounds__\([^)]*\)\s+)?void\s+'
                      r'(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(')
 _EXTERN_C_BLOCK = re.compile(r'extern\s+"C"\s*\{')
@@ -41,7 +41,7 @@ _libraries: dict[str, ctypes.CDLL] = {}
 class CompileException(Exception):
     """``cupy.cuda.compiler.CompileException``: the compiler's log is the message."""
 
-    def __init__(self, msg, source="", name="", options=()):
+    def __init__(self, msg, source="", name="", options=(), backend="nvrtc"):
         super().__init__(msg)
         self._msg = msg
 
@@ -118,7 +118,7 @@ class RawModule:
         self._lib = None
 
     def _launcher(self) -> str:
-        lines = [PRELUDE, f'#include "{HEADER}"', self.code]
+        lines = [f'#include "{HEADER}"', self.code]
         lines += [f'extern "C" void {sym}(unsigned grid, unsigned block, void** args) '
                   f'{{ emu::launch_packed(grid, block, &{expr}, args); }}'
                   for expr, sym in self._symbols.items()]
@@ -190,12 +190,14 @@ class Function:
 
     def __call__(self, grid, block, args, shared_mem=0, stream=None):
         g, b = _dim(grid, "grid"), _dim(block, "block")
-        keep = []
+        keep, touched = [], []  # ctypes arguments; buffers the kernel may write
         for pos, a in enumerate(args):
             if isinstance(a, ndarray):
                 keep.append(ctypes.c_void_p(_device(a).ctypes.data))
+                touched.append(_root(a._a))
             elif isinstance(a, np.ndarray) and a.size == 1:  # by value, as CuPy passes it
                 keep.append((ctypes.c_char * a.nbytes).from_address(a.ctypes.data))
+                touched += _pointed_to(a)
             elif isinstance(a, np.ndarray):
                 raise TypeError(f"args[{pos}]=numpy.ndarray{a.shape}: only NumPy arrays of size "
                                 f"one pass by value; pass a cupy array for device memory")
@@ -208,7 +210,24 @@ class Function:
                 raise TypeError(f"args[{pos}]={type(a).__name__}: expected a cupy array or a scalar")
         ptrs = (ctypes.c_void_p * len(keep))(*[ctypes.addressof(k) for k in keep])
         _count.launch(self.name)
+        before = [(r, r.copy()) for r in touched]
         self._entry(ctypes.c_uint(g), ctypes.c_uint(b), ptrs)
-        # a replay holds the arguments (the struct bytes and arrays keep[] points into)
-        _graph.record(lambda held=(keep, args): self._entry(ctypes.c_uint(g), ctypes.c_uint(b),
-                                                            ptrs), self.name)
+        for root, saved in before:  # what it wrote is in flight on the current stream
+            if not np.array_equal(root, saved, equal_nan=root.dtype.kind in "fc"):
+                _stream.wrote(root, self.name)
+        # a replay holds the ctypes arguments, the host structs they point into and the memory
+        # blocks, not the arrays: a buffer the program drops goes back to the pool
+        held = (keep, [a for a in args if isinstance(a, np.ndarray)],
+                [_stream.buffers[id(r)].block for r in touched])
+        _graph.record(lambda held=held: self._entry(ctypes.c_uint(g), ctypes.c_uint(b), ptrs),
+                      self.name)
+
+
+def _pointed_to(struct: np.ndarray) -> list:
+    """The live device buffers a by-value struct's 64-bit unsigned fields point into (a table
+    of addresses, such as sgd_update_all's): the kernel may write them."""
+    addresses = {int(v) for name in struct.dtype.names or ()
+                 if struct.dtype[name].base == np.uint64 for v in np.ravel(struct[name]) if v}
+    return [root for root in list(_graph._live.values())
+            if any(root.ctypes.data <= p < root.ctypes.data + max(root.nbytes, 1)
+                   for p in addresses)]

@@ -55,13 +55,16 @@ def installed():
     from fakecupy import _stream
     from gpucnn import device
 
+    if sys.modules.get("cupy") is fakecupy:  # the shim installed it for the whole process
+        yield from _fresh(fakecupy, device)
+        return
     real_cupy = _take(lambda n, m: _is_cupy(n))
     old_gpucnn = _take(_binds_cupy)
     old_status = device._cuda_status
     fake = fakecupy.modules()
     sys.modules.update(fake)
     device._cuda_status = None
-    _stream.reset()
+    fakecupy.reset()
     try:
         yield fakecupy
     finally:
@@ -77,8 +80,50 @@ def installed():
         raise AssertionError("stream ordering violated: " + "; ".join(_stream.violations))
 
 
+def _fresh(fakecupy, device):
+    """installed()'s body where the stand-in is ``cupy`` already: a fresh device for the block."""
+    from fakecupy import _stream
+
+    old_status = device._cuda_status
+    device._cuda_status = None
+    fakecupy.reset()
+    try:
+        yield fakecupy
+    finally:
+        if _stream.in_flight():
+            gc.collect()
+        device._cuda_status = old_status
+    if _stream.violations:
+        raise AssertionError("stream ordering violated: " + "; ".join(_stream.violations))
+
+
 @pytest.fixture
 def fake_cupy():
     """The stand-in ``cupy`` module (see :mod:`fakecupy`), installed for this test."""
     with installed() as cp:
         yield cp
+
+
+@pytest.fixture
+def fake_host(fake_cupy, monkeypatch):
+    """``fake_host(gpus=1, visible=None, driver=None, runtime=None)`` makes the stand-in a fresh
+    process on a host with ``gpus`` GPUs, ``CUDA_VISIBLE_DEVICES=visible`` (None: unset), a
+    driver for CUDA ``driver`` and CuPy built for CUDA ``runtime`` (e.g. 12040; None: the
+    stand-in's, and the driver the runtime's), as fakecupy._devices reads them from the
+    environment; returns that host (``.contexts``, ``.current``...)."""
+    from fakecupy import _devices
+    from gpucnn import device
+
+    def configure(gpus=1, visible=None, driver=None, runtime=None):
+        monkeypatch.setenv("FAKECUPY_GPUS", str(gpus))
+        for name, value in (("CUDA_VISIBLE_DEVICES", visible), ("FAKECUPY_DRIVER", driver),
+                            ("FAKECUPY_RUNTIME", runtime)):
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, str(value))
+        fake_cupy.reset()
+        device._cuda_status = None
+        return _devices.host
+
+    return configure

@@ -1,0 +1,147 @@
+"""The CPU's batch norm, ReLU passes and matmul (primitives of :mod:`gpucnn.primitives`,
+exported by :mod:`gpucnn.cpu`): native one-pass kernels split over the worker threads when the
+extension is built, else the NumPy reference (for batch norm, :mod:`gpucnn.batchnorm`'s array
+code); matmuls split over the same threads, OpenBLAS single-threaded in each
+(:mod:`gpucnn.cpu_runtime` says why).
+
+Batch norm natively reads x twice and writes out once per channel (NumPy's mean, var, subtract,
+scale and shift took seven passes and three temporaries), keeps x rather than a normalised copy
+for the backward, and with ``relu`` applies the ReLU in the same pass, its backward recomputing
+the mask from x.  The work is split by channels.  float32 results equal the reference within
+rounding (the sums are blocked, not pairwise; per-channel arithmetic in double); the ReLU passes
+equal NumPy's bit for bit.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import batchnorm, native
+from .cpu_runtime import one_blas_thread
+from .cpu_threads import split
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# Planes smaller than this go to NumPy: the kernels walk one channel's runs of H*W values, so
+# (N, D) features (1 value a run) and tiny maps are per-element scalar work there.
+MIN_PLANE = 8
+
+
+def _memory_views(*arrays):
+    """C-contiguous views of ``arrays`` when all are laid out alike in memory: C order, or an
+    (N, C, H, W) view of (C, N, H, W) memory (a conv output's on the NumPy path); else None."""
+    if all(a.flags.c_contiguous for a in arrays):
+        return arrays
+    if all(a.ndim == 4 and a.transpose(1, 0, 2, 3).flags.c_contiguous for a in arrays):
+        return [a.transpose(1, 0, 2, 3) for a in arrays]
+    return None
+
+
+def _native_elementwise(kernel, out, *inputs) -> bool:
+    """Runs native ``kernel(*inputs, out, i0=, i1=)`` over the elements split over the threads;
+    False (nothing done) when the arrays do not qualify (native off, other dtypes, layouts)."""
+    if not native.available or out.dtype not in _FLOATS or any(
+            a.dtype != out.dtype or a.shape != out.shape for a in inputs):
+        return False
+    views = _memory_views(*inputs, out)
+    if views is None:
+        return False
+    split(out.size, lambda i0, i1: kernel(*views, i0=i0, i1=i1), out.size, elementwise=True)
+    return True
+
+
+def relu_forward(x):
+    """max(x, 0); np.maximum propagates NaN."""
+    out = np.empty_like(x)
+    if _native_elementwise(native.relu_forward, out, x):
+        return out
+    return np.maximum(x, 0, out=out)
+
+
+def relu_backward(dout, out):
+    """dout * (out > 0): a multiply, not a select, so inf/NaN in dout propagate."""
+    dx = np.empty_like(out, dtype=dout.dtype)
+    if _native_elementwise(native.relu_backward, dx, dout, out):
+        return dx
+    return np.multiply(dout, out > 0, out=dx)
+
+
+def add_relu_forward(a, b):
+    """relu(a + b) in one pass (np.add then np.maximum without the native kernels)."""
+    out = np.empty_like(a, dtype=np.result_type(a, b))
+    if _native_elementwise(native.add_relu, out, a, b):
+        return out
+    np.add(a, b, out=out)
+    return np.maximum(out, 0, out=out)
+
+
+# A thread's share of a matmul is at least 2M multiply-adds (MIN_WORK_PER_THREAD * 32, ~40 us
+# on one core), what handing it to a worker costs.
+_MACS_PER_WORK = 32
+
+
+def matmul(a, b):
+    """a (M, K) @ b (K, N) -> (M, N) C-contiguous: split over the worker threads by rows of a or
+    columns of b, whichever operand is larger (each thread then reads half of it), each part
+    one single-threaded BLAS call."""
+    M, N = a.shape[0], b.shape[1]
+    out = np.empty((M, N), dtype=np.result_type(a, b))
+    by_rows = a.size >= b.size if min(M, N) > 1 else M > 1
+    if by_rows:
+        def part(i0, i1):
+            np.matmul(a[i0:i1], b, out=out[i0:i1])
+    else:
+        def part(i0, i1):
+            np.matmul(a, b[:, i0:i1], out=out[:, i0:i1])
+    with one_blas_thread():
+        split(M if by_rows else N, part, M * N * a.shape[1] // _MACS_PER_WORK)
+    return out
+
+
+class _Native(NamedTuple):
+    """What the native batch norm backward needs: x, the (4, C) per-channel statistics the
+    forward used (mean, 1/sqrt(var + eps), gamma/sqrt(var + eps), beta) and its mode."""
+    x: np.ndarray
+    stats: np.ndarray
+    train: bool
+    relu: bool
+
+
+def _native_bn(x) -> bool:
+    return native.available and x.dtype in _FLOATS and x.ndim == 4 and \
+        x.shape[2] * x.shape[3] >= MIN_PLANE
+
+
+def _unit_w(a):
+    """a, or a C-contiguous copy when its W axis is strided (the kernels read rows)."""
+    return a if a.strides[3] == a.itemsize or a.shape[3] == 1 else np.ascontiguousarray(a)
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, train: bool, momentum: float,
+                      eps: float, relu: bool):
+    """Native: channels split over the threads, out laid out like x; else the reference."""
+    if not _native_bn(x):
+        return batchnorm.forward(np, x, gamma, beta, running_mean, running_var, train, momentum,
+                                 eps, relu)
+    x = _unit_w(x)
+    out = np.empty_like(x)
+    stats = np.empty((4, x.shape[1]), dtype=x.dtype)
+    split(x.shape[1], lambda c0, c1: native.batchnorm_forward(
+        x, out, gamma, beta, running_mean, running_var, stats, train, momentum, eps, relu,
+        c0=c0, c1=c1), x.size, elementwise=True)
+    return out, _Native(x, stats, train, relu)
+
+
+def batchnorm_backward(dout, saved, need_dx: bool):
+    """dout is read in its own layout (cast to x's dtype); dx is laid out like x."""
+    if not isinstance(saved, _Native):
+        return batchnorm.backward(dout, saved, need_dx)
+    x, stats, train, relu = saved
+    dout = _unit_w(dout.astype(x.dtype, copy=False))
+    C = x.shape[1]
+    dgamma, dbeta = np.empty(C, dtype=x.dtype), np.empty(C, dtype=x.dtype)
+    dx = np.empty_like(x) if need_dx else None
+    split(C, lambda c0, c1: native.batchnorm_backward(dout, x, stats, dx, dgamma, dbeta, train,
+                                                      relu, c0=c0, c1=c1), x.size,
+          elementwise=True)
+    return dx, dgamma, dbeta
