@@ -85,7 +85,8 @@ def test_init_weights_fine_tunes_and_early_stop_ends_with_the_best(tmp_path, cap
     for k, v in start.items():  # lr 1e-9: the weights it started from, to float32 rounding
         np.testing.assert_allclose(final[k], v, rtol=1e-6, atol=1e-8)
     assert main(["train", "--resume", out, "--epochs", "8", "--no-progress"]) == 1
-    assert "stopped early after epoch 1; give a larger --early-stop" in _err(capsys)
+    assert ("stopped early at epoch 1, its best being epoch 0; expected --early-stop above 1 "
+            "to train on") in _err(capsys)
     three = str(tmp_path / "three")
     assert main(["train", *TINY, "--output", three, "--filters", "3", "--init-weights",
                  os.path.join(first, "weights.npz")]) == 1

@@ -81,9 +81,10 @@ def test_early_stopping_ends_with_the_best_weights_and_a_resume_keeps_them(data,
     assert (h.best_epoch, h.stopped_epoch, h.epochs) == (0, 2, 2) and t.stopped_early
     for k, v in t.model.state_dict().items():
         np.testing.assert_array_equal(v, h.best_params[k])
-    again = Trainer.from_checkpoint(str(tmp_path / "checkpoint.npz"), make_model(), data)
-    assert again.train().epochs == 2
-    assert_same_run(t, again)
+    # resumed as it ended, it would train nothing: refused, as gpucnn train --resume refuses
+    with pytest.raises(ValueError, match=r"early_stop=2: .* stopped early at epoch 2, its best "
+                                         r"being epoch 0; expected early_stop above 2"):
+        Trainer.from_checkpoint(str(tmp_path / "checkpoint.npz"), make_model(), data)
     longer = Trainer.from_checkpoint(str(tmp_path / "checkpoint.npz"), make_model(), data,
                                      early_stop=4)
     assert longer.train().epochs == 4 and longer.history.stopped_epoch == 4
@@ -243,7 +244,7 @@ def test_on_a_gpu_every_feature_resumes_bit_identical(tmp_path, graph):
 
 def _every_feature_on_cuda(tmp_path, graph):
     """Nesterov SGD (a graph can hold it) with augmentation, label smoothing, clipping, a
-    warmup, a start from saved weights and the best epoch by validation loss: the GPU run
+    warmup, a start from saved weights, and early stopping on validation loss: the GPU run
     (eager or a replayed graph) equals itself resumed mid-epoch (in the second epoch, after
     the capture); a graph's run equals the eager one bit for bit, and the eager one's loss the
     CPU run's to float32 rounding."""
@@ -251,17 +252,18 @@ def _every_feature_on_cuda(tmp_path, graph):
     from test_cuda_graph_fake import _data, _model, _same_run
 
     settings = {"optimizer": "nesterov", "optim_config": {"lr": 0.05}, "batch_size": 5,
-                "epochs": 2, "progress": False, "cuda_graph": graph, "augment": ["crop", "flip"],
+                "epochs": 3, "progress": False, "cuda_graph": graph, "augment": ["crop", "flip"],
                 "crop_pad": 1, "label_smoothing": 0.1, "clip_grad_norm": 0.5,
                 "schedule": "step", "step_size": 1, "gamma": 0.5, "warmup_epochs": 1,
                 "train_samples": 5, "val_samples": 5,  # one batch each: emulated kernels
-                "monitor": "val_loss", "early_stop": 5,  # are slow
+                "monitor": "val_loss", "early_stop": 2,  # are slow
                 "init_weights": str(tmp_path / "start.npz")}
     save_weights(settings["init_weights"], ThreeLayerConvNet(
         (3, 8, 8), num_filters=4, filter_size=3, hidden_dim=10, dropout=0.3, seed=7))
     full = Trainer(_model(), _data(), device="cuda", **settings)
     h = full.train()
-    assert h.lr == [0.025, 0.025, 0.05]
+    # val_loss rises from epoch 0 (random labels): early stopping ends the run after epoch 2
+    assert h.lr == [0.025, 0.025, 0.05] and h.stopped_epoch == 2
     if graph:  # the captured step holds the smoothing and the clipping: the eager run's bits,
         # multiplying with gemm.cu as every step of a graphed run does (test_cuda_graph_fake)
         from gpucnn import primitives

@@ -23,7 +23,8 @@ from ..models import ThreeLayerConvNet, build_model, model_from_config
 from ..specs import read_spec
 from ..train import Trainer, TrainingInterrupted, save_results
 from ..train.checkpoint import checkpoint_file, load_checkpoint
-from ..train.checks import check_batch_size, check_epochs_left
+from ..train.checks import (check_augment_images, check_batch_size, check_early_stop,
+                            check_epochs_left, check_stopped_early)
 from ..train.folder import CLI, check_run_folder, refuse_overwrite_on_resume
 from ..train.resume import saved_settings
 from ..train.schedule import SCHEDULE_KEYS
@@ -91,6 +92,7 @@ def run_train(args) -> int:
         labels = given_labels(args, TRAIN)
         spell = functools.partial(_spell, labels)
         check_together(v, spell)
+        check_early_stop(spell("early_stop"), v["early_stop"], spell("epochs"), v["epochs"])
         if v["model"] != "three-layer":
             ignored = [labels[k] for k in THREE_LAYER_ONLY if k in labels]
             if ignored:
@@ -160,6 +162,7 @@ def _new_run(v: dict, overwrite: bool, log, spell):
     dataset = load(v["dataset"], data_dir=v["data_dir"])
     check_batch_size(spell("batch_size"), v["batch_size"], len(dataset.y_train))
     shape, classes = dataset.meta.shape, dataset.meta.num_classes
+    check_augment_images(spell("augment"), v["augment"], shape, dataset.meta.name)
     model = (ThreeLayerConvNet(shape, num_classes=classes, seed=v["seed"], **three_layer_kwargs(v))
              if spec is None else build_model(spec, shape, reg=v["reg"], seed=v["seed"]))
     trainer = Trainer(model, dataset, optim_config=optim_config(v), checkpoint_dir=v["output"],
@@ -181,11 +184,11 @@ def _resume(path: str, given: dict, labels: dict, log):
     out = given.pop("output", None) or os.path.dirname(path) or "."
     settings = saved_settings(config, path, given)  # a new --schedule brings its own options
     check_epochs_left(spell("epochs"), settings["epochs"], meta.get("epoch", 0), path)
-    history = meta.get("history", {})
-    if history.get("stopped_epoch") is not None and "early_stop" not in given:
-        raise ValueError(f"--resume={path}: the run stopped early after epoch "
-                         f"{history['stopped_epoch']}; give a larger --early-stop to train on")
+    check_stopped_early(spell("early_stop"), settings["early_stop"], meta.get("history", {}),
+                        path)
     check_together({**settings, **settings["optim_config"]}, spell)
+    check_early_stop(spell("early_stop"), settings["early_stop"], spell("epochs"),
+                     settings["epochs"])
     if get_world().is_root:  # before loading the data: the folder must take this run's files
         check_run_folder(out, config["run_info"].get("run_id"), CLI, resumed_from=path,
                          iteration=meta.get("iteration", 0))

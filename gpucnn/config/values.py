@@ -94,6 +94,8 @@ def check_file(label, value, setting) -> str:
     """The path of an existing file."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
+    if isinstance(value, str) and os.path.isdir(value):
+        raise ValueError(f"{label}={value!r}: expected a file, found a folder")
     if not isinstance(value, str) or not os.path.isfile(value):
         raise ValueError(f"{label}={value!r}: no such file")
     return os.path.abspath(value)

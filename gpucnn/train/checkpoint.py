@@ -157,15 +157,25 @@ def write_weights(path: str, state: dict, config: dict | None, info: dict | None
 
 
 def load_parameters(model, path: str, label: str = "path") -> None:
-    """Load the parameters of a weights file (or a checkpoint) into ``model``: every name and
-    shape must match, else one ValueError line ``label=path: ...`` names the mismatch."""
+    """Load the parameters of a weights file (or a checkpoint) into ``model``: the inputs the
+    file's model took (when it records them) must be the model's (``model.check_input``), and
+    every name and shape must match, else one ValueError line ``label=path: ...`` names the
+    mismatch."""
     try:
-        arrays, _ = load_npz(path, "weights")
+        arrays, meta = load_npz(path, "weights")
+        config, info = meta.get("model"), meta.get("info")
     except ValueError as e:
         if "format 'checkpoint'" not in str(e):
             raise ValueError(f"{label}={path}: {e}") from None
-        arrays, _ = load_npz(path, "checkpoint")
+        arrays, meta = load_npz(path, "checkpoint")
+        config, info = (meta.get("config") or {}).get("model"), (meta.get("config") or {}).get(
+            "run_info")
+    taken = (config or {}).get("input_dim") if isinstance(config, dict) else None
     try:
+        if taken is not None and callable(getattr(model, "check_input", None)):
+            data = (info or {}).get("dataset") if isinstance(info, dict) else None
+            model.check_input(taken, "the model of these weights" + (f" (trained on {data})"
+                                                                     if data else ""))
         model.load_state_dict(prefixed(arrays, "param"))
     except ValueError as e:
         raise ValueError(f"{label}={path}: does not fit the model: {e}") from None

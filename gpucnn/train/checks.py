@@ -10,6 +10,7 @@ import hashlib
 import numpy as np
 
 from .. import config
+from ..data.augment import describe
 from ..device import to_device
 
 # Model settings that only shape the initial parameters, which a resume replaces.
@@ -104,6 +105,31 @@ def check_batch_size(label: str, batch_size: int, num_train: int) -> None:
     if batch_size > num_train:
         raise ValueError(f"{label}={batch_size}: expected at most the training-set size, "
                          f"{num_train} samples")
+
+
+def check_augment_images(label: str, augment, sample_shape, data: str = "X_train") -> None:
+    """Augmentations move pixels: they need image samples (C, H, W), not vectors."""
+    if augment and len(sample_shape) != 3:
+        raise ValueError(f"{label}={describe(augment)}: expected image data (N, C, H, W) to "
+                         f"augment; {data} has samples of shape {tuple(sample_shape)}")
+
+
+def check_early_stop(label: str, early_stop, epochs_label: str, epochs: int) -> None:
+    """A patience of ``epochs`` or more could never stop the run early: the setting would be
+    ignored."""
+    if early_stop is not None and early_stop >= epochs:
+        raise ValueError(f"{label}={early_stop}: expected fewer than {epochs_label}={epochs} "
+                         f"(the run would end before it could stop early)")
+
+
+def check_stopped_early(label: str, early_stop, history: dict, path: str) -> None:
+    """Resuming with a patience (``early_stop``, the resumed run's) that the run has already
+    spent since its best epoch would train nothing: early stopping ended it, or would at once."""
+    done, best = max(len(history.get("val_acc", ())) - 1, 0), history.get("best_epoch", 0)
+    if early_stop is not None and done - best >= early_stop:
+        how = "stopped early" if history.get("stopped_epoch") is not None else "is"
+        raise ValueError(f"{label}={early_stop}: {path} {how} at epoch {done}, its best being "
+                         f"epoch {best}; expected {label} above {done - best} to train on")
 
 
 def check_epochs_left(label: str, epochs: int, at_epoch: int, path: str) -> None:

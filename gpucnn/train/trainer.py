@@ -35,9 +35,10 @@ from ..data.augment import make_augment
 from ..distributed import rank_device, spread_random_streams, training_world
 from .. import config
 from ..optim import clip_grad_norm_, make_optimizer
-from .checks import (check_batch_size, check_epochs_left, check_model, check_outputs,
-                     check_split, data_checksum, optim_settings, quiet_numerics, recorded_diff,
-                     unpack_data)
+from .checks import (check_augment_images, check_batch_size, check_early_stop,
+                     check_epochs_left, check_model, check_outputs, check_split,
+                     check_stopped_early, data_checksum, optim_settings, quiet_numerics,
+                     recorded_diff, unpack_data)
 from .checkpoint import (CHECKPOINT_NAME, checkpoint_file, load_checkpoint, load_parameters,
                          prefixed, restore_checkpoint, save_checkpoint)
 from .folder import PYTHON, check_run_folder, new_run_id
@@ -92,6 +93,8 @@ class Trainer:
         self.optim_config = optim_settings(optim_config, optim)
         config.check_together({**s, **self.optim_config})
         self.batch_size, self.epochs, self.seed = s["batch_size"], s["epochs"], s["seed"]
+        check_early_stop("early_stop", s["early_stop"], "epochs", self.epochs)
+        check_augment_images("augment", s["augment"], X_train.shape[1:])
         self.checkpoint_every = s["checkpoint_every"]
         # the rank's GPU is taken before CUDA is probed, the check that no two share one after
         self.device = s["device"] = rank_device(s["device"])
@@ -379,6 +382,7 @@ class Trainer:
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: cannot resume from this checkpoint: {e}") from None
         check_epochs_left("epochs", self.epochs, self.epoch, path)
+        check_stopped_early("early_stop", self.settings["early_stop"], meta["history"], path)
         self._resumed_from, self._saved = path, (path, self.iteration)
         return self
 

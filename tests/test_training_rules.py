@@ -1,0 +1,75 @@
+"""Issue 24's rules on issue 26's settings: what depends on the data (a patience against the
+epochs, augmentation against the samples, a resume early stopping already ended, weights for
+other inputs) is refused in one line by the Trainer under its keyword and by 'gpucnn train'
+under its flag, decided once in gpucnn.train.checks; other spellings of the new settings get
+a suggestion."""
+import os
+
+import pytest
+
+from gpucnn.cli import main
+from gpucnn.models import ThreeLayerConvNet, build_model
+from gpucnn.train import Trainer, save_weights
+from strictness import TINY, one_error
+from test_train import SETTINGS, data, make_model  # noqa: F401
+
+
+def test_a_patience_the_run_cannot_use_up_is_refused(data, tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"^early_stop=3: expected fewer than epochs=3 \(the "
+                                         r"run would end before it could stop early\)$"):
+        Trainer(make_model(), data, **{**SETTINGS, "early_stop": 3})
+    out = str(tmp_path / "run")
+    assert main(["train", *TINY, "--early-stop", "1", "--output", out]) == 1
+    one_error(capsys, "--early-stop=1: expected fewer than --epochs=1")
+    assert not os.path.exists(out)
+
+
+def test_augmentation_needs_images(data):
+    flat = {k: v.reshape(len(v), -1) if k.startswith("X") else v for k, v in data.items()}
+    net = build_model([{"type": "linear", "out_features": 4}], (64,), seed=0)
+    with pytest.raises(ValueError, match=r"^augment=\['flip'\]: expected image data \(N, C, H, "
+                                         r"W\) to augment; X_train has samples of shape \(64,\)"):
+        Trainer(net, flat, **{**SETTINGS, "augment": ["flip"]})
+
+
+def test_a_resume_early_stopping_would_end_at_once_is_refused(data, tmp_path, capsys):
+    """Not only a run early stopping ended: one whose epochs since its best already reach the
+    patience given on resume would stop before training a step."""
+    ck = str(tmp_path / "ck")
+    Trainer(make_model(), data, checkpoint_dir=ck, **{**SETTINGS, "optimizer": "sgd",
+                                                      "optim_config": {"lr": 1e-12}}).train()
+    with pytest.raises(ValueError, match=r"early_stop=2: .*checkpoint.npz is at epoch 3, its "
+                                         r"best being epoch 0; expected early_stop above 3"):
+        Trainer.from_checkpoint(ck, make_model(), data, epochs=6, early_stop=2)
+    assert Trainer.from_checkpoint(ck, make_model(), data, epochs=5,
+                                   early_stop=4).train().epochs == 4
+
+
+def test_weights_for_other_inputs_are_refused_in_those_terms(data, tmp_path):
+    path = str(tmp_path / "w.npz")
+    save_weights(path, ThreeLayerConvNet((3, 8, 8), filters=4, filter_size=3, hidden=16),
+                 {"dataset": "cifar-ish"})
+    with pytest.raises(ValueError, match=rf"^init_weights={path}: does not fit the model: the "
+                                         r"model takes 1x8x8 inputs, but the model of these "
+                                         r"weights \(trained on cifar-ish\) is 3x8x8"):
+        Trainer(make_model(), data, init_weights=path, **SETTINGS)
+    with pytest.raises(ValueError, match=r"init_weights='.*': expected a file, found a folder"):
+        Trainer(make_model(), data, init_weights=str(tmp_path), **SETTINGS)
+
+
+def test_a_new_rate_from_python_resumes_as_the_flag_does(data, tmp_path):
+    ck = str(tmp_path / "ck")
+    Trainer(make_model(), data, checkpoint_dir=ck, **{**SETTINGS, "epochs": 1}).train()
+    t = Trainer.from_checkpoint(ck, make_model(), data, epochs=2, lr=0.01)
+    assert t.optim_config["lr"] == 0.01 and t.optimizer.lr == 0.01
+    assert t.history.notes[-1]["note"] == "resumed with lr 0.045 -> 0.01"  # after lr_decay 0.9
+
+
+@pytest.mark.parametrize("key, hint", [("scheduler", "schedule"), ("patience", "early_stop"),
+                                       ("max_grad_norm", "clip_grad_norm"),
+                                       ("wd", "weight_decay"), ("augmentation", "augment")])
+def test_other_spellings_of_the_new_settings_get_a_suggestion(tmp_path, capsys, key, hint):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f"{key} = 1\n")
+    assert main(["train", *TINY, "--config", str(cfg), "--output", str(tmp_path / "r")]) == 1
+    one_error(capsys, f"unknown setting {key!r} (did you mean {hint!r}?)")
