@@ -165,10 +165,11 @@ def plot_curves(path: str, cells: list[dict], title: str) -> str | None:
     return _save(plt, fig, path)
 
 
-def plot_run(path: str, metrics: dict, title: str) -> str:
+def plot_run(path: str, metrics: dict, title: str, text: dict | None = None) -> str:
     """A run's loss, accuracy and learning rate per epoch from its ``metrics.csv`` columns
-    (:func:`gpucnn.train.metrics.read_metrics`), three panels side by side, written as a PNG at
-    ``path``.  Needs matplotlib (a RuntimeError without it)."""
+    (:func:`gpucnn.train.metrics.read_metrics`), three panels side by side, written at ``path``
+    (a PNG, holding the entries of ``text`` as text chunks, unless its name ends in .pdf or
+    .svg).  Needs matplotlib (a RuntimeError without it)."""
     plt = pyplot(required=True)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     epochs = np.asarray(metrics["epoch"])
@@ -190,7 +191,7 @@ def plot_run(path: str, metrics: dict, title: str) -> str:
     axes[2].set(xlabel="epoch", ylabel="learning rate", title="learning rate")
     axes[2].grid(alpha=0.3)
     fig.suptitle(title)
-    return _save(plt, fig, path)
+    return _save(plt, fig, path, text)
 
 
 def filter_grid(weights: np.ndarray, pad: int = 1) -> np.ndarray:
@@ -234,11 +235,13 @@ def plot_filters(path: str, weights: np.ndarray, title: str) -> str | None:
     return _save(plt, fig, path)
 
 
-def _save(plt, fig, path: str) -> str:
-    """Written atomically, to ``path`` exactly (in the format its ending names, else PNG)."""
+def _save(plt, fig, path: str, text: dict | None = None) -> str:
+    """Written atomically, to ``path`` exactly (in the format its ending names, else PNG; a
+    PNG with the entries of ``text`` as text chunks)."""
     fig.tight_layout()
     ext = os.path.splitext(path)[1].lower()
+    fmt = ext[1:] if ext in FORMATS else "png"
     with atomic_write(path) as fh:
-        fig.savefig(fh, format=ext[1:] if ext in FORMATS else "png", dpi=120)
+        fig.savefig(fh, format=fmt, dpi=120, metadata=text if fmt == "png" else None)
     plt.close(fig)
     return path

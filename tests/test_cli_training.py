@@ -81,7 +81,10 @@ def test_init_weights_fine_tunes_and_early_stop_ends_with_the_best(tmp_path, cap
     printed = capsys.readouterr().out
     assert "stopped early after epoch 1: val_acc has not improved for 1 epochs" in printed
     start = checkpoint.load_npz(os.path.join(first, "weights.npz"), "weights")[0]
-    final = checkpoint.load_npz(os.path.join(out, "weights.npz"), "weights")[0]
+    final, meta = checkpoint.load_npz(os.path.join(out, "weights.npz"), "weights")
+    best = checkpoint.load_npz(os.path.join(out, "best.npz"), "weights")[1]
+    assert meta["info"]["epoch"] == 0 == best["info"]["epoch"]  # what the file holds
+    assert meta["info"]["val_acc"] == best["info"]["val_acc"]
     for k, v in start.items():  # lr 1e-9: the weights it started from, to float32 rounding
         np.testing.assert_allclose(final[k], v, rtol=1e-6, atol=1e-8)
     assert main(["train", "--resume", out, "--epochs", "8", "--no-progress"]) == 1

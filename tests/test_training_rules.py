@@ -1,8 +1,8 @@
 """Issue 24's rules on issue 26's settings: what depends on the data (a patience against the
 epochs, augmentation against the samples, a resume early stopping already ended, weights for
 other inputs) is refused in one line by the Trainer under its keyword and by 'gpucnn train'
-under its flag, decided once in gpucnn.train.checks; other spellings of the new settings get
-a suggestion."""
+under its flag, decided once in gpucnn.train.checks; the new files name their run, so nothing
+overwrites another run's; other spellings of the new settings get a suggestion."""
 import os
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from gpucnn.cli import main
 from gpucnn.models import ThreeLayerConvNet, build_model
 from gpucnn.train import Trainer, save_weights
+from gpucnn.train.folder import plot_run_id, run_of
 from strictness import TINY, one_error
 from test_train import SETTINGS, data, make_model  # noqa: F401
 
@@ -63,6 +64,46 @@ def test_a_new_rate_from_python_resumes_as_the_flag_does(data, tmp_path):
     t = Trainer.from_checkpoint(ck, make_model(), data, epochs=2, lr=0.01)
     assert t.optim_config["lr"] == 0.01 and t.optimizer.lr == 0.01
     assert t.history.notes[-1]["note"] == "resumed with lr 0.045 -> 0.01"  # after lr_decay 0.9
+
+
+def test_metrics_and_plot_name_their_run_and_plot_replaces_only_its_own(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (the plot extra)")
+    out = str(tmp_path / "run")
+    assert main(["train", *TINY, "--output", out]) == 0
+    rid = run_of(os.path.join(out, "checkpoint.npz"))[0]
+    assert run_of(os.path.join(out, "metrics.csv"))[0] == rid
+    assert main(["plot", out]) == 0 and main(["plot", out]) == 0   # its own plot: replaced
+    assert plot_run_id(os.path.join(out, "curves.png")) == rid
+    capsys.readouterr()
+    weights = os.path.join(out, "weights.npz")
+    _refused_keeping(capsys, ["plot", out, "--png", weights], weights,
+                     f"--png={weights}: exists; give --overwrite to replace it")
+    other = str(tmp_path / "other")   # another run's folder holding only this run's plot
+    os.mkdir(other)
+    os.replace(os.path.join(out, "curves.png"), os.path.join(other, "curves.png"))
+    assert main(["train", *TINY, "--output", other]) == 1
+    one_error(capsys, "holds a previous run (curves.png)")
+
+
+def test_evaluate_keeps_a_report_of_other_weights_unless_asked(tmp_path, capsys):
+    a, b, reports = str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "reports")
+    assert main(["train", *TINY, "--output", a]) == 0
+    assert main(["train", *TINY, "--hidden", "9", "--output", b]) == 0
+    assert main(["evaluate", a, "--output", reports]) == 0
+    assert main(["evaluate", a, "--output", reports]) == 0         # the same weights again
+    capsys.readouterr()
+    report = os.path.join(reports, "weights.digits.test.json")
+    _refused_keeping(capsys, ["evaluate", b, "--output", reports], report,
+                     f"--output={report}: exists; give --overwrite")
+    assert main(["evaluate", b, "--output", reports, "--overwrite"]) == 0
+
+
+def _refused_keeping(capsys, argv, path, message):
+    """The command ``argv`` is refused in one line holding ``message``; ``path`` is kept."""
+    before = open(path, "rb").read()
+    assert main(argv) == 1
+    one_error(capsys, message)
+    assert open(path, "rb").read() == before
 
 
 @pytest.mark.parametrize("key, hint", [("scheduler", "schedule"), ("patience", "early_stop"),

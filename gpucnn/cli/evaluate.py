@@ -4,7 +4,8 @@ each class's accuracy and the confusion matrix, printed and saved.
 It saves beside the weights (or in ``--output``) ``<weights name>.<dataset>.<split>.json``
 (every number, the class names, the confusion matrix with rows the true class and columns the
 predicted one) and ``<...>.confusion.csv``; evaluating the same weights on the same split again
-rewrites them.
+rewrites them, while a report of other weights under the same name is replaced only with
+``--overwrite``.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 from ..config import DATA, EVALUATION, RUN, TRAINING, combine
 from ..data import load
 from ..device import resolve_device
-from ..files import atomic_write, writable_folder
+from ..files import atomic_write, check_file, remove_stale_temps, writable_folder
 from ..models import model_from_config
 from ..train import CHECKPOINT_NAME, load_weights
 from ..train.checkpoint import load_checkpoint, prefixed
@@ -71,6 +72,10 @@ def run_evaluate(args) -> int:
     v = EVALUATE.resolve(({"dataset": name}, {}), (given, labels))
     out = writable_folder(v["output"] or os.path.dirname(os.path.abspath(args.weights)),
                           "--output")
+    stem = os.path.join(out, f"{_stem(args.weights)}.{_stem(v['dataset'])}.{args.split}")
+    mine = _report_of(stem + ".json") == os.path.abspath(args.weights)
+    for path in (stem + ".json", stem + ".confusion.csv"):  # another's report stays unasked
+        check_file("--output", path, overwrite=args.overwrite or mine)
     dataset = load(v["dataset"], data_dir=v["data_dir"])
     X, y = dataset.split(args.split)
     if len(y) == 0:
@@ -85,7 +90,6 @@ def run_evaluate(args) -> int:
           f"({len(y)} samples, {int(round(r['accuracy'] * len(y)))} correct), top-{k} "
           f"{r['top_k_accuracy']:.4f}, loss {r['loss']:.4f}")
     print("\n".join(report_lines(r["confusion"], classes)))
-    stem = os.path.join(out, f"{_stem(args.weights)}.{_stem(v['dataset'])}.{args.split}")
     _save(stem, r, classes, {"weights": os.path.abspath(args.weights),
                              "dataset": dataset.meta.name, "split": args.split, "top_k": k})
     print(f"wrote {stem}.json, {stem}.confusion.csv")
@@ -113,18 +117,30 @@ def _stem(path: str) -> str:
     return os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "data"
 
 
+def _report_of(path: str) -> str | None:
+    """The weights whose report the file ``path`` is (None: no report of ours)."""
+    try:
+        with open(path) as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return doc.get("weights") if isinstance(doc, dict) else None
+
+
 def _save(stem: str, r: dict, classes, facts: dict) -> None:
     acc = per_class_accuracy(r["confusion"])
     doc = {**facts, "samples": r["samples"], "accuracy": r["accuracy"],
            "top_k_accuracy": r["top_k_accuracy"], "loss": r["loss"], "classes": list(classes),
            "per_class_accuracy": [None if np.isnan(a) else float(a) for a in acc],
            "confusion": r["confusion"].tolist()}
+    remove_stale_temps(stem + ".json")
     with atomic_write(stem + ".json") as fh:
         fh.write(json.dumps(doc, indent=1).encode())
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["true \\ predicted", *classes])
     writer.writerows([c, *row] for c, row in zip(classes, r["confusion"].tolist()))
+    remove_stale_temps(stem + ".confusion.csv")
     with atomic_write(stem + ".confusion.csv") as fh:
         fh.write(text.getvalue().encode())
 
@@ -138,4 +154,7 @@ def add_commands(sub) -> None:
                            "output": "the weights' folder"})
     p.add_argument("--split", choices=("train", "val", "test"), default="test",
                    help="which split (default test)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a report of other weights of the same name in --output "
+                        "(refused otherwise; a report of these weights is replaced)")
     p.set_defaults(func=run_evaluate)
