@@ -5,6 +5,7 @@ under its flag, decided once in gpucnn.train.checks; the new files name their ru
 overwrites another run's; other spellings of the new settings get a suggestion."""
 import os
 
+import numpy as np
 import pytest
 
 from gpucnn.cli import main
@@ -56,6 +57,23 @@ def test_weights_for_other_inputs_are_refused_in_those_terms(data, tmp_path):
         Trainer(make_model(), data, init_weights=path, **SETTINGS)
     with pytest.raises(ValueError, match=r"init_weights='.*': expected a file, found a folder"):
         Trainer(make_model(), data, init_weights=str(tmp_path), **SETTINGS)
+
+
+def test_the_command_names_its_flags_for_weights_and_data_that_do_not_fit(tmp_path, capsys):
+    first = str(tmp_path / "first")
+    assert main(["train", *TINY, "--output", first]) == 0
+    weights = os.path.join(first, "weights.npz")
+    assert main(["train", *TINY, "--hidden", "9", "--init-weights", weights,
+                 "--output", str(tmp_path / "r")]) == 1
+    one_error(capsys, f"--init-weights={weights}: does not fit the model: "
+                      f"state_dict['net.4.weight']")
+    dots = str(tmp_path / "dots.npz")   # one's own data of 1x1 images: too small to pool
+    np.savez(dots, x_train=np.zeros((40, 1, 1, 1), np.uint8), y_train=np.arange(40) % 4)
+    assert main(["train", *TINY, "--batch-size", "5", "--dataset", dots,
+                 "--output", str(tmp_path / "r")]) == 1
+    one_error(capsys, f"--dataset={dots}: its samples are 1x1x1, and for the model layers[2] "
+                      f"(maxpool2d): input shape")
+    assert not os.path.exists(tmp_path / "r")
 
 
 def test_a_new_rate_from_python_resumes_as_the_flag_does(data, tmp_path):

@@ -22,7 +22,7 @@ from ..distributed.launch import launch
 from ..models import ThreeLayerConvNet, build_model, model_from_config
 from ..specs import read_spec
 from ..train import Trainer, TrainingInterrupted, save_results
-from ..train.checkpoint import checkpoint_file, load_checkpoint
+from ..train.checkpoint import checkpoint_file, load_checkpoint, load_parameters
 from ..train.checks import (check_augment_images, check_batch_size, check_early_stop,
                             check_epochs_left, check_stopped_early)
 from ..train.folder import CLI, check_run_folder, refuse_overwrite_on_resume
@@ -163,8 +163,15 @@ def _new_run(v: dict, overwrite: bool, log, spell):
     check_batch_size(spell("batch_size"), v["batch_size"], len(dataset.y_train))
     shape, classes = dataset.meta.shape, dataset.meta.num_classes
     check_augment_images(spell("augment"), v["augment"], shape, dataset.meta.name)
-    model = (ThreeLayerConvNet(shape, num_classes=classes, seed=v["seed"], **three_layer_kwargs(v))
-             if spec is None else build_model(spec, shape, reg=v["reg"], seed=v["seed"]))
+    try:
+        model = (ThreeLayerConvNet(shape, num_classes=classes, seed=v["seed"],
+                                   **three_layer_kwargs(v))
+                 if spec is None else build_model(spec, shape, reg=v["reg"], seed=v["seed"]))
+    except ValueError as e:  # a layer the samples are too small for: one's own data, say
+        raise ValueError(f"{spell('dataset')}={v['dataset']}: its samples are "
+                         f"{'x'.join(map(str, shape))}, and for the model {e}") from None
+    if v["init_weights"]:  # refused under the flag; the Trainer loads them (again) as its own
+        load_parameters(model, v["init_weights"], spell("init_weights"))
     trainer = Trainer(model, dataset, optim_config=optim_config(v), checkpoint_dir=v["output"],
                       progress=v["progress"], log=log, run_info={"dataset": v["dataset"]},
                       overwrite=overwrite, **{k: v[k] for k in TRAINING.names()})
