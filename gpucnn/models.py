@@ -26,8 +26,6 @@ from .optim import clip_grad_norm_
 from .specs import build_net, read_spec  # noqa: F401 (read_spec: importable here, as before specs.py)
 
 ACTIVATIONS = ("relu", "sigmoid")
-# Spec keys people write from other frameworks (and from our own flags): what they are called
-# here, or why they are not needed.
 
 
 class Classifier(nn.Module):
