@@ -22,11 +22,10 @@ from . import functional as F
 from . import nn
 from .checks import check_int, check_real
 from .device import to_device, to_numpy
+from .optim import clip_grad_norm_
 from .specs import build_net, read_spec  # noqa: F401 (read_spec: importable here, as before specs.py)
 
 ACTIVATIONS = ("relu", "sigmoid")
-# Spec keys people write from other frameworks (and from our own flags): what they are called
-# here, or why they are not needed.
 
 
 class Classifier(nn.Module):
@@ -49,13 +48,14 @@ class Classifier(nn.Module):
     def forward(self, X):
         return self.net.forward(X)
 
-    def loss(self, X, y=None, *, l2_in_grads: bool = True):
+    def loss(self, X, y=None, *, l2_in_grads: bool = True, label_smoothing: float = 0.0):
         """X (N, *input_dim).  y None: test-time scores (N, K), dropout off whatever the mode.
         y (N,) ints: ``(loss, grads)`` for one training step in the current mode.
 
         The loss includes L2's 0.5 * reg * sum(W**2); ``l2_in_grads=False`` leaves its gradient
         reg * W out of the weight gradients, for an optimizer to fold into its update:
-        ``opt.step(grads, weight_decay=model.weight_decay())`` (the Trainer does this)."""
+        ``opt.step(grads, weight_decay=model.weight_decay())`` (the Trainer does this).
+        ``label_smoothing`` is :func:`gpucnn.functional.softmax_cross_entropy`'s."""
         if y is None:
             was_training = self.training
             self.eval()
@@ -64,7 +64,7 @@ class Classifier(nn.Module):
             finally:
                 self.train(was_training)
         scores = self.net.forward(X)
-        data_loss, dscores = F.softmax_cross_entropy(scores, y)
+        data_loss, dscores = F.softmax_cross_entropy(scores, y, label_smoothing)
         self.net.backward(dscores, need_dx=False)
         grads = {f"net.{k}": v for k, v in self.net.gradients().items()}
         if not self.reg:  # skip a full pass per weight per step
@@ -86,11 +86,15 @@ class Classifier(nn.Module):
         ``weight_decay`` of ``Optimizer.step`` after ``loss(X, y, l2_in_grads=False)``."""
         return dict.fromkeys(self.weight_names(), self.reg) if self.reg else {}
 
-    def train_step(self, X, y, optimizer):
-        """One training step on a batch: the loss and its gradients, then ``optimizer``'s
-        update with L2's gradient folded into it (as the Trainer does, less its gradient
-        all-reduce between the two); returns the loss."""
-        loss, grads = self.loss(X, y, l2_in_grads=False)
+    def train_step(self, X, y, optimizer, *, label_smoothing: float = 0.0,
+                   clip_grad_norm: float | None = None):
+        """One training step on a batch: the loss and its gradients (``label_smoothing`` as in
+        :meth:`loss`), the gradients clipped to a global norm of ``clip_grad_norm`` if given,
+        then ``optimizer``'s update with L2's gradient folded into it (as the Trainer does,
+        less its gradient all-reduce before the clipping); returns the loss."""
+        loss, grads = self.loss(X, y, l2_in_grads=False, label_smoothing=label_smoothing)
+        if clip_grad_norm is not None:
+            clip_grad_norm_(grads, clip_grad_norm)
         optimizer.step(grads, weight_decay=self.weight_decay())
         return loss
 

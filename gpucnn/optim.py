@@ -6,7 +6,8 @@ Each rule keeps its per-parameter buffers (velocity, moments) on the parameters'
 copies of everything needed to continue bit-identically.
 
 The rules are CS231n's ``optim.py`` (the velocity of momentum includes the learning rate, as
-there); names and defaults follow ``torch.optim``.
+there) and torch's AdamW; names and defaults follow ``torch.optim``.  :func:`clip_grad_norm_`
+rescales gradients before a step, as ``torch.nn.utils.clip_grad_norm_``.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 from . import primitives
 from .checks import check_real
 from .device import DeviceScalar, get_array_module, to_numpy
+from .functional.loss import l2_loss
 
 
 class Optimizer:
@@ -177,6 +179,40 @@ class Adam(Optimizer):
         p -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay (torch.optim.AdamW, Loshchilov and Hutter): every
+    parameter first shrinks, w *= 1 - lr * weight_decay, then takes Adam's step, whose
+    gradient holds no decay term.  (``step``'s ``weight_decay``, the model's L2, is still added
+    to the gradient, as for Adam.)"""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 lr_decay=1.0):
+        self.weight_decay = check_real("weight_decay", weight_decay, 0.0)
+        super().__init__(params, lr, betas, eps, lr_decay)
+
+    def _update(self, name, p, g, decay):
+        g = g + decay * p if decay else g  # L2's gradient from the weight before it shrinks
+        if self.weight_decay:
+            p *= 1 - self.lr * self.weight_decay
+        super()._update(name, p, g, 0.0)
+
+
+def clip_grad_norm_(grads: dict, max_norm: float):
+    """Scale every gradient of ``grads`` in place by min(1, max_norm / (norm + 1e-6)), where
+    norm is the L2 norm of all of them together (torch.nn.utils.clip_grad_norm_); returns
+    norm, a float64 scalar on their device.  Nothing is read back to the host: on CUDA the
+    scale stays on the device, so a step that clips costs no sync."""
+    max_norm = check_real("max_norm", max_norm, 0.0, low_open=True)
+    arrays = list(grads.values())
+    xp = get_array_module(arrays[0])
+    total = l2_loss(arrays, 2.0)  # 0.5 * 2 * sum(g**2): the sum of squares, fused on CUDA
+    norm = xp.sqrt(xp.asarray(total, dtype=np.float64))
+    scale = xp.minimum(max_norm / (norm + 1e-6), 1.0)
+    for g in arrays:
+        g *= scale.astype(g.dtype)
+    return norm
+
+
 # name -> (class, default settings)
 OPTIMIZERS = {
     "sgd": (SGD, {}),
@@ -184,6 +220,7 @@ OPTIMIZERS = {
     "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}),
     "rmsprop": (RMSprop, {}),
     "adam": (Adam, {}),
+    "adamw": (AdamW, {}),
 }
 
 

@@ -1,5 +1,5 @@
 """Plots of the experiments: accuracy curves (with bands across seeds), gaps with intervals, and
-first-layer filters as an image grid.
+first-layer filters as an image grid; and a training run's curves (``gpucnn plot``).
 
 matplotlib is the ``plot`` extra and is imported lazily with the Agg backend (no display needed).
 Without it :func:`pyplot` returns None and the experiments still write their tables; the first
@@ -20,8 +20,9 @@ BORDER_RGB = (0.3, 0.45, 0.75)  # between filter tiles: a colour no grey filter 
 FORMATS = (".png", ".pdf", ".svg")  # what a plot's file name may end in
 
 
-def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend, or None (after a one-time hint) without it."""
+def pyplot(required: bool = False):
+    """``matplotlib.pyplot`` on the Agg backend, or None (after a one-time hint) without it;
+    ``required``: a RuntimeError without it instead (for a command that only plots)."""
     global _hint_given
     try:
         import matplotlib
@@ -29,6 +30,8 @@ def pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        if required:
+            raise RuntimeError("matplotlib is not installed: pip install 'gpucnn[plot]'") from None
         if not _hint_given:
             _hint_given = True
             print(PLOT_HINT, file=sys.stderr)
@@ -162,6 +165,35 @@ def plot_curves(path: str, cells: list[dict], title: str) -> str | None:
     return _save(plt, fig, path)
 
 
+def plot_run(path: str, metrics: dict, title: str, text: dict | None = None) -> str:
+    """A run's loss, accuracy and learning rate per epoch from its ``metrics.csv`` columns
+    (:func:`gpucnn.train.metrics.read_metrics`), three panels side by side, written at ``path``
+    (a PNG, holding the entries of ``text`` as text chunks, unless its name ends in .pdf or
+    .svg).  Needs matplotlib (a RuntimeError without it)."""
+    plt = pyplot(required=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    epochs = np.asarray(metrics["epoch"])
+    for ax, name in zip(axes[:2], ("loss", "acc")):
+        for split, style in (("train", "-o"), ("val", "--s")):
+            values = np.array([np.nan if v is None else v for v in metrics[f"{split}_{name}"]])
+            ax.plot(epochs, values, style, ms=3,
+                    label=("training" if split == "train" else "validation"))
+        ax.set(xlabel="epoch (0 = before training)",
+               ylabel="loss" if name == "loss" else "accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("loss (training: mean of the epoch's updates)", fontsize=9)
+    axes[1].set_title("accuracy", fontsize=9)
+    lr = np.asarray(metrics["lr"])
+    axes[2].plot(epochs, lr, "-o", ms=3, color="C2")
+    if lr.min() > 0 and lr.max() / lr.min() > 10:
+        axes[2].set_yscale("log")
+    axes[2].set(xlabel="epoch", ylabel="learning rate", title="learning rate")
+    axes[2].grid(alpha=0.3)
+    fig.suptitle(title)
+    return _save(plt, fig, path, text)
+
+
 def filter_grid(weights: np.ndarray, pad: int = 1) -> np.ndarray:
     """First-layer filters (F, C, KH, KW) as one image, each tile scaled to [0, 1] on its own.
 
@@ -203,11 +235,13 @@ def plot_filters(path: str, weights: np.ndarray, title: str) -> str | None:
     return _save(plt, fig, path)
 
 
-def _save(plt, fig, path: str) -> str:
-    """Written atomically, to ``path`` exactly (in the format its ending names, else PNG)."""
+def _save(plt, fig, path: str, text: dict | None = None) -> str:
+    """Written atomically, to ``path`` exactly (in the format its ending names, else PNG; a
+    PNG with the entries of ``text`` as text chunks)."""
     fig.tight_layout()
     ext = os.path.splitext(path)[1].lower()
+    fmt = ext[1:] if ext in FORMATS else "png"
     with atomic_write(path) as fh:
-        fig.savefig(fh, format=ext[1:] if ext in FORMATS else "png", dpi=120)
+        fig.savefig(fh, format=fmt, dpi=120, metadata=text if fmt == "png" else None)
     plt.close(fig)
     return path

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import nn
+from .shapes import out_size, same_padding
 from .specs import LAYER_TYPES
-from .shapes import out_size
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,8 @@ def _spec_of(layer) -> tuple[str, int, int, int] | None:
     cls = _layer_class(layer)
     if isinstance(layer, dict) and cls in (nn.Conv2d, *_POOLS):
         k = int(layer["kernel_size"])
-        default_stride = k if cls in _POOLS else 1
-        return (layer["type"], k, int(layer.get("stride") or default_stride),
-                int(layer.get("padding", 0)))
+        stride = int(layer.get("stride") or (k if cls in _POOLS else 1))
+        return layer["type"], k, stride, int(same_padding(layer.get("padding", 0), k, stride))
     if cls is nn.Conv2d:
         if layer.kernel_size[0] != layer.kernel_size[1]:
             raise ValueError(f"{layer!r}: receptive fields are computed for square kernels")

@@ -106,7 +106,7 @@ def test_python_keywords_take_the_old_names_with_a_warning():
 
 def test_every_setting_default_passes_its_own_check():
     for schema in (config.TRAINING, config.OPTIMIZATION, config.MODEL, config.DATA, config.RUN,
-                   config.EXPERIMENT):
+                   config.EVALUATION, config.EXPERIMENT):
         assert schema.resolve() == schema.check(schema.defaults())
 
 

@@ -6,7 +6,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from gpucnn.data import BatchIterator, load, random_subset, synthetic_images
 from gpucnn.data import digits as digits_mod
-from gpucnn.data.preprocess import crop_flip, stratified_split
+from gpucnn.data.augment import RandomCrop, RandomHorizontalFlip
+from gpucnn.data.preprocess import stratified_split
 
 
 # --- digits ------------------------------------------------------------------------------------
@@ -155,18 +156,18 @@ def test_stratified_split_partitions_every_class():
     assert len(val) == 4 and len(set((val % 10).tolist())) == 4
 
 
-def test_crop_flip_moves_pixels_as_described():
+def test_crop_and_flip_move_pixels_as_described():
     x = np.arange(2 * 1 * 4 * 5, dtype=np.float32).reshape(2, 1, 4, 5) + 1
-    out = crop_flip(x, np.random.default_rng(0), pad=0, flip=True)
+    out = RandomHorizontalFlip()(x, np.random.default_rng(0))
+    flipped = np.random.default_rng(0).random(2) < 0.5
     for i in range(2):
-        assert np.array_equal(out[i], x[i]) or np.array_equal(out[i], x[i, :, :, ::-1])
-    rng = np.random.default_rng(5)
-    out = crop_flip(x, rng, pad=2, flip=False)
-    ref = np.random.default_rng(5)
-    oy, ox = ref.integers(0, 5, 2), ref.integers(0, 5, 2)
+        np.testing.assert_array_equal(out[i], x[i, :, :, ::-1] if flipped[i] else x[i])
+    out = RandomCrop(2)(x, np.random.default_rng(5))
+    oy, ox = np.random.default_rng(5).integers(0, 5, (2, 2))
     padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))
     for i in range(2):
         np.testing.assert_array_equal(out[i], padded[i, :, oy[i]:oy[i] + 4, ox[i]:ox[i] + 5])
+    assert not np.array_equal(oy, ox) and out.dtype == x.dtype
 
 
 # --- batch iterator ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ LAYERS = {
     # The contract and the choice of implementation by the array.
     "primitives": 3,
     "functional": 4, "compare": 4,
-    "nn": 5, "optim": 5, "gradcheck": 5,
+    "nn": 5, "optim": 5, "lr_scheduler": 5, "gradcheck": 5,
     "models": 6, "specs": 6, "receptive": 6, "plots": 6,
     "config": 7,
     "train": 8, "bench": 8, "interop": 8,

@@ -111,3 +111,39 @@ def test_bad_module_arguments():
         nn.Dropout(1.0)
     with pytest.raises(TypeError, match="layer 1"):
         nn.Sequential(nn.ReLU(), "relu")
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_same_padding_keeps_the_size_as_torchs(k):
+    conv = nn.Conv2d(2, 3, k, padding="same", dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((2, 2, 7, 6))
+    out = conv(x)
+    assert conv.padding == (k - 1) // 2 and out.shape == (2, 3, 7, 6)
+    torch = pytest.importorskip("torch", reason="torch is not installed: no reference")
+    expected = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(conv.weight),
+                                          torch.tensor(conv.bias), padding="same")
+    np.testing.assert_allclose(out, expected.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel, stride, message", [
+    (4, 1, r"padding='same' with kernel_size=4: expected an odd square kernel"),
+    ((3, 5), 1, r"kernel_size=\(3, 5\)"),
+    (3, 2, r"padding='same' with stride=2: expected stride 1"),
+])
+def test_same_padding_refuses_what_it_cannot_keep(kernel, stride, message):
+    with pytest.raises(ValueError, match=message):
+        nn.Conv2d(1, 1, kernel, stride=stride, padding="same")
+
+
+def test_a_spec_takes_same_padding_and_the_receptive_field_reads_it(tmp_path):
+    from gpucnn.models import build_model, model_from_config, read_spec
+    from gpucnn.receptive import receptive_fields
+
+    spec = tmp_path / "net.toml"
+    spec.write_text('[[layers]]\ntype = "conv2d"\nout_channels = 4\nkernel_size = 5\n'
+                    'padding = "same"\n[[layers]]\ntype = "flatten"\n[[layers]]\n'
+                    'type = "linear"\nout_features = 3\n')
+    model = build_model(read_spec(str(spec)), (1, 6, 6))
+    assert model.net[2].weight.shape == (4 * 6 * 6, 3)
+    assert model_from_config(model.config()).net[0].padding == 2
+    assert receptive_fields(read_spec(str(spec)), 6)[0].padding == 2

@@ -159,3 +159,52 @@ def test_weight_decay_without_reg_is_empty_and_bad_decay_is_refused():
     with pytest.raises(ValueError, match=r"weight_decay\['w'\]=-1"):
         opt.step({"w": np.zeros(2)}, weight_decay={"w": -1})
     assert opt.t == 0  # a refused step changes nothing
+
+
+def test_adamw_is_torchs():
+    """Decoupled decay on every parameter, then Adam's step: torch.optim.AdamW's numbers."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: no reference")
+    params, loss_and_grads, _ = quadratic(3)
+    twins = [torch.tensor(v, requires_grad=True) for v in params.values()]
+    theirs = torch.optim.AdamW(twins, lr=0.05, weight_decay=0.1, betas=(0.8, 0.99))
+    ours = make_optimizer("adamw", params, lr=0.05, weight_decay=0.1, betas=(0.8, 0.99))
+    for _ in range(5):
+        grads = loss_and_grads()[1]
+        for t, g in zip(twins, grads.values()):
+            t.grad = torch.tensor(g)
+        theirs.step()
+        ours.step(grads)
+    for t, p in zip(twins, params.values()):
+        np.testing.assert_allclose(p, t.detach().numpy(), rtol=1e-12)
+
+
+def test_adamw_without_decay_is_adam_and_decay_is_refused_negative():
+    pa, fa, _ = quadratic()
+    pb, fb, _ = quadratic()
+    a, b = make_optimizer("adam", pa, lr=0.1), make_optimizer("adamw", pb, lr=0.1, weight_decay=0)
+    for _ in range(3):
+        a.step(fa()[1])
+        b.step(fb()[1])
+    np.testing.assert_array_equal(pa["w"], pb["w"])
+    with pytest.raises(ValueError, match=r"weight_decay=-1"):
+        make_optimizer("adamw", pa, weight_decay=-1)
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e3])
+def test_clip_grad_norm_is_torchs(max_norm):
+    from gpucnn.optim import clip_grad_norm_
+
+    torch = pytest.importorskip("torch", reason="torch is not installed: no reference")
+    rng = np.random.default_rng(4)
+    grads = {"a": rng.normal(size=(3, 4)).astype(np.float32), "b": rng.normal(size=5)
+             .astype(np.float32)}
+    twins = [torch.zeros(g.shape, requires_grad=True) for g in grads.values()]
+    for t, g in zip(twins, grads.values()):
+        t.grad = torch.tensor(g)
+    expected = torch.nn.utils.clip_grad_norm_(twins, max_norm)
+    norm = clip_grad_norm_(grads, max_norm)
+    assert float(norm) == pytest.approx(expected.item(), rel=1e-6)
+    for t, g in zip(twins, grads.values()):
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-6)
+    assert (np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads.values()))
+            == pytest.approx(min(max_norm, float(norm)), rel=1e-5))

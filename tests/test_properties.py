@@ -22,7 +22,7 @@ from gpucnn import nn
 from gpucnn.cli import USER_ERRORS, main
 from gpucnn.models import ThreeLayerConvNet
 from gpucnn.train import Trainer, load_weights, save_weights
-from gpucnn.train.folder import run_of
+from gpucnn.train.folder import plot_run_id, run_of
 
 settings.register_profile("ci", max_examples=20, deadline=None, derandomize=True,
                           database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -63,7 +63,29 @@ def sandbox(tmp_path_factory) -> str:
         with open(os.path.join(root, name), "wb") as fh:
             fh.write(data)
     os.mkdir(os.path.join(root, "dir"))
+    _own_data(root)
     return root
+
+
+def _own_data(root) -> None:
+    """One's own data for --dataset PATH: a good .npz, one with labels 1..K, one with mixed
+    image shapes, 2x2 and 1x1 images, a folder of image folders and one of mixed image
+    sizes."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8)
+    y = np.arange(40) % 4
+    np.savez(os.path.join(root, "own.npz"), x_train=x, y_train=y)
+    np.savez(os.path.join(root, "shifted.npz"), x_train=x, y_train=y + 1)
+    np.savez(os.path.join(root, "shapes.npz"), x_train=x, y_train=y, x_val=x[:4, :, :4],
+             y_val=y[:4])
+    np.savez(os.path.join(root, "tiny.npz"), x_train=x[:, :, :2, :2], y_train=y)
+    np.savez(os.path.join(root, "dots.npz"), x_train=x[:, :, :1, :1], y_train=y)
+    from PIL import Image
+
+    for folder, sizes in (("imgs", [(8, 8)] * 4), ("mixed", [(8, 8), (9, 8)] * 2)):
+        for i, size in enumerate(sizes):
+            os.makedirs(os.path.join(root, folder, f"c{i % 2}"), exist_ok=True)
+            Image.new("L", size, 40 * i).save(os.path.join(root, folder, f"c{i % 2}", f"{i}.png"))
 
 
 @contextlib.contextmanager
@@ -136,15 +158,32 @@ TRAIN_FLAGS = st.one_of(
     _flag("--epochs", ["-1", "0", "1", "2", "x", "1.5"]),
     _flag("--batch-size", ["0", "1", "10", "100000", "x"]),
     _flag("--lr", ["1e6", "-1", "0", "nan", "inf", "0.01", "x"]),
-    _flag("--optimizer", ["sgd", "adam", "adagrad"]),
+    _flag("--optimizer", ["sgd", "adam", "adamw", "adagrad"]),
     _flag("--dropout", ["0.5", "1", "-0.1"]),
     _flag("--filter-size", ["3", "4", "0"]),
-    _flag("--dataset", ["digits", "mnist", "bogus"]),
+    _flag("--dataset", ["digits", "mnist", "bogus", "own.npz", "shifted.npz", "shapes.npz",
+                        "tiny.npz", "dots.npz", "imgs", "mixed", "notes.txt", "dir",
+                        "missing.npz"]),
     _flag("--device", ["cpu", "tpu", "cuda"]),
     _flag("--seed", ["-1", "3"]),
     _flag("--train-samples", ["0", "5"]),
-    st.tuples(st.sampled_from(["--output", "--model", "--config", "--resume", "--data-dir"]),
-              path),
+    _flag("--augment", ["flip", "crop", "flip,crop", "crop,crop", "blur", ""]),
+    _flag("--crop-pad", ["-1", "0", "2", "x"]),
+    _flag("--schedule", ["constant", "step", "multistep", "cosine", "plateau", "linear"]),
+    _flag("--step-size", ["0", "1", "x"]),
+    _flag("--milestones", ["1", "2,1", "0", "1,x"]),
+    _flag("--gamma", ["0", "0.5", "2", "nan"]),
+    _flag("--min-lr", ["-1", "0.001"]),
+    _flag("--plateau-patience", ["-1", "0", "x"]),
+    _flag("--warmup-epochs", ["-1", "0", "1", "x"]),
+    _flag("--early-stop", ["0", "1", "5", "x"]),
+    _flag("--monitor", ["val_acc", "val_loss", "loss"]),
+    _flag("--clip-grad-norm", ["0", "-1", "1", "nan", "inf"]),
+    _flag("--label-smoothing", ["-0.1", "0", "0.1", "1", "nan"]),
+    _flag("--weight-decay", ["-1", "0.01", "nan"]),
+    _flag("--lr-decay", ["0", "0.5", "2"]),
+    st.tuples(st.sampled_from(["--output", "--model", "--config", "--resume", "--data-dir",
+                               "--init-weights"]), path),
     st.just(("--overwrite",)), st.just(("--bogus",)),
 )
 
@@ -155,6 +194,9 @@ TRAIN_FLAGS = st.one_of(
 @example([("--resume", "A"), ("--epochs", "2"), ("--output", "notes.txt")])
 @example([("--output", "A")])                                # a finished run is no output
 @example([("--lr", "1e6"), ("--optimizer", "sgd")])
+@example([("--dataset", "tiny.npz"), ("--augment", "crop")])   # issue 26: own data, 2x2 images
+@example([("--resume", "A"), ("--epochs", "2"), ("--lr", "0.01"), ("--schedule", "step")])
+@example([("--init-weights", "A/weights.npz"), ("--hidden", "9")])   # weights of another net
 def test_train_from_the_command_line(sandbox, flags):
     given_ = dict(f for f in flags if len(f) == 2)  # the last of a flag wins, as in argparse
     resume = given_.get("--resume")
@@ -190,12 +232,23 @@ BENCH_QUICK = ["--parts", "naive", "--naive-batch", "1", "--naive-size", "4", "-
 
 @st.composite
 def other_commands(draw) -> tuple[list, str | None]:
-    """(argv, the file it may write) of evaluate, visualize-filters, receptive-field, bench."""
-    name = draw(st.sampled_from(["evaluate", "visualize-filters", "receptive-field", "bench"]))
+    """(argv, the files it may write) of evaluate, plot, visualize-filters, receptive-field,
+    bench."""
+    name = draw(st.sampled_from(["evaluate", "plot", "visualize-filters", "receptive-field",
+                                 "bench"]))
     overwrite = draw(st.sampled_from([[], ["--overwrite"]]))
+    if name == "plot":
+        source, png = draw(path), draw(st.sampled_from([None, *PATHS]))
+        out = png if png is not None else os.path.join(
+            source if os.path.splitext(source)[1] == "" else os.path.dirname(source),
+            "curves.png")
+        return [name, source, *(["--png", png] if png is not None else []), *overwrite], out
     if name == "evaluate":
-        return [name, draw(path), *draw(st.sampled_from(
-            [[], ["--dataset", "synthetic"], ["--split", "val"], ["--batch-size", "0"]]))], None
+        source = draw(path)
+        return ([name, source, *draw(st.sampled_from(
+            [[], ["--dataset", "synthetic"], ["--split", "val"], ["--batch-size", "0"],
+             ["--top-k", "0"], ["--output", "dir"], ["--output", "dir", "--overwrite"]]))],
+                _evaluation_files(source))
     if name == "visualize-filters":
         out = draw(path)
         return [name, draw(path), "--output", out, *overwrite], out
@@ -212,12 +265,37 @@ def other_commands(draw) -> tuple[list, str | None]:
 @example((["bench", "--device", "cpu", *BENCH_QUICK, "--json", "A/checkpoint.npz"],
           "A/checkpoint.npz"))                               # issue 24, case 2
 @example((["visualize-filters", "A/weights.npz", "--output", "f"], "f"))
+@example((["plot", "A"], "A/curves.png"))
+@example((["plot", "A", "--png", "A/weights.npz"], "A/weights.npz"))
 def test_other_commands(sandbox, command):
     argv, writes = command
     before = _snapshot(sandbox)
+    replace = "--overwrite" in argv
+    if argv[0] == "plot" and not replace:   # plotting a run again replaces its own plot
+        replace = {os.path.normpath(writes)} if _own_plot(sandbox, argv[1], writes) else False
     code, err = _run_cli(sandbox, argv)
     _assert_one_line_or_usage(code, err, argv)
-    _check_files(sandbox, before, [writes] if writes else [], replace="--overwrite" in argv)
+    writes = writes if isinstance(writes, list) else [writes] if writes else []
+    _check_files(sandbox, before, writes, replace=replace)
+
+
+def _own_plot(root, source, out) -> bool:
+    """Whether ``out`` is already a plot of the run whose curves 'gpucnn plot SOURCE' draws."""
+    metrics = os.path.join(root, source)
+    metrics = os.path.join(metrics, "metrics.csv") if os.path.isdir(metrics) else metrics
+    target = os.path.join(root, out)
+    rid = run_of(metrics)[0] if metrics.endswith(".csv") and os.path.isfile(metrics) else None
+    return rid is not None and os.path.isfile(target) and plot_run_id(target) == rid
+
+
+def _evaluation_files(source) -> list[str]:
+    """What 'gpucnn evaluate SOURCE' may write: its report of the weights (or the run folder's
+    weights.npz or checkpoint.npz) on a dataset's split, beside them or in --output dir."""
+    folder = source if os.path.splitext(source)[1] == "" else os.path.dirname(source)
+    stems = {os.path.splitext(os.path.basename(source))[0], "weights", "checkpoint"}
+    return [os.path.join(where, f"{stem}.{data}.{split}.{ext}") for where in (folder, "dir")
+            for stem in stems for data in ("digits", "synthetic") for split in ("test", "val")
+            for ext in ("json", "confusion.csv")]
 
 
 # -- the Python entry points ---------------------------------------------------------------------
@@ -269,6 +347,13 @@ def _data(n_train, n_classes, label_shift):
     "optimizer": st.sampled_from(["sgd", "adam", "bogus"]),
     "checkpoint_dir": st.sampled_from([None, *PATHS]),
     "overwrite": st.booleans(),
+    "early_stop": st.sampled_from([None, 0, 1, 2, 1.5]),
+    "augment": st.sampled_from([(), ["flip"], "crop", ["blur"], 3, [np.flip]]),
+    "init_weights": st.sampled_from([None, "A/weights.npz", "A/checkpoint.npz", "dir",
+                                     "notes.txt", "missing.npz"]),
+    "label_smoothing": st.sampled_from([0.0, 0.1, 1.0, -1]),
+    "clip_grad_norm": st.sampled_from([None, 0, 1.0, float("nan")]),
+    "schedule": st.sampled_from(["constant", "cosine", "step", "bogus"]),
 }), st.sampled_from([(20, 4, 0), (20, 12, 0), (20, 4, -1), (0, 4, 0)]),
     st.sampled_from(["A/checkpoint.npz", "A/copy.npz", None]))
 @example({"batch_size": 10, "epochs": 1, "optimizer": "sgd", "checkpoint_dir": "A",

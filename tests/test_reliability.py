@@ -225,8 +225,8 @@ def test_resume_refuses_epochs_not_above_the_checkpoint(tmp_path, capsys):
     _one_error(capsys, "--epochs=1", "at epoch 2", "above 2")
     assert main(["train", "--resume", out, "--no-progress"]) == 1   # a finished run
     _one_error(capsys, "--epochs=2")
-    assert main(["train", "--resume", out, "--epochs", "3", "--lr", "0.1"]) == 1
-    _one_error(capsys, "--lr", "keeps its checkpoint's settings")
+    assert main(["train", "--resume", out, "--epochs", "3", "--seed", "3"]) == 1
+    _one_error(capsys, "--seed", "keeps its checkpoint's settings")
 
 
 def test_three_layer_flags_refused_with_a_model_file(tmp_path, capsys):
@@ -340,7 +340,7 @@ def test_best_epoch_weights_saved_beside_the_final_ones_and_header_on_resume(tmp
     assert info["epoch"] in (0, 1) and 0 <= info["val_acc"] <= 1
     assert main(["train", "--resume", out, "--epochs", "2", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "epoch      loss  train acc  val acc  seconds" in printed
+    assert "epoch      loss  train acc  val loss  val acc         lr  seconds" in printed
 
 
 def test_bench_prints_each_result_as_it_comes(capsys, monkeypatch):

@@ -31,7 +31,8 @@ def two_runs(tmp_path, capsys):
 def test_every_result_file_names_its_run(two_runs):
     a, b = two_runs
     ids = {name: run_of(os.path.join(a, name))[0] for name in os.listdir(a)}
-    assert set(ids) == {"checkpoint.npz", "weights.npz", "best.npz", "history.json"}
+    assert set(ids) == {"checkpoint.npz", "weights.npz", "best.npz", "history.json",
+                        "metrics.csv"}
     assert len(set(ids.values())) == 1 and None not in ids.values()
     assert run_of(os.path.join(b, "checkpoint.npz"))[0] != ids["checkpoint.npz"]
     assert load_weights(os.path.join(a, "weights.npz"))[1]["run_id"] == ids["weights.npz"]
@@ -135,8 +136,10 @@ def test_overwrite_deletes_the_other_runs_results_not_other_files(tmp_path):
     first.train()
     save_results(first, {"dataset": "tiny"})
     (ck / "notes.txt").write_text("mine")
-    Trainer(_net(), _data(), checkpoint_dir=str(ck), overwrite=True, **SMALL).train()
-    assert sorted(os.listdir(ck)) == ["checkpoint.npz", "notes.txt"]
+    second = Trainer(_net(), _data(), checkpoint_dir=str(ck), overwrite=True, **SMALL)
+    second.train()
+    assert sorted(os.listdir(ck)) == ["checkpoint.npz", "metrics.csv", "notes.txt"]
+    assert run_of(str(ck / "metrics.csv"))[0] == second.run_id
 
 
 def test_from_checkpoint_a_folder_continues_and_refuses_what_the_cli_refuses(tmp_path):

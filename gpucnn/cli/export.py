@@ -7,7 +7,7 @@ from ..files import atomic_write, remove_stale_temps
 from ..interop import OPSET, to_onnx
 from ..interop.optional import require
 from .outputs import check_file
-from .train import load_saved_model
+from .evaluate import load_saved_model
 
 FORMATS = ("onnx",)
 

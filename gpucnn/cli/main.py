@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "gpucnn.cli.data",
     "gpucnn.cli.receptive",
     "gpucnn.cli.train",
+    "gpucnn.cli.evaluate",
+    "gpucnn.cli.plot",
     "gpucnn.cli.export",
     "gpucnn.cli.bench",
     "gpucnn.cli.experiments",

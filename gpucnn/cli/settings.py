@@ -29,3 +29,12 @@ def resolve(args, schema: Schema, defaults: dict | None = None) -> dict:
         layers.append(schema.read_toml(path))
     layers.append(schema.from_args(args))
     return schema.resolve(*layers)
+
+
+def given_labels(args, schema: Schema) -> dict:
+    """``{name: how the user wrote it}`` of the settings of ``schema`` given in the ``--config``
+    file (``path: key``) or as flags (the flag, which wins)."""
+    path = getattr(args, "config", None)
+    labels = schema.read_toml(path)[1] if path else {}
+    labels.update(schema.from_args(args)[1])
+    return labels

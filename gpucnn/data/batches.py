@@ -1,8 +1,9 @@
 """The batch iterator that feeds the Trainer, and fixed random subsets.
 
 The sample order of epoch ``e`` is a pure function of ``(seed, e)``, and the augmentation of
-batch ``k`` of that epoch a pure function of ``(seed, e, k)``, so the iterator's whole state is
-``(epoch, position)``: a Trainer that saves :meth:`BatchIterator.state` and restores it with
+batch ``k`` of that epoch a pure function of ``(seed, e, k)`` (its generator is seeded from them,
+see :mod:`gpucnn.data.augment`), so the iterator's whole state is ``(epoch, position)``: a
+Trainer that saves :meth:`BatchIterator.state` and restores it with
 :meth:`BatchIterator.set_state` resumes bit-identically.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from ..checks import check_int
 from ..device import resolve_device, to_device
-from .preprocess import crop_flip
+from .augment import make_augment
 
 SHUFFLE_STREAM, AUGMENT_STREAM, SUBSET_STREAM = 0x5F1, 0xA06, 0x5B5
 
@@ -26,30 +27,39 @@ class BatchIterator:
 
     Iterating yields the rest of the current epoch, then moves to the next; ``next_batch()``
     returns one batch and rolls over epochs by itself (for training counted in iterations).
-    ``shuffle`` reorders every epoch from ``seed``; ``crop_pad`` > 0 crops at random after
-    zero padding and ``flip`` mirrors half the images (CIFAR-10 style augmentation, drawn from
-    ``seed``).  On CUDA the next batch is copied to the GPU on a side stream while the current
-    one is in use (see :meth:`next_batch`).  ``shard``, if given, maps every host batch ``(x, y)``
-    to the part this process trains on (data parallelism: the order and augmentation stay those
-    of the global batch, and only the shard is moved to the device).
+    ``shuffle`` reorders every epoch from ``seed``.  ``augment``, a function ``(x, rng) -> x``
+    (:mod:`gpucnn.data.augment`), changes each batch on its device, drawing from a generator
+    seeded by ``(seed, epoch, batch)``; ``crop_pad`` > 0 (random crops after zero padding) and
+    ``flip`` (mirror half the images) are the built-ins' shorthand.  On CUDA the next batch is
+    copied to the GPU on a side stream while the current one is in use (see
+    :meth:`next_batch`).  ``shard``, if given, maps every host batch ``(x, y)`` to the part this
+    process trains on (data parallelism: the order and augmentation stay those of the global
+    batch, so the augmentation then runs on the host before the shard is taken, and only the
+    shard is moved to the device).
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int = 0,
                  shuffle: bool = True, drop_last: bool = False, device: str = "cpu",
-                 crop_pad: int = 0, flip: bool = False, shard=None):
+                 crop_pad: int = 0, flip: bool = False, augment=None, shard=None):
         _check_pair(x, y)
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.seed = check_int("seed", seed, 0)
-        self.crop_pad = check_int("crop_pad", crop_pad, 0)
-        if (self.crop_pad or flip) and np.ndim(x) != 4:
-            raise ValueError(f"crop_pad/flip need images (N, C, H, W); x has shape {np.shape(x)}")
+        crop_pad = check_int("crop_pad", crop_pad, 0)
+        shorthand = make_augment(["crop"] * bool(crop_pad) + ["flip"] * bool(flip), crop_pad)
+        if shorthand is not None and augment is not None:
+            raise ValueError("augment: give it, or crop_pad/flip, not both")
+        self.augment = augment if augment is not None else shorthand
+        if self.augment is not None and not callable(self.augment):
+            raise TypeError(f"augment={self.augment!r}: expected a function (x, rng) -> x")
+        if self.augment is not None and np.ndim(x) != 4:
+            raise ValueError(f"augmentation needs images (N, C, H, W); x has shape {np.shape(x)}")
         if drop_last and batch_size > len(x):
             raise ValueError(f"batch_size={batch_size} with drop_last=True leaves no batch of "
                              f"the {len(x)} samples: expected batch_size <= {len(x)}")
         if len(x) == 0:
             raise ValueError("x is empty: expected at least one sample")
         self.x, self.y = x, y
-        self.shuffle, self.drop_last, self.flip = bool(shuffle), bool(drop_last), bool(flip)
+        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
         self.device = resolve_device(device)
         if shard is not None and not callable(shard):
             raise TypeError(f"shard={shard!r}: expected a function (x, y) -> (x, y) or None")
@@ -73,15 +83,22 @@ class BatchIterator:
             self._order_cache = (epoch, idx)
         return self._order_cache[1]
 
-    def host_batch(self, epoch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Batch ``k`` of ``epoch`` as NumPy arrays (augmented if asked; this process's shard
-        of it when a ``shard`` was given)."""
+    def host_batch(self, epoch: int, k: int, augment: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``k`` of ``epoch`` as NumPy arrays (augmented if asked and ``augment``; this
+        process's shard of it when a ``shard`` was given)."""
         idx = self.order(epoch)[k * self.batch_size:(k + 1) * self.batch_size]
         xb, yb = self.x[idx], self.y[idx]
-        if self.crop_pad or self.flip:
-            rng = np.random.default_rng([self.seed, AUGMENT_STREAM, epoch, k])
-            xb = crop_flip(xb, rng, self.crop_pad, self.flip)
+        if augment:
+            xb = self._augmented(xb, epoch, k)
         return (xb, yb) if self.shard is None else self.shard(xb, yb)
+
+    def _augmented(self, xb, epoch: int, k: int):
+        """Batch ``k`` of ``epoch``, ``xb``, augmented on its device (unchanged without
+        augmentation)."""
+        if self.augment is None:
+            return xb
+        return self.augment(xb, np.random.default_rng([self.seed, AUGMENT_STREAM, epoch, k]))
 
     def _advance(self) -> None:
         self.position += 1
@@ -105,12 +122,16 @@ class BatchIterator:
 
             self._uploader = CudaUploader()
         up = self._uploader
+        on_host = self.shard is not None  # the global batch's augmentation, before the shard
+        epoch, k = self.epoch, self.position
         handle = self._take_prefetched()
         if handle is None:
-            handle = up.upload(*self.host_batch(self.epoch, self.position))
+            handle = up.upload(*self.host_batch(epoch, k, augment=on_host))
         self._advance()
-        self._prefetched = (self._key(), up.upload(*self.host_batch(self.epoch, self.position)))
-        return up.ready(handle)
+        self._prefetched = (self._key(), up.upload(*self.host_batch(self.epoch, self.position,
+                                                                    augment=on_host)))
+        xb, yb = up.ready(handle)
+        return (xb if on_host else self._augmented(xb, epoch, k)), yb
 
     def next_host_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """The next batch as NumPy arrays, moving on as :meth:`next_batch` does, for a consumer

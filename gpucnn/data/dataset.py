@@ -1,6 +1,7 @@
 """``load(name)``: a dataset as train / validation / test arrays plus its metadata."""
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -8,6 +9,7 @@ import numpy as np
 from ..checks import check_int, check_real
 from . import cifar, idx
 from .batches import BatchIterator, random_subset
+from .own import read_own
 from .digits import CITATION as DIGITS_CITATION, MAX_VALUE as DIGITS_MAX, load_digits
 from .preprocess import (channel_stats, gather_scaled, normalize_,
                          stratified_split)
@@ -78,6 +80,25 @@ class Dataset:
         return random_subset(*self.split(split), n, seed)
 
 
+def _split_own(path, val_fraction, test_fraction, seed):
+    """The train, validation and test ``(x float32, y)`` of one's own data (:mod:`.own`) and its
+    class names: the splits the source lacks are held out of its training split, stratified."""
+    splits, classes, scale = read_own(path)
+    missing = [s for s in ("val", "test") if s not in splits]
+    fractions = {"val": val_fraction, "test": test_fraction}
+    if sum(fractions[s] for s in missing) >= 1:
+        raise ValueError(f"val_fraction={val_fraction} + test_fraction={test_fraction}: "
+                         f"expected a sum below 1, leaving training data")
+    images, labels = splits.pop("train")
+    parts = stratified_split(labels, tuple(fractions[s] for s in missing), seed)
+    index_sets = dict(zip(["train", *missing], parts))
+    out = dict(zip(index_sets, gather_scaled([(images, labels)], list(index_sets.values()),
+                                             scale)))
+    for split, (x, y) in splits.items():
+        (out[split],) = gather_scaled([(x, y)], [np.arange(len(y))], scale)
+    return out["train"], out["val"], out["test"], classes
+
+
 def load(name: str = "digits", *, data_dir=None, seed: int = 0, val_fraction: float = 0.1,
          test_fraction: float = 0.2, normalize: str = "mean", source: Source | None = None,
          **synthetic) -> Dataset:
@@ -90,11 +111,17 @@ def load(name: str = "digits", *, data_dir=None, seed: int = 0, val_fraction: fl
     and hold out ``test_fraction`` of the data the same way.  MNIST, Fashion-MNIST and CIFAR-10
     are read from ``data_dir`` (see :mod:`gpucnn.data.sources`); ``source`` replaces their
     registered checksums.  ``synthetic`` takes :func:`synthetic_images`'s keyword arguments,
-    ``n`` (default 2000) among them.
+    ``n`` (default 2000) among them.  ``name`` may also be the path of one's own data, an
+    ``.npz`` file or a folder of class folders (:mod:`gpucnn.data.own`): the validation and
+    test splits it lacks are held out of its training split as for the digits.
     """
-    if not isinstance(name, str) or name.lower() not in DATASETS:
-        raise ValueError(f"name={name!r}: unknown dataset; expected one of {', '.join(DATASETS)}")
-    name = name.lower()
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    own = isinstance(name, str) and name.lower() not in DATASETS and os.path.exists(name)
+    if not own and (not isinstance(name, str) or name.lower() not in DATASETS):
+        raise ValueError(f"name={name!r}: unknown dataset; expected one of {', '.join(DATASETS)} "
+                         f"or the path of an .npz file or of a folder of class folders")
+    name = name if own else name.lower()
     if synthetic and name != "synthetic":
         raise ValueError(f"{', '.join(sorted(synthetic))}: options of the synthetic dataset, "
                          f"not of {name!r}")
@@ -104,7 +131,11 @@ def load(name: str = "digits", *, data_dir=None, seed: int = 0, val_fraction: fl
     val_fraction = check_real("val_fraction", val_fraction, 0, 1, low_open=True)
     test_fraction = check_real("test_fraction", test_fraction, 0, 1, low_open=True)
 
-    if name in ("digits", "synthetic"):
+    if own:
+        (xtr, ytr), (xva, yva), (xte, yte), classes = _split_own(name, val_fraction,
+                                                                 test_fraction, seed)
+        origin = os.path.abspath(name)
+    elif name in ("digits", "synthetic"):
         if val_fraction + test_fraction >= 1:
             raise ValueError(f"val_fraction={val_fraction} + test_fraction={test_fraction}: "
                              f"expected a sum below 1, leaving training data")

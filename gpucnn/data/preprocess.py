@@ -1,5 +1,5 @@
-"""Splitting and preprocessing: stratified splits, scaling to [0, 1], per-channel normalisation,
-and the random crop / horizontal flip augmentation.
+"""Splitting and preprocessing: stratified splits, scaling to [0, 1] and per-channel
+normalisation (augmentation is :mod:`gpucnn.data.augment`).
 
 Large sets are handled in pieces so that loading CIFAR-10 holds little more than the float32
 result in memory: images are converted from uint8 chunk by chunk, and statistics and
@@ -127,22 +127,3 @@ def normalize_(x: np.ndarray, mean, std=None) -> np.ndarray:
         if inv is not None:
             block *= inv
     return x
-
-
-def crop_flip(x: np.ndarray, rng: np.random.Generator, pad: int = 4, flip: bool = True
-              ) -> np.ndarray:
-    """Random crop after zero-padding by ``pad`` and random horizontal flip, per sample.
-
-    ``x`` (N, C, H, W) -> a new array of the same shape; offsets and flips come from ``rng``.
-    Zero padding of mean-subtracted data pads with the mean image value.
-    """
-    n, c, h, w = x.shape
-    if pad:
-        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    oy = rng.integers(0, 2 * pad + 1, n)
-    ox = rng.integers(0, 2 * pad + 1, n)
-    flips = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
-    rows = oy[:, None] + np.arange(h)
-    cols = np.where(flips[:, None], ox[:, None] + np.arange(w)[::-1], ox[:, None] + np.arange(w))
-    return x[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None],
-             rows[:, None, :, None], cols[:, None, None, :]]

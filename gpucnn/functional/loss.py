@@ -34,18 +34,34 @@ def _labels_on(y, n, num_classes, like):
     return get_array_module(like).asarray(y, dtype=np.int64)
 
 
-def softmax_cross_entropy(scores, y):
+def softmax_cross_entropy(scores, y, label_smoothing: float = 0.0):
     """Mean cross-entropy of softmax(scores) against integer labels.
 
     scores (N, K), y (N,) ints in [0, K) (on the host or scores' device) -> loss (float64 scalar
     on scores' device), dscores (N, K).  Stable: the row maximum is subtracted before
     exponentiating.  Host labels out of range raise a ValueError; device labels out of range
     make the loss (and their rows of dscores) NaN, as checking them would cost a sync.
+
+    ``label_smoothing`` e in [0, 1) takes the target distribution (1 - e) * one-hot + e / K
+    (torch's ``CrossEntropyLoss(label_smoothing=e)``).  Its loss is the plain one plus
+    e * mean_i(s_iy - mean_k s_ik) and its gradient the plain one plus e / N * (one-hot - 1/K):
+    the log-sum-exp cancels, so the fused kernel's result is corrected by a gather and a
+    row mean, on the device.
     """
     check_array("scores", scores, ndim=2, batch=True)
     N, K = scores.shape
+    label_smoothing = check_real("label_smoothing", label_smoothing, 0.0, 1.0)
     y = _labels_on(y, N, K, scores)
-    return primitives.of(scores).softmax_cross_entropy(scores, y)
+    loss, dscores = primitives.of(scores).softmax_cross_entropy(scores, y)
+    if not label_smoothing or not N:
+        return loss, dscores
+    xp = get_array_module(scores)
+    rows = xp.arange(N)
+    picked = scores[rows, y]
+    gap = xp.mean(picked - scores.mean(axis=1), dtype=np.float64)
+    dscores[rows, y] += dscores.dtype.type(label_smoothing / N)
+    dscores -= dscores.dtype.type(label_smoothing / (N * K))
+    return loss + label_smoothing * gap, dscores
 
 
 def mse_loss(pred, target):

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import functional as F
 from ..checks import check_int
+from ..shapes import same_padding
 from .init import init_weight
 from .module import Module
 
@@ -24,6 +25,8 @@ class Conv2d(Module):
     """2-D convolution (cross-correlation).  x (N, C_in, H, W) -> (N, C_out, OH, OW).
 
     weight (C_out, C_in, KH, KW), bias (C_out,).  He init unless ``weight_scale`` is given.
+    ``padding="same"`` keeps the input's size: (k - 1) // 2 for an odd square kernel at
+    stride 1 (``padding`` then holds that int).
     """
 
     param_names = ("weight", "bias")
@@ -35,7 +38,8 @@ class Conv2d(Module):
         self.out_channels = check_int("out_channels", out_channels, 1)
         self.kernel_size = _pair("kernel_size", kernel_size)
         self.stride = check_int("stride", stride, 1)
-        self.padding = check_int("padding", padding, 0)
+        self.padding = check_int("padding", same_padding(padding, kernel_size,
+                                                         self.stride), 0)
         kh, kw = self.kernel_size
         fan_in = in_channels * kh * kw
         self.weight = init_weight((out_channels, in_channels, kh, kw), fan_in, weight_scale, dtype, rng)

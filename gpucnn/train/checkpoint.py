@@ -89,12 +89,13 @@ def prefixed(arrays: dict, prefix: str) -> dict:
 
 
 def save_checkpoint(path: str, *, model, optimizer, batches, history, position: dict,
-                    config: dict, world_size: int) -> None:
+                    lr_schedule: dict, config: dict, world_size: int) -> None:
     """Everything a run needs to go on bit-identically: parameters and buffers
     (``param/<name>``), the best epoch's (``best/<name>``), the optimizer's buffers
     (``optim/<buffer>/<name>``); in the JSON document the model's random streams
     (``extra_state``), the optimizer's scalars, the batch order, the ``position`` in training
-    (epoch, iteration, epoch_elapsed), the history, the settings and the world size."""
+    (epoch, iteration, epoch_elapsed), the learning-rate schedule's state, the history, the
+    settings and the world size."""
     opt = optimizer.state_dict()
     arrays = {f"param/{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"best/{k}": v for k, v in history.best_params.items()})
@@ -102,6 +103,7 @@ def save_checkpoint(path: str, *, model, optimizer, batches, history, position: 
         arrays.update({f"optim/{buffer}/{k}": v for k, v in named.items()})
     meta = {"format": "checkpoint", "version": CHECKPOINT_VERSION, **position,
             "optimizer": opt, "batches": batches.state(), "extra_state": model.extra_state(),
+            "lr_schedule": lr_schedule,
             "history": history.to_dict(), "config": config, "world_size": world_size}
     save_npz(path, arrays, meta)
 
@@ -152,6 +154,31 @@ def write_weights(path: str, state: dict, config: dict | None, info: dict | None
     arrays = {f"param/{k}": v for k, v in state.items()}
     save_npz(path, arrays, {"format": "weights", "version": 1, "model": config,
                             "info": info or {}})
+
+
+def load_parameters(model, path: str, label: str = "path") -> None:
+    """Load the parameters of a weights file (or a checkpoint) into ``model``: the inputs the
+    file's model took (when it records them) must be the model's (``model.check_input``), and
+    every name and shape must match, else one ValueError line ``label=path: ...`` names the
+    mismatch."""
+    try:
+        arrays, meta = load_npz(path, "weights")
+        config, info = meta.get("model"), meta.get("info")
+    except ValueError as e:
+        if "format 'checkpoint'" not in str(e):
+            raise ValueError(f"{label}={path}: {e}") from None
+        arrays, meta = load_npz(path, "checkpoint")
+        config, info = (meta.get("config") or {}).get("model"), (meta.get("config") or {}).get(
+            "run_info")
+    taken = (config or {}).get("input_dim") if isinstance(config, dict) else None
+    try:
+        if taken is not None and callable(getattr(model, "check_input", None)):
+            data = (info or {}).get("dataset") if isinstance(info, dict) else None
+            model.check_input(taken, "the model of these weights" + (f" (trained on {data})"
+                                                                     if data else ""))
+        model.load_state_dict(prefixed(arrays, "param"))
+    except ValueError as e:
+        raise ValueError(f"{label}={path}: does not fit the model: {e}") from None
 
 
 def load_weights(path: str, model=None):

@@ -10,6 +10,7 @@ import hashlib
 import numpy as np
 
 from .. import config
+from ..data.augment import describe
 from ..device import to_device
 
 # Model settings that only shape the initial parameters, which a resume replaces.
@@ -73,20 +74,21 @@ def check_model(model) -> None:
                         f"got a {type(model).__name__} without {', '.join(missing)}()")
 
 
-def check_outputs(model, data, X, y_train, y_val) -> None:
+def check_outputs(model, data, X, y_train, y_val) -> int:
     """A model built for other inputs, or with fewer outputs than the data has classes (its
     labels, or its ``meta.num_classes``), fails only in the first training step (after epoch 0
-    was measured and saved): check its input shape, then score one sample now, dropout off."""
+    was measured and saved): check its input shape, then score one sample now, dropout off.
+    Returns the number of classes."""
     meta = getattr(data, "meta", None) or (data.get("meta") if isinstance(data, dict) else None)
     name = getattr(meta, "name", "X_train")
     if callable(getattr(model, "check_input", None)):
         model.check_input(X.shape[1:], name)
+    num_classes = max(int(y_train.max()) + 1, int(y_val.max()) + 1,
+                      getattr(meta, "num_classes", 0))
     scores = model.loss(to_device(X[:1], model.device).astype(model.dtype, copy=False))
     outputs = scores.shape[-1] if getattr(scores, "ndim", 0) == 2 else None
     if outputs is None:
-        return
-    num_classes = max(int(y_train.max()) + 1, int(y_val.max()) + 1,
-                      getattr(meta, "num_classes", 0))
+        return num_classes
     for label, y in (("y_train", y_train), ("y_val", y_val)):
         if int(y.max()) >= outputs:
             i = int(np.argmax(y >= outputs))
@@ -95,6 +97,7 @@ def check_outputs(model, data, X, y_train, y_val) -> None:
     if outputs < num_classes:
         raise ValueError(f"model: its last layer has {outputs} outputs but {name} has "
                          f"{num_classes} classes: expected at least {num_classes}")
+    return num_classes
 
 
 def check_batch_size(label: str, batch_size: int, num_train: int) -> None:
@@ -102,6 +105,31 @@ def check_batch_size(label: str, batch_size: int, num_train: int) -> None:
     if batch_size > num_train:
         raise ValueError(f"{label}={batch_size}: expected at most the training-set size, "
                          f"{num_train} samples")
+
+
+def check_augment_images(label: str, augment, sample_shape, data: str = "X_train") -> None:
+    """Augmentations move pixels: they need image samples (C, H, W), not vectors."""
+    if augment and len(sample_shape) != 3:
+        raise ValueError(f"{label}={describe(augment)}: expected image data (N, C, H, W) to "
+                         f"augment; {data} has samples of shape {tuple(sample_shape)}")
+
+
+def check_early_stop(label: str, early_stop, epochs_label: str, epochs: int) -> None:
+    """A patience of ``epochs`` or more could never stop the run early: the setting would be
+    ignored."""
+    if early_stop is not None and early_stop >= epochs:
+        raise ValueError(f"{label}={early_stop}: expected fewer than {epochs_label}={epochs} "
+                         f"(the run would end before it could stop early)")
+
+
+def check_stopped_early(label: str, early_stop, history: dict, path: str) -> None:
+    """Resuming with a patience (``early_stop``, the resumed run's) that the run has already
+    spent since its best epoch would train nothing: early stopping ended it, or would at once."""
+    done, best = max(len(history.get("val_acc", ())) - 1, 0), history.get("best_epoch", 0)
+    if early_stop is not None and done - best >= early_stop:
+        how = "stopped early" if history.get("stopped_epoch") is not None else "is"
+        raise ValueError(f"{label}={early_stop}: {path} {how} at epoch {done}, its best being "
+                         f"epoch {best}; expected {label} above {done - best} to train on")
 
 
 def check_epochs_left(label: str, epochs: int, at_epoch: int, path: str) -> None:

@@ -3,7 +3,8 @@ check, shared by ``gpucnn train`` and the :class:`~gpucnn.train.Trainer`, that a
 nothing but its own files.
 
 Every run has a random id, kept in its checkpoints (``run_info["run_id"]``), its weights files
-(``info["run_id"]``) and its ``history.json`` (``"run_id"``); a resumed run keeps its id.  A
+(``info["run_id"]``), its ``history.json`` (``"run_id"``), its ``metrics.csv`` (a ``run_id``
+column) and ``gpucnn plot``'s ``curves.png`` (a PNG text chunk); a resumed run keeps its id.  A
 folder may receive a run's files when it holds none of :data:`RESULTS`, or only files of the
 same run that are not further along.  Files written before run ids existed are matched only
 by resuming the folder's own ``checkpoint.npz``.
@@ -13,14 +14,18 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import struct
 from dataclasses import dataclass
 
 from ..files import atomic_write, check_folder, remove_stale_temps
 from .checkpoint import CHECKPOINT_NAME, read_meta, write_weights
+from .metrics import METRICS_NAME, read_metrics
 
 WEIGHTS_NAME, BEST_NAME, HISTORY_NAME = "weights.npz", "best.npz", "history.json"
+CURVES_NAME = "curves.png"  # gpucnn plot's, the run id in a PNG text chunk (PNG_RUN_KEY)
+PNG_RUN_KEY = "gpucnn run_id"
 # The files whose presence means a folder holds a run.
-RESULTS = (CHECKPOINT_NAME, WEIGHTS_NAME, BEST_NAME, HISTORY_NAME)
+RESULTS = (CHECKPOINT_NAME, WEIGHTS_NAME, BEST_NAME, HISTORY_NAME, METRICS_NAME, CURVES_NAME)
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,45 @@ def run_of(path: str) -> tuple[str | None, int | None]:
         except (OSError, ValueError):
             return None, None
         return (doc.get("run_id") if isinstance(doc, dict) else None), None
+    if path.endswith(".csv"):
+        try:
+            ids = read_metrics(path)["run_id"]
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None, None
+        return ((ids[0] or None) if ids else None), None
+    if path.endswith(".png"):
+        return plot_run_id(path), None
     meta = read_meta(path) or {}
     if meta.get("format") == "checkpoint":
         run_info = (meta.get("config") or {}).get("run_info") or {}
         return run_info.get("run_id"), meta.get("iteration")
     return (meta.get("info") or {}).get("run_id"), None
+
+
+def plot_run_id(path: str) -> str | None:
+    """The run whose curves the PNG file ``path`` shows (``gpucnn plot``); None for anything
+    else."""
+    return _png_text(path).get(PNG_RUN_KEY)
+
+
+def _png_text(path: str) -> dict:
+    """The ``tEXt`` entries (keyword -> text) of a PNG file; {} for anything else."""
+    text = {}
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+                return {}
+            while len(head := fh.read(8)) == 8:
+                size, kind = struct.unpack(">I4s", head)
+                if kind != b"tEXt":
+                    fh.seek(size + 4, os.SEEK_CUR)  # the data and its CRC
+                    continue
+                key, _, value = fh.read(size).partition(b"\0")
+                text[key.decode("latin-1")] = value.decode("latin-1")
+                fh.seek(4, os.SEEK_CUR)
+    except OSError:
+        return {}
+    return text
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -125,8 +164,9 @@ def check_run_folder(folder: str, run_id: str | None, spelling: Spelling, *,
 
 def save_results(trainer, info: dict | None = None) -> tuple[str, str, str]:
     """What ``gpucnn train`` leaves beside the checkpoint once a run is over, written atomically
-    into ``trainer.checkpoint_dir``: ``weights.npz`` (the final parameters), ``best.npz`` (those
-    of the epoch of best validation accuracy) and ``history.json``, each naming the run.
+    into ``trainer.checkpoint_dir``: ``weights.npz`` (the final parameters: the best epoch's
+    after early stopping), ``best.npz`` (those of the epoch of the best monitored metric) and
+    ``history.json``, each naming the run.
     ``info`` (JSON-able, e.g. the dataset) goes into both weights files.  Returns their paths."""
     folder, h = trainer.checkpoint_dir, trainer.history
     if folder is None:
@@ -135,7 +175,9 @@ def save_results(trainer, info: dict | None = None) -> tuple[str, str, str]:
     config = model.config() if callable(getattr(model, "config", None)) else None
     run = {**(info or {}), "run_id": trainer.run_id}
     paths = tuple(os.path.join(folder, n) for n in (WEIGHTS_NAME, BEST_NAME, HISTORY_NAME))
-    write_weights(paths[0], model.state_dict(), config, {**run, "val_acc": h.val_acc[-1]})
+    final = ({"val_acc": h.val_acc[-1]} if h.stopped_epoch is None  # else the model holds
+             else {"epoch": h.best_epoch, "val_acc": h.best_val_acc})  # the best epoch's
+    write_weights(paths[0], model.state_dict(), config, {**run, **final})
     write_weights(paths[1], h.best_params, config, {**run, "epoch": h.best_epoch,
                                                     "val_acc": h.best_val_acc})
     remove_stale_temps(paths[2])

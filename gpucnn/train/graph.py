@@ -9,11 +9,11 @@ reads the loss: 2 uploads, 1 launch, no allocation and 1 sync per step.
 
 A graph replays its kernels with the arguments they had at capture, so what changes between
 steps is read from device memory: the learning rate (SGD's fused update reads it; one upload
-after each lr_decay) and each dropout stream's counter (the graph advances it on the device;
-after each replay the host's counter advances by the same amount, so checkpoints and resumes
-stay exact).  Buffers come from a memory pool of the graph's own, filled by the warm-up step,
-so nothing else reuses the graph's memory between replays.  A batch of another shape (a
-smaller last batch) runs eagerly.
+after each change the schedule makes) and each dropout stream's counter (the graph advances it
+on the device; after each replay the host's counter advances by the same amount, so
+checkpoints and resumes stay exact).  Buffers come from a memory pool of the graph's own,
+filled by the warm-up step, so nothing else reuses the graph's memory between replays.  A
+batch of another shape (a smaller last batch) runs eagerly.
 
 Where a graph cannot work, training runs eagerly and one line on stderr says why: the CPU
 device, several processes (the gradient allreduce is not captured), an optimizer other than
@@ -60,11 +60,12 @@ class GraphStep:
     its loss: eagerly the first time, then by a graph captured on the second step.  ``failed``
     says why capturing failed (that step and every later one run eagerly).  Every step, graph
     or not, multiplies with kernels/gemm.cu (gpucnn.cuda.gemm_kernels): CuPy refuses cuBLAS in
-    a capture, and one GEMM for all steps keeps a replay equal to an eager step bit for bit."""
+    a capture, and one GEMM for all steps keeps a replay equal to an eager step bit for bit.
+    ``options`` go to ``model.train_step`` (label smoothing, gradient clipping)."""
 
-    def __init__(self, model, optimizer):
+    def __init__(self, model, optimizer, **options):
         self.cupy = import_cupy()
-        self.model, self.optimizer = model, optimizer
+        self.model, self.optimizer, self.options = model, optimizer, options
         self.stream = self.cupy.cuda.Stream(non_blocking=True)
         self.pool = self.cupy.cuda.MemoryPool()  # the graph's memory, nobody else's
         self.inputs = self.graph = self.loss = None
@@ -87,8 +88,7 @@ class GraphStep:
             self.stream.wait_event(caller.record())
             if self.failed or self.inputs is not None and (X.shape, X.dtype) != (
                     self.inputs[0].shape, self.inputs[0].dtype):
-                return float(self.model.train_step(cupy.asarray(X), cupy.asarray(y),
-                                                   self.optimizer))
+                return float(self._train_step(cupy.asarray(X), cupy.asarray(y)))
             with cupy.cuda.using_allocator(self.pool.malloc):
                 warm_up = self.inputs is None
                 if warm_up:
@@ -96,7 +96,7 @@ class GraphStep:
                 self.inputs[0].set(X)
                 self.inputs[1].set(y)
                 if warm_up:
-                    return float(self.model.train_step(*self.inputs, self.optimizer))
+                    return float(self._train_step(*self.inputs))
                 replay = self.graph is not None
                 if replay:
                     self._sync_device_numbers()
@@ -107,7 +107,7 @@ class GraphStep:
                         first = (str(e).strip().splitlines() or [""])[0]
                         self.failed = f"capturing the step failed ({type(e).__name__}: {first})"
                         notice(self.failed)
-                        return float(self.model.train_step(*self.inputs, self.optimizer))
+                        return float(self._train_step(*self.inputs))
                 self.graph.launch(self.stream)
             for name, g in self.generators.items():
                 mirror = self.counters[name]  # the graph moved the device's counter on
@@ -117,6 +117,9 @@ class GraphStep:
             if replay:
                 self.optimizer.t += self.steps
             return float(self.loss)
+
+    def _train_step(self, X, y):
+        return self.model.train_step(X, y, self.optimizer, **self.options)
 
     def _sync_device_numbers(self) -> None:
         """Upload the learning rate and dropout counters where the host's differ (an lr decay,
@@ -151,7 +154,7 @@ class GraphStep:
         try:
             try:
                 with cuda.device_counters({keys[n]: self.counters[n].array for n in generators}):
-                    loss = self.model.train_step(*self.inputs, self.optimizer)
+                    loss = self._train_step(*self.inputs)
             except BaseException:
                 try:  # end the capture; the step's own error says more than CUDA's
                     self.stream.end_capture()

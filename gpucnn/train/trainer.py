@@ -5,16 +5,20 @@
 names and defaults as the ``gpucnn train`` flags.  An *epoch* is ``iterations_per_epoch`` updates
 (default: one pass over the training set).  Accuracy is measured before training (recorded as
 epoch 0, where the source document's reg/dropout tables start) and after every epoch, on a fixed
-random subset of ``train_samples`` training samples and on ``val_samples`` validation samples
-(default all), in batches.
+random subset of ``train_samples`` training samples, and accuracy and loss on ``val_samples``
+validation samples (default all), in batches.  The learning rate follows a schedule by epoch
+(:mod:`gpucnn.train.schedule`); early stopping ends a run whose monitored metric stopped
+improving, with the best epoch's weights.
 
 Checkpoints (``checkpoint_dir/checkpoint.npz``, after epoch 0 and every ``checkpoint_every``
 epochs) hold the parameters and buffers, the optimizer state, every random stream's state (the
-model's own, e.g. dropout, and the batch order), the position in training, the history and the
-settings (see :mod:`gpucnn.train.checkpoint`), so that a run resumed from one gives the same
-history as one never stopped (bit-identical on the CPU).  Ctrl-C (or SIGTERM, what a batch
-scheduler sends) finishes the current iteration, writes a checkpoint and raises
-:class:`TrainingInterrupted`, whose message says how to resume.  A NaN or infinite loss raises :class:`TrainingDiverged`.
+model's own, e.g. dropout, and the batch order, which fixes the augmentation too), the
+schedule's state, the position in training, the history and the settings (see
+:mod:`gpucnn.train.checkpoint`), so that a run resumed from one gives the same history as one
+never stopped (bit-identical on the CPU); ``metrics.csv`` beside it has a row per epoch.
+Ctrl-C (or SIGTERM, what a batch scheduler sends) finishes the current iteration, writes a
+checkpoint and raises :class:`TrainingInterrupted`, whose message says how to resume.  A NaN or
+infinite loss raises :class:`TrainingDiverged`.
 """
 from __future__ import annotations
 
@@ -22,71 +26,60 @@ import json
 import math
 import os
 import signal
-import sys
-import threading
 import time
 
 import numpy as np
 
 from ..data import BatchIterator, random_subset
+from ..data.augment import make_augment
 from ..distributed import rank_device, spread_random_streams, training_world
 from .. import config
-from ..optim import make_optimizer
-from .checks import (check_batch_size, check_epochs_left, check_model, check_outputs,
-                     check_split, data_checksum, optim_settings, quiet_numerics, recorded_diff,
-                     unpack_data)
-from .checkpoint import (CHECKPOINT_NAME, checkpoint_file, load_checkpoint, prefixed,
-                         restore_checkpoint, save_checkpoint)
+from ..optim import clip_grad_norm_, make_optimizer
+from .checks import (check_augment_images, check_batch_size, check_early_stop,
+                     check_epochs_left, check_model, check_outputs, check_split,
+                     check_stopped_early, data_checksum, optim_settings, quiet_numerics,
+                     recorded_diff, unpack_data)
+from .checkpoint import (CHECKPOINT_NAME, checkpoint_file, load_checkpoint, load_parameters,
+                         prefixed, restore_checkpoint, save_checkpoint)
 from .folder import PYTHON, check_run_folder, new_run_id
 from .graph import GraphStep, notice, unavailable
 from .history import History
-
-# Settings that shape the history: a checkpoint resumes only under the same values.
-RESUME_KEYS = (*(s.name for s in config.TRAINING if s.resume), "optim_config", "num_train",
-               "num_val")
-
-
-# Signals that stop training after the current iteration, with a checkpoint; each with what a
-# second one does (and what it is reset to when no Python handler was installed before).
-STOP_SIGNALS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+from .metrics import METRICS_NAME, evaluate, write_metrics
+from .progress import epoch_bar, in_notebook
+from .resume import check_resumable, saved_settings, stored
+from .schedule import RunSchedule, resumed_schedule, schedule_settings
+from .signals import TrainingInterrupted, interrupted, stop_signals, stopped_at_once
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or the signal ``signum``) stopped training; ``checkpoint`` is where the state of
-    completed update ``iteration`` was saved (None when nothing was)."""
-
-    def __init__(self, message: str, checkpoint: str | None, iteration: int,
-                 signum: int = signal.SIGINT):
-        super().__init__(message)
-        self.checkpoint, self.iteration, self.signum = checkpoint, iteration, signum
-
-
-def _progress_wanted(progress: bool) -> bool:
-    return bool(progress) and sys.stderr.isatty()
-
-
 class Trainer:
-    """Trains a :class:`gpucnn.models.Classifier` (anything with ``loss(X, y, l2_in_grads=)``,
-    ``weight_decay()``, ``train_step(X, y, optimizer)``, ``predict(X, batch_size)``,
-    ``parameters()`` and ``to()``).
+    """Trains a :class:`gpucnn.models.Classifier` (anything with ``loss(X, y=None,
+    l2_in_grads=, label_smoothing=)``, ``weight_decay()``, ``train_step(X, y, optimizer,
+    label_smoothing=, clip_grad_norm=)``, ``parameters()``, ``state_dict()``, ``dtype`` and
+    ``to()``).
 
     data: a ``gpucnn.data.Dataset`` or ``{"X_train", "y_train", "X_val", "y_val"}``, X (N, ...)
     and integer labels (N,), on the host; batches are moved to ``device`` one at a time.
-    settings: those of :data:`gpucnn.config.TRAINING` (optimizer, batch_size, epochs,
-    iterations_per_epoch, train_samples, val_samples, seed, device, checkpoint_every,
-    cuda_graph), each with its one default; ``cuda_graph=True`` replays each step as one CUDA
-    graph where it can, else says why once on stderr (see :mod:`gpucnn.train.graph`).
-    optim_config: the optimizer's settings (lr, lr_decay, momentum, ...;
-    default :data:`gpucnn.config.OPTIMIZATION`'s).  seed fixes the batch order and the accuracy
-    subsets; the model's own seed fixes its initialisation and dropout.  log, if given, is called
-    with the header and then one table row per epoch.  run_info: JSON-able facts stored in
-    checkpoints (the CLI records the dataset there).  distributed: data parallelism over MPI
-    ranks (None: when launched by mpirun), batch_size being the global batch; see
-    :mod:`gpucnn.distributed`.
+    settings: those of :data:`gpucnn.config.TRAINING`, each with its one default: the loop
+    (optimizer, batch_size, epochs, iterations_per_epoch, train_samples, val_samples, seed,
+    device, checkpoint_every, cuda_graph: each step replayed as one CUDA graph where it can,
+    else a notice, see :mod:`gpucnn.train.graph`), the learning-rate schedule (schedule,
+    step_size, milestones, gamma, min_lr, plateau_patience, warmup_epochs), early_stop and the
+    monitor it watches, augment (built-in names and functions ``(X, rng) -> X``) and crop_pad,
+    label_smoothing, clip_grad_norm, and init_weights (a weights file to start from).
+    optim_config: the optimizer's settings (lr, lr_decay, momentum, weight_decay, ...;
+    default :data:`gpucnn.config.OPTIMIZATION`'s), or those as keywords (``lr=``).
+    checkpoint_dir: where checkpoints and metrics.csv go; one holding another run is refused
+    unless ``overwrite`` (:mod:`gpucnn.train.folder`).  seed fixes the batch order, the
+    augmentation and the accuracy subsets; the model's own seed fixes its initialisation and
+    dropout.  progress: a bar per epoch where someone watches (a terminal or a notebook).  log,
+    if given, is called with the header and then one table row per epoch.  run_info: JSON-able
+    facts stored in checkpoints (the CLI records the dataset there).  distributed: data
+    parallelism over MPI ranks (None: when launched by mpirun), batch_size being the global
+    batch; see :mod:`gpucnn.distributed`.
     """
 
     def __init__(self, model, data, *, optim_config=None, checkpoint_dir=None, progress=True,
@@ -97,31 +90,45 @@ class Trainer:
         optim = {k: settings.pop(k) for k in config.OPTIMIZATION.names() if k in settings}
         self.settings = config.TRAINING.resolve((settings, {}), where="Trainer")
         s = self.settings
+        self.optim_config = optim_settings(optim_config, optim)
+        config.check_together({**s, **self.optim_config})
         self.batch_size, self.epochs, self.seed = s["batch_size"], s["epochs"], s["seed"]
+        check_early_stop("early_stop", s["early_stop"], "epochs", self.epochs)
+        check_augment_images("augment", s["augment"], X_train.shape[1:])
         self.checkpoint_every = s["checkpoint_every"]
         # the rank's GPU is taken before CUDA is probed, the check that no two share one after
         self.device = s["device"] = rank_device(s["device"])
         self.world = training_world(distributed, self.device)
         check_model(model)
         self.model = model.to(self.device)
-        check_outputs(self.model, data, X_train, y_train, y_val)
+        self.num_classes = check_outputs(self.model, data, X_train, y_train, y_val)
+        self.history = History()
+        if s["init_weights"]:
+            load_parameters(self.model, s["init_weights"], "init_weights")
+            self.history.add_note(0, f"started from the weights of {s['init_weights']}")
         self.world.broadcast_parameters(self.model)
         spread_random_streams(self.model, self.world.rank)
         self.optimizer_name = s["optimizer"]
-        self.optim_config = optim_settings(optim_config, optim)
         self.optimizer = make_optimizer(self.optimizer_name, model.parameters(),
-                                        **self.optim_config)
+                                        **{k: v for k, v in self.optim_config.items()
+                                           if k != "lr_decay"})  # the schedule's
+        self.lr_schedule = RunSchedule(schedule_settings(s, self.optim_config), s["monitor"],
+                                       self.optimizer.lr, 0, self.epochs)
+        self.optimizer.lr = self.lr_schedule.lr(0)
+        self.step_options = {"label_smoothing": s["label_smoothing"],
+                             "clip_grad_norm": s["clip_grad_norm"]}
         self._graph = None  # with cuda_graph: the step as a CUDA graph (gpucnn.train.graph)
         why = unavailable(self.device, self.world.size, self.optimizer) if s["cuda_graph"] else ""
         if why and self.world.is_root:
             notice(why)
         elif s["cuda_graph"] and not why:
-            self._graph = GraphStep(self.model, self.optimizer)
+            self._graph = GraphStep(self.model, self.optimizer, **self.step_options)
         if self.world.size > 1:  # every rank reads its shard of each global batch
             self.world.check_batch_size(self.batch_size)
         check_batch_size("batch_size", self.batch_size, len(X_train))
         self.batches = BatchIterator(X_train, y_train, self.batch_size, seed=self.seed,
                                      device=self.device,
+                                     augment=make_augment(s["augment"], s["crop_pad"]),
                                      shard=self.world.shard if self.world.size > 1 else None)
         if s["iterations_per_epoch"] is None:
             s["iterations_per_epoch"] = len(self.batches)
@@ -138,7 +145,6 @@ class Trainer:
         self._resumed_from, self._saved, self._stop_signal = None, None, signal.SIGINT
         self._sizes = (len(X_train), len(X_val))
         self._checksum = data_checksum(X_train, y_train, X_val, y_val)
-        self.history = History()
         self.epoch = 0        # epochs completed
         self.iteration = 0    # updates completed
         self._epoch_elapsed = 0.0  # seconds already spent in the current, unfinished epoch
@@ -147,9 +153,10 @@ class Trainer:
     # -- settings and state ----------------------------------------------------------------------
     def config(self) -> dict:
         """The settings, JSON-able, as stored in checkpoints: the :data:`gpucnn.config.TRAINING`
-        settings under their names (``epochs`` as it is now), ``optim_config``, the split
-        sizes, the model's description and ``run_info``."""
-        return {**self.settings, "epochs": self.epochs, "optim_config": self.optim_config,
+        settings under their names (``epochs`` as it is now, augmentation functions by name),
+        ``optim_config``, the split sizes, the model's description and ``run_info``."""
+        return {**stored(self.settings), "epochs": self.epochs,
+                "optim_config": self.optim_config,
                 "num_train": self._sizes[0], "num_val": self._sizes[1],
                 "data_checksum": self._checksum,
                 "model": self.model.config() if hasattr(self.model, "config") else None,
@@ -164,20 +171,32 @@ class Trainer:
     def checkpoint_path(self) -> str | None:
         return None if self.checkpoint_dir is None else os.path.join(self.checkpoint_dir, CHECKPOINT_NAME)
 
+    @property
+    def stopped_early(self) -> bool:
+        """Early stopping has ended the run: the monitored metric has not improved for
+        ``early_stop`` epochs."""
+        patience, h = self.settings["early_stop"], self.history
+        return patience is not None and h.epochs > 0 and h.epochs - h.best_epoch >= patience
+
     # -- the loop --------------------------------------------------------------------------------
     def check_accuracy(self, X, y) -> float:
         """Fraction of ``X`` classified as ``y``, predicted ``batch_size`` samples at a time."""
-        n = len(y)
-        X, y = self.world.shard(X, y)  # each rank scores its part; the correct counts are summed
-        return self.world.sum(int(np.sum(self.model.predict(X, self.batch_size) == y))) / n
+        return self._measure(X, y, loss=False)["accuracy"]
 
-    def _record_accuracies(self, started: float) -> None:
+    def _measure(self, X, y, loss: bool = True) -> dict:
+        return evaluate(self.model, X, y, self.batch_size, world=self.world, loss=loss,
+                        label_smoothing=self.settings["label_smoothing"],
+                        num_classes=self.num_classes)
+
+    def _record_metrics(self, started: float) -> None:
         h = self.history
         h.train_acc.append(self.check_accuracy(*self.train_subset))
-        h.val_acc.append(self.check_accuracy(*self.val_subset))
+        val = self._measure(*self.val_subset)
+        h.val_acc.append(val["accuracy"])
+        h.val_loss.append(val["loss"])
         h.epoch_time.append(self._epoch_elapsed + time.perf_counter() - started)
         self._epoch_elapsed = 0.0
-        if h.val_acc[-1] > h.best_val_acc:
+        if h.improved(self.settings["monitor"]):
             h.best_val_acc, h.best_epoch = h.val_acc[-1], len(h.val_acc) - 1
             h.best_params = self.model.state_dict()
         if self.log and self.world.is_root:
@@ -186,33 +205,21 @@ class Trainer:
             self.log(h.row(len(h.val_acc) - 1))
 
     def train(self) -> History:
-        """Train until ``num_epochs`` epochs are complete (continuing where it stopped);
-        returns the history."""
+        """Train until ``epochs`` epochs are complete or early stopping ends the run
+        (continuing where it stopped); returns the history."""
         self._stop_requested = False
-        on_main = threading.current_thread() is threading.main_thread()
-        previous = {}
-        if on_main:  # SIGTERM is what a batch scheduler sends before killing: same as Ctrl-C
-            for sig in STOP_SIGNALS:
-                previous[sig] = signal.getsignal(sig)
-                signal.signal(sig, self._request_stop)
         try:
-            with self.world.guard():  # an error on one rank stops them all
-                self.check_output()
+            with stop_signals(self.request_stop), self.world.guard():  # an error on one rank
+                self.check_output()                                     # stops them all
                 with quiet_numerics():
                     self._train()
         except KeyboardInterrupt as e:
             if isinstance(e, TrainingInterrupted):
                 raise
-            raise self._stopped_at_once() from None
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, STOP_SIGNALS[sig] if handler is None else handler)
+            raise stopped_at_once(self._saved, self.iteration, self._stop_signal) from None
+        if self.stopped_early:  # the run is over: it ends with the best epoch's weights
+            self.model.load_state_dict(self.history.best_params)
         return self.history
-
-    def _request_stop(self, signum, frame):
-        """First Ctrl-C or SIGTERM: stop after this iteration; a second one interrupts at once."""
-        self.request_stop(signum)
-        signal.signal(signum, STOP_SIGNALS[signum])
 
     def request_stop(self, signum: int = signal.SIGINT) -> None:
         """Stop as Ctrl-C does, the TrainingInterrupted carrying ``signum`` (SIGPIPE, say)."""
@@ -227,35 +234,27 @@ class Trainer:
                                          resumed_from=self._resumed_from):
                 os.remove(path)
 
-    def _stopped_at_once(self) -> TrainingInterrupted:
-        """A second Ctrl-C stopped a step midway: resume the last checkpoint written (a write
-        it interrupted left the previous file whole)."""
-        path, at = self._saved or (None, self.iteration)
-        how = f"; resume with Trainer.from_checkpoint({path!r}, model, data)" if path else ""
-        return TrainingInterrupted(f"training stopped at once by an interrupt; last checkpoint: "
-                                   f"{path} (after iteration {at}){how}", path, at,
-                                   self._stop_signal)
-
     def _train(self) -> None:
         h, model, ipe = self.history, self.model, self.iterations_per_epoch
-        if h.val_acc and self.log and self.world.is_root:  # resumed: the rows need their header
-            self.log(History.HEADER)
-        if not h.val_acc:
+        if h.val_acc:  # resumed: the rows need their header
+            if self.log and self.world.is_root:
+                self.log(History.HEADER)
+        else:
             started = time.perf_counter()
             h.lr.append(self.optimizer.lr)
             h.epoch_loss.append(None)
-            self._record_accuracies(started)
+            self._record_metrics(started)
             self._save_checkpoint()
-        while self.epoch < self.epochs:
+        self._write_metrics()  # resumed: the checkpoint's rows (a lost epoch's row goes)
+        if not self.stopped_early:  # (a larger early_stop given on resume goes on)
+            h.stopped_epoch = None
+        while self.epoch < self.epochs and not self.stopped_early:
             started = time.perf_counter()
             model.train()
             done = self.iteration - self.epoch * ipe
-            bar = None
-            if _progress_wanted(self.progress) and self.world.is_root:
-                from tqdm import tqdm
-
-                bar = tqdm(total=ipe, initial=done, desc=f"epoch {self.epoch + 1}/{self.epochs}",
-                           leave=False, dynamic_ncols=True)
+            bar = epoch_bar(self.progress and self.world.is_root, ipe, done,
+                            f"epoch {self.epoch + 1}/{self.epochs}",
+                            leave=self.log is None and in_notebook())
             try:
                 for _ in range(done, ipe):
                     if self._stop_requested:
@@ -266,16 +265,28 @@ class Trainer:
                         bar.update()
                         bar.set_postfix(loss=f"{np.mean(h.loss[self.epoch * ipe:]):.4f}",
                                         refresh=False)
+                self._end_epoch(started, bar)
             finally:
                 if bar is not None:
                     bar.close()
-            self.epoch += 1
-            h.lr.append(self.optimizer.lr)
-            h.epoch_loss.append(float(np.mean(h.loss[-ipe:])))
-            self.optimizer.end_epoch()
-            self._record_accuracies(started)
-            if self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs:
-                self._save_checkpoint()
+
+    def _end_epoch(self, started: float, bar) -> None:
+        h = self.history
+        self.epoch += 1
+        h.lr.append(self.optimizer.lr)
+        h.epoch_loss.append(float(np.mean(h.loss[-self.iterations_per_epoch:])))
+        self._record_metrics(started)
+        if bar is not None:
+            bar.set_postfix(loss=f"{h.epoch_loss[-1]:.4f}", val_loss=f"{h.val_loss[-1]:.4f}",
+                            val_acc=f"{h.val_acc[-1]:.3f}")
+        self.lr_schedule.observe(h.metric(self.settings["monitor"]))
+        self.optimizer.lr = self.lr_schedule.lr(self.epoch)
+        if self.stopped_early:
+            h.stopped_epoch = self.epoch
+        if (self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs
+                or self.stopped_early):
+            self._save_checkpoint()
+        self._write_metrics()
 
     def _step(self) -> None:
         if self._graph is not None:  # the update is in the graph: applied before the check
@@ -286,11 +297,13 @@ class Trainer:
             X, y = self.batches.next_batch()
             # L2's gradient is left to the optimizer's update (weight_decay below): one pass
             # per weight instead of three; the loss still includes L2's term
-            loss, grads = self.world.local_loss(self.model, X.astype(self.model.dtype,
-                                                                     copy=False), y,
-                                                l2_in_grads=False)
+            loss, grads = self.world.local_loss(
+                self.model, X.astype(self.model.dtype, copy=False), y, l2_in_grads=False,
+                label_smoothing=self.step_options["label_smoothing"])
             loss = self.world.allreduce_gradients(grads, loss, len(y))  # global batch's mean
             self._check_loss(loss)
+            if self.step_options["clip_grad_norm"] is not None:  # on the global gradients
+                clip_grad_norm_(grads, self.step_options["clip_grad_norm"])
             self.optimizer.step(grads, weight_decay=self.model.weight_decay())
         self.history.loss.append(loss)
         self.iteration += 1
@@ -307,17 +320,14 @@ class Trainer:
 
     def _interrupt(self):
         self._stop_requested = False
-        where = self._save_checkpoint()
-        done = f"epoch {self.epoch + 1}, iteration {self.iteration}"
-        if where is None:
-            msg = (f"training interrupted at {done}; no checkpoint_dir was given, so nothing was "
-                   f"saved (calling train() again on this Trainer continues)")
-        else:
-            msg = (f"training interrupted at {done}; checkpoint written to {where}. Resume with "
-                   f"Trainer.from_checkpoint({where!r}, model, data).train()")
-        raise TrainingInterrupted(msg, where, self.iteration, self._stop_signal)
+        raise interrupted(self._save_checkpoint(), self.epoch, self.iteration, self._stop_signal)
 
     # -- checkpoints -----------------------------------------------------------------------------
+    def _write_metrics(self) -> None:
+        if self.checkpoint_dir is not None and self.world.is_root:
+            write_metrics(os.path.join(self.checkpoint_dir, METRICS_NAME), self.history,
+                          self.run_id)
+
     def _save_checkpoint(self) -> str | None:
         path = self.checkpoint_path
         if path is None:
@@ -329,7 +339,8 @@ class Trainer:
                             batches=self.batches, history=self.history, config=self.config(),
                             world_size=self.world.size,
                             position={"epoch": self.epoch, "iteration": self.iteration,
-                                      "epoch_elapsed": self._epoch_elapsed})
+                                      "epoch_elapsed": self._epoch_elapsed},
+                            lr_schedule=self.lr_schedule.state())
         except OSError as e:  # a full disk, say: the write is atomic, so say what survived
             kept = ("the previous checkpoint there is intact" if os.path.exists(path)
                     else "no checkpoint was saved")
@@ -341,22 +352,15 @@ class Trainer:
     def resume(self, path: str) -> "Trainer":
         """Load the checkpoint at ``path`` into this trainer, its model and optimizer; returns self.
 
-        The settings that shape the history (``RESUME_KEYS``) must equal the checkpoint's;
-        ``num_epochs`` may be larger, to train on.
+        The settings that shape the history (:mod:`gpucnn.train.resume`) must equal the
+        checkpoint's; ``epochs`` may be larger, to train on; another learning rate or schedule
+        starts here, noted in the history.
         """
         arrays, meta = load_checkpoint(path)
         try:
             saved = meta["config"]
             mine = json.loads(json.dumps(self.config()))  # compare as stored (tuples as lists)
-            diff = [f"{k}={saved.get(k)!r} in the checkpoint, {mine[k]!r} here"
-                    for k in RESUME_KEYS if saved.get(k) != mine[k]]
-            diff += recorded_diff(saved, mine, "data_checksum")
-            if diff:
-                raise ValueError("settings differ: " + "; ".join(diff))
-            if meta.get("world_size", 1) != self.world.size:
-                raise ValueError(f"the checkpoint was written by {meta.get('world_size', 1)} "
-                                 f"ranks, this run has {self.world.size}: expected the same "
-                                 f"world size")
+            check_resumable(saved, mine, meta.get("world_size", 1), self.world.size)
             restore_checkpoint(arrays, meta, model=self.model, optimizer=self.optimizer,
                                batches=self.batches)
             # After the parameters loaded (a shape mismatch names the parameter there): what
@@ -368,28 +372,28 @@ class Trainer:
             self.history = History.from_dict(meta["history"], prefixed(arrays, "best"))
             self.epoch, self.iteration = int(meta["epoch"]), int(meta["iteration"])
             self._epoch_elapsed = float(meta["epoch_elapsed"])
+            self.lr_schedule, note = resumed_schedule(
+                meta.get("lr_schedule"), saved, schedule_settings(self.settings, self.optim_config),
+                self.settings["monitor"], self.optim_config["lr"], self.optimizer, self.epoch,
+                self.epochs)
+            if note:
+                self.history.add_note(self.iteration, note)
             self.run_info["run_id"] = (saved.get("run_info") or {}).get("run_id", self.run_id)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: cannot resume from this checkpoint: {e}") from None
         check_epochs_left("epochs", self.epochs, self.epoch, path)
+        check_stopped_early("early_stop", self.settings["early_stop"], meta["history"], path)
         self._resumed_from, self._saved = path, (path, self.iteration)
         return self
 
     @classmethod
     def from_checkpoint(cls, path: str, model, data, **overrides) -> "Trainer":
         """A Trainer with the settings saved in ``path`` (``overrides`` replace some, e.g. a larger
-        ``epochs`` or another device), resumed from it.  ``checkpoint_dir`` defaults to the
-        checkpoint's folder.  ``path`` may be the run's folder."""
+        ``epochs``, another device, learning rate or schedule), resumed from it.
+        ``checkpoint_dir`` defaults to the checkpoint's folder.  ``path`` may be the run's
+        folder."""
         path = checkpoint_file(path)
         _, meta = load_checkpoint(path)
-        try:
-            saved = meta["config"]
-            # a setting added since the checkpoint was written takes its default, unless it
-            # shapes the history
-            names = [k for k in config.TRAINING.names() if k in saved or config.TRAINING[k].resume]
-            settings = {k: saved[k] for k in (*names, "optim_config", "run_info")}
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"{path}: cannot resume from this checkpoint: missing setting {e}") from None
-        settings["checkpoint_dir"] = os.path.dirname(os.path.abspath(path))
-        settings.update(overrides)
+        overrides = {"checkpoint_dir": os.path.dirname(os.path.abspath(path)), **overrides}
+        settings = saved_settings(meta.get("config", {}), path, overrides)
         return cls(model, data, **settings).resume(path)
