@@ -1,11 +1,10 @@
-"""What the experiments share: settings (the schema's defaults, a TOML file, flags), one training
-run, tables."""
+"""What the experiments share: settings (the schema's defaults, a TOML file, flags), a run's
+training data (a stratified subset drawn by its seed) and the run itself, tables and files."""
 from __future__ import annotations
 
 import csv
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass, field
 

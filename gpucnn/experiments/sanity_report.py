@@ -52,7 +52,7 @@ def report_markdown(result: dict, figure: str | None) -> str:
     s, meta, c = result["settings"], result["dataset"], result["checks"]
     reg = f"{REG_CHECK:g}"
     seeds = [[r["spec"]["seed"], f"{r['initial_loss']['0']:.6f}",
-              f"{r['initial_loss']['0'] - LN10:+.6f}", f"{r['initial_loss'][reg]:.6f}",
+              f"{r['initial_loss']['0'] - LN10:+.1e}", f"{r['initial_loss'][reg]:.6f}",
               f"{r['initial_loss'][reg] - r['initial_loss']['0']:+.6f}",
               f"{r['train_acc'][-1]:.4f}", f"{r['val_acc'][-1]:.4f}",
               f"{r['train_acc'][-1] - r['val_acc'][-1]:+.4f}"] for r in result["runs"]]
