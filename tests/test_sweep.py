@@ -1,6 +1,7 @@
 """``gpucnn experiment sweep``: the statistics on synthetic runs with known answers, the runs it
 plans, and the command end to end on a tiny net (resume, --fresh, refusals)."""
 import json
+import math
 import os
 
 import pytest
@@ -126,6 +127,36 @@ def test_the_source_documents_claims_checked_against_paired_results():
     assert sentences[5].startswith('"48 filters overfit": agrees with 200 training samples '
                                    '(filters=48: gap +0.040 (95% interval')
     assert size["best"]["label"] == "dropout=0.1"       # the largest improvement
+
+
+def test_a_claim_judged_by_where_its_interval_lies():
+    from gpucnn.experiments.stats import Interval
+    from gpucnn.experiments.sweep_analysis import judge
+
+    above, below, across = Interval(.02, .01, .03, 5), Interval(-.02, -.03, -.01, 5), Interval(
+        0, -.01, .01, 5)
+    exactly_zero, one_seed = Interval(0, 0, 0, 5), Interval(.5, math.nan, math.nan, 1)
+    assert [judge(iv, "higher") for iv in (above, below, across, exactly_zero, one_seed)] == [
+        "agrees", "differs", "cannot tell", "differs", "cannot tell"]
+    assert [judge(iv, "lower") for iv in (above, below, across, exactly_zero, one_seed)] == [
+        "differs", "agrees", "cannot tell", "differs", "cannot tell"]
+    assert [judge(iv, "not higher") for iv in (above, below, across, exactly_zero, one_seed)] == [
+        "differs", "agrees", "agrees", "agrees", "cannot tell"]
+
+
+def test_training_accuracy_equal_in_every_seed_rules_out_lower():
+    # At 200 samples every net reaches training accuracy 1.0: "lower training accuracy" is
+    # then not merely unshown but ruled out.
+    runs = [*fake_runs(None, None, BASE_VAL, BASE_GAP),
+            *fake_runs("hidden", 300, shifted(BASE_VAL, -0.02), BASE_GAP)]
+    for r in runs:
+        r["train_acc"][-1] = 1.0
+    size = conclude(summarise(runs), {"hidden": [300]}, BASE)["sizes"][0]
+    claim = next(c for c in size["claims"] if c["claim"].startswith("hidden 300 has lower"))
+    assert claim["word"] == "differs"
+    assert claim["evidence"][0] == ("hidden=300: training accuracy +0.000 (95% interval +0.000 "
+                                    "to +0.000, 6 seeds), the same for every seed")
+    assert claim["evidence"][1].endswith("lower, also at the family-wise 95% level")
 
 
 def test_claims_on_a_partial_sweep_say_what_was_tested():

@@ -142,8 +142,16 @@ def _add_settings(p, only: tuple[str, ...], defaults: dict) -> None:
     add_settings(p, RUN, "run", {"output": "runs/<experiment>-<dataset>"}, config=False)
 
 
+# The design study's protocols on the digits, sized for a 2-core CPU (README: sanity 8 seeds in
+# SANITY_TIME, the whole sweep in SWEEP_TIME).  Sanity: 10 x 20 updates take 100 samples to training
+# accuracy 1.0; 8 seeds put the gap at about +0.13 +/- 0.015, well clear of the 0.10 criterion.
 SANITY = {**BASE_NET, "weight_scale": 1e-3, "epochs": 10, "iterations_per_epoch": 20, "seeds": 8}
-SWEEP = {**BASE_NET, "epochs": 4, "iterations_per_epoch": 100, "seeds": 6, "train_sizes": [200]}
+# Sweep: 200 training samples, where the base net overfits (gap +0.056 +/- 0.017 with 8 seeds; on
+# the full 1258 it is +0.014, leaving the source's overfitting claims nothing to act on); training
+# accuracy is 1.0 after the first 100 updates and validation rises < 0.005 after the third epoch
+# (10-seed pilot: 0.938, 0.941, 0.943, 0.946); 8 seeds resolve paired changes of about +/-0.005
+# to +/-0.012, one or two of the 180 validation samples.
+SWEEP = {**BASE_NET, "epochs": 3, "iterations_per_epoch": 100, "seeds": 8, "train_sizes": [200]}
 # What --help shows for the settings that depend on the dataset.
 PER_DATASET = {key: "per dataset: " + ", ".join(f"{d} {m[key]:g}"
                                                 for d, m in DATASET_MODELS.items())

@@ -21,10 +21,6 @@ NAMES = {"train": "training accuracy", "val": "validation accuracy", "gap": "gap
 VERDICT = {"higher": "better", "lower": "worse", "indistinguishable": "indistinguishable"}
 OVERFIT = {"higher": "overfits more", "lower": "overfits less",
            "indistinguishable": "indistinguishable"}
-# What a claim expects of a direction -> (directions that agree, directions that differ); any
-# other is "cannot tell".
-EXPECT = {"higher": ({"higher"}, {"lower"}), "lower": ({"lower"}, {"higher"}),
-          "not higher": ({"lower", "indistinguishable"}, {"higher"})}
 # The source document's claims (seeds/002, one CIFAR-10 run per value), each as checks
 # (parameter, value, metric, expectation) on the paired changes against the base net.
 CLAIMS = [
@@ -101,12 +97,26 @@ def conclude_size(cells: list[dict], swept: dict, base_values: dict) -> dict:
                        for claim, checks in CLAIMS]}
 
 
+def judge(change, expect: str) -> str:
+    """What a paired ``change`` (an interval) says of a claim that expects it "higher",
+    "lower" or "not higher" than zero: "agrees" when the interval lies on the claimed side,
+    "differs" when it rules that side out (an interval of exactly zero rules out "lower"),
+    "cannot tell" otherwise (and with one seed: no interval)."""
+    if change.n < 2:
+        return "cannot tell"
+    if expect == "not higher":
+        return "differs" if change.low > 0 else "agrees"
+    agree, differ = ((change.low > 0, change.high <= 0) if expect == "higher" else
+                     (change.high < 0, change.low >= 0))
+    return "agrees" if agree else "differs" if differ else "cannot tell"
+
+
 def check_claim(claim: str, checks: list, comparisons: dict, base_values: dict) -> dict:
-    """Whether our paired changes agree with ``claim``: ``word`` is "differs" (a check
-    differs), else "cannot tell" (a check's interval holds zero where the claim needs a
-    direction), else "agrees" (every check agrees), "agrees where tested" (the others' values
-    were not swept, or are the base net's own) or "not tested" (none was); ``evidence`` gives
-    each check's change and interval."""
+    """Whether our paired changes agree with ``claim`` (each check by :func:`judge`):
+    ``word`` is "differs" (a check differs), else "cannot tell" (one cannot), else "agrees"
+    (every check agrees), "agrees where tested" (the others' values were not swept, or are the
+    base net's own) or "not tested" (none was); ``evidence`` gives each check's change, its
+    direction and whether that holds at the family-wise level too."""
     words, evidence = [], []
     for param, value, metric, expect in checks:
         c = comparisons.get((param, value))
@@ -115,16 +125,14 @@ def check_claim(claim: str, checks: list, comparisons: dict, base_values: dict) 
             why = "the base net's own value" if base_values.get(param) == value else "not swept"
             evidence.append(f"{param}={value:g}: {why}")
             continue
-        agree, differ = EXPECT[expect]
-        found = c["directions"][metric]
-        words.append("agrees" if found in agree else "differs" if found in differ else
-                     "cannot tell")
-        family = c["family"][metric]
+        iv, found, family = c["changes"][metric], c["directions"][metric], c["family"][metric]
+        words.append(judge(iv, expect))
         held = ("" if found == "indistinguishable" else
                 f", {'also' if family.excludes_zero() else 'not'} at the family-wise "
                 f"{100 * family.level:.3g}% level")
-        evidence.append(f"{c['label']}: {NAMES[metric]} {c['changes'][metric].text()}, "
-                        f"{found}{held}")
+        if iv.n > 1 and iv.low == iv.high == 0:
+            found = "the same for every seed"
+        evidence.append(f"{c['label']}: {NAMES[metric]} {iv.text()}, {found}{held}")
     tested = [w for w in words if w != "not tested"]
     word = next((w for w in ("differs", "cannot tell") if w in tested),
                 "not tested" if not tested else

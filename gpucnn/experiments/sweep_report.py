@@ -77,7 +77,7 @@ def report_markdown(result: dict, figures: dict) -> str:
 
 
 def _method(c: dict) -> str:
-    level = c["sizes"][0]["family_level"]
+    level, m = c["sizes"][0]["family_level"], len(c["sizes"][0]["comparisons"])
     return (f"Each cell is the mean across seeds of a final accuracy (after the last epoch) "
             f"± the half-width of its 95% Student t interval; the gap is training minus "
             f"validation accuracy. \"vs base\" is the mean of per-seed differences from the base "
@@ -86,12 +86,13 @@ def _method(c: dict) -> str:
             f"**better** / **worse** when the interval of its validation change lies above / "
             f"below zero, **indistinguishable** otherwise (which does not mean equal: the "
             f"interval says how large a difference is not ruled out); it overfits more / less "
-            f"when that of the gap does. Each interval is 95% on its own: among "
-            f"{len(c['sizes'][0]['comparisons'])} comparisons of values that change nothing, "
-            f"a spurious verdict is likely, so the best net is chosen only among values better "
-            f"at the family-wise level (Bonferroni, {100 * level:.3g}% each), by the largest "
-            f"mean improvement; its test accuracy (the test split, used for nothing else) is "
-            f"compared with the base net's the same way.")
+            f"when that of the gap does. Each interval is 95% on its own: if none of the "
+            f"{m} values changed anything, some interval would still miss zero with "
+            f"probability about 1 - 0.95^{m} = {1 - 0.95 ** m:.0%} (roughly: they share the "
+            f"base net's runs), so the best net is chosen only among values better at the "
+            f"family-wise level (Bonferroni, {100 * level:.3g}% each, all {m} together 95%), "
+            f"by the largest mean improvement; its test accuracy (the test split, used for "
+            f"nothing else) is compared with the base net's the same way.")
 
 
 def _settings_table(result: dict) -> str:
