@@ -103,8 +103,9 @@ def _values(param: str | None, text: str) -> list:
     try:
         return [cast(v) for v in text.split(",")]
     except ValueError:
-        raise ValueError(f"--values {text!r}: expected comma-separated "
-                         f"{'numbers' if cast is float else 'integers'} for --param {param}") from None
+        kind = "numbers" if cast is float else "integers"
+        raise ValueError(f"--values {text!r}: expected comma-separated {kind} for --param "
+                         f"{param}") from None
 
 
 def run_visualize_filters(args) -> int:
@@ -142,9 +143,10 @@ def _add_settings(p, only: tuple[str, ...], defaults: dict) -> None:
     add_settings(p, RUN, "run", {"output": "runs/<experiment>-<dataset>"}, config=False)
 
 
-# The design study's protocols on the digits, sized for a 2-core CPU (README: sanity 8 seeds in
-# SANITY_TIME, the whole sweep in SWEEP_TIME).  Sanity: 10 x 20 updates take 100 samples to training
-# accuracy 1.0; 8 seeds put the gap at about +0.13 +/- 0.015, well clear of the 0.10 criterion.
+# The design study's protocols on the digits, sized for a 2-core CPU (README: sanity's 8 seeds in
+# 7-8 s, the whole sweep's 88 runs in 74-80 s; budgets 30 s and 2 min).  Sanity: 10 x 20 updates
+# take 100 samples to training accuracy 1.0; 8 seeds put the gap at about +0.13 +/- 0.015, well
+# clear of the 0.10 criterion.
 SANITY = {**BASE_NET, "weight_scale": 1e-3, "epochs": 10, "iterations_per_epoch": 20, "seeds": 8}
 # Sweep: 200 training samples, where the base net overfits (gap +0.056 +/- 0.017 with 8 seeds; on
 # the full 1258 it is +0.014, leaving the source's overfitting claims nothing to act on); training

@@ -33,8 +33,8 @@ def claim_sentences(conclusion: dict) -> list[str]:
     sizes = conclusion["sizes"]
     out = []
     for i, first in enumerate(sizes[0]["claims"]):
-        parts = [f"{s['claims'][i]['word']} with {s['name']} ({'; '.join(s['claims'][i]['evidence'])})"
-                 for s in sizes]
+        parts = [f"{s['claims'][i]['word']} with {s['name']} "
+                 f"({'; '.join(s['claims'][i]['evidence'])})" for s in sizes]
         out.append(f"\"{first['claim']}\": " + "; ".join(parts) + ".")
     return out
 
