@@ -129,6 +129,59 @@ def _interval(ax, x, iv, colour, marker, label, hollow=False):
                 mfc="white" if hollow else colour, label=label)
 
 
+def plot_sweep(path: str, rows: dict, title: str) -> str | None:
+    """Per swept parameter (column), top: the final training (hollow) and validation (filled)
+    accuracy per value, mean across seeds with its 95% interval; bottom: each value's change
+    against the base net, paired by seed, with its 95% interval: validation accuracy (circles)
+    and gap (diamonds); the base net's own value has none.
+
+    ``rows`` maps a parameter to its values, each ``{"value", "cell": {"intervals": {"train",
+    "val"}}, "comparison": None or {"changes": {"val", "gap"}}}`` (intervals: ``mean``, ``low``,
+    ``high``, ``n``).  None without matplotlib.
+    """
+    plt = pyplot()
+    if plt is None:
+        return None
+    fig, axes = plt.subplots(2, len(rows), figsize=(0.8 + 3.4 * len(rows), 6.4), sharey="row",
+                             squeeze=False)
+    named = set()  # each legend entry once
+
+    def label(text):
+        if text in named:
+            return None
+        named.add(text)
+        return text
+
+    for j, (param, entries) in enumerate(rows.items()):
+        top, bottom = axes[0, j], axes[1, j]
+        for i, e in enumerate(entries):
+            iv, c = e["cell"]["intervals"], e["comparison"]
+            _interval(top, i - 0.12, iv["train"], "C0", "o", label("training"), hollow=True)
+            _interval(top, i + 0.12, iv["val"], "C1", "o", label("validation"))
+            if c is not None:
+                _interval(bottom, i - 0.12, c["changes"]["val"], "C1", "o",
+                          label("validation accuracy"))
+                _interval(bottom, i + 0.12, c["changes"]["gap"], "C3", "D", label("gap"),
+                          hollow=True)
+        ticks = [f"{e['value']:g}" + (" (base)" if e["comparison"] is None else "")
+                 for e in entries]
+        for ax in (top, bottom):
+            ax.set_xticks(range(len(entries)))
+            ax.set_xticklabels(ticks)
+            ax.set_xlim(-0.5, len(entries) - 0.5)
+            ax.grid(alpha=0.3, axis="y")
+        bottom.axhline(0, color="0.4", lw=0.8)
+        top.set_title(param)
+        bottom.set_xlabel(param)
+    axes[0, 0].set_ylabel("final accuracy")
+    axes[1, 0].set_ylabel("change against the base net")
+    for ax in axes.flat:
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return _save(plt, fig, path)
+
+
 def plot_curves(path: str, cells: list[dict], title: str) -> str | None:
     """Mean accuracy per epoch with a 95% band, a panel per (training-set size, configuration):
     training solid, validation dashed, epochs 1 on.

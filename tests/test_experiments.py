@@ -1,7 +1,6 @@
 """The experiments on tiny settings: reproduce, sanity, sweep, visualize-filters, their reports."""
 import builtins
 import json
-import math
 import os
 
 import numpy as np
@@ -9,24 +8,11 @@ import pytest
 
 from gpucnn import plots
 from gpucnn.cli import main
-from gpucnn.experiments import conclude, make_settings, reproduce
+from gpucnn.experiments import conclude, make_settings, replicate, reproduce
 from gpucnn.experiments.reproduce_conclusion import summarise
-from gpucnn.experiments.studies import LN10
 
-# A few updates of a tiny net: seconds, not minutes.
-TINY = ["--epochs", "1", "--iterations-per-epoch", "3", "--batch-size", "10", "--filters", "2",
-        "--hidden", "8", "--train-samples", "50", "--device", "cpu", "--no-progress"]
-
-
-def read(path):
-    with open(path) as fh:
-        return fh.read()
-
-
-@pytest.fixture
-def has_matplotlib():
-    pytest.importorskip("matplotlib")
-
+from experiment_tools import (SEED_NOISE, TINY, has_matplotlib, interrupt_run,  # noqa: F401
+                              read, read_png_size)
 
 # The reproduce grid on TINY: 3 configurations x 2 sizes x 2 seeds, in this process.
 GRID = ["--seeds", "2", "--train-sizes", "full,30", "--workers", "1"]
@@ -62,13 +48,6 @@ def test_reproduce_writes_tables_report_and_plots(tmp_path, capsys, has_matplotl
     assert len(read(out / "gaps.csv").splitlines()) == 1 + 6
     for png in ("gaps.png", "accuracy.png"):
         assert read_png_size(out / png) > (200, 200)
-
-
-def read_png_size(path):
-    with open(path, "rb") as fh:
-        head = fh.read(24)
-    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def test_reproduce_skips_finished_runs_and_refuses_other_settings(tmp_path, capsys):
@@ -125,20 +104,11 @@ def test_bad_grid_values_are_one_clear_error_before_any_run(tmp_path, capsys, fl
 
 def test_ctrl_c_keeps_finished_runs_and_a_rerun_continues(tmp_path, capsys, monkeypatch):
     out = tmp_path / "rep"
-    real = reproduce.train_one
-    calls = []
-
-    def interrupted_third(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(reproduce, "train_one", interrupted_third)
+    interrupt_run(monkeypatch, 3)
     assert main(["reproduce", *TINY, *GRID, "--output", str(out)]) == 130
     assert "the finished runs are kept" in capsys.readouterr().err
     assert len(os.listdir(out / "runs")) == 2
-    monkeypatch.setattr(reproduce, "train_one", real)
+    monkeypatch.undo()
     assert main(["reproduce", *TINY, *GRID, "--output", str(out)]) == 0
     assert "2 of 12 runs already finished" in capsys.readouterr().out
 
@@ -164,10 +134,10 @@ def test_on_a_gpu_the_runs_stay_in_this_process(tmp_path, monkeypatch):
         return {"spec": {"train_size": spec.train_size, "seed": spec.seed}, "label": spec.label,
                 "train_acc": [1.0], "val_acc": [1.0], "seconds": 0.0}
 
-    monkeypatch.setattr(reproduce, "rank_device", lambda device: "cuda")
-    monkeypatch.setattr(reproduce, "train_one", fake_train_one)
+    monkeypatch.setattr(replicate, "rank_device", lambda device: "cuda")
+    monkeypatch.setattr(replicate, "train_one", fake_train_one)
     s = make_settings({}, None, {"seeds": 2})
-    how = reproduce.execute(s, None, reproduce.grid_specs(s), str(tmp_path), None, print)
+    how = replicate.execute(s, None, reproduce.grid_specs(s), str(tmp_path), None, print)
     assert how == "cuda" and pids == [(os.getpid(), "cuda")] * 12
 
 
@@ -181,9 +151,6 @@ def fake_runs(size, reg, dropout, gaps, val=0.85):
 
 def conclusion_of(*groups):
     return conclude(summarise([run for g in groups for run in g]))
-
-
-SEED_NOISE = [0.03, -0.02, 0.01, -0.01, 0.0, 0.02]  # per-seed variation the pairing removes
 
 
 def test_conclusion_finds_the_effects_that_exist_and_only_those():
@@ -273,42 +240,6 @@ def test_bad_grid_flag_is_one_clear_error(tmp_path, capsys):
     assert "expected a [reg, dropout] pair" in capsys.readouterr().err
 
 
-def test_sanity_initial_loss_and_overfit_report(tmp_path, capsys):
-    out = tmp_path / "sanity"
-    assert main(["experiment", "sanity", "--epochs", "2", "--iterations", "5", "--subset", "20",
-                 "--batch-size", "10", "--device", "cpu", "--no-progress",
-                 "--output", str(out)]) == 0
-    r = json.loads(read(out / "results.json"))
-    l0, l5 = r["initial_loss"]["reg=0"], r["initial_loss"]["reg=0.5"]
-    assert abs(l0 - math.log(10)) < 0.05 and r["ln10"] == pytest.approx(LN10)
-    assert l5 > l0
-    assert r["overfit"]["num_train_eval"] == 20
-    assert r["overfits"] == (r["overfit"]["train_acc"][-1] >= 0.95 and
-                             r["overfit"]["train_acc"][-1] - r["overfit"]["val_acc"][-1] >= 0.1)
-    report = read(out / "report.md")
-    assert f"{l0:.6f}" in report and "Overfitting 20 training samples" in report
-    assert f"initial loss reg=0: {l0:.6f}" in capsys.readouterr().out
-
-
-def test_sweep_with_values_and_best_net(tmp_path, has_matplotlib):
-    out = tmp_path / "sweep"
-    assert main(["experiment", "sweep", "--param", "hidden", "--values", "4,8", *TINY,
-                 "--filter-size", "3", "--best-epochs", "2", "--output", str(out)]) == 0
-    r = json.loads(read(out / "results.json"))
-    assert [x["settings"]["hidden"] for x in r["runs"]] == [4, 8]
-    assert all(x["settings"]["filters"] == 2 for x in r["runs"])
-    best = r["best"]
-    assert r["chosen_from"] == max(r["runs"], key=lambda x: x["best_val_acc"])["label"]
-    assert len(best["val_acc"]) == 3 and 0 <= best["test_acc"] <= 1
-    assert "## hidden" in read(out / "report.md") and "test accuracy" in read(out / "report.md")
-    assert read_png_size(out / "sweep-hidden.png") > (200, 200)
-
-
-def test_sweep_values_need_one_param(tmp_path, capsys):
-    assert main(["experiment", "sweep", "--values", "1,2", *TINY, "--output", str(tmp_path)]) == 1
-    assert "also give --param" in capsys.readouterr().err
-
-
 def test_visualize_filters_from_saved_weights(tmp_path, has_matplotlib):
     from gpucnn.train import save_weights
     from gpucnn.models import ThreeLayerConvNet
@@ -350,7 +281,8 @@ def test_without_matplotlib_tables_are_written_and_hint_given_once(tmp_path, cap
     assert "none: matplotlib is not installed" in read(out / "report.md")
     assert capsys.readouterr().err.count(plots.PLOT_HINT) == 1
     assert main(["experiment", "sweep", "--param", "dropout", "--values", "0.1", *TINY,
-                 "--best-epochs", "1", "--output", str(tmp_path / "sw")]) == 0
+                 "--seeds", "2", "--workers", "1", "--output", str(tmp_path / "sw")]) == 0
+    assert "none: matplotlib is not installed" in read(tmp_path / "sw" / "report.md")
     assert plots.PLOT_HINT not in capsys.readouterr().err  # said once per process
 
 

@@ -66,26 +66,25 @@ def test_sweep_checks_every_value_before_the_first_run(tmp_path, capsys, monkeyp
     assert "--values dropout=1.0: expected a drop probability" in capsys.readouterr().err
 
 
-def test_sweep_saves_each_run_and_refuses_to_overwrite(tmp_path, capsys, monkeypatch):
-    from gpucnn.experiments import studies
+def test_sweep_keeps_each_run_when_a_later_step_fails(tmp_path, capsys, monkeypatch):
+    from gpucnn.experiments import sweep_report
 
     out = tmp_path / "s"
-    real = studies._test_accuracy
+    args = ["experiment", "sweep", "--param", "hidden", "--values", "4,8", *EXP, "--seeds", "1",
+            "--workers", "1", "--output", str(out)]
 
     def fail(*a):  # after every run, before the report: the runs must be on disk already
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(studies, "_test_accuracy", fail)
-    assert main(["experiment", "sweep", "--param", "hidden", "--values", "4,8", *EXP,
-                 "--best-epochs", "1", "--output", str(out)]) == 1
-    assert sorted(os.listdir(out / "runs")) == ["hidden=4.json", "hidden=8.json"]
-    monkeypatch.setattr(studies, "_test_accuracy", real)
-    capsys.readouterr()
-    args = ["experiment", "sweep", "--param", "hidden", "--values", "4", *EXP, "--best-epochs",
-            "1", "--output", str(out)]
+    monkeypatch.setattr(sweep_report, "summarise", fail)
     assert main(args) == 1
-    assert "--overwrite" in capsys.readouterr().err
-    assert main(args + ["--overwrite"]) == 0
+    assert sorted(os.listdir(out / "runs")) == ["n200_base_seed0.json", "n200_hidden4_seed0.json"]
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "2 of 2 runs already finished" in capsys.readouterr().out
+    assert main(args + ["--overwrite"]) == 0           # the old spelling of --fresh
+    assert "already finished" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("cmd", [["sanity", "--subset", "20"], ["sweep", "--param", "hidden",
@@ -99,7 +98,7 @@ def test_experiment_output_checked_before_training(tmp_path, capsys, monkeypatch
     assert trained == [] and "--output=/dev/null/x" in capsys.readouterr().err
     (tmp_path / "results.json").write_text("{}")
     assert main(["experiment", *cmd, *EXP, "--output", str(tmp_path)]) == 1
-    assert trained == [] and "holds a previous run" in capsys.readouterr().err
+    assert trained == [] and "did not record (results.json)" in capsys.readouterr().err
 
 
 def _cli(*args, **kw):

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from gpucnn.experiments.stats import (Interval, band, mean_interval, paired_difference, t975,
-                                      verdict)
+from gpucnn.experiments.stats import (Interval, band, direction, family_level, mean_interval,
+                                      paired_difference, t975, t_cdf, t_quantile, verdict)
 
 # t(0.975, df) as printed in standard tables (4 decimals).
 TABLE = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 5: 2.5706, 6: 2.4469, 7: 2.3646,
@@ -32,6 +32,36 @@ def test_t_quantile_leaves_2_5_percent_in_each_tail(df):
     # An independent check of the table and of the expansion beyond it: the density integrates
     # to 0.475 between 0 and the quantile.
     assert t_cdf_from_zero(t975(df), df) == pytest.approx(0.475, abs=2e-6)
+
+
+# Other quantiles, as printed in standard tables (4 decimals): (p, df) -> t.
+OTHER = {(0.95, 1): 6.3138, (0.95, 10): 1.8125, (0.99, 5): 3.3649, (0.995, 5): 4.0321,
+         (0.995, 30): 2.7500, (0.9975, 10): 3.5814, (0.999, 1): 318.3088, (0.9995, 7): 5.4079,
+         (0.5, 4): 0.0}
+
+
+@pytest.mark.parametrize("p_df, expected", sorted(OTHER.items()))
+def test_other_quantiles_match_the_tables(p_df, expected):
+    assert t_quantile(*p_df) == pytest.approx(expected, abs=6e-5)
+
+
+@pytest.mark.parametrize("p", [0.6, 0.9, 0.99, 0.9975])
+@pytest.mark.parametrize("df", [1, 3, 12])
+def test_quantile_inverts_the_distribution_function(p, df):
+    # Simpson's rule of the density is independent of the incomplete beta function behind both.
+    q = t_quantile(p, df)
+    assert t_cdf(q, df) == pytest.approx(p, abs=1e-12)
+    assert 0.5 + t_cdf_from_zero(q, df, steps=400_000) == pytest.approx(p, abs=1e-6)
+    assert t_cdf(-q, df) == pytest.approx(1 - p, abs=1e-12)   # symmetric
+
+
+def test_quantile_refuses_what_it_cannot_give():
+    for bad in (0.4, 1.0, 1.5):
+        with pytest.raises(ValueError, match=r"p=.*: expected a probability in \[0.5, 1\)"):
+            t_quantile(bad, 3)
+    t975(1)
+    with pytest.raises(ValueError, match=r"df=True"):   # not taken for the cached df=1
+        t_quantile(0.975, True)
 
 
 def test_t_quantile_tends_to_the_normal_one_and_refuses_bad_df():
@@ -117,6 +147,39 @@ def test_verdict_rules():
     assert verdict(Interval(0.0, -0.01, 0.01, 5), 0.02) == "little"
     assert verdict(Interval(0.0, -0.03, 0.03, 5), 0.02) == "unclear"
     assert verdict(Interval(-0.5, math.nan, math.nan, 1), 0.02) == "unclear"
+
+
+def test_intervals_at_other_levels_and_their_family():
+    x = [1, 2, 3, 4, 5]
+    wide = mean_interval(x, level=0.99)
+    assert wide.half == pytest.approx(4.604095 * math.sqrt(0.5), rel=1e-6)   # t(0.995, 4)
+    assert wide.level == 0.99 and "99% interval" in wide.text()
+    assert "95% interval" in mean_interval(x).text()
+    assert family_level(10) == pytest.approx(0.995) and family_level(1) == 0.95
+    assert family_level(0) == 0.95
+    d = paired_difference({0: 0.1, 1: 0.2, 2: 0.3}, {0: 0.2, 1: 0.25, 2: 0.45}, level=0.9)
+    assert d.level == 0.9 and d.mean == pytest.approx(0.1)
+
+
+def test_family_wise_intervals_hold_together_95_percent_of_the_time():
+    # Ten null comparisons of 6 seeds: at 95% each, some interval misses zero in ~40% of
+    # experiments; at the family level, in at most ~5%.
+    rng = np.random.default_rng(2)
+    each = family = 0
+    for _ in range(1000):
+        diffs = rng.normal(0, 0.01, size=(10, 6))
+        each += any(mean_interval(d).excludes_zero() for d in diffs)
+        family += any(mean_interval(d, family_level(10)).excludes_zero() for d in diffs)
+    assert 0.33 <= each / 1000 <= 0.47
+    assert family / 1000 <= 0.065
+
+
+def test_direction_of_a_change():
+    assert direction(Interval(0.02, 0.01, 0.03, 5)) == "higher"
+    assert direction(Interval(-0.02, -0.03, -0.01, 5)) == "lower"
+    assert direction(Interval(0.0, -0.01, 0.01, 5)) == "indistinguishable"
+    assert direction(Interval(0.0, 0.0, 0.0, 5)) == "indistinguishable"   # exactly no change
+    assert direction(Interval(0.5, math.nan, math.nan, 1)) == "indistinguishable"
 
 
 def test_band_per_epoch():

@@ -111,13 +111,14 @@ EXPERIMENT = Schema(
     "experiment",
     Setting("grid", "grid", [[0.0, 0.0], [0.01, 0.0], [0.01, 0.4]],
             "reproduce: REG:DROPOUT pairs, one run each"),
-    # On the digits, 200 training samples make the unregularised gap about +0.07 (8 seeds,
-    # interval +/-0.01), and 8 seeds x 2 sizes x 3 runs fit 60 s on a 2-core CPU (README).
+    # reproduce's: on the digits, 200 training samples make the unregularised gap about +0.07
+    # (8 seeds, interval +/-0.01), and 8 seeds x 2 sizes x 3 runs fit 60 s on a 2-core CPU
+    # (README).  sanity and sweep set their own (gpucnn/cli/experiments.py).
     Setting("seeds", "seeds", list(range(8)),
-            "reproduce: replicates, a count N (seeds 0..N-1) or a comma list; --seed still fixes "
-            "the data split"),
+            "replicates, a count N (seeds 0..N-1) or a comma list; a seed fixes a run's init, "
+            "batch order, dropout masks and training subset; --seed still fixes the data split"),
     Setting("train_sizes", "sizes", ["full", 200],
-            "reproduce: training-set sizes, 'full' or sample counts, comma separated"),
+            "training-set sizes, 'full' or sample counts, comma separated"),
 )
 
 

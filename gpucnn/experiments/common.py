@@ -1,15 +1,15 @@
-"""What the experiments share: settings (the schema's defaults, a TOML file, flags), one training
-run, tables."""
+"""What the experiments share: settings (the schema's defaults, a TOML file, flags), a run's
+training data (a stratified subset drawn by its seed) and the run itself, tables and files."""
 from __future__ import annotations
 
 import csv
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass, field
 
 from .. import data
+from ..data.preprocess import stratified_split
 from ..config import (DATA, EXPERIMENT, MODEL, OPTIMIZATION, TRAINING, combine,
                       three_layer_kwargs)
 from ..models import ThreeLayerConvNet
@@ -102,6 +102,35 @@ def load_dataset(s: Settings) -> data.Dataset:
     return data.load(s.dataset, data_dir=s.data_dir, seed=s.seed)
 
 
+def check_train_sizes(s: Settings, dataset, sizes: dict | None = None) -> None:
+    """Every training-set size is at most the training samples of ``dataset``: ``sizes`` maps
+    the name to report to a size ("full" or a count), default each of ``s.train_sizes``."""
+    num_train = len(dataset.y_train)
+    if sizes is None:
+        sizes = {f"train_sizes[{i}]": size for i, size in enumerate(s.train_sizes)}
+    for label, size in sizes.items():
+        if size != "full" and size > num_train:
+            raise ValueError(f"{label}={size}: expected at most the {num_train} training "
+                             f"samples of {s.dataset}")
+
+
+def training_data(dataset, size, seed: int) -> dict:
+    """The Trainer's data for one run: all training samples, or ``size`` of them stratified by
+    class and drawn by ``seed``; the whole validation split."""
+    x, y = dataset.x_train, dataset.y_train
+    if size != "full" and size < len(y):
+        pick = stratified_split(y, (size / len(y),), seed)[1]
+        x, y = x[pick], y[pick]
+    return {"X_train": x, "y_train": y, "X_val": dataset.x_val, "y_val": dataset.y_val,
+            "meta": dataset.meta}
+
+
+def size_name(train_size, num_train: int) -> str:
+    if train_size == "full":
+        return f"the full training split ({num_train} samples)"
+    return f"{num_train} training samples"
+
+
 def train_run(s: Settings, dataset, label: str, *, epochs: int | None = None,
               progress: bool = True, **overrides) -> dict:
     """Train one model (``overrides``: model settings such as reg, dropout, hidden) and return
@@ -110,8 +139,8 @@ def train_run(s: Settings, dataset, label: str, *, epochs: int | None = None,
     ``dataset`` is a ``gpucnn.data.Dataset`` or the Trainer's dict.  The result is JSON-able:
     ``label``, the model settings and seed, ``train_acc`` / ``val_acc`` per epoch (epoch 0 = before
     training), ``epoch_loss``, ``loss`` per iteration, ``best_val_acc``, ``seconds``, ``device``;
-    ``model`` holds the trained model (the best epoch's parameters are in ``best_params``) and is
-    dropped before anything is written.
+    ``model`` holds the trained model and ``best_params`` the best epoch's parameters; both are
+    dropped before anything is written (:func:`public`).
     """
     meta = dataset.meta if hasattr(dataset, "meta") else dataset["meta"]
     settings = {**{k: getattr(s, k) for k in MODEL_KEYS}, **overrides}
@@ -128,14 +157,15 @@ def train_run(s: Settings, dataset, label: str, *, epochs: int | None = None,
             "val_acc": h.val_acc,
             "epoch_loss": h.epoch_loss, "loss": [float(v) for v in h.loss],
             "best_val_acc": h.best_val_acc, "best_epoch": h.best_epoch,
-            "best_params": h.best_params, "seconds": time.perf_counter() - started,
+            "best_params": h.best_params, "model": model,
+            "seconds": time.perf_counter() - started,
             "device": trainer.device, "num_train_eval": len(trainer.train_subset[1]),
             "num_val": len(trainer.val_subset[1])}
 
 
 def public(run: dict) -> dict:
-    """A run's result without the arrays (``best_params``): what the JSON files hold."""
-    return {k: v for k, v in run.items() if k != "best_params"}
+    """A run's result without the model and its arrays: what the JSON files hold."""
+    return {k: v for k, v in run.items() if k not in ("model", "best_params")}
 
 
 def seed_table(train_acc, val_acc, sep: str = "\t") -> str:
@@ -145,6 +175,15 @@ def seed_table(train_acc, val_acc, sep: str = "\t") -> str:
             ["Training", *(f"{a:.6f}" for a in train_acc)],
             ["Validation", *(f"{a:.6f}" for a in val_acc)]]
     return "\n".join(sep.join(r) for r in rows)
+
+
+def runs_line(result: dict, configurations: int) -> str:
+    """What a report's runs were and how long they took, in one sentence."""
+    s = result["settings"]
+    return (f"{len(result['runs'])} runs ({len(s['seeds'])} seeds x {len(s['train_sizes'])} "
+            f"training-set sizes x {configurations} configurations; {result['skipped']} found "
+            f"finished) in {result['seconds']:.1f} s on {result['host']} "
+            f"({result['cpu_count']} CPUs, {result['how']}).")
 
 
 def markdown_table(header: list, rows: list[list]) -> str:
@@ -160,22 +199,20 @@ def markdown_seed_table(train_acc, val_acc) -> str:
                            ["Validation", *(f"{a:.6f}" for a in val_acc)]])
 
 
-def write_curves_csv(path: str, runs: list[dict], keys: tuple[str, ...]) -> None:
-    """One row per (run, epoch): the run's ``keys`` settings, then epoch, accuracies, mean loss."""
+def write_runs_csv(path: str, runs: list[dict]) -> None:
+    """One row per (run, epoch): the fields of the run's spec (size, seed, ...), then epoch,
+    accuracies, mean loss."""
+    keys = list(runs[0]["spec"])
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["run", *keys, "epoch", "train_acc", "val_acc", "epoch_loss"])
+        w.writerow([*keys, "epoch", "train_acc", "val_acc", "epoch_loss"])
         for r in runs:
             for e, (tr, va, lo) in enumerate(zip(r["train_acc"], r["val_acc"], r["epoch_loss"])):
-                w.writerow([r["label"], *(r["settings"][k] for k in keys), e, f"{tr:.6f}",
-                            f"{va:.6f}", "" if lo is None else f"{lo:.6f}"])
+                w.writerow([*(r["spec"][k] for k in keys), e, f"{tr:.6f}", f"{va:.6f}",
+                            "" if lo is None else f"{lo:.6f}"])
 
 
 def write_json(path: str, obj: dict) -> None:
+    """``obj`` as JSON; objects with a ``to_dict`` (intervals) as their dicts."""
     with open(path, "w") as fh:
-        json.dump(obj, fh, indent=1)
-
-
-def prepare_out(path: str) -> str:
-    os.makedirs(path, exist_ok=True)
-    return path
+        json.dump(obj, fh, indent=1, default=lambda o: o.to_dict())

@@ -6,6 +6,7 @@ The gap of a run is its final training accuracy minus its final validation accur
 """
 from __future__ import annotations
 
+from .common import size_name
 from .stats import band, mean_interval, paired_difference, verdict
 
 # The source document's (seeds/000) two claims: the comparison kind -> (claim, verdict it means).
@@ -14,12 +15,6 @@ CLAIMS = {"l2": ("0.01 L2 alone changes little", "little"),
 # "Changes little" means the whole 95% interval of the change lies within this share of the
 # unregularised gap (and never narrower than one validation sample, the resolution of a gap).
 LITTLE_FRACTION = 0.25
-
-
-def size_name(train_size, num_train: int) -> str:
-    if train_size == "full":
-        return f"the full training split ({num_train} samples)"
-    return f"{num_train} training samples"
 
 
 def summarise(runs: list[dict]) -> list[dict]:

@@ -3,12 +3,12 @@ them, and report.md, results.csv, gaps.csv, results.json, gaps.png and accuracy.
 from __future__ import annotations
 
 import csv
-import json
 import os
 
 from .. import plots
-from .common import markdown_seed_table, markdown_table, seed_table
-from .reproduce_conclusion import conclude, size_name, summarise
+from .common import (markdown_seed_table, markdown_table, runs_line, seed_table, size_name,
+                     write_json, write_runs_csv)
+from .reproduce_conclusion import conclude, summarise
 
 # The source document's own tables (the result being reproduced), for its gaps in the report.
 SOURCE_TABLES = [
@@ -83,10 +83,7 @@ def report_markdown(result: dict, figures: list[str]) -> str:
     s, c, meta = result["settings"], result["conclusion"], result["dataset"]
     lines = [f"# Regularization and dropout on {meta['name']}: the source document's "
              f"(seeds/000) experiment, replicated", "",
-             f"{len(result['runs'])} runs ({len(s['seeds'])} seeds x {len(s['train_sizes'])} "
-             f"training-set sizes x {len(s['grid'])} configurations; {result['skipped']} found "
-             f"finished) in {result['seconds']:.1f} s on {result['host']} "
-             f"({result['cpu_count']} CPUs, {result['how']}).", "", "## Conclusion", "",
+             runs_line(result, len(s["grid"])), "", "## Conclusion", "",
              *[f"- {t}" for t in c["text"]], "", "### Against the source document (seeds/000)", "",
              *[f"- {t}" for t in c["source"]],
              f"- The source document's own final gaps (one run each): "
@@ -136,19 +133,9 @@ def _settings_table(s: dict, meta: dict) -> str:
         ["seeds", ", ".join(map(str, s["seeds"]))]])
 
 
-def write_csvs(out: str, result: dict) -> list[str]:
-    """results.csv: a row per (run, epoch); gaps.csv: a row per (size, configuration)."""
-    runs_csv, gaps_csv = os.path.join(out, "results.csv"), os.path.join(out, "gaps.csv")
-    with open(runs_csv, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["train_size", "reg", "dropout", "seed", "epoch", "train_acc", "val_acc",
-                    "epoch_loss"])
-        for r in result["runs"]:
-            sp = r["spec"]
-            for e, (tr, va, lo) in enumerate(zip(r["train_acc"], r["val_acc"], r["epoch_loss"])):
-                w.writerow([sp["train_size"], sp["reg"], sp["dropout"], sp["seed"], e,
-                            f"{tr:.6f}", f"{va:.6f}", "" if lo is None else f"{lo:.6f}"])
-    with open(gaps_csv, "w", newline="") as fh:
+def write_gaps_csv(path: str, result: dict) -> None:
+    """A row per (size, configuration): its final gap's interval and mean accuracies."""
+    with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["train_size", "num_train", "reg", "dropout", "seeds", "gap_mean", "gap_low",
                     "gap_high", "train_mean", "val_mean"])
@@ -156,7 +143,6 @@ def write_csvs(out: str, result: dict) -> list[str]:
             w.writerow([c["train_size"], c["num_train"], c["reg"], c["dropout"], len(c["seeds"]),
                         f"{c['gap'].mean:.6f}", f"{c['gap'].low:.6f}", f"{c['gap'].high:.6f}",
                         f"{c['train'].mean:.6f}", f"{c['val'].mean:.6f}"])
-    return [runs_csv, gaps_csv]
 
 
 def write_report(result: dict, out: str) -> list[str]:
@@ -173,7 +159,9 @@ def write_report(result: dict, out: str) -> list[str]:
     report = os.path.join(out, "report.md")
     with open(report, "w") as fh:
         fh.write(report_markdown(result, figures))
-    paths = [report, *write_csvs(out, result), os.path.join(out, "results.json")]
-    with open(paths[-1], "w") as fh:
-        json.dump(result, fh, indent=1, default=lambda o: o.to_dict())
+    paths = [report, *(os.path.join(out, n) for n in ("results.csv", "gaps.csv",
+                                                      "results.json"))]
+    write_runs_csv(paths[1], result["runs"])
+    write_gaps_csv(paths[2], result)
+    write_json(paths[3], result)
     return paths + figures
