@@ -6,7 +6,10 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import gpucnn
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # examples/resnet.toml
+INSTALLED = os.path.dirname(os.path.dirname(os.path.abspath(gpucnn.__file__)))  # what is tested
 GLIBC = sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION") is not None
 
 # Training steps of the shipped ResNet; prints the page faults per step after warm-up.
@@ -29,7 +32,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
 
 def _run(code, **env):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": REPO, **env}, timeout=120)
+                         env={**os.environ, "PYTHONPATH": INSTALLED, **env}, timeout=120)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 

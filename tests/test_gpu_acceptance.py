@@ -1,6 +1,7 @@
 """scripts/gpu_acceptance.py: the rehearsal (the whole sequence on the stand-in CuPy, on a CPU)
 passes every part and writes its summary; a part that hangs or crashes is stopped and reported
 and the run goes on; what the summary's targets say from the parts' results."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -34,8 +35,9 @@ def test_the_rehearsal_runs_every_part_and_writes_its_summary(tmp_path):
     assert done.returncode == 0 and summary["mode"] == "rehearse"
     assert parts["pytest"]["result"]["tests"] > 10 and parts["pytest"]["result"]["failures"] == 0
     assert parts["placement"]["result"]["refused"]
+    torch = {"torch", "torchfp32"} if importlib.util.find_spec("torch") else set()
     for row in parts["train"]["result"]["rows"]:
-        assert set(row["variants"]) == {"eager", "gemm", "graph", "replay", "torch", "torchfp32"}
+        assert set(row["variants"]) == {"eager", "gemm", "graph", "replay", *torch}
         assert not row["notes"]  # the graph captured
     assert parts["reproduce_cuda"]["result"]["runs_finished"] == 1
     md = (out / "summary.md").read_text()
