@@ -39,12 +39,14 @@ def _run(code, **env):
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's mallopt only")
 def test_training_steps_fault_in_almost_no_pages_after_warm_up():
-    """Without the thresholds a step took 1170 faults (NumPy 2.4) to 3000 (NumPy 2.2) here
-    (glibc 2.36); with them 0-1 with gpucnn imported first and 0-220 with NumPy first (NumPy 2.2's
-    OpenBLAS, under load), so the bound is relative."""
+    """Without the thresholds a step took 620-1360 faults (NumPy 2.2-2.5) here (glibc 2.36);
+    with them 0-6 with gpucnn imported first and 0-220 with NumPy first (NumPy 2.2's
+    OpenBLAS, under load), so the bound is relative.  glibc's own dynamic threshold sometimes
+    learns the block sizes without help (one CI run read 0.2 faults untuned): the slack of 50
+    faults a step keeps that from failing a tuned run that faulted as little."""
     untuned = float(_run("import numpy\n" + STEPS, GPUCNN_MALLOPT="0"))
     for code in ("import numpy\n" + STEPS, STEPS):
-        assert float(_run(code)) < untuned / 4
+        assert float(_run(code)) < untuned / 4 + 50
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's mallopt only")
