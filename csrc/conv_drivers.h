@@ -85,9 +85,11 @@ static T *FN(pack_weights)(const T *w, const ptrdiff_t *ws, int F, int C, int KH
 /* Direct convolution of images n0..n1-1 of src (N, Ci, H, W), padded by ph rows above and pw
  * columns left (any sign) and zeros wherever else a tap falls outside it, correlated with
  * stride s by w (Fo, Ci, KH, KW) (element strides ws, any sign) plus b (element stride bs;
- * NULL for none), written to out (N, Fo, OH, OW) (any strides).  0, or -1 out of memory. */
+ * NULL for none), written to out (N, Fo, OH, OW) (any strides), relu of it when relu is set.
+ * 0, or -1 out of memory. */
 static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrdiff_t *ws, int KH,
-                        int KW, const T *b, ptrdiff_t bs, const view4 *out, int s, int n0, int n1)
+                        int KW, const T *b, ptrdiff_t bs, const view4 *out, int s, int n0, int n1,
+                        int relu)
 {
     const int Ci = src->d[1], Fo = out->d[1], OH = out->d[2], OW = out->d[3];
     const int fb = FN(K)->fb, vw = FN(K)->vw;
@@ -123,17 +125,17 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
                                   readable < 0 ? -1 : readable - n * src->s[0], cnt, Ci, H, W, pos,
                                   pos + H, g.plane);
                 FN(K)->conv_image(X, off, ntaps, (ptrdiff_t)g.Q * vl, wp, bias, Fo, OH, OW * vl, Y,
-                                  (ptrdiff_t)ylen, (ptrdiff_t)OW * vl, 1);
+                                  (ptrdiff_t)ylen, (ptrdiff_t)OW * vl, 1, relu);
                 FN(put_lanes)(out, on, Y, tmp, cnt);
                 continue;
             }
             FN(fill)(X, &g, sp + n * src->s[0], src->s + 1, Ci, H, W, ph, pw);
             if (!g.flat) {
                 FN(K)->conv_image(X, off, ntaps, g.Q, wp, bias, Fo, OH, OW, on, out->s[1],
-                                  out->s[2], out->s[3]);
+                                  out->s[2], out->s[3], relu);
                 continue;
             }
-            FN(K)->conv_image(X, off, ntaps, 0, wp, bias, Fo, 1, g.L, Y, g.L, 0, 1);
+            FN(K)->conv_image(X, off, ntaps, 0, wp, bias, Fo, 1, g.L, Y, g.L, 0, 1, relu);
             for (int f = 0; f < Fo; f++)
                 FN(put_rows)(on + f * out->s[1], out->s[2], out->s[3], Y + (ptrdiff_t)f * g.L, g.Q,
                              OH, OW);
@@ -184,7 +186,7 @@ static int FN(dgrad_run)(const view4 *dout, const T *w, const ptrdiff_t *ws, int
             const ptrdiff_t sub[4] = {ws[1], ws[0], -s * ws[2], -s * ws[3]};
             const T *corner = w + (a + s * (d.U - 1)) * ws[2] + (b + s * (d.V - 1)) * ws[3];
             if (FN(conv_run)(dout, d.U - 1 - d.m0, d.V - 1 - d.k0, corner, sub, d.U, d.V, NULL, 0, &o,
-                             1, n0, n1))
+                             1, n0, n1, 0))
                 return -1;
         }
     return 0;

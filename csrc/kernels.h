@@ -52,12 +52,14 @@ TGT static INLINE VEC FN(splat)(T s)
 
 /* One image of a direct convolution over a prepared input (see drivers.h, "scratch layout"):
  * out[f][oh][ow] = bias[f] + sum_t wp[t][f] * X[oh*rowstep + off[t] + ow], for f < F, oh < OH,
- * ow < OW.  wp is packed (F/FB blocks, ntaps, FB), zero-padded past F; bias is padded likewise.
+ * ow < OW, or relu of that when relu is set (a ReLU after the conv, clamped as it is stored:
+ * one pass over the output less).  wp is packed (F/FB blocks, ntaps, FB), zero-padded past
+ * F; bias is padded likewise.
  * Blocks of FB filters x VW columns: per tap, VW/VL vector loads and FB broadcasts feed
  * FB*VW/VL FMAs.  Columns past OW are computed and dropped (X has slack for them). */
 TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrdiff_t rowstep,
                                const T *wp, const T *bias, int F, int OH, int OW, T *out,
-                               ptrdiff_t osf, ptrdiff_t osh, ptrdiff_t osw)
+                               ptrdiff_t osf, ptrdiff_t osh, ptrdiff_t osw, int relu)
 {
     enum { NV = VW / VL };
     for (int f0 = 0; f0 < F; f0 += FB) {
@@ -89,12 +91,19 @@ TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrd
                  * by element (224 scalar stores per 400 FMAs) made its forward 1.0 ms, not 0.7. */
                 const int full = osw == 1 && (nv == VW || (osh == OW && (ptrdiff_t)oh * OW + ow0 + VW <= (ptrdiff_t)OH * OW));
                 for (int f = 0; f < nf; f++) {
-                    if (full) {
+                    if (full && !relu) {
                         memcpy(ob + f * osf, acc[f], sizeof acc[f]);
                         continue;
                     }
                     T row[VW];
                     memcpy(row, acc[f], sizeof row);
+                    if (relu)  /* as relu_forward: NaN kept, -0.0 -> 0 */
+                        for (int v = 0; v < VW; v++)
+                            row[v] = row[v] <= 0 ? 0 : row[v];
+                    if (full) {
+                        memcpy(ob + f * osf, row, sizeof row);
+                        continue;
+                    }
                     for (int v = 0; v < nv; v++)
                         ob[f * osf + v * osw] = row[v];
                 }

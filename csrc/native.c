@@ -97,7 +97,7 @@ typedef struct {
     typedef struct {                                                                             \
         int fb, vw, wfb, wtb, wvw; /* wvw: lanes of the weight-gradient partial sums */         \
         void (*conv_image)(const T *, const ptrdiff_t *, int, ptrdiff_t, const T *, const T *,  \
-                           int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t);                 \
+                           int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);            \
         void (*wgrad_block)(const T *, ptrdiff_t, const ptrdiff_t *, ptrdiff_t, const T *,       \
                             ptrdiff_t, ptrdiff_t, int, int, int, T *, ptrdiff_t);                \
         void (*sum_rows)(const T *, int, ptrdiff_t, T *);                                        \
@@ -385,14 +385,14 @@ static int get_bias(held *h, PyObject *o, char kind, int F, const void **p, ptrd
 static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
 {
     PyObject *xo, *wo, *bo, *oo;
-    int stride, pad, n0, n1, rc = 0;
+    int stride, pad, n0, n1, relu, rc = 0;
     held h = {.n = 0};
     view4 x, w, out;
     char kx, kw, ko;
     const void *b;
     ptrdiff_t bs;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOiiii", &xo, &wo, &bo, &oo, &stride, &pad, &n0, &n1))
+    if (!PyArg_ParseTuple(args, "OOOOiiiip", &xo, &wo, &bo, &oo, &stride, &pad, &n0, &n1, &relu))
         return NULL;
     if (hold(&h, xo, "x", 0, "fd", &x, &kx) || hold(&h, wo, "w", 0, "fd", &w, &kw) ||
         hold(&h, oo, "out", 1, "fd", &out, &ko) || check(kx == kw && kx == ko, "w, out: expected x's dtype") ||
@@ -407,9 +407,9 @@ static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
         return release(&h, NULL);
     Py_BEGIN_ALLOW_THREADS
     if (kx == 'f')
-        rc = conv_run_f(&x, pad, pad, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1);
+        rc = conv_run_f(&x, pad, pad, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1, relu);
     else
-        rc = conv_run_d(&x, pad, pad, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1);
+        rc = conv_run_d(&x, pad, pad, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1, relu);
     Py_END_ALLOW_THREADS
     return release(&h, done(rc));
 }
@@ -672,7 +672,7 @@ static PyMethodDef methods[] = {
     {"relu_maxpool_backward", py_relu_maxpool_backward, METH_VARARGS,
      "relu_maxpool_backward(dout, argmax, out, dx, size, stride, n0, n1)"},
     {"conv2d_forward", py_conv2d_forward, METH_VARARGS,
-     "conv2d_forward(x, w, b_or_None, out, stride, pad, n0, n1)"},
+     "conv2d_forward(x, w, b_or_None, out, stride, pad, n0, n1, relu)"},
     {"conv2d_backward_input", py_conv2d_backward_input, METH_VARARGS,
      "conv2d_backward_input(dout, w, dx, stride, pad, n0, n1)"},
     {"conv2d_backward_weight", py_conv2d_backward_weight, METH_VARARGS,

@@ -100,6 +100,9 @@ def compare_primitives(prims, to_dev, to_host, dtype, seed=0):
     out, saved = cpu.conv2d_forward(x, w, b, stride, pad)
     gout, gsaved = prims.conv2d_forward(to_dev(x), to_dev(w), to_dev(b), stride, pad)
     check("conv2d_forward", gout, out)
+    check("conv2d_relu_forward", prims.conv2d_relu_forward(to_dev(x), to_dev(w), to_dev(b),
+                                                           stride, pad)[0],
+          cpu.conv2d_relu_forward(x, w, b, stride, pad)[0])
     dout = rng.standard_normal(out.shape).astype(dt)
     want = cpu.conv2d_backward(dout, saved, w, x.shape, stride, pad, True, True)
     got = prims.conv2d_backward(to_dev(dout), gsaved, to_dev(w), x.shape, stride, pad, True, True)

@@ -176,9 +176,10 @@ def relu_maxpool_backward(dout, argmax, out, x_shape, size, stride, *, dx=None, 
 
 # --- direct convolution -----------------------------------------------------------------------
 
-def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None):
+def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None, relu=False):
     """x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> out (N, F, OH, OW), the
-    cross-correlation with OH = (H + 2*pad - KH) // stride + 1 (likewise OW).
+    cross-correlation with OH = (H + 2*pad - KH) // stride + 1 (likewise OW); ``relu``: relu
+    of it (as :func:`relu_forward` gives it), clamped as the outputs are stored.
 
     Direct convolution, register-blocked over 8 filters x 32 output columns (AVX-512), on a
     copy of each image split by stride phase, so every stride reads unit-stride vectors; the
@@ -201,7 +202,7 @@ def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None):
         raise ValueError(f"b={getattr(b, 'shape', b)}: expected None or a ({F},) {x.dtype} array")
     shape = (N, F, _conv_out_size(H, KH, stride, pad, "w.shape"), _conv_out_size(W, KW, stride, pad, "w.shape"))
     out = _buffer("out", out, shape, x.dtype)
-    _lib.conv2d_forward(x, w, b, out, stride, pad, *_range(n0, n1, N))
+    _lib.conv2d_forward(x, w, b, out, stride, pad, *_range(n0, n1, N), bool(relu))
     return out
 
 

@@ -31,6 +31,11 @@ class DevicePrimitives(Protocol):
                         need_db: bool):
         """dout (N, F, OH, OW) -> (dx (N, C, H, W) or None, dw (F, C, KH, KW), db (F,) or None)."""
 
+    def conv2d_relu_forward(self, x, w, b, stride: int, pad: int):
+        """relu(conv2d_forward(x, w, b)) -> (out, saved): a conv and the ReLU after it (where no
+        pool follows), out as relu_forward gives it, saved as conv2d_forward's.  The backward
+        is relu_backward with this out, then conv2d_backward."""
+
     def relu_maxpool_forward(self, x, size: int, stride: int):
         """maxpool(relu(x)) in one pass -> (out, argmax), exactly what maxpool_forward returns for
         relu_forward(x) (ReLU commutes with the max, so pooling first reads 1/size^2 as much)."""

@@ -237,6 +237,33 @@ def test_fused_resnet_equals_its_layers_run_one_by_one(path, dtype, mode):
         assert_close(a, b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_convs_with_their_relus_fused_equal_the_layers_run_one_by_one(path, dtype):
+    """A Conv2d and the ReLU after it run as one op where no pool follows (the native conv
+    clamps as it stores); before a pool the ReLU goes with the pool as before."""
+    def net():
+        kw = dict(dtype=dtype, rng=np.random.default_rng(0))
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, **kw), nn.ReLU(),
+                             nn.Conv2d(4, 6, 3, stride=2, padding=1, **kw), nn.ReLU(),
+                             nn.Conv2d(6, 5, 1, **kw), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(20, 3, **kw))
+    fused, plain = net(), net()
+    assert fused._steps[:3] == [(0, 1), (2, 3), (4, 6)] and fused._covered == {1, 3, 5}
+    x = np.random.default_rng(1).standard_normal((5, 3, 8, 8)).astype(dtype)
+    dout = np.random.default_rng(2).standard_normal((5, 3)).astype(dtype)
+    assert_close(fused.forward(x), _unfused(plain, x))
+    assert_close(fused.backward(dout), _unfused_backward(plain, dout))
+    grads, want_grads = fused.gradients(), plain.gradients()
+    assert grads.keys() == want_grads.keys()
+    for name in grads:
+        assert_close(grads[name], want_grads[name])
+
+
+def test_conv_relu_refuses_a_bias_left_to_the_next_op():
+    with pytest.raises(ValueError, match="^relu=True adds the bias itself: expected add_bias=True"):
+        nn.Conv2d(1, 1, 1).forward(np.ones((1, 1, 2, 2), np.float32), add_bias=False, relu=True)
+
+
 def test_the_plan_gives_a_relu_before_a_pool_to_the_pool():
     layers = [nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2), nn.Residual(nn.Sequential()),
               nn.ReLU(), nn.BatchNorm2d(2), nn.ReLU()]

@@ -219,11 +219,12 @@ def test_sgd_updates_every_parameter_in_one_launch_and_uploads_lr_only_when_it_c
 
 def test_biases_fused_into_the_relus_give_the_unfused_results_bit_for_bit(fake_cupy, monkeypatch):
     """On the CUDA path nn.Sequential lets a Conv2d or Linear before a ReLU (and MaxPool2d)
-    leave its bias to the fused kernel: outputs, gradients and the argmax-driven backward equal
-    those of each layer adding its own bias, bit for bit, with 4 launches fewer here (conv ->
-    relu -> pool, conv -> relu, linear -> relu: one bias add each, and the copy of the second
-    conv's (C, N, ...) output before its relu)."""
-    from gpucnn import nn, primitives
+    leave its bias to the fused kernel (a Conv2d and ReLU with no pool after them run as
+    conv2d_relu_forward, which does that on CUDA): outputs, gradients and the argmax-driven
+    backward equal those of each layer adding its own bias, bit for bit, with 4 launches fewer
+    here (conv -> relu -> pool, conv -> relu, linear -> relu: one bias add each, and the copy of
+    the second conv's (C, N, ...) output before its relu)."""
+    from gpucnn import cuda, nn, primitives
 
     def net():
         return nn.Sequential(
@@ -240,6 +241,11 @@ def test_biases_fused_into_the_relus_give_the_unfused_results_bit_for_bit(fake_c
             plain = primitives.fusion
             monkeypatch.setattr(primitives, "fusion", lambda impl, name: None
                                 if name.startswith("bias_") else plain(impl, name))
+
+            def conv_then_relu(x, w, b, stride, pad):
+                out, saved = cuda.conv2d_forward(x, w, b, stride, pad)
+                return cuda.relu_forward(out), saved
+            monkeypatch.setattr(cuda, "conv2d_relu_forward", conv_then_relu)
         model = net()
         with fake_cupy.counting() as c:
             out = model.forward(x)

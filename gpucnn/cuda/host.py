@@ -84,6 +84,12 @@ class Primitives(Gemm):
         OH, OW = out_size(H, KH, stride, pad), out_size(W, KW, stride, pad)
         return out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3), cols
 
+    def conv2d_relu_forward(self, x, w, b, stride, pad):
+        """conv2d_forward without its bias, then bias_relu_forward: the bias and the ReLU in
+        one launch (what nn.Sequential ran for a conv and a ReLU before this primitive)."""
+        out, cols = self.conv2d_forward(x, w, None, stride, pad)
+        return (self.relu_forward(out) if b is None else self.bias_relu_forward(out, b)), cols
+
     def conv2d_backward(self, dout, saved, w, x_shape, stride, pad, need_dx, need_db):
         """dw = dout' @ cols^T and dx = col2im(w^T @ dout') by GEMMs, db by the bias kernel.
 

@@ -176,6 +176,7 @@ _GEMM = "GEMMs: cuBLAS via cupy, or gemm.cu::gemm_* in a CUDA graph (gpucnn.cuda
 _OP_KERNELS = {
     "conv2d_forward": (["im2col"], _GEMM),
     "conv2d_backward": (["col2im", "bias_grad"], _GEMM),
+    "conv2d_relu_forward": (["im2col", "bias_relu_forward"], _GEMM),
     "maxpool2d_forward": (["maxpool_forward"], ""),
     "maxpool2d_backward": (["maxpool_backward"], ""),
     "relu_maxpool2d_forward": (["relu_maxpool_forward"], ""),

@@ -19,7 +19,7 @@ One module per concept: ``conv``, ``pooling``, ``activation``, ``normalization``
 from .activation import (add_relu_forward, leaky_relu_backward, leaky_relu_forward,
                          relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
                          tanh_backward, tanh_forward)
-from .conv import conv2d_backward, conv2d_forward
+from .conv import conv2d_backward, conv2d_forward, conv2d_relu_backward, conv2d_relu_forward
 from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
 from .loss import l2_loss, l2_penalty, mse_loss, softmax_cross_entropy
@@ -30,7 +30,7 @@ from .pooling import (avgpool2d_backward, avgpool2d_forward, global_avgpool2d_ba
                       relu_maxpool2d_backward, relu_maxpool2d_forward)
 
 __all__ = [
-    "conv2d_forward", "conv2d_backward",
+    "conv2d_forward", "conv2d_backward", "conv2d_relu_forward", "conv2d_relu_backward",
     "maxpool2d_forward", "maxpool2d_backward", "relu_maxpool2d_forward", "relu_maxpool2d_backward",
     "avgpool2d_forward", "avgpool2d_backward", "global_avgpool2d_forward",
     "global_avgpool2d_backward",

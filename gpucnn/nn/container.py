@@ -7,10 +7,12 @@ In a Sequential, a ReLU directly followed by a MaxPool2d always runs as one op
 step: where the device fuses it (:data:`gpucnn.primitives.FUSIONS`, CUDA), the layer leaves its
 bias out and the ReLU (or the fused ReLU + MaxPool2d) adds it in the same pass, one pass over
 the layer's output less and the same values; elsewhere (the CPU, whose native conv adds its
-bias in its own pass) each layer runs as it is.  A ReLU after a BatchNorm1d/2d or a Residual
-(and before no MaxPool2d) is done by that layer (``forward(x, relu=True)``): the CPU's batch
-norm applies it in its output pass and recomputes its mask in the backward, a residual sum and
-its ReLU are one pass (``F.add_relu_forward``); on CUDA the same ops run one after the other.
+bias in its own pass) each layer runs as it is.  A ReLU after a Conv2d, BatchNorm1d/2d or a
+Residual (and before no MaxPool2d) is done by that layer (``forward(x, relu=True)``): the CPU's
+native conv clamps its outputs as it stores them, its batch norm applies the ReLU in its output
+pass and recomputes its mask in the backward, a residual sum and its ReLU are one pass
+(``F.add_relu_forward``); on CUDA a conv's bias and ReLU are one launch and the other ops run
+one after the other.
 """
 from __future__ import annotations
 
@@ -26,19 +28,20 @@ from .pooling import MaxPool2d
 
 def _relu_taker(layer) -> bool:
     """The layer can end in a ReLU itself (``forward(x, relu=True)``)."""
-    return type(layer) in (BatchNorm1d, BatchNorm2d, Residual)
+    return type(layer) in (Conv2d, BatchNorm1d, BatchNorm2d, Residual)
 
 
 def _plan(layers) -> list[tuple[int, int]]:
     """(first, last) layer index of each step: [Conv2d|Linear] ReLU [MaxPool2d] runs as one, and
-    so do BatchNorm1d/2d or Residual and a ReLU after it (a ReLU before a MaxPool2d goes with
-    the pool instead: pooling first reads less)."""
+    so do Conv2d, BatchNorm1d/2d or Residual and a ReLU after it (a ReLU before a MaxPool2d
+    goes with the pool instead: pooling first reads less; a Conv2d then leaves its bias to the
+    pool's read where the device fuses that)."""
     steps, i = [], 0
     while i < len(layers):
         j = i + 1 if type(layers[i]) in (Conv2d, Linear) or _relu_taker(layers[i]) else i
         if j < len(layers) and type(layers[j]) is ReLU:
             pool = j + 1 < len(layers) and type(layers[j + 1]) is MaxPool2d
-            if pool and _relu_taker(layers[i]):
+            if pool and _relu_taker(layers[i]) and type(layers[i]) is not Conv2d:
                 steps.append((i, i))
             else:
                 steps.append((i, j + 1 if pool else j))
@@ -50,7 +53,7 @@ def _plan(layers) -> list[tuple[int, int]]:
 
 def _covered(layers, steps) -> set[int]:
     """Indices of the ReLUs whose work another layer of their step does (forward and backward):
-    the MaxPool2d after one, or the BatchNorm or Residual before one."""
+    the MaxPool2d after one, or the Conv2d, BatchNorm or Residual before one."""
     return {j for first, last in steps for j in range(first, last + 1)
             if type(layers[j]) is ReLU and (j < last or (j > first and _relu_taker(layers[first])))}
 
@@ -85,7 +88,7 @@ class Sequential(Module):
         layers = self.layers[first:last + 1]
         if len(layers) == 1:
             return layers[0].forward(x)
-        if _relu_taker(layers[0]):
+        if _relu_taker(layers[0]) and len(layers) == 2:  # no pool in the step
             return layers[0].forward(x, relu=True)
         bias = None
         if type(layers[0]) is not ReLU:  # a Conv2d or Linear before the ReLU

@@ -45,15 +45,25 @@ class Conv2d(Module):
         self.weight = init_weight((out_channels, in_channels, kh, kw), fan_in, weight_scale, dtype, rng)
         self.bias = np.zeros(out_channels, dtype=dtype) if bias else None
 
-    def forward(self, x, add_bias=True):
+    def forward(self, x, add_bias=True, relu=False):
         """``add_bias=False`` leaves the bias to the op after (nn.Sequential fuses it into a
-        ReLU on CUDA); the backward still gives its gradient."""
-        out, self._cache = F.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding,
-                                            add_bias)
+        ReLU and max-pool on CUDA); the backward still gives its gradient.  ``relu``: relu of
+        the result as one op (nn.Sequential fuses a ReLU after this layer where no pool
+        follows); the backward then takes the gradient of that."""
+        if relu:
+            if not add_bias:
+                raise ValueError("relu=True adds the bias itself: expected add_bias=True")
+            out, cache = F.conv2d_relu_forward(x, self.weight, self.bias, self.stride, self.padding)
+            self._cache = (F.conv2d_relu_backward, cache)
+            return out
+        out, cache = F.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding,
+                                      add_bias)
+        self._cache = (F.conv2d_backward, cache)
         return out
 
     def backward(self, dout, need_dx=True):
-        dx, self.grads["weight"], self.grads["bias"] = F.conv2d_backward(dout, self._take_cache(), need_dx)
+        backward, cache = self._take_cache()
+        dx, self.grads["weight"], self.grads["bias"] = backward(dout, cache, need_dx)
         return dx
 
     def extra_repr(self):
