@@ -149,10 +149,46 @@ static int check_channels(int c0, int c1, int C)
 
 /* --- module functions -------------------------------------------------------------------- */
 
+typedef struct {
+    const view4 *x, *out, *dout, *dx;
+    void *g, *b, *rm, *rv, *st;
+    const void *cst;
+    ptrdiff_t gs, bs, rms, rvs;
+    int train, relu;
+    double momentum, eps;
+    char kind;
+} bn_args;
+
+static int bn_forward_part(void *p, int c0, int c1, int part)
+{
+    const bn_args *a = p;
+    (void)part;
+    if (a->kind == 'f')
+        bn_forward_run_f(a->x, a->out, a->g, a->gs, a->b, a->bs, a->rm, a->rms, a->rv, a->rvs,
+                         a->st, a->train, a->momentum, a->eps, a->relu, c0, c1);
+    else
+        bn_forward_run_d(a->x, a->out, a->g, a->gs, a->b, a->bs, a->rm, a->rms, a->rv, a->rvs,
+                         a->st, a->train, a->momentum, a->eps, a->relu, c0, c1);
+    return 0;
+}
+
+static int bn_backward_part(void *p, int c0, int c1, int part)
+{
+    const bn_args *a = p; /* g, b: dgamma, dbeta */
+    (void)part;
+    if (a->kind == 'f')
+        bn_backward_run_f(a->dout, a->x, a->dx, a->cst, a->g, a->gs, a->b, a->bs, a->train,
+                          a->relu, c0, c1);
+    else
+        bn_backward_run_d(a->dout, a->x, a->dx, a->cst, a->g, a->gs, a->b, a->bs, a->train,
+                          a->relu, c0, c1);
+    return 0;
+}
+
 static PyObject *py_batchnorm_forward(PyObject *self, PyObject *args)
 {
     PyObject *xo, *oo, *go, *bo, *mo, *vo, *so;
-    int train, relu, c0, c1;
+    int train, relu, c0, c1, parts;
     double momentum, eps;
     held h = {.n = 0};
     view4 x, out;
@@ -160,8 +196,8 @@ static PyObject *py_batchnorm_forward(PyObject *self, PyObject *args)
     void *g, *b, *rm, *rv;
     ptrdiff_t gs, bs, rms, rvs;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOOOOpddpii", &xo, &oo, &go, &bo, &mo, &vo, &so, &train,
-                          &momentum, &eps, &relu, &c0, &c1))
+    if (!PyArg_ParseTuple(args, "OOOOOOOpddpiii", &xo, &oo, &go, &bo, &mo, &vo, &so, &train,
+                          &momentum, &eps, &relu, &c0, &c1, &parts))
         return NULL;
     if (hold(&h, xo, "x", 0, "fd", &x, &kx) || hold(&h, oo, "out", 1, "fd", &out, &ko) ||
         check(kx == ko, "out: expected x's dtype") ||
@@ -181,11 +217,11 @@ static PyObject *py_batchnorm_forward(PyObject *self, PyObject *args)
         check_channels(c0, c1, C))
         return release(&h, NULL);
     void *st = h.b[h.n - 1].buf;
+    bn_args a = {.x = &x, .out = &out, .g = g, .b = b, .rm = rm, .rv = rv, .st = st, .gs = gs,
+                 .bs = bs, .rms = rms, .rvs = rvs, .train = train, .relu = relu,
+                 .momentum = momentum, .eps = eps, .kind = kx};
     Py_BEGIN_ALLOW_THREADS
-    if (kx == 'f')
-        bn_forward_run_f(&x, &out, g, gs, b, bs, rm, rms, rv, rvs, st, train, momentum, eps, relu, c0, c1);
-    else
-        bn_forward_run_d(&x, &out, g, gs, b, bs, rm, rms, rv, rvs, st, train, momentum, eps, relu, c0, c1);
+    run_parts(bn_forward_part, &a, c0, c1, parts);
     Py_END_ALLOW_THREADS
     return release(&h, done(0));
 }
@@ -193,15 +229,15 @@ static PyObject *py_batchnorm_forward(PyObject *self, PyObject *args)
 static PyObject *py_batchnorm_backward(PyObject *self, PyObject *args)
 {
     PyObject *go, *xo, *so, *dxo, *dgo, *dbo;
-    int train, relu, c0, c1;
+    int train, relu, c0, c1, parts;
     held h = {.n = 0};
     view4 dout, x, dx;
     char kg, kx, kd;
     void *dg, *db;
     ptrdiff_t dgs, dbs;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOOOppii", &go, &xo, &so, &dxo, &dgo, &dbo, &train, &relu,
-                          &c0, &c1))
+    if (!PyArg_ParseTuple(args, "OOOOOOppiii", &go, &xo, &so, &dxo, &dgo, &dbo, &train, &relu,
+                          &c0, &c1, &parts))
         return NULL;
     if (hold(&h, xo, "x", 0, "fd", &x, &kx) || hold(&h, go, "dout", 0, "fd", &dout, &kg) ||
         check(kg == kx, "dout: expected x's dtype") ||
@@ -220,11 +256,10 @@ static PyObject *py_batchnorm_backward(PyObject *self, PyObject *args)
         hold_channels(&h, dbo, "dbeta", 1, 0, kx, C, &db, &dbs) || check_channels(c0, c1, C))
         return release(&h, NULL);
     const view4 *dxp = dxo == Py_None ? NULL : &dx;
+    bn_args a = {.x = &x, .dout = &dout, .dx = dxp, .cst = st, .g = dg, .b = db, .gs = dgs,
+                 .bs = dbs, .train = train, .relu = relu, .kind = kx};
     Py_BEGIN_ALLOW_THREADS
-    if (kx == 'f')
-        bn_backward_run_f(&dout, &x, dxp, st, dg, dgs, db, dbs, train, relu, c0, c1);
-    else
-        bn_backward_run_d(&dout, &x, dxp, st, dg, dgs, db, dbs, train, relu, c0, c1);
+    run_parts(bn_backward_part, &a, c0, c1, parts);
     Py_END_ALLOW_THREADS
     return release(&h, done(0));
 }
@@ -295,9 +330,9 @@ static PyObject *py_add_relu(PyObject *self, PyObject *args)
 #define FUSED_OPS_METHODS                                                                        \
     {"batchnorm_forward", py_batchnorm_forward, METH_VARARGS,                                    \
      "batchnorm_forward(x, out, gamma, beta, running_mean, running_var, stats, train, momentum, " \
-     "eps, relu, c0, c1)"},                                                                      \
+     "eps, relu, c0, c1, parts)"},                                                               \
     {"batchnorm_backward", py_batchnorm_backward, METH_VARARGS,                                  \
-     "batchnorm_backward(dout, x, stats, dx_or_None, dgamma, dbeta, train, relu, c0, c1)"},      \
+     "batchnorm_backward(dout, x, stats, dx_or_None, dgamma, dbeta, train, relu, c0, c1, parts)"}, \
     {"relu_forward", py_relu_forward, METH_VARARGS, "relu_forward(x, out, i0, i1)"},             \
     {"relu_backward", py_relu_backward, METH_VARARGS, "relu_backward(dout, out, dx, i0, i1)"},   \
     {"add_relu", py_add_relu, METH_VARARGS, "add_relu(a, b, out, i0, i1)"},

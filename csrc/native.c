@@ -302,17 +302,39 @@ static PyObject *done(int rc)
     Py_RETURN_NONE;
 }
 
+#include "pool.h" /* run_parts: a call's ranges on worker threads */
+
 /* --- module functions -------------------------------------------------------------------- */
+
+/* Each function below that takes a range [n0, n1) (of images, or channels) also takes `parts`:
+ * the range is cut into that many contiguous pieces, run at once by run_parts. */
+
+typedef struct {
+    const view4 *x, *out, *am;
+    int abytes, size, stride;
+    char kind;
+} pool_args;
+
+static int pool_forward_part(void *p, int n0, int n1, int part)
+{
+    const pool_args *a = p;
+    (void)part;
+    if (a->kind == 'f')
+        pool_forward_run_f(a->x, a->out, a->am, a->abytes, a->size, a->stride, n0, n1);
+    else
+        pool_forward_run_d(a->x, a->out, a->am, a->abytes, a->size, a->stride, n0, n1);
+    return 0;
+}
 
 static PyObject *py_relu_maxpool_forward(PyObject *self, PyObject *args)
 {
     PyObject *xo, *oo, *ao;
-    int size, stride, n0, n1;
+    int size, stride, n0, n1, parts;
     held h = {.n = 0};
     view4 x, out, am;
     char kx, ko, ka;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOiiii", &xo, &oo, &ao, &size, &stride, &n0, &n1))
+    if (!PyArg_ParseTuple(args, "OOOiiiii", &xo, &oo, &ao, &size, &stride, &n0, &n1, &parts))
         return NULL;
     if (hold(&h, xo, "x", 0, "fd", &x, &kx) || hold(&h, oo, "out", 1, "fd", &out, &ko) ||
         hold(&h, ao, "argmax", 1, "Bi", &am, &ka) ||
@@ -324,24 +346,39 @@ static PyObject *py_relu_maxpool_forward(PyObject *self, PyObject *args)
         check(same_dims(&out, &am, 0, 4), "argmax.shape: expected out's") ||
         check_range(n0, n1, x.d[0]))
         return release(&h, NULL);
+    pool_args a = {&x, &out, &am, ka == 'B' ? 1 : 4, size, stride, kx};
     Py_BEGIN_ALLOW_THREADS
-    if (kx == 'f')
-        pool_forward_run_f(&x, &out, &am, ka == 'B' ? 1 : 4, size, stride, n0, n1);
-    else
-        pool_forward_run_d(&x, &out, &am, ka == 'B' ? 1 : 4, size, stride, n0, n1);
+    run_parts(pool_forward_part, &a, n0, n1, parts);
     Py_END_ALLOW_THREADS
     return release(&h, done(0));
+}
+
+typedef struct {
+    const view4 *dout, *am, *out, *dx;
+    int abytes, size, stride;
+    char kind;
+} unpool_args;
+
+static int pool_backward_part(void *p, int n0, int n1, int part)
+{
+    const unpool_args *a = p;
+    (void)part;
+    if (a->kind == 'f')
+        pool_backward_run_f(a->dout, a->am, a->abytes, a->out, a->dx, a->size, a->stride, n0, n1);
+    else
+        pool_backward_run_d(a->dout, a->am, a->abytes, a->out, a->dx, a->size, a->stride, n0, n1);
+    return 0;
 }
 
 static PyObject *py_relu_maxpool_backward(PyObject *self, PyObject *args)
 {
     PyObject *go, *ao, *oo, *xo;
-    int size, stride, n0, n1;
+    int size, stride, n0, n1, parts;
     held h = {.n = 0};
     view4 dout, am, out, dx;
     char kg, ka, ko, kx;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOiiii", &go, &ao, &oo, &xo, &size, &stride, &n0, &n1))
+    if (!PyArg_ParseTuple(args, "OOOOiiiii", &go, &ao, &oo, &xo, &size, &stride, &n0, &n1, &parts))
         return NULL;
     if (hold(&h, go, "dout", 0, "fd", &dout, &kg) || hold(&h, ao, "argmax", 0, "Bi", &am, &ka) ||
         hold(&h, oo, "out", 0, "fd", &out, &ko) || hold(&h, xo, "dx", 1, "fd", &dx, &kx) ||
@@ -352,11 +389,9 @@ static PyObject *py_relu_maxpool_backward(PyObject *self, PyObject *args)
               dout.d[3] == (dx.d[3] - size) / stride + 1, "dx.shape: expected the forward input's") ||
         check_range(n0, n1, dx.d[0]))
         return release(&h, NULL);
+    unpool_args a = {&dout, &am, &out, &dx, ka == 'B' ? 1 : 4, size, stride, kg};
     Py_BEGIN_ALLOW_THREADS
-    if (kg == 'f')
-        pool_backward_run_f(&dout, &am, ka == 'B' ? 1 : 4, &out, &dx, size, stride, n0, n1);
-    else
-        pool_backward_run_d(&dout, &am, ka == 'B' ? 1 : 4, &out, &dx, size, stride, n0, n1);
+    run_parts(pool_backward_part, &a, n0, n1, parts);
     Py_END_ALLOW_THREADS
     return release(&h, done(0));
 }
@@ -382,17 +417,38 @@ static int get_bias(held *h, PyObject *o, char kind, int F, const void **p, ptrd
     return 0;
 }
 
+typedef struct {
+    const view4 *x, *w, *out;
+    const void *b;
+    ptrdiff_t bs;
+    int stride, pad, relu;
+    char kind;
+} conv_args;
+
+static int conv_forward_part(void *p, int n0, int n1, int part)
+{
+    const conv_args *a = p;
+    const view4 *w = a->w;
+    (void)part;
+    if (a->kind == 'f')
+        return conv_run_f(a->x, a->pad, a->pad, w->p, w->s, w->d[2], w->d[3], a->b, a->bs, a->out,
+                          a->stride, n0, n1, a->relu);
+    return conv_run_d(a->x, a->pad, a->pad, w->p, w->s, w->d[2], w->d[3], a->b, a->bs, a->out,
+                      a->stride, n0, n1, a->relu);
+}
+
 static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
 {
     PyObject *xo, *wo, *bo, *oo;
-    int stride, pad, n0, n1, relu, rc = 0;
+    int stride, pad, n0, n1, relu, parts, rc = 0;
     held h = {.n = 0};
     view4 x, w, out;
     char kx, kw, ko;
     const void *b;
     ptrdiff_t bs;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOiiiip", &xo, &wo, &bo, &oo, &stride, &pad, &n0, &n1, &relu))
+    if (!PyArg_ParseTuple(args, "OOOOiiiipi", &xo, &wo, &bo, &oo, &stride, &pad, &n0, &n1, &relu,
+                          &parts))
         return NULL;
     if (hold(&h, xo, "x", 0, "fd", &x, &kx) || hold(&h, wo, "w", 0, "fd", &w, &kw) ||
         hold(&h, oo, "out", 1, "fd", &out, &ko) || check(kx == kw && kx == ko, "w, out: expected x's dtype") ||
@@ -405,24 +461,32 @@ static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
               out.d[3] == (x.d[3] + 2 * pad - w.d[3]) / stride + 1, "out.shape: expected (N, F, OH, OW)") ||
         check_range(n0, n1, x.d[0]))
         return release(&h, NULL);
+    conv_args a = {&x, &w, &out, b, bs, stride, pad, relu, kx};
     Py_BEGIN_ALLOW_THREADS
-    if (kx == 'f')
-        rc = conv_run_f(&x, pad, pad, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1, relu);
-    else
-        rc = conv_run_d(&x, pad, pad, w.p, w.s, w.d[2], w.d[3], b, bs, &out, stride, n0, n1, relu);
+    rc = run_parts(conv_forward_part, &a, n0, n1, parts);
     Py_END_ALLOW_THREADS
     return release(&h, done(rc));
+}
+
+static int conv_backward_input_part(void *p, int n0, int n1, int part)
+{
+    const conv_args *a = p; /* x: dout, out: dx */
+    const view4 *w = a->w;
+    (void)part;
+    if (a->kind == 'f')
+        return dgrad_run_f(a->x, w->p, w->s, w->d[2], w->d[3], a->out, a->stride, a->pad, n0, n1);
+    return dgrad_run_d(a->x, w->p, w->s, w->d[2], w->d[3], a->out, a->stride, a->pad, n0, n1);
 }
 
 static PyObject *py_conv2d_backward_input(PyObject *self, PyObject *args)
 {
     PyObject *go, *wo, *xo;
-    int stride, pad, n0, n1, rc = 0;
+    int stride, pad, n0, n1, parts, rc = 0;
     held h = {.n = 0};
     view4 dout, w, dx;
     char kg, kw, kx;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOiiii", &go, &wo, &xo, &stride, &pad, &n0, &n1))
+    if (!PyArg_ParseTuple(args, "OOOiiiii", &go, &wo, &xo, &stride, &pad, &n0, &n1, &parts))
         return NULL;
     if (hold(&h, go, "dout", 0, "fd", &dout, &kg) || hold(&h, wo, "w", 0, "fd", &w, &kw) ||
         hold(&h, xo, "dx", 1, "fd", &dx, &kx) || check(kg == kw && kg == kx, "w, dx: expected dout's dtype") ||
@@ -433,26 +497,91 @@ static PyObject *py_conv2d_backward_input(PyObject *self, PyObject *args)
               dout.d[3] == (dx.d[3] + 2 * pad - w.d[3]) / stride + 1, "dout.shape: expected (N, F, OH, OW)") ||
         check_range(n0, n1, dx.d[0]))
         return release(&h, NULL);
+    conv_args a = {&dout, &w, &dx, NULL, 0, stride, pad, 0, kg};
     Py_BEGIN_ALLOW_THREADS
-    if (kg == 'f')
-        rc = dgrad_run_f(&dout, w.p, w.s, w.d[2], w.d[3], &dx, stride, pad, n0, n1);
-    else
-        rc = dgrad_run_d(&dout, w.p, w.s, w.d[2], w.d[3], &dx, stride, pad, n0, n1);
+    rc = run_parts(conv_backward_input_part, &a, n0, n1, parts);
     Py_END_ALLOW_THREADS
     return release(&h, done(rc));
 }
 
+/* Part k of the weight gradient sums its images into dw[k], db[k]: part 0 into the caller's
+ * buffers, the others into temporaries added to them after, in part order (so the result is
+ * what the parts' sums added one after another give, whatever ran them). */
+typedef struct {
+    const view4 *x, *dout;
+    view4 dw[POOL_MAX];
+    void *db[POOL_MAX];
+    ptrdiff_t dbs;
+    int stride, pad;
+    char kind;
+} wgrad_args;
+
+static int conv_backward_weight_part(void *p, int n0, int n1, int part)
+{
+    const wgrad_args *a = p;
+    if (a->kind == 'f')
+        return wgrad_run_f(a->x, a->dout, a->stride, a->pad, &a->dw[part], a->db[part],
+                           part ? 1 : a->dbs, n0, n1);
+    return wgrad_run_d(a->x, a->dout, a->stride, a->pad, &a->dw[part], a->db[part],
+                       part ? 1 : a->dbs, n0, n1);
+}
+
+#define ADD_PARTS(T)                                                                             \
+    for (int k = 1; k < parts; k++) {                                                            \
+        const view4 *d = &a->dw[0], *t = &a->dw[k];                                              \
+        for (int f = 0; f < d->d[0]; f++)                                                        \
+            for (int c = 0; c < d->d[1]; c++)                                                    \
+                for (int i = 0; i < d->d[2]; i++)                                                \
+                    for (int j = 0; j < d->d[3]; j++)                                            \
+                        ((T *)d->p)[f * d->s[0] + c * d->s[1] + i * d->s[2] + j * d->s[3]] +=    \
+                            ((const T *)t->p)[f * t->s[0] + c * t->s[1] + i * t->s[2] + j];      \
+        for (int f = 0; a->db[0] && f < d->d[0]; f++)                                            \
+            ((T *)a->db[0])[f * a->dbs] += ((const T *)a->db[k])[f];                             \
+    }
+
+/* The parts of a's weight gradient (part 0 in the caller's buffers): temporaries for the
+ * others, run_parts, the sums.  0, or -1 out of memory. */
+static int wgrad_parts(wgrad_args *a, int n0, int n1, int parts)
+{
+    const view4 *dw = &a->dw[0];
+    const ptrdiff_t nw = (ptrdiff_t)dw->d[0] * dw->d[1] * dw->d[2] * dw->d[3], nb = dw->d[0];
+    const size_t sz = a->kind == 'f' ? sizeof(float) : sizeof(double);
+    parts = parts < 1 ? 1 : parts > POOL_MAX ? POOL_MAX : parts;
+    char *tmp = parts > 1 ? calloc((size_t)(parts - 1) * (size_t)(nw + nb), sz) : NULL;
+    if (parts > 1 && !tmp)
+        return -1;
+    for (int k = 1; k < parts; k++) {
+        view4 *t = &a->dw[k];
+        *t = *dw;
+        t->p = tmp + (size_t)(k - 1) * (size_t)(nw + nb) * sz;
+        t->s[3] = 1;
+        t->s[2] = dw->d[3];
+        t->s[1] = (ptrdiff_t)dw->d[2] * dw->d[3];
+        t->s[0] = (ptrdiff_t)dw->d[1] * t->s[1];
+        a->db[k] = (char *)t->p + (size_t)nw * sz;
+    }
+    int rc = run_parts(conv_backward_weight_part, a, n0, n1, parts);
+    if (!rc && a->kind == 'f') {
+        ADD_PARTS(float)
+    } else if (!rc) {
+        ADD_PARTS(double)
+    }
+    free(tmp);
+    return rc;
+}
+#undef ADD_PARTS
+
 static PyObject *py_conv2d_backward_weight(PyObject *self, PyObject *args)
 {
     PyObject *xo, *go, *wo, *bo;
-    int stride, pad, n0, n1, rc = 0;
+    int stride, pad, n0, n1, parts, rc = 0;
     held h = {.n = 0};
     view4 x, dout, dw;
     char kx, kg, kw;
     const void *db;
     ptrdiff_t dbs;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOiiii", &xo, &go, &wo, &bo, &stride, &pad, &n0, &n1))
+    if (!PyArg_ParseTuple(args, "OOOOiiiii", &xo, &go, &wo, &bo, &stride, &pad, &n0, &n1, &parts))
         return NULL;
     if (hold(&h, xo, "x", 0, "fd", &x, &kx) || hold(&h, go, "dout", 0, "fd", &dout, &kg) ||
         hold(&h, wo, "dw", 1, "fd", &dw, &kw) || check(kx == kg && kx == kw, "dout, dw: expected x's dtype") ||
@@ -465,11 +594,11 @@ static PyObject *py_conv2d_backward_weight(PyObject *self, PyObject *args)
               dout.d[3] == (x.d[3] + 2 * pad - dw.d[3]) / stride + 1, "dout.shape: expected (N, F, OH, OW)") ||
         check_range(n0, n1, x.d[0]))
         return release(&h, NULL);
+    wgrad_args a = {.x = &x, .dout = &dout, .dbs = dbs, .stride = stride, .pad = pad, .kind = kx};
+    a.dw[0] = dw;
+    a.db[0] = (void *)db;
     Py_BEGIN_ALLOW_THREADS
-    if (kx == 'f')
-        rc = wgrad_run_f(&x, &dout, stride, pad, &dw, (float *)db, dbs, n0, n1);
-    else
-        rc = wgrad_run_d(&x, &dout, stride, pad, &dw, (double *)db, dbs, n0, n1);
+    rc = wgrad_parts(&a, n0, n1, parts);
     Py_END_ALLOW_THREADS
     return release(&h, done(rc));
 }
@@ -668,15 +797,15 @@ static PyObject *py_use_isa(PyObject *module, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"relu_maxpool_forward", py_relu_maxpool_forward, METH_VARARGS,
-     "relu_maxpool_forward(x, out, argmax, size, stride, n0, n1)"},
+     "relu_maxpool_forward(x, out, argmax, size, stride, n0, n1, parts)"},
     {"relu_maxpool_backward", py_relu_maxpool_backward, METH_VARARGS,
-     "relu_maxpool_backward(dout, argmax, out, dx, size, stride, n0, n1)"},
+     "relu_maxpool_backward(dout, argmax, out, dx, size, stride, n0, n1, parts)"},
     {"conv2d_forward", py_conv2d_forward, METH_VARARGS,
-     "conv2d_forward(x, w, b_or_None, out, stride, pad, n0, n1, relu)"},
+     "conv2d_forward(x, w, b_or_None, out, stride, pad, n0, n1, relu, parts)"},
     {"conv2d_backward_input", py_conv2d_backward_input, METH_VARARGS,
-     "conv2d_backward_input(dout, w, dx, stride, pad, n0, n1)"},
+     "conv2d_backward_input(dout, w, dx, stride, pad, n0, n1, parts)"},
     {"conv2d_backward_weight", py_conv2d_backward_weight, METH_VARARGS,
-     "conv2d_backward_weight(x, dout, dw, db_or_None, stride, pad, n0, n1)"},
+     "conv2d_backward_weight(x, dout, dw, db_or_None, stride, pad, n0, n1, parts)"},
     {"sum_of_squares", py_sum_of_squares, METH_VARARGS,
      "sum_of_squares(a, i0, i1) -> sum of a.flat[i0:i1]**2 as a float"},
     {"sgd_update", py_sgd_update, METH_VARARGS,

@@ -26,7 +26,7 @@ from . import native
 from .cpu_fused import (add_relu_forward, batchnorm_backward, batchnorm_forward,  # noqa: F401
                         matmul, relu_backward, relu_forward)
 from .cpu_runtime import tune_malloc
-from .cpu_threads import split, threads
+from .cpu_threads import parts, split, threads
 from .shapes import out_size
 from .rng import random_bits
 
@@ -114,9 +114,8 @@ def _conv(x, w, b, stride, pad, relu):
     OH, OW = out_size(H, KH, stride, pad), out_size(W, KW, stride, pad)
     if native.available:
         out = np.empty((N, F, OH, OW), dtype=x.dtype)
-        split(N, lambda n0, n1: native.conv2d_forward(x, w, b, stride, pad, out=out, n0=n0, n1=n1,
-                                                      relu=relu),
-              _conv_work(out.size, w))
+        native.conv2d_forward(x, w, b, stride, pad, out=out, relu=relu,
+                              parts=parts(N, _conv_work(out.size, w)))
         return out, x
     _notice_numpy_path()
     cols = im2col(x, KH, KW, stride, pad)  # (C*KH*KW, N*OH*OW)
@@ -143,20 +142,10 @@ def conv2d_backward(dout, saved, w, x_shape, stride: int, pad: int, need_dx: boo
 
 def _native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
     F, C, KH, KW = w.shape
-
-    def weight_part(n0, n1):  # each thread sums its images into its own buffers
-        return native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, n0=n0, n1=n1)
-
-    parts = split(x_shape[0], weight_part, _conv_work(dout.size, w))
-    dw, db = parts[0]
-    for pw, pb in parts[1:]:
-        dw += pw
-        db += pb
-    dx = None
-    if need_dx:
-        dx = np.empty(x_shape, dtype=dout.dtype)
-        split(x_shape[0], lambda n0, n1: native.conv2d_backward_input(
-            dout, w, x_shape, stride, pad, dx=dx, n0=n0, n1=n1), _conv_work(dout.size, w))
+    k = parts(x_shape[0], _conv_work(dout.size, w))
+    # each part sums its images into its own buffers, added up in part order
+    dw, db = native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, parts=k)
+    dx = native.conv2d_backward_input(dout, w, x_shape, stride, pad, parts=k) if need_dx else None
     return dx, dw, db if need_db else None
 
 
@@ -276,9 +265,8 @@ def relu_maxpool_forward(x, size: int, stride: int):
         oh, ow = out_size(H, size, stride), out_size(W, size, stride)
         out = np.empty((N, C, oh, ow), dtype=x.dtype)
         argmax = np.empty((N, C, oh, ow), dtype=_argmax_dtype(size))
-        split(N, lambda n0, n1: native.relu_maxpool_forward(x, size, stride, out=out,
-                                                            argmax=argmax, n0=n0, n1=n1),
-              x.size)
+        native.relu_maxpool_forward(x, size, stride, out=out, argmax=argmax,
+                                    parts=parts(N, x.size))
         return out, argmax
     out, argmax = maxpool_forward(x, size, stride)
     argmax[out <= 0] = 0  # relu makes such a window all zeros: its first maximum is offset 0
@@ -290,10 +278,8 @@ def relu_maxpool_forward(x, size: int, stride: int):
 def relu_maxpool_backward(dout, argmax, out, x_shape, size: int, stride: int):
     """Each window's dout * (out > 0) to its argmax; the rest of dx is 0."""
     if native.available:
-        dx = np.empty(x_shape, dtype=dout.dtype)
-        split(x_shape[0], lambda n0, n1: native.relu_maxpool_backward(
-            dout, argmax, out, x_shape, size, stride, dx=dx, n0=n0, n1=n1), dx.size)
-        return dx
+        return native.relu_maxpool_backward(dout, argmax, out, x_shape, size, stride,
+                                            parts=parts(x_shape[0], int(np.prod(x_shape))))
     return maxpool_backward(dout * (out > 0), argmax, x_shape, size, stride)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import batchnorm, native
 from .cpu_runtime import one_blas_thread
-from .cpu_threads import split
+from .cpu_threads import parts, split
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # Planes smaller than this go to NumPy: the kernels walk one channel's runs of H*W values, so
@@ -126,9 +126,8 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, train: bool, mo
     x = _unit_w(x)
     out = np.empty_like(x)
     stats = np.empty((4, x.shape[1]), dtype=x.dtype)
-    split(x.shape[1], lambda c0, c1: native.batchnorm_forward(
-        x, out, gamma, beta, running_mean, running_var, stats, train, momentum, eps, relu,
-        c0=c0, c1=c1), x.size, elementwise=True)
+    native.batchnorm_forward(x, out, gamma, beta, running_mean, running_var, stats, train,
+                             momentum, eps, relu, parts=parts(x.shape[1], x.size, elementwise=True))
     return out, _Native(x, stats, train, relu)
 
 
@@ -141,7 +140,6 @@ def batchnorm_backward(dout, saved, need_dx: bool):
     C = x.shape[1]
     dgamma, dbeta = np.empty(C, dtype=x.dtype), np.empty(C, dtype=x.dtype)
     dx = np.empty_like(x) if need_dx else None
-    split(C, lambda c0, c1: native.batchnorm_backward(dout, x, stats, dx, dgamma, dbeta, train,
-                                                      relu, c0=c0, c1=c1), x.size,
-          elementwise=True)
+    native.batchnorm_backward(dout, x, stats, dx, dgamma, dbeta, train, relu,
+                              parts=parts(C, x.size, elementwise=True))
     return dx, dgamma, dbeta

@@ -1,8 +1,14 @@
-"""The worker threads gpucnn.cpu splits the native kernels' work over.
+"""How many threads gpucnn.cpu splits the work of a kernel over, and the Python pool for what
+the native extension does not run itself.
 
-The kernels release the GIL and take a range (of images, or of elements), so :func:`split` runs
-the first range on the calling thread and the others on persistent pool threads.  One thread per
-CPU this process may use; ``GPUCNN_CPU_THREADS`` overrides.
+The native kernels take a range (of images, channels or elements) and ``parts``: the extension
+cuts the range into that many pieces and runs them on its own worker threads (csrc/pool.h), so
+gpucnn.cpu only asks :func:`parts`.  Where the work is a Python call on each piece (OpenBLAS's
+matmuls, the elementwise passes, the sums of squares), :func:`split` runs the first piece on the
+calling thread and the others on persistent Python pool threads; a hand-off there costs
+150-230 us when the worker slept, 1-2 us in the extension's pool, which is why the layers' kernels
+do not go through it.  One thread per CPU this process may use; ``GPUCNN_CPU_THREADS``
+overrides.
 """
 from __future__ import annotations
 
@@ -34,16 +40,22 @@ MIN_WORK_PER_THREAD = 1 << 16  # output elements: below this a thread's hand-off
 MIN_ELEMENTWISE_PER_THREAD = 1 << 20
 
 
-def split(n: int, fn, work: int, elementwise: bool = False) -> list:
-    """[fn(n0, n1), ...] over contiguous ranges of ``range(n)``, one per worker thread, fewer
-    when ``work`` (output elements) leaves a thread less than MIN_WORK_PER_THREAD
-    (MIN_ELEMENTWISE_PER_THREAD for an ``elementwise`` pass); this thread runs the first range."""
-    global _pool
+def parts(n: int, work: int, elementwise: bool = False) -> int:
+    """Pieces to cut ``range(n)`` into: one per worker thread, fewer when ``work`` (output
+    elements) leaves a thread less than MIN_WORK_PER_THREAD (MIN_ELEMENTWISE_PER_THREAD for an
+    ``elementwise`` pass), never more than n."""
     least = MIN_ELEMENTWISE_PER_THREAD if elementwise else MIN_WORK_PER_THREAD
     k = min(n, work // least)
     if k <= 1:  # without reading the thread count (an environment lookup, ~1 us)
-        return [fn(0, n)]
-    k = min(threads(), k)
+        return 1
+    return min(threads(), k)
+
+
+def split(n: int, fn, work: int, elementwise: bool = False) -> list:
+    """[fn(n0, n1), ...] over the :func:`parts` contiguous ranges of ``range(n)``; this thread
+    runs the first range, Python pool threads the others."""
+    global _pool
+    k = parts(n, work, elementwise)
     if k == 1:
         return [fn(0, n)]
     bounds = [n * i // k for i in range(k + 1)]

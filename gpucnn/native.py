@@ -11,7 +11,9 @@ Every function takes float32 or float64 NumPy arrays of any strides (an (N, C, H
 given preallocated ones (any strides, exact shape and dtype: reusing buffers avoids page
 faults), releases the GIL, and computes only images ``n0 <= n < n1`` of the batch, so callers
 can split a batch across threads (other images of a given output buffer are left untouched;
-the weight gradient is the sum over that range).  Semantics equal :mod:`gpucnn.functional`'s
+the weight gradient is the sum over that range); with ``parts=k`` the extension cuts that range
+into k pieces and runs them at once on its own worker threads (csrc/pool.h: a hand-off costs
+1-2 us there, 150-230 us through a Python thread pool).  Semantics equal :mod:`gpucnn.functional`'s
 and :mod:`gpucnn.cpu`'s: cross-correlation, OH = (H + 2*pad - KH) // stride + 1, max-pool
 argmax = row-major offset of the first maximum in its window.
 """
@@ -41,6 +43,7 @@ available: bool = _lib is not None
 isa = _lib.isa if available else None
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+POOL_MAX = 64  # csrc/pool.h: parts of one call at most
 
 
 def use_isa(name: str) -> str:
@@ -114,6 +117,14 @@ def _range(n0, n1, N, names=("n0", "n1", "N")):
     return int(n0), int(n1)
 
 
+def _parts(parts):
+    """``parts``: the range is cut into that many pieces, run at once on the extension's worker
+    threads (csrc/pool.h); 1 runs it on the calling thread."""
+    if type(parts) is int and 1 <= parts <= POOL_MAX:
+        return parts
+    raise ValueError(f"parts={parts!r}: expected an int from 1 to {POOL_MAX}")
+
+
 def _conv_out_size(size, k, stride, pad, what):
     if k > size + 2 * pad:
         raise ValueError(f"{what}: kernel size {k} is larger than the padded input {size + 2 * pad}")
@@ -126,7 +137,7 @@ def _argmax_dtype(size):
 
 # --- fused relu + max-pool --------------------------------------------------------------------
 
-def relu_maxpool_forward(x, size, stride, *, out=None, argmax=None, n0=0, n1=None):
+def relu_maxpool_forward(x, size, stride, *, out=None, argmax=None, n0=0, n1=None, parts=1):
     """x (N, C, H, W) -> out = maxpool(relu(x)) (N, C, OH, OW), OH = (H - size) // stride + 1,
     and argmax (N, C, OH, OW), uint8 (int32 for windows over 16x16): the row-major offset
     i*size + j of the first maximum of relu(x) in each window, exactly
@@ -147,11 +158,12 @@ def relu_maxpool_forward(x, size, stride, *, out=None, argmax=None, n0=0, n1=Non
     shape = (N, C, out_size(H, size, stride), out_size(W, size, stride))
     out = _buffer("out", out, shape, x.dtype)
     argmax = _buffer("argmax", argmax, shape, np.dtype(_argmax_dtype(size)))
-    _lib.relu_maxpool_forward(x, out, argmax, size, stride, *_range(n0, n1, N))
+    _lib.relu_maxpool_forward(x, out, argmax, size, stride, *_range(n0, n1, N), _parts(parts))
     return out, argmax
 
 
-def relu_maxpool_backward(dout, argmax, out, x_shape, size, stride, *, dx=None, n0=0, n1=None):
+def relu_maxpool_backward(dout, argmax, out, x_shape, size, stride, *, dx=None, n0=0, n1=None,
+                          parts=1):
     """dout, argmax, out (N, C, OH, OW) -> dx (N, C, H, W) of x_shape: each window's
     dout * (out > 0) added at its argmax, zero elsewhere (maxpool backward then relu backward)."""
     _require()
@@ -170,13 +182,14 @@ def relu_maxpool_backward(dout, argmax, out, x_shape, size, stride, *, dx=None, 
         if a.shape != shape:
             raise ValueError(f"{name}.shape={a.shape}: expected {shape}, the forward output's")
     dx = _buffer("dx", dx, (N, C, H, W), dout.dtype)
-    _lib.relu_maxpool_backward(dout, argmax, out, dx, size, stride, *_range(n0, n1, N))
+    _lib.relu_maxpool_backward(dout, argmax, out, dx, size, stride, *_range(n0, n1, N),
+                               _parts(parts))
     return dx
 
 
 # --- direct convolution -----------------------------------------------------------------------
 
-def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None, relu=False):
+def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None, relu=False, parts=1):
     """x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> out (N, F, OH, OW), the
     cross-correlation with OH = (H + 2*pad - KH) // stride + 1 (likewise OW); ``relu``: relu
     of it (as :func:`relu_forward` gives it), clamped as the outputs are stored.
@@ -202,11 +215,12 @@ def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None, relu=False)
         raise ValueError(f"b={getattr(b, 'shape', b)}: expected None or a ({F},) {x.dtype} array")
     shape = (N, F, _conv_out_size(H, KH, stride, pad, "w.shape"), _conv_out_size(W, KW, stride, pad, "w.shape"))
     out = _buffer("out", out, shape, x.dtype)
-    _lib.conv2d_forward(x, w, b, out, stride, pad, *_range(n0, n1, N), bool(relu))
+    _lib.conv2d_forward(x, w, b, out, stride, pad, *_range(n0, n1, N), bool(relu), _parts(parts))
     return out
 
 
-def conv2d_backward_weight(x, dout, kh, kw, stride, pad, *, dw=None, db=None, n0=0, n1=None):
+def conv2d_backward_weight(x, dout, kh, kw, stride, pad, *, dw=None, db=None, n0=0, n1=None,
+                           parts=1):
     """x (N, C, H, W), dout (N, F, OH, OW) -> dw (F, C, KH, KW), db (F,): the gradients of
     :func:`conv2d_forward`'s w and b, summed over images n0..n1-1 (written, not accumulated).
 
@@ -229,11 +243,11 @@ def conv2d_backward_weight(x, dout, kh, kw, stride, pad, *, dw=None, db=None, n0
                            or not db.flags.writeable):
         raise ValueError(f"db={getattr(db, 'shape', db)}: expected None or a writable ({F},) {x.dtype} array")
     db = np.empty(F, dtype=x.dtype) if db is None else db
-    _lib.conv2d_backward_weight(x, dout, dw, db, stride, pad, *_range(n0, n1, N))
+    _lib.conv2d_backward_weight(x, dout, dw, db, stride, pad, *_range(n0, n1, N), _parts(parts))
     return dw, db
 
 
-def conv2d_backward_input(dout, w, x_shape, stride, pad, *, dx=None, n0=0, n1=None):
+def conv2d_backward_input(dout, w, x_shape, stride, pad, *, dx=None, n0=0, n1=None, parts=1):
     """dout (N, F, OH, OW), w (F, C, KH, KW) -> dx (N, C, H, W) of x_shape: the gradient of
     :func:`conv2d_forward`'s x.  dx splits into stride x stride phase grids; each is the
     stride-1 correlation of dout with the flipped taps that reach it (F and C swapped), so a
@@ -254,7 +268,7 @@ def conv2d_backward_input(dout, w, x_shape, stride, pad, *, dx=None, n0=0, n1=No
     if dout.shape != expect:
         raise ValueError(f"dout.shape={dout.shape}: expected {expect}, the forward output's")
     dx = _buffer("dx", dx, (N, C, H, W), dout.dtype)
-    _lib.conv2d_backward_input(dout, w, dx, stride, pad, *_range(n0, n1, N))
+    _lib.conv2d_backward_input(dout, w, dx, stride, pad, *_range(n0, n1, N), _parts(parts))
     return dx
 
 
@@ -301,7 +315,7 @@ _CHANNELS = ("c0", "c1", "C")
 
 
 def batchnorm_forward(x, out, gamma, beta, running_mean, running_var, stats, train, momentum,
-                      eps, relu, *, c0=0, c1=None) -> None:
+                      eps, relu, *, c0=0, c1=None, parts=1) -> None:
     """x, out (N, C, H, W) of one dtype with unit stride along W (any other strides); gamma,
     beta (C,); running_mean, running_var (C,), updated in place in training (None there:
     untracked); stats (4, C) C-contiguous, written: per channel the mean, 1/sqrt(var + eps),
@@ -309,17 +323,18 @@ def batchnorm_forward(x, out, gamma, beta, running_mean, running_var, stats, tra
     (``relu``: relu of it), channels c0..c1-1; gpucnn.batchnorm's semantics."""
     _require()
     _lib.batchnorm_forward(x, out, gamma, beta, running_mean, running_var, stats, train,
-                           momentum, eps, relu, *_range(c0, c1, x.shape[1], _CHANNELS))
+                           momentum, eps, relu, *_range(c0, c1, x.shape[1], _CHANNELS),
+                           _parts(parts))
 
 
 def batchnorm_backward(dout, x, stats, dx, dgamma, dbeta, train, relu, *, c0=0,
-                       c1=None) -> None:
+                       c1=None, parts=1) -> None:
     """The gradients of :func:`batchnorm_forward` (its ReLU included) for channels c0..c1-1:
     dgamma, dbeta (C,) and, unless dx is None, dx (x's shape), from dout (x's shape) and the
     forward's x and stats."""
     _require()
     _lib.batchnorm_backward(dout, x, stats, dx, dgamma, dbeta, train, relu,
-                            *_range(c0, c1, x.shape[1], _CHANNELS))
+                            *_range(c0, c1, x.shape[1], _CHANNELS), _parts(parts))
 
 
 def relu_forward(x, out, *, i0=0, i1=None) -> None:

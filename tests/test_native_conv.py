@@ -11,7 +11,9 @@ Kernels that load whole vectors (the lanes fill, the stride-2 gather, the dout i
 on arrays ending at a guard page: a read past the array's end would crash the test.
 """
 import itertools
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -66,6 +68,63 @@ def test_conv_grid_in_every_mode(case, dtype, mode):
     assert_close(db, ref_db)
     assert_close(native.conv2d_backward_input(dout, w, x.shape, stride, pad),
                  dx_ref(dout, w, x.shape, stride, pad))
+
+
+@native_kernels
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_parts_on_the_pool_equal_the_ranges_run_one_by_one(parts, mode):
+    """parts=k (csrc/pool.h's workers) gives what the k ranges give run one after another on
+    this thread: the same outputs and input gradient, the weight gradients summed in part
+    order; a sub-range leaves the other images untouched."""
+    x, w, b, dout, stride, pad = _conv_inputs((13, 5, 9, 10, 12, 3, 3, 2, 1), np.float32)
+    np.testing.assert_array_equal(native.conv2d_forward(x, w, b, stride, pad, relu=True, parts=parts),
+                                  native.conv2d_forward(x, w, b, stride, pad, relu=True))
+    np.testing.assert_array_equal(native.conv2d_backward_input(dout, w, x.shape, stride, pad, parts=parts),
+                                  native.conv2d_backward_input(dout, w, x.shape, stride, pad))
+    cuts = [2 + 9 * i // parts for i in range(parts + 1)]  # of the range [2, 11)
+    pieces = [native.conv2d_backward_weight(x, dout, 3, 3, stride, pad, n0=a, n1=c)
+              for a, c in zip(cuts, cuts[1:])]
+    want_dw, want_db = pieces[0]
+    for pw, pb in pieces[1:]:
+        want_dw += pw
+        want_db += pb
+    dw, db = native.conv2d_backward_weight(x, dout, 3, 3, stride, pad, n0=2, n1=11, parts=parts)
+    np.testing.assert_array_equal(dw, want_dw)
+    np.testing.assert_array_equal(db, want_db)
+    out = np.full((13, 12, 5, 5), np.nan, np.float32)
+    native.conv2d_forward(x, w, b, stride, pad, out=out, n0=2, n1=11, parts=parts)
+    assert np.isnan(out[[0, 1, 11, 12]]).all() and not np.isnan(out[2:11]).any()
+
+
+@native_kernels
+def test_the_pool_serves_two_callers_at_once_and_a_forked_child():
+    """Two Python threads in pooled kernels at once (the second runs its parts itself), then a
+    fork()ed child, which starts without the parent's workers, uses the pool."""
+    x, w, b, _, stride, pad = _conv_inputs((16, 8, 12, 12, 16, 3, 3, 1, 1), np.float32)
+    want = native.conv2d_forward(x, w, b, stride, pad)
+    with ThreadPoolExecutor(2) as ex:
+        outs = list(ex.map(lambda _: native.conv2d_forward(x, w, b, stride, pad, parts=2), range(40)))
+    for out in outs:
+        np.testing.assert_array_equal(out, want)
+    if not hasattr(os, "fork"):
+        return
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 when the pool gave the right result
+        ok = np.array_equal(native.conv2d_forward(x, w, b, stride, pad, parts=3), want)
+        os._exit(0 if ok else 1)
+    os.close(write)
+    os.close(read)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+@needs_native
+@pytest.mark.parametrize("parts", [0, 65, 2.0, True])
+def test_parts_outside_the_pool_are_refused(parts):
+    with pytest.raises(ValueError, match=rf"^parts={parts!r}: expected an int from 1 to 64"):
+        native.conv2d_forward(np.zeros((1, 1, 3, 3), np.float32), np.zeros((1, 1, 1, 1), np.float32),
+                              None, 1, 0, parts=parts)
 
 
 @native_kernels

@@ -1,0 +1,179 @@
+/* A fork-join pool of worker threads for the native kernels, included by native.c.
+ *
+ * run_parts(fn, ctx, n0, n1, parts) splits [n0, n1) into `parts` contiguous ranges and calls
+ * fn(ctx, r0, r1, part) on each: part 0 on the calling thread, the others on workers, and
+ * returns when all are done (0, or the first nonzero a part returned).
+ *
+ * Why not Python threads: a Python thread pool handing a range to a sleeping worker took 150-230
+ * us on a 2-vCPU VM (the futex wake, the GIL, the idle vCPU's wake-up), where the layers of a
+ * small net take 100-500 us; a step of the ResNet on the 8x8 digits at batch 256 spent 1.5 of
+ * its 6 ms waiting for its worker.  Here a worker spins (pause instructions) for SPIN_NS after
+ * each part before it sleeps, so a hand-off within a step costs 1-2 us, yielding its core to
+ * any thread that waits for it (gpucnn's matmuls run on Python threads); after SPIN_NS idle it
+ * sleeps and costs no CPU (OpenBLAS's workers spin 2^28 cycles, ~0.1 s, and GNU OpenMP's a
+ * similar time: those stole a core from whatever ran next, see gpucnn/cpu_runtime.py).
+ *
+ * One job at a time: a caller that finds the pool busy (two Python threads in native kernels
+ * at once) runs its parts itself, one after another.  After fork() the child starts with no
+ * workers (pthread_atfork).  Without POSIX threads (_WIN32), every caller runs its parts
+ * itself. */
+#include <stdint.h>
+#include <stdlib.h>
+
+enum { POOL_MAX = 64 }; /* parts of one call at most */
+
+typedef int (*part_fn)(void *ctx, int n0, int n1, int part);
+
+static int run_serial(part_fn fn, void *ctx, int n0, int n1, int parts)
+{
+    int rc = 0;
+    for (int p = 0; p < parts; p++) {
+        const int r = fn(ctx, n0 + (int)((long long)(n1 - n0) * p / parts),
+                         n0 + (int)((long long)(n1 - n0) * (p + 1) / parts), p);
+        rc = rc ? rc : r;
+    }
+    return rc;
+}
+
+#if defined(_WIN32) || !defined(__STDC_VERSION__) || __STDC_VERSION__ < 201112L || defined(__STDC_NO_ATOMICS__)
+static int run_parts(part_fn fn, void *ctx, int n0, int n1, int parts)
+{
+    return run_serial(fn, ctx, n0, n1, parts < 1 ? 1 : parts);
+}
+#else
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#define SPIN_NS 200000L /* a layer's Python between two kernels takes 10-100 us */
+
+static struct {
+    pthread_mutex_t mu;   /* guards job, parts, n0, n1, sleeping, workers; waits on cv */
+    pthread_cond_t cv;
+    atomic_flag busy;     /* a caller holds the pool */
+    atomic_long gen;      /* bumped per job: workers wait for it to change */
+    atomic_int pending;   /* worker parts of the current job not yet done */
+    atomic_int rc;        /* the first nonzero a worker part returned */
+    part_fn fn;
+    void *ctx;
+    int n0, n1, parts, sleeping, workers;
+    long start_gen[POOL_MAX]; /* gen when worker k started: it waits for the next one */
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, ATOMIC_FLAG_INIT};
+
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void *pool_worker(void *arg)
+{
+    const int part = (int)(intptr_t)arg; /* worker k runs part k + 1 */
+    long seen = pool.start_gen[part];
+    for (;;) {
+        const long long until = now_ns() + SPIN_NS;
+        while (atomic_load_explicit(&pool.gen, memory_order_acquire) == seen) {
+            for (int i = 0; i < 64; i++)
+                cpu_relax();
+            if (now_ns() < until) {
+                sched_yield(); /* a thread waiting for this core (a matmul's) gets it */
+                continue;
+            }
+            pthread_mutex_lock(&pool.mu);
+            pool.sleeping++;
+            while (atomic_load(&pool.gen) == seen)
+                pthread_cond_wait(&pool.cv, &pool.mu);
+            pool.sleeping--;
+            pthread_mutex_unlock(&pool.mu);
+        }
+        /* the job as one snapshot: a worker without a part in it never touches its ctx */
+        pthread_mutex_lock(&pool.mu);
+        seen = atomic_load(&pool.gen);
+        const part_fn fn = pool.fn;
+        void *ctx = pool.ctx;
+        const int n0 = pool.n0, n1 = pool.n1, parts = pool.parts;
+        pthread_mutex_unlock(&pool.mu);
+        if (part >= parts)
+            continue;
+        const int r = fn(ctx, n0 + (int)((long long)(n1 - n0) * part / parts),
+                         n0 + (int)((long long)(n1 - n0) * (part + 1) / parts), part);
+        if (r) {
+            int zero = 0;
+            atomic_compare_exchange_strong(&pool.rc, &zero, r);
+        }
+        atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void pool_after_fork(void)
+{
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.cv, NULL);
+    atomic_flag_clear(&pool.busy);
+    pool.workers = pool.sleeping = 0;
+}
+
+/* Workers 1 .. parts-1 started (under pool.mu); the number of parts that can run. */
+static int pool_grow(int parts)
+{
+    static int atfork;
+    if (!atfork && pthread_atfork(NULL, NULL, pool_after_fork) == 0)
+        atfork = 1;
+    while (pool.workers < parts - 1) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pool.start_gen[pool.workers + 1] = atomic_load(&pool.gen);
+        const int err = pthread_create(&t, &attr, pool_worker, (void *)(intptr_t)(pool.workers + 1));
+        pthread_attr_destroy(&attr);
+        if (err)
+            break;
+        pool.workers++;
+    }
+    return pool.workers + 1;
+}
+
+static int run_parts(part_fn fn, void *ctx, int n0, int n1, int parts)
+{
+    parts = parts < 1 ? 1 : parts > POOL_MAX ? POOL_MAX : parts;
+    if (parts == 1 || atomic_flag_test_and_set(&pool.busy))
+        return run_serial(fn, ctx, n0, n1, parts);
+    pthread_mutex_lock(&pool.mu);
+    const int can = pool_grow(parts);
+    if (can < parts) { /* out of threads: the ranges stay, the caller takes the rest */
+        pthread_mutex_unlock(&pool.mu);
+        atomic_flag_clear(&pool.busy);
+        return run_serial(fn, ctx, n0, n1, parts);
+    }
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n0 = n0;
+    pool.n1 = n1;
+    pool.parts = parts;
+    atomic_store(&pool.rc, 0);
+    atomic_store(&pool.pending, parts - 1);
+    atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
+    if (pool.sleeping)
+        pthread_cond_broadcast(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
+    int rc = fn(ctx, n0, n0 + (int)((long long)(n1 - n0) / parts), 0);
+    while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0)
+        cpu_relax();
+    const int r = atomic_load(&pool.rc);
+    atomic_flag_clear(&pool.busy);
+    return rc ? rc : r;
+}
+#endif
