@@ -259,8 +259,24 @@ def test_convs_with_their_relus_fused_equal_the_layers_run_one_by_one(path, dtyp
         assert_close(grads[name], want_grads[name])
 
 
+def test_eval_mode_folds_each_batchnorm_into_the_conv_before_it():
+    """Eval: Conv2d + BatchNorm2d [+ ReLU] is one step (a ReLU before a pool still goes with
+    the pool); training keeps the batch norm's own step, whose statistics change."""
+    layers = [nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+              nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+              nn.Conv2d(4, 5, 1), nn.BatchNorm2d(5), nn.Flatten()]
+    net = nn.Sequential(*layers)
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    net.forward(x)
+    assert net._steps == [(0, 0), (1, 2), (3, 3), (4, 4), (5, 6), (7, 7), (8, 8), (9, 9)]
+    net.eval()
+    net.forward(x)
+    assert net._steps == [(0, 2), (3, 4), (5, 6), (7, 8), (9, 9)]
+    assert net._covered == {1, 2, 4, 5, 8}
+
+
 def test_conv_relu_refuses_a_bias_left_to_the_next_op():
-    with pytest.raises(ValueError, match="^relu=True adds the bias itself: expected add_bias=True"):
+    with pytest.raises(ValueError, match="^relu=True or bn adds the bias itself: expected add_bias=True"):
         nn.Conv2d(1, 1, 1).forward(np.ones((1, 1, 2, 2), np.float32), add_bias=False, relu=True)
 
 

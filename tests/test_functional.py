@@ -86,6 +86,47 @@ def test_conv_relu_equals_relu_of_the_seed_sum_and_matches_numeric_gradients(cas
                                   need_dx=False)[::2] == (None, None)
 
 
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("case", CONV_CASES[:3])
+def test_conv_with_an_eval_batchnorm_folded_equals_the_two_ops_and_numeric_gradients(case, bias, relu):
+    """conv2d_bn_eval_forward: batch norm's fixed affine map folded into the conv's weights; the
+    outputs and every gradient (conv's w, b, the batch norm's gamma, beta, and dx) equal the
+    two ops run one after the other, and float64 numeric gradients."""
+    rng = np.random.default_rng(6)
+    x, w, b, s, p = _conv_inputs(rng, case)
+    b = b if bias else None
+    Fn = w.shape[0]
+    gamma, beta, mean = rng.standard_normal(Fn), rng.standard_normal(Fn), rng.standard_normal(Fn)
+    var = rng.uniform(0.5, 2, Fn)
+    out, cache = F.conv2d_bn_eval_forward(x, w, b, gamma, beta, mean, var, 1e-5, s, p, relu)
+    conv_out, conv_cache = F.conv2d_forward(x, w, b, s, p)
+    bn_out, bn_cache = F.spatial_batchnorm_forward(conv_out, gamma, beta, mean, var, False,
+                                                   relu=relu)
+    np.testing.assert_allclose(out, bn_out, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db, dgamma, dbeta = F.conv2d_bn_eval_backward(dout, cache)
+    dconv, want_dgamma, want_dbeta = F.spatial_batchnorm_backward(dout, bn_cache)
+    want_dx, want_dw, want_db = F.conv2d_backward(dconv, conv_cache)
+    for got, want in ((dx, want_dx), (dw, want_dw), (db, want_db), (dgamma, want_dgamma),
+                      (dbeta, want_dbeta)):
+        if want is None:
+            assert got is None
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+    def f(_):
+        return F.conv2d_bn_eval_forward(x, w, b, gamma, beta, mean, var, 1e-5, s, p, relu)[0]
+    for arg, grad in ((x, dx), (w, dw), (gamma, dgamma), (beta, dbeta)) + (((b, db),) if bias else ()):
+        assert rel_error(grad, numeric_gradient(f, arg, dout)) < GRAD_TOL
+
+
+def test_conv_with_an_eval_batchnorm_refuses_statistics_of_the_wrong_size():
+    x, w, b, s, p = _conv_inputs(np.random.default_rng(7), CONV_CASES[0])
+    with pytest.raises(ValueError, match=r"^running_var.shape=\(3,\) \(float64\): expected \(4,\) float64"):
+        F.conv2d_bn_eval_forward(x, w, b, np.ones(4), np.zeros(4), np.zeros(4), np.ones(3))
+
+
 def test_conv_without_bias_and_skipped_input_gradient():
     rng = np.random.default_rng(4)
     x, w, _, s, p = _conv_inputs(rng, CONV_CASES[1])

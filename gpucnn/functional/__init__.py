@@ -12,14 +12,16 @@ run.  Devices: float arrays given to one op must live on one device (else a Valu
 move them with ``.to()``); integer class labels may live on the host and are moved to the
 scores' device.  Losses are float64 scalars on the device (``float(loss)`` reads one).
 
-One module per concept: ``conv``, ``pooling``, ``activation``, ``normalization``, ``dropout``,
-``linear``, ``loss``; the argument checks they share are in ``_checks``.  Every op is here as
+One module per concept: ``conv``, ``conv_bn`` (a conv and an evaluation batch norm folded),
+``pooling``, ``activation``, ``normalization``, ``dropout``, ``linear``, ``loss``; the argument
+checks they share are in ``_checks``.  Every op is here as
 ``gpucnn.functional.<op>`` (``import gpucnn.functional as F``).
 """
 from .activation import (add_relu_forward, leaky_relu_backward, leaky_relu_forward,
                          relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
                          tanh_backward, tanh_forward)
 from .conv import conv2d_backward, conv2d_forward, conv2d_relu_backward, conv2d_relu_forward
+from .conv_bn import conv2d_bn_eval_backward, conv2d_bn_eval_forward
 from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
 from .loss import l2_loss, l2_penalty, mse_loss, softmax_cross_entropy
@@ -31,6 +33,7 @@ from .pooling import (avgpool2d_backward, avgpool2d_forward, global_avgpool2d_ba
 
 __all__ = [
     "conv2d_forward", "conv2d_backward", "conv2d_relu_forward", "conv2d_relu_backward",
+    "conv2d_bn_eval_forward", "conv2d_bn_eval_backward",
     "maxpool2d_forward", "maxpool2d_backward", "relu_maxpool2d_forward", "relu_maxpool2d_backward",
     "avgpool2d_forward", "avgpool2d_backward", "global_avgpool2d_forward",
     "global_avgpool2d_backward",

@@ -12,7 +12,9 @@ Residual (and before no MaxPool2d) is done by that layer (``forward(x, relu=True
 native conv clamps its outputs as it stores them, its batch norm applies the ReLU in its output
 pass and recomputes its mask in the backward, a residual sum and its ReLU are one pass
 (``F.add_relu_forward``); on CUDA a conv's bias and ReLU are one launch and the other ops run
-one after the other.
+one after the other.  In eval mode a Conv2d and the BatchNorm2d after it (and a ReLU after
+that, before no pool) are one convolution with the batch norm folded into its weights
+(``F.conv2d_bn_eval_forward``); the backward still gives every layer's gradients.
 """
 from __future__ import annotations
 
@@ -31,31 +33,42 @@ def _relu_taker(layer) -> bool:
     return type(layer) in (Conv2d, BatchNorm1d, BatchNorm2d, Residual)
 
 
-def _plan(layers) -> list[tuple[int, int]]:
+def _folds(layers, i) -> bool:
+    """layers[i] is a Conv2d and layers[i + 1] a BatchNorm2d of its channels: one step in eval."""
+    return (type(layers[i]) is Conv2d and i + 1 < len(layers)
+            and type(layers[i + 1]) is BatchNorm2d
+            and layers[i + 1].num_features == layers[i].out_channels)
+
+
+def _plan(layers, fold_bn=False) -> list[tuple[int, int]]:
     """(first, last) layer index of each step: [Conv2d|Linear] ReLU [MaxPool2d] runs as one, and
     so do Conv2d, BatchNorm1d/2d or Residual and a ReLU after it (a ReLU before a MaxPool2d
     goes with the pool instead: pooling first reads less; a Conv2d then leaves its bias to the
-    pool's read where the device fuses that)."""
+    pool's read where the device fuses that).  ``fold_bn`` (eval mode): a Conv2d and the
+    BatchNorm2d after it run as one, with the ReLU after them as above."""
     steps, i = [], 0
     while i < len(layers):
-        j = i + 1 if type(layers[i]) in (Conv2d, Linear) or _relu_taker(layers[i]) else i
+        folded = fold_bn and _folds(layers, i)
+        j = i + 2 if folded else i + 1 if type(layers[i]) in (Conv2d, Linear) or _relu_taker(layers[i]) else i
         if j < len(layers) and type(layers[j]) is ReLU:
             pool = j + 1 < len(layers) and type(layers[j + 1]) is MaxPool2d
-            if pool and _relu_taker(layers[i]) and type(layers[i]) is not Conv2d:
-                steps.append((i, i))
+            if pool and (folded or _relu_taker(layers[i]) and type(layers[i]) is not Conv2d):
+                steps.append((i, j - 1))
             else:
                 steps.append((i, j + 1 if pool else j))
         else:
-            steps.append((i, i))
+            steps.append((i, j - 1 if folded else i))
         i = steps[-1][1] + 1
     return steps
 
 
 def _covered(layers, steps) -> set[int]:
-    """Indices of the ReLUs whose work another layer of their step does (forward and backward):
-    the MaxPool2d after one, or the Conv2d, BatchNorm or Residual before one."""
+    """Indices of the layers whose work another layer of their step does (forward and backward):
+    ReLUs done by the MaxPool2d after one or by the Conv2d, BatchNorm or Residual before one,
+    and BatchNorm2d layers folded into the Conv2d before them."""
     return {j for first, last in steps for j in range(first, last + 1)
-            if type(layers[j]) is ReLU and (j < last or (j > first and _relu_taker(layers[first])))}
+            if type(layers[j]) is BatchNorm2d and j > first
+            or type(layers[j]) is ReLU and (j < last or (j > first and _relu_taker(layers[first])))}
 
 
 class Sequential(Module):
@@ -67,8 +80,10 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"layer {i}: expected a gpucnn.nn.Module, got {type(layer).__name__}")
         self.layers = list(layers)
-        self._steps = _plan(self.layers)
-        self._covered = _covered(self.layers, self._steps)
+        # (steps, covered) in training and in eval mode; backward takes what forward ran
+        self._plans = {mode: (steps, _covered(self.layers, steps)) for mode, steps in
+                       ((True, _plan(self.layers)), (False, _plan(self.layers, fold_bn=True)))}
+        self._steps, self._covered = self._plans[True]
 
     def children(self):
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
@@ -80,6 +95,7 @@ class Sequential(Module):
         return len(self.layers)
 
     def forward(self, x):
+        self._steps, self._covered = self._plans[bool(self.training)]
         for first, last in self._steps:
             x = self._forward_step(first, last, x)
         return x
@@ -88,6 +104,8 @@ class Sequential(Module):
         layers = self.layers[first:last + 1]
         if len(layers) == 1:
             return layers[0].forward(x)
+        if type(layers[1]) is BatchNorm2d:  # eval mode: folded into the Conv2d before it
+            return layers[0].forward(x, relu=len(layers) == 3, bn=layers[1])
         if _relu_taker(layers[0]) and len(layers) == 2:  # no pool in the step
             return layers[0].forward(x, relu=True)
         bias = None

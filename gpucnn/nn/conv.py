@@ -45,25 +45,35 @@ class Conv2d(Module):
         self.weight = init_weight((out_channels, in_channels, kh, kw), fan_in, weight_scale, dtype, rng)
         self.bias = np.zeros(out_channels, dtype=dtype) if bias else None
 
-    def forward(self, x, add_bias=True, relu=False):
+    def forward(self, x, add_bias=True, relu=False, bn=None):
         """``add_bias=False`` leaves the bias to the op after (nn.Sequential fuses it into a
         ReLU and max-pool on CUDA); the backward still gives its gradient.  ``relu``: relu of
         the result as one op (nn.Sequential fuses a ReLU after this layer where no pool
-        follows); the backward then takes the gradient of that."""
-        if relu:
-            if not add_bias:
-                raise ValueError("relu=True adds the bias itself: expected add_bias=True")
+        follows); the backward then takes the gradient of that.  ``bn``: the BatchNorm2d after
+        this layer, in evaluation, folded into the convolution (nn.Sequential in eval mode);
+        the backward then gives its gamma and beta gradients too."""
+        if (relu or bn is not None) and not add_bias:
+            raise ValueError("relu=True or bn adds the bias itself: expected add_bias=True")
+        if bn is not None:
+            out, cache = F.conv2d_bn_eval_forward(x, self.weight, self.bias, bn.gamma, bn.beta,
+                                                  bn.running_mean, bn.running_var, bn.eps,
+                                                  self.stride, self.padding, relu)
+            self._cache = (F.conv2d_bn_eval_backward, cache, bn)
+        elif relu:
             out, cache = F.conv2d_relu_forward(x, self.weight, self.bias, self.stride, self.padding)
-            self._cache = (F.conv2d_relu_backward, cache)
-            return out
-        out, cache = F.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding,
-                                      add_bias)
-        self._cache = (F.conv2d_backward, cache)
+            self._cache = (F.conv2d_relu_backward, cache, None)
+        else:
+            out, cache = F.conv2d_forward(x, self.weight, self.bias, self.stride, self.padding,
+                                          add_bias)
+            self._cache = (F.conv2d_backward, cache, None)
         return out
 
     def backward(self, dout, need_dx=True):
-        backward, cache = self._take_cache()
-        dx, self.grads["weight"], self.grads["bias"] = backward(dout, cache, need_dx)
+        backward, cache, bn = self._take_cache()
+        grads = backward(dout, cache, need_dx)
+        dx, self.grads["weight"], self.grads["bias"] = grads[:3]
+        if bn is not None:  # folded in: its gradients come from this layer's backward
+            bn.grads["gamma"], bn.grads["beta"] = grads[3:]
         return dx
 
     def extra_repr(self):
