@@ -13,6 +13,7 @@ on arrays ending at a guard page: a read past the array's end would crash the te
 import itertools
 import os
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -109,7 +110,9 @@ def test_the_pool_serves_two_callers_at_once_and_a_forked_child():
     if not hasattr(os, "fork"):
         return
     read, write = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():  # forking a threaded process is the case under test
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # the child: exit 0 when the pool gave the right result
         ok = np.array_equal(native.conv2d_forward(x, w, b, stride, pad, parts=3), want)
         os._exit(0 if ok else 1)
