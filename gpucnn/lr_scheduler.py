@@ -25,7 +25,7 @@ class Schedule:
     """A schedule without state: ``get_lr`` is all there is."""
 
     def get_lr(self, base_lr: float, t: int) -> float:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}: a schedule defines get_lr")
 
     def step(self, metric: float) -> None:
         """Hear the monitored metric of the epoch just finished (only a plateau listens)."""

@@ -50,14 +50,20 @@ def _check_batches(s) -> None:
             check_batch_size("--batch-size", s.batch_size, size)
 
 
+def _runs_of(s, out) -> str:
+    """The end of reproduce's and sweep's opening line: the seeds, each run's length, where
+    runs are saved."""
+    return (f"{len(s.seeds)} seeds, each {s.epochs} epochs x {s.iterations_per_epoch} iterations "
+            f"of batch {s.batch_size}; runs saved in {out}")
+
+
 def run_reproduce_cmd(args) -> int:
     s = make_settings(REPRODUCE, args.config, _flags(args))
     _check_batches(s)
     out = args.output or f"runs/reproduce-{s.dataset}"
     print(f"The source document's reg/dropout experiment (seeds/000) on {s.dataset}: "
           f"{len(s.grid)} configurations x {len(s.train_sizes)} training-set sizes x "
-          f"{len(s.seeds)} seeds, each {s.epochs} epochs x {s.iterations_per_epoch} iterations "
-          f"of batch {s.batch_size}; runs saved in {out}", flush=True)
+          + _runs_of(s, out), flush=True)
     result = _replicated(lambda: run_reproduce(s, out, fresh=args.fresh, workers=args.workers),
                          out)
     if result is None or result == INTERRUPTED:  # None: an MPI rank other than 0
@@ -98,8 +104,7 @@ def run_sweep_cmd(args) -> int:
     out = args.output or f"runs/sweep-{s.dataset}"
     print(f"The source document's design sweeps (seeds/002) on {s.dataset}: "
           f"{', '.join(params)} around the base net, {len(s.train_sizes)} training-set sizes x "
-          f"{len(s.seeds)} seeds, each {s.epochs} epochs x {s.iterations_per_epoch} iterations "
-          f"of batch {s.batch_size}; runs saved in {out}", flush=True)
+          + _runs_of(s, out), flush=True)
     result = _replicated(lambda: run_sweep(s, out, params, values, fresh=args.fresh,
                                            workers=args.workers), out)
     if result is None or result == INTERRUPTED:  # None: an MPI rank other than 0
