@@ -66,8 +66,8 @@ def suite_conv_shapes(batch: int, role: str) -> dict:
         seen = []
         for m in model.modules():
             if type(m) is nn.Conv2d:
-                m.forward = lambda x, add_bias=True, m=m: (seen.append((m, x.shape)),
-                                                           type(m).forward(m, x, add_bias))[1]
+                m.forward = lambda x, *args, m=m, **kw: (seen.append((m, x.shape)),
+                                                         type(m).forward(m, x, *args, **kw))[1]
         model.loss(np.zeros((2,) + net.input_dim, np.float32))
         for m, xs in seen:
             shapes.setdefault(((batch,) + xs[1:], m.weight.shape, m.stride, m.padding), net.name)
@@ -87,9 +87,9 @@ def _kernels(lib, x, w, dout, stride, pad):
     b, out = np.zeros(w.shape[0], np.float32), np.empty_like(dout)
     dw, db, dx = np.empty_like(w), np.empty_like(w[:, 0, 0, 0]), np.empty_like(x)
     n = x.shape[0]
-    return {"fwd": lambda: lib.conv2d_forward(x, w, b, out, stride, pad, 0, n),
-            "wg": lambda: lib.conv2d_backward_weight(x, dout, dw, db, stride, pad, 0, n),
-            "dx": lambda: lib.conv2d_backward_input(dout, w, dx, stride, pad, 0, n)}
+    return {"fwd": lambda: lib.conv2d_forward(x, w, b, out, stride, pad, 0, n, False, 1),
+            "wg": lambda: lib.conv2d_backward_weight(x, dout, dw, db, stride, pad, 0, n, 1),
+            "dx": lambda: lib.conv2d_backward_input(dout, w, dx, stride, pad, 0, n, 1)}
 
 
 def _torch_kernels(x, w, dout, stride, pad):
@@ -122,10 +122,10 @@ def _row(net, xs, ws, stride, pad, cells):
     print(f"{net:14s} {layer:28s} | " + " | ".join(cells), flush=True)
 
 
-def run_modes(role: str, rounds: int) -> None:
+def run_modes(role: str, rounds: int, batch: int) -> None:
     rng = np.random.default_rng(0)
-    print(f"{'net':14s} {'layer':28s} | forward flat/rows/lanes pick | weight gradient | input gradient")
-    for (xs, ws, stride, pad), net in suite_conv_shapes(32, role).items():
+    print(f"{'net':14s} {'layer':28s} | forward flat/rows/lanes/gemm pick | weight gradient | input gradient")
+    for (xs, ws, stride, pad), net in suite_conv_shapes(batch, role).items():
         x, w, dout, flop = _layer_inputs(xs, ws, stride, pad, rng)
         kernels = _kernels(native._lib, x, w, dout, stride, pad)
         best = {}
@@ -139,7 +139,7 @@ def run_modes(role: str, rounds: int) -> None:
               for k, pick in (("fwd", fwd), ("wg", wg), ("dx", "/".join(dx)))])
 
 
-def run_ops(role: str, rounds: int, baseline: str | None) -> None:
+def run_ops(role: str, rounds: int, baseline: str | None, batch: int) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -147,7 +147,7 @@ def run_ops(role: str, rounds: int, baseline: str | None) -> None:
     sides = (["baseline"] if baseline else []) + ["gpucnn", "torch"]
     print(f"{'net':14s} {'layer':28s} | GFLOP/s {'/'.join(sides)}: forward | weight gradient | input gradient")
     other = _load_build(baseline) if baseline else None
-    for (xs, ws, stride, pad), net in suite_conv_shapes(32, role).items():
+    for (xs, ws, stride, pad), net in suite_conv_shapes(batch, role).items():
         x, w, dout, flop = _layer_inputs(xs, ws, stride, pad, rng)
         cases = {("gpucnn", k): f for k, f in _kernels(native._lib, x, w, dout, stride, pad).items()}
         cases.update({("torch", k): f for k, f in _torch_kernels(x, w, dout, stride, pad).items()})
@@ -214,14 +214,16 @@ def main():
     ap.add_argument("--baseline", metavar="DIR", help="--ops: also this folder's build of gpucnn._native")
     ap.add_argument("--suite", default="all", help="--nets: the cases, as gpucnn bench --suite")
     ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=32, help="--modes, --ops: images per layer call "
+                    "(default 32: one thread's half of batch 64)")
     args = ap.parse_args()
     if not native.available:
         raise SystemExit(f"gpucnn.native unavailable: {native.reason}")
     role = "held-out" if args.held_out else "tuning"
     if args.modes:
-        run_modes(role, args.rounds)
+        run_modes(role, args.rounds, args.batch)
     elif args.ops:
-        run_ops(role, args.rounds, args.baseline)
+        run_ops(role, args.rounds, args.baseline, args.batch)
     else:
         run_nets(args.suite, args.rounds)
 
