@@ -33,8 +33,8 @@ static int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
 /* The modes of conv_shape, and the one forced on every convolution (-1: chosen per shape);
  * set through gpucnn.native.use_conv_mode, for tests and measurements. */
-enum { MODE_FLAT, MODE_ROWS, MODE_LANES, N_MODES };
-static const char *const mode_names[N_MODES] = {"flat", "rows", "lanes"};
+enum { MODE_FLAT, MODE_ROWS, MODE_LANES, MODE_GEMM, N_MODES };
+static const char *const mode_names[N_MODES] = {"flat", "rows", "lanes", "gemm"};
 static int forced_mode = -1;
 
 /* Costs of the modes, in cycles of one core per element, fitted to the tuning nets' shapes
@@ -89,7 +89,7 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int vl,
     int mode = cost_flat < cost_rows ? MODE_FLAT : MODE_ROWS;
     if (vl > 1 && lanes_fit && cost_lanes < (mode == MODE_FLAT ? cost_flat : cost_rows))
         mode = MODE_LANES;
-    if (forced_mode >= 0 && (forced_mode != MODE_LANES || vl > 1))
+    if (forced_mode >= 0 && forced_mode != MODE_GEMM && (forced_mode != MODE_LANES || vl > 1))
         mode = forced_mode;
     g.lanes = mode == MODE_LANES ? vl : 1;
     g.flat = mode == MODE_FLAT;
@@ -172,4 +172,30 @@ static int get_dx_phase(int a, int b, int s, int p, int KH, int KW, int H, int W
     phase_span(a - p, s, H, INT_MAX, &d->m0, &d->m1);
     phase_span(b - p, s, W, INT_MAX, &d->k0, &d->k1);
     return d->U > 0 && d->V > 0 && d->m1 > d->m0 && d->k1 > d->k0;
+}
+
+/* Whether a convolution (C -> F channels, KH x KW taps, stride s, OH x OW outputs) runs as
+ * im2col + BLAS products (conv_gemm.h) instead of the direct kernels: its weight gradient when
+ * wgrad is 1, else its forward or an input-gradient phase (a forward correlation of dout),
+ * dense when its outputs land in contiguous rows.  Forced by use_conv_mode("gemm") (and never
+ * with another mode forced); never without a BLAS (blas.h).
+ *
+ * Fitted on thread CPU time, one core, batch 32 (scripts/bench_cpu_suite.py --modes), AVX2
+ * EPYC.  Weight gradients with many taps on small maps: the direct kernels sum each tap's
+ * products over a few rows only (32 -> 64 3x3 on 16x16: 59 GFLOP/s direct, 66 as a product;
+ * 32 -> 32 on 4x4: 35 and 38), while with fewer taps or larger maps the direct kernels won
+ * (16 -> 32 3x3 stride 2 to 7x7: 38 against 34; 32 -> 32 on 32x32: 61 against 53).  1x1
+ * convolutions of 16 or more channels into dense rows: a tap per channel leaves the direct
+ * kernels' blocks little to sum between their stores (32 -> 32 on 32x32, forward 34 -> 42,
+ * input gradient 34 -> 44); strided or scattered, or into 10 filters (64 -> 10 on 8x8: 34
+ * -> 25), the products lost. */
+static int gemm_pays(int wgrad, int s, int KH, int KW, int C, int F, int OH, int OW, int dense)
+{
+    if (!blas_ready())
+        return 0;
+    if (forced_mode >= 0)
+        return forced_mode == MODE_GEMM;
+    if (wgrad)
+        return C * KH * KW >= 288 && OH * OW <= 256;
+    return KH == 1 && KW == 1 && s == 1 && C >= 16 && F >= 16 && dense;
 }

@@ -65,6 +65,7 @@ typedef struct {
     ptrdiff_t s[4];
 } view4;
 
+#include "blas.h"
 #include "conv_geom.h"
 
 /* Elements from v's first element to one past its last; -1 for a negative stride or no
@@ -202,6 +203,7 @@ DEFINE_KERN(double, kern_d)
 #define TS f
 #define KERN_T kern_f
 #include "drivers.h"
+#include "conv_gemm.h"
 #include "conv_drivers.h"
 #undef T
 #undef TS
@@ -211,6 +213,7 @@ DEFINE_KERN(double, kern_d)
 #define TS d
 #define KERN_T kern_d
 #include "drivers.h"
+#include "conv_gemm.h"
 #include "conv_drivers.h"
 #undef T
 #undef TS
@@ -681,8 +684,9 @@ static PyObject *py_sgd_update(PyObject *self, PyObject *args)
     return release(&h, done(0));
 }
 
-/* use_conv_mode(name): force "flat", "rows" or "lanes" on every convolution ("auto": the cost
- * model's choice per shape), so tests reach every mode; returns the name now in use. */
+/* use_conv_mode(name): force "flat", "rows", "lanes" or "gemm" on every convolution ("auto":
+ * the cost model's choice per shape), so tests reach every mode; returns the name now in use.
+ * "gemm" without a BLAS (use_blas) leaves the direct modes to the cost model. */
 static PyObject *py_use_conv_mode(PyObject *module, PyObject *arg)
 {
     (void)module;
@@ -693,7 +697,7 @@ static PyObject *py_use_conv_mode(PyObject *module, PyObject *arg)
     while (m < N_MODES && strcmp(name, mode_names[m]) != 0)
         m++;
     if (m == N_MODES && strcmp(name, "auto") != 0)
-        return PyErr_Format(PyExc_ValueError, "mode=%R: expected 'auto', 'flat', 'rows' or 'lanes'", arg);
+        return PyErr_Format(PyExc_ValueError, "mode=%R: expected 'auto', 'flat', 'rows', 'lanes' or 'gemm'", arg);
     forced_mode = m == N_MODES ? -1 : m;
     return PyUnicode_FromString(forced_mode < 0 ? "auto" : mode_names[forced_mode]);
 }
@@ -715,6 +719,8 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
     const int elem = dbl ? 8 : 4;
     const geom fg = conv_shape(s, KH, KW, OH, OW, vw, vl, C, F, fb, N, elem);
     const geom wg = conv_shape(s, KH, KW, OH, OW, vl, vl, C, F, wfb, N, elem);
+    const char *fwd = gemm_pays(0, s, KH, KW, C, F, OH, OW, 1) ? "gemm" : mode_names[shape_mode(&fg)];
+    const char *wgr = gemm_pays(1, s, KH, KW, C, F, OH, OW, 1) ? "gemm" : mode_names[shape_mode(&wg)];
     PyObject *phases = PyList_New(0);
     for (int a = 0; phases && a < s; a++)
         for (int b = 0; b < s; b++) {
@@ -722,7 +728,8 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
             if (!get_dx_phase(a, b, s, p, KH, KW, H, W, &d))
                 continue;
             const geom g = conv_shape(1, d.U, d.V, d.m1 - d.m0, d.k1 - d.k0, vw, vl, F, C, fb, N, elem);
-            PyObject *name = PyUnicode_FromString(mode_names[shape_mode(&g)]);
+            const int gemm = gemm_pays(0, 1, d.U, d.V, F, C, d.m1 - d.m0, d.k1 - d.k0, s == 1);
+            PyObject *name = PyUnicode_FromString(gemm ? "gemm" : mode_names[shape_mode(&g)]);
             if (!name || PyList_Append(phases, name) < 0)
                 Py_CLEAR(phases);
             Py_XDECREF(name);
@@ -731,7 +738,22 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
         return NULL;
     PyObject *t = PyList_AsTuple(phases);
     Py_DECREF(phases);
-    return t ? Py_BuildValue("ssN", mode_names[shape_mode(&fg)], mode_names[shape_mode(&wg)], t) : NULL;
+    return t ? Py_BuildValue("ssN", fwd, wgr, t) : NULL;
+}
+
+/* use_blas(sgemm, dgemm, ilp64): the addresses of cblas_sgemm and cblas_dgemm (0, 0: none) and
+ * whether their integers are 64-bit (blas.h).  The caller vouches for the addresses. */
+static PyObject *py_use_blas(PyObject *self, PyObject *args)
+{
+    unsigned long long sg, dg;
+    int ilp64;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "KKp", &sg, &dg, &ilp64))
+        return NULL;
+    blas_sgemm = (void *)(uintptr_t)sg;
+    blas_dgemm = (void *)(uintptr_t)dg;
+    blas_ilp64 = ilp64;
+    return PyBool_FromLong(blas_ready());
 }
 
 #include "fused_ops.h" /* batch norm, the elementwise relu passes */
@@ -813,6 +835,8 @@ static PyMethodDef methods[] = {
     FUSED_OPS_METHODS
     {"use_isa", py_use_isa, METH_O, "use_isa(name) -> the instruction set now in use"},
     {"use_conv_mode", py_use_conv_mode, METH_O, "use_conv_mode(name) -> the convolution mode now forced"},
+    {"use_blas", py_use_blas, METH_VARARGS,
+     "use_blas(sgemm_address, dgemm_address, ilp64) -> whether the GEMM path is available"},
     {"conv_plan", py_conv_plan, METH_VARARGS,
      "conv_plan(N, C, H, W, F, KH, KW, stride, pad, double) -> (forward, weight, input phases) modes"},
     {NULL, NULL, 0, NULL},

@@ -25,13 +25,15 @@ from numpy.lib.stride_tricks import as_strided
 from . import native
 from .cpu_fused import (add_relu_forward, batchnorm_backward, batchnorm_forward,  # noqa: F401
                         matmul, relu_backward, relu_forward)
-from .cpu_runtime import tune_malloc
+from .cpu_runtime import cblas_gemm, one_blas_thread, tune_malloc
 from .cpu_threads import parts, split, threads
 from .shapes import out_size
 from .rng import random_bits
 
 
 tune_malloc()  # steps re-allocate the same arrays: without it, thousands of page faults a step
+if native.available:
+    native.use_blas(cblas_gemm())  # the im2col + GEMM convolutions (kept at one BLAS thread)
 
 
 def _pad_cnhw(x, pad):
@@ -50,8 +52,9 @@ def op_paths() -> dict:
     blas = f"OpenBLAS, one thread in each of {threads()} gpucnn worker threads"
     if native.available:
         kernels = f"native C kernel ({native.isa}, {threads()} threads)"
+        gemm = " or im2col + OpenBLAS products" if native.blas else ""
         return {"conv2d": f"{kernels}: direct convolution (flat rows, row blocks or images in "
-                          f"the vector lanes, per shape), a relu after it fused",
+                          f"the vector lanes){gemm}, per shape, a relu after it fused",
                 "relu + max-pool": f"{kernels}: fused, one pass",
                 "batch norm (+ relu)": f"{kernels}: two reads and one write, relu fused",
                 "relu, sum + relu": f"{kernels}: one pass",
@@ -114,8 +117,9 @@ def _conv(x, w, b, stride, pad, relu):
     OH, OW = out_size(H, KH, stride, pad), out_size(W, KW, stride, pad)
     if native.available:
         out = np.empty((N, F, OH, OW), dtype=x.dtype)
-        native.conv2d_forward(x, w, b, stride, pad, out=out, relu=relu,
-                              parts=parts(N, _conv_work(out.size, w)))
+        with one_blas_thread():
+            native.conv2d_forward(x, w, b, stride, pad, out=out, relu=relu,
+                                  parts=parts(N, _conv_work(out.size, w)))
         return out, x
     _notice_numpy_path()
     cols = im2col(x, KH, KW, stride, pad)  # (C*KH*KW, N*OH*OW)
@@ -144,8 +148,9 @@ def _native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
     F, C, KH, KW = w.shape
     k = parts(x_shape[0], _conv_work(dout.size, w))
     # each part sums its images into its own buffers, added up in part order
-    dw, db = native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, parts=k)
-    dx = native.conv2d_backward_input(dout, w, x_shape, stride, pad, parts=k) if need_dx else None
+    with one_blas_thread():
+        dw, db = native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, parts=k)
+        dx = native.conv2d_backward_input(dout, w, x_shape, stride, pad, parts=k) if need_dx else None
     return dx, dw, db if need_db else None
 
 

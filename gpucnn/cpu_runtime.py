@@ -71,6 +71,23 @@ def openblas():
 
 
 @functools.lru_cache(maxsize=None)
+def cblas_gemm():
+    """(address of cblas_sgemm, of cblas_dgemm, whether their integers are 64-bit) in the
+    OpenBLAS NumPy loaded, for the native convolution's im2col + GEMM path; None without one.
+    NumPy's wheels name them scipy_cblas_sgemm64_ (ILP64), plain OpenBLAS cblas_sgemm."""
+    found = openblas()
+    if found is None:
+        return None
+    lib, prefix, suffix = found
+    stem = "scipy_cblas_" if prefix.startswith("scipy") else "cblas_"
+    try:
+        fns = [getattr(lib, f"{stem}{t}gemm{suffix}") for t in "sd"]
+    except AttributeError:
+        return None
+    return (*(ctypes.cast(f, ctypes.c_void_p).value for f in fns), suffix == "64_")
+
+
+@functools.lru_cache(maxsize=None)
 def _thread_calls():
     """(get, set) of OpenBLAS's thread count as ctypes functions, or None."""
     found = openblas()

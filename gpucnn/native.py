@@ -55,13 +55,28 @@ def use_isa(name: str) -> str:
     return isa
 
 
-CONV_MODES = ("flat", "rows", "lanes")
+CONV_MODES = ("flat", "rows", "lanes", "gemm")
+blas = False  # whether the GEMM mode has a BLAS (use_blas)
+
+
+def use_blas(gemm) -> bool:
+    """Give the convolution's im2col + GEMM path (csrc/conv_gemm.h) a BLAS: ``gemm`` is
+    (address of cblas_sgemm, of cblas_dgemm, 64-bit integers?), as
+    :func:`gpucnn.cpu_runtime.cblas_gemm` finds them, or None for none (then every convolution
+    runs direct).  gpucnn.cpu calls it on import, and keeps OpenBLAS at one thread around the
+    calls; a caller of this module alone must too.  Returns whether the path is available."""
+    global blas
+    _require()
+    sgemm, dgemm, ilp64 = gemm if gemm is not None else (0, 0, False)
+    blas = _lib.use_blas(sgemm, dgemm, ilp64)
+    return blas
 
 
 def use_conv_mode(name: str) -> str:
-    """Force one way of laying a convolution's outputs along the vectors on every convolution
-    (``"flat"``, ``"rows"``, ``"lanes"``; see csrc/conv_geom.h), or ``"auto"``: the cost model's
-    choice per shape (the default).  Process-wide; tests use it to reach every mode.  Returns
+    """Force one way of computing every convolution: laying its outputs along the vectors
+    (``"flat"``, ``"rows"``, ``"lanes"``; see csrc/conv_geom.h) or im2col + BLAS products
+    (``"gemm"``, csrc/conv_gemm.h; where no BLAS was given, the cost model's direct mode), or
+    ``"auto"``: the cost model's choice per shape (the default).  Process-wide; tests use it to reach every mode.  Returns
     the setting now in use."""
     _require()
     if name != "auto" and name not in CONV_MODES:

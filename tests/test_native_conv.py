@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 import reference
-from gpucnn import cpu, native
+from gpucnn import cpu, cpu_runtime, native
 from test_native import (DTYPES, _array_before_a_guard_page, _conv_inputs, assert_close, conv_ref,
                          dx_ref, isa, layout, native_kernels, needs_native, wgrad_ref)  # noqa: F401
 
-MODES = ["flat", "rows", "lanes"]
+MODES = list(native.CONV_MODES)
 
 
 @pytest.fixture(params=MODES)
@@ -199,7 +199,8 @@ def test_conv_never_reads_past_an_array(case, dtype, mode):
 def test_the_cost_model_picks_lanes_for_small_maps_and_rows_or_flat_for_large():
     """The automatic choice on shapes of the bench suite (one thread's 32 images)."""
     plan = native.conv_plan((32, 32, 4, 4), (32, 32, 3, 3), 1, 1)
-    assert plan[0] == plan[1] == "lanes" and plan[2] == ("lanes",)
+    assert plan[0] == "lanes" and plan[2] == ("lanes",)
+    assert plan[1] == ("gemm" if native.blas else "lanes")  # 288 taps on 16 outputs
     assert native.conv_plan((32, 32, 32, 32), (32, 32, 3, 3), 1, 1)[0] in ("rows", "flat")
     assert native.conv_plan((32, 16, 32, 32), (32, 16, 1, 1), 2, 0)[0] in ("rows", "flat")
     assert len(native.conv_plan((8, 3, 10, 10), (4, 3, 3, 3), 2, 1)[2]) == 4  # one per phase
@@ -208,10 +209,35 @@ def test_the_cost_model_picks_lanes_for_small_maps_and_rows_or_flat_for_large():
 
 
 @needs_native
+def test_the_gemm_path_takes_many_tap_weight_gradients_and_dense_1x1_convolutions():
+    """csrc/conv_geom.h's gemm_pays on the shapes it was fitted to, and where it stays direct."""
+    if not native.blas:
+        pytest.skip("no BLAS for the GEMM path: NumPy's is not OpenBLAS")
+    assert native.conv_plan((32, 32, 16, 16), (64, 32, 3, 3), 1, 1)[1] == "gemm"
+    assert native.conv_plan((32, 32, 32, 32), (32, 32, 3, 3), 1, 1)[1] != "gemm"  # large maps
+    assert native.conv_plan((32, 16, 14, 14), (32, 16, 3, 3), 2, 1)[1] != "gemm"  # 144 taps
+    fwd, _, dx = native.conv_plan((32, 32, 32, 32), (32, 32, 1, 1), 1, 0)
+    assert fwd == "gemm" and dx == ("gemm",)
+    fwd, _, dx = native.conv_plan((32, 16, 32, 32), (32, 16, 1, 1), 2, 0)
+    assert fwd != "gemm" and dx != ("gemm",)  # strided: the products lost
+    assert native.conv_plan((32, 3, 32, 32), (32, 3, 1, 1), 1, 0)[0] != "gemm"  # 3 channels
+    assert native.conv_plan((32, 64, 8, 8), (10, 64, 1, 1), 1, 0)[0] != "gemm"  # 10 filters
+
+
+@needs_native
+def test_numpys_openblas_gives_the_gemm_path_its_products():
+    """The GEMM path finds cblas_sgemm/dgemm in the OpenBLAS NumPy loaded (gpucnn.cpu registers
+    them on import): where NumPy has OpenBLAS, the path must not silently go missing."""
+    if cpu_runtime.openblas() is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS (no GEMM path by design)")
+    assert native.blas and cpu_runtime.cblas_gemm() is not None
+
+
+@needs_native
 def test_use_conv_mode_validates_and_reports():
     assert native.use_conv_mode("lanes") == "lanes"
     assert native.use_conv_mode("auto") == "auto"
-    with pytest.raises(ValueError, match=r"^name='diagonal': expected 'auto' or one of flat, rows, lanes$"):
+    with pytest.raises(ValueError, match=r"^name='diagonal': expected 'auto' or one of flat, rows, lanes, gemm$"):
         native.use_conv_mode("diagonal")
 
 
