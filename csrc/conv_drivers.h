@@ -95,7 +95,11 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     if (gemm_pays(0, s, KH, KW, Ci, Fo, OH, OW, out->s[3] == 1 && out->s[2] == OW))
         return FN(gemm_conv_run)(src, ph, pw, w, ws, KH, KW, b, bs, out, s, n0, n1, relu);
     const int fb = FN(K)->fb, vw = FN(K)->vw;
-    const geom g = conv_shape(s, KH, KW, OH, OW, vw, FN(K)->wvw, Ci, Fo, fb, n1 - n0, sizeof(T));
+    const geom g = conv_shape(s, KH, KW, OH, OW, vw, FN(K)->vww, FN(K)->wvw, Ci, Fo, fb, n1 - n0,
+                              sizeof(T));
+    void (*const image)(const T *, const ptrdiff_t *, int, ptrdiff_t, const T *, const T *, int,
+                        int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int) =
+        g.block == vw ? FN(K)->conv_image : FN(K)->conv_image_wide;
     const int ntaps = Ci * KH * KW, vl = g.lanes, H = src->d[2], W = src->d[3];
     /* slack past the last plane: flat blocks read up to L past a tap's first element */
     const ptrdiff_t xlen = g.plane * Ci * vl + g.L;
@@ -126,18 +130,18 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
                 FN(K)->fill_lanes(X, xlen, sp + n * src->s[0], src->s,
                                   readable < 0 ? -1 : readable - n * src->s[0], cnt, Ci, H, W, pos,
                                   pos + H, g.plane);
-                FN(K)->conv_image(X, off, ntaps, (ptrdiff_t)g.Q * vl, wp, bias, Fo, OH, OW * vl, Y,
+                image(X, off, ntaps, (ptrdiff_t)g.Q * vl, wp, bias, Fo, OH, OW * vl, Y,
                                   (ptrdiff_t)ylen, (ptrdiff_t)OW * vl, 1, relu);
                 FN(put_lanes)(out, on, Y, tmp, cnt);
                 continue;
             }
             FN(fill)(X, &g, sp + n * src->s[0], src->s + 1, Ci, H, W, ph, pw);
             if (!g.flat) {
-                FN(K)->conv_image(X, off, ntaps, g.Q, wp, bias, Fo, OH, OW, on, out->s[1],
+                image(X, off, ntaps, g.Q, wp, bias, Fo, OH, OW, on, out->s[1],
                                   out->s[2], out->s[3], relu);
                 continue;
             }
-            FN(K)->conv_image(X, off, ntaps, 0, wp, bias, Fo, 1, g.L, Y, g.L, 0, 1, relu);
+            image(X, off, ntaps, 0, wp, bias, Fo, 1, g.L, Y, g.L, 0, 1, relu);
             for (int f = 0; f < Fo; f++)
                 FN(put_rows)(on + f * out->s[1], out->s[2], out->s[3], Y + (ptrdiff_t)f * g.L, g.Q,
                              OH, OW);
@@ -207,7 +211,7 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     if (gemm_pays(1, s, KH, KW, C, F, OH, OW, 1))
         return FN(gemm_wgrad_run)(x, dout, s, pad, dw, db, dbs, n0, n1);
     const int wfb = FN(K)->wfb, wtb = FN(K)->wtb, vl = FN(K)->wvw;
-    const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, C, F, wfb, n1 - n0, sizeof(T));
+    const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, F, wfb, n1 - n0, sizeof(T));
     /* An "image" below is vl images in batch-in-lanes mode.  D: dout of one, rows dpitch
      * apart, zero past OW (and in lanes without an image); kernels run over drows x dlen. */
     const int il = g.lanes;

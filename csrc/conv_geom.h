@@ -25,6 +25,7 @@ typedef struct {
     int R, Q;      /* phase rows and row pitch of one phase plane, in positions */
     int flat;      /* 1: output rows run flat (see conv_shape) */
     int L;         /* flat: outputs per image computed (OH*Q rounded up to the block) */
+    int block;     /* columns of the kernel's blocks: the narrow or the wide one */
     int lanes;     /* elements per position: 1, or VL in batch-in-lanes mode (see conv_shape) */
     ptrdiff_t pplane, plane; /* positions in a phase plane, in a channel (pr*pc phase planes) */
 } geom;
@@ -36,6 +37,9 @@ static int round_up(int v, int m) { return (v + m - 1) / m * m; }
 enum { MODE_FLAT, MODE_ROWS, MODE_LANES, MODE_GEMM, N_MODES };
 static const char *const mode_names[N_MODES] = {"flat", "rows", "lanes", "gemm"};
 static int forced_mode = -1;
+/* The forward block forced on every direct convolution: 0 narrow, 1 wide (-1: by cost; see
+ * conv_shape), set through gpucnn.native.use_conv_block. */
+static int forced_block = -1;
 
 /* Costs of the modes, in cycles of one core per element, fitted to the tuning nets' shapes
  * (scripts/bench_cpu_suite.py --modes, thread CPU time, 2-vCPU AVX-512 VM): copying an input
@@ -48,6 +52,10 @@ static int forced_mode = -1;
 #define COST_FILL_LANES 0.5
 #define COST_OUT 0.3
 #define COST_OUT_LANES 0.5
+/* A vector FMA of the narrow block where a wide one exists (AVX2: 8 accumulators against 12):
+ * with FMA latency 4 and two pipes, 8 chains leave no slack for a late load (5x5 32 -> 32 on
+ * 12x12, batch in lanes: 81 GFLOP/s narrow, 86 wide; thread CPU time, Zen 3). */
+#define COST_FMA_NARROW 1.03
 #define LANES_SCRATCH_BYTES (512 * 1024)
 
 /* Geometry of a KH x KW stride-s correlation of C channels into F filters with OH x OW
@@ -67,34 +75,52 @@ static int forced_mode = -1;
  * The mode with the least modelled cost (vector FMAs plus the copies) is taken.  At 32x32
  * outputs flat computes 6% junk with a 3x3 kernel: flat or rows win; at 4x4 outputs flat
  * computes 16 of 32 columns, lanes 16 of 16 (87 against 47 GFLOP/s). */
-static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int vl, int C, int F,
-                       int fb, int n, int elem)
+static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wide, int vl, int C,
+                       int F, int fb, int n, int elem)
 {
     geom g;
     g.s = s;
     g.pr = KH < s ? KH : s;
     g.pc = KW < s ? KW : s;
     g.R = OH + (KH - 1) / s;
-    const int nv = block / vl > 0 ? block / vl : 1;  /* lanes mode: positions per block */
     const double taps = (double)C * KH * KW * round_up(F, fb) / vl;  /* FMAs per vl outputs */
     const double in = (double)C * g.pr * g.pc * g.R * (OW + (KW - 1) / s), out = (double)F * OH * OW;
-    const double flat = round_up(OH * (OW + (KW - 1) / s), block);
-    const double rows = (double)OH * round_up(OW, block);
     const double group = n > 0 ? (double)round_up(n, vl) / n : 1;  /* lanes left empty */
-    const double cost_flat = flat * taps + in * COST_FILL + out * COST_OUT;
-    const double cost_rows = rows * taps + in * COST_FILL;
-    const double cost_lanes = group * ((double)OH * round_up(OW, nv) * taps
-                                       + (in * COST_FILL_LANES + out * COST_OUT_LANES));
     const int lanes_fit = in * vl * elem <= LANES_SCRATCH_BYTES;
-    int mode = cost_flat < cost_rows ? MODE_FLAT : MODE_ROWS;
-    if (vl > 1 && lanes_fit && cost_lanes < (mode == MODE_FLAT ? cost_flat : cost_rows))
-        mode = MODE_LANES;
-    if (forced_mode >= 0 && forced_mode != MODE_GEMM && (forced_mode != MODE_LANES || vl > 1))
-        mode = forced_mode;
+    /* a forced mode (lanes only where vectors have lanes; gemm is not this function's) */
+    const int forced = forced_mode >= 0 && forced_mode != MODE_GEMM && (forced_mode != MODE_LANES || vl > 1);
+    int mode = -1;
+    double best = 0;
+    for (int w = 0; w < 2; w++) {  /* the narrow block, then the wide one (if another) */
+        const int bw = w ? wide : block;
+        if (w && wide == block)
+            break;
+        if (forced_block >= 0 && wide != block && w != forced_block)
+            continue;
+        const int nv = bw / vl > 0 ? bw / vl : 1;  /* lanes mode: positions per block */
+        const double fma = w || wide == block ? 1 : COST_FMA_NARROW;
+        const double flat = round_up(OH * (OW + (KW - 1) / s), bw);
+        const double cost[N_MODES] = {
+            [MODE_FLAT] = flat * taps * fma + in * COST_FILL + out * COST_OUT,
+            [MODE_ROWS] = (double)OH * round_up(OW, bw) * taps * fma + in * COST_FILL,
+            [MODE_LANES] = group * ((double)OH * round_up(OW, nv) * taps * fma +
+                                    (in * COST_FILL_LANES + out * COST_OUT_LANES)),
+        };
+        for (int m = MODE_FLAT; m <= MODE_LANES; m++) {
+            const int allowed = forced ? m == forced_mode : m != MODE_LANES || (vl > 1 && lanes_fit);
+            if (allowed && (mode < 0 || cost[m] < best)) {
+                mode = m;
+                best = cost[m];
+                g.block = bw;
+                g.L = (int)flat;
+            }
+        }
+    }
     g.lanes = mode == MODE_LANES ? vl : 1;
     g.flat = mode == MODE_FLAT;
-    g.L = g.flat ? (int)flat : 0;
-    g.Q = (g.flat ? OW : round_up(OW, g.lanes > 1 ? nv : block)) + (KW - 1) / s;
+    if (!g.flat)
+        g.L = 0;
+    g.Q = (g.flat ? OW : round_up(OW, g.lanes > 1 ? (g.block / vl > 0 ? g.block / vl : 1) : g.block)) + (KW - 1) / s;
     g.pplane = (ptrdiff_t)g.R * g.Q;
     g.plane = g.pplane * g.pr * g.pc;
     return g;

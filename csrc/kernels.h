@@ -6,6 +6,7 @@
  *   TGT            function attribute selecting the instruction set (empty for the baseline)
  *   VL             elements per vector (1 without GCC/Clang vector extensions)
  *   FB, VW         forward block: FB output channels x VW output columns of accumulators
+ *   VWIDE          a second, wider forward block (or VW again) for flat rows and lanes
  *   WFB, WTB       weight-gradient block: WFB filters x WTB kernel taps of VL-lane partial sums
  *
  * The block sizes are chosen so the accumulators fill half the vector registers (16 of 32 with
@@ -14,6 +15,7 @@
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
 #define FN(name) CAT(name, SFX)
+#define MAX_NV ((VWIDE > VW ? VWIDE : VW) / VL)
 
 #if defined(__GNUC__) || defined(__clang__)
 /* GCC/Clang vector extensions: arrays of these with loop indices fixed by full unrolling stay
@@ -76,25 +78,26 @@ TGT static INLINE VEC FN(vrelu)(VEC v)
  * F; bias is padded likewise.
  * Blocks of FB filters x VW columns: per tap, VW/VL vector loads and FB broadcasts feed
  * FB*VW/VL FMAs.  Columns past OW are computed and dropped (X has slack for them). */
-TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrdiff_t rowstep,
-                               const T *wp, const T *bias, int F, int OH, int OW, T *out,
-                               ptrdiff_t osf, ptrdiff_t osh, ptrdiff_t osw, int relu)
+TGT static INLINE void FN(conv_image_nv)(const T *X, const ptrdiff_t *off, int ntaps,
+                                         ptrdiff_t rowstep, const T *wp, const T *bias, int F,
+                                         int OH, int OW, T *out, ptrdiff_t osf, ptrdiff_t osh,
+                                         ptrdiff_t osw, int relu, const int NV)
 {
-    enum { NV = VW / VL };
+    const int bw = NV * VL;  /* this instance's block: the includer's VW or VWIDE */
     for (int f0 = 0; f0 < F; f0 += FB) {
         const T *wb = wp + (ptrdiff_t)f0 * ntaps;
         const int nf = F - f0 < FB ? F - f0 : FB;
         for (int oh = 0; oh < OH; oh++)
-            for (int ow0 = 0; ow0 < OW; ow0 += VW) {
+            for (int ow0 = 0; ow0 < OW; ow0 += bw) {
                 const T *xb = X + oh * rowstep + ow0;
-                VEC acc[FB][NV];
+                VEC acc[FB][MAX_NV];
                 UNROLL for (int f = 0; f < FB; f++)
                     UNROLL for (int k = 0; k < NV; k++)
                         acc[f][k] = FN(splat)(bias[f0 + f]);
                 for (int t = 0; t < ntaps; t++) {
                     const T *xv = xb + off[t];
                     const T *wt = wb + (ptrdiff_t)t * FB;
-                    VEC xs[NV];
+                    VEC xs[MAX_NV];
                     UNROLL for (int k = 0; k < NV; k++)
                         xs[k] = FN(load)(xv + k * VL);
                     UNROLL for (int f = 0; f < FB; f++) {
@@ -107,24 +110,40 @@ TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrd
                     UNROLL for (int f = 0; f < FB; f++)
                         UNROLL for (int k = 0; k < NV; k++)
                             acc[f][k] = FN(vrelu)(acc[f][k]);
-                const int nv = OW - ow0 < VW ? OW - ow0 : VW;
+                const int nv = OW - ow0 < bw ? OW - ow0 : bw;
                 T *ob = out + f0 * osf + oh * osh + ow0 * osw;
                 /* Rows of a contiguous output plane: a full-width store past the row end only
                  * writes rows this loop overwrites later.  Storing (b)'s 28-wide rows element
                  * by element (224 scalar stores per 400 FMAs) made its forward 1.0 ms, not 0.7. */
-                const int full = osw == 1 && (nv == VW || (osh == OW && (ptrdiff_t)oh * OW + ow0 + VW <= (ptrdiff_t)OH * OW));
+                const int full = osw == 1 && (nv == bw || (osh == OW && (ptrdiff_t)oh * OW + ow0 + bw <= (ptrdiff_t)OH * OW));
                 for (int f = 0; f < nf; f++) {
                     if (full) {
-                        memcpy(ob + f * osf, acc[f], sizeof acc[f]);
+                        memcpy(ob + f * osf, acc[f], sizeof(T) * (size_t)bw);
                         continue;
                     }
-                    T row[VW];
-                    memcpy(row, acc[f], sizeof row);
+                    T row[MAX_NV * VL];
+                    memcpy(row, acc[f], sizeof(T) * (size_t)bw);
                     for (int v = 0; v < nv; v++)
                         ob[f * osf + v * osw] = row[v];
                 }
             }
     }
+}
+
+/* The kernel at two block widths, VW and VWIDE columns (vectors of VL), the loops unrolled for
+ * each: more accumulators hide more of the FMA latency, fewer waste less of a short row. */
+TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrdiff_t rowstep,
+                               const T *wp, const T *bias, int F, int OH, int OW, T *out,
+                               ptrdiff_t osf, ptrdiff_t osh, ptrdiff_t osw, int relu)
+{
+    FN(conv_image_nv)(X, off, ntaps, rowstep, wp, bias, F, OH, OW, out, osf, osh, osw, relu, VW / VL);
+}
+
+TGT static void FN(conv_image_wide)(const T *X, const ptrdiff_t *off, int ntaps, ptrdiff_t rowstep,
+                                    const T *wp, const T *bias, int F, int OH, int OW, T *out,
+                                    ptrdiff_t osf, ptrdiff_t osh, ptrdiff_t osw, int relu)
+{
+    FN(conv_image_nv)(X, off, ntaps, rowstep, wp, bias, F, OH, OW, out, osf, osh, osw, relu, VWIDE / VL);
 }
 
 /* nimg images' contribution to the weight gradient of WFB filters x WTB taps, as VL-lane
@@ -453,7 +472,7 @@ TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, in
 #include "pool2.h"
 #include "updates.h"
 
-static const KERN_T FN(kern) = {FB, VW, WFB, WTB, VL, FN(conv_image), FN(wgrad_block),
+static const KERN_T FN(kern) = {FB, VW, VWIDE, WFB, WTB, VL, FN(conv_image), FN(conv_image_wide), FN(wgrad_block),
                                 FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row),
                                 POOL2_PLANE, UNPOOL2_PLANE, FN(sum_squares), FN(sgd),
                                 FN(interleave), FN(deinterleave), FN(fill_lanes),
@@ -470,6 +489,8 @@ static const KERN_T FN(kern) = {FB, VW, WFB, WTB, VL, FN(conv_image), FN(wgrad_b
 #undef TGT
 #undef FB
 #undef VW
+#undef VWIDE
+#undef MAX_NV
 #undef WFB
 #undef WTB
 #undef VL

@@ -96,9 +96,12 @@ typedef struct {
 /* Kernel tables: one per (element type, instruction set), filled by kernels.h. */
 #define DEFINE_KERN(T, name)                                                                     \
     typedef struct {                                                                             \
-        int fb, vw, wfb, wtb, wvw; /* wvw: lanes of the weight-gradient partial sums */         \
+        int fb, vw, vww, wfb, wtb, wvw; /* vww: the wide block; wvw: weight-gradient lanes */  \
         void (*conv_image)(const T *, const ptrdiff_t *, int, ptrdiff_t, const T *, const T *,  \
                            int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);            \
+        void (*conv_image_wide)(const T *, const ptrdiff_t *, int, ptrdiff_t, const T *,         \
+                                const T *, int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t,  \
+                                int);                                                            \
         void (*wgrad_block)(const T *, ptrdiff_t, const ptrdiff_t *, ptrdiff_t, const T *,       \
                             ptrdiff_t, ptrdiff_t, int, int, int, T *, ptrdiff_t);                \
         void (*sum_rows)(const T *, int, ptrdiff_t, T *);                                        \
@@ -130,13 +133,18 @@ DEFINE_KERN(double, kern_d)
 #endif
 
 /* Block sizes per instruction set (see kernels.h): accumulators fill 16 of the 32 AVX-512
- * registers, 8 of the 16 AVX2/SSE ones, leaving room for the loaded inputs and weights. */
+ * registers, 8 of the 16 AVX2/SSE ones, leaving room for the loaded inputs and weights.  AVX2
+ * has a second, wide forward block of 12 (VWIDE), taken per shape (conv_shape): with FMA
+ * latency 4 on two pipes, 8 chains leave no slack, and 24-column rows fit outputs 24 or 12 wide
+ * (the 7x7 stride-2 stem on 48x48, forward: 67 -> 89 GFLOP/s; LeNet's 5x5 on 28x28: 28 -> 54;
+ * thread CPU time, Zen 3). */
 #define T float
 #define KERN_T kern_f
 #define SFX f_base
 #define TGT
 #define FB 4
 #define VW (2 * BASE_VL_F)
+#define VWIDE VW
 #define WFB 4
 #define WTB 2
 #define VL BASE_VL_F
@@ -148,6 +156,7 @@ DEFINE_KERN(double, kern_d)
 #define TGT
 #define FB 4
 #define VW (2 * BASE_VL_D)
+#define VWIDE VW
 #define WFB 4
 #define WTB 2
 #define VL BASE_VL_D
@@ -160,6 +169,7 @@ DEFINE_KERN(double, kern_d)
 #define TGT TGT_AVX2
 #define FB 4
 #define VW 16
+#define VWIDE 24 /* 12 accumulators: 8 left the FMAs waiting on their latency (see conv_shape) */
 #define WFB 4
 #define WTB 2
 #define VL 8
@@ -171,6 +181,7 @@ DEFINE_KERN(double, kern_d)
 #define TGT TGT_AVX2
 #define FB 4
 #define VW 8
+#define VWIDE 12
 #define WFB 4
 #define WTB 2
 #define VL 4
@@ -182,6 +193,7 @@ DEFINE_KERN(double, kern_d)
 #define TGT TGT_AVX512
 #define FB 8
 #define VW 32
+#define VWIDE VW
 #define WFB 4
 #define WTB 4
 #define VL 16
@@ -193,6 +205,7 @@ DEFINE_KERN(double, kern_d)
 #define TGT TGT_AVX512
 #define FB 8
 #define VW 16
+#define VWIDE VW
 #define WFB 4
 #define WTB 4
 #define VL 8
@@ -702,6 +715,25 @@ static PyObject *py_use_conv_mode(PyObject *module, PyObject *arg)
     return PyUnicode_FromString(forced_mode < 0 ? "auto" : mode_names[forced_mode]);
 }
 
+/* use_conv_block(name): force the "narrow" or the "wide" forward block of the direct kernels
+ * (where the instruction set has two; "auto": by cost), so tests reach both; returns the name
+ * now in use. */
+static PyObject *py_use_conv_block(PyObject *module, PyObject *arg)
+{
+    static const char *const names[] = {"narrow", "wide"};
+    (void)module;
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name)
+        return NULL;
+    int b = 0;
+    while (b < 2 && strcmp(name, names[b]) != 0)
+        b++;
+    if (b == 2 && strcmp(name, "auto") != 0)
+        return PyErr_Format(PyExc_ValueError, "block=%R: expected 'auto', 'narrow' or 'wide'", arg);
+    forced_block = b == 2 ? -1 : b;
+    return PyUnicode_FromString(forced_block < 0 ? "auto" : names[forced_block]);
+}
+
 /* conv_plan(N, C, H, W, F, KH, KW, stride, pad, double) -> (forward mode, weight-gradient
  * mode, (input-gradient mode per phase, ...)) for a batch of N images on one thread. */
 static PyObject *py_conv_plan(PyObject *self, PyObject *args)
@@ -715,10 +747,11 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
         return NULL;
     const int OH = (H + 2 * p - KH) / s + 1, OW = (W + 2 * p - KW) / s + 1;
     const int vw = dbl ? K_d->vw : K_f->vw, vl = dbl ? K_d->wvw : K_f->wvw;
+    const int vww = dbl ? K_d->vww : K_f->vww;
     const int fb = dbl ? K_d->fb : K_f->fb, wfb = dbl ? K_d->wfb : K_f->wfb;
     const int elem = dbl ? 8 : 4;
-    const geom fg = conv_shape(s, KH, KW, OH, OW, vw, vl, C, F, fb, N, elem);
-    const geom wg = conv_shape(s, KH, KW, OH, OW, vl, vl, C, F, wfb, N, elem);
+    const geom fg = conv_shape(s, KH, KW, OH, OW, vw, vww, vl, C, F, fb, N, elem);
+    const geom wg = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, F, wfb, N, elem);
     const char *fwd = gemm_pays(0, s, KH, KW, C, F, OH, OW, 1) ? "gemm" : mode_names[shape_mode(&fg)];
     const char *wgr = gemm_pays(1, s, KH, KW, C, F, OH, OW, 1) ? "gemm" : mode_names[shape_mode(&wg)];
     PyObject *phases = PyList_New(0);
@@ -727,7 +760,7 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
             dx_phase d;
             if (!get_dx_phase(a, b, s, p, KH, KW, H, W, &d))
                 continue;
-            const geom g = conv_shape(1, d.U, d.V, d.m1 - d.m0, d.k1 - d.k0, vw, vl, F, C, fb, N, elem);
+            const geom g = conv_shape(1, d.U, d.V, d.m1 - d.m0, d.k1 - d.k0, vw, vww, vl, F, C, fb, N, elem);
             const int gemm = gemm_pays(0, 1, d.U, d.V, F, C, d.m1 - d.m0, d.k1 - d.k0, s == 1);
             PyObject *name = PyUnicode_FromString(gemm ? "gemm" : mode_names[shape_mode(&g)]);
             if (!name || PyList_Append(phases, name) < 0)
@@ -835,6 +868,7 @@ static PyMethodDef methods[] = {
     FUSED_OPS_METHODS
     {"use_isa", py_use_isa, METH_O, "use_isa(name) -> the instruction set now in use"},
     {"use_conv_mode", py_use_conv_mode, METH_O, "use_conv_mode(name) -> the convolution mode now forced"},
+    {"use_conv_block", py_use_conv_block, METH_O, "use_conv_block(name) -> the forward block now forced"},
     {"use_blas", py_use_blas, METH_VARARGS,
      "use_blas(sgemm_address, dgemm_address, ilp64) -> whether the GEMM path is available"},
     {"conv_plan", py_conv_plan, METH_VARARGS,

@@ -84,6 +84,17 @@ def use_conv_mode(name: str) -> str:
     return _lib.use_conv_mode(name)
 
 
+def use_conv_block(name: str) -> str:
+    """Force the direct kernels' ``"narrow"`` or ``"wide"`` forward block (AVX2 has two: 16 and
+    24 columns, 8 and 12 accumulators; elsewhere both are the one block), or ``"auto"``: the
+    cost model's choice per shape (the default).  Process-wide; tests use it to reach both.
+    Returns the setting now in use."""
+    _require()
+    if name not in ("auto", "narrow", "wide"):
+        raise ValueError(f"name={name!r}: expected 'auto', 'narrow' or 'wide'")
+    return _lib.use_conv_block(name)
+
+
 def conv_plan(x_shape, w_shape, stride: int, pad: int, dtype=np.float32) -> tuple:
     """The modes the native convolution takes for x (N, C, H, W) and w (F, C, KH, KW) on one
     thread: (forward, weight gradient, (input gradient per stride phase, ...))."""

@@ -36,7 +36,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from gpucnn import native, nn  # noqa: E402
+from gpucnn import cpu_runtime, native, nn  # noqa: E402
 from gpucnn.bench.suite_nets import NETS, parse_cases  # noqa: E402
 from gpucnn.models import build_model  # noqa: E402
 
@@ -114,6 +114,8 @@ def _load_build(folder: str):
     loader = importlib.machinery.ExtensionFileLoader(name, found[0])
     module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))
     loader.exec_module(module)
+    if hasattr(module, "use_blas"):  # the same BLAS as gpucnn.native (gpucnn.cpu's import gave it)
+        module.use_blas(*(cpu_runtime.cblas_gemm() or (0, 0, False)))
     return module
 
 

@@ -5,7 +5,8 @@ seed loops.
 
 The grid crosses kernel sizes 1/3/5/7 (and non-square), strides 1/2/3, padding 0..3, odd
 sizes, 1 to 64 channels and batches 1 to 33 (batch-in-lanes groups of 16 images: full, partial
-and single).  Every mode is forced on every case (use_conv_mode), so each is checked where the
+and single).  Every mode (and, for the direct ones, both of AVX2's forward blocks) is forced on
+every case (use_conv_mode, use_conv_block), so each is checked where the
 cost model would not pick it; the automatic choice is checked on the bench suite's shapes.
 Kernels that load whole vectors (the lanes fill, the stride-2 gather, the dout interleave) run
 on arrays ending at a guard page: a read past the array's end would crash the test.
@@ -24,17 +25,21 @@ from gpucnn import cpu, cpu_runtime, native
 from test_native import (DTYPES, _array_before_a_guard_page, _conv_inputs, assert_close, conv_ref,
                          dx_ref, isa, layout, native_kernels, needs_native, wgrad_ref)  # noqa: F401
 
-MODES = list(native.CONV_MODES)
+# every mode, and the direct ones with each forward block (AVX2's narrow and wide kernels)
+MODES = list(native.CONV_MODES) + [f"{m}-wide" for m in native.CONV_MODES if m != "gemm"]
 
 
 @pytest.fixture(params=MODES)
 def mode(request):
-    """Each conv test runs with every mode forced (then the cost model's choice again)."""
-    native.use_conv_mode(request.param)
+    """Each conv test runs with every mode and block forced (then the cost model's choice)."""
+    mode, _, wide = request.param.partition("-")
+    native.use_conv_mode(mode)
+    native.use_conv_block(wide or "narrow")
     try:
         yield request.param
     finally:
         native.use_conv_mode("auto")
+        native.use_conv_block("auto")
 
 
 def _grid():
@@ -231,6 +236,14 @@ def test_numpys_openblas_gives_the_gemm_path_its_products():
     if cpu_runtime.openblas() is None:
         pytest.skip("NumPy's BLAS is not OpenBLAS (no GEMM path by design)")
     assert native.blas and cpu_runtime.cblas_gemm() is not None
+
+
+@needs_native
+def test_use_conv_block_validates_and_reports():
+    assert native.use_conv_block("wide") == "wide"
+    assert native.use_conv_block("auto") == "auto"
+    with pytest.raises(ValueError, match=r"^name='huge': expected 'auto', 'narrow' or 'wide'$"):
+        native.use_conv_block("huge")
 
 
 @needs_native
