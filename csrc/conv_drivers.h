@@ -92,7 +92,7 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
                         int relu)
 {
     const int Ci = src->d[1], Fo = out->d[1], OH = out->d[2], OW = out->d[3];
-    if (gemm_pays(0, s, KH, KW, Ci, Fo, OH, OW, out->s[3] == 1 && out->s[2] == OW))
+    if (gemm_pays(s, KH, KW, Ci, Fo, out->s[3] == 1 && out->s[2] == OW))
         return FN(gemm_conv_run)(src, ph, pw, w, ws, KH, KW, b, bs, out, s, n0, n1, relu);
     const int fb = FN(K)->fb, vw = FN(K)->vw;
     const geom g = conv_shape(s, KH, KW, OH, OW, vw, FN(K)->vww, FN(K)->wvw, Ci, Fo, fb, n1 - n0,
@@ -208,8 +208,6 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
 {
     const int C = x->d[1], F = dout->d[1], OH = dout->d[2], OW = dout->d[3];
     const int KH = dw->d[2], KW = dw->d[3];
-    if (gemm_pays(1, s, KH, KW, C, F, OH, OW, 1))
-        return FN(gemm_wgrad_run)(x, dout, s, pad, dw, db, dbs, n0, n1);
     const int wfb = FN(K)->wfb, wtb = FN(K)->wtb, vl = FN(K)->wvw;
     const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, F, wfb, n1 - n0, sizeof(T));
     /* An "image" below is vl images in batch-in-lanes mode.  D: dout of one, rows dpitch

@@ -1,20 +1,18 @@
-/* The convolution as im2col + one BLAS product per group of images (blas.h), instantiated by
- * native.c once per element type, before conv_drivers.h, whose conv_run and wgrad_run hand a
- * shape here when conv_geom.h's gemm_pays says so (or use_conv_mode("gemm") forces it).
+/* A convolution's forward correlation as im2col + one BLAS product per image (blas.h),
+ * instantiated by native.c once per element type, before conv_drivers.h, whose conv_run hands
+ * a shape here when conv_geom.h's gemm_pays says so (or use_conv_mode("gemm") forces it).
+ * The input gradient's phases are correlations of dout that conv_run hands over like any
+ * other; the weight gradient stays direct (its 12-accumulator kernels beat the products on
+ * every layer of the bench suite).
  *
- * For a group of g images the columns are cols (C*KH*KW, g*OH*OW): row (c, i, j), column
- * (image, oh, ow) holds the padded input at (oh*s + i, ow*s + j), zero outside the input.  Then
- *     forward:         out (F, OH*OW) = W (F, C*KH*KW) @ cols, plus bias, relu (g = 1)
- *     weight gradient: dW (F, C*KH*KW) += D (F, g*OH*OW) @ cols^T, D the group's dout
- * The input gradient needs nothing here: dgrad_run's phases are forward correlations of dout,
- * which conv_run hands over like any other.
+ * An image's columns are cols (C*KH*KW, OH*OW): row (c, i, j), column (oh, ow) holds the padded
+ * input at (oh*s + i, ow*s + j), zero outside the input; then out (F, OH*OW) = W (F, C*KH*KW)
+ * @ cols, plus bias, relu.  A 1x1 stride-1 convolution of dense rows needs no columns: the
+ * image is its own.
  *
- * Why: the direct kernels keep their accumulators in registers over every tap of a block of
- * outputs, which wins on wide maps and few channels, but on small maps with many channels (a
- * 5x5 48 -> 64 layer on 8x8) they ran 13-50 GFLOP/s a core where OpenBLAS's packed product ran
- * 70-85 (AVX2 EPYC, one core): the products stream their operands through the caches in
- * blocks, and the copy into columns costs C*KH*KW*OH*OW element moves against F times as many
- * FMAs.
+ * Why: the direct kernels keep a block's accumulators in registers over all its taps, then
+ * store them; with one tap per channel (1x1) there is little to sum between the stores, and
+ * OpenBLAS's packed products ran faster (gemm_pays has the numbers).
  *
  * The includer defines T and TS (name suffix: f or d); the kernel table K comes from drivers.h.
  */
@@ -23,11 +21,11 @@
 #define FN(name) CAT(name, TS)
 #define GEMM CAT(gemm, TS)
 
-/* Columns of images 0..g-1 of src (g, C, H, W) (element strides ss): cols row (c, i, j) holds,
- * for each image and output (oh, ow), the element at row oh*s + i - ph, column ow*s + j - pw
- * (any sign), or 0 outside the image.  cols rows are g*OH*OW long. */
-static void FN(im2col)(T *cols, const T *src, const ptrdiff_t *ss, int g, int C, int H, int W,
-                       int KH, int KW, int s, int ph, int pw, int OH, int OW)
+/* The columns of one image src (C, H, W) (element strides ss, of an (N, C, H, W) view): cols row
+ * (c, i, j), column (oh, ow) holds the element at row oh*s + i - ph, column ow*s + j - pw (any
+ * sign), or 0 outside the image. */
+static void FN(im2col)(T *cols, const T *src, const ptrdiff_t *ss, int C, int H, int W, int KH,
+                       int KW, int s, int ph, int pw, int OH, int OW)
 {
     const ptrdiff_t P = (ptrdiff_t)OH * OW;
     for (int c = 0; c < C; c++)
@@ -37,18 +35,14 @@ static void FN(im2col)(T *cols, const T *src, const ptrdiff_t *ss, int g, int C,
             for (int j = 0; j < KW; j++) {
                 int q0, q1;
                 phase_span(j - pw, s, W, OW, &q0, &q1);
-                T *row = cols + ((ptrdiff_t)(c * KH + i) * KW + j) * g * P;
-                const int margin = r0 > 0 || r1 < OH || q0 > 0 || q1 < OW;
-                for (int n = 0; n < g; n++) {
-                    T *dst = row + n * P;
-                    if (margin)
-                        memset(dst, 0, sizeof(T) * (size_t)P);
-                    if (r1 > r0 && q1 > q0)
-                        FN(K)->copy_rows(dst + (ptrdiff_t)r0 * OW + q0, OW,
-                                         src + n * ss[0] + c * ss[1] + (ptrdiff_t)(r0 * s + i - ph) * ss[2] +
-                                             (ptrdiff_t)(q0 * s + j - pw) * ss[3],
-                                         s * ss[2], s * ss[3], r1 - r0, q1 - q0);
-                }
+                T *dst = cols + ((ptrdiff_t)(c * KH + i) * KW + j) * P;
+                if (r0 > 0 || r1 < OH || q0 > 0 || q1 < OW)  /* a margin of padding */
+                    memset(dst, 0, sizeof(T) * (size_t)P);
+                if (r1 > r0 && q1 > q0)
+                    FN(K)->copy_rows(dst + (ptrdiff_t)r0 * OW + q0, OW,
+                                     src + c * ss[1] + (ptrdiff_t)(r0 * s + i - ph) * ss[2] +
+                                         (ptrdiff_t)(q0 * s + j - pw) * ss[3],
+                                     s * ss[2], s * ss[3], r1 - r0, q1 - q0);
             }
         }
 }
@@ -63,19 +57,6 @@ static void FN(weight_rows)(T *wm, const T *w, const ptrdiff_t *ws, int F, int C
                     *wm++ = w[f * ws[0] + c * ws[1] + i * ws[2] + j * ws[3]];
 }
 
-/* Images per weight-gradient product: the group's columns should stay in the core's L2
- * between the copy that writes them and the product that reads them, and the product should
- * get more than one small image's columns (OpenBLAS, one core, 32 x 144 by 144 x P: 35
- * GFLOP/s at P = 16, 71 at 144). */
-#define GEMM_COLS_BYTES (512 * 1024)
-
-static int FN(gemm_group)(ptrdiff_t rows, ptrdiff_t P, int n)
-{
-    const ptrdiff_t per = rows * P * (ptrdiff_t)sizeof(T);
-    const ptrdiff_t g = per > 0 ? GEMM_COLS_BYTES / per : n;
-    return g < 1 ? 1 : g > n ? n : (int)g;
-}
-
 /* conv_run's contract (conv_drivers.h) by im2col + one product per image: an image's outputs
  * then do not depend on which images share its call (OpenBLAS's sums differ in the last bit
  * with a column's place in the product), so splitting a batch over threads changes nothing.
@@ -88,10 +69,13 @@ static int FN(gemm_conv_run)(const view4 *src, int ph, int pw, const T *w, const
     const ptrdiff_t rows = (ptrdiff_t)C * KH * KW, P = (ptrdiff_t)OH * OW;
     /* an image is (F, P), rows s[1] apart */
     const int direct = out->s[3] == 1 && out->s[2] == OW && out->s[1] >= P;
-    T *cols = malloc(sizeof(T) * (size_t)(rows * P));
+    /* a 1x1 stride-1 unpadded correlation of dense rows reads the image in place */
+    const int own = KH == 1 && KW == 1 && s == 1 && ph == 0 && pw == 0 && OH == src->d[2] &&
+                    OW == src->d[3] && src->s[3] == 1 && src->s[2] == OW && src->s[1] >= P;
+    T *cols = own ? NULL : malloc(sizeof(T) * (size_t)(rows * P));
     T *Y = direct ? NULL : malloc(sizeof(T) * (size_t)(F * P));
     T *wm = malloc(sizeof(T) * (size_t)(F * rows));
-    const int ok = cols && (Y || direct) && wm;
+    const int ok = (cols || own) && (Y || direct) && wm;
     if (ok) {
         FN(weight_rows)(wm, w, ws, F, C, KH, KW);
         for (int n = n0; n < n1; n++) {
@@ -102,9 +86,10 @@ static int FN(gemm_conv_run)(const view4 *src, int ph, int pw, const T *w, const
             for (int f = 0; f < F && b; f++)
                 for (ptrdiff_t k = 0; k < P; k++)
                     y[f * ldy + k] = b[f * bs];
-            FN(im2col)(cols, (const T *)src->p + n * src->s[0], src->s, 1, C, src->d[2], src->d[3],
-                       KH, KW, s, ph, pw, OH, OW);
-            GEMM(0, 0, F, P, rows, wm, rows, cols, P, b ? 1 : 0, y, ldy);
+            const T *image = (const T *)src->p + n * src->s[0];
+            if (!own)
+                FN(im2col)(cols, image, src->s, C, src->d[2], src->d[3], KH, KW, s, ph, pw, OH, OW);
+            GEMM(0, 0, F, P, rows, wm, rows, own ? image : cols, own ? src->s[1] : P, b ? 1 : 0, y, ldy);
             if (direct && !relu)
                 continue;
             for (int f = 0; f < F; f++) {
@@ -120,51 +105,6 @@ static int FN(gemm_conv_run)(const view4 *src, int ph, int pw, const T *w, const
     free(cols);
     free(Y);
     free(wm);
-    return ok ? 0 : -1;
-}
-
-/* wgrad_run's contract (conv_drivers.h) by im2col + products.  0, or -1 out of memory. */
-static int FN(gemm_wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, const view4 *dw,
-                              T *db, ptrdiff_t dbs, int n0, int n1)
-{
-    const int C = x->d[1], F = dout->d[1], OH = dout->d[2], OW = dout->d[3];
-    const int KH = dw->d[2], KW = dw->d[3];
-    const ptrdiff_t rows = (ptrdiff_t)C * KH * KW, P = (ptrdiff_t)OH * OW;
-    const int G = FN(gemm_group)(rows + F, P, n1 - n0);
-    T *cols = malloc(sizeof(T) * (size_t)(rows * P * G));
-    T *D = malloc(sizeof(T) * (size_t)(F * P * G));
-    T *acc = calloc((size_t)(F * rows), sizeof(T));
-    double *bsum = calloc((size_t)F, sizeof(double));
-    const int ok = cols && D && acc && bsum;
-    if (ok) {
-        for (int n = n0; n < n1; n += G) {
-            const int g = n1 - n < G ? n1 - n : G;
-            FN(im2col)(cols, (const T *)x->p + n * x->s[0], x->s, g, C, x->d[2], x->d[3], KH, KW, s,
-                       pad, pad, OH, OW);
-            for (int f = 0; f < F; f++)
-                for (int i = 0; i < g; i++) {
-                    T *d = D + f * g * P + i * P;
-                    FN(K)->copy_rows(d, OW, (const T *)dout->p + (n + i) * dout->s[0] + f * dout->s[1],
-                                     dout->s[2], dout->s[3], OH, OW);
-                    T sum = 0;
-                    for (ptrdiff_t k = 0; k < P; k++)
-                        sum += d[k];
-                    bsum[f] += sum;
-                }
-            GEMM(0, 1, F, rows, g * P, D, g * P, cols, g * P, 1, acc, rows);
-        }
-        for (int f = 0, t = 0; f < F; f++)
-            for (int c = 0; c < C; c++)
-                for (int i = 0; i < KH; i++)
-                    for (int j = 0; j < KW; j++, t++)
-                        ((T *)dw->p)[f * dw->s[0] + c * dw->s[1] + i * dw->s[2] + j * dw->s[3]] = acc[t];
-        for (int f = 0; f < F && db; f++)
-            db[f * dbs] = (T)bsum[f];
-    }
-    free(cols);
-    free(D);
-    free(acc);
-    free(bsum);
     return ok ? 0 : -1;
 }
 

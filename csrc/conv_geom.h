@@ -200,28 +200,23 @@ static int get_dx_phase(int a, int b, int s, int p, int KH, int KW, int H, int W
     return d->U > 0 && d->V > 0 && d->m1 > d->m0 && d->k1 > d->k0;
 }
 
-/* Whether a convolution (C -> F channels, KH x KW taps, stride s, OH x OW outputs) runs as
- * im2col + BLAS products (conv_gemm.h) instead of the direct kernels: its weight gradient when
- * wgrad is 1, else its forward or an input-gradient phase (a forward correlation of dout),
- * dense when its outputs land in contiguous rows.  Forced by use_conv_mode("gemm") (and never
- * with another mode forced); never without a BLAS (blas.h).
+/* Whether a convolution's forward correlation (C -> F channels, KH x KW taps, stride s; the
+ * forward itself or an input-gradient phase, a correlation of dout) runs as im2col + BLAS
+ * products (conv_gemm.h) instead of the direct kernels; dense: its outputs land in contiguous
+ * rows.  Forced by use_conv_mode("gemm") (and never with another mode forced); never without
+ * a BLAS (blas.h).
  *
- * Fitted on thread CPU time, one core, batch 32 (scripts/bench_cpu_suite.py --modes), AVX2
- * EPYC.  Weight gradients with many taps on small maps: the direct kernels sum each tap's
- * products over a few rows only (32 -> 64 3x3 on 16x16: 59 GFLOP/s direct, 66 as a product;
- * 32 -> 32 on 4x4: 35 and 38), while with fewer taps or larger maps the direct kernels won
- * (16 -> 32 3x3 stride 2 to 7x7: 38 against 34; 32 -> 32 on 32x32: 61 against 53).  1x1
- * convolutions of 16 or more channels into dense rows: a tap per channel leaves the direct
- * kernels' blocks little to sum between their stores (32 -> 32 on 32x32, forward 34 -> 42,
- * input gradient 34 -> 44); strided or scattered, or into 10 filters (64 -> 10 on 8x8: 34
- * -> 25), the products lost. */
-static int gemm_pays(int wgrad, int s, int KH, int KW, int C, int F, int OH, int OW, int dense)
+ * 1x1 convolutions of 16 or more channels into 16 or more, dense: a tap per channel leaves
+ * the direct kernels' blocks little to sum between their stores (32 -> 32 on 32x32, forward 34
+ * -> 42 GFLOP/s, input gradient 34 -> 44; thread CPU time, one core, batch 32, Zen 3:
+ * scripts/bench_cpu_suite.py --modes).  Strided or scattered (a stride-2 projection's input
+ * gradient), or into 10 filters (64 -> 10 on 8x8: 34 -> 25), the products lost; so did every
+ * larger kernel, and every weight gradient against the 12-accumulator kernels. */
+static int gemm_pays(int s, int KH, int KW, int C, int F, int dense)
 {
     if (!blas_ready())
         return 0;
     if (forced_mode >= 0)
         return forced_mode == MODE_GEMM;
-    if (wgrad)
-        return C * KH * KW >= 288 && OH * OW <= 256;
     return KH == 1 && KW == 1 && s == 1 && C >= 16 && F >= 16 && dense;
 }

@@ -137,7 +137,9 @@ DEFINE_KERN(double, kern_d)
  * has a second, wide forward block of 12 (VWIDE), taken per shape (conv_shape): with FMA
  * latency 4 on two pipes, 8 chains leave no slack, and 24-column rows fit outputs 24 or 12 wide
  * (the 7x7 stride-2 stem on 48x48, forward: 67 -> 89 GFLOP/s; LeNet's 5x5 on 28x28: 28 -> 54;
- * thread CPU time, Zen 3). */
+ * thread CPU time, Zen 3).  For the same reason AVX2's weight-gradient block is 4 filters x 3
+ * taps, 12 accumulators (3x3 kernels: 9 taps a channel, no padding): 16 -> 16 3x3 on 32x32
+ * 60 -> 83, the 7x7 3 -> 32 on 32x32 62 -> 88. */
 #define T float
 #define KERN_T kern_f
 #define SFX f_base
@@ -171,7 +173,7 @@ DEFINE_KERN(double, kern_d)
 #define VW 16
 #define VWIDE 24 /* 12 accumulators: 8 left the FMAs waiting on their latency (see conv_shape) */
 #define WFB 4
-#define WTB 2
+#define WTB 3
 #define VL 8
 #include "kernels.h"
 
@@ -183,7 +185,7 @@ DEFINE_KERN(double, kern_d)
 #define VW 8
 #define VWIDE 12
 #define WFB 4
-#define WTB 2
+#define WTB 3
 #define VL 4
 #include "kernels.h"
 
@@ -752,8 +754,7 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
     const int elem = dbl ? 8 : 4;
     const geom fg = conv_shape(s, KH, KW, OH, OW, vw, vww, vl, C, F, fb, N, elem);
     const geom wg = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, F, wfb, N, elem);
-    const char *fwd = gemm_pays(0, s, KH, KW, C, F, OH, OW, 1) ? "gemm" : mode_names[shape_mode(&fg)];
-    const char *wgr = gemm_pays(1, s, KH, KW, C, F, OH, OW, 1) ? "gemm" : mode_names[shape_mode(&wg)];
+    const char *fwd = gemm_pays(s, KH, KW, C, F, 1) ? "gemm" : mode_names[shape_mode(&fg)];
     PyObject *phases = PyList_New(0);
     for (int a = 0; phases && a < s; a++)
         for (int b = 0; b < s; b++) {
@@ -761,7 +762,7 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
             if (!get_dx_phase(a, b, s, p, KH, KW, H, W, &d))
                 continue;
             const geom g = conv_shape(1, d.U, d.V, d.m1 - d.m0, d.k1 - d.k0, vw, vww, vl, F, C, fb, N, elem);
-            const int gemm = gemm_pays(0, 1, d.U, d.V, F, C, d.m1 - d.m0, d.k1 - d.k0, s == 1);
+            const int gemm = gemm_pays(1, d.U, d.V, F, C, s == 1);
             PyObject *name = PyUnicode_FromString(gemm ? "gemm" : mode_names[shape_mode(&g)]);
             if (!name || PyList_Append(phases, name) < 0)
                 Py_CLEAR(phases);
@@ -771,7 +772,7 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
         return NULL;
     PyObject *t = PyList_AsTuple(phases);
     Py_DECREF(phases);
-    return t ? Py_BuildValue("ssN", fwd, wgr, t) : NULL;
+    return t ? Py_BuildValue("ssN", fwd, mode_names[shape_mode(&wg)], t) : NULL;
 }
 
 /* use_blas(sgemm, dgemm, ilp64): the addresses of cblas_sgemm and cblas_dgemm (0, 0: none) and
