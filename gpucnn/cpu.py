@@ -11,7 +11,8 @@ every function here accepts any strides and returns arrays in the layout of its 
 When the optional C extension is built (:mod:`gpucnn.native`), convolution and the fused
 ReLU + max-pool run its kernels instead: direct convolution reads each input once and keeps
 its accumulators in registers, about twice the GFLOP/s of im2col + GEMM at the seeds' shapes
-(docs/benchmarks.md).  The kernels release the GIL and take a batch range, so the batch is split
+(docs/benchmarks.md); the extension itself takes im2col + OpenBLAS products (NumPy's library,
+registered below) where its cost model says they win, dense 1x1 convolutions of many channels.  The kernels release the GIL and take a batch range, so the batch is split
 over ``threads()`` worker threads (one per CPU this process may use; ``GPUCNN_CPU_THREADS``
 overrides).  The NumPy functions below stay the reference every native path is tested against.
 """
