@@ -81,6 +81,7 @@ def test_same_seed_same_history_other_seed_other_batches(data):
 
 
 def test_resume_after_ctrl_c_mid_epoch_equals_uninterrupted(data, tmp_path, capsys):
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN in a shell's background job, not Python's
     full = Trainer(make_model(), data, **SETTINGS)
     full.train()
     model = make_model()
@@ -90,7 +91,7 @@ def test_resume_after_ctrl_c_mid_epoch_equals_uninterrupted(data, tmp_path, caps
     path = str(tmp_path / "checkpoint.npz")
     assert info.value.checkpoint == path and info.value.iteration == 10
     assert f"Trainer.from_checkpoint({path!r}, model, data).train()" in str(info.value)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+    assert signal.getsignal(signal.SIGINT) is before   # handler restored
     other_init = ThreeLayerConvNet((1, 8, 8), num_filters=4, filter_size=3, hidden_dim=16,
                                    num_classes=4, dropout=0.3, seed=7)   # all state comes from the file
     resumed = Trainer.from_checkpoint(path, other_init, data, progress=False)
