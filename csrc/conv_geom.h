@@ -120,7 +120,8 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wid
     g.flat = mode == MODE_FLAT;
     if (!g.flat)
         g.L = 0;
-    g.Q = (g.flat ? OW : round_up(OW, g.lanes > 1 ? (g.block / vl > 0 ? g.block / vl : 1) : g.block)) + (KW - 1) / s;
+    const int positions = g.block / vl > 0 ? g.block / vl : 1;  /* a lanes block's */
+    g.Q = (g.flat ? OW : round_up(OW, g.lanes > 1 ? positions : g.block)) + (KW - 1) / s;
     g.pplane = (ptrdiff_t)g.R * g.Q;
     g.plane = g.pplane * g.pr * g.pc;
     return g;
