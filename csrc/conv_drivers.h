@@ -200,16 +200,19 @@ static int FN(dgrad_run)(const view4 *dout, const T *w, const ptrdiff_t *ws, int
 
 /* Weight and bias gradients summed over images n0..n1-1 of x (N, C, H, W) and dout
  * (N, F, OH, OW), written (not accumulated) to dw (F, C, KH, KW) and db (element stride dbs;
- * NULL for none).  Blocks of WFB filters x WTB taps run over all C*KH*KW taps in a row, so
- * only the last block is padding (per channel, 3x3 kernels padded 9 taps to 12).  0, or -1
- * out of memory. */
+ * NULL for none), planned as for planF filters (F, or all filters when these are a part).
+ * Blocks of WFB filters x WTB taps run over all C*KH*KW taps in a row, so only the last block
+ * is padding (per channel, 3x3 kernels would pad 9 taps to 12 with WTB 4).  0, or -1 out of
+ * memory. */
 static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, const view4 *dw,
-                         T *db, ptrdiff_t dbs, int n0, int n1)
+                         T *db, ptrdiff_t dbs, int n0, int n1, int planF)
 {
     const int C = x->d[1], F = dout->d[1], OH = dout->d[2], OW = dout->d[3];
     const int KH = dw->d[2], KW = dw->d[3];
     const int wfb = FN(K)->wfb, wtb = FN(K)->wtb, vl = FN(K)->wvw;
-    const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, F, wfb, n1 - n0, sizeof(T));
+    /* mode and image groups as for planF filters: the filters of a part computed alone sum in
+     * the order all of them would */
+    const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, planF, wfb, n1 - n0, sizeof(T));
     /* An "image" below is vl images in batch-in-lanes mode.  D: dout of one, rows dpitch
      * apart, zero past OW (and in lanes without an image); kernels run over drows x dlen. */
     const int il = g.lanes;
@@ -221,7 +224,7 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
      * reads past its last plane (0 * inf would make NaN), D with zero padding filters. */
     const ptrdiff_t ximg = g.plane * C * il + g.L, dimg = round_up(F, wfb) * dplane;
     const ptrdiff_t hot = ((ptrdiff_t)wfb * dplane + 2 * g.plane * il) * (ptrdiff_t)sizeof(T);
-    const ptrdiff_t fit = (ximg + dimg) * (ptrdiff_t)sizeof(T);
+    const ptrdiff_t fit = (ximg + round_up(planF, wfb) * dplane) * (ptrdiff_t)sizeof(T);
     const int units = (n1 - n0 + il - 1) / il;
     ptrdiff_t G = WGRAD_L1_BYTES / hot < WGRAD_L2_BYTES / fit ? WGRAD_L1_BYTES / hot : WGRAD_L2_BYTES / fit;
     G = G < units ? G : units;

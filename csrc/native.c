@@ -532,6 +532,7 @@ typedef struct {
     ptrdiff_t dbs;
     int stride, pad;
     char kind;
+    int n0, n1; /* by filters: the images every part sums */
 } wgrad_args;
 
 static int conv_backward_weight_part(void *p, int n0, int n1, int part)
@@ -539,9 +540,31 @@ static int conv_backward_weight_part(void *p, int n0, int n1, int part)
     const wgrad_args *a = p;
     if (a->kind == 'f')
         return wgrad_run_f(a->x, a->dout, a->stride, a->pad, &a->dw[part], a->db[part],
-                           part ? 1 : a->dbs, n0, n1);
+                           part ? 1 : a->dbs, n0, n1, a->dout->d[1]);
     return wgrad_run_d(a->x, a->dout, a->stride, a->pad, &a->dw[part], a->db[part],
-                       part ? 1 : a->dbs, n0, n1);
+                       part ? 1 : a->dbs, n0, n1, a->dout->d[1]);
+}
+
+/* Filters f0..f1-1 of a's weight gradient over all its images (by filters: dout, dw and db cut
+ * to those filters; the parts write disjoint filters, so nothing is added after). */
+static int conv_backward_weight_filters(void *p, int f0, int f1, int part)
+{
+    const wgrad_args *a = p;
+    const size_t sz = a->kind == 'f' ? sizeof(float) : sizeof(double);
+    view4 dout = *a->dout, dw = a->dw[0];
+    (void)part;
+    dout.p = (char *)dout.p + (ptrdiff_t)f0 * dout.s[1] * (ptrdiff_t)sz;
+    dout.d[1] = f1 - f0;
+    dw.p = (char *)dw.p + (ptrdiff_t)f0 * dw.s[0] * (ptrdiff_t)sz;
+    dw.d[0] = f1 - f0;
+    void *db = a->db[0] ? (char *)a->db[0] + (ptrdiff_t)f0 * a->dbs * (ptrdiff_t)sz : NULL;
+    if (f1 <= f0)  /* more parts than filters */
+        return 0;
+    if (a->kind == 'f')
+        return wgrad_run_f(a->x, &dout, a->stride, a->pad, &dw, db, a->dbs, a->n0, a->n1,
+                           a->dout->d[1]);
+    return wgrad_run_d(a->x, &dout, a->stride, a->pad, &dw, db, a->dbs, a->n0, a->n1,
+                       a->dout->d[1]);
 }
 
 #define ADD_PARTS(T)                                                                             \
@@ -592,14 +615,15 @@ static int wgrad_parts(wgrad_args *a, int n0, int n1, int parts)
 static PyObject *py_conv2d_backward_weight(PyObject *self, PyObject *args)
 {
     PyObject *xo, *go, *wo, *bo;
-    int stride, pad, n0, n1, parts, rc = 0;
+    int stride, pad, n0, n1, parts, by_filters = 0, rc = 0;
     held h = {.n = 0};
     view4 x, dout, dw;
     char kx, kg, kw;
     const void *db;
     ptrdiff_t dbs;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOiiiii", &xo, &go, &wo, &bo, &stride, &pad, &n0, &n1, &parts))
+    if (!PyArg_ParseTuple(args, "OOOOiiiii|p", &xo, &go, &wo, &bo, &stride, &pad, &n0, &n1, &parts,
+                          &by_filters))
         return NULL;
     if (hold(&h, xo, "x", 0, "fd", &x, &kx) || hold(&h, go, "dout", 0, "fd", &dout, &kg) ||
         hold(&h, wo, "dw", 1, "fd", &dw, &kw) || check(kx == kg && kx == kw, "dout, dw: expected x's dtype") ||
@@ -612,11 +636,13 @@ static PyObject *py_conv2d_backward_weight(PyObject *self, PyObject *args)
               dout.d[3] == (x.d[3] + 2 * pad - dw.d[3]) / stride + 1, "dout.shape: expected (N, F, OH, OW)") ||
         check_range(n0, n1, x.d[0]))
         return release(&h, NULL);
-    wgrad_args a = {.x = &x, .dout = &dout, .dbs = dbs, .stride = stride, .pad = pad, .kind = kx};
+    wgrad_args a = {.x = &x, .dout = &dout, .dbs = dbs, .stride = stride, .pad = pad, .kind = kx,
+                    .n0 = n0, .n1 = n1};
     a.dw[0] = dw;
     a.db[0] = (void *)db;
     Py_BEGIN_ALLOW_THREADS
-    rc = wgrad_parts(&a, n0, n1, parts);
+    rc = by_filters ? run_parts(conv_backward_weight_filters, &a, 0, dw.d[0], parts)
+                    : wgrad_parts(&a, n0, n1, parts);
     Py_END_ALLOW_THREADS
     return release(&h, done(rc));
 }
@@ -861,7 +887,7 @@ static PyMethodDef methods[] = {
     {"conv2d_backward_input", py_conv2d_backward_input, METH_VARARGS,
      "conv2d_backward_input(dout, w, dx, stride, pad, n0, n1, parts)"},
     {"conv2d_backward_weight", py_conv2d_backward_weight, METH_VARARGS,
-     "conv2d_backward_weight(x, dout, dw, db_or_None, stride, pad, n0, n1, parts)"},
+     "conv2d_backward_weight(x, dout, dw, db_or_None, stride, pad, n0, n1, parts[, by_filters])"},
     {"sum_of_squares", py_sum_of_squares, METH_VARARGS,
      "sum_of_squares(a, i0, i1) -> sum of a.flat[i0:i1]**2 as a float"},
     {"sgd_update", py_sgd_update, METH_VARARGS,

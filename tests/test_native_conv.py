@@ -252,6 +252,46 @@ def test_use_conv_mode_validates_and_reports():
 
 
 @native_kernels
+@pytest.mark.parametrize("parts", [2, 3, 7])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weight_gradient_parts_by_filters_equal_one_part(parts, dtype, mode):
+    """by_filters: each part sums every image of the range for its filters, so the result is one
+    part's bit for bit, whatever the parts (7 parts of 12 filters: some get none)."""
+    x, w, b, dout, stride, pad = _conv_inputs((13, 5, 9, 10, 12, 3, 3, 2, 1), dtype)
+    want_dw, want_db = native.conv2d_backward_weight(x, dout, 3, 3, stride, pad, n0=2, n1=11)
+    dw, db = native.conv2d_backward_weight(x, dout, 3, 3, stride, pad, n0=2, n1=11, parts=parts,
+                                           by_filters=True)
+    np.testing.assert_array_equal(dw, want_dw)
+    np.testing.assert_array_equal(db, want_db)
+    xc = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)  # (C, N, H, W) memory
+    dc = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    dw_view = np.zeros((3, 3, 5, 12), dtype).transpose(3, 2, 0, 1)  # a strided output buffer
+    native.conv2d_backward_weight(xc, dc, 3, 3, stride, pad, dw=dw_view, n0=2, n1=11, parts=parts,
+                                  by_filters=True)
+    np.testing.assert_array_equal(dw_view, want_dw)
+
+
+@native_kernels
+def test_cpu_conv_backward_at_small_batch_splits_filters_and_equals_the_numpy_path(mode, monkeypatch):
+    """Two threads, 5 images: gpucnn.cpu gives the weight gradient's parts filters, not images
+    (MIN_IMAGES_PER_WGRAD_PART); the result equals one thread's bit for bit and the NumPy path's."""
+    x, w, b, dout, stride, pad = _conv_inputs((5, 6, 9, 9, 16, 3, 3, 1, 1), np.float64)
+    monkeypatch.setenv("GPUCNN_CPU_THREADS", "2")
+    monkeypatch.setattr(cpu, "FMAS_PER_ELEMENT", 1)  # enough work for two parts at this size
+    assert cpu.parts(5, cpu._conv_work(dout.size, w)) == 2
+    grads = cpu.conv2d_backward(dout, x, w, x.shape, stride, pad, True, True)
+    monkeypatch.setenv("GPUCNN_CPU_THREADS", "1")
+    one = cpu.conv2d_backward(dout, x, w, x.shape, stride, pad, True, True)
+    for got, ref in zip(grads, one):
+        np.testing.assert_array_equal(got, ref)
+    monkeypatch.setattr(native, "available", False)
+    _, saved = cpu.conv2d_forward(x, w, b, stride, pad)
+    ref_grads = cpu.conv2d_backward(dout, saved, w, x.shape, stride, pad, True, True)
+    for got, ref in zip(grads, ref_grads):
+        np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-11)
+
+
+@native_kernels
 def test_cpu_conv_in_lanes_mode_equals_the_numpy_path(mode, monkeypatch):
     """gpucnn.cpu's conv (the batch split over threads) against its own NumPy path, float64."""
     x, w, b, dout, stride, pad = _conv_inputs((35, 6, 9, 9, 10, 3, 3, 2, 1), np.float64)
