@@ -19,7 +19,25 @@
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
 #define FN(name) CAT(name, TS)
-#define GEMM CAT(gemm, TS)
+
+/* C (M x N) = A (M x K) @ B (K x N) + beta * C, row-major (leading dimensions are row
+ * pitches in elements), by the BLAS of blas.h. */
+typedef void (*FN(gemm64))(int, int, int, int64_t, int64_t, int64_t, T, const T *, int64_t,
+                           const T *, int64_t, T, T *, int64_t);
+typedef void (*FN(gemm32))(int, int, int, int32_t, int32_t, int32_t, T, const T *, int32_t,
+                           const T *, int32_t, T, T *, int32_t);
+
+static void FN(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const T *A, ptrdiff_t lda,
+                     const T *B, ptrdiff_t ldb, T beta, T *C, ptrdiff_t ldc)
+{
+    void *const fn = sizeof(T) == sizeof(float) ? blas_sgemm : blas_dgemm;
+    const int no = BLAS_NO_TRANS;
+    if (blas_ilp64)
+        ((FN(gemm64))fn)(BLAS_ROW_MAJOR, no, no, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
+    else
+        ((FN(gemm32))fn)(BLAS_ROW_MAJOR, no, no, (int32_t)M, (int32_t)N, (int32_t)K, 1, A,
+                         (int32_t)lda, B, (int32_t)ldb, beta, C, (int32_t)ldc);
+}
 
 /* The columns of one image src (C, H, W) (element strides ss, of an (N, C, H, W) view): cols row
  * (c, i, j), column (oh, ow) holds the element at row oh*s + i - ph, column ow*s + j - pw (any
@@ -89,7 +107,8 @@ static int FN(gemm_conv_run)(const view4 *src, int ph, int pw, const T *w, const
             const T *image = (const T *)src->p + n * src->s[0];
             if (!own)
                 FN(im2col)(cols, image, src->s, C, src->d[2], src->d[3], KH, KW, s, ph, pw, OH, OW);
-            GEMM(0, 0, F, P, rows, wm, rows, own ? image : cols, own ? src->s[1] : P, b ? 1 : 0, y, ldy);
+            FN(gemm)(F, P, rows, wm, rows, own ? image : cols, own ? src->s[1] : P, b ? 1 : 0, y,
+                     ldy);
             if (direct && !relu)
                 continue;
             for (int f = 0; f < F; f++) {
@@ -108,7 +127,6 @@ static int FN(gemm_conv_run)(const view4 *src, int ph, int pw, const T *w, const
     return ok ? 0 : -1;
 }
 
-#undef GEMM
 #undef FN
 #undef CAT
 #undef CAT_

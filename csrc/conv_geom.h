@@ -88,7 +88,8 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wid
     const double group = n > 0 ? (double)round_up(n, vl) / n : 1;  /* lanes left empty */
     const int lanes_fit = in * vl * elem <= LANES_SCRATCH_BYTES;
     /* a forced mode (lanes only where vectors have lanes; gemm is not this function's) */
-    const int forced = forced_mode >= 0 && forced_mode != MODE_GEMM && (forced_mode != MODE_LANES || vl > 1);
+    const int forced = forced_mode >= 0 && forced_mode != MODE_GEMM &&
+                       (forced_mode != MODE_LANES || vl > 1);
     int mode = -1;
     double best = 0;
     for (int w = 0; w < 2; w++) {  /* the narrow block, then the wide one (if another) */
@@ -107,7 +108,8 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wid
                                     (in * COST_FILL_LANES + out * COST_OUT_LANES)),
         };
         for (int m = MODE_FLAT; m <= MODE_LANES; m++) {
-            const int allowed = forced ? m == forced_mode : m != MODE_LANES || (vl > 1 && lanes_fit);
+            const int allowed = forced ? m == forced_mode
+                                       : m != MODE_LANES || (vl > 1 && lanes_fit);
             if (allowed && (mode < 0 || cost[m] < best)) {
                 mode = m;
                 best = cost[m];

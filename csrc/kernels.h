@@ -136,14 +136,16 @@ TGT static void FN(conv_image)(const T *X, const ptrdiff_t *off, int ntaps, ptrd
                                const T *wp, const T *bias, int F, int OH, int OW, T *out,
                                ptrdiff_t osf, ptrdiff_t osh, ptrdiff_t osw, int relu)
 {
-    FN(conv_image_nv)(X, off, ntaps, rowstep, wp, bias, F, OH, OW, out, osf, osh, osw, relu, VW / VL);
+    FN(conv_image_nv)(X, off, ntaps, rowstep, wp, bias, F, OH, OW, out, osf, osh, osw, relu,
+                      VW / VL);
 }
 
 TGT static void FN(conv_image_wide)(const T *X, const ptrdiff_t *off, int ntaps, ptrdiff_t rowstep,
                                     const T *wp, const T *bias, int F, int OH, int OW, T *out,
                                     ptrdiff_t osf, ptrdiff_t osh, ptrdiff_t osw, int relu)
 {
-    FN(conv_image_nv)(X, off, ntaps, rowstep, wp, bias, F, OH, OW, out, osf, osh, osw, relu, VWIDE / VL);
+    FN(conv_image_nv)(X, off, ntaps, rowstep, wp, bias, F, OH, OW, out, osf, osh, osw, relu,
+                      VWIDE / VL);
 }
 
 /* nimg images' contribution to the weight gradient of WFB filters x WTB taps, as VL-lane
@@ -472,7 +474,8 @@ TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, in
 #include "pool2.h"
 #include "updates.h"
 
-static const KERN_T FN(kern) = {FB, VW, VWIDE, WFB, WTB, VL, FN(conv_image), FN(conv_image_wide), FN(wgrad_block),
+static const KERN_T FN(kern) = {FB, VW, VWIDE, WFB, WTB, VL, FN(conv_image),
+                                FN(conv_image_wide), FN(wgrad_block),
                                 FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row),
                                 POOL2_PLANE, UNPOOL2_PLANE, FN(sum_squares), FN(sgd),
                                 FN(interleave), FN(deinterleave), FN(fill_lanes),

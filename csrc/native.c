@@ -787,7 +787,8 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
             dx_phase d;
             if (!get_dx_phase(a, b, s, p, KH, KW, H, W, &d))
                 continue;
-            const geom g = conv_shape(1, d.U, d.V, d.m1 - d.m0, d.k1 - d.k0, vw, vww, vl, F, C, fb, N, elem);
+            const geom g = conv_shape(1, d.U, d.V, d.m1 - d.m0, d.k1 - d.k0, vw, vww, vl, F, C, fb,
+                                      N, elem);
             const int gemm = gemm_pays(1, d.U, d.V, F, C, s == 1);
             PyObject *name = PyUnicode_FromString(gemm ? "gemm" : mode_names[shape_mode(&g)]);
             if (!name || PyList_Append(phases, name) < 0)
@@ -895,7 +896,8 @@ static PyMethodDef methods[] = {
     FUSED_OPS_METHODS
     {"use_isa", py_use_isa, METH_O, "use_isa(name) -> the instruction set now in use"},
     {"use_conv_mode", py_use_conv_mode, METH_O, "use_conv_mode(name) -> the convolution mode now forced"},
-    {"use_conv_block", py_use_conv_block, METH_O, "use_conv_block(name) -> the forward block now forced"},
+    {"use_conv_block", py_use_conv_block, METH_O,
+     "use_conv_block(name) -> the forward block now forced"},
     {"use_blas", py_use_blas, METH_VARARGS,
      "use_blas(sgemm_address, dgemm_address, ilp64) -> whether the GEMM path is available"},
     {"conv_plan", py_conv_plan, METH_VARARGS,

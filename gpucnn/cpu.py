@@ -9,11 +9,11 @@ every function here accepts any strides and returns arrays in the layout of its 
 (``order="K"``), so no op pays for a transpose the next op would undo.
 
 When the optional C extension is built (:mod:`gpucnn.native`), convolution and the fused
-ReLU + max-pool run its kernels instead: direct convolution reads each input once and keeps
-its accumulators in registers, about twice the GFLOP/s of im2col + GEMM at the seeds' shapes
-(docs/benchmarks.md); dense 1x1 convolutions of many channels run as OpenBLAS products there.  The kernels release the GIL and take a batch range, so the batch is split
-over ``threads()`` worker threads (one per CPU this process may use; ``GPUCNN_CPU_THREADS``
-overrides).  The NumPy functions below stay the reference every native path is tested against.
+ReLU + max-pool run its kernels instead: direct convolution keeps its accumulators in registers,
+twice the GFLOP/s of im2col + GEMM at the seeds' shapes (docs/benchmarks.md); dense 1x1 convs
+of many channels run there as OpenBLAS products.  The kernels split the batch over ``threads()``
+worker threads (one per CPU this process may use; ``GPUCNN_CPU_THREADS`` overrides).  The
+NumPy functions below stay the reference every native path is tested against.
 """
 from __future__ import annotations
 

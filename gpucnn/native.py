@@ -77,8 +77,8 @@ def use_conv_mode(name: str) -> str:
     (``"flat"``, ``"rows"``, ``"lanes"``; see csrc/conv_geom.h) or im2col + BLAS products
     (``"gemm"``, csrc/conv_gemm.h: the forward and the input gradient; weight gradients and,
     where no BLAS was given, everything else take the cost model's direct mode), or
-    ``"auto"``: the cost model's choice per shape (the default).  Process-wide; tests use it to reach every mode.  Returns
-    the setting now in use."""
+    ``"auto"``: the cost model's choice per shape (the default).  Process-wide; tests use it to
+    reach every mode.  Returns the setting now in use."""
     _require()
     if name != "auto" and name not in CONV_MODES:
         raise ValueError(f"name={name!r}: expected 'auto' or one of {', '.join(CONV_MODES)}")
