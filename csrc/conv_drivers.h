@@ -82,6 +82,62 @@ static T *FN(pack_weights)(const T *w, const ptrdiff_t *ws, int F, int C, int KH
     return wp;
 }
 
+/* conv_run (below) in filters-in-lanes mode, geometry g (conv_geom.h): each image filled as
+ * for row blocks, correlated by chunks of taps whose weights fit FILTERS_L1_BYTES, and its
+ * outputs transposed out of the lanes (straight into a dense output, else through tmp). */
+static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const ptrdiff_t *ws,
+                           int KH, int KW, const T *b, ptrdiff_t bs, const view4 *out, int n0,
+                           int n1, int relu, const geom *g)
+{
+    const int Ci = src->d[1], H = src->d[2], W = src->d[3];
+    const int Fo = out->d[1], OH = out->d[2], OW = out->d[3];
+    const int vl = FN(K)->wvw, fbw = g->fv * vl, Fp = round_up(Fo, fbw);
+    const int OWP = round_up(OW, g->block), ntaps = Ci * KH * KW;
+    const int fit = FILTERS_L1_BYTES / (fbw * (int)sizeof(T)), chunk = fit > 0 ? fit : 1;
+    const ptrdiff_t npos = (ptrdiff_t)OH * OWP;
+    const int dense = out->s[3] == 1 && out->s[2] == OW && out->s[1] == npos;
+    void *xraw, *yraw;
+    T *X = calloc64(sizeof(T) * (size_t)g->plane * (size_t)Ci, &xraw);
+    T *Y = calloc64(sizeof(T) * (size_t)Fp * (size_t)npos, &yraw);
+    T *tmp = dense ? NULL : malloc(sizeof(T) * (size_t)vl * (size_t)npos);
+    T *bias = calloc((size_t)Fp, sizeof(T));
+    ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)ntaps);
+    T *wp = FN(pack_weights)(w, ws, Fo, Ci, KH, KW, fbw);
+    const int ok = X && Y && (tmp || dense) && bias && off && wp;
+    if (ok) {
+        for (int f = 0; f < Fo && b; f++)
+            bias[f] = b[f * bs];
+        tap_offsets(off, g, Ci, KH, KW);
+        for (int n = n0; n < n1; n++) {
+            T *on = (T *)out->p + n * out->s[0];
+            FN(fill)(X, g, (const T *)src->p + n * src->s[0], src->s + 1, Ci, H, W, ph, pw);
+            for (int t0 = 0; t0 < ntaps; t0 += chunk) {
+                const int t1 = ntaps - t0 < chunk ? ntaps : t0 + chunk;
+                FN(K)->conv_filters(X, off, t0, t1, ntaps, g->Q, wp, bias, Fp, OH, OWP, Y, t0 == 0,
+                                    relu && t1 == ntaps, g->fv);
+            }
+            for (int f0 = 0; f0 < Fo; f0 += vl) {
+                const int cnt = Fo - f0 < vl ? Fo - f0 : vl;
+                if (dense) {
+                    FN(K)->deinterleave(on + f0 * out->s[1], npos, Y + f0 * npos, npos, cnt);
+                    continue;
+                }
+                FN(K)->deinterleave(tmp, npos, Y + f0 * npos, npos, cnt);
+                for (int i = 0; i < cnt; i++)
+                    FN(put_rows)(on + (f0 + i) * out->s[1], out->s[2], out->s[3], tmp + i * npos,
+                                 OWP, OH, OW);
+            }
+        }
+    }
+    free(xraw);
+    free(yraw);
+    free(tmp);
+    free(bias);
+    free(off);
+    free(wp);
+    return ok ? 0 : -1;
+}
+
 /* Direct convolution of images n0..n1-1 of src (N, Ci, H, W), padded by ph rows above and pw
  * columns left (any sign) and zeros wherever else a tap falls outside it, correlated with
  * stride s by w (Fo, Ci, KH, KW) (element strides ws, any sign) plus b (element stride bs;
@@ -96,7 +152,9 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
         return FN(gemm_conv_run)(src, ph, pw, w, ws, KH, KW, b, bs, out, s, n0, n1, relu);
     const int fb = FN(K)->fb, vw = FN(K)->vw;
     const geom g = conv_shape(s, KH, KW, OH, OW, vw, FN(K)->vww, FN(K)->wvw, Ci, Fo, fb, n1 - n0,
-                              sizeof(T));
+                              sizeof(T), FN(K)->nacc);
+    if (g.fv)
+        return FN(filters_run)(src, ph, pw, w, ws, KH, KW, b, bs, out, n0, n1, relu, &g);
     void (*const image)(const T *, const ptrdiff_t *, int, ptrdiff_t, const T *, const T *, int,
                         int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int) =
         g.block == vw ? FN(K)->conv_image : FN(K)->conv_image_wide;
@@ -212,7 +270,7 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     const int wfb = FN(K)->wfb, wtb = FN(K)->wtb, vl = FN(K)->wvw;
     /* mode and image groups as for planF filters: the filters of a part computed alone sum in
      * the order all of them would */
-    const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, planF, wfb, n1 - n0, sizeof(T));
+    const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, planF, wfb, n1 - n0, sizeof(T), 0);
     /* An "image" below is vl images in batch-in-lanes mode.  D: dout of one, rows dpitch
      * apart, zero past OW (and in lanes without an image); kernels run over drows x dlen. */
     const int il = g.lanes;

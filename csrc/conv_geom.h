@@ -27,6 +27,7 @@ typedef struct {
     int L;         /* flat: outputs per image computed (OH*Q rounded up to the block) */
     int block;     /* columns of the kernel's blocks: the narrow or the wide one */
     int lanes;     /* elements per position: 1, or VL in batch-in-lanes mode (see conv_shape) */
+    int fv;        /* filters in lanes: vectors of filters per block (0: another mode) */
     ptrdiff_t pplane, plane; /* positions in a phase plane, in a channel (pr*pc phase planes) */
 } geom;
 
@@ -34,11 +35,13 @@ static int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
 /* The modes of conv_shape, and the one forced on every convolution (-1: chosen per shape);
  * set through gpucnn.native.use_conv_mode, for tests and measurements. */
-enum { MODE_FLAT, MODE_ROWS, MODE_LANES, MODE_GEMM, N_MODES };
-static const char *const mode_names[N_MODES] = {"flat", "rows", "lanes", "gemm"};
+enum { MODE_FLAT, MODE_ROWS, MODE_LANES, MODE_FILTERS, MODE_GEMM, N_MODES };
+static const char *const mode_names[N_MODES] = {"flat", "rows", "lanes", "filters", "gemm"};
 static int forced_mode = -1;
-/* The forward block forced on every direct convolution: 0 narrow, 1 wide (-1: by cost; see
- * conv_shape), set through gpucnn.native.use_conv_block. */
+/* The forward block forced on every direct convolution: 0 narrow, 1 wide, or in
+ * filters-in-lanes mode 1 + V, V filter vectors (-1: by cost; see conv_shape), set through
+ * gpucnn.native.use_conv_block. */
+enum { BLOCK_FILTERS = 2, N_BLOCKS = 6 };
 static int forced_block = -1;
 
 /* Costs of the modes, in cycles of one core per element, fitted to the tuning nets' shapes
@@ -57,10 +60,20 @@ static int forced_block = -1;
  * 12x12, batch in lanes: 81 GFLOP/s narrow, 86 wide; thread CPU time, Zen 3). */
 #define COST_FMA_NARROW 1.03
 #define LANES_SCRATCH_BYTES (512 * 1024)
+/* Filters in lanes: a vector load, where the loads of a block outnumber its FMAs (the
+ * 1 x 12 block: 12 broadcasts and a load per 12 FMAs, 78 GFLOP/s against the 2 x 6 block's
+ * 93 at 5x5 32 -> 32 on 12x12), and an output element transposed out of the lanes; and the
+ * weights of one filter block a kernel call reads, kept in L1 (32 KB) with the inputs of
+ * its rows. */
+#define COST_LOAD_FILTERS 1.1
+#define COST_OUT_FILTERS 0.5
+#define FILTERS_L1_BYTES (16 * 1024)
 
 /* Geometry of a KH x KW stride-s correlation of C channels into F filters with OH x OW
  * outputs, for n images of elem bytes, computed by kernels of `block` columns (vectors of vl
- * lanes) and fb-filter blocks.  Three ways to lay the outputs along the kernels' vectors:
+ * lanes) and fb-filter blocks, or by the filters-in-lanes kernel of nacc accumulators (0: none
+ * offered, as for the weight gradient).  Four ways to lay the outputs along the kernels'
+ * vectors:
  *
  * - Flat: output (oh, ow) is element oh*Q + ow of one long row of OH*Q outputs, Q = OW +
  *   (KW-1)/s, of which the (KW-1)/s per row past OW are computed and dropped.
@@ -71,43 +84,52 @@ static int forced_block = -1;
  *   is computed and dropped whatever the size and stride (row blocks of block/vl positions);
  *   but the images are interleaved into the scratch and out of the output, and a last group
  *   of fewer than vl images computes the missing lanes all the same.
+ * - Filters in lanes: vl filters side by side in the lanes, blocks of P positions of a row x
+ *   V vectors of filters (P*V = nacc; V from 1 to 4 by cost), each input broadcast: any
+ *   batch, no image interleaved, rows rounded up to P only; the outputs are transposed out.
+ *   Filters are padded to V*vl (10 filters in 16 lanes: 37% computed and dropped).
  *
  * The mode with the least modelled cost (vector FMAs plus the copies) is taken.  At 32x32
  * outputs flat computes 6% junk with a 3x3 kernel: flat or rows win; at 4x4 outputs flat
  * computes 16 of 32 columns, lanes 16 of 16 (87 against 47 GFLOP/s). */
 static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wide, int vl, int C,
-                       int F, int fb, int n, int elem)
+                       int F, int fb, int n, int elem, int nacc)
 {
     geom g;
     g.s = s;
     g.pr = KH < s ? KH : s;
     g.pc = KW < s ? KW : s;
     g.R = OH + (KH - 1) / s;
-    const double taps = (double)C * KH * KW * round_up(F, fb) / vl;  /* FMAs per vl outputs */
+    const double ktaps = (double)C * KH * KW;
+    const double taps = ktaps * round_up(F, fb) / vl;  /* FMAs per vl outputs */
     const double in = (double)C * g.pr * g.pc * g.R * (OW + (KW - 1) / s), out = (double)F * OH * OW;
     const double group = n > 0 ? (double)round_up(n, vl) / n : 1;  /* lanes left empty */
     const int lanes_fit = in * vl * elem <= LANES_SCRATCH_BYTES;
-    /* a forced mode (lanes only where vectors have lanes; gemm is not this function's) */
+    const int has_filters = nacc > 0 && vl > 1;
+    /* a forced mode (lanes and filters only where vectors have lanes; gemm is not this
+     * function's) */
     const int forced = forced_mode >= 0 && forced_mode != MODE_GEMM &&
-                       (forced_mode != MODE_LANES || vl > 1);
+                       (forced_mode != MODE_LANES || vl > 1) &&
+                       (forced_mode != MODE_FILTERS || has_filters);
     int mode = -1;
     double best = 0;
+    g.fv = 0;
     for (int w = 0; w < 2; w++) {  /* the narrow block, then the wide one (if another) */
         const int bw = w ? wide : block;
         if (w && wide == block)
             break;
-        if (forced_block >= 0 && wide != block && w != forced_block)
+        if (forced_block >= 0 && forced_block < BLOCK_FILTERS && wide != block && w != forced_block)
             continue;
         const int nv = bw / vl > 0 ? bw / vl : 1;  /* lanes mode: positions per block */
         const double fma = w || wide == block ? 1 : COST_FMA_NARROW;
         const double flat = round_up(OH * (OW + (KW - 1) / s), bw);
-        const double cost[N_MODES] = {
+        const double cost[MODE_FILTERS] = {
             [MODE_FLAT] = flat * taps * fma + in * COST_FILL + out * COST_OUT,
             [MODE_ROWS] = (double)OH * round_up(OW, bw) * taps * fma + in * COST_FILL,
             [MODE_LANES] = group * ((double)OH * round_up(OW, nv) * taps * fma +
                                     (in * COST_FILL_LANES + out * COST_OUT_LANES)),
         };
-        for (int m = MODE_FLAT; m <= MODE_LANES; m++) {
+        for (int m = MODE_FLAT; m < MODE_FILTERS; m++) {
             const int allowed = forced ? m == forced_mode
                                        : m != MODE_LANES || (vl > 1 && lanes_fit);
             if (allowed && (mode < 0 || cost[m] < best)) {
@@ -118,12 +140,29 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wid
             }
         }
     }
+    for (int V = 1; V <= 4 && has_filters && (!forced || forced_mode == MODE_FILTERS); V++) {
+        const int P = nacc / V;
+        if (forced_block >= BLOCK_FILTERS && V != forced_block - 1)
+            continue;
+        /* per tap P + V loads (broadcasts count) against P*V FMAs */
+        const double loads = (P + V) * COST_LOAD_FILTERS / (P * V), fma = loads > 1 ? loads : 1;
+        const double cost = (double)OH * round_up(OW, P) * ktaps * round_up(F, V * vl) / vl * fma +
+                            in * COST_FILL + out * COST_OUT_FILTERS;
+        if (P >= 1 && (cost < best || mode < 0)) {  /* mode < 0: forced to this one */
+            mode = MODE_FILTERS;
+            best = cost;
+            g.block = P;
+            g.fv = V;
+        }
+    }
     g.lanes = mode == MODE_LANES ? vl : 1;
     g.flat = mode == MODE_FLAT;
     if (!g.flat)
         g.L = 0;
-    const int positions = g.block / vl > 0 ? g.block / vl : 1;  /* a lanes block's */
-    g.Q = (g.flat ? OW : round_up(OW, g.lanes > 1 ? positions : g.block)) + (KW - 1) / s;
+    /* columns of a block: a lanes block's positions, the filters-in-lanes block's, or the
+     * block's columns */
+    const int positions = g.lanes > 1 ? (g.block / vl > 0 ? g.block / vl : 1) : g.block;
+    g.Q = (g.flat ? OW : round_up(OW, positions)) + (KW - 1) / s;
     g.pplane = (ptrdiff_t)g.R * g.Q;
     g.plane = g.pplane * g.pr * g.pc;
     return g;
@@ -184,7 +223,10 @@ static void phase_span(int o, int s, int n, int lim, int *i0, int *i1)
 }
 
 /* The mode conv_shape takes for these arguments (what gpucnn.native.conv_mode reports). */
-static int shape_mode(const geom *g) { return g->lanes > 1 ? MODE_LANES : g->flat ? MODE_FLAT : MODE_ROWS; }
+static int shape_mode(const geom *g)
+{
+    return g->fv ? MODE_FILTERS : g->lanes > 1 ? MODE_LANES : g->flat ? MODE_FLAT : MODE_ROWS;
+}
 
 /* Phase (a, b) of the input gradient of a stride-s, pad-p convolution with a KH x KW kernel
  * on H x W inputs (see dgrad_run): its taps i = a + s*u (u < U), j = b + s*v (v < V), and

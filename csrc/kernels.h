@@ -148,6 +148,86 @@ TGT static void FN(conv_image_wide)(const T *X, const ptrdiff_t *off, int ntaps,
                       VWIDE / VL);
 }
 
+/* Filters in lanes (conv_geom.h): the accumulators of the wide block, as P positions x V
+ * vectors of VL filters. */
+#define NACC (FB * (VWIDE / VL))
+
+/* One image's correlation over taps t0..t1-1 with VL filters in the lanes of each vector:
+ * Y[(f*npos + oh*OWP + ow)*VL + l] = (first ? bias[f*VL + l] : itself) + sum over those taps
+ * t of wp[t][f*VL + l] * X[oh*rowstep + off[t] + ow], relu of it where relu is set, for
+ * filter vectors f < Fp/VL, oh < OH, ow < OWP (a multiple of P), npos = OH*OWP.  wp is packed
+ * (Fp/(V*VL) blocks, ntaps, V*VL), bias padded to Fp.  Blocks of P positions x V filter
+ * vectors: per tap, V weight vectors and P broadcast inputs feed P*V FMAs; the fewer of the
+ * two stay in registers while the others stream (16 registers hold 12 accumulators, 3 of one,
+ * 1 of the other).  Taps come in chunks (the driver's t0, t1) whose weights stay in L1, the
+ * partial sums going through Y in between: the same FMAs in the same order as unchunked. */
+TGT static INLINE void FN(conv_filters_pv)(const T *X, const ptrdiff_t *off, int t0, int t1,
+                                           int ntaps, ptrdiff_t rowstep, const T *wp,
+                                           const T *bias, int Fp, int OH, int OWP, T *Y,
+                                           int first, int relu, const int P, const int V)
+{
+    const int fbw = V * VL;
+    const ptrdiff_t npos = (ptrdiff_t)OH * OWP;
+    for (int f0 = 0; f0 < Fp; f0 += fbw) {
+        const T *wb = wp + (ptrdiff_t)f0 * ntaps;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow0 = 0; ow0 < OWP; ow0 += P) {
+                T *yb = Y + f0 * npos + ((ptrdiff_t)oh * OWP + ow0) * VL;
+                const T *xb = X + oh * rowstep + ow0;
+                VEC acc[NACC][4];
+                UNROLL for (int p = 0; p < P; p++)
+                    UNROLL for (int v = 0; v < V; v++)
+                        acc[p][v] = first ? FN(load)(bias + f0 + v * VL)
+                                          : FN(load)(yb + (v * npos + p) * VL);
+                for (int t = t0; t < t1; t++) {
+                    const T *xv = xb + off[t];
+                    const T *wt = wb + (ptrdiff_t)t * fbw;
+                    if (P <= V) {
+                        VEC xs[NACC];
+                        UNROLL for (int p = 0; p < P; p++)
+                            xs[p] = FN(splat)(xv[p]);
+                        UNROLL for (int v = 0; v < V; v++) {
+                            const VEC wv = FN(load)(wt + v * VL);
+                            UNROLL for (int p = 0; p < P; p++)
+                                acc[p][v] += xs[p] * wv;
+                        }
+                    } else {
+                        VEC ws[4];
+                        UNROLL for (int v = 0; v < V; v++)
+                            ws[v] = FN(load)(wt + v * VL);
+                        UNROLL for (int p = 0; p < P; p++) {
+                            const VEC xs = FN(splat)(xv[p]);
+                            UNROLL for (int v = 0; v < V; v++)
+                                acc[p][v] += xs * ws[v];
+                        }
+                    }
+                }
+                UNROLL for (int p = 0; p < P; p++)
+                    UNROLL for (int v = 0; v < V; v++) {
+                        const VEC a = relu ? FN(vrelu)(acc[p][v]) : acc[p][v];
+                        memcpy(yb + (v * npos + p) * VL, &a, sizeof a);
+                    }
+            }
+    }
+}
+
+/* The kernel for each V (P = NACC / V), the loops unrolled for each. */
+TGT static void FN(conv_filters)(const T *X, const ptrdiff_t *off, int t0, int t1, int ntaps,
+                                 ptrdiff_t rowstep, const T *wp, const T *bias, int Fp, int OH,
+                                 int OWP, T *Y, int first, int relu, int V)
+{
+#define CONV_FILTERS(v)                                                                           \
+    FN(conv_filters_pv)(X, off, t0, t1, ntaps, rowstep, wp, bias, Fp, OH, OWP, Y, first, relu,    \
+                        NACC / (v), (v))
+    switch (V) {
+    case 1: CONV_FILTERS(1); break;
+    case 2: CONV_FILTERS(2); break;
+    case 3: CONV_FILTERS(3); break;
+    default: CONV_FILTERS(4); break;
+    }
+#undef CONV_FILTERS
+}
+
 /* nimg images' contribution to the weight gradient of WFB filters x WTB taps, as VL-lane
  * partial sums: lanes[(f*dstf + t)*VL + v] += sum over images i, rows oh and ow = v (mod VL) of
  * D[i*dimg + f*dplane + oh*OWV + ow] * X[i*ximg + oh*rowstep + off[t] + ow].
@@ -474,8 +554,8 @@ TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, in
 #include "pool2.h"
 #include "updates.h"
 
-static const KERN_T FN(kern) = {FB, VW, VWIDE, WFB, WTB, VL, FN(conv_image),
-                                FN(conv_image_wide), FN(wgrad_block),
+static const KERN_T FN(kern) = {FB, VW, VWIDE, WFB, WTB, VL, NACC, FN(conv_image),
+                                FN(conv_image_wide), FN(conv_filters), FN(wgrad_block),
                                 FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row),
                                 POOL2_PLANE, UNPOOL2_PLANE, FN(sum_squares), FN(sgd),
                                 FN(interleave), FN(deinterleave), FN(fill_lanes),
@@ -494,6 +574,7 @@ static const KERN_T FN(kern) = {FB, VW, VWIDE, WFB, WTB, VL, FN(conv_image),
 #undef VW
 #undef VWIDE
 #undef MAX_NV
+#undef NACC
 #undef WFB
 #undef WTB
 #undef VL

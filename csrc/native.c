@@ -97,11 +97,14 @@ typedef struct {
 #define DEFINE_KERN(T, name)                                                                     \
     typedef struct {                                                                             \
         int fb, vw, vww, wfb, wtb, wvw; /* vww: the wide block; wvw: weight-gradient lanes */  \
+        int nacc; /* the filters-in-lanes kernel's accumulators */                              \
         void (*conv_image)(const T *, const ptrdiff_t *, int, ptrdiff_t, const T *, const T *,  \
                            int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);            \
         void (*conv_image_wide)(const T *, const ptrdiff_t *, int, ptrdiff_t, const T *,         \
                                 const T *, int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t,  \
                                 int);                                                            \
+        void (*conv_filters)(const T *, const ptrdiff_t *, int, int, int, ptrdiff_t, const T *,  \
+                             const T *, int, int, int, T *, int, int, int);                      \
         void (*wgrad_block)(const T *, ptrdiff_t, const ptrdiff_t *, ptrdiff_t, const T *,       \
                             ptrdiff_t, ptrdiff_t, int, int, int, T *, ptrdiff_t);                \
         void (*sum_rows)(const T *, int, ptrdiff_t, T *);                                        \
@@ -744,21 +747,22 @@ static PyObject *py_use_conv_mode(PyObject *module, PyObject *arg)
 }
 
 /* use_conv_block(name): force the "narrow" or the "wide" forward block of the direct kernels
- * (where the instruction set has two; "auto": by cost), so tests reach both; returns the name
- * now in use. */
+ * (where the instruction set has two), or the filters-in-lanes block of 1 to 4 filter vectors
+ * ("v1" .. "v4"), so tests reach each ("auto": by cost); returns the name now in use. */
 static PyObject *py_use_conv_block(PyObject *module, PyObject *arg)
 {
-    static const char *const names[] = {"narrow", "wide"};
+    static const char *const names[N_BLOCKS] = {"narrow", "wide", "v1", "v2", "v3", "v4"};
     (void)module;
     const char *name = PyUnicode_AsUTF8(arg);
     if (!name)
         return NULL;
     int b = 0;
-    while (b < 2 && strcmp(name, names[b]) != 0)
+    while (b < N_BLOCKS && strcmp(name, names[b]) != 0)
         b++;
-    if (b == 2 && strcmp(name, "auto") != 0)
-        return PyErr_Format(PyExc_ValueError, "block=%R: expected 'auto', 'narrow' or 'wide'", arg);
-    forced_block = b == 2 ? -1 : b;
+    if (b == N_BLOCKS && strcmp(name, "auto") != 0)
+        return PyErr_Format(PyExc_ValueError,
+                            "block=%R: expected 'auto', 'narrow', 'wide' or 'v1' .. 'v4'", arg);
+    forced_block = b == N_BLOCKS ? -1 : b;
     return PyUnicode_FromString(forced_block < 0 ? "auto" : names[forced_block]);
 }
 
@@ -777,9 +781,9 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
     const int vw = dbl ? K_d->vw : K_f->vw, vl = dbl ? K_d->wvw : K_f->wvw;
     const int vww = dbl ? K_d->vww : K_f->vww;
     const int fb = dbl ? K_d->fb : K_f->fb, wfb = dbl ? K_d->wfb : K_f->wfb;
-    const int elem = dbl ? 8 : 4;
-    const geom fg = conv_shape(s, KH, KW, OH, OW, vw, vww, vl, C, F, fb, N, elem);
-    const geom wg = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, F, wfb, N, elem);
+    const int elem = dbl ? 8 : 4, nacc = dbl ? K_d->nacc : K_f->nacc;
+    const geom fg = conv_shape(s, KH, KW, OH, OW, vw, vww, vl, C, F, fb, N, elem, nacc);
+    const geom wg = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, F, wfb, N, elem, 0);
     const char *fwd = gemm_pays(s, KH, KW, C, F, 1) ? "gemm" : mode_names[shape_mode(&fg)];
     PyObject *phases = PyList_New(0);
     for (int a = 0; phases && a < s; a++)
@@ -788,7 +792,7 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
             if (!get_dx_phase(a, b, s, p, KH, KW, H, W, &d))
                 continue;
             const geom g = conv_shape(1, d.U, d.V, d.m1 - d.m0, d.k1 - d.k0, vw, vww, vl, F, C, fb,
-                                      N, elem);
+                                      N, elem, nacc);
             const int gemm = gemm_pays(1, d.U, d.V, F, C, s == 1);
             PyObject *name = PyUnicode_FromString(gemm ? "gemm" : mode_names[shape_mode(&g)]);
             if (!name || PyList_Append(phases, name) < 0)

@@ -55,7 +55,8 @@ def use_isa(name: str) -> str:
     return isa
 
 
-CONV_MODES = ("flat", "rows", "lanes", "gemm")
+CONV_MODES = ("flat", "rows", "lanes", "filters", "gemm")
+CONV_BLOCKS = ("auto", "narrow", "wide", "v1", "v2", "v3", "v4")
 blas = False  # whether the GEMM mode has a BLAS (use_blas)
 
 
@@ -74,7 +75,7 @@ def use_blas(gemm) -> bool:
 
 def use_conv_mode(name: str) -> str:
     """Force one way of computing every convolution: laying its outputs along the vectors
-    (``"flat"``, ``"rows"``, ``"lanes"``; see csrc/conv_geom.h) or im2col + BLAS products
+    (``"flat"``, ``"rows"``, ``"lanes"``, ``"filters"``; see csrc/conv_geom.h) or im2col + BLAS products
     (``"gemm"``, csrc/conv_gemm.h: the forward and the input gradient; weight gradients and,
     where no BLAS was given, everything else take the cost model's direct mode), or
     ``"auto"``: the cost model's choice per shape (the default).  Process-wide; tests use it to
@@ -87,12 +88,13 @@ def use_conv_mode(name: str) -> str:
 
 def use_conv_block(name: str) -> str:
     """Force the direct kernels' ``"narrow"`` or ``"wide"`` forward block (AVX2 has two: 16 and
-    24 columns, 8 and 12 accumulators; elsewhere both are the one block), or ``"auto"``: the
-    cost model's choice per shape (the default).  Process-wide; tests use it to reach both.
+    24 columns, 8 and 12 accumulators; elsewhere both are the one block), or the
+    filters-in-lanes block of ``"v1"`` to ``"v4"`` vectors of filters, or ``"auto"``: the cost
+    model's choice per shape (the default).  Process-wide; tests use it to reach each.
     Returns the setting now in use."""
     _require()
-    if name not in ("auto", "narrow", "wide"):
-        raise ValueError(f"name={name!r}: expected 'auto', 'narrow' or 'wide'")
+    if name not in CONV_BLOCKS:
+        raise ValueError(f"name={name!r}: expected one of {', '.join(CONV_BLOCKS)}")
     return _lib.use_conv_block(name)
 
 

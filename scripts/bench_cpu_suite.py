@@ -13,8 +13,8 @@ pollution still shows).  ``gpucnn bench --parts suite`` is the 2-thread wall-clo
 ``--modes``: each convolution layer of the suite's tuning nets (gpucnn/bench/suite_nets.py;
 ``--held-out`` for the others) at batch 32 (one thread's half of 64), GFLOP/s of the native
 forward, weight gradient and input gradient under each mode (flat rows, row blocks, batch in
-lanes; csrc/conv_geom.h) and the mode the cost model picks: the tuning rows are the data its
-constants were fitted to.
+lanes, filters in lanes: csrc/conv_geom.h; im2col + GEMM) and the mode the cost model picks:
+the tuning rows are the data its constants were fitted to.
 ``--ops``: the same layers, the native kernels against PyTorch's (oneDNN), and against a
 ``--baseline`` build of gpucnn (a folder holding ``gpucnn/_native*.so``, e.g. main's csrc built
 with ``python setup.py build_ext --inplace`` in a copy): an A/B in one process.
@@ -126,7 +126,8 @@ def _row(net, xs, ws, stride, pad, cells):
 
 def run_modes(role: str, rounds: int, batch: int) -> None:
     rng = np.random.default_rng(0)
-    print(f"{'net':14s} {'layer':28s} | forward flat/rows/lanes/gemm pick | weight gradient | input gradient")
+    modes = "/".join(native.CONV_MODES)
+    print(f"{'net':14s} {'layer':28s} | forward {modes} pick | weight gradient | input gradient")
     for (xs, ws, stride, pad), net in suite_conv_shapes(batch, role).items():
         x, w, dout, flop = _layer_inputs(xs, ws, stride, pad, rng)
         kernels = _kernels(native._lib, x, w, dout, stride, pad)

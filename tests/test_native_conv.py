@@ -1,13 +1,14 @@
-"""The native convolution's three modes (csrc/conv_geom.h: flat rows, row blocks, batch in lanes)
+"""The native convolution's modes (csrc/conv_geom.h: flat rows, row blocks, batch in lanes,
+filters in lanes; csrc/conv_gemm.h: im2col + GEMM)
 on every instruction-set variant, over a grid of shapes, against the NumPy references of
 test_native.py (per-tap einsums in float64 from the definitions) and tests/reference.py's naive
 seed loops.
 
 The grid crosses kernel sizes 1/3/5/7 (and non-square), strides 1/2/3, padding 0..3, odd
 sizes, 1 to 64 channels and batches 1 to 33 (batch-in-lanes groups of 16 images: full, partial
-and single).  Every mode (and, for the direct ones, both of AVX2's forward blocks) is forced on
-every case (use_conv_mode, use_conv_block), so each is checked where the
-cost model would not pick it; the automatic choice is checked on the bench suite's shapes.
+and single).  Every mode is forced on every case with each of its blocks (use_conv_mode,
+use_conv_block), so each is checked where the cost model would not pick it; the automatic
+choice is checked on the bench suite's shapes.
 Kernels that load whole vectors (the lanes fill, the stride-2 gather, the dout interleave) run
 on arrays ending at a guard page: a read past the array's end would crash the test.
 """
@@ -25,16 +26,20 @@ from gpucnn import cpu, cpu_runtime, native
 from test_native import (DTYPES, _array_before_a_guard_page, _conv_inputs, assert_close, conv_ref,
                          dx_ref, isa, layout, native_kernels, needs_native, wgrad_ref)  # noqa: F401
 
-# every mode, and the direct ones with each forward block (AVX2's narrow and wide kernels)
-MODES = list(native.CONV_MODES) + [f"{m}-wide" for m in native.CONV_MODES if m != "gemm"]
+# every mode with each of its blocks: AVX2's narrow and wide kernels for the direct modes,
+# 1 to 4 filter vectors in filters-in-lanes mode
+FILTER_BLOCKS = ("v1", "v2", "v3", "v4")
+MODES = ([f"{m}-{b}" for m in ("flat", "rows", "lanes") for b in ("narrow", "wide")] +
+         [f"filters-{b}" for b in FILTER_BLOCKS] + ["gemm-narrow"])
+assert {m.partition("-")[0] for m in MODES} == set(native.CONV_MODES)
 
 
 @pytest.fixture(params=MODES)
 def mode(request):
     """Each conv test runs with every mode and block forced (then the cost model's choice)."""
-    mode, _, wide = request.param.partition("-")
+    mode, _, block = request.param.partition("-")
     native.use_conv_mode(mode)
-    native.use_conv_block(wide or "narrow")
+    native.use_conv_block(block)
     try:
         yield request.param
     finally:
@@ -201,7 +206,7 @@ def test_conv_never_reads_past_an_array(case, dtype, mode):
 
 
 @needs_native
-def test_the_cost_model_picks_lanes_for_small_maps_and_rows_or_flat_for_large():
+def test_the_cost_model_picks_lanes_or_filters_for_small_maps_and_rows_or_flat_for_large():
     """The automatic choice on shapes of the bench suite (one thread's 32 images)."""
     plan = native.conv_plan((32, 32, 4, 4), (32, 32, 3, 3), 1, 1)
     assert plan[0] == plan[1] == "lanes" and plan[2] == ("lanes",)
@@ -210,6 +215,9 @@ def test_the_cost_model_picks_lanes_for_small_maps_and_rows_or_flat_for_large():
     assert len(native.conv_plan((8, 3, 10, 10), (4, 3, 3, 3), 2, 1)[2]) == 4  # one per phase
     assert len(native.conv_plan((8, 3, 10, 10), (4, 3, 1, 1), 3, 0)[2]) == 1  # others get no tap
     assert native.conv_plan((1, 32, 4, 4), (32, 32, 3, 3), 1, 1)[0] != "lanes"  # 15 lanes idle
+    # 8x8 outputs of a 5x5 stride-2 layer, and 11x11 of 4 images (lanes: half the lanes idle)
+    assert native.conv_plan((32, 48, 16, 16), (64, 48, 5, 5), 2, 2)[0] == "filters"
+    assert native.conv_plan((4, 24, 11, 11), (24, 24, 3, 3), 1, 1)[0] == "filters"
 
 
 @needs_native
@@ -235,11 +243,36 @@ def test_numpys_openblas_gives_the_gemm_path_its_products():
     assert native.blas and cpu_runtime.cblas_gemm() is not None
 
 
+@native_kernels
+@pytest.mark.parametrize("block", FILTER_BLOCKS)
+@pytest.mark.parametrize("case", GRID[::3], ids=lambda c: "N{}C{}H{}W{}F{}K{}x{}s{}p{}".format(*c))
+def test_filters_in_lanes_sums_as_row_blocks_bit_for_bit(case, block):
+    """Filters in lanes adds the same products in the same order as the other direct modes (bias,
+    then tap by tap, chunks of taps passing through memory), so forward (with its fused ReLU)
+    and input gradient equal row blocks' exactly, whatever the block."""
+    x, w, b, dout, stride, pad = _conv_inputs(case, np.float32)
+    got = {}
+    try:
+        for mode, blk in (("rows", "wide"), ("filters", block)):
+            native.use_conv_mode(mode)
+            native.use_conv_block(blk)
+            assert native.conv_plan(x.shape, w.shape, stride, pad)[0] == mode
+            got[mode] = (native.conv2d_forward(x, w, b, stride, pad, relu=True),
+                         native.conv2d_backward_input(dout, w, x.shape, stride, pad))
+    finally:
+        native.use_conv_mode("auto")
+        native.use_conv_block("auto")
+    for a, r in zip(got["filters"], got["rows"]):
+        np.testing.assert_array_equal(a, r)
+
+
 @needs_native
 def test_use_conv_block_validates_and_reports():
     assert native.use_conv_block("wide") == "wide"
     assert native.use_conv_block("auto") == "auto"
-    with pytest.raises(ValueError, match=r"^name='huge': expected 'auto', 'narrow' or 'wide'$"):
+    assert native.use_conv_block("v3") == "v3"
+    assert native.use_conv_block("auto") == "auto"
+    with pytest.raises(ValueError, match=r"^name='huge': expected one of auto, narrow, wide, v1, v2, v3, v4$"):
         native.use_conv_block("huge")
 
 
@@ -247,7 +280,7 @@ def test_use_conv_block_validates_and_reports():
 def test_use_conv_mode_validates_and_reports():
     assert native.use_conv_mode("lanes") == "lanes"
     assert native.use_conv_mode("auto") == "auto"
-    with pytest.raises(ValueError, match=r"^name='diagonal': expected 'auto' or one of flat, rows, lanes, gemm$"):
+    with pytest.raises(ValueError, match=r"^name='diagonal': expected 'auto' or one of flat, rows, lanes, filters, gemm$"):
         native.use_conv_mode("diagonal")
 
 
