@@ -93,7 +93,9 @@ static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const p
     const int Fo = out->d[1], OH = out->d[2], OW = out->d[3];
     const int vl = FN(K)->wvw, fbw = g->fv * vl, Fp = round_up(Fo, fbw);
     const int OWP = round_up(OW, g->block), ntaps = Ci * KH * KW;
-    const int fit = FILTERS_L1_BYTES / (fbw * (int)sizeof(T)), chunk = fit > 0 ? fit : 1;
+    /* chunks of equal taps: 144 taps as 128 + 16 spent a second pass of loads and stores on 16 */
+    const int fit = FILTERS_L1_BYTES / (fbw * (int)sizeof(T)), nchunks = (ntaps + fit - 1) / (fit > 0 ? fit : 1);
+    const int chunk = (ntaps + nchunks - 1) / nchunks;
     const ptrdiff_t npos = (ptrdiff_t)OH * OWP;
     const int dense = out->s[3] == 1 && out->s[2] == OW && out->s[1] == npos;
     void *xraw, *yraw;

@@ -8,10 +8,38 @@
 
 #ifdef HAVE_SHUFFLE
 /* r[k] <- column k of the VL x VL block whose rows are r[0..VL-1].  Round d (1, 2, 4, ...)
- * swaps the off-diagonal d x d sub-blocks of each pair of rows (i, i + d). */
+ * swaps the off-diagonal d x d sub-blocks of each pair of rows (i, i + d).  8 x 8 floats (AVX2)
+ * go by the shuffles AVX2 has (below): GCC made each of this network's 24 two-vector shuffles
+ * two vpermps and a blend, and the transposes took as long as a small layer's FMAs. */
 TGT static INLINE void FN(transpose_block)(VEC *r)
 {
     typedef FN(ivec) IV;
+#if VL == 8
+    if (sizeof(T) == 4) {
+        /* 128-bit halves' pairs interleaved (vunpcklps/hps), then pairs of pairs (vshufps),
+         * then the halves (vperm2f128): 24 one-uop shuffles */
+        const IV lo1 = {0, 8, 1, 9, 4, 12, 5, 13}, hi1 = {2, 10, 3, 11, 6, 14, 7, 15};
+        const IV lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+        const IV lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+        VEC a[8], b[8];
+        for (int i = 0; i < 8; i += 2) {
+            a[i] = __builtin_shuffle(r[i], r[i + 1], lo1);
+            a[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi1);
+        }
+        for (int i = 0; i < 8; i += 4)
+            for (int k = 0; k < 2; k++) {
+                b[i + k] = __builtin_shuffle(a[i + k], a[i + k + 2], lo2);
+                b[i + k + 2] = __builtin_shuffle(a[i + k], a[i + k + 2], hi2);
+            }
+        /* b[0..3] hold columns (0, 4), (2, 6), (1, 5), (3, 7) of rows 0-3, b[4..7] of rows 4-7 */
+        static const int col[4] = {0, 2, 1, 3};
+        for (int k = 0; k < 4; k++) {
+            r[col[k]] = __builtin_shuffle(b[k], b[k + 4], lo4);
+            r[col[k] + 4] = __builtin_shuffle(b[k], b[k + 4], hi4);
+        }
+        return;
+    }
+#endif
     UNROLL for (int d = 1; d < VL; d *= 2) {
         IV lo, hi;
         UNROLL for (int k = 0; k < VL; k++) {  /* constants once unrolled */
