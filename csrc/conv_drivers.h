@@ -65,11 +65,14 @@ static void FN(put_lanes)(const view4 *out, T *on, const T *Y, T *tmp, int cnt)
 }
 
 /* Weights (F, C, KH, KW) through element strides ws -> packed (ceil(F/fb), C*KH*KW, fb), zero
- * past F, so a kernel reads the fb weights of one tap as one contiguous run. */
-static T *FN(pack_weights)(const T *w, const ptrdiff_t *ws, int F, int C, int KH, int KW, int fb)
+ * past F, so a kernel reads the fb weights of one tap as one contiguous run; aligned to 64
+ * bytes (*raw: what to free), so the filters-in-lanes kernel's weight vectors never straddle
+ * a cache line. */
+static T *FN(pack_weights)(const T *w, const ptrdiff_t *ws, int F, int C, int KH, int KW, int fb,
+                           void **raw)
 {
     const ptrdiff_t ntaps = (ptrdiff_t)C * KH * KW;
-    T *wp = calloc((size_t)round_up(F, fb) * (size_t)ntaps, sizeof(T));
+    T *wp = calloc64(sizeof(T) * (size_t)round_up(F, fb) * (size_t)ntaps, raw);
     if (!wp)
         return NULL;
     for (int f = 0; f < F; f++) {
@@ -83,7 +86,7 @@ static T *FN(pack_weights)(const T *w, const ptrdiff_t *ws, int F, int C, int KH
 }
 
 /* conv_run (below) in filters-in-lanes mode, geometry g (conv_geom.h): each image filled as
- * for row blocks, correlated by chunks of taps whose weights fit FILTERS_L1_BYTES, and its
+ * for row blocks, correlated by chunks of taps whose weights fit FILTERS_CHUNK_BYTES, and its
  * outputs transposed out of the lanes (straight into a dense output, else through tmp). */
 static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const ptrdiff_t *ws,
                            int KH, int KW, const T *b, ptrdiff_t bs, const view4 *out, int n0,
@@ -94,8 +97,8 @@ static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const p
     const int vl = FN(K)->wvw, fbw = g->fv * vl, Fp = round_up(Fo, fbw);
     const int OWP = round_up(OW, g->block), ntaps = Ci * KH * KW;
     /* chunks of equal taps: 144 taps as 128 + 16 spent a second pass of loads and stores on 16 */
-    const int fit = FILTERS_L1_BYTES / (fbw * (int)sizeof(T)), nchunks = (ntaps + fit - 1) / (fit > 0 ? fit : 1);
-    const int chunk = (ntaps + nchunks - 1) / nchunks;
+    const int most = FILTERS_CHUNK_BYTES / (fbw * (int)sizeof(T)), fit = most > 0 ? most : 1;
+    const int nchunks = (ntaps + fit - 1) / fit, chunk = (ntaps + nchunks - 1) / nchunks;
     const ptrdiff_t npos = (ptrdiff_t)OH * OWP;
     const int dense = out->s[3] == 1 && out->s[2] == OW && out->s[1] == npos;
     void *xraw, *yraw;
@@ -104,7 +107,8 @@ static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const p
     T *tmp = dense ? NULL : malloc(sizeof(T) * (size_t)vl * (size_t)npos);
     T *bias = calloc((size_t)Fp, sizeof(T));
     ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)ntaps);
-    T *wp = FN(pack_weights)(w, ws, Fo, Ci, KH, KW, fbw);
+    void *wraw;
+    T *wp = FN(pack_weights)(w, ws, Fo, Ci, KH, KW, fbw, &wraw);
     const int ok = X && Y && (tmp || dense) && bias && off && wp;
     if (ok) {
         for (int f = 0; f < Fo && b; f++)
@@ -136,7 +140,7 @@ static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const p
     free(tmp);
     free(bias);
     free(off);
-    free(wp);
+    free(wraw);
     return ok ? 0 : -1;
 }
 
@@ -173,7 +177,8 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     ptrdiff_t *pos = vl > 1 ? malloc(sizeof(ptrdiff_t) * (size_t)(H + W)) : NULL;
     T *bias = calloc((size_t)round_up(Fo, fb), sizeof(T));
     ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)ntaps);
-    T *wp = FN(pack_weights)(w, ws, Fo, Ci, KH, KW, fb);
+    void *wraw;
+    T *wp = FN(pack_weights)(w, ws, Fo, Ci, KH, KW, fb, &wraw);
     const int ok = X && (Y || !ylen) && ((tmp && pos) || vl == 1) && bias && off && wp;
     if (ok) {
         for (int f = 0; f < Fo && b; f++)
@@ -213,7 +218,7 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     free(pos);
     free(bias);
     free(off);
-    free(wp);
+    free(wraw);
     return ok ? 0 : -1;
 }
 

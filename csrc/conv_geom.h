@@ -63,11 +63,12 @@ static int forced_block = -1;
 /* Filters in lanes: a vector load, where the loads of a block outnumber its FMAs (the
  * 1 x 12 block: 12 broadcasts and a load per 12 FMAs, 78 GFLOP/s against the 2 x 6 block's
  * 93 at 5x5 32 -> 32 on 12x12), and an output element transposed out of the lanes; and the
- * weights of one filter block a kernel call reads, kept in L1 (32 KB) with the inputs of
- * its rows. */
+ * most weights of one filter block a kernel call reads, a quarter of L2: chunks that kept
+ * them in L1 (16 KB) were slower than none (5x5 s2 48 -> 64 on 16x16: 78 against 81 GFLOP/s;
+ * 5x5 32 -> 32 on 12x12: 93 against 96), the weights streaming from L2 well enough. */
 #define COST_LOAD_FILTERS 1.1
 #define COST_OUT_FILTERS 0.5
-#define FILTERS_L1_BYTES (16 * 1024)
+#define FILTERS_CHUNK_BYTES (128 * 1024)
 
 /* Geometry of a KH x KW stride-s correlation of C channels into F filters with OH x OW
  * outputs, for n images of elem bytes, computed by kernels of `block` columns (vectors of vl

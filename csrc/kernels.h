@@ -159,7 +159,7 @@ TGT static void FN(conv_image_wide)(const T *X, const ptrdiff_t *off, int ntaps,
  * (Fp/(V*VL) blocks, ntaps, V*VL), bias padded to Fp.  Blocks of P positions x V filter
  * vectors: per tap, V weight vectors and P broadcast inputs feed P*V FMAs; the fewer of the
  * two stay in registers while the others stream (16 registers hold 12 accumulators, 3 of one,
- * 1 of the other).  Taps come in chunks (the driver's t0, t1) whose weights stay in L1, the
+ * 1 of the other).  Taps come in chunks (the driver's t0, t1) whose weights stay in L2, the
  * partial sums going through Y in between: the same FMAs in the same order as unchunked. */
 TGT static INLINE void FN(conv_filters_pv)(const T *X, const ptrdiff_t *off, int t0, int t1,
                                            int ntaps, ptrdiff_t rowstep, const T *wp,

@@ -245,11 +245,13 @@ def test_numpys_openblas_gives_the_gemm_path_its_products():
 
 @native_kernels
 @pytest.mark.parametrize("block", FILTER_BLOCKS)
-@pytest.mark.parametrize("case", GRID[::3], ids=lambda c: "N{}C{}H{}W{}F{}K{}x{}s{}p{}".format(*c))
+@pytest.mark.parametrize("case", GRID[::3] + [(2, 96, 7, 7, 32, 5, 5, 1, 2)],
+                         ids=lambda c: "N{}C{}H{}W{}F{}K{}x{}s{}p{}".format(*c))
 def test_filters_in_lanes_sums_as_row_blocks_bit_for_bit(case, block):
     """Filters in lanes adds the same products in the same order as the other direct modes (bias,
-    then tap by tap, chunks of taps passing through memory), so forward (with its fused ReLU)
-    and input gradient equal row blocks' exactly, whatever the block."""
+    then tap by tap, chunks of taps passing through memory: 2400 taps of 32 filters take 1 to 3
+    chunks by block), so forward (with its fused ReLU) and input gradient equal row blocks'
+    exactly, whatever the block."""
     x, w, b, dout, stride, pad = _conv_inputs(case, np.float32)
     got = {}
     try:
