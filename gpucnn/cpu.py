@@ -83,14 +83,12 @@ def _notice_numpy_path() -> None:
 
 # --- convolution ------------------------------------------------------------------------------
 
-# A convolution's work for cpu_threads.split, in the output elements of an elementwise pass it
-# weighs as: its FMAs / 128, so a thread gets a share only from 8M FMAs (~100 us at the ~80
-# GFLOP/s a core runs these kernels; a hand-off costs ~40 us).  Its output count alone kept
-# small-batch layers with many taps on one thread: at batch 8 a 5x5 48 -> 64 layer (39M FMAs,
-# ~0.5 ms) has 32K outputs, under the 65536 a thread needs for an elementwise pass.  (Not yet
-# timed with two free cores: the VM gave ~1.2 cores while this was written; the suite's
-# allconv b8 and resnet-digits cases show it.)
-FMAS_PER_ELEMENT = 128
+# A convolution's work for cpu_threads.parts, in the output elements of an elementwise pass it
+# weighs as: its FMAs / 16, so a thread gets a share from 1M FMAs (~13 us on one core; the
+# native pool hands a part over in 1-2 us).  At / 128 the 3x3 24 -> 24 convs on 11x11 of the
+# suite's stem7 b16 (10M FMAs) ran on one thread: two parts took 195 us against 333, and 64
+# images of 16 -> 16 on 8x8 220 against 418 (wall clock, 2-vCPU Zen 3).
+FMAS_PER_ELEMENT = 16
 
 
 def _conv_work(outputs: int, w) -> int:
