@@ -95,11 +95,11 @@ static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const p
     const int Ci = src->d[1], H = src->d[2], W = src->d[3];
     const int Fo = out->d[1], OH = out->d[2], OW = out->d[3];
     const int vl = FN(K)->wvw, fbw = g->fv * vl, Fp = round_up(Fo, fbw);
-    const int OWP = round_up(OW, g->block), ntaps = Ci * KH * KW;
+    const int ntaps = Ci * KH * KW;
     /* chunks of equal taps: 144 taps as 128 + 16 spent a second pass of loads and stores on 16 */
     const int most = FILTERS_CHUNK_BYTES / (fbw * (int)sizeof(T)), fit = most > 0 ? most : 1;
     const int nchunks = (ntaps + fit - 1) / fit, chunk = (ntaps + nchunks - 1) / nchunks;
-    const ptrdiff_t npos = (ptrdiff_t)OH * OWP;
+    const ptrdiff_t npos = (ptrdiff_t)OH * OW;
     const int dense = out->s[3] == 1 && out->s[2] == OW && out->s[1] == npos;
     void *xraw, *yraw;
     T *X = calloc64(sizeof(T) * (size_t)g->plane * (size_t)Ci, &xraw);
@@ -119,7 +119,7 @@ static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const p
             FN(fill)(X, g, (const T *)src->p + n * src->s[0], src->s + 1, Ci, H, W, ph, pw);
             for (int t0 = 0; t0 < ntaps; t0 += chunk) {
                 const int t1 = ntaps - t0 < chunk ? ntaps : t0 + chunk;
-                FN(K)->conv_filters(X, off, t0, t1, ntaps, g->Q, wp, bias, Fp, OH, OWP, Y, t0 == 0,
+                FN(K)->conv_filters(X, off, t0, t1, ntaps, g->Q, wp, bias, Fp, OH, OW, Y, t0 == 0,
                                     relu && t1 == ntaps, g->fv);
             }
             for (int f0 = 0; f0 < Fo; f0 += vl) {
@@ -131,7 +131,7 @@ static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const p
                 FN(K)->deinterleave(tmp, npos, Y + f0 * npos, npos, cnt);
                 for (int i = 0; i < cnt; i++)
                     FN(put_rows)(on + (f0 + i) * out->s[1], out->s[2], out->s[3], tmp + i * npos,
-                                 OWP, OH, OW);
+                                 OW, OH, OW);
             }
         }
     }

@@ -67,8 +67,30 @@ static int forced_block = -1;
  * them in L1 (16 KB) were slower than none (5x5 s2 48 -> 64 on 16x16: 78 against 81 GFLOP/s;
  * 5x5 32 -> 32 on 12x12: 93 against 96), the weights streaming from L2 well enough. */
 #define COST_LOAD_FILTERS 1.1
+/* The fewest accumulators a block is costed as: two FMA pipes of latency 4 want 8 chains, but
+ * out-of-order execution overlaps a row's short last block with the next row's first (16 ->
+ * 16 on 8x8: blocks of 6 + 2 positions x 2 filter vectors ran 53 GFLOP/s, one block of 8 x 1
+ * vector 44; costed at 8 chains the first seemed the slower). */
+#define FMA_CHAINS 6
+/* Bytes of weights L2 feeds a block per vector FMA (about 20 a cycle), and the most of them
+ * taken as staying in L1 (32 KB, with the inputs): 4 filter vectors stream 128 bytes a tap
+ * for 12 FMAs, 3 vectors 96, and at 5x5 s2 48 -> 64 on 8x8 outputs (115-154 KB of weights a
+ * block) blocks of 4 positions x 3 vectors ran 81 GFLOP/s, 3 x 4 76. */
+#define L2_BYTES_PER_FMA 10.0
+#define L1_WEIGHTS (24 * 1024)
 #define COST_OUT_FILTERS 0.5
 #define FILTERS_CHUNK_BYTES (128 * 1024)
+
+/* Cycles of one tap of a filters-in-lanes block of P positions x V filter vectors, in vector
+ * FMAs: its P*V FMAs, unless its P + V loads (broadcasts count) take longer, or the
+ * `streamed` bytes of weights it reads from L2, or too few accumulators leave the FMA pipes
+ * waiting on their latency (0 for an empty block). */
+static double filters_block_cost(int P, int V, double streamed)
+{
+    const double fma = P * V, loads = (P + V) * COST_LOAD_FILTERS, l2 = streamed / L2_BYTES_PER_FMA;
+    const double busy = fma > loads ? (fma > l2 ? fma : l2) : (loads > l2 ? loads : l2);
+    return P == 0 ? 0 : busy > FMA_CHAINS ? busy : FMA_CHAINS;
+}
 
 /* Geometry of a KH x KW stride-s correlation of C channels into F filters with OH x OW
  * outputs, for n images of elem bytes, computed by kernels of `block` columns (vectors of vl
@@ -86,9 +108,10 @@ static int forced_block = -1;
  *   but the images are interleaved into the scratch and out of the output, and a last group
  *   of fewer than vl images computes the missing lanes all the same.
  * - Filters in lanes: vl filters side by side in the lanes, blocks of P positions of a row x
- *   V vectors of filters (P*V = nacc; V from 1 to 4 by cost), each input broadcast: any
- *   batch, no image interleaved, rows rounded up to P only; the outputs are transposed out.
- *   Filters are padded to V*vl (10 filters in 16 lanes: 37% computed and dropped).
+ *   V vectors of filters (P*V = nacc; V from 1 to 4 by cost; a row's last block takes the
+ *   positions left), each input broadcast: any batch, no image interleaved, no position
+ *   computed and dropped; the outputs are transposed out.  Filters are padded to V*vl (10
+ *   filters in 16 lanes: 37% computed and dropped).
  *
  * The mode with the least modelled cost (vector FMAs plus the copies) is taken.  At 32x32
  * outputs flat computes 6% junk with a 3x3 kernel: flat or rows win; at 4x4 outputs flat
@@ -145,9 +168,12 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wid
         const int P = nacc / V;
         if (forced_block >= BLOCK_FILTERS && V != forced_block - 1)
             continue;
-        /* per tap P + V loads (broadcasts count) against P*V FMAs */
-        const double loads = (P + V) * COST_LOAD_FILTERS / (P * V), fma = loads > 1 ? loads : 1;
-        const double cost = (double)OH * round_up(OW, P) * ktaps * round_up(F, V * vl) / vl * fma +
+        /* a row: OW / P blocks of P positions and one of the rest, their weights streamed from
+         * L2 unless a filter block's fit in L1 */
+        const double wtap = (double)V * vl * elem, streamed = ktaps * wtap > L1_WEIGHTS ? wtap : 0;
+        const double row = (double)(OW / P) * filters_block_cost(P, V, streamed) +
+                           filters_block_cost(OW % P, V, streamed);
+        const double cost = (double)OH * row * ktaps * round_up(F, V * vl) / (V * vl) +
                             in * COST_FILL + out * COST_OUT_FILTERS;
         if (P >= 1 && (cost < best || mode < 0)) {  /* mode < 0: forced to this one */
             mode = MODE_FILTERS;
@@ -160,10 +186,10 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wid
     g.flat = mode == MODE_FLAT;
     if (!g.flat)
         g.L = 0;
-    /* columns of a block: a lanes block's positions, the filters-in-lanes block's, or the
-     * block's columns */
+    /* columns of a block: a lanes block's positions, or the block's columns (flat rows, and
+     * filters in lanes with its short last block, need no more than the row) */
     const int positions = g.lanes > 1 ? (g.block / vl > 0 ? g.block / vl : 1) : g.block;
-    g.Q = (g.flat ? OW : round_up(OW, positions)) + (KW - 1) / s;
+    g.Q = (g.flat || g.fv ? OW : round_up(OW, positions)) + (KW - 1) / s;
     g.pplane = (ptrdiff_t)g.R * g.Q;
     g.plane = g.pplane * g.pr * g.pc;
     return g;

@@ -152,72 +152,103 @@ TGT static void FN(conv_image_wide)(const T *X, const ptrdiff_t *off, int ntaps,
  * vectors of VL filters. */
 #define NACC (FB * (VWIDE / VL))
 
+/* One block of the filters-in-lanes correlation (below): P positions from xb (inputs at
+ * xb[off[t] + p]) x V filter vectors, over taps t0..t1-1, from bias or yb (partial sums) to
+ * yb: element (p, v) at yb[(v*npos + p)*VL].  Per tap, V weight vectors and P broadcast
+ * inputs feed P*V FMAs; the fewer of the two stay in registers while the others stream (16
+ * registers hold 12 accumulators, 3 of one, 1 of the other). */
+TGT static INLINE void FN(filters_block)(const T *xb, const ptrdiff_t *off, int t0, int t1,
+                                         const T *wb, int fbw, const T *bias, T *yb,
+                                         ptrdiff_t npos, int first, int relu, const int P0,
+                                         const int V0)
+{
+    /* P0, V0 as the arrays hold them: constants once inlined, where these fold away (GCC also
+     * reads the body alone, and warned of iterations past the arrays without them) */
+    const int P = P0 < NACC ? P0 : NACC, V = V0 < 4 ? V0 : 4, PS = P < 4 ? P : 4;
+    VEC acc[NACC][4];
+    UNROLL for (int p = 0; p < P; p++)
+        UNROLL for (int v = 0; v < V; v++)
+            acc[p][v] = first ? FN(load)(bias + v * VL) : FN(load)(yb + (v * npos + p) * VL);
+    for (int t = t0; t < t1; t++) {
+        const T *xv = xb + off[t];
+        const T *wt = wb + (ptrdiff_t)t * fbw;
+        if (P <= V) {
+            VEC xs[4];
+            UNROLL for (int p = 0; p < PS; p++)
+                xs[p] = FN(splat)(xv[p]);
+            UNROLL for (int v = 0; v < V; v++) {
+                const VEC wv = FN(load)(wt + v * VL);
+                UNROLL for (int p = 0; p < PS; p++)
+                    acc[p][v] += xs[p] * wv;
+            }
+        } else {
+            VEC ws[4];
+            UNROLL for (int v = 0; v < V; v++)
+                ws[v] = FN(load)(wt + v * VL);
+            UNROLL for (int p = 0; p < P; p++) {
+                const VEC xs = FN(splat)(xv[p]);
+                UNROLL for (int v = 0; v < V; v++)
+                    acc[p][v] += xs * ws[v];
+            }
+        }
+    }
+    UNROLL for (int p = 0; p < P; p++)
+        UNROLL for (int v = 0; v < V; v++) {
+            const VEC a = relu ? FN(vrelu)(acc[p][v]) : acc[p][v];
+            memcpy(yb + (v * npos + p) * VL, &a, sizeof a);
+        }
+}
+
 /* One image's correlation over taps t0..t1-1 with VL filters in the lanes of each vector:
- * Y[(f*npos + oh*OWP + ow)*VL + l] = (first ? bias[f*VL + l] : itself) + sum over those taps
+ * Y[(f*npos + oh*OW + ow)*VL + l] = (first ? bias[f*VL + l] : itself) + sum over those taps
  * t of wp[t][f*VL + l] * X[oh*rowstep + off[t] + ow], relu of it where relu is set, for
- * filter vectors f < Fp/VL, oh < OH, ow < OWP (a multiple of P), npos = OH*OWP.  wp is packed
- * (Fp/(V*VL) blocks, ntaps, V*VL), bias padded to Fp.  Blocks of P positions x V filter
- * vectors: per tap, V weight vectors and P broadcast inputs feed P*V FMAs; the fewer of the
- * two stay in registers while the others stream (16 registers hold 12 accumulators, 3 of one,
- * 1 of the other).  Taps come in chunks (the driver's t0, t1) whose weights stay in L2, the
- * partial sums going through Y in between: the same FMAs in the same order as unchunked. */
+ * filter vectors f < Fp/VL, oh < OH, ow < OW, npos = OH*OW.  wp is packed (Fp/(V*VL) blocks,
+ * ntaps, V*VL), bias padded to Fp.  Blocks of P positions x V filter vectors (filters_block),
+ * a row's last one of the positions left (no position computed and dropped: at 7x7 outputs,
+ * blocks of 3 computed 9 a row).  Taps come in chunks (the driver's t0, t1) whose weights
+ * stay in L2, the partial sums going through Y in between: the same FMAs in the same order as
+ * unchunked. */
 TGT static INLINE void FN(conv_filters_pv)(const T *X, const ptrdiff_t *off, int t0, int t1,
                                            int ntaps, ptrdiff_t rowstep, const T *wp,
-                                           const T *bias, int Fp, int OH, int OWP, T *Y,
+                                           const T *bias, int Fp, int OH, int OW, T *Y,
                                            int first, int relu, const int P, const int V)
 {
     const int fbw = V * VL;
-    const ptrdiff_t npos = (ptrdiff_t)OH * OWP;
+    const ptrdiff_t npos = (ptrdiff_t)OH * OW;
     for (int f0 = 0; f0 < Fp; f0 += fbw) {
         const T *wb = wp + (ptrdiff_t)f0 * ntaps;
-        for (int oh = 0; oh < OH; oh++)
-            for (int ow0 = 0; ow0 < OWP; ow0 += P) {
-                T *yb = Y + f0 * npos + ((ptrdiff_t)oh * OWP + ow0) * VL;
-                const T *xb = X + oh * rowstep + ow0;
-                VEC acc[NACC][4];
-                UNROLL for (int p = 0; p < P; p++)
-                    UNROLL for (int v = 0; v < V; v++)
-                        acc[p][v] = first ? FN(load)(bias + f0 + v * VL)
-                                          : FN(load)(yb + (v * npos + p) * VL);
-                for (int t = t0; t < t1; t++) {
-                    const T *xv = xb + off[t];
-                    const T *wt = wb + (ptrdiff_t)t * fbw;
-                    if (P <= V) {
-                        VEC xs[NACC];
-                        UNROLL for (int p = 0; p < P; p++)
-                            xs[p] = FN(splat)(xv[p]);
-                        UNROLL for (int v = 0; v < V; v++) {
-                            const VEC wv = FN(load)(wt + v * VL);
-                            UNROLL for (int p = 0; p < P; p++)
-                                acc[p][v] += xs[p] * wv;
-                        }
-                    } else {
-                        VEC ws[4];
-                        UNROLL for (int v = 0; v < V; v++)
-                            ws[v] = FN(load)(wt + v * VL);
-                        UNROLL for (int p = 0; p < P; p++) {
-                            const VEC xs = FN(splat)(xv[p]);
-                            UNROLL for (int v = 0; v < V; v++)
-                                acc[p][v] += xs * ws[v];
-                        }
-                    }
-                }
-                UNROLL for (int p = 0; p < P; p++)
-                    UNROLL for (int v = 0; v < V; v++) {
-                        const VEC a = relu ? FN(vrelu)(acc[p][v]) : acc[p][v];
-                        memcpy(yb + (v * npos + p) * VL, &a, sizeof a);
-                    }
+        for (int oh = 0; oh < OH; oh++) {
+            T *yr = Y + f0 * npos + (ptrdiff_t)oh * OW * VL;
+            const T *xr = X + oh * rowstep;
+            int ow0 = 0;
+            for (; ow0 + P <= OW; ow0 += P)
+                FN(filters_block)(xr + ow0, off, t0, t1, wb, fbw, bias + f0, yr + ow0 * VL, npos,
+                                  first, relu, P, V);
+            /* the row's last positions: blocks of fewer (the cases P rules out fold away) */
+            switch (OW - ow0) {
+#define TAIL(r)                                                                                   \
+    case r:                                                                                       \
+        if (r < P)                                                                                \
+            FN(filters_block)(xr + ow0, off, t0, t1, wb, fbw, bias + f0, yr + ow0 * VL, npos,     \
+                              first, relu, r, V);                                                 \
+        break;
+                TAIL(1) TAIL(2) TAIL(3) TAIL(4) TAIL(5) TAIL(6) TAIL(7) TAIL(8) TAIL(9) TAIL(10)
+                TAIL(11) TAIL(12) TAIL(13) TAIL(14) TAIL(15)
+#undef TAIL
+            default:
+                break;
             }
+        }
     }
 }
 
 /* The kernel for each V (P = NACC / V), the loops unrolled for each. */
 TGT static void FN(conv_filters)(const T *X, const ptrdiff_t *off, int t0, int t1, int ntaps,
                                  ptrdiff_t rowstep, const T *wp, const T *bias, int Fp, int OH,
-                                 int OWP, T *Y, int first, int relu, int V)
+                                 int OW, T *Y, int first, int relu, int V)
 {
 #define CONV_FILTERS(v)                                                                           \
-    FN(conv_filters_pv)(X, off, t0, t1, ntaps, rowstep, wp, bias, Fp, OH, OWP, Y, first, relu,    \
+    FN(conv_filters_pv)(X, off, t0, t1, ntaps, rowstep, wp, bias, Fp, OH, OW, Y, first, relu,     \
                         NACC / (v), (v))
     switch (V) {
     case 1: CONV_FILTERS(1); break;
