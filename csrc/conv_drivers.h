@@ -263,6 +263,74 @@ static int FN(dgrad_run)(const view4 *dout, const T *w, const ptrdiff_t *ws, int
     return 0;
 }
 
+/* wgrad_run (below) in filters-in-lanes mode, geometry g: images in groups that fit
+ * WGRAD_FILTERS_GROUP_BYTES, each filled as for row blocks and its dout transposed to (filter vectors,
+ * positions, VL); the sums in G (taps padded to P, filters to V*VL), then dw and db. */
+static int FN(wgrad_filters_run)(const view4 *x, const view4 *dout, int pad, const view4 *dw,
+                                 T *db, ptrdiff_t dbs, int n0, int n1, const geom *g)
+{
+    const int C = x->d[1], H = x->d[2], W = x->d[3];
+    const int F = dout->d[1], OH = dout->d[2], OW = dout->d[3], KH = dw->d[2], KW = dw->d[3];
+    const int vl = FN(K)->wvw, V = g->fv, P = FN(K)->nacc / V;
+    const int ntaps = C * KH * KW, tp = round_up(ntaps, P), Fp = round_up(F, V * vl);
+    const ptrdiff_t npos = (ptrdiff_t)OH * OW, ximg = g->plane * C, dimg = (ptrdiff_t)Fp * npos;
+    const ptrdiff_t most = WGRAD_FILTERS_GROUP_BYTES / ((ximg + dimg) * (ptrdiff_t)sizeof(T));
+    const int G = most < 1 ? 1 : most < n1 - n0 ? (int)most : n1 - n0;
+    const int dense = dout->s[3] == 1 && dout->s[2] == OW;
+    void *xraw, *draw;
+    T *X = calloc64(sizeof(T) * (size_t)ximg * (size_t)G, &xraw);
+    T *D = calloc64(sizeof(T) * (size_t)dimg * (size_t)G, &draw);  /* padding filters: zero */
+    T *sums = calloc((size_t)tp * (size_t)Fp, sizeof(T));
+    double *dbsum = calloc((size_t)F + 1, sizeof(double));
+    ptrdiff_t *off = calloc((size_t)tp, sizeof(ptrdiff_t));  /* padding taps read offset 0 */
+    T *tmp = dense ? NULL : malloc(sizeof(T) * (size_t)vl * (size_t)npos);
+    const int ok = X && D && sums && dbsum && off && (tmp || dense);
+    if (ok) {
+        tap_offsets(off, g, C, KH, KW);
+        const T *xp = x->p, *dp = dout->p;
+        for (int n = n0; n < n1; n += G) {
+            const int nimg = n1 - n < G ? n1 - n : G;
+            for (int i = 0; i < nimg; i++) {
+                FN(fill)(X + i * ximg, g, xp + (n + i) * x->s[0], x->s + 1, C, H, W, pad, pad);
+                const T *di = dp + (n + i) * dout->s[0];
+                for (int f0 = 0; f0 < F; f0 += vl) {
+                    const int cnt = F - f0 < vl ? F - f0 : vl;
+                    T *Di = D + i * dimg + f0 * npos;
+                    if (dense) {
+                        FN(K)->interleave(Di, di + f0 * dout->s[1], dout->s[1], npos, cnt);
+                        continue;
+                    }
+                    for (int k = 0; k < cnt; k++)
+                        FN(K)->copy_rows(tmp + k * npos, OW, di + (f0 + k) * dout->s[1], dout->s[2],
+                                         dout->s[3], OH, OW);
+                    FN(K)->interleave(Di, tmp, npos, npos, cnt);
+                }
+                for (int f = 0; f < F && db; f++)
+                    for (int oh = 0; oh < OH; oh++)
+                        for (int ow = 0; ow < OW; ow++)
+                            dbsum[f] += di[f * dout->s[1] + oh * dout->s[2] + ow * dout->s[3]];
+            }
+            FN(K)->wgrad_filters(X, ximg, off, tp, g->Q, D, dimg, Fp, OH, OW, nimg, sums, V);
+        }
+        T *wo = dw->p;
+        for (int c = 0, t = 0; c < C; c++)
+            for (int i = 0; i < KH; i++)
+                for (int j = 0; j < KW; j++, t++)
+                    for (int f = 0; f < F; f++)
+                        wo[f * dw->s[0] + c * dw->s[1] + i * dw->s[2] + j * dw->s[3]] =
+                            sums[(ptrdiff_t)t * Fp + f];
+        for (int f = 0; f < F && db; f++)
+            db[f * dbs] = (T)dbsum[f];
+    }
+    free(xraw);
+    free(draw);
+    free(sums);
+    free(dbsum);
+    free(off);
+    free(tmp);
+    return ok ? 0 : -1;
+}
+
 /* Weight and bias gradients summed over images n0..n1-1 of x (N, C, H, W) and dout
  * (N, F, OH, OW), written (not accumulated) to dw (F, C, KH, KW) and db (element stride dbs;
  * NULL for none), planned as for planF filters (F, or all filters when these are a part).
@@ -278,6 +346,13 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     /* mode and image groups as for planF filters: the filters of a part computed alone sum in
      * the order all of them would */
     const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, planF, wfb, n1 - n0, sizeof(T), 0);
+    const geom fwd = conv_shape(s, KH, KW, OH, OW, FN(K)->vw, FN(K)->vww, vl, C, planF, FN(K)->fb,
+                                n1 - n0, sizeof(T), FN(K)->nacc);
+    const int fv = wgrad_filters_v(&fwd, C * KH * KW, planF, vl, FN(K)->nacc);
+    if (fv) {
+        const geom gf = filters_geom(g, OW, KW, fv);
+        return FN(wgrad_filters_run)(x, dout, pad, dw, db, dbs, n0, n1, &gf);
+    }
     /* An "image" below is vl images in batch-in-lanes mode.  D: dout of one, rows dpitch
      * apart, zero past OW (and in lanes without an image); kernels run over drows x dlen. */
     const int il = g.lanes;

@@ -195,6 +195,52 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wid
     return g;
 }
 
+/* The weight gradient's filters-in-lanes mode: V vectors of filters per block (blocks of
+ * nacc / V taps x V filter vectors, the sums in registers over every position of every
+ * image), where the forward correlation of the shape takes filters in lanes (fwd) over at
+ * least WGRAD_FILTERS_MIN_TAPS taps a filter, or where the mode is forced; else 0.  Taken with the forward, not by comparing costs: the model prices the
+ * other weight-gradient modes as it prices forwards, and misses what short rows cost them
+ * (5x5 s2 48 -> 64 on 8x8 outputs: row blocks 64 GFLOP/s, lanes 71, this 85).  With the
+ * forward it won on the suite's small maps (32 -> 32 on 4x4: 40 against 32; 4 images of
+ * 16 -> 16 on 8x8: 34 against 21; 24 -> 24 on 11x11 at batch 8: 50 against 42, at 32 equal)
+ * but on 144 taps a filter (3x3 s2 16 -> 32: on 14x14, 54 against lanes' 59, a training step
+ * of the strided net 10% slower; on 8x8, 25 against 25), hence the least taps; on larger maps,
+ * where the forward takes rows, row blocks stay ahead (32 -> 32 on 16x16: 81 against 75). */
+#define WGRAD_FILTERS_MIN_TAPS 200
+static int wgrad_filters_v(const geom *fwd, int ktaps, int F, int vl, int nacc)
+{
+    if (nacc <= 0 || vl <= 1 || (forced_mode >= 0 && forced_mode != MODE_FILTERS) ||
+        (forced_mode < 0 && (!fwd->fv || ktaps < WGRAD_FILTERS_MIN_TAPS)))
+        return 0;
+    int pick = 0;
+    double best = 0;
+    for (int V = 1; V <= 4; V++) {
+        const int P = nacc / V;
+        if (P < 1 || (forced_block >= BLOCK_FILTERS && V != forced_block - 1))
+            continue;
+        const double cost = (double)((ktaps + P - 1) / P) * filters_block_cost(P, V, 0) *
+                            round_up(F, V * vl) / (V * vl);
+        if (pick == 0 || cost < best) {
+            pick = V;
+            best = cost;
+        }
+    }
+    return pick;
+}
+
+/* g with the scratch rows of the filters-in-lanes mode: OW + (KW-1)/s positions, no lanes. */
+static geom filters_geom(geom g, int OW, int KW, int V)
+{
+    g.flat = 0;
+    g.L = 0;
+    g.lanes = 1;
+    g.fv = V;
+    g.Q = OW + (KW - 1) / g.s;
+    g.pplane = (ptrdiff_t)g.R * g.Q;
+    g.plane = g.pplane * g.pr * g.pc;
+    return g;
+}
+
 /* off[(c*KH + i)*KW + j]: where tap (c, i, j) sits relative to its output's first input, in
  * elements. */
 static void tap_offsets(ptrdiff_t *off, const geom *g, int C, int KH, int KW)

@@ -259,6 +259,69 @@ TGT static void FN(conv_filters)(const T *X, const ptrdiff_t *off, int t0, int t
 #undef CONV_FILTERS
 }
 
+/* nimg images' contribution to the weight gradient with VL filters in the lanes of each vector
+ * (conv_geom.h, filters in lanes): G[t*Fp + f*VL + l] += sum over images i, positions (oh, ow)
+ * of D[i*dimg + (f*npos + oh*OW + ow)*VL + l] * X[i*ximg + oh*rowstep + off[t] + ow], for
+ * taps t < ntaps (a multiple of P: padding taps read offset 0 and are dropped) and filter
+ * vectors f < Fp/VL, npos = OH*OW.  Blocks of P taps x V filter vectors: per position, P
+ * broadcast inputs and V dout vectors feed P*V FMAs, the sums staying in registers over every
+ * position of every image; each sum adds images, then rows, then columns in order, whatever
+ * the block or the filters a part takes. */
+TGT static INLINE void FN(wgrad_filters_pv)(const T *X, ptrdiff_t ximg, const ptrdiff_t *off,
+                                            int ntaps, ptrdiff_t rowstep, const T *D,
+                                            ptrdiff_t dimg, int Fp, int OH, int OW, int nimg,
+                                            T *G, const int P0, const int V0)
+{
+    const int P = P0 < NACC ? P0 : NACC, V = V0 < 4 ? V0 : 4, fbw = V * VL;
+    const ptrdiff_t npos = (ptrdiff_t)OH * OW;
+    for (int f0 = 0; f0 < Fp; f0 += fbw)
+        for (int t0 = 0; t0 < ntaps; t0 += P) {
+            VEC acc[NACC][4];
+            T *g = G + (ptrdiff_t)t0 * Fp + f0;
+            UNROLL for (int p = 0; p < P; p++)
+                UNROLL for (int v = 0; v < V; v++)
+                    acc[p][v] = FN(load)(g + p * Fp + v * VL);
+            for (int i = 0; i < nimg; i++) {
+                const T *di = D + i * dimg + f0 * npos;
+                const T *xr[NACC];
+                UNROLL for (int p = 0; p < P; p++)
+                    xr[p] = X + i * ximg + off[t0 + p];
+                for (int oh = 0; oh < OH; oh++)
+                    for (int ow = 0; ow < OW; ow++) {
+                        const T *dv = di + ((ptrdiff_t)oh * OW + ow) * VL;
+                        const ptrdiff_t at = oh * rowstep + ow;
+                        VEC ds[4];
+                        UNROLL for (int v = 0; v < V; v++)
+                            ds[v] = FN(load)(dv + v * npos * VL);
+                        UNROLL for (int p = 0; p < P; p++) {
+                            const VEC xs = FN(splat)(xr[p][at]);
+                            UNROLL for (int v = 0; v < V; v++)
+                                acc[p][v] += xs * ds[v];
+                        }
+                    }
+            }
+            UNROLL for (int p = 0; p < P; p++)
+                UNROLL for (int v = 0; v < V; v++)
+                    memcpy(g + p * Fp + v * VL, &acc[p][v], sizeof(VEC));
+        }
+}
+
+/* The weight-gradient kernel for each V (P = NACC / V taps), the loops unrolled for each. */
+TGT static void FN(wgrad_filters)(const T *X, ptrdiff_t ximg, const ptrdiff_t *off, int ntaps,
+                                  ptrdiff_t rowstep, const T *D, ptrdiff_t dimg, int Fp, int OH,
+                                  int OW, int nimg, T *G, int V)
+{
+#define WGRAD_FILTERS(v)                                                                          \
+    FN(wgrad_filters_pv)(X, ximg, off, ntaps, rowstep, D, dimg, Fp, OH, OW, nimg, G, NACC / (v), (v))
+    switch (V) {
+    case 1: WGRAD_FILTERS(1); break;
+    case 2: WGRAD_FILTERS(2); break;
+    case 3: WGRAD_FILTERS(3); break;
+    default: WGRAD_FILTERS(4); break;
+    }
+#undef WGRAD_FILTERS
+}
+
 /* nimg images' contribution to the weight gradient of WFB filters x WTB taps, as VL-lane
  * partial sums: lanes[(f*dstf + t)*VL + v] += sum over images i, rows oh and ow = v (mod VL) of
  * D[i*dimg + f*dplane + oh*OWV + ow] * X[i*ximg + oh*rowstep + off[t] + ow].
@@ -587,6 +650,7 @@ TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, in
 
 static const KERN_T FN(kern) = {FB, VW, VWIDE, WFB, WTB, VL, NACC, FN(conv_image),
                                 FN(conv_image_wide), FN(conv_filters), FN(wgrad_block),
+                                FN(wgrad_filters),
                                 FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row),
                                 POOL2_PLANE, UNPOOL2_PLANE, FN(sum_squares), FN(sgd),
                                 FN(interleave), FN(deinterleave), FN(fill_lanes),

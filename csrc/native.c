@@ -57,6 +57,10 @@
  * 16 channels ran 39 with 1 and 54 with 8. */
 #define WGRAD_L1_BYTES (32 * 1024)
 #define WGRAD_L2_BYTES (1024 * 1024)
+/* The filters-in-lanes weight gradient's image groups: every tap block reads a group's
+ * inputs, so they had better stay in L2 (half of this Zen 3's 512 KB; at 1 MB the strided
+ * net's 3x3 s2 16 -> 32 on 14x14 ran 49 GFLOP/s, at 256 KB 54). */
+#define WGRAD_FILTERS_GROUP_BYTES (256 * 1024)
 
 /* An (N, C, H, W) array: first element, dims, element strides. */
 typedef struct {
@@ -107,6 +111,8 @@ typedef struct {
                              const T *, int, int, int, T *, int, int, int);                      \
         void (*wgrad_block)(const T *, ptrdiff_t, const ptrdiff_t *, ptrdiff_t, const T *,       \
                             ptrdiff_t, ptrdiff_t, int, int, int, T *, ptrdiff_t);                \
+        void (*wgrad_filters)(const T *, ptrdiff_t, const ptrdiff_t *, int, ptrdiff_t, const T *, \
+                              ptrdiff_t, int, int, int, int, T *, int);                          \
         void (*sum_rows)(const T *, int, ptrdiff_t, T *);                                        \
         void (*copy_rows)(T *, ptrdiff_t, const T *, ptrdiff_t, ptrdiff_t, int, int);            \
         void (*pool_row)(const T *, ptrdiff_t, ptrdiff_t, int, int, int, int, const pool_io *);  \
@@ -803,7 +809,9 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
         return NULL;
     PyObject *t = PyList_AsTuple(phases);
     Py_DECREF(phases);
-    return t ? Py_BuildValue("ssN", fwd, mode_names[shape_mode(&wg)], t) : NULL;
+    const int wfv = wgrad_filters_v(&fg, C * KH * KW, F, vl, nacc);
+    const char *wgrad = wfv ? mode_names[MODE_FILTERS] : mode_names[shape_mode(&wg)];
+    return t ? Py_BuildValue("ssN", fwd, wgrad, t) : NULL;
 }
 
 /* use_blas(sgemm, dgemm, ilp64): the addresses of cblas_sgemm and cblas_dgemm (0, 0: none) and
