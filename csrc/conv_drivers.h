@@ -348,7 +348,7 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, planF, wfb, n1 - n0, sizeof(T), 0);
     const geom fwd = conv_shape(s, KH, KW, OH, OW, FN(K)->vw, FN(K)->vww, vl, C, planF, FN(K)->fb,
                                 n1 - n0, sizeof(T), FN(K)->nacc);
-    const int fv = wgrad_filters_v(&fwd, C * KH * KW, planF, vl, FN(K)->nacc);
+    const int fv = wgrad_filters_v(&fwd, OH * OW, C * KH * KW, planF, vl, FN(K)->nacc);
     if (fv) {
         const geom gf = filters_geom(g, OW, KW, fv);
         return FN(wgrad_filters_run)(x, dout, pad, dw, db, dbs, n0, n1, &gf);

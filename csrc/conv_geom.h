@@ -198,19 +198,23 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wid
 /* The weight gradient's filters-in-lanes mode: V vectors of filters per block (blocks of
  * nacc / V taps x V filter vectors, the sums in registers over every position of every
  * image), where the forward correlation of the shape takes filters in lanes (fwd) over at
- * least WGRAD_FILTERS_MIN_TAPS taps a filter, or where the mode is forced; else 0.  Taken with the forward, not by comparing costs: the model prices the
+ * least WGRAD_FILTERS_MIN_TAPS taps a filter and at most WGRAD_FILTERS_MAX_POSITIONS outputs
+ * an image, or where the mode is forced; else 0.  Taken with the forward, not by comparing costs: the model prices the
  * other weight-gradient modes as it prices forwards, and misses what short rows cost them
  * (5x5 s2 48 -> 64 on 8x8 outputs: row blocks 64 GFLOP/s, lanes 71, this 85).  With the
  * forward it won on the suite's small maps (32 -> 32 on 4x4: 40 against 32; 4 images of
  * 16 -> 16 on 8x8: 34 against 21; 24 -> 24 on 11x11 at batch 8: 50 against 42, at 32 equal)
  * but on 144 taps a filter (3x3 s2 16 -> 32: on 14x14, 54 against lanes' 59, a training step
- * of the strided net 10% slower; on 8x8, 25 against 25), hence the least taps; on larger maps,
- * where the forward takes rows, row blocks stay ahead (32 -> 32 on 16x16: 81 against 75). */
+ * of the strided net 10% slower; on 8x8, 25 against 25), hence the least taps; and from 16x16
+ * outputs row blocks are ahead (32 -> 32: 84 against 78, 32 -> 64: 82 against 77), hence the
+ * most positions (12x12 won: 88 against 79). */
 #define WGRAD_FILTERS_MIN_TAPS 200
-static int wgrad_filters_v(const geom *fwd, int ktaps, int F, int vl, int nacc)
+#define WGRAD_FILTERS_MAX_POSITIONS 144
+static int wgrad_filters_v(const geom *fwd, int positions, int ktaps, int F, int vl, int nacc)
 {
     if (nacc <= 0 || vl <= 1 || (forced_mode >= 0 && forced_mode != MODE_FILTERS) ||
-        (forced_mode < 0 && (!fwd->fv || ktaps < WGRAD_FILTERS_MIN_TAPS)))
+        (forced_mode < 0 && (!fwd->fv || ktaps < WGRAD_FILTERS_MIN_TAPS ||
+                             positions > WGRAD_FILTERS_MAX_POSITIONS)))
         return 0;
     int pick = 0;
     double best = 0;
