@@ -87,9 +87,15 @@ static int forced_block = -1;
  * waiting on their latency (0 for an empty block). */
 static double filters_block_cost(int P, int V, double streamed)
 {
-    const double fma = P * V, loads = (P + V) * COST_LOAD_FILTERS, l2 = streamed / L2_BYTES_PER_FMA;
-    const double busy = fma > loads ? (fma > l2 ? fma : l2) : (loads > l2 ? loads : l2);
-    return P == 0 ? 0 : busy > FMA_CHAINS ? busy : FMA_CHAINS;
+    if (P == 0)
+        return 0;
+    const double loads = (P + V) * COST_LOAD_FILTERS, l2 = streamed / L2_BYTES_PER_FMA;
+    double busy = P * V;
+    if (loads > busy)
+        busy = loads;
+    if (l2 > busy)
+        busy = l2;
+    return busy > FMA_CHAINS ? busy : FMA_CHAINS;
 }
 
 /* Geometry of a KH x KW stride-s correlation of C channels into F filters with OH x OW
@@ -199,9 +205,10 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wid
  * nacc / V taps x V filter vectors, the sums in registers over every position of every
  * image), where the forward correlation of the shape takes filters in lanes (fwd) over at
  * least WGRAD_FILTERS_MIN_TAPS taps a filter and at most WGRAD_FILTERS_MAX_POSITIONS outputs
- * an image, or where the mode is forced; else 0.  Taken with the forward, not by comparing costs: the model prices the
- * other weight-gradient modes as it prices forwards, and misses what short rows cost them
- * (5x5 s2 48 -> 64 on 8x8 outputs: row blocks 64 GFLOP/s, lanes 71, this 85).  With the
+ * an image, or where the mode is forced; else 0.  Taken with the forward, not by comparing
+ * costs: the model prices the other weight-gradient modes as it prices forwards, and misses
+ * what short rows cost them (5x5 s2 48 -> 64 on 8x8 outputs: row blocks 64 GFLOP/s, lanes
+ * 71, this 85).  With the
  * forward it won on the suite's small maps (32 -> 32 on 4x4: 40 against 32; 4 images of
  * 16 -> 16 on 8x8: 34 against 21; 24 -> 24 on 11x11 at batch 8: 50 against 42, at 32 equal)
  * but on 144 taps a filter (3x3 s2 16 -> 32: on 14x14, 54 against lanes' 59, a training step

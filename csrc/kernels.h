@@ -242,7 +242,18 @@ TGT static INLINE void FN(conv_filters_pv)(const T *X, const ptrdiff_t *off, int
     }
 }
 
-/* The kernel for each V (P = NACC / V), the loops unrolled for each. */
+/* CALL(v) for V = v, 1 to 4 (4 for any other): one instance of a filters-in-lanes kernel per
+ * V, with P = NACC / V, the loops unrolled for each. */
+#ifndef SWITCH_V
+#define SWITCH_V(V, CALL)                                                                         \
+    switch (V) {                                                                                  \
+    case 1: CALL(1); break;                                                                       \
+    case 2: CALL(2); break;                                                                       \
+    case 3: CALL(3); break;                                                                       \
+    default: CALL(4); break;                                                                      \
+    }
+#endif
+
 TGT static void FN(conv_filters)(const T *X, const ptrdiff_t *off, int t0, int t1, int ntaps,
                                  ptrdiff_t rowstep, const T *wp, const T *bias, int Fp, int OH,
                                  int OW, T *Y, int first, int relu, int V)
@@ -250,12 +261,7 @@ TGT static void FN(conv_filters)(const T *X, const ptrdiff_t *off, int t0, int t
 #define CONV_FILTERS(v)                                                                           \
     FN(conv_filters_pv)(X, off, t0, t1, ntaps, rowstep, wp, bias, Fp, OH, OW, Y, first, relu,     \
                         NACC / (v), (v))
-    switch (V) {
-    case 1: CONV_FILTERS(1); break;
-    case 2: CONV_FILTERS(2); break;
-    case 3: CONV_FILTERS(3); break;
-    default: CONV_FILTERS(4); break;
-    }
+    SWITCH_V(V, CONV_FILTERS)
 #undef CONV_FILTERS
 }
 
@@ -306,19 +312,14 @@ TGT static INLINE void FN(wgrad_filters_pv)(const T *X, ptrdiff_t ximg, const pt
         }
 }
 
-/* The weight-gradient kernel for each V (P = NACC / V taps), the loops unrolled for each. */
 TGT static void FN(wgrad_filters)(const T *X, ptrdiff_t ximg, const ptrdiff_t *off, int ntaps,
                                   ptrdiff_t rowstep, const T *D, ptrdiff_t dimg, int Fp, int OH,
                                   int OW, int nimg, T *G, int V)
 {
 #define WGRAD_FILTERS(v)                                                                          \
-    FN(wgrad_filters_pv)(X, ximg, off, ntaps, rowstep, D, dimg, Fp, OH, OW, nimg, G, NACC / (v), (v))
-    switch (V) {
-    case 1: WGRAD_FILTERS(1); break;
-    case 2: WGRAD_FILTERS(2); break;
-    case 3: WGRAD_FILTERS(3); break;
-    default: WGRAD_FILTERS(4); break;
-    }
+    FN(wgrad_filters_pv)(X, ximg, off, ntaps, rowstep, D, dimg, Fp, OH, OW, nimg, G, NACC / (v),  \
+                         (v))
+    SWITCH_V(V, WGRAD_FILTERS)
 #undef WGRAD_FILTERS
 }
 

@@ -75,9 +75,10 @@ def use_blas(gemm) -> bool:
 
 def use_conv_mode(name: str) -> str:
     """Force one way of computing every convolution: laying its outputs along the vectors
-    (``"flat"``, ``"rows"``, ``"lanes"``, ``"filters"``; see csrc/conv_geom.h) or im2col + BLAS products
-    (``"gemm"``, csrc/conv_gemm.h: the forward and the input gradient; weight gradients and,
-    where no BLAS was given, everything else take the cost model's direct mode), or
+    (``"flat"``, ``"rows"``, ``"lanes"``, ``"filters"``; see csrc/conv_geom.h) or im2col +
+    BLAS products (``"gemm"``, csrc/conv_gemm.h: the forward and the input gradient; weight
+    gradients and, where no BLAS was given, everything else take the cost model's direct
+    mode), or
     ``"auto"``: the cost model's choice per shape (the default).  Process-wide; tests use it to
     reach every mode.  Returns the setting now in use."""
     _require()
