@@ -85,6 +85,27 @@ static T *FN(pack_weights)(const T *w, const ptrdiff_t *ws, int F, int C, int KH
     return wp;
 }
 
+/* One image's outputs on (its first element in out (N, F, OH, OW), any strides) from Y, vl
+ * filters in the lanes (element (f, oh, ow) at Y[((f/vl*OH + oh)*OW + ow)*vl + f%vl]):
+ * transposed straight into dense planes, else through tmp (vl*OH*OW elements). */
+static void FN(put_filter_lanes)(const view4 *out, T *on, const T *Y, T *tmp)
+{
+    const int Fo = out->d[1], OH = out->d[2], OW = out->d[3], vl = FN(K)->wvw;
+    const ptrdiff_t npos = (ptrdiff_t)OH * OW;
+    const int dense = out->s[3] == 1 && out->s[2] == OW && out->s[1] == npos;
+    for (int f0 = 0; f0 < Fo; f0 += vl) {
+        const int cnt = Fo - f0 < vl ? Fo - f0 : vl;
+        if (dense) {
+            FN(K)->deinterleave(on + f0 * out->s[1], npos, Y + f0 * npos, npos, cnt);
+            continue;
+        }
+        FN(K)->deinterleave(tmp, npos, Y + f0 * npos, npos, cnt);
+        for (int i = 0; i < cnt; i++)
+            FN(put_rows)(on + (f0 + i) * out->s[1], out->s[2], out->s[3], tmp + i * npos, OW, OH,
+                         OW);
+    }
+}
+
 /* conv_run (below) in filters-in-lanes mode, geometry g (conv_geom.h): each image filled as
  * for row blocks, correlated by chunks of taps whose weights fit FILTERS_CHUNK_BYTES, and its
  * outputs transposed out of the lanes (straight into a dense output, else through tmp). */
@@ -122,17 +143,7 @@ static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const p
                 FN(K)->conv_filters(X, off, t0, t1, ntaps, g->Q, wp, bias, Fp, OH, OW, Y, t0 == 0,
                                     relu && t1 == ntaps, g->fv);
             }
-            for (int f0 = 0; f0 < Fo; f0 += vl) {
-                const int cnt = Fo - f0 < vl ? Fo - f0 : vl;
-                if (dense) {
-                    FN(K)->deinterleave(on + f0 * out->s[1], npos, Y + f0 * npos, npos, cnt);
-                    continue;
-                }
-                FN(K)->deinterleave(tmp, npos, Y + f0 * npos, npos, cnt);
-                for (int i = 0; i < cnt; i++)
-                    FN(put_rows)(on + (f0 + i) * out->s[1], out->s[2], out->s[3], tmp + i * npos,
-                                 OW, OH, OW);
-            }
+            FN(put_filter_lanes)(out, on, Y, tmp);
         }
     }
     free(xraw);
@@ -141,6 +152,103 @@ static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const p
     free(bias);
     free(off);
     free(wraw);
+    return ok ? 0 : -1;
+}
+
+/* conv_run (below) by Winograd's F(2x2, 3x3) (winograd.h) for a stride-1 3x3 kernel, in
+ * chunks whose transformed inputs and products fit WINO_CHUNK_BYTES: a group of whole images
+ * where one fits, else rows of one image's tiles.  Each image is filled into the parity phases
+ * of wino_geom and its chunk's tiles input-transformed channel by channel (tile t of the chunk
+ * at V[k][c][t]); the 16 products over channels run as filters-in-lanes correlations of C taps
+ * along the chunk's tiles (the transformed weights U packed as conv_filters reads them, one
+ * set per k); each image's tiles are output-transformed into Y and Y transposed out. */
+static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrdiff_t *ws,
+                        const T *b, ptrdiff_t bs, const view4 *out, int n0, int n1, int relu)
+{
+    const int Ci = src->d[1], H = src->d[2], W = src->d[3];
+    const int Fo = out->d[1], OH = out->d[2], OW = out->d[3];
+    const int vl = FN(K)->wvw, TH = (OH + 1) / 2, TW = (OW + 1) / 2;
+    const geom g = wino_geom(TH, TW, vl);
+    /* a tile row's V and M, and the tile rows and images a chunk takes */
+    const ptrdiff_t per_row = (ptrdiff_t)16 * TW * (Ci + round_up(Fo, vl)) * (ptrdiff_t)sizeof(T);
+    const ptrdiff_t fit = WINO_CHUNK_BYTES / per_row;
+    const int rows = fit < 1 ? 1 : fit < TH ? (int)fit : TH;
+    const int group = fit / TH < 1 ? 1 : fit / TH < n1 - n0 ? (int)(fit / TH) : n1 - n0;
+    const int ntile = TH * TW, ntmax = rows < TH ? rows * TW : group * ntile;
+    const int V = wino_filter_vectors(ntmax, Fo, vl, FN(K)->nacc), fbw = V * vl;
+    const int Fp = round_up(Fo, fbw);
+    const ptrdiff_t cstride = round_up(ntmax, vl) + vl, kin = (ptrdiff_t)Ci * cstride;
+    const ptrdiff_t npos = (ptrdiff_t)OH * OW;
+    const int dense = out->s[3] == 1 && out->s[2] == OW && out->s[1] == npos;
+    void *xraw, *vraw, *mraw, *yraw, *uraw;
+    T *X = calloc64(sizeof(T) * (size_t)g.plane * (size_t)Ci, &xraw);
+    T *Vb = calloc64(sizeof(T) * 16 * (size_t)kin, &vraw);
+    T *M = calloc64(sizeof(T) * 16 * (size_t)Fp * (size_t)ntmax, &mraw);
+    T *Y = calloc64(sizeof(T) * (size_t)Fp * (size_t)npos, &yraw);
+    T *U = calloc64(sizeof(T) * 16 * (size_t)Fp * (size_t)Ci, &uraw);
+    T *tmp = dense ? NULL : malloc(sizeof(T) * (size_t)vl * (size_t)npos);
+    T *bias = calloc((size_t)Fp * 2, sizeof(T)), *zero = bias + Fp;
+    ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)Ci);
+    const int ok = X && Vb && M && Y && U && (tmp || dense) && bias && off;
+    if (ok) {
+        for (int f = 0; f < Fo && b; f++)
+            bias[f] = b[f * bs];
+        for (int c = 0; c < Ci; c++)
+            off[c] = c * cstride;
+        /* U[k] = (G g G^T)[k], packed (Fp/fbw blocks, Ci taps, fbw); in double, rounded once */
+        for (int f = 0; f < Fo; f++)
+            for (int c = 0; c < Ci; c++) {
+                double gw[3][3], t[4][3];
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++)
+                        gw[i][j] = w[f * ws[0] + c * ws[1] + i * ws[2] + j * ws[3]];
+                for (int j = 0; j < 3; j++) {
+                    t[0][j] = gw[0][j];
+                    t[1][j] = 0.5 * (gw[0][j] + gw[1][j] + gw[2][j]);
+                    t[2][j] = 0.5 * (gw[0][j] - gw[1][j] + gw[2][j]);
+                    t[3][j] = gw[2][j];
+                }
+                T *u = U + ((ptrdiff_t)(f / fbw) * Ci + c) * fbw + f % fbw;
+                for (int i = 0; i < 4; i++) {
+                    const double r[4] = {t[i][0], 0.5 * (t[i][0] + t[i][1] + t[i][2]),
+                                         0.5 * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+                    for (int j = 0; j < 4; j++)
+                        u[(4 * i + j) * (ptrdiff_t)Fp * Ci] = (T)r[j];
+                }
+            }
+        const T *sp = src->p;
+        for (int n = n0; n < n1; n += group) {
+            const int cnt = n1 - n < group ? n1 - n : group;
+            for (int th0 = 0; th0 < TH; th0 += rows) {
+                const int th1 = TH - th0 < rows ? TH : th0 + rows;
+                const int nt = cnt > 1 ? cnt * ntile : (th1 - th0) * TW;
+                for (int i = 0; i < cnt; i++) {
+                    if (th0 == 0)
+                        FN(fill)(X, &g, sp + (n + i) * src->s[0], src->s + 1, Ci, H, W, ph, pw);
+                    for (int c = 0; c < Ci; c++)
+                        FN(K)->wino_in(Vb + c * cstride + i * ntile, kin, X + c * g.plane, g.pplane,
+                                       g.Q, th0, th1, TW);
+                }
+                for (int k = 0; k < 16; k++)
+                    FN(K)->conv_filters(Vb + k * kin, off, 0, Ci, Ci, 0, U + (ptrdiff_t)k * Fp * Ci,
+                                        zero, Fp, 1, nt, M + (ptrdiff_t)k * Fp * nt, 1, 0, V);
+                for (int i = 0; i < cnt; i++) {
+                    FN(K)->wino_out(M + (ptrdiff_t)i * ntile * vl, (ptrdiff_t)Fp * nt,
+                                    (ptrdiff_t)nt * vl, Fp, bias, th0, th1, TW, OH, OW, Y, relu);
+                    if (th1 == TH)
+                        FN(put_filter_lanes)(out, (T *)out->p + (n + i) * out->s[0], Y, tmp);
+                }
+            }
+        }
+    }
+    free(xraw);
+    free(vraw);
+    free(mraw);
+    free(yraw);
+    free(uraw);
+    free(tmp);
+    free(bias);
+    free(off);
     return ok ? 0 : -1;
 }
 
@@ -156,6 +264,8 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     const int Ci = src->d[1], Fo = out->d[1], OH = out->d[2], OW = out->d[3];
     if (gemm_pays(s, KH, KW, Ci, Fo, out->s[3] == 1 && out->s[2] == OW))
         return FN(gemm_conv_run)(src, ph, pw, w, ws, KH, KW, b, bs, out, s, n0, n1, relu);
+    if (wino_pays(s, KH, KW, Ci, Fo, OH, OW, FN(K)->wvw))
+        return FN(wino_run)(src, ph, pw, w, ws, b, bs, out, n0, n1, relu);
     const int fb = FN(K)->fb, vw = FN(K)->vw;
     const geom g = conv_shape(s, KH, KW, OH, OW, vw, FN(K)->vww, FN(K)->wvw, Ci, Fo, fb, n1 - n0,
                               sizeof(T), FN(K)->nacc);

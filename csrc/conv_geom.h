@@ -35,8 +35,9 @@ static int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
 /* The modes of conv_shape, and the one forced on every convolution (-1: chosen per shape);
  * set through gpucnn.native.use_conv_mode, for tests and measurements. */
-enum { MODE_FLAT, MODE_ROWS, MODE_LANES, MODE_FILTERS, MODE_GEMM, N_MODES };
-static const char *const mode_names[N_MODES] = {"flat", "rows", "lanes", "filters", "gemm"};
+enum { MODE_FLAT, MODE_ROWS, MODE_LANES, MODE_FILTERS, MODE_GEMM, MODE_WINOGRAD, N_MODES };
+static const char *const mode_names[N_MODES] = {"flat", "rows", "lanes", "filters", "gemm",
+                                                "winograd"};
 static int forced_mode = -1;
 /* The forward block forced on every direct convolution: 0 narrow, 1 wide, or in
  * filters-in-lanes mode 1 + V, V filter vectors (-1: by cost; see conv_shape), set through
@@ -136,9 +137,10 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wid
     const double group = n > 0 ? (double)round_up(n, vl) / n : 1;  /* lanes left empty */
     const int lanes_fit = in * vl * elem <= LANES_SCRATCH_BYTES;
     const int has_filters = nacc > 0 && vl > 1;
-    /* a forced mode (lanes and filters only where vectors have lanes; gemm is not this
-     * function's) */
+    /* a forced mode (lanes and filters only where vectors have lanes; gemm and winograd are
+     * not this function's) */
     const int forced = forced_mode >= 0 && forced_mode != MODE_GEMM &&
+                       forced_mode != MODE_WINOGRAD &&
                        (forced_mode != MODE_LANES || vl > 1) &&
                        (forced_mode != MODE_FILTERS || has_filters);
     int mode = -1;
@@ -201,6 +203,29 @@ static geom conv_shape(int s, int KH, int KW, int OH, int OW, int block, int wid
     return g;
 }
 
+/* The V (1 to 4, or as use_conv_block forces; 0 if none fits nacc) whose blocks of P = nacc/V
+ * along n items (positions or taps) x V filter vectors cost least for F filters: padded, as
+ * ceil(n / P) whole blocks; else n / P whole blocks and one of the n % P left. */
+static int cheapest_filter_vectors(int n, int padded, int F, int vl, int nacc)
+{
+    int pick = 0;
+    double best = 0;
+    for (int V = 1; V <= 4; V++) {
+        const int P = nacc / V;
+        if (P < 1 || (forced_block >= BLOCK_FILTERS && V != forced_block - 1))
+            continue;
+        const double blocks = padded ? (double)((n + P - 1) / P) * filters_block_cost(P, V, 0)
+                                     : (double)(n / P) * filters_block_cost(P, V, 0) +
+                                       filters_block_cost(n % P, V, 0);
+        const double cost = blocks * round_up(F, V * vl) / (V * vl);
+        if (pick == 0 || cost < best) {
+            pick = V;
+            best = cost;
+        }
+    }
+    return pick;
+}
+
 /* The weight gradient's filters-in-lanes mode: V vectors of filters per block (blocks of
  * nacc / V taps x V filter vectors, the sums in registers over every position of every
  * image), where the forward correlation of the shape takes filters in lanes (fwd) over at
@@ -223,20 +248,55 @@ static int wgrad_filters_v(const geom *fwd, int positions, int ktaps, int F, int
         (forced_mode < 0 && (!fwd->fv || ktaps < WGRAD_FILTERS_MIN_TAPS ||
                              positions > WGRAD_FILTERS_MAX_POSITIONS)))
         return 0;
-    int pick = 0;
-    double best = 0;
-    for (int V = 1; V <= 4; V++) {
-        const int P = nacc / V;
-        if (P < 1 || (forced_block >= BLOCK_FILTERS && V != forced_block - 1))
-            continue;
-        const double cost = (double)((ktaps + P - 1) / P) * filters_block_cost(P, V, 0) *
-                            round_up(F, V * vl) / (V * vl);
-        if (pick == 0 || cost < best) {
-            pick = V;
-            best = cost;
-        }
-    }
-    return pick;
+    return cheapest_filter_vectors(ktaps, 1, F, vl, nacc);
+}
+
+/* Winograd F(2x2, 3x3) (winograd.h; conv_drivers.h's wino_run): whether a stride-1 3x3
+ * correlation of C -> F channels with OH x OW outputs (vectors of vl lanes) runs as one.  It
+ * does 16 multiplies per 2x2 outputs, channel and filter where direct modes do 36, but pays
+ * per tile and channel (input transform, its parity fill) and per tile and filter (output
+ * transform, the transpose out of the lanes), and its input transform runs along a row of
+ * tiles in whole vectors.  Measured against the best direct mode (one core, Zen 3, thread CPU
+ * time; forward and input gradient alike): 32 -> 32 on 16x16 and 32x32 1.4x as fast, 32 -> 64
+ * on 16x16 1.17-1.4x, 16 -> 16 on 32x32 1.1-1.24x, on 16x16 1.03x, 24 -> 24 on 11x11 1.05x,
+ * 32 -> 32 on 8x8 1.18x; but 16 -> 16 on 8x8 0.97-1.02x, 6x6 0.76x, 32 -> 32 on 4x4 0.71x,
+ * 8 -> 8 on 32x32 0.78x.  Hence min(C, F) * min(OW, 16) >= WINO_MIN_WORK with OH, OW >= 8: the
+ * fewer the channels, the more the per-tile passes weigh, and rows under 16 outputs leave
+ * lanes of the input transform idle.  Forced by use_conv_mode("winograd") on every stride-1
+ * 3x3 correlation (and never with another mode forced). */
+#define WINO_MIN_WORK 256
+/* The most bytes of transformed inputs and products (16 of each per tile and channel or
+ * filter) one chunk of tiles takes: they are written and read back once, from L2. */
+#define WINO_CHUNK_BYTES (192 * 1024)
+static int wino_pays(int s, int KH, int KW, int C, int F, int OH, int OW, int vl)
+{
+    if (s != 1 || KH != 3 || KW != 3 || vl <= 1)
+        return 0;
+    if (forced_mode >= 0)
+        return forced_mode == MODE_WINOGRAD;
+    const int channels = C < F ? C : F, row = OW < 16 ? OW : 16;
+    return OH >= 8 && OW >= 8 && channels * row >= WINO_MIN_WORK;
+}
+
+/* The Winograd products' filter vectors per block (conv_filters along a row of nt tiles, C
+ * taps): priced as a forward's row. */
+static int wino_filter_vectors(int nt, int F, int vl, int nacc)
+{
+    const int V = cheapest_filter_vectors(nt, 0, F, vl, nacc);
+    return V ? V : 1;
+}
+
+/* The scratch of wino_run: the padded input split by row and column parity (stride-2 phases)
+ * for TH x TW tiles of 2x2 outputs, rows long enough for winograd.h's whole-vector reads. */
+static geom wino_geom(int TH, int TW, int vl)
+{
+    geom g = {0};
+    g.s = g.pr = g.pc = 2;
+    g.R = TH + 1;
+    g.Q = round_up(TW, vl) + 1;
+    g.pplane = (ptrdiff_t)g.R * g.Q;
+    g.plane = 4 * g.pplane;
+    return g;
 }
 
 /* g with the scratch rows of the filters-in-lanes mode: OW + (KW-1)/s positions, no lanes. */

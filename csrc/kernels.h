@@ -648,6 +648,7 @@ TGT static void FN(unpool_row)(T *dx, ptrdiff_t sh, ptrdiff_t sw, int stride, in
 
 #include "pool2.h"
 #include "updates.h"
+#include "winograd.h"
 
 static const KERN_T FN(kern) = {FB, VW, VWIDE, WFB, WTB, VL, NACC, FN(conv_image),
                                 FN(conv_image_wide), FN(conv_filters), FN(wgrad_block),
@@ -655,7 +656,7 @@ static const KERN_T FN(kern) = {FB, VW, VWIDE, WFB, WTB, VL, NACC, FN(conv_image
                                 FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row),
                                 POOL2_PLANE, UNPOOL2_PLANE, FN(sum_squares), FN(sgd),
                                 FN(interleave), FN(deinterleave), FN(fill_lanes),
-                                FN(sum_lanes)};
+                                FN(sum_lanes), FN(wino_in), FN(wino_out)};
 #undef POOL2_PLANE
 #undef UNPOOL2_PLANE
 

@@ -129,6 +129,9 @@ typedef struct {
         void (*fill_lanes)(T *, ptrdiff_t, const T *, const ptrdiff_t *, ptrdiff_t, int, int, int, \
                            int, const ptrdiff_t *, const ptrdiff_t *, ptrdiff_t);                \
         void (*sum_lanes)(const T *, ptrdiff_t, T *);                                            \
+        void (*wino_in)(T *, ptrdiff_t, const T *, ptrdiff_t, ptrdiff_t, int, int, int);         \
+        void (*wino_out)(const T *, ptrdiff_t, ptrdiff_t, int, const T *, int, int, int, int,    \
+                         int, T *, int);                                                         \
     } name;
 DEFINE_KERN(float, kern_f)
 DEFINE_KERN(double, kern_d)
@@ -734,7 +737,7 @@ static PyObject *py_sgd_update(PyObject *self, PyObject *args)
     return release(&h, done(0));
 }
 
-/* use_conv_mode(name): force "flat", "rows", "lanes" or "gemm" on every convolution ("auto":
+/* use_conv_mode(name): force a mode of mode_names on every convolution ("auto":
  * the cost model's choice per shape), so tests reach every mode; returns the name now in use.
  * "gemm" without a BLAS (use_blas) leaves the direct modes to the cost model. */
 static PyObject *py_use_conv_mode(PyObject *module, PyObject *arg)
@@ -747,7 +750,7 @@ static PyObject *py_use_conv_mode(PyObject *module, PyObject *arg)
     while (m < N_MODES && strcmp(name, mode_names[m]) != 0)
         m++;
     if (m == N_MODES && strcmp(name, "auto") != 0)
-        return PyErr_Format(PyExc_ValueError, "mode=%R: expected 'auto', 'flat', 'rows', 'lanes' or 'gemm'", arg);
+        return PyErr_Format(PyExc_ValueError, "mode=%R: expected 'auto' or a mode of gpucnn.native.CONV_MODES", arg);
     forced_mode = m == N_MODES ? -1 : m;
     return PyUnicode_FromString(forced_mode < 0 ? "auto" : mode_names[forced_mode]);
 }
@@ -790,7 +793,8 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
     const int elem = dbl ? 8 : 4, nacc = dbl ? K_d->nacc : K_f->nacc;
     const geom fg = conv_shape(s, KH, KW, OH, OW, vw, vww, vl, C, F, fb, N, elem, nacc);
     const geom wg = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, F, wfb, N, elem, 0);
-    const char *fwd = gemm_pays(s, KH, KW, C, F, 1) ? "gemm" : mode_names[shape_mode(&fg)];
+    const char *fwd = gemm_pays(s, KH, KW, C, F, 1) ? "gemm"
+                      : wino_pays(s, KH, KW, C, F, OH, OW, vl) ? "winograd" : mode_names[shape_mode(&fg)];
     PyObject *phases = PyList_New(0);
     for (int a = 0; phases && a < s; a++)
         for (int b = 0; b < s; b++) {
@@ -800,7 +804,9 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
             const geom g = conv_shape(1, d.U, d.V, d.m1 - d.m0, d.k1 - d.k0, vw, vww, vl, F, C, fb,
                                       N, elem, nacc);
             const int gemm = gemm_pays(1, d.U, d.V, F, C, s == 1);
-            PyObject *name = PyUnicode_FromString(gemm ? "gemm" : mode_names[shape_mode(&g)]);
+            const int wino = !gemm && wino_pays(1, d.U, d.V, F, C, d.m1 - d.m0, d.k1 - d.k0, vl);
+            PyObject *name = PyUnicode_FromString(gemm ? "gemm" : wino ? "winograd"
+                                                                     : mode_names[shape_mode(&g)]);
             if (!name || PyList_Append(phases, name) < 0)
                 Py_CLEAR(phases);
             Py_XDECREF(name);

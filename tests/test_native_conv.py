@@ -27,10 +27,10 @@ from test_native import (DTYPES, _array_before_a_guard_page, _conv_inputs, asser
                          dx_ref, isa, layout, native_kernels, needs_native, wgrad_ref)  # noqa: F401
 
 # every mode with each of its blocks: AVX2's narrow and wide kernels for the direct modes,
-# 1 to 4 filter vectors in filters-in-lanes mode
+# 1 to 4 filter vectors in filters-in-lanes mode, the fewest and the most in Winograd's products
 FILTER_BLOCKS = ("v1", "v2", "v3", "v4")
 MODES = ([f"{m}-{b}" for m in ("flat", "rows", "lanes") for b in ("narrow", "wide")] +
-         [f"filters-{b}" for b in FILTER_BLOCKS] + ["gemm-narrow"])
+         [f"filters-{b}" for b in FILTER_BLOCKS] + ["gemm-narrow", "winograd-v1", "winograd-v4"])
 assert {m.partition("-")[0] for m in MODES} == set(native.CONV_MODES)
 
 
@@ -211,14 +211,69 @@ def test_the_cost_model_picks_lanes_or_filters_for_small_maps_and_rows_or_flat_f
     plan = native.conv_plan((32, 32, 4, 4), (32, 32, 3, 3), 1, 1)
     assert plan[0] in ("lanes", "filters") and plan[2] == (plan[0],)
     assert plan[1] == ("filters" if plan[0] == "filters" else "lanes")  # with the forward
-    assert native.conv_plan((32, 32, 32, 32), (32, 32, 3, 3), 1, 1)[0] in ("rows", "flat")
+    assert native.conv_plan((32, 32, 32, 32), (32, 32, 5, 5), 1, 2)[0] in ("rows", "flat")
+    assert native.conv_plan((32, 8, 32, 32), (8, 8, 3, 3), 1, 1)[0] in ("rows", "flat")
     assert native.conv_plan((32, 16, 32, 32), (32, 16, 1, 1), 2, 0)[0] in ("rows", "flat")
     assert len(native.conv_plan((8, 3, 10, 10), (4, 3, 3, 3), 2, 1)[2]) == 4  # one per phase
     assert len(native.conv_plan((8, 3, 10, 10), (4, 3, 1, 1), 3, 0)[2]) == 1  # others get no tap
     assert native.conv_plan((1, 32, 4, 4), (32, 32, 3, 3), 1, 1)[0] != "lanes"  # 15 lanes idle
     # 8x8 outputs of a 5x5 stride-2 layer, and 11x11 of 4 images (lanes: half the lanes idle)
     assert native.conv_plan((32, 48, 16, 16), (64, 48, 5, 5), 2, 2)[0] == "filters"
-    assert native.conv_plan((4, 24, 11, 11), (24, 24, 3, 3), 1, 1)[0] == "filters"
+    assert native.conv_plan((4, 16, 11, 11), (16, 16, 3, 3), 1, 1)[0] == "filters"
+
+
+@needs_native
+def test_winograd_takes_3x3_stride_1_convolutions_of_many_channels_on_8x8_or_more():
+    """csrc/conv_geom.h's wino_pays on the shapes it was fitted to, and where it stays direct;
+    the weight gradient is never Winograd's."""
+    for x_shape, w_shape in (((32, 32, 16, 16), (32, 32, 3, 3)), ((32, 16, 32, 32), (16, 16, 3, 3)),
+                             ((32, 32, 16, 16), (64, 32, 3, 3)), ((8, 24, 11, 11), (24, 24, 3, 3))):
+        fwd, wgrad, dx = native.conv_plan(x_shape, w_shape, 1, 1)
+        assert fwd == "winograd" and dx == ("winograd",) and wgrad != "winograd"
+    assert native.conv_plan((32, 32, 4, 4), (32, 32, 3, 3), 1, 1)[0] != "winograd"  # 2x2 tiles
+    assert native.conv_plan((32, 16, 8, 8), (16, 16, 3, 3), 1, 1)[0] != "winograd"  # 16 x 8
+    assert native.conv_plan((32, 8, 32, 32), (8, 8, 3, 3), 1, 1)[0] != "winograd"  # 8 channels
+    assert native.conv_plan((32, 32, 16, 16), (32, 32, 3, 3), 2, 1)[0] != "winograd"  # stride 2
+    assert native.conv_plan((32, 32, 16, 16), (32, 32, 5, 5), 1, 2)[0] != "winograd"  # 5x5
+
+
+# Odd outputs (the last tiles half outside), padding 0 to 2, channels and filters off the
+# vector width, chunks of tile rows (64 -> 64 channels on 40x40: 164 KB of transformed inputs
+# and products a tile row, one row a chunk), groups of whole images with a partial last group,
+# maps of 1 to 3 tiles a side.
+WINOGRAD_CASES = [(3, 16, 9, 13, 17, 3, 3, 1, 1), (5, 9, 6, 6, 8, 3, 3, 1, 0),
+                  (2, 64, 40, 40, 64, 3, 3, 1, 1), (33, 12, 7, 5, 20, 3, 3, 1, 2),
+                  (2, 8, 3, 3, 8, 3, 3, 1, 1), (1, 40, 4, 4, 33, 3, 3, 1, 0)]
+
+
+@native_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("block", FILTER_BLOCKS)
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "N{}C{}H{}W{}F{}".format(*c))
+def test_winograd_equals_the_references_within_rounding(case, block, dtype):
+    """F(2x2, 3x3) forward (with and without bias, fused ReLU) and input gradient against the
+    float64 references, on every block of its products, from C-contiguous and (C, N, H, W)
+    inputs into a strided output; parts over the pool give the one-part result bit for bit."""
+    x, w, b, dout, stride, pad = _conv_inputs(case, dtype)
+    native.use_conv_mode("winograd")
+    native.use_conv_block(block)
+    try:
+        assert native.conv_plan(x.shape, w.shape, stride, pad)[0] == "winograd"
+        out = native.conv2d_forward(x, w, b, stride, pad)
+        assert_close(out, conv_ref(x, w, b, stride, pad))
+        assert_close(native.conv2d_forward(layout(x, "cnhw"), w, None, stride, pad),
+                     conv_ref(x, w, None, stride, pad))
+        strided = np.full(out.shape[:3] + (2 * out.shape[3],), np.nan, dtype)[..., ::2]
+        native.conv2d_forward(x, w, b, stride, pad, relu=True, out=strided)
+        np.testing.assert_array_equal(strided, cpu.relu_forward(out))
+        np.testing.assert_array_equal(native.conv2d_forward(x, w, b, stride, pad, parts=3), out)
+        dx = native.conv2d_backward_input(dout, w, x.shape, stride, pad)
+        assert_close(dx, dx_ref(dout, w, x.shape, stride, pad))
+        np.testing.assert_array_equal(
+            native.conv2d_backward_input(dout, w, x.shape, stride, pad, parts=3), dx)
+    finally:
+        native.use_conv_mode("auto")
+        native.use_conv_block("auto")
 
 
 @needs_native
@@ -283,7 +338,7 @@ def test_use_conv_block_validates_and_reports():
 def test_use_conv_mode_validates_and_reports():
     assert native.use_conv_mode("lanes") == "lanes"
     assert native.use_conv_mode("auto") == "auto"
-    with pytest.raises(ValueError, match=r"^name='diagonal': expected 'auto' or one of flat, rows, lanes, filters, gemm$"):
+    with pytest.raises(ValueError, match=r"^name='diagonal': expected 'auto' or one of flat, rows, lanes, filters, gemm, winograd$"):
         native.use_conv_mode("diagonal")
 
 
