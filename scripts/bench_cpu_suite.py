@@ -131,14 +131,19 @@ def run_modes(role: str, rounds: int, batch: int) -> None:
     for (xs, ws, stride, pad), net in suite_conv_shapes(batch, role).items():
         x, w, dout, flop = _layer_inputs(xs, ws, stride, pad, rng)
         kernels = _kernels(native._lib, x, w, dout, stride, pad)
-        best = {}
+        best, taken = {}, {}
         for mode in native.CONV_MODES:
             native.use_conv_mode(mode)
             best.update({(k, mode): t for k, t in best_times(kernels, rounds).items()})
+            fwd, wg, dx = native.conv_plan(xs, ws, stride, pad)
+            # a forced mode that cannot take the layer (winograd off 3x3 stride 1) shows "-"
+            taken.update({("fwd", mode): fwd == mode, ("wg", mode): wg == mode,
+                          ("dx", mode): mode in dx})
         native.use_conv_mode("auto")
         fwd, wg, dx = native.conv_plan(xs, ws, stride, pad)
         _row(net, xs, ws, stride, pad,
-             [" ".join(f"{flop / best[k, m] / 1e9:4.0f}" for m in native.CONV_MODES) + f" {pick:>5s}"
+             [" ".join(f"{flop / best[k, m] / 1e9:4.0f}" if taken[k, m] else "   -"
+                       for m in native.CONV_MODES) + f" {pick:>5s}"
               for k, pick in (("fwd", fwd), ("wg", wg), ("dx", "/".join(dx)))])
 
 
