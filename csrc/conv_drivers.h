@@ -155,22 +155,53 @@ static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const p
     return ok ? 0 : -1;
 }
 
-/* conv_run (below) by Winograd's F(2x2, 3x3) (winograd.h) for a stride-1 3x3 kernel, in
- * chunks whose transformed inputs and products fit WINO_CHUNK_BYTES: a group of whole images
- * where one fits, else rows of one image's tiles.  Each image is filled into the parity phases
- * of wino_geom and its chunk's tiles input-transformed channel by channel (tile t of the chunk
- * at V[k][c][t]); the 16 products over channels run as filters-in-lanes correlations of C taps
- * along the chunk's tiles (the transformed weights U packed as conv_filters reads them, one
- * set per k); each image's tiles are output-transformed into Y and Y transposed out. */
-static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrdiff_t *ws,
+/* U[k] = (G g G^T)[k], k < (r+1)^2, for the r x r weights g of every filter and channel of w
+ * (F, C, r, r) (element strides ws), packed as conv_filters reads its weights: U[k] is
+ * (Fp/fbw blocks, C, fbw), zero past F.  Block by block of fbw filters: the block's weights
+ * packed by tap into planes, then the kernels' wino_weights along them, VL filters and
+ * channels a step.  A transform per filter and channel (n^2 scattered stores each) took a
+ * third of an 8-image 64 -> 64 3x3 forward.  0, or -1 out of memory. */
+static int FN(wino_weights)(T *U, const T *w, const ptrdiff_t *ws, int F, int C, int r, int fbw,
+                            int Fp)
+{
+    const ptrdiff_t ku = (ptrdiff_t)Fp * C, kb = (ptrdiff_t)fbw * C;
+    T *P = malloc(sizeof(T) * (size_t)(r * r) * (size_t)kb);
+    if (!P)
+        return -1;
+    for (int f0 = 0; f0 < Fp; f0 += fbw) {
+        const int nf = F - f0 < fbw ? F - f0 : fbw;
+        for (int a = 0; a < r; a++)  /* stores in order: planes 4K apart alias the loads */
+            for (int b = 0; b < r; b++)
+                for (int c = 0; c < C; c++) {
+                    T *pc = P + (a * r + b) * kb + (ptrdiff_t)c * fbw;
+                    const T *wc = w + f0 * ws[0] + c * ws[1] + a * ws[2] + b * ws[3];
+                    for (int fi = 0; fi < fbw; fi++)
+                        pc[fi] = fi < nf ? wc[fi * ws[0]] : 0;
+                }
+        FN(K)->wino_weights(U + (ptrdiff_t)f0 * C, ku, P, kb, r);
+    }
+    free(P);
+    return 0;
+}
+
+/* conv_run (below) by Winograd's F(2x2, r x r) (winograd.h) for a stride-1 3x3 or 5x5 kernel
+ * (patches of side r + 1),
+ * in chunks whose transformed inputs and products fit WINO_CHUNK_BYTES: a group of whole
+ * images where one fits, else rows of one image's tiles.  Each image is filled into the parity
+ * phases of wino_geom and its chunk's tiles input-transformed channel by channel (tile t of the
+ * chunk at V[k][c][t]); the n^2 products over channels run as filters-in-lanes correlations of
+ * C taps along the chunk's tiles (the transformed weights U packed as conv_filters reads them,
+ * one set per k); each image's tiles are output-transformed into Y and Y transposed out. */
+static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrdiff_t *ws, int r,
                         const T *b, ptrdiff_t bs, const view4 *out, int n0, int n1, int relu)
 {
     const int Ci = src->d[1], H = src->d[2], W = src->d[3];
     const int Fo = out->d[1], OH = out->d[2], OW = out->d[3];
     const int vl = FN(K)->wvw, TH = (OH + 1) / 2, TW = (OW + 1) / 2;
-    const geom g = wino_geom(TH, TW, vl);
+    const int side = r + 1, nk = side * side;
+    const geom g = wino_geom(TH, TW, side, vl);
     /* a tile row's V and M, and the tile rows and images a chunk takes */
-    const ptrdiff_t per_row = (ptrdiff_t)16 * TW * (Ci + round_up(Fo, vl)) * (ptrdiff_t)sizeof(T);
+    const ptrdiff_t per_row = (ptrdiff_t)nk * TW * (Ci + round_up(Fo, vl)) * (ptrdiff_t)sizeof(T);
     const ptrdiff_t fit = WINO_CHUNK_BYTES / per_row;
     const int rows = fit < 1 ? 1 : fit < TH ? (int)fit : TH;
     const int group = fit / TH < 1 ? 1 : fit / TH < n1 - n0 ? (int)(fit / TH) : n1 - n0;
@@ -178,44 +209,24 @@ static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     const int V = wino_filter_vectors(ntmax, Fo, vl, FN(K)->nacc), fbw = V * vl;
     const int Fp = round_up(Fo, fbw);
     const ptrdiff_t cstride = round_up(ntmax, vl) + vl, kin = (ptrdiff_t)Ci * cstride;
-    const ptrdiff_t npos = (ptrdiff_t)OH * OW;
+    const ptrdiff_t npos = (ptrdiff_t)OH * OW, ku = (ptrdiff_t)Fp * Ci;
     const int dense = out->s[3] == 1 && out->s[2] == OW && out->s[1] == npos;
     void *xraw, *vraw, *mraw, *yraw, *uraw;
     T *X = calloc64(sizeof(T) * (size_t)g.plane * (size_t)Ci, &xraw);
-    T *Vb = calloc64(sizeof(T) * 16 * (size_t)kin, &vraw);
-    T *M = calloc64(sizeof(T) * 16 * (size_t)Fp * (size_t)ntmax, &mraw);
+    T *Vb = calloc64(sizeof(T) * (size_t)nk * (size_t)kin, &vraw);
+    T *M = calloc64(sizeof(T) * (size_t)nk * (size_t)Fp * (size_t)ntmax, &mraw);
     T *Y = calloc64(sizeof(T) * (size_t)Fp * (size_t)npos, &yraw);
-    T *U = calloc64(sizeof(T) * 16 * (size_t)Fp * (size_t)Ci, &uraw);
+    T *U = calloc64(sizeof(T) * (size_t)nk * (size_t)ku, &uraw);
     T *tmp = dense ? NULL : malloc(sizeof(T) * (size_t)vl * (size_t)npos);
     T *bias = calloc((size_t)Fp * 2, sizeof(T)), *zero = bias + Fp;
     ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)Ci);
-    const int ok = X && Vb && M && Y && U && (tmp || dense) && bias && off;
+    const int ok = X && Vb && M && Y && U && (tmp || dense) && bias && off &&
+                   FN(wino_weights)(U, w, ws, Fo, Ci, r, fbw, Fp) == 0;
     if (ok) {
         for (int f = 0; f < Fo && b; f++)
             bias[f] = b[f * bs];
         for (int c = 0; c < Ci; c++)
             off[c] = c * cstride;
-        /* U[k] = (G g G^T)[k], packed (Fp/fbw blocks, Ci taps, fbw); in double, rounded once */
-        for (int f = 0; f < Fo; f++)
-            for (int c = 0; c < Ci; c++) {
-                double gw[3][3], t[4][3];
-                for (int i = 0; i < 3; i++)
-                    for (int j = 0; j < 3; j++)
-                        gw[i][j] = w[f * ws[0] + c * ws[1] + i * ws[2] + j * ws[3]];
-                for (int j = 0; j < 3; j++) {
-                    t[0][j] = gw[0][j];
-                    t[1][j] = 0.5 * (gw[0][j] + gw[1][j] + gw[2][j]);
-                    t[2][j] = 0.5 * (gw[0][j] - gw[1][j] + gw[2][j]);
-                    t[3][j] = gw[2][j];
-                }
-                T *u = U + ((ptrdiff_t)(f / fbw) * Ci + c) * fbw + f % fbw;
-                for (int i = 0; i < 4; i++) {
-                    const double r[4] = {t[i][0], 0.5 * (t[i][0] + t[i][1] + t[i][2]),
-                                         0.5 * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-                    for (int j = 0; j < 4; j++)
-                        u[(4 * i + j) * (ptrdiff_t)Fp * Ci] = (T)r[j];
-                }
-            }
         const T *sp = src->p;
         for (int n = n0; n < n1; n += group) {
             const int cnt = n1 - n < group ? n1 - n : group;
@@ -227,14 +238,15 @@ static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
                         FN(fill)(X, &g, sp + (n + i) * src->s[0], src->s + 1, Ci, H, W, ph, pw);
                     for (int c = 0; c < Ci; c++)
                         FN(K)->wino_in(Vb + c * cstride + i * ntile, kin, X + c * g.plane, g.pplane,
-                                       g.Q, th0, th1, TW);
+                                       g.Q, th0, th1, TW, side);
                 }
-                for (int k = 0; k < 16; k++)
-                    FN(K)->conv_filters(Vb + k * kin, off, 0, Ci, Ci, 0, U + (ptrdiff_t)k * Fp * Ci,
-                                        zero, Fp, 1, nt, M + (ptrdiff_t)k * Fp * nt, 1, 0, V);
+                for (int k = 0; k < nk; k++)
+                    FN(K)->conv_filters(Vb + k * kin, off, 0, Ci, Ci, 0, U + k * ku, zero, Fp, 1, nt,
+                                        M + (ptrdiff_t)k * Fp * nt, 1, 0, V);
                 for (int i = 0; i < cnt; i++) {
                     FN(K)->wino_out(M + (ptrdiff_t)i * ntile * vl, (ptrdiff_t)Fp * nt,
-                                    (ptrdiff_t)nt * vl, Fp, bias, th0, th1, TW, OH, OW, Y, relu);
+                                    (ptrdiff_t)nt * vl, Fp, bias, th0, th1, TW, OH, OW, Y, relu,
+                                    side);
                     if (th1 == TH)
                         FN(put_filter_lanes)(out, (T *)out->p + (n + i) * out->s[0], Y, tmp);
                 }
@@ -265,7 +277,7 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     if (gemm_pays(s, KH, KW, Ci, Fo, out->s[3] == 1 && out->s[2] == OW))
         return FN(gemm_conv_run)(src, ph, pw, w, ws, KH, KW, b, bs, out, s, n0, n1, relu);
     if (wino_pays(s, KH, KW, Ci, Fo, OH, OW, FN(K)->wvw))
-        return FN(wino_run)(src, ph, pw, w, ws, b, bs, out, n0, n1, relu);
+        return FN(wino_run)(src, ph, pw, w, ws, KH, b, bs, out, n0, n1, relu);
     const int fb = FN(K)->fb, vw = FN(K)->vw;
     const geom g = conv_shape(s, KH, KW, OH, OW, vw, FN(K)->vww, FN(K)->wvw, Ci, Fo, fb, n1 - n0,
                               sizeof(T), FN(K)->nacc);

@@ -251,26 +251,32 @@ static int wgrad_filters_v(const geom *fwd, int positions, int ktaps, int F, int
     return cheapest_filter_vectors(ktaps, 1, F, vl, nacc);
 }
 
-/* Winograd F(2x2, 3x3) (winograd.h; conv_drivers.h's wino_run): whether a stride-1 3x3
- * correlation of C -> F channels with OH x OW outputs (vectors of vl lanes) runs as one.  It
- * does 16 multiplies per 2x2 outputs, channel and filter where direct modes do 36, but pays
- * per tile and channel (input transform, its parity fill) and per tile and filter (output
- * transform, the transpose out of the lanes), and its input transform runs along a row of
- * tiles in whole vectors.  Measured against the best direct mode (one core, Zen 3, thread CPU
- * time; forward and input gradient alike): 32 -> 32 on 16x16 and 32x32 1.4x as fast, 32 -> 64
- * on 16x16 1.17-1.4x, 16 -> 16 on 32x32 1.1-1.24x, on 16x16 1.03x, 24 -> 24 on 11x11 1.05x,
- * 32 -> 32 on 8x8 1.18x; but 16 -> 16 on 8x8 0.97-1.02x, 6x6 0.76x, 32 -> 32 on 4x4 0.71x,
- * 8 -> 8 on 32x32 0.78x.  Hence min(C, F) * min(OW, 16) >= WINO_MIN_WORK with OH, OW >= 8: the
- * fewer the channels, the more the per-tile passes weigh, and rows under 16 outputs leave
- * lanes of the input transform idle.  Forced by use_conv_mode("winograd") on every stride-1
- * 3x3 correlation (and never with another mode forced). */
+/* Winograd's F(2x2, 3x3) and F(2x2, 5x5) (winograd.h; conv_drivers.h's wino_run): whether a
+ * stride-1 r x r correlation of C -> F channels with OH x OW outputs (vectors of vl lanes)
+ * runs as one.  It does (r+1)^2 multiplies per 2x2 outputs, channel and filter where direct
+ * modes do 4 r^2, but pays per tile and channel (input transform, its parity fill), per tile
+ * and filter (output transform, the transpose out of the lanes) and per filter and channel
+ * (the weights' transform, every call), and its input transform runs along a row of tiles in
+ * whole vectors.  Against the best direct mode (one core, Zen 3, thread CPU time, forward and
+ * input gradient alike, 4 to 128 images a call):
+ *     3x3: 32 -> 32 or 64 on 16x16 and 32x32 1.33-1.43x, on 8x8 1.36x (8 images, 64
+ *          channels), on 7x7 1.07x; 16 -> 16 on 32x32 1.12x, on 16x16 1.00x, on 8x8 0.86-1.00x,
+ *          on 6x6 0.71x; 24 -> 24 on 11x11 1.00x; 32 -> 32 on 4x4 0.80x; 8 -> 8 on 32x32 0.76x;
+ *     5x5: 32 -> 32 on 8x8 to 16x16 1.33-1.56x, on 6x6 0.77x; 16 -> 16 on 16x16 1.20x, on 24x24
+ *          1.03x, on 8x8 1.06x; 8 -> 8 on 32x32 0.92x.
+ * (The 3x3 shapes are the tuning nets' layers; the 5x5 ones no suite net's, the suite's one
+ * 5x5 stride-1 layer of many channels being held out.)  Hence min(C, F) * min(OW, 16) >=
+ * WINO_MIN_WORK with OH, OW >= 8: the fewer the channels, the more the per-tile passes weigh,
+ * and rows under 16 outputs leave lanes of the input transform idle.  Forced by
+ * use_conv_mode("winograd") on every stride-1 3x3 or 5x5 correlation (and never with another
+ * mode forced). */
 #define WINO_MIN_WORK 256
 /* The most bytes of transformed inputs and products (16 of each per tile and channel or
  * filter) one chunk of tiles takes: they are written and read back once, from L2. */
 #define WINO_CHUNK_BYTES (192 * 1024)
 static int wino_pays(int s, int KH, int KW, int C, int F, int OH, int OW, int vl)
 {
-    if (s != 1 || KH != 3 || KW != 3 || vl <= 1)
+    if (s != 1 || KH != KW || (KH != 3 && KH != 5) || vl <= 1)
         return 0;
     if (forced_mode >= 0)
         return forced_mode == MODE_WINOGRAD;
@@ -286,14 +292,25 @@ static int wino_filter_vectors(int nt, int F, int vl, int nacc)
     return V ? V : 1;
 }
 
+/* Winograd's weight matrices G (n x r; winograd.h), rows r apart: F(2x2, 3x3) and F(2x2, 5x5). */
+static const double WINO_G3[4 * 3] = {1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1};
+static const double WINO_G5[6 * 5] = {
+    1.0 / 4, 0, 0, 0, 0,
+    -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6,
+    -1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6,
+    1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3,
+    1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3,
+    0, 0, 0, 0, 1};
+
 /* The scratch of wino_run: the padded input split by row and column parity (stride-2 phases)
- * for TH x TW tiles of 2x2 outputs, rows long enough for winograd.h's whole-vector reads. */
-static geom wino_geom(int TH, int TW, int vl)
+ * for TH x TW tiles of 2x2 outputs whose patches are n x n, rows long enough for winograd.h's
+ * whole-vector reads. */
+static geom wino_geom(int TH, int TW, int n, int vl)
 {
     geom g = {0};
     g.s = g.pr = g.pc = 2;
-    g.R = TH + 1;
-    g.Q = round_up(TW, vl) + 1;
+    g.R = TH + n / 2 - 1;
+    g.Q = round_up(TW, vl) + n / 2 - 1;
     g.pplane = (ptrdiff_t)g.R * g.Q;
     g.plane = 4 * g.pplane;
     return g;

@@ -656,7 +656,8 @@ static const KERN_T FN(kern) = {FB, VW, VWIDE, WFB, WTB, VL, NACC, FN(conv_image
                                 FN(sum_rows), FN(copy_rows), FN(pool_row), FN(unpool_row),
                                 POOL2_PLANE, UNPOOL2_PLANE, FN(sum_squares), FN(sgd),
                                 FN(interleave), FN(deinterleave), FN(fill_lanes),
-                                FN(sum_lanes), FN(wino_in), FN(wino_out)};
+                                FN(sum_lanes), FN(wino_in), FN(wino_out),
+                                FN(wino_weights)};
 #undef POOL2_PLANE
 #undef UNPOOL2_PLANE
 

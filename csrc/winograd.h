@@ -1,58 +1,106 @@
-/* The transforms of Winograd's F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional
- * Neural Networks", 2016), included by kernels.h once per (element type, instruction set); the
- * driver is conv_drivers.h's wino_run.
+/* The transforms of Winograd's F(2x2, 3x3) and F(2x2, 5x5) (Lavin & Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2016), included by kernels.h once per (element type,
+ * instruction set); the driver is conv_drivers.h's wino_run.
  *
- * A 2x2 block of outputs of a 3x3 stride-1 correlation is A^T [(G g G^T) . (B^T d B)] A, with
- * d the 4x4 input patch, g the 3x3 weights and . the elementwise product:
- *     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
- *     A^T = [1 1 1 0; 0 1 -1 -1].
- * Summed over channels, the 16 elementwise products are 16 independent (tiles x C) by (C x F)
- * matrix products: 16 multiply-adds per channel, filter and 2x2 outputs instead of 36.  B and A
- * hold only 0 and +-1, so the transforms are adds, and G's halves are exact: float32 results
- * stay within a few roundings of the direct sum (tests/test_native_conv.py bounds them).
+ * A 2x2 block of outputs of an r x r stride-1 correlation is A^T [(G g G^T) . (B^T d B)] A, with
+ * d the n x n input patch (n = r + 1), g the r x r weights and . the elementwise product.
+ * Summed over channels, the n^2 elementwise products are n^2 independent (tiles x C) by
+ * (C x F) matrix products: n^2 multiply-adds per channel, filter and 2x2 outputs instead of
+ * 4 r^2 (16 against 36 for 3x3, 36 against 100 for 5x5).  The matrices interpolate at 0, 1,
+ * -1 (and 2, -2 for 5x5) and infinity:
+ *     r = 3: B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1],
+ *            G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];
+ *     r = 5: B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
+ *                   0 4 0 -5 0 1],  A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1],
+ *            G = [1/4 0 0 0 0; -1/6 (x5); -1/6 1/6 -1/6 1/6 -1/6; 1/24 1/12 1/6 1/3 2/3;
+ *                 1/24 -1/12 1/6 -1/3 2/3; 0 0 0 0 1].
+ * B and A hold small integers, so the data transforms are adds and a few multiplies by 2, 4
+ * and 5; G's fractions go into the weights, transformed in double and rounded once
+ * (conv_drivers.h).  float32 results stay within float rounding of the direct sum
+ * (tests/test_native_conv.py bounds them against float64 references).
  */
 
-/* Input transform of one channel over tile rows th0..th1-1 of TW tiles each: the (B^T d B)[k]
- * of tile (th, tw) to V[k*kstride + (th - th0)*TW + tw], k < 16, from the channel's padded
- * input split by row and column parity (conv_geom.h's polyphase layout at stride 2: phase
- * (a, b) at P + (2a + b)*pplane, rows Q apart), where padded element (2th + i, 2tw + j) of the
- * patch is phase (i % 2, j % 2)'s row th + i/2, column tw + j/2: every operand of VL tiles is
- * one contiguous load.  Whole vectors are stored, up to VL-1 tiles past a row's end, which the
- * next row's overwrite (V has VL slack past its last); rows are read up to column
- * round_up(TW, VL), so Q must exceed it. */
-TGT static void FN(wino_in)(T *V, ptrdiff_t kstride, const T *P, ptrdiff_t pplane, ptrdiff_t Q,
-                            int th0, int th1, int TW)
+/* t = B^T d for one column or row of n = 4 or 6 patch elements. */
+TGT static INLINE void FN(wino_bt)(const VEC *d, VEC *t, const int n)
+{
+    if (n == 4) {
+        t[0] = d[0] - d[2];
+        t[1] = d[1] + d[2];
+        t[2] = d[2] - d[1];
+        t[3] = d[1] - d[3];
+        return;
+    }
+    const VEC two = FN(splat)(2), four = FN(splat)(4), five = FN(splat)(5);
+    const VEC d42 = d[4] - d[2], d31 = d[3] - d[1];
+    t[0] = four * d[0] - five * d[2] + d[4];
+    t[1] = (d[3] + d[4]) - four * (d[1] + d[2]);
+    t[2] = (d[4] - d[3]) + four * (d[1] - d[2]);
+    t[3] = d42 + two * d31;
+    t[4] = d42 - two * d31;
+    t[5] = four * d[1] - five * d[3] + d[5];
+}
+
+/* The two sums of A^T m for one column or row of n = 4 or 6 products. */
+TGT static INLINE void FN(wino_at)(const VEC *m, VEC *o, const int n)
+{
+    if (n == 4) {
+        o[0] = m[0] + m[1] + m[2];
+        o[1] = m[1] - m[2] - m[3];
+        return;
+    }
+    o[0] = m[0] + (m[1] + m[2]) + (m[3] + m[4]);
+    o[1] = (m[1] - m[2]) + FN(splat)(2) * (m[3] - m[4]) + m[5];
+}
+
+/* Input transform of one channel over tile rows th0..th1-1 of TW tiles each, n x n patches:
+ * the (B^T d B)[k] of tile (th, tw) to V[k*kstride + (th - th0)*TW + tw], k < n^2, from the
+ * channel's padded input split by row and column parity (conv_geom.h's polyphase layout at
+ * stride 2: phase (a, b) at P + (2a + b)*pplane, rows Q apart), where padded element
+ * (2th + i, 2tw + j) of the patch is phase (i % 2, j % 2)'s row th + i/2, column tw + j/2: every
+ * operand of VL tiles is one contiguous load.  Whole vectors are stored, up to VL-1 tiles past
+ * a row's end, which the next row's overwrite (V has VL slack past its last); rows are read up
+ * to column round_up(TW, VL) + n/2 - 2, so Q must exceed it. */
+TGT static INLINE void FN(wino_in_n)(T *V, ptrdiff_t kstride, const T *P, ptrdiff_t pplane,
+                                     ptrdiff_t Q, int th0, int th1, int TW, const int n)
 {
     for (int th = th0; th < th1; th++)
         for (int tw = 0; tw < TW; tw += VL) {
-            VEC d[4][4], e[4][4];
-            UNROLL for (int i = 0; i < 4; i++)
-                UNROLL for (int j = 0; j < 4; j++)
-                    d[i][j] = FN(load)(P + ((i & 1) * 2 + (j & 1)) * pplane + (th + i / 2) * Q +
-                                       tw + j / 2);
-            UNROLL for (int j = 0; j < 4; j++) {  /* B^T d: along columns */
-                e[0][j] = d[0][j] - d[2][j];
-                e[1][j] = d[1][j] + d[2][j];
-                e[2][j] = d[2][j] - d[1][j];
-                e[3][j] = d[1][j] - d[3][j];
+            VEC e[6][6];
+            UNROLL for (int j = 0; j < n; j++) {  /* B^T d: down each column */
+                VEC d[6], t[6];
+                UNROLL for (int i = 0; i < n; i++)
+                    d[i] = FN(load)(P + ((i & 1) * 2 + (j & 1)) * pplane + (th + i / 2) * Q + tw +
+                                    j / 2);
+                FN(wino_bt)(d, t, n);
+                UNROLL for (int i = 0; i < n; i++)
+                    e[i][j] = t[i];
             }
             T *v = V + (ptrdiff_t)(th - th0) * TW + tw;
-            UNROLL for (int i = 0; i < 4; i++) {  /* (B^T d) B: along rows */
-                const VEC r[4] = {e[i][0] - e[i][2], e[i][1] + e[i][2], e[i][2] - e[i][1],
-                                  e[i][1] - e[i][3]};
-                UNROLL for (int j = 0; j < 4; j++)
-                    memcpy(v + (4 * i + j) * kstride, &r[j], sizeof r[j]);
+            UNROLL for (int i = 0; i < n; i++) {  /* (B^T d) B: along each row */
+                VEC t[6];
+                FN(wino_bt)(e[i], t, n);
+                UNROLL for (int j = 0; j < n; j++)
+                    memcpy(v + (n * i + j) * kstride, &t[j], sizeof t[j]);
             }
         }
 }
 
+TGT static void FN(wino_in)(T *V, ptrdiff_t kstride, const T *P, ptrdiff_t pplane, ptrdiff_t Q,
+                            int th0, int th1, int TW, int n)
+{
+    if (n == 4)
+        FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 4);
+    else
+        FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 6);
+}
+
 /* Output transform of the tiles of rows th0..th1-1 (TW a row), VL filters in the lanes: the
  * products' sums M[k*kstride + f*fstride + t*VL] (filter vector f < Fp/VL, tile t = (th - th0)*TW
- * + tw, k < 16; conv_filters' layout) to the 2x2 outputs A^T M A + bias, relu of them where
+ * + tw, k < n^2; conv_filters' layout) to the 2x2 outputs A^T M A + bias, relu of them where
  * relu is set, at Y[(f*OH*OW + oh*OW + ow)*VL] for those of oh < OH, ow < OW. */
-TGT static void FN(wino_out)(const T *M, ptrdiff_t kstride, ptrdiff_t fstride, int Fp,
-                             const T *bias, int th0, int th1, int TW, int OH, int OW, T *Y,
-                             int relu)
+TGT static INLINE void FN(wino_out_n)(const T *M, ptrdiff_t kstride, ptrdiff_t fstride, int Fp,
+                                      const T *bias, int th0, int th1, int TW, int OH, int OW,
+                                      T *Y, int relu, const int n)
 {
     const ptrdiff_t npos = (ptrdiff_t)OH * OW;
     for (int f = 0; f < Fp / VL; f++) {
@@ -60,25 +108,75 @@ TGT static void FN(wino_out)(const T *M, ptrdiff_t kstride, ptrdiff_t fstride, i
         for (int th = th0; th < th1; th++)
             for (int tw = 0; tw < TW; tw++) {
                 const T *m = M + f * fstride + ((ptrdiff_t)(th - th0) * TW + tw) * VL;
-                VEC s[4], u[4];
-                UNROLL for (int j = 0; j < 4; j++) {  /* A^T M: along columns */
-                    const VEC m0 = FN(load)(m + (0 * 4 + j) * kstride),
-                              m1 = FN(load)(m + (1 * 4 + j) * kstride),
-                              m2 = FN(load)(m + (2 * 4 + j) * kstride),
-                              m3 = FN(load)(m + (3 * 4 + j) * kstride);
-                    s[j] = m0 + m1 + m2;
-                    u[j] = m1 - m2 - m3;
+                VEC s[2][6];
+                UNROLL for (int j = 0; j < n; j++) {  /* A^T M: down each column */
+                    VEC col[6], o[2];
+                    UNROLL for (int i = 0; i < n; i++)
+                        col[i] = FN(load)(m + (n * i + j) * kstride);
+                    FN(wino_at)(col, o, n);
+                    s[0][j] = o[0];
+                    s[1][j] = o[1];
                 }
-                VEC o[2][2] = {{s[0] + s[1] + s[2] + b, s[1] - s[2] - s[3] + b},
-                               {u[0] + u[1] + u[2] + b, u[1] - u[2] - u[3] + b}};
-                UNROLL for (int i = 0; i < 2; i++)
+                UNROLL for (int i = 0; i < 2; i++) {  /* (A^T M) A: along each row */
+                    VEC o[2];
+                    FN(wino_at)(s[i], o, n);
                     UNROLL for (int j = 0; j < 2; j++) {
                         const int oh = 2 * th + i, ow = 2 * tw + j;
                         if (oh >= OH || ow >= OW)
                             continue;
-                        const VEC r = relu ? FN(vrelu)(o[i][j]) : o[i][j];
+                        const VEC r = relu ? FN(vrelu)(o[j] + b) : o[j] + b;
                         memcpy(Y + (f * npos + (ptrdiff_t)oh * OW + ow) * VL, &r, sizeof r);
                     }
+                }
             }
     }
+}
+
+TGT static void FN(wino_out)(const T *M, ptrdiff_t kstride, ptrdiff_t fstride, int Fp,
+                             const T *bias, int th0, int th1, int TW, int OH, int OW, T *Y,
+                             int relu, int n)
+{
+    if (n == 4)
+        FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, 4);
+    else
+        FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, 6);
+}
+
+/* U[k*ku + e] = (G g G^T)[k] for k < (r+1)^2, e < kb (a multiple of VL), where g (r x r) is
+ * element e of the weight planes P (tap (a, b) at P[(a*r + b)*kb]) and G is Winograd's (n x r,
+ * conv_geom.h): VL elements a step, r a constant where inlined. */
+TGT static INLINE void FN(wino_weights_r)(T *U, ptrdiff_t ku, const T *P, ptrdiff_t kb,
+                                          const double *G, const int r)
+{
+    const int n = r + 1;
+    for (ptrdiff_t e = 0; e < kb; e += VL) {
+        VEC g[5][5], t[6][5];
+        UNROLL for (int a = 0; a < r; a++)
+            UNROLL for (int b = 0; b < r; b++)
+                g[a][b] = FN(load)(P + (a * r + b) * kb + e);
+        UNROLL for (int i = 0; i < n; i++)  /* G g */
+            UNROLL for (int b = 0; b < r; b++) {
+                VEC sum = FN(splat)(0);
+                UNROLL for (int a = 0; a < r; a++)
+                    if (G[i * r + a] != 0)
+                        sum += FN(splat)((T)G[i * r + a]) * g[a][b];
+                t[i][b] = sum;
+            }
+        UNROLL for (int i = 0; i < n; i++)  /* (G g) G^T */
+            UNROLL for (int j = 0; j < n; j++) {
+                VEC sum = FN(splat)(0);
+                UNROLL for (int b = 0; b < r; b++)
+                    if (G[j * r + b] != 0)
+                        sum += t[i][b] * FN(splat)((T)G[j * r + b]);
+                memcpy(U + (i * n + j) * ku + e, &sum, sizeof sum);
+            }
+    }
+}
+
+TGT static void FN(wino_weights)(T *U, ptrdiff_t ku, const T *P, ptrdiff_t kb, int r)
+{
+    if (r == 3)
+        FN(wino_weights_r)(U, ku, P, kb, WINO_G3, 3);
+    else
+        FN(wino_weights_r)(U, ku, P, kb, WINO_G5, 5);
 }

@@ -77,7 +77,7 @@ def use_conv_mode(name: str) -> str:
     """Force one way of computing every convolution: laying its outputs along the vectors
     (``"flat"``, ``"rows"``, ``"lanes"``, ``"filters"``; see csrc/conv_geom.h), im2col +
     BLAS products (``"gemm"``, csrc/conv_gemm.h) or Winograd's F(2x2, 3x3) (``"winograd"``,
-    csrc/winograd.h: stride-1 3x3 kernels only) for the forward and the input gradient (weight
+    csrc/winograd.h: stride-1 3x3 and 5x5 kernels only) for the forward and the input gradient (weight
     gradients, and what the forced mode cannot take, get the cost model's direct mode), or
     ``"auto"``: the cost model's choice per shape (the default).  Process-wide; tests use it to
     reach every mode.  Returns the setting now in use."""
@@ -230,10 +230,10 @@ def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None, relu=False,
     mode of least modelled cost per shape (csrc/conv_geom.h; :func:`conv_plan` tells which).
     One core, float32, GFLOP/s: 106 at the seed shape (a), 79 at (b), 87 at 4x4 outputs with
     32 -> 32 channels, 68 at the strided net's 3x3 stride-2 layer, against 36-49 for im2col +
-    OpenBLAS SGEMM (scripts/bench_native.py, docs/benchmarks.md).  Stride-1 3x3 kernels of
-    many channels on 8x8 or larger maps run as Winograd's F(2x2, 3x3) instead (csrc/winograd.h):
-    16 multiplies per 2x2 outputs where the direct modes do 36, the sums equal to the direct
-    ones within float rounding, not bit for bit.
+    OpenBLAS SGEMM (scripts/bench_native.py, docs/benchmarks.md).  Stride-1 3x3 and 5x5 kernels
+    of many channels on 8x8 or larger maps run as Winograd's F(2x2, 3x3) or F(2x2, 5x5) instead
+    (csrc/winograd.h): 16 or 36 multiplies per 2x2 outputs where the direct modes do 36 or 100,
+    the sums equal to the direct ones within float rounding, not bit for bit.
     """
     _require()
     _check_array("x", x)

@@ -136,7 +136,7 @@ def run_modes(role: str, rounds: int, batch: int) -> None:
             native.use_conv_mode(mode)
             best.update({(k, mode): t for k, t in best_times(kernels, rounds).items()})
             fwd, wg, dx = native.conv_plan(xs, ws, stride, pad)
-            # a forced mode that cannot take the layer (winograd off 3x3 stride 1) shows "-"
+            # a forced mode that cannot take the layer (winograd off 3x3 and 5x5 stride 1) shows "-"
             taken.update({("fwd", mode): fwd == mode, ("wg", mode): wg == mode,
                           ("dx", mode): mode in dx})
         native.use_conv_mode("auto")

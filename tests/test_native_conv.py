@@ -211,7 +211,7 @@ def test_the_cost_model_picks_lanes_or_filters_for_small_maps_and_rows_or_flat_f
     plan = native.conv_plan((32, 32, 4, 4), (32, 32, 3, 3), 1, 1)
     assert plan[0] in ("lanes", "filters") and plan[2] == (plan[0],)
     assert plan[1] == ("filters" if plan[0] == "filters" else "lanes")  # with the forward
-    assert native.conv_plan((32, 32, 32, 32), (32, 32, 5, 5), 1, 2)[0] in ("rows", "flat")
+    assert native.conv_plan((32, 32, 32, 32), (32, 32, 7, 7), 1, 3)[0] in ("rows", "flat")
     assert native.conv_plan((32, 8, 32, 32), (8, 8, 3, 3), 1, 1)[0] in ("rows", "flat")
     assert native.conv_plan((32, 16, 32, 32), (32, 16, 1, 1), 2, 0)[0] in ("rows", "flat")
     assert len(native.conv_plan((8, 3, 10, 10), (4, 3, 3, 3), 2, 1)[2]) == 4  # one per phase
@@ -223,27 +223,34 @@ def test_the_cost_model_picks_lanes_or_filters_for_small_maps_and_rows_or_flat_f
 
 
 @needs_native
-def test_winograd_takes_3x3_stride_1_convolutions_of_many_channels_on_8x8_or_more():
+def test_winograd_takes_3x3_and_5x5_stride_1_convolutions_of_many_channels_on_8x8_or_more():
     """csrc/conv_geom.h's wino_pays on the shapes it was fitted to, and where it stays direct;
     the weight gradient is never Winograd's."""
     for x_shape, w_shape in (((32, 32, 16, 16), (32, 32, 3, 3)), ((32, 16, 32, 32), (16, 16, 3, 3)),
-                             ((32, 32, 16, 16), (64, 32, 3, 3)), ((8, 24, 11, 11), (24, 24, 3, 3))):
-        fwd, wgrad, dx = native.conv_plan(x_shape, w_shape, 1, 1)
+                             ((32, 32, 16, 16), (64, 32, 3, 3)), ((8, 24, 11, 11), (24, 24, 3, 3)),
+                             ((32, 32, 8, 8), (32, 32, 5, 5)), ((16, 16, 16, 16), (16, 16, 5, 5))):
+        pad = w_shape[2] // 2
+        fwd, wgrad, dx = native.conv_plan(x_shape, w_shape, 1, pad)
         assert fwd == "winograd" and dx == ("winograd",) and wgrad != "winograd"
+    assert native.conv_plan((32, 32, 6, 6), (32, 32, 5, 5), 1, 2)[0] != "winograd"  # 3x3 tiles
+    assert native.conv_plan((32, 6, 12, 12), (16, 6, 5, 5), 1, 0)[0] != "winograd"  # LeNet's
     assert native.conv_plan((32, 32, 4, 4), (32, 32, 3, 3), 1, 1)[0] != "winograd"  # 2x2 tiles
     assert native.conv_plan((32, 16, 8, 8), (16, 16, 3, 3), 1, 1)[0] != "winograd"  # 16 x 8
     assert native.conv_plan((32, 8, 32, 32), (8, 8, 3, 3), 1, 1)[0] != "winograd"  # 8 channels
     assert native.conv_plan((32, 32, 16, 16), (32, 32, 3, 3), 2, 1)[0] != "winograd"  # stride 2
-    assert native.conv_plan((32, 32, 16, 16), (32, 32, 5, 5), 1, 2)[0] != "winograd"  # 5x5
+    assert native.conv_plan((32, 32, 16, 16), (32, 32, 7, 7), 1, 3)[0] != "winograd"  # 7x7
 
 
-# Odd outputs (the last tiles half outside), padding 0 to 2, channels and filters off the
-# vector width, chunks of tile rows (64 -> 64 channels on 40x40: 164 KB of transformed inputs
-# and products a tile row, one row a chunk), groups of whole images with a partial last group,
-# maps of 1 to 3 tiles a side.
+# 3x3 and 5x5 kernels: odd outputs (the last tiles half outside), padding 0 to 3, channels and
+# filters off the vector width, chunks of tile rows (64 -> 64 3x3 on 40x40: 164 KB of
+# transformed inputs and products a tile row, one row a chunk; 40 -> 48 5x5 on 30x30 likewise),
+# groups of whole images with a partial last group, maps of 1 to 3 tiles a side.
 WINOGRAD_CASES = [(3, 16, 9, 13, 17, 3, 3, 1, 1), (5, 9, 6, 6, 8, 3, 3, 1, 0),
                   (2, 64, 40, 40, 64, 3, 3, 1, 1), (33, 12, 7, 5, 20, 3, 3, 1, 2),
-                  (2, 8, 3, 3, 8, 3, 3, 1, 1), (1, 40, 4, 4, 33, 3, 3, 1, 0)]
+                  (2, 8, 3, 3, 8, 3, 3, 1, 1), (1, 40, 4, 4, 33, 3, 3, 1, 0),
+                  (3, 16, 9, 13, 17, 5, 5, 1, 2), (5, 9, 6, 6, 8, 5, 5, 1, 0),
+                  (2, 40, 30, 30, 48, 5, 5, 1, 2), (17, 12, 7, 5, 20, 5, 5, 1, 3),
+                  (1, 33, 5, 6, 9, 5, 5, 1, 1)]
 
 
 @native_kernels
@@ -251,9 +258,10 @@ WINOGRAD_CASES = [(3, 16, 9, 13, 17, 3, 3, 1, 1), (5, 9, 6, 6, 8, 3, 3, 1, 0),
 @pytest.mark.parametrize("block", FILTER_BLOCKS)
 @pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "N{}C{}H{}W{}F{}".format(*c))
 def test_winograd_equals_the_references_within_rounding(case, block, dtype):
-    """F(2x2, 3x3) forward (with and without bias, fused ReLU) and input gradient against the
-    float64 references, on every block of its products, from C-contiguous and (C, N, H, W)
-    inputs into a strided output; parts over the pool give the one-part result bit for bit."""
+    """F(2x2, 3x3) and F(2x2, 5x5) forward (with and without bias, fused ReLU) and input
+    gradient against the float64 references, on every block of its products, from C-contiguous
+    and (C, N, H, W) inputs into a strided output; parts over the pool give the one-part result
+    bit for bit."""
     x, w, b, dout, stride, pad = _conv_inputs(case, dtype)
     native.use_conv_mode("winograd")
     native.use_conv_block(block)
