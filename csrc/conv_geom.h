@@ -259,15 +259,17 @@ static int wgrad_filters_v(const geom *fwd, int positions, int ktaps, int F, int
  * (the weights' transform, every call), and its input transform runs along a row of tiles in
  * whole vectors.  Against the best direct mode (one core, Zen 3, thread CPU time, forward and
  * input gradient alike, 4 to 128 images a call):
- *     3x3: 32 -> 32 or 64 on 16x16 and 32x32 1.33-1.43x, on 8x8 1.36x (8 images, 64
- *          channels), on 7x7 1.07x; 16 -> 16 on 32x32 1.12x, on 16x16 1.00x, on 8x8 0.86-1.00x,
- *          on 6x6 0.71x; 24 -> 24 on 11x11 1.00x; 32 -> 32 on 4x4 0.80x; 8 -> 8 on 32x32 0.76x;
- *     5x5: 32 -> 32 on 8x8 to 16x16 1.33-1.56x, on 6x6 0.77x; 16 -> 16 on 16x16 1.20x, on 24x24
- *          1.03x, on 8x8 1.06x; 8 -> 8 on 32x32 0.92x.
- * (The 3x3 shapes are the tuning nets' layers; the 5x5 ones no suite net's, the suite's one
- * 5x5 stride-1 layer of many channels being held out.)  Hence min(C, F) * min(OW, 16) >=
- * WINO_MIN_WORK with OH, OW >= 8: the fewer the channels, the more the per-tile passes weigh,
- * and rows under 16 outputs leave lanes of the input transform idle.  Forced by
+ *     3x3: 32 -> 32 or 64 on 16x16 and 32x32 1.38-1.53x, on 8x8 1.51x (8 images, 64
+ *          channels), on 7x7 1.11x; 16 -> 16 on 32x32 1.16-1.19x, on 16x16 1.08x, on 8x8
+ *          0.96-1.01x, on 6x6 0.73x; 24 -> 24 on 11x11 0.98-0.99x; 32 -> 32 on 4x4 0.85x;
+ *          8 -> 8 on 32x32 0.74x;
+ *     5x5: 32 -> 32 on 16x16 1.78x, on 8x8 1.58x, on 6x6 1.24x; 16 -> 16 on 16x16 1.30x, on
+ *          24x24 1.21x, on 8x8 1.13x; 8 -> 8 on 32x32 0.90x.
+ * (The 3x3 shapes are the tuning nets' layers and a few more; the 5x5 ones no suite net's, the
+ * suite's one 5x5 stride-1 layer of many channels being held out.)  Hence, 3x3: min(C, F) *
+ * min(OW, 16) >= WINO_MIN_WORK with OH, OW >= 8 (the fewer the channels, the more the
+ * per-tile passes weigh, and rows under 16 outputs leave lanes of the input transform idle);
+ * 5x5, which saves more: 16 or more channels and filters, OH, OW >= 6.  Forced by
  * use_conv_mode("winograd") on every stride-1 3x3 or 5x5 correlation (and never with another
  * mode forced). */
 #define WINO_MIN_WORK 256
@@ -281,6 +283,8 @@ static int wino_pays(int s, int KH, int KW, int C, int F, int OH, int OW, int vl
     if (forced_mode >= 0)
         return forced_mode == MODE_WINOGRAD;
     const int channels = C < F ? C : F, row = OW < 16 ? OW : 16;
+    if (KH == 5)
+        return channels >= 16 && OH >= 6 && OW >= 6;
     return OH >= 8 && OW >= 8 && channels * row >= WINO_MIN_WORK;
 }
 

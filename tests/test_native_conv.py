@@ -228,11 +228,13 @@ def test_winograd_takes_3x3_and_5x5_stride_1_convolutions_of_many_channels_on_8x
     the weight gradient is never Winograd's."""
     for x_shape, w_shape in (((32, 32, 16, 16), (32, 32, 3, 3)), ((32, 16, 32, 32), (16, 16, 3, 3)),
                              ((32, 32, 16, 16), (64, 32, 3, 3)), ((8, 24, 11, 11), (24, 24, 3, 3)),
-                             ((32, 32, 8, 8), (32, 32, 5, 5)), ((16, 16, 16, 16), (16, 16, 5, 5))):
+                             ((32, 32, 8, 8), (32, 32, 5, 5)), ((16, 16, 16, 16), (16, 16, 5, 5)),
+                             ((32, 32, 6, 6), (32, 32, 5, 5)), ((32, 16, 8, 8), (16, 16, 5, 5))):
         pad = w_shape[2] // 2
         fwd, wgrad, dx = native.conv_plan(x_shape, w_shape, 1, pad)
         assert fwd == "winograd" and dx == ("winograd",) and wgrad != "winograd"
-    assert native.conv_plan((32, 32, 6, 6), (32, 32, 5, 5), 1, 2)[0] != "winograd"  # 3x3 tiles
+    assert native.conv_plan((32, 32, 5, 5), (32, 32, 5, 5), 1, 2)[0] != "winograd"  # 5x5 map
+    assert native.conv_plan((32, 8, 32, 32), (8, 8, 5, 5), 1, 2)[0] != "winograd"  # 8 channels
     assert native.conv_plan((32, 6, 12, 12), (16, 6, 5, 5), 1, 0)[0] != "winograd"  # LeNet's
     assert native.conv_plan((32, 32, 4, 4), (32, 32, 3, 3), 1, 1)[0] != "winograd"  # 2x2 tiles
     assert native.conv_plan((32, 16, 8, 8), (16, 16, 3, 3), 1, 1)[0] != "winograd"  # 16 x 8
