@@ -185,9 +185,8 @@ static int FN(wino_weights)(T *U, const T *w, const ptrdiff_t *ws, int F, int C,
 }
 
 /* conv_run (below) by Winograd's F(2x2, r x r) (winograd.h) for a stride-1 3x3 or 5x5 kernel
- * (patches of side r + 1),
- * in chunks whose transformed inputs and products fit WINO_CHUNK_BYTES: a group of whole
- * images where one fits, else rows of one image's tiles.  Each image is filled into the parity
+ * (patches of side r + 1), in chunks whose transformed inputs and products fit
+ * WINO_CHUNK_BYTES: a group of whole images where one fits, else rows of one image's tiles.  Each image is filled into the parity
  * phases of wino_geom and its chunk's tiles input-transformed channel by channel (tile t of the
  * chunk at V[k][c][t]); the n^2 products over channels run as filters-in-lanes correlations of
  * C taps along the chunk's tiles (the transformed weights U packed as conv_filters reads them,
@@ -200,22 +199,17 @@ static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     const int vl = FN(K)->wvw, TH = (OH + 1) / 2, TW = (OW + 1) / 2;
     const int side = r + 1, nk = side * side;
     const geom g = wino_geom(TH, TW, side, vl);
-    /* Tile rows pitch apart in V: TW (rows back to back; a row's last vector spills into the
-     * next, which overwrites it), or whole vectors a row where a row takes more than half of a
-     * last one (6 tiles: the spilling stores, 24 bytes apart, made the input transform 39% of
-     * a 5x5 32 -> 32 forward on 12x12, against 16% on 16x16), the products then running row
-     * by row. */
-    const int flat = TW % vl == 0 || 2 * TW <= vl, pitch = flat ? TW : round_up(TW, vl);
     /* a tile row's V and M, and the tile rows and images a chunk takes */
-    const ptrdiff_t per_row = (ptrdiff_t)nk * ((ptrdiff_t)pitch * Ci + (ptrdiff_t)TW * round_up(Fo, vl)) *
-                              (ptrdiff_t)sizeof(T);
+    const ptrdiff_t per_row = (ptrdiff_t)nk * TW * (Ci + round_up(Fo, vl)) * (ptrdiff_t)sizeof(T);
     const ptrdiff_t fit = WINO_CHUNK_BYTES / per_row;
     const int rows = fit < 1 ? 1 : fit < TH ? (int)fit : TH;
     const int group = fit / TH < 1 ? 1 : fit / TH < n1 - n0 ? (int)(fit / TH) : n1 - n0;
     const int ntile = TH * TW, ntmax = rows < TH ? rows * TW : group * ntile;
-    const int V = wino_filter_vectors(flat ? ntmax : TW, Fo, vl, FN(K)->nacc), fbw = V * vl;
+    const int V = wino_filter_vectors(ntmax, Fo, vl, FN(K)->nacc), fbw = V * vl;
     const int Fp = round_up(Fo, fbw);
-    const ptrdiff_t cstride = (ptrdiff_t)ntmax / TW * pitch + vl, kin = (ptrdiff_t)Ci * cstride + vl;
+    /* the planes of V and M one vector longer than they need: k-strides of 2-6 KB made their
+     * stores alias in L1 (5x5 32 -> 32 on 12x12: 71 us an image, 48 with the vector) */
+    const ptrdiff_t cstride = round_up(ntmax, vl) + vl, kin = (ptrdiff_t)Ci * cstride + vl;
     const ptrdiff_t npos = (ptrdiff_t)OH * OW, ku = (ptrdiff_t)Fp * Ci;
     const int dense = out->s[3] == 1 && out->s[2] == OW && out->s[1] == npos;
     void *xraw, *vraw, *mraw, *yraw, *uraw;
@@ -244,12 +238,11 @@ static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
                     if (th0 == 0)
                         FN(fill)(X, &g, sp + (n + i) * src->s[0], src->s + 1, Ci, H, W, ph, pw);
                     for (int c = 0; c < Ci; c++)
-                        FN(K)->wino_in(Vb + c * cstride + (ptrdiff_t)i * TH * pitch, kin,
-                                       X + c * g.plane, g.pplane, g.Q, th0, th1, TW, pitch, side);
+                        FN(K)->wino_in(Vb + c * cstride + i * ntile, kin, X + c * g.plane, g.pplane,
+                                       g.Q, th0, th1, TW, side);
                 }
-                for (int k = 0; k < nk; k++)  /* one row of nt tiles, or nt / TW rows of TW */
-                    FN(K)->conv_filters(Vb + k * kin, off, 0, Ci, Ci, pitch, U + k * ku, zero, Fp,
-                                        flat ? 1 : nt / TW, flat ? nt : TW,
+                for (int k = 0; k < nk; k++)  /* the chunk's tiles as one row */
+                    FN(K)->conv_filters(Vb + k * kin, off, 0, Ci, Ci, 0, U + k * ku, zero, Fp, 1, nt,
                                         M + k * ((ptrdiff_t)Fp * nt + vl), 1, 0, V);
                 for (int i = 0; i < cnt; i++) {
                     FN(K)->wino_out(M + (ptrdiff_t)i * ntile * vl, (ptrdiff_t)Fp * nt + vl,

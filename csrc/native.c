@@ -129,8 +129,7 @@ typedef struct {
         void (*fill_lanes)(T *, ptrdiff_t, const T *, const ptrdiff_t *, ptrdiff_t, int, int, int, \
                            int, const ptrdiff_t *, const ptrdiff_t *, ptrdiff_t);                \
         void (*sum_lanes)(const T *, ptrdiff_t, T *);                                            \
-        void (*wino_in)(T *, ptrdiff_t, const T *, ptrdiff_t, ptrdiff_t, int, int, int, int,     \
-                        int);                                                                    \
+        void (*wino_in)(T *, ptrdiff_t, const T *, ptrdiff_t, ptrdiff_t, int, int, int, int);    \
         void (*wino_out)(const T *, ptrdiff_t, ptrdiff_t, int, const T *, int, int, int, int,    \
                          int, T *, int, int);                                                    \
         void (*wino_weights)(T *, ptrdiff_t, const T *, ptrdiff_t, int);                         \

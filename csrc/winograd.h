@@ -53,16 +53,17 @@ TGT static INLINE void FN(wino_at)(const VEC *m, VEC *o, const int n)
 }
 
 /* Input transform of one channel over tile rows th0..th1-1 of TW tiles each, n x n patches:
- * the (B^T d B)[k] of tile (th, tw) to V[k*kstride + (th - th0)*pitch + tw], k < n^2, from the
+ * the (B^T d B)[k] of tile (th, tw) to V[k*kstride + (th - th0)*TW + tw], k < n^2, from the
  * channel's padded input split by row and column parity (conv_geom.h's polyphase layout at
  * stride 2: phase (a, b) at P + (2a + b)*pplane, rows Q apart), where padded element
  * (2th + i, 2tw + j) of the patch is phase (i % 2, j % 2)'s row th + i/2, column tw + j/2: every
  * operand of VL tiles is one contiguous load.  Whole vectors are stored, up to VL-1 tiles past
- * a row's end: the next row's overwrite them where pitch is TW (V has VL slack past its last);
- * rows are read up to column round_up(TW, VL) + n/2 - 2, so Q must exceed it. */
+ * a row's end, which the next row's overwrite (V has VL slack past its last; rows padded to
+ * whole vectors instead, the products running row by row, were no faster at 6 or 12 tiles a
+ * row and slower at 6 with 24 channels); rows are read up to column round_up(TW, VL) + n/2 - 2,
+ * so Q must exceed it. */
 TGT static INLINE void FN(wino_in_n)(T *V, ptrdiff_t kstride, const T *P, ptrdiff_t pplane,
-                                     ptrdiff_t Q, int th0, int th1, int TW, int pitch,
-                                     const int n)
+                                     ptrdiff_t Q, int th0, int th1, int TW, const int n)
 {
     for (int th = th0; th < th1; th++)
         for (int tw = 0; tw < TW; tw += VL) {
@@ -76,7 +77,7 @@ TGT static INLINE void FN(wino_in_n)(T *V, ptrdiff_t kstride, const T *P, ptrdif
                 UNROLL for (int i = 0; i < n; i++)
                     e[i][j] = t[i];
             }
-            T *v = V + (ptrdiff_t)(th - th0) * pitch + tw;
+            T *v = V + (ptrdiff_t)(th - th0) * TW + tw;
             UNROLL for (int i = 0; i < n; i++) {  /* (B^T d) B: along each row */
                 VEC t[6];
                 FN(wino_bt)(e[i], t, n);
@@ -87,12 +88,12 @@ TGT static INLINE void FN(wino_in_n)(T *V, ptrdiff_t kstride, const T *P, ptrdif
 }
 
 TGT static void FN(wino_in)(T *V, ptrdiff_t kstride, const T *P, ptrdiff_t pplane, ptrdiff_t Q,
-                            int th0, int th1, int TW, int pitch, int n)
+                            int th0, int th1, int TW, int n)
 {
     if (n == 4)
-        FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, pitch, 4);
+        FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 4);
     else
-        FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, pitch, 6);
+        FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 6);
 }
 
 /* Output transform of the tiles of rows th0..th1-1 (TW a row), VL filters in the lanes: the
