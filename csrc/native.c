@@ -795,7 +795,8 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
     const geom fg = conv_shape(s, KH, KW, OH, OW, vw, vww, vl, C, F, fb, N, elem, nacc);
     const geom wg = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, F, wfb, N, elem, 0);
     const char *fwd = gemm_pays(s, KH, KW, C, F, 1) ? "gemm"
-                      : wino_pays(s, KH, KW, C, F, OH, OW, vl) ? "winograd" : mode_names[shape_mode(&fg)];
+                      : wino_pays(s, KH, KW, C, F, OH, OW, vl) ? "winograd"
+                      : mode_names[shape_mode(&fg)];
     PyObject *phases = PyList_New(0);
     for (int a = 0; phases && a < s; a++)
         for (int b = 0; b < s; b++) {

@@ -76,9 +76,10 @@ def use_blas(gemm) -> bool:
 def use_conv_mode(name: str) -> str:
     """Force one way of computing every convolution: laying its outputs along the vectors
     (``"flat"``, ``"rows"``, ``"lanes"``, ``"filters"``; see csrc/conv_geom.h), im2col +
-    BLAS products (``"gemm"``, csrc/conv_gemm.h) or Winograd's F(2x2, 3x3) (``"winograd"``,
-    csrc/winograd.h: stride-1 3x3 and 5x5 kernels only) for the forward and the input gradient (weight
-    gradients, and what the forced mode cannot take, get the cost model's direct mode), or
+    BLAS products (``"gemm"``, csrc/conv_gemm.h) or Winograd's F(2x2, 3x3) and F(2x2, 5x5)
+    (``"winograd"``, csrc/winograd.h: stride-1 3x3 and 5x5 kernels only) for the forward and
+    the input gradient (weight gradients, and what the forced mode cannot take, get the cost
+    model's direct mode), or
     ``"auto"``: the cost model's choice per shape (the default).  Process-wide; tests use it to
     reach every mode.  Returns the setting now in use."""
     _require()
