@@ -161,8 +161,8 @@ static int FN(filters_run)(const view4 *src, int ph, int pw, const T *w, const p
  * packed by tap into planes, then the kernels' wino_weights along them, VL filters and
  * channels a step.  A transform per filter and channel (n^2 scattered stores each) took a
  * third of an 8-image 64 -> 64 3x3 forward.  0, or -1 out of memory. */
-static int FN(wino_weights)(T *U, const T *w, const ptrdiff_t *ws, int F, int C, int r, int fbw,
-                            int Fp)
+static int FN(wino_weights)(T *U, const T *w, const ptrdiff_t *ws, int F, int C, int r, int n,
+                            int fbw, int Fp)
 {
     const ptrdiff_t ku = (ptrdiff_t)Fp * C, kb = (ptrdiff_t)fbw * C;
     T *P = malloc(sizeof(T) * (size_t)(r * r) * (size_t)kb);
@@ -178,30 +178,31 @@ static int FN(wino_weights)(T *U, const T *w, const ptrdiff_t *ws, int F, int C,
                     for (int fi = 0; fi < fbw; fi++)
                         pc[fi] = fi < nf ? wc[fi * ws[0]] : 0;
                 }
-        FN(K)->wino_weights(U + (ptrdiff_t)f0 * C, ku, P, kb, r);
+        FN(K)->wino_weights(U + (ptrdiff_t)f0 * C, ku, P, kb, n);
     }
     free(P);
     return 0;
 }
 
-/* conv_run (below) by Winograd's F(2x2, r x r) (winograd.h) for a stride-1 3x3 or 5x5 kernel
- * (patches of side r + 1), in chunks whose transformed inputs and products fit
- * WINO_CHUNK_BYTES: a group of whole images where one fits, else rows of one image's tiles.  Each image is filled into the parity
- * phases of wino_geom and its chunk's tiles input-transformed channel by channel (tile t of the
- * chunk at V[k][c][t]); the n^2 products over channels run as filters-in-lanes correlations of
- * C taps along the chunk's tiles (the transformed weights U packed as conv_filters reads them,
- * one set per k); each image's tiles are output-transformed into Y and Y transposed out. */
+/* conv_run (below) by Winograd's F(2x2, r x r) (winograd.h) for a 3x3 or 5x5 kernel at stride
+ * s = 1 or 2 (patches of side wino_side), in chunks of tiles whose transformed inputs and
+ * products fit wino_chunk_bytes: a group of whole images where one fits, else rows of one
+ * image's tiles.  Each image is filled into the phases of wino_geom and its chunk's tiles
+ * input-transformed channel by channel (tile t of the chunk at V[k][c][t]); the n^2 products
+ * over channels run as filters-in-lanes correlations of C taps along the chunk's tiles (the
+ * transformed weights U packed as conv_filters reads them, one set per k); each image's tiles
+ * are output-transformed into Y and Y transposed out. */
 static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrdiff_t *ws, int r,
-                        const T *b, ptrdiff_t bs, const view4 *out, int n0, int n1, int relu)
+                        int s, const T *b, ptrdiff_t bs, const view4 *out, int n0, int n1, int relu)
 {
     const int Ci = src->d[1], H = src->d[2], W = src->d[3];
     const int Fo = out->d[1], OH = out->d[2], OW = out->d[3];
     const int vl = FN(K)->wvw, TH = (OH + 1) / 2, TW = (OW + 1) / 2;
-    const int side = r + 1, nk = side * side;
+    const int side = wino_side(r, s), nk = side * side;
     const geom g = wino_geom(TH, TW, side, vl);
     /* a tile row's V and M, and the tile rows and images a chunk takes */
     const ptrdiff_t per_row = (ptrdiff_t)nk * TW * (Ci + round_up(Fo, vl)) * (ptrdiff_t)sizeof(T);
-    const ptrdiff_t fit = WINO_CHUNK_BYTES / per_row;
+    const ptrdiff_t fit = wino_chunk_bytes(nk, Ci, Fo, vl, sizeof(T)) / per_row;
     const int rows = fit < 1 ? 1 : fit < TH ? (int)fit : TH;
     const int group = fit / TH < 1 ? 1 : fit / TH < n1 - n0 ? (int)(fit / TH) : n1 - n0;
     const int ntile = TH * TW, ntmax = rows < TH ? rows * TW : group * ntile;
@@ -222,7 +223,7 @@ static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     T *bias = calloc((size_t)Fp * 2, sizeof(T)), *zero = bias + Fp;
     ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)Ci);
     const int ok = X && Vb && M && Y && U && (tmp || dense) && bias && off &&
-                   FN(wino_weights)(U, w, ws, Fo, Ci, r, fbw, Fp) == 0;
+                   FN(wino_weights)(U, w, ws, Fo, Ci, r, side, fbw, Fp) == 0;
     if (ok) {
         for (int f = 0; f < Fo && b; f++)
             bias[f] = b[f * bs];
@@ -278,7 +279,7 @@ static int FN(conv_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     if (gemm_pays(s, KH, KW, Ci, Fo, out->s[3] == 1 && out->s[2] == OW))
         return FN(gemm_conv_run)(src, ph, pw, w, ws, KH, KW, b, bs, out, s, n0, n1, relu);
     if (wino_pays(s, KH, KW, Ci, Fo, OH, OW, FN(K)->wvw))
-        return FN(wino_run)(src, ph, pw, w, ws, KH, b, bs, out, n0, n1, relu);
+        return FN(wino_run)(src, ph, pw, w, ws, KH, s, b, bs, out, n0, n1, relu);
     const int fb = FN(K)->fb, vw = FN(K)->vw;
     const geom g = conv_shape(s, KH, KW, OH, OW, vw, FN(K)->vww, FN(K)->wvw, Ci, Fo, fb, n1 - n0,
                               sizeof(T), FN(K)->nacc);

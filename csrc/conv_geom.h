@@ -251,8 +251,8 @@ static int wgrad_filters_v(const geom *fwd, int positions, int ktaps, int F, int
     return cheapest_filter_vectors(ktaps, 1, F, vl, nacc);
 }
 
-/* Winograd's F(2x2, 3x3) and F(2x2, 5x5) (winograd.h; conv_drivers.h's wino_run): whether a
- * stride-1 r x r correlation of C -> F channels with OH x OW outputs (vectors of vl lanes)
+/* Winograd's F(2x2, 3x3) and F(2x2, 5x5) (winograd.h; conv_drivers.h's wino_run): whether an
+ * r x r correlation of C -> F channels with OH x OW outputs (vectors of vl lanes)
  * runs as one.  It does (r+1)^2 multiplies per 2x2 outputs, channel and filter where direct
  * modes do 4 r^2, but pays per tile and channel (input transform, its parity fill), per tile
  * and filter (output transform, the transpose out of the lanes) and per filter and channel
@@ -269,20 +269,41 @@ static int wgrad_filters_v(const geom *fwd, int positions, int ktaps, int F, int
  * suite's one 5x5 stride-1 layer of many channels being held out.)  Hence, 3x3: min(C, F) *
  * min(OW, 16) >= WINO_MIN_WORK with OH, OW >= 8 (the fewer the channels, the more the
  * per-tile passes weigh, and rows under 16 outputs leave lanes of the input transform idle);
- * 5x5, which saves more: 16 or more channels and filters, OH, OW >= 6.  Forced by
- * use_conv_mode("winograd") on every stride-1 3x3 or 5x5 correlation (and never with another
- * mode forced). */
+ * 5x5, which saves more: 16 or more channels and filters, OH, OW >= 6.
+ * At stride 2 (49 multiplies against 100 for 5x5, 25 against 36 for 3x3, and patches of 7 or 5
+ * inputs a side for 4 outputs), forward only (the input gradient's phases are stride-1
+ * correlations, above), measured the same way, outputs on 4x4 to 32x32:
+ *     5x5: 48 -> 64 on 8x8 outputs 1.22-1.30x (8 and 64 images), 32 -> 48 on 24x24 1.29x,
+ *          16 -> 32 on 16x16 1.12x, 16 -> 32 on 14x14 1.19x; 32 -> 32 on 6x6 0.81x, on 4x4 0.70x;
+ *     3x3: 64 -> 64 on 32x32 1.39x, on 16x16 1.04x, 64 or 128 -> 128 on 8x8 1.14-1.15x;
+ *          48 -> 48 on 8x8 0.83x, 32 -> 48 on 16x16 0.87-0.95x, 16 -> 32 on 7x7 0.50-0.62x.
+ * (No tuning net has such a layer; all-conv's 3x3 and 5x5 are held out.)  Hence 5x5 from 16
+ * channels and filters, 3x3 from 64, both on OH, OW >= 8.  Forced by use_conv_mode("winograd")
+ * on every 3x3 or 5x5 correlation of stride 1 or 2 (and never with another mode forced). */
 #define WINO_MIN_WORK 256
-/* The most bytes of transformed inputs and products (16 of each per tile and channel or
+/* The most bytes of transformed inputs and products (n^2 of each per tile and channel or
  * filter) one chunk of tiles takes: they are written and read back once, from L2. */
 #define WINO_CHUNK_BYTES (192 * 1024)
+
+/* The bytes of a chunk of wino_run for n^2 products of C -> F channels: WINO_CHUNK_BYTES, or
+ * as many as the transformed weights where they take more, since the products stream all of
+ * them once a chunk (5x5 stride 2 48 -> 64 on 16x16, 600 KB of weights: 8 tiles a chunk at
+ * 192 KB ran 94-100 GFLOP/s, an image's 16 at 600 KB 108-113; one core, Zen 3; the stride-1
+ * layers of the suite within noise). */
+static ptrdiff_t wino_chunk_bytes(int nk, int C, int F, int vl, size_t elem)
+{
+    const ptrdiff_t weights = (ptrdiff_t)nk * C * round_up(F, vl) * (ptrdiff_t)elem;
+    return weights > WINO_CHUNK_BYTES ? weights : WINO_CHUNK_BYTES;
+}
 static int wino_pays(int s, int KH, int KW, int C, int F, int OH, int OW, int vl)
 {
-    if (s != 1 || KH != KW || (KH != 3 && KH != 5) || vl <= 1)
+    if (s > 2 || KH != KW || (KH != 3 && KH != 5) || vl <= 1)
         return 0;
     if (forced_mode >= 0)
         return forced_mode == MODE_WINOGRAD;
     const int channels = C < F ? C : F, row = OW < 16 ? OW : 16;
+    if (s == 2)
+        return OH >= 8 && OW >= 8 && channels >= (KH == 5 ? 16 : 64);
     if (KH == 5)
         return channels >= 16 && OH >= 6 && OW >= 6;
     return OH >= 8 && OW >= 8 && channels * row >= WINO_MIN_WORK;
@@ -296,7 +317,8 @@ static int wino_filter_vectors(int nt, int F, int vl, int nacc)
     return V ? V : 1;
 }
 
-/* Winograd's weight matrices G (n x r; winograd.h), rows r apart: F(2x2, 3x3) and F(2x2, 5x5). */
+/* Winograd's weight matrices G (n x r; winograd.h), rows r apart: F(2x2, 3x3) and F(2x2, 5x5)
+ * at stride 1 and 2. */
 static const double WINO_G3[4 * 3] = {1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1};
 static const double WINO_G5[6 * 5] = {
     1.0 / 4, 0, 0, 0, 0,
@@ -305,18 +327,31 @@ static const double WINO_G5[6 * 5] = {
     1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3,
     1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3,
     0, 0, 0, 0, 1};
+static const double WINO_G3S2[5 * 3] = {1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 0, 1, 0};
+static const double WINO_G5S2[7 * 5] = {
+    1, 0, 0, 0, 0,
+    0.5, 0, 0.5, 0, 0.5,
+    0.5, 0, -0.5, 0, 0.5,
+    0, 0, 0, 0, 1,
+    0, 1, 0, 0, 0,
+    0, 1, 0, 1, 0,
+    0, 0, 0, 1, 0};
 
-/* The scratch of wino_run: the padded input split by row and column parity (stride-2 phases)
- * for TH x TW tiles of 2x2 outputs whose patches are n x n, rows long enough for winograd.h's
- * whole-vector reads. */
+/* The patch side of Winograd's F(2x2, r x r) at stride s (winograd.h): 2 outputs a side read
+ * (2 - 1)*s + r inputs. */
+static int wino_side(int r, int s) { return r + s; }
+
+/* The scratch of wino_run: the padded input split by row and column into the S phases of
+ * winograd.h (S = 2 for patches of even side n, at stride 1; 4 for odd, at stride 2) for
+ * TH x TW tiles of 2x2 outputs, rows long enough for winograd.h's whole-vector reads. */
 static geom wino_geom(int TH, int TW, int n, int vl)
 {
     geom g = {0};
-    g.s = g.pr = g.pc = 2;
-    g.R = TH + n / 2 - 1;
-    g.Q = round_up(TW, vl) + n / 2 - 1;
+    g.s = g.pr = g.pc = n & 1 ? 4 : 2;
+    g.R = TH + (n - 1) / g.s;
+    g.Q = round_up(TW, vl) + (n - 1) / g.s;
     g.pplane = (ptrdiff_t)g.R * g.Q;
-    g.plane = 4 * g.pplane;
+    g.plane = g.pr * g.pc * g.pplane;
     return g;
 }
 

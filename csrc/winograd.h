@@ -1,6 +1,6 @@
 /* The transforms of Winograd's F(2x2, 3x3) and F(2x2, 5x5) (Lavin & Gray, "Fast Algorithms for
- * Convolutional Neural Networks", 2016), included by kernels.h once per (element type,
- * instruction set); the driver is conv_drivers.h's wino_run.
+ * Convolutional Neural Networks", 2016), stride 1 and 2, included by kernels.h once per (element
+ * type, instruction set); the driver is conv_drivers.h's wino_run.
  *
  * A 2x2 block of outputs of an r x r stride-1 correlation is A^T [(G g G^T) . (B^T d B)] A, with
  * d the n x n input patch (n = r + 1), g the r x r weights and . the elementwise product.
@@ -14,22 +14,46 @@
  *                   0 4 0 -5 0 1],  A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1],
  *            G = [1/4 0 0 0 0; -1/6 (x5); -1/6 1/6 -1/6 1/6 -1/6; 1/24 1/12 1/6 1/3 2/3;
  *                 1/24 -1/12 1/6 -1/3 2/3; 0 0 0 0 1].
- * B and A hold small integers, so the data transforms are adds and a few multiplies by 2, 4
- * and 5; G's fractions go into the weights, transformed in double and rounded once
- * (conv_drivers.h).  float32 results stay within float rounding of the direct sum
- * (tests/test_native_conv.py bounds them against float64 references).
+ * At stride 2 a 2x2 block reads an n x n patch with n = r + 2, and along each axis its even
+ * elements meet the even taps and its odd elements the odd taps: two stride-1 correlations of 2
+ * outputs, by F(2, 3) and F(2, 2) for r = 5 (7 multiplies against 10), F(2, 2) and the plain
+ * product for r = 3 (5 against 6); in two dimensions 49 against 100 and 25 against 36.  F(2, 2)
+ * has B^T = [1 -1 0; 0 1 0; 0 -1 1], A^T = [1 1 0; 0 1 1], G = [1 0; 1 1; 0 1], so
+ *     r = 5: B^T d = (B3^T (d0, d2, d4, d6), B2^T (d1, d3, d5)), A^T = [1 1 1 0 1 1 0;
+ *            0 1 -1 -1 0 1 1], G (7 x 5) = G3 on taps 0, 2, 4 above G2 on taps 1, 3;
+ *     r = 3: B^T d = (B2^T (d0, d2, d4), d1, d3), A^T = [1 1 0 1 0; 0 1 1 0 1],
+ *            G = [1 0 0; 1 0 1; 0 0 1; 0 1 0; 0 1 0].
+ * The patch side n (4 to 7) names the transform everywhere below.  B and A hold small
+ * integers, so the data transforms are adds and a few multiplies by 2, 4 and 5; G's fractions
+ * go into the weights, transformed in double and rounded once (conv_drivers.h).  float32
+ * results stay within float rounding of the direct sum (tests/test_native_conv.py bounds them
+ * against float64 references).
  */
 
-/* t = B^T d for one column or row of n = 4 or 6 patch elements. */
+/* t = B^T d for one column or row of n patch elements. */
 TGT static INLINE void FN(wino_bt)(const VEC *d, VEC *t, const int n)
 {
-    if (n == 4) {
-        t[0] = d[0] - d[2];
-        t[1] = d[1] + d[2];
-        t[2] = d[2] - d[1];
-        t[3] = d[1] - d[3];
-        return;
+    if (n == 4 || n == 7) {  /* F(2, 3), at stride 2 on the even elements */
+        const int e = n == 4 ? 1 : 2;
+        t[0] = d[0] - d[2 * e];
+        t[1] = d[e] + d[2 * e];
+        t[2] = d[2 * e] - d[e];
+        t[3] = d[e] - d[3 * e];
     }
+    if (n == 7) {  /* F(2, 2) on the odd ones */
+        t[4] = d[1] - d[3];
+        t[5] = d[3];
+        t[6] = d[5] - d[3];
+    }
+    if (n == 5) {  /* F(2, 2) on the even elements, the odd ones as they are */
+        t[0] = d[0] - d[2];
+        t[1] = d[2];
+        t[2] = d[4] - d[2];
+        t[3] = d[1];
+        t[4] = d[3];
+    }
+    if (n != 6)
+        return;
     const VEC two = FN(splat)(2), four = FN(splat)(4), five = FN(splat)(5);
     const VEC d42 = d[4] - d[2], d31 = d[3] - d[1];
     t[0] = four * d[0] - five * d[2] + d[4];
@@ -40,12 +64,22 @@ TGT static INLINE void FN(wino_bt)(const VEC *d, VEC *t, const int n)
     t[5] = four * d[1] - five * d[3] + d[5];
 }
 
-/* The two sums of A^T m for one column or row of n = 4 or 6 products. */
+/* The two sums of A^T m for one column or row of n products. */
 TGT static INLINE void FN(wino_at)(const VEC *m, VEC *o, const int n)
 {
     if (n == 4) {
         o[0] = m[0] + m[1] + m[2];
         o[1] = m[1] - m[2] - m[3];
+        return;
+    }
+    if (n == 5) {
+        o[0] = (m[0] + m[1]) + m[3];
+        o[1] = (m[1] + m[2]) + m[4];
+        return;
+    }
+    if (n == 7) {
+        o[0] = (m[0] + m[1] + m[2]) + (m[4] + m[5]);
+        o[1] = (m[1] - m[2] - m[3]) + (m[5] + m[6]);
         return;
     }
     o[0] = m[0] + (m[1] + m[2]) + (m[3] + m[4]);
@@ -54,32 +88,34 @@ TGT static INLINE void FN(wino_at)(const VEC *m, VEC *o, const int n)
 
 /* Input transform of one channel over tile rows th0..th1-1 of TW tiles each, n x n patches:
  * the (B^T d B)[k] of tile (th, tw) to V[k*kstride + (th - th0)*TW + tw], k < n^2, from the
- * channel's padded input split by row and column parity (conv_geom.h's polyphase layout at
- * stride 2: phase (a, b) at P + (2a + b)*pplane, rows Q apart), where padded element
- * (2th + i, 2tw + j) of the patch is phase (i % 2, j % 2)'s row th + i/2, column tw + j/2: every
- * operand of VL tiles is one contiguous load.  Whole vectors are stored, up to VL-1 tiles past
+ * channel's padded input split into S = 2 phases by row and column parity at stride 1 and
+ * S = 4 at stride 2 (n odd) (conv_geom.h's polyphase layout at stride S: phase (a, b) at
+ * P + (S*a + b)*pplane, rows Q apart), where padded element (S*th + i, S*tw + j) of the patch is
+ * phase (i % S, j % S)'s row th + i/S, column tw + j/S: every operand of VL tiles is one
+ * contiguous load.  Whole vectors are stored, up to VL-1 tiles past
  * a row's end, which the next row's overwrite (V has VL slack past its last; rows padded to
  * whole vectors instead, the products running row by row, were no faster at 6 or 12 tiles a
- * row and slower at 6 with 24 channels); rows are read up to column round_up(TW, VL) + n/2 - 2,
+ * row and slower at 6 with 24 channels); rows are read up to column round_up(TW, VL) + (n-1)/S - 1,
  * so Q must exceed it. */
 TGT static INLINE void FN(wino_in_n)(T *V, ptrdiff_t kstride, const T *P, ptrdiff_t pplane,
                                      ptrdiff_t Q, int th0, int th1, int TW, const int n)
 {
+    const int S = n & 1 ? 4 : 2;
     for (int th = th0; th < th1; th++)
         for (int tw = 0; tw < TW; tw += VL) {
-            VEC e[6][6];
+            VEC e[7][7];
             UNROLL for (int j = 0; j < n; j++) {  /* B^T d: down each column */
-                VEC d[6], t[6];
+                VEC d[7], t[7];
                 UNROLL for (int i = 0; i < n; i++)
-                    d[i] = FN(load)(P + ((i & 1) * 2 + (j & 1)) * pplane + (th + i / 2) * Q + tw +
-                                    j / 2);
+                    d[i] = FN(load)(P + ((i % S) * S + j % S) * pplane + (th + i / S) * Q + tw +
+                                    j / S);
                 FN(wino_bt)(d, t, n);
                 UNROLL for (int i = 0; i < n; i++)
                     e[i][j] = t[i];
             }
             T *v = V + (ptrdiff_t)(th - th0) * TW + tw;
             UNROLL for (int i = 0; i < n; i++) {  /* (B^T d) B: along each row */
-                VEC t[6];
+                VEC t[7];
                 FN(wino_bt)(e[i], t, n);
                 UNROLL for (int j = 0; j < n; j++)
                     memcpy(v + (n * i + j) * kstride, &t[j], sizeof t[j]);
@@ -90,10 +126,12 @@ TGT static INLINE void FN(wino_in_n)(T *V, ptrdiff_t kstride, const T *P, ptrdif
 TGT static void FN(wino_in)(T *V, ptrdiff_t kstride, const T *P, ptrdiff_t pplane, ptrdiff_t Q,
                             int th0, int th1, int TW, int n)
 {
-    if (n == 4)
-        FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 4);
-    else
-        FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 6);
+    switch (n) {
+    case 4: FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 4); break;
+    case 5: FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 5); break;
+    case 6: FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 6); break;
+    default: FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 7);
+    }
 }
 
 /* Output transform of the tiles of rows th0..th1-1 (TW a row), VL filters in the lanes: the
@@ -110,9 +148,9 @@ TGT static INLINE void FN(wino_out_n)(const T *M, ptrdiff_t kstride, ptrdiff_t f
         for (int th = th0; th < th1; th++)
             for (int tw = 0; tw < TW; tw++) {
                 const T *m = M + f * fstride + ((ptrdiff_t)(th - th0) * TW + tw) * VL;
-                VEC s[2][6];
+                VEC s[2][7];
                 UNROLL for (int j = 0; j < n; j++) {  /* A^T M: down each column */
-                    VEC col[6], o[2];
+                    VEC col[7], o[2];
                     UNROLL for (int i = 0; i < n; i++)
                         col[i] = FN(load)(m + (n * i + j) * kstride);
                     FN(wino_at)(col, o, n);
@@ -138,21 +176,22 @@ TGT static void FN(wino_out)(const T *M, ptrdiff_t kstride, ptrdiff_t fstride, i
                              const T *bias, int th0, int th1, int TW, int OH, int OW, T *Y,
                              int relu, int n)
 {
-    if (n == 4)
-        FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, 4);
-    else
-        FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, 6);
+    switch (n) {
+    case 4: FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, 4); break;
+    case 5: FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, 5); break;
+    case 6: FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, 6); break;
+    default: FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, 7);
+    }
 }
 
-/* U[k*ku + e] = (G g G^T)[k] for k < (r+1)^2, e < kb (a multiple of VL), where g (r x r) is
+/* U[k*ku + e] = (G g G^T)[k] for k < n^2, e < kb (a multiple of VL), where g (r x r) is
  * element e of the weight planes P (tap (a, b) at P[(a*r + b)*kb]) and G is Winograd's (n x r,
- * conv_geom.h): VL elements a step, r a constant where inlined. */
+ * conv_geom.h): VL elements a step, n and r constants where inlined. */
 TGT static INLINE void FN(wino_weights_r)(T *U, ptrdiff_t ku, const T *P, ptrdiff_t kb,
-                                          const double *G, const int r)
+                                          const double *G, const int n, const int r)
 {
-    const int n = r + 1;
     for (ptrdiff_t e = 0; e < kb; e += VL) {
-        VEC g[5][5], t[6][5];
+        VEC g[5][5], t[7][5];
         UNROLL for (int a = 0; a < r; a++)
             UNROLL for (int b = 0; b < r; b++)
                 g[a][b] = FN(load)(P + (a * r + b) * kb + e);
@@ -175,10 +214,13 @@ TGT static INLINE void FN(wino_weights_r)(T *U, ptrdiff_t ku, const T *P, ptrdif
     }
 }
 
-TGT static void FN(wino_weights)(T *U, ptrdiff_t ku, const T *P, ptrdiff_t kb, int r)
+/* The same for the transform of patch side n (r = 3 for n = 4 and 5, else 5). */
+TGT static void FN(wino_weights)(T *U, ptrdiff_t ku, const T *P, ptrdiff_t kb, int n)
 {
-    if (r == 3)
-        FN(wino_weights_r)(U, ku, P, kb, WINO_G3, 3);
-    else
-        FN(wino_weights_r)(U, ku, P, kb, WINO_G5, 5);
+    switch (n) {
+    case 4: FN(wino_weights_r)(U, ku, P, kb, WINO_G3, 4, 3); break;
+    case 5: FN(wino_weights_r)(U, ku, P, kb, WINO_G3S2, 5, 3); break;
+    case 6: FN(wino_weights_r)(U, ku, P, kb, WINO_G5, 6, 5); break;
+    default: FN(wino_weights_r)(U, ku, P, kb, WINO_G5S2, 7, 5);
+    }
 }

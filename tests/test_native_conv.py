@@ -217,13 +217,14 @@ def test_the_cost_model_picks_lanes_or_filters_for_small_maps_and_rows_or_flat_f
     assert len(native.conv_plan((8, 3, 10, 10), (4, 3, 3, 3), 2, 1)[2]) == 4  # one per phase
     assert len(native.conv_plan((8, 3, 10, 10), (4, 3, 1, 1), 3, 0)[2]) == 1  # others get no tap
     assert native.conv_plan((1, 32, 4, 4), (32, 32, 3, 3), 1, 1)[0] != "lanes"  # 15 lanes idle
-    # 8x8 outputs of a 5x5 stride-2 layer, and 11x11 of 4 images (lanes: half the lanes idle)
-    assert native.conv_plan((32, 48, 16, 16), (64, 48, 5, 5), 2, 2)[0] == "filters"
+    # 6x6 outputs of a 5x5 stride-2 layer (8x8 and more: Winograd's), and 11x11 of 4 images
+    # (lanes: half the lanes idle)
+    assert native.conv_plan((32, 48, 12, 12), (64, 48, 5, 5), 2, 2)[0] == "filters"
     assert native.conv_plan((4, 16, 11, 11), (16, 16, 3, 3), 1, 1)[0] == "filters"
 
 
 @needs_native
-def test_winograd_takes_3x3_and_5x5_stride_1_convolutions_of_many_channels_on_8x8_or_more():
+def test_winograd_takes_3x3_and_5x5_convolutions_of_many_channels_on_8x8_or_more():
     """csrc/conv_geom.h's wino_pays on the shapes it was fitted to, and where it stays direct;
     the weight gradient is never Winograd's."""
     for x_shape, w_shape in (((32, 32, 16, 16), (32, 32, 3, 3)), ((32, 16, 32, 32), (16, 16, 3, 3)),
@@ -239,8 +240,18 @@ def test_winograd_takes_3x3_and_5x5_stride_1_convolutions_of_many_channels_on_8x
     assert native.conv_plan((32, 32, 4, 4), (32, 32, 3, 3), 1, 1)[0] != "winograd"  # 2x2 tiles
     assert native.conv_plan((32, 16, 8, 8), (16, 16, 3, 3), 1, 1)[0] != "winograd"  # 16 x 8
     assert native.conv_plan((32, 8, 32, 32), (8, 8, 3, 3), 1, 1)[0] != "winograd"  # 8 channels
-    assert native.conv_plan((32, 32, 16, 16), (32, 32, 3, 3), 2, 1)[0] != "winograd"  # stride 2
     assert native.conv_plan((32, 32, 16, 16), (32, 32, 7, 7), 1, 3)[0] != "winograd"  # 7x7
+    # stride 2: forward only, 5x5 from 16 channels, 3x3 from 64, on outputs of 8x8 or more
+    for x_shape, w_shape in (((64, 48, 16, 16), (64, 48, 5, 5)), ((16, 32, 48, 48), (48, 32, 5, 5)),
+                             ((32, 16, 28, 28), (32, 16, 5, 5)), ((32, 64, 16, 16), (128, 64, 3, 3)),
+                             ((16, 64, 64, 64), (64, 64, 3, 3))):
+        fwd, wgrad, dx = native.conv_plan(x_shape, w_shape, 2, w_shape[2] // 2)
+        assert fwd == "winograd" and wgrad != "winograd"
+    assert native.conv_plan((32, 32, 12, 12), (32, 32, 5, 5), 2, 2)[0] != "winograd"  # 6x6 out
+    assert native.conv_plan((32, 8, 32, 32), (8, 8, 5, 5), 2, 2)[0] != "winograd"  # 8 channels
+    assert native.conv_plan((32, 32, 32, 32), (48, 32, 3, 3), 2, 1)[0] != "winograd"  # all-conv's
+    assert native.conv_plan((32, 48, 16, 16), (48, 48, 3, 3), 2, 1)[0] != "winograd"  # 48 -> 48
+    assert native.conv_plan((32, 64, 36, 36), (64, 64, 5, 5), 3, 2)[0] != "winograd"  # stride 3
 
 
 # 3x3 and 5x5 kernels: odd outputs (the last tiles half outside), padding 0 to 3, channels and
@@ -252,7 +263,14 @@ WINOGRAD_CASES = [(3, 16, 9, 13, 17, 3, 3, 1, 1), (5, 9, 6, 6, 8, 3, 3, 1, 0),
                   (2, 8, 3, 3, 8, 3, 3, 1, 1), (1, 40, 4, 4, 33, 3, 3, 1, 0),
                   (3, 16, 9, 13, 17, 5, 5, 1, 2), (5, 9, 6, 6, 8, 5, 5, 1, 0),
                   (2, 40, 30, 30, 48, 5, 5, 1, 2), (17, 12, 7, 5, 20, 5, 5, 1, 3),
-                  (1, 33, 5, 6, 9, 5, 5, 1, 1)]
+                  (1, 33, 5, 6, 9, 5, 5, 1, 1),
+                  # stride 2: odd and even outputs, padding 0 to 3, chunks of one tile row (64 ->
+                  # 64 5x5 on 76x76: 19 tile rows of 470 KB in float32), groups
+                  (3, 16, 9, 13, 17, 3, 3, 2, 1), (5, 9, 10, 7, 8, 3, 3, 2, 0),
+                  (2, 64, 33, 33, 64, 3, 3, 2, 1), (17, 12, 7, 5, 20, 3, 3, 2, 3),
+                  (3, 16, 9, 13, 17, 5, 5, 2, 2), (5, 9, 12, 11, 8, 5, 5, 2, 0),
+                  (1, 64, 76, 76, 64, 5, 5, 2, 2), (17, 12, 7, 5, 20, 5, 5, 2, 3),
+                  (1, 33, 6, 7, 9, 5, 5, 2, 1)]
 
 
 @native_kernels
@@ -260,8 +278,8 @@ WINOGRAD_CASES = [(3, 16, 9, 13, 17, 3, 3, 1, 1), (5, 9, 6, 6, 8, 3, 3, 1, 0),
 @pytest.mark.parametrize("block", FILTER_BLOCKS)
 @pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "N{}C{}H{}W{}F{}".format(*c))
 def test_winograd_equals_the_references_within_rounding(case, block, dtype):
-    """F(2x2, 3x3) and F(2x2, 5x5) forward (with and without bias, fused ReLU) and input
-    gradient against the float64 references, on every block of its products, from C-contiguous
+    """F(2x2, 3x3) and F(2x2, 5x5), stride 1 and 2, forward (with and without bias, fused ReLU)
+    and input gradient against the float64 references, on every block of its products, from C-contiguous
     and (C, N, H, W) inputs into a strided output; parts over the pool give the one-part result
     bit for bit."""
     x, w, b, dout, stride, pad = _conv_inputs(case, dtype)
