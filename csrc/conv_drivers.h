@@ -455,6 +455,141 @@ static int FN(wgrad_filters_run)(const view4 *x, const view4 *dout, int pad, con
     return ok ? 0 : -1;
 }
 
+/* wgrad_run (below) by Winograd's F(2x2, r x r) at stride s = 1 or 2 (winograd.h), the
+ * forward transposed: per filter f and channel c, dw = G^T M G with M the sum over images and
+ * 2x2 blocks of dout of (A dy A^T) . (B^T d B).  Images go in chunks whose transforms fit
+ * wino_wgrad_chunk_bytes (counted for planF filters, so parts by filters chunk alike): a group
+ * of whole images where one fits, else rows of one image's tiles.  Each image is copied padded
+ * with VL channels in the lanes of every element and its tiles input-transformed to V[k][t][c],
+ * its dout interleaved VL filters a vector and transformed to D[k] packed as conv_filters reads
+ * weights (the tiles as taps); then, per k, the filters-in-lanes correlation of the chunk's
+ * tiles sums M[k][f][c] = sum over t of D[k][t][f] V[k][t][c], added to the chunks' before in
+ * double: summed in float over all tiles of 32 images (3x3 32 -> 32 on 32x32), then G^T M G,
+ * the weight gradient erred by 4e-6 of its scale, against 2e-7 for direct sums. */
+static int FN(wino_wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, const view4 *dw,
+                              T *db, ptrdiff_t dbs, int n0, int n1, int planF)
+{
+    const int C = x->d[1], H = x->d[2], W = x->d[3], r = dw->d[2];
+    const int F = dout->d[1], OH = dout->d[2], OW = dout->d[3];
+    const int vl = FN(K)->wvw, TH = (OH + 1) / 2, TW = (OW + 1) / 2, ntile = TH * TW;
+    const int n = wino_side(r, s), nk = n * n, Cp = round_up(C, vl), Fv = round_up(F, vl);
+    const int V = wino_filter_vectors(C, F, vl, FN(K)->nacc), fbw = V * vl, Fp = round_up(F, fbw);
+    /* the padded input, rows pitch apart: every patch inside, and the whole input */
+    const int Hp = 2 * s * TH + n > H + pad ? 2 * s * TH + n : H + pad;
+    const int pitch = 2 * s * TW + n > W + pad ? 2 * s * TW + n : W + pad;
+    const ptrdiff_t xlanes = (ptrdiff_t)Hp * pitch * vl, ximg = xlanes * (Cp / vl);
+    /* a tile row's transforms, and the tile rows and images a chunk takes */
+    const ptrdiff_t per_row = (ptrdiff_t)nk * TW * (Cp + round_up(planF, vl)) * (ptrdiff_t)sizeof(T);
+    const ptrdiff_t fit = wino_wgrad_chunk_bytes(nk, C, planF, vl, sizeof(T)) / per_row;
+    const int rows = fit < 1 ? 1 : fit < TH ? (int)fit : TH;
+    const int group = fit / TH < 1 ? 1 : fit / TH < n1 - n0 ? (int)(fit / TH) : n1 - n0;
+    const int ntmax = rows < TH ? rows * TW : group * ntile;
+    /* k-planes one vector longer than they need, as in wino_run: 16 stores a tile to planes
+     * 32 KB apart (3x3 32 -> 32 on 32x32) took a fifth of the time in L1 conflicts */
+    const ptrdiff_t npos = (ptrdiff_t)OH * OW, kv = (ptrdiff_t)ntmax * Cp + vl;
+    const ptrdiff_t kd = (ptrdiff_t)ntmax * Fp + vl, km = (ptrdiff_t)Fp * C, dimg = Fv * npos;
+    const int dense = dout->s[3] == 1 && dout->s[2] == OW;
+    void *xraw, *draw;
+    T *XI = calloc64(sizeof(T) * (size_t)ximg * (size_t)group, &xraw);  /* padding: zero */
+    T *Db = calloc64(sizeof(T) * (size_t)nk * (size_t)kd, &draw);  /* padding filters: zero */
+    T *Vb = malloc(sizeof(T) * (size_t)nk * (size_t)kv);
+    T *DI = malloc(sizeof(T) * (size_t)dimg * (size_t)group);
+    T *M = malloc(sizeof(T) * (size_t)nk * (size_t)km);
+    T *Mc = malloc(sizeof(T) * (size_t)km);
+    T *zero = calloc((size_t)Fp, sizeof(T));
+    /* rows of VL channels or filters before interleaving, where x's or dout's are not dense */
+    const int wide = (W > OH * OW ? W : OH * OW);
+    T *tmp = malloc(sizeof(T) * (size_t)vl * (size_t)wide);
+    T *dblanes = calloc((size_t)Fv + 1, sizeof(T)), *O = malloc(sizeof(T) * (size_t)(r * r * vl));
+    ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)ntmax);
+    const int ok = XI && Db && Vb && DI && M && Mc && zero && tmp && dblanes && O && off;
+    if (ok) {
+        for (int t = 0; t < ntmax; t++)
+            off[t] = (ptrdiff_t)t * Cp;
+        const T *xp = x->p, *dp = dout->p;
+        for (int nb = n0; nb < n1; nb += group) {
+            const int cnt = n1 - nb < group ? n1 - nb : group;
+            for (int i = 0; i < cnt; i++) {  /* the images interleaved: VL channels, VL filters */
+                const T *xs = xp + (nb + i) * x->s[0];
+                for (int c0 = 0; c0 < C; c0 += vl) {
+                    const int nc = C - c0 < vl ? C - c0 : vl;
+                    T *xi = XI + i * ximg + c0 / vl * xlanes + ((ptrdiff_t)pad * pitch + pad) * vl;
+                    for (int h = 0; h < H; h++) {
+                        const T *row = xs + c0 * x->s[1] + h * x->s[2];
+                        if (x->s[3] == 1) {
+                            FN(K)->interleave(xi + (ptrdiff_t)h * pitch * vl, row, x->s[1], W, nc);
+                            continue;
+                        }
+                        for (int k = 0; k < nc; k++)
+                            FN(K)->copy_rows(tmp + k * W, W, row + k * x->s[1], 0, x->s[3], 1, W);
+                        FN(K)->interleave(xi + (ptrdiff_t)h * pitch * vl, tmp, W, W, nc);
+                    }
+                }
+                const T *d = dp + (nb + i) * dout->s[0];
+                T *di = DI + i * dimg;
+                for (int f0 = 0; f0 < F; f0 += vl) {
+                    const int nf = F - f0 < vl ? F - f0 : vl;
+                    if (dense) {
+                        FN(K)->interleave(di + f0 * npos, d + f0 * dout->s[1], dout->s[1], npos, nf);
+                        continue;
+                    }
+                    for (int k = 0; k < nf; k++)
+                        FN(K)->copy_rows(tmp + k * npos, OW, d + (f0 + k) * dout->s[1], dout->s[2],
+                                         dout->s[3], OH, OW);
+                    FN(K)->interleave(di + f0 * npos, tmp, npos, npos, nf);
+                }
+                FN(K)->sum_rows(di, Fv / vl, npos * vl, dblanes);  /* filters in lanes */
+            }
+            for (int th0 = 0; th0 < TH; th0 += rows) {
+                const int th1 = TH - th0 < rows ? TH : th0 + rows;
+                const int nt = cnt > 1 ? cnt * ntile : (th1 - th0) * TW;
+                for (int i = 0; i < cnt; i++) {
+                    const ptrdiff_t t0 = (ptrdiff_t)i * ntile;  /* the image's first tile */
+                    for (int c0 = 0; c0 < C; c0 += vl)
+                        FN(K)->wino_in_lanes(Vb + t0 * Cp + c0, kv, Cp, XI + i * ximg + c0 / vl * xlanes,
+                                             pitch, th0, th1, TW, n);
+                    /* filter vector f0/vl: block f0/fbw, vector f0 % fbw / vl of it */
+                    for (int f0 = 0; f0 < F; f0 += vl)
+                        FN(K)->wino_dy(Db + ((ptrdiff_t)(f0 / fbw) * nt + t0) * fbw + f0 % fbw, kd,
+                                       fbw, DI + i * dimg + f0 * npos, OH, OW, th0, th1, TW, n);
+                }
+                const int first = nb == n0 && th0 == 0;
+                for (int k = 0; k < nk; k++) {
+                    T *Mk = M + k * km;
+                    FN(K)->conv_filters(Vb + k * kv, off, 0, nt, nt, 0, Db + k * kd, zero, Fp, 1, C,
+                                        first ? Mk : Mc, 1, 0, V);
+                    for (ptrdiff_t e = 0; e < km && !first; e++)
+                        Mk[e] += Mc[e];
+                }
+            }
+        }
+        T *wo = dw->p;
+        for (int f0 = 0; f0 < F; f0 += vl)
+            for (int c = 0; c < C; c++) {
+                FN(K)->wino_wout(O, M + ((ptrdiff_t)f0 * C + c * vl), km, n);
+                for (int f = f0; f < F && f < f0 + vl; f++)
+                    for (int a = 0, k = 0; a < r; a++)
+                        for (int b = 0; b < r; b++, k++)
+                            wo[f * dw->s[0] + c * dw->s[1] + a * dw->s[2] + b * dw->s[3]] =
+                                O[k * vl + f - f0];
+            }
+        for (int f = 0; f < F && db; f++)
+            db[f * dbs] = dblanes[f];
+    }
+    free(xraw);
+    free(draw);
+    free(Vb);
+    free(DI);
+    free(M);
+    free(Mc);
+    free(zero);
+    free(tmp);
+    free(dblanes);
+    free(O);
+    free(off);
+    return ok ? 0 : -1;
+}
+
 /* Weight and bias gradients summed over images n0..n1-1 of x (N, C, H, W) and dout
  * (N, F, OH, OW), written (not accumulated) to dw (F, C, KH, KW) and db (element stride dbs;
  * NULL for none), planned as for planF filters (F, or all filters when these are a part).
@@ -467,6 +602,8 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     const int C = x->d[1], F = dout->d[1], OH = dout->d[2], OW = dout->d[3];
     const int KH = dw->d[2], KW = dw->d[3];
     const int wfb = FN(K)->wfb, wtb = FN(K)->wtb, vl = FN(K)->wvw;
+    if (wino_wgrad_pays(s, KH, KW, C, planF, vl))
+        return FN(wino_wgrad_run)(x, dout, s, pad, dw, db, dbs, n0, n1, planF);
     /* mode and image groups as for planF filters: the filters of a part computed alone sum in
      * the order all of them would */
     const geom g = conv_shape(s, KH, KW, OH, OW, vl, vl, vl, C, planF, wfb, n1 - n0, sizeof(T), 0);

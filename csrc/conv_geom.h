@@ -337,6 +337,49 @@ static const double WINO_G5S2[7 * 5] = {
     0, 1, 0, 1, 0,
     0, 0, 0, 1, 0};
 
+/* Whether the weight gradient of an r x r correlation at stride s of C -> F channels runs by
+ * Winograd (conv_drivers.h's wino_wgrad_run: the forward's multiplies, per 2x2 outputs,
+ * channel and filter, with one transform per tile and channel, one per tile and filter, and
+ * one per filter and channel a call).  Against the best direct mode (one core, Zen 3, thread
+ * CPU time, 8 to 64 images a call; ranges over repeated runs of a noisy VM):
+ *     5x5: 48 -> 64 stride 2 on 8x8 outputs 1.35-1.55x, 32 -> 32 on 12x12 1.5-1.65x (32
+ *          images and 8), 6 -> 16 on 8x8 1.05-1.1x; 1 -> 16 0.28x, stride 2 0.22-0.35x;
+ *     3x3: 32 -> 32 on 32x32 1.2-1.4x, on 16x16 1.2-1.45x, on 4x4 1.35-2.2x, 64 -> 64 on 8x8
+ *          (8 images) 2.5x, 32 -> 64 on 16x16 1.6x, 32 -> 48 stride 2 on 16x16 1.0-1.15x,
+ *          24 -> 24 on 11x11 (8 images) 1.3-1.8x; 16 -> 16 on 32x32 0.85x, on 8x8 1.2-2.2x,
+ *          16 -> 32 stride 2 on 8x8 1.2x, on 7x7 0.85x; 3 -> 32 0.5x, 1 -> 16 0.7x.
+ * (The tuning nets' layers and a few more: stem7's 24 -> 24, all-conv's and stride3's layers
+ * are held out.)  Hence 5x5 from 8 channels and filters and 3x3 from 24, on maps of any size.
+ * Forced with the forward by use_conv_mode("winograd") on every 3x3 or 5x5 correlation of
+ * stride 1 or 2. */
+static int wino_wgrad_pays(int s, int KH, int KW, int C, int F, int vl)
+{
+    if (s > 2 || KH != KW || (KH != 3 && KH != 5) || vl <= 1)
+        return 0;
+    if (forced_mode >= 0)
+        return forced_mode == MODE_WINOGRAD;
+    return (C < F ? C : F) >= (KH == 5 ? 8 : 24);
+}
+
+/* The bytes of transformed inputs and douts one chunk of wino_wgrad_run takes for its n^2 sums
+ * of C x F: WINO_WGRAD_CHUNK_BYTES, or twice the sums where that is more, since every chunk
+ * reads and writes all of them (5x5 stride 2 48 -> 64, 600 KB of sums: 256 KB chunks ran
+ * 114-117 GFLOP/s, 1.2 MB 124-127; 3x3 32 -> 32 on 32x32: 64 KB of sums, 256 KB chunks 102-122,
+ * 1 MB 96-97). */
+#define WINO_WGRAD_CHUNK_BYTES (256 * 1024)
+static ptrdiff_t wino_wgrad_chunk_bytes(int nk, int C, int F, int vl, size_t elem)
+{
+    const ptrdiff_t sums = (ptrdiff_t)nk * C * round_up(F, vl) * (ptrdiff_t)elem;
+    return 2 * sums > WINO_WGRAD_CHUNK_BYTES ? 2 * sums : WINO_WGRAD_CHUNK_BYTES;
+}
+
+/* Winograd's G and kernel size r for the transform of patch side n = 4 to 7 (winograd.h). */
+static const double *wino_g(int n)
+{
+    return n == 4 ? WINO_G3 : n == 5 ? WINO_G3S2 : n == 6 ? WINO_G5 : WINO_G5S2;
+}
+static int wino_r(int n) { return n < 6 ? 3 : 5; }
+
 /* The patch side of Winograd's F(2x2, r x r) at stride s (winograd.h): 2 outputs a side read
  * (2 - 1)*s + r inputs. */
 static int wino_side(int r, int s) { return r + s; }

@@ -674,7 +674,8 @@ static const KERN_T FN(kern) = {FB, VW, VWIDE, WFB, WTB, VL, NACC, FN(conv_image
                                 POOL2_PLANE, UNPOOL2_PLANE, FN(sum_squares), FN(sgd),
                                 FN(interleave), FN(deinterleave), FN(fill_lanes),
                                 FN(sum_lanes), FN(wino_in), FN(wino_out),
-                                FN(wino_weights)};
+                                FN(wino_weights), FN(wino_in_lanes), FN(wino_wout),
+                                FN(wino_dy)};
 #undef POOL2_PLANE
 #undef UNPOOL2_PLANE
 

@@ -133,6 +133,10 @@ typedef struct {
         void (*wino_out)(const T *, ptrdiff_t, ptrdiff_t, int, const T *, int, int, int, int,    \
                          int, T *, int, int);                                                    \
         void (*wino_weights)(T *, ptrdiff_t, const T *, ptrdiff_t, int);                         \
+        void (*wino_in_lanes)(T *, ptrdiff_t, ptrdiff_t, const T *, ptrdiff_t, int, int, int,     \
+                              int);                                                              \
+        void (*wino_wout)(T *, const T *, ptrdiff_t, int);                                       \
+        void (*wino_dy)(T *, ptrdiff_t, ptrdiff_t, const T *, int, int, int, int, int, int);      \
     } name;
 DEFINE_KERN(float, kern_f)
 DEFINE_KERN(double, kern_d)
@@ -818,7 +822,8 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
     PyObject *t = PyList_AsTuple(phases);
     Py_DECREF(phases);
     const int wfv = wgrad_filters_v(&fg, OH * OW, C * KH * KW, F, vl, nacc);
-    const char *wgrad = wfv ? mode_names[MODE_FILTERS] : mode_names[shape_mode(&wg)];
+    const char *wgrad = wino_wgrad_pays(s, KH, KW, C, F, vl) ? "winograd"
+                        : wfv ? mode_names[MODE_FILTERS] : mode_names[shape_mode(&wg)];
     return t ? Py_BuildValue("ssN", fwd, wgrad, t) : NULL;
 }
 

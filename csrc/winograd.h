@@ -30,6 +30,18 @@
  * against float64 references).
  */
 
+/* CALL(k) for the patch side k = n, 4 to 7 (7 for any other): one instance of a transform per
+ * side, its loops unrolled. */
+#ifndef SWITCH_N
+#define SWITCH_N(n, CALL)                                                                         \
+    switch (n) {                                                                                  \
+    case 4: CALL(4); break;                                                                       \
+    case 5: CALL(5); break;                                                                       \
+    case 6: CALL(6); break;                                                                       \
+    default: CALL(7); break;                                                                      \
+    }
+#endif
+
 /* t = B^T d for one column or row of n patch elements. */
 TGT static INLINE void FN(wino_bt)(const VEC *d, VEC *t, const int n)
 {
@@ -86,6 +98,26 @@ TGT static INLINE void FN(wino_at)(const VEC *m, VEC *o, const int n)
     o[1] = (m[1] - m[2]) + FN(splat)(2) * (m[3] - m[4]) + m[5];
 }
 
+/* (B^T d B)[k] of one n x n patch d to v[k*kstride], k < n^2. */
+TGT static INLINE void FN(wino_patch)(VEC (*d)[7], T *v, ptrdiff_t kstride, const int n)
+{
+    VEC e[7][7];
+    UNROLL for (int j = 0; j < n; j++) {  /* B^T d: down each column */
+        VEC c[7], t[7];
+        UNROLL for (int i = 0; i < n; i++)
+            c[i] = d[i][j];
+        FN(wino_bt)(c, t, n);
+        UNROLL for (int i = 0; i < n; i++)
+            e[i][j] = t[i];
+    }
+    UNROLL for (int i = 0; i < n; i++) {  /* (B^T d) B: along each row */
+        VEC t[7];
+        FN(wino_bt)(e[i], t, n);
+        UNROLL for (int j = 0; j < n; j++)
+            memcpy(v + (n * i + j) * kstride, &t[j], sizeof t[j]);
+    }
+}
+
 /* Input transform of one channel over tile rows th0..th1-1 of TW tiles each, n x n patches:
  * the (B^T d B)[k] of tile (th, tw) to V[k*kstride + (th - th0)*TW + tw], k < n^2, from the
  * channel's padded input split into S = 2 phases by row and column parity at stride 1 and
@@ -103,35 +135,21 @@ TGT static INLINE void FN(wino_in_n)(T *V, ptrdiff_t kstride, const T *P, ptrdif
     const int S = n & 1 ? 4 : 2;
     for (int th = th0; th < th1; th++)
         for (int tw = 0; tw < TW; tw += VL) {
-            VEC e[7][7];
-            UNROLL for (int j = 0; j < n; j++) {  /* B^T d: down each column */
-                VEC d[7], t[7];
-                UNROLL for (int i = 0; i < n; i++)
-                    d[i] = FN(load)(P + ((i % S) * S + j % S) * pplane + (th + i / S) * Q + tw +
-                                    j / S);
-                FN(wino_bt)(d, t, n);
-                UNROLL for (int i = 0; i < n; i++)
-                    e[i][j] = t[i];
-            }
-            T *v = V + (ptrdiff_t)(th - th0) * TW + tw;
-            UNROLL for (int i = 0; i < n; i++) {  /* (B^T d) B: along each row */
-                VEC t[7];
-                FN(wino_bt)(e[i], t, n);
+            VEC d[7][7];
+            UNROLL for (int i = 0; i < n; i++)
                 UNROLL for (int j = 0; j < n; j++)
-                    memcpy(v + (n * i + j) * kstride, &t[j], sizeof t[j]);
-            }
+                    d[i][j] = FN(load)(P + ((i % S) * S + j % S) * pplane + (th + i / S) * Q + tw +
+                                       j / S);
+            FN(wino_patch)(d, V + (ptrdiff_t)(th - th0) * TW + tw, kstride, n);
         }
 }
 
 TGT static void FN(wino_in)(T *V, ptrdiff_t kstride, const T *P, ptrdiff_t pplane, ptrdiff_t Q,
                             int th0, int th1, int TW, int n)
 {
-    switch (n) {
-    case 4: FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 4); break;
-    case 5: FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 5); break;
-    case 6: FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 6); break;
-    default: FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, 7);
-    }
+#define CALL(k) FN(wino_in_n)(V, kstride, P, pplane, Q, th0, th1, TW, k)
+    SWITCH_N(n, CALL)
+#undef CALL
 }
 
 /* Output transform of the tiles of rows th0..th1-1 (TW a row), VL filters in the lanes: the
@@ -176,20 +194,19 @@ TGT static void FN(wino_out)(const T *M, ptrdiff_t kstride, ptrdiff_t fstride, i
                              const T *bias, int th0, int th1, int TW, int OH, int OW, T *Y,
                              int relu, int n)
 {
-    switch (n) {
-    case 4: FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, 4); break;
-    case 5: FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, 5); break;
-    case 6: FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, 6); break;
-    default: FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, 7);
-    }
+#define CALL(k) FN(wino_out_n)(M, kstride, fstride, Fp, bias, th0, th1, TW, OH, OW, Y, relu, k)
+    SWITCH_N(n, CALL)
+#undef CALL
 }
 
 /* U[k*ku + e] = (G g G^T)[k] for k < n^2, e < kb (a multiple of VL), where g (r x r) is
  * element e of the weight planes P (tap (a, b) at P[(a*r + b)*kb]) and G is Winograd's (n x r,
  * conv_geom.h): VL elements a step, n and r constants where inlined. */
-TGT static INLINE void FN(wino_weights_r)(T *U, ptrdiff_t ku, const T *P, ptrdiff_t kb,
-                                          const double *G, const int n, const int r)
+TGT static INLINE void FN(wino_weights_n)(T *U, ptrdiff_t ku, const T *P, ptrdiff_t kb,
+                                          const int n)
 {
+    const int r = wino_r(n);
+    const double *const G = wino_g(n);
     for (ptrdiff_t e = 0; e < kb; e += VL) {
         VEC g[5][5], t[7][5];
         UNROLL for (int a = 0; a < r; a++)
@@ -214,13 +231,135 @@ TGT static INLINE void FN(wino_weights_r)(T *U, ptrdiff_t ku, const T *P, ptrdif
     }
 }
 
-/* The same for the transform of patch side n (r = 3 for n = 4 and 5, else 5). */
 TGT static void FN(wino_weights)(T *U, ptrdiff_t ku, const T *P, ptrdiff_t kb, int n)
 {
+#define CALL(k) FN(wino_weights_n)(U, ku, P, kb, k)
+    SWITCH_N(n, CALL)
+#undef CALL
+}
+
+/* The weight gradient (conv_drivers.h's wino_wgrad_run), the forward transposed: per filter f
+ * and channel c, dw = G^T [sum over 2x2 blocks dy of dout and their patches d of
+ * (A dy A^T) . (B^T d B)] G.  Its sums run over tiles, so the transforms below take one tile at
+ * a time with VL channels or filters in the lanes of every element. */
+
+/* t = A y for one row or column of a 2x2 block y of dout: the n rows of A = (A^T)^T. */
+TGT static INLINE void FN(wino_a)(const VEC *y, VEC *t, const int n)
+{
     switch (n) {
-    case 4: FN(wino_weights_r)(U, ku, P, kb, WINO_G3, 4, 3); break;
-    case 5: FN(wino_weights_r)(U, ku, P, kb, WINO_G3S2, 5, 3); break;
-    case 6: FN(wino_weights_r)(U, ku, P, kb, WINO_G5, 6, 5); break;
-    default: FN(wino_weights_r)(U, ku, P, kb, WINO_G5S2, 7, 5);
+    case 4:
+        t[0] = y[0], t[1] = y[0] + y[1], t[2] = y[0] - y[1], t[3] = -y[1];
+        break;
+    case 5:
+        t[0] = y[0], t[1] = y[0] + y[1], t[2] = y[1], t[3] = y[0], t[4] = y[1];
+        break;
+    case 6: {
+        const VEC two = FN(splat)(2);
+        t[0] = y[0], t[1] = y[0] + y[1], t[2] = y[0] - y[1];
+        t[3] = y[0] + two * y[1], t[4] = y[0] - two * y[1], t[5] = y[1];
+        break;
     }
+    default:
+        t[0] = y[0], t[1] = y[0] + y[1], t[2] = y[0] - y[1], t[3] = -y[1];
+        t[4] = y[0], t[5] = y[0] + y[1], t[6] = y[1];
+    }
+}
+
+/* Input transform of tiles th0..th1-1 (TW a row) of VL channels: the (B^T d B)[k] of tile
+ * (th, tw) to V[k*kstride + ((th - th0)*TW + tw)*tstride], from the padded input with VL
+ * channels in the lanes of every element (P[(row*pitch + col)*VL]), tile (th, tw)'s patch at
+ * row and column (S*th, S*tw), S = 2 at stride 1 (n even) and 4 at stride 2. */
+TGT static INLINE void FN(wino_in_lanes_n)(T *V, ptrdiff_t kstride, ptrdiff_t tstride,
+                                           const T *P, ptrdiff_t pitch, int th0, int th1, int TW,
+                                           const int n)
+{
+    const int S = n & 1 ? 4 : 2;
+    for (int th = th0; th < th1; th++)
+        for (int tw = 0; tw < TW; tw++) {
+            const T *p = P + ((ptrdiff_t)S * th * pitch + S * tw) * VL;
+            VEC d[7][7];
+            UNROLL for (int i = 0; i < n; i++)
+                UNROLL for (int j = 0; j < n; j++)
+                    d[i][j] = FN(load)(p + (i * pitch + j) * VL);
+            FN(wino_patch)(d, V + ((ptrdiff_t)(th - th0) * TW + tw) * tstride, kstride, n);
+        }
+}
+
+TGT static void FN(wino_in_lanes)(T *V, ptrdiff_t kstride, ptrdiff_t tstride, const T *P,
+                                  ptrdiff_t pitch, int th0, int th1, int TW, int n)
+{
+#define CALL(k) FN(wino_in_lanes_n)(V, kstride, tstride, P, pitch, th0, th1, TW, k)
+    SWITCH_N(n, CALL)
+#undef CALL
+}
+
+/* dout transform of tile rows th0..th1-1 (TW a row) of VL filters: the (A dy A^T)[k] of the
+ * 2x2 block of tile (th, tw) to Y[k*kstride + ((th - th0)*TW + tw)*tstride], from
+ * D[(oh*OW + ow)*VL] (OH x OW positions; the blocks' elements past OH or OW taken as zero). */
+TGT static INLINE void FN(wino_dy_n)(T *Y, ptrdiff_t kstride, ptrdiff_t tstride, const T *D,
+                                     int OH, int OW, int th0, int th1, int TW, const int n)
+{
+    for (int th = th0; th < th1; th++)
+        for (int tw = 0; tw < TW; tw++) {
+            VEC rows[2][7];
+            UNROLL for (int i = 0; i < 2; i++) {  /* dy A^T: along each row */
+                VEC y[2];
+                UNROLL for (int j = 0; j < 2; j++) {
+                    const int oh = 2 * th + i, ow = 2 * tw + j;
+                    y[j] = oh < OH && ow < OW ? FN(load)(D + ((ptrdiff_t)oh * OW + ow) * VL)
+                                              : FN(splat)(0);
+                }
+                FN(wino_a)(y, rows[i], n);
+            }
+            T *out = Y + ((ptrdiff_t)(th - th0) * TW + tw) * tstride;
+            UNROLL for (int l = 0; l < n; l++) {  /* A (dy A^T): down each column */
+                const VEC col[2] = {rows[0][l], rows[1][l]};
+                VEC t[7];
+                FN(wino_a)(col, t, n);
+                UNROLL for (int k = 0; k < n; k++)
+                    memcpy(out + (n * k + l) * kstride, &t[k], sizeof t[k]);
+            }
+        }
+}
+
+TGT static void FN(wino_dy)(T *Y, ptrdiff_t kstride, ptrdiff_t tstride, const T *D, int OH,
+                            int OW, int th0, int th1, int TW, int n)
+{
+#define CALL(k) FN(wino_dy_n)(Y, kstride, tstride, D, OH, OW, th0, th1, TW, k)
+    SWITCH_N(n, CALL)
+#undef CALL
+}
+
+/* The weight gradient's last step: O[(a*r + b)*VL] = (G^T m G)[a][b] for the n x n sums m of
+ * VL filters (m[k] at M[k*kstride]), G Winograd's (n x r, conv_geom.h): the transposed
+ * wino_weights.  (Scalar, in double, for every filter and channel: a third of an 8-image
+ * 64 -> 64 3x3 weight gradient on 8x8.) */
+TGT static INLINE void FN(wino_wout_n)(T *O, const T *M, ptrdiff_t kstride, const int n)
+{
+    const int r = wino_r(n);
+    const double *const G = wino_g(n);
+    VEC t[7][5];
+    UNROLL for (int k = 0; k < n; k++)  /* m G, along each row */
+        UNROLL for (int b = 0; b < r; b++) {
+            VEC sum = FN(splat)(0);
+            UNROLL for (int l = 0; l < n; l++)
+                if (G[l * r + b] != 0)
+                    sum += FN(load)(M + (k * n + l) * kstride) * FN(splat)((T)G[l * r + b]);
+            t[k][b] = sum;
+        }
+    UNROLL for (int a = 0; a < r; a++)  /* G^T (m G), down each column */
+        UNROLL for (int b = 0; b < r; b++) {
+            VEC sum = FN(splat)(0);
+            UNROLL for (int k = 0; k < n; k++)
+                if (G[k * r + a] != 0)
+                    sum += FN(splat)((T)G[k * r + a]) * t[k][b];
+            memcpy(O + (a * r + b) * VL, &sum, sizeof sum);
+        }
+}
+
+TGT static void FN(wino_wout)(T *O, const T *M, ptrdiff_t kstride, int n)
+{
+#define CALL(k) FN(wino_wout_n)(O, M, kstride, k)
+    SWITCH_N(n, CALL)
+#undef CALL
 }

@@ -210,7 +210,7 @@ def test_the_cost_model_picks_lanes_or_filters_for_small_maps_and_rows_or_flat_f
     """The automatic choice on shapes of the bench suite (one thread's 32 images)."""
     plan = native.conv_plan((32, 32, 4, 4), (32, 32, 3, 3), 1, 1)
     assert plan[0] in ("lanes", "filters") and plan[2] == (plan[0],)
-    assert plan[1] == ("filters" if plan[0] == "filters" else "lanes")  # with the forward
+    assert plan[1] == "winograd"  # see test_winograd_takes_3x3_and_5x5_convolutions...
     assert native.conv_plan((32, 32, 32, 32), (32, 32, 7, 7), 1, 3)[0] in ("rows", "flat")
     assert native.conv_plan((32, 8, 32, 32), (8, 8, 3, 3), 1, 1)[0] in ("rows", "flat")
     assert native.conv_plan((32, 16, 32, 32), (32, 16, 1, 1), 2, 0)[0] in ("rows", "flat")
@@ -225,33 +225,42 @@ def test_the_cost_model_picks_lanes_or_filters_for_small_maps_and_rows_or_flat_f
 
 @needs_native
 def test_winograd_takes_3x3_and_5x5_convolutions_of_many_channels_on_8x8_or_more():
-    """csrc/conv_geom.h's wino_pays on the shapes it was fitted to, and where it stays direct;
-    the weight gradient is never Winograd's."""
-    for x_shape, w_shape in (((32, 32, 16, 16), (32, 32, 3, 3)), ((32, 16, 32, 32), (16, 16, 3, 3)),
-                             ((32, 32, 16, 16), (64, 32, 3, 3)), ((8, 24, 11, 11), (24, 24, 3, 3)),
-                             ((32, 32, 8, 8), (32, 32, 5, 5)), ((16, 16, 16, 16), (16, 16, 5, 5)),
-                             ((32, 32, 6, 6), (32, 32, 5, 5)), ((32, 16, 8, 8), (16, 16, 5, 5))):
-        pad = w_shape[2] // 2
-        fwd, wgrad, dx = native.conv_plan(x_shape, w_shape, 1, pad)
-        assert fwd == "winograd" and dx == ("winograd",) and wgrad != "winograd"
-    assert native.conv_plan((32, 32, 5, 5), (32, 32, 5, 5), 1, 2)[0] != "winograd"  # 5x5 map
-    assert native.conv_plan((32, 8, 32, 32), (8, 8, 5, 5), 1, 2)[0] != "winograd"  # 8 channels
-    assert native.conv_plan((32, 6, 12, 12), (16, 6, 5, 5), 1, 0)[0] != "winograd"  # LeNet's
-    assert native.conv_plan((32, 32, 4, 4), (32, 32, 3, 3), 1, 1)[0] != "winograd"  # 2x2 tiles
-    assert native.conv_plan((32, 16, 8, 8), (16, 16, 3, 3), 1, 1)[0] != "winograd"  # 16 x 8
-    assert native.conv_plan((32, 8, 32, 32), (8, 8, 3, 3), 1, 1)[0] != "winograd"  # 8 channels
-    assert native.conv_plan((32, 32, 16, 16), (32, 32, 7, 7), 1, 3)[0] != "winograd"  # 7x7
-    # stride 2: forward only, 5x5 from 16 channels, 3x3 from 64, on outputs of 8x8 or more
+    """csrc/conv_geom.h's wino_pays and wino_wgrad_pays on the shapes they were fitted to, and
+    where they stay direct."""
+    def plan(x_shape, w_shape, stride=1):
+        return native.conv_plan(x_shape, w_shape, stride, w_shape[2] // 2)
+
+    # stride 1: forward and input gradient; the weight gradient from 24 channels (3x3), 8 (5x5)
+    for x_shape, w_shape, wgrad in (((32, 32, 16, 16), (32, 32, 3, 3), True),
+                                    ((32, 16, 32, 32), (16, 16, 3, 3), False),
+                                    ((32, 32, 16, 16), (64, 32, 3, 3), True),
+                                    ((8, 24, 11, 11), (24, 24, 3, 3), True),
+                                    ((32, 32, 8, 8), (32, 32, 5, 5), True),
+                                    ((16, 16, 16, 16), (16, 16, 5, 5), True),
+                                    ((32, 32, 6, 6), (32, 32, 5, 5), True),
+                                    ((32, 16, 8, 8), (16, 16, 5, 5), True)):
+        assert plan(x_shape, w_shape) == ("winograd", "winograd" if wgrad else plan(x_shape, w_shape)[1],
+                                          ("winograd",))
+        assert (plan(x_shape, w_shape)[1] == "winograd") == wgrad
+    assert plan((32, 32, 5, 5), (32, 32, 5, 5))[0] != "winograd"  # 5x5 map
+    assert plan((32, 8, 32, 32), (8, 8, 5, 5))[0] != "winograd"  # 8 channels
+    assert plan((32, 6, 12, 12), (16, 6, 5, 5))[:2] == ("filters", "lanes")  # LeNet's: 6 channels
+    assert plan((32, 32, 4, 4), (32, 32, 3, 3))[:2] == ("filters", "winograd")  # 2x2 tiles
+    assert plan((32, 16, 8, 8), (16, 16, 3, 3))[0] != "winograd"  # 16 x 8
+    assert "winograd" not in plan((32, 8, 32, 32), (8, 8, 3, 3))[:2]  # 8 channels
+    assert "winograd" not in plan((32, 3, 32, 32), (32, 3, 3, 3))[:2]  # 3 channels
+    assert "winograd" not in plan((32, 32, 16, 16), (32, 32, 7, 7))[:2]  # 7x7
+    # stride 2: the forward from 16 channels (5x5) or 64 (3x3) on outputs of 8x8 or more, the
+    # weight gradient as at stride 1
     for x_shape, w_shape in (((64, 48, 16, 16), (64, 48, 5, 5)), ((16, 32, 48, 48), (48, 32, 5, 5)),
                              ((32, 16, 28, 28), (32, 16, 5, 5)), ((32, 64, 16, 16), (128, 64, 3, 3)),
                              ((16, 64, 64, 64), (64, 64, 3, 3))):
-        fwd, wgrad, dx = native.conv_plan(x_shape, w_shape, 2, w_shape[2] // 2)
-        assert fwd == "winograd" and wgrad != "winograd"
-    assert native.conv_plan((32, 32, 12, 12), (32, 32, 5, 5), 2, 2)[0] != "winograd"  # 6x6 out
-    assert native.conv_plan((32, 8, 32, 32), (8, 8, 5, 5), 2, 2)[0] != "winograd"  # 8 channels
-    assert native.conv_plan((32, 32, 32, 32), (48, 32, 3, 3), 2, 1)[0] != "winograd"  # all-conv's
-    assert native.conv_plan((32, 48, 16, 16), (48, 48, 3, 3), 2, 1)[0] != "winograd"  # 48 -> 48
-    assert native.conv_plan((32, 64, 36, 36), (64, 64, 5, 5), 3, 2)[0] != "winograd"  # stride 3
+        assert plan(x_shape, w_shape, 2)[:2] == ("winograd", "winograd")
+    assert plan((32, 32, 12, 12), (32, 32, 5, 5), 2)[:2] == ("filters", "winograd")  # 6x6 out
+    assert "winograd" not in plan((32, 8, 32, 32), (8, 8, 5, 5), 2)[0]  # 8 channels
+    assert plan((32, 32, 32, 32), (48, 32, 3, 3), 2)[:2] == ("filters", "winograd")  # all-conv's
+    assert "winograd" not in plan((32, 16, 14, 14), (32, 16, 3, 3), 2)[:2]  # the strided net's
+    assert "winograd" not in plan((32, 64, 36, 36), (64, 64, 5, 5), 3)[:2]  # stride 3
 
 
 # 3x3 and 5x5 kernels: odd outputs (the last tiles half outside), padding 0 to 3, channels and
@@ -278,10 +287,11 @@ WINOGRAD_CASES = [(3, 16, 9, 13, 17, 3, 3, 1, 1), (5, 9, 6, 6, 8, 3, 3, 1, 0),
 @pytest.mark.parametrize("block", FILTER_BLOCKS)
 @pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "N{}C{}H{}W{}F{}".format(*c))
 def test_winograd_equals_the_references_within_rounding(case, block, dtype):
-    """F(2x2, 3x3) and F(2x2, 5x5), stride 1 and 2, forward (with and without bias, fused ReLU)
-    and input gradient against the float64 references, on every block of its products, from C-contiguous
-    and (C, N, H, W) inputs into a strided output; parts over the pool give the one-part result
-    bit for bit."""
+    """F(2x2, 3x3) and F(2x2, 5x5), stride 1 and 2: forward (with and without bias, fused ReLU),
+    input gradient and weight gradient against the float64 references, on every block of its
+    products, from C-contiguous, (C, N, H, W) and column-strided inputs, the forward into a
+    strided output; parts over the pool (by filters for the weight gradient) give the one-part
+    result bit for bit."""
     x, w, b, dout, stride, pad = _conv_inputs(case, dtype)
     native.use_conv_mode("winograd")
     native.use_conv_block(block)
@@ -299,6 +309,20 @@ def test_winograd_equals_the_references_within_rounding(case, block, dtype):
         assert_close(dx, dx_ref(dout, w, x.shape, stride, pad))
         np.testing.assert_array_equal(
             native.conv2d_backward_input(dout, w, x.shape, stride, pad, parts=3), dx)
+        assert native.conv_plan(x.shape, w.shape, stride, pad)[1] == "winograd"
+        dw, db = native.conv2d_backward_weight(x, dout, w.shape[2], w.shape[3], stride, pad)
+        ref_dw, ref_db = wgrad_ref(x, dout, w.shape[2], w.shape[3], stride, pad)
+        assert_close(dw, ref_dw)
+        assert_close(db, ref_db)
+        for kind in ("cnhw", "strided"):  # x's and dout's rows through the copies
+            got = native.conv2d_backward_weight(layout(x, kind), layout(dout, kind), w.shape[2],
+                                                w.shape[3], stride, pad)
+            assert_close(got[0], ref_dw)
+            assert_close(got[1], ref_db)
+        by_filters = native.conv2d_backward_weight(x, dout, w.shape[2], w.shape[3], stride, pad,
+                                                   parts=3, by_filters=True)
+        np.testing.assert_array_equal(by_filters[0], dw)
+        np.testing.assert_array_equal(by_filters[1], db)
     finally:
         native.use_conv_mode("auto")
         native.use_conv_block("auto")
