@@ -286,15 +286,16 @@ static int wgrad_filters_v(const geom *fwd, int positions, int ktaps, int F, int
 #define WINO_CHUNK_BYTES (192 * 1024)
 
 /* The bytes of a chunk of wino_run for n^2 products of C -> F channels: WINO_CHUNK_BYTES, or
- * as many as the transformed weights where they take more, since the products stream all of
- * them once a chunk (5x5 stride 2 48 -> 64 on 16x16, 600 KB of weights: 8 tiles a chunk at
- * 192 KB ran 94-100 GFLOP/s, an image's 16 at 600 KB 108-113; one core, Zen 3; the stride-1
- * layers of the suite within noise). */
+ * as many as the transformed weights where these leave no room for such a chunk beside them in
+ * a 512 KB L2, since the products stream all of them once a chunk (5x5 stride 2 48 -> 64 on
+ * 16x16, 600 KB of weights: 8 tiles a chunk at 192 KB ran 94-100 GFLOP/s, an image's 16 at
+ * 600 KB 108-113; 3x3 64 -> 64 on 8x8, 262 KB: 123 at 192 KB, 115 at 262; one core, Zen 3). */
 static ptrdiff_t wino_chunk_bytes(int nk, int C, int F, int vl, size_t elem)
 {
     const ptrdiff_t weights = (ptrdiff_t)nk * C * round_up(F, vl) * (ptrdiff_t)elem;
-    return weights > WINO_CHUNK_BYTES ? weights : WINO_CHUNK_BYTES;
+    return weights > 2 * WINO_CHUNK_BYTES ? weights : WINO_CHUNK_BYTES;
 }
+
 static int wino_pays(int s, int KH, int KW, int C, int F, int OH, int OW, int vl)
 {
     if (s > 2 || KH != KW || (KH != 3 && KH != 5) || vl <= 1)
