@@ -12,7 +12,7 @@ setup(ext_modules=[Extension(
              "csrc/fused_ops.h", "csrc/batchnorm_isa.h", "csrc/batchnorm.h",
              "csrc/batchnorm_run.h", "csrc/eltwise.h", "csrc/conv_geom.h", "csrc/conv_drivers.h",
              "csrc/lanes.h", "csrc/pool.h", "csrc/blas.h", "csrc/conv_gemm.h",
-             "csrc/winograd.h"],
+             "csrc/winograd.h", "csrc/scratch.h"],
     optional=True,
     # -ffp-contract=fast: ISO C mode would otherwise forbid fusing a*b+c into one FMA.
     extra_compile_args=["-O3", "-std=c11", "-ffp-contract=fast"],

@@ -213,12 +213,14 @@ static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     const ptrdiff_t cstride = round_up(ntmax, vl) + vl, kin = (ptrdiff_t)Ci * cstride + vl;
     const ptrdiff_t npos = (ptrdiff_t)OH * OW, ku = (ptrdiff_t)Fp * Ci;
     const int dense = out->s[3] == 1 && out->s[2] == OW && out->s[1] == npos;
+    /* scratch.h's slots, every element read written first: X by fill, V and M for the chunk's
+     * tiles, Y for every output, U for every filter (zero past F) */
     void *xraw, *vraw, *mraw, *yraw, *uraw;
-    T *X = calloc64(sizeof(T) * (size_t)g.plane * (size_t)Ci, &xraw);
-    T *Vb = calloc64(sizeof(T) * (size_t)nk * (size_t)kin, &vraw);
-    T *M = calloc64(sizeof(T) * (size_t)nk * ((size_t)Fp * (size_t)ntmax + (size_t)vl), &mraw);
-    T *Y = calloc64(sizeof(T) * (size_t)Fp * (size_t)npos, &yraw);
-    T *U = calloc64(sizeof(T) * (size_t)nk * (size_t)ku, &uraw);
+    T *X = scratch_get(0, sizeof(T) * (size_t)g.plane * (size_t)Ci, &xraw);
+    T *Vb = scratch_get(1, sizeof(T) * (size_t)nk * (size_t)kin, &vraw);
+    T *M = scratch_get(2, sizeof(T) * (size_t)nk * ((size_t)Fp * (size_t)ntmax + (size_t)vl), &mraw);
+    T *Y = scratch_get(3, sizeof(T) * (size_t)Fp * (size_t)npos, &yraw);
+    T *U = scratch_get(4, sizeof(T) * (size_t)nk * (size_t)ku, &uraw);
     T *tmp = dense ? NULL : malloc(sizeof(T) * (size_t)vl * (size_t)npos);
     T *bias = calloc((size_t)Fp * 2, sizeof(T)), *zero = bias + Fp;
     ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)Ci);
@@ -255,11 +257,11 @@ static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
             }
         }
     }
-    free(xraw);
-    free(vraw);
-    free(mraw);
-    free(yraw);
-    free(uraw);
+    scratch_put(0, xraw);
+    scratch_put(1, vraw);
+    scratch_put(2, mraw);
+    scratch_put(3, yraw);
+    scratch_put(4, uraw);
     free(tmp);
     free(bias);
     free(off);
@@ -489,13 +491,15 @@ static int FN(wino_wgrad_run)(const view4 *x, const view4 *dout, int s, int pad,
     const ptrdiff_t npos = (ptrdiff_t)OH * OW, kv = (ptrdiff_t)ntmax * Cp + vl;
     const ptrdiff_t kd = (ptrdiff_t)ntmax * Fp + vl, km = (ptrdiff_t)Fp * C, dimg = Fv * npos;
     const int dense = dout->s[3] == 1 && dout->s[2] == OW;
-    void *xraw, *draw;
-    T *XI = calloc64(sizeof(T) * (size_t)ximg * (size_t)group, &xraw);  /* padding: zero */
-    T *Db = calloc64(sizeof(T) * (size_t)nk * (size_t)kd, &draw);  /* padding filters: zero */
-    T *Vb = malloc(sizeof(T) * (size_t)nk * (size_t)kv);
-    T *DI = malloc(sizeof(T) * (size_t)dimg * (size_t)group);
-    T *M = malloc(sizeof(T) * (size_t)nk * (size_t)km);
-    T *Mc = malloc(sizeof(T) * (size_t)km);
+    /* scratch.h's slots: XI zeroed (its padding); every other element read is written first,
+     * but D's padding filters past Fv, whose sums (in their own lanes of M) are dropped */
+    void *xraw, *draw, *vraw, *iraw, *mraw, *craw;
+    T *XI = scratch_get(0, sizeof(T) * (size_t)ximg * (size_t)group, &xraw);
+    T *Db = scratch_get(1, sizeof(T) * (size_t)nk * (size_t)kd, &draw);
+    T *Vb = scratch_get(2, sizeof(T) * (size_t)nk * (size_t)kv, &vraw);
+    T *DI = scratch_get(3, sizeof(T) * (size_t)dimg * (size_t)group, &iraw);
+    T *M = scratch_get(4, sizeof(T) * (size_t)nk * (size_t)km, &mraw);
+    T *Mc = scratch_get(5, sizeof(T) * (size_t)km, &craw);
     T *zero = calloc((size_t)Fp, sizeof(T));
     /* rows of VL channels or filters before interleaving, where x's or dout's are not dense */
     const int wide = (W > OH * OW ? W : OH * OW);
@@ -504,6 +508,7 @@ static int FN(wino_wgrad_run)(const view4 *x, const view4 *dout, int s, int pad,
     ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)ntmax);
     const int ok = XI && Db && Vb && DI && M && Mc && zero && tmp && dblanes && O && off;
     if (ok) {
+        memset(XI, 0, sizeof(T) * (size_t)ximg * (size_t)group);
         for (int t = 0; t < ntmax; t++)
             off[t] = (ptrdiff_t)t * Cp;
         const T *xp = x->p, *dp = dout->p;
@@ -576,12 +581,12 @@ static int FN(wino_wgrad_run)(const view4 *x, const view4 *dout, int s, int pad,
         for (int f = 0; f < F && db; f++)
             db[f * dbs] = dblanes[f];
     }
-    free(xraw);
-    free(draw);
-    free(Vb);
-    free(DI);
-    free(M);
-    free(Mc);
+    scratch_put(0, xraw);
+    scratch_put(1, draw);
+    scratch_put(2, vraw);
+    scratch_put(3, iraw);
+    scratch_put(4, mraw);
+    scratch_put(5, craw);
     free(zero);
     free(tmp);
     free(dblanes);

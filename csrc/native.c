@@ -71,6 +71,7 @@ typedef struct {
 
 #include "blas.h"
 #include "conv_geom.h"
+#include "scratch.h"
 
 /* Elements from v's first element to one past its last; -1 for a negative stride or no
  * elements. */

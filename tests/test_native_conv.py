@@ -328,6 +328,33 @@ def test_winograd_equals_the_references_within_rounding(case, block, dtype):
         native.use_conv_block("auto")
 
 
+@native_kernels
+@pytest.mark.parametrize("case", [(3, 20, 9, 9, 12, 3, 3, 1, 1), (2, 9, 15, 15, 11, 5, 5, 2, 2)],
+                         ids=["3x3", "5x5-s2"])
+def test_winograd_scratch_kept_between_calls_leaks_nothing_into_the_next(case):
+    """csrc/scratch.h keeps Winograd's buffers per thread: a call on inputs full of inf and NaN,
+    then a larger one and a smaller one, all give the references' results (no element left
+    from an earlier call is read; 0 * inf would be NaN)."""
+    x, w, b, dout, stride, pad = _conv_inputs(case, np.float32)
+    native.use_conv_mode("winograd")
+    try:
+        for scale in (np.inf, np.nan):
+            bad = np.full((8,) + x.shape[1:3] + (x.shape[3] + 6,), scale, np.float32)
+            bad_out = native.conv2d_forward(bad, w, b, stride, pad)
+            native.conv2d_backward_weight(bad, np.full(bad_out.shape, scale, np.float32),
+                                          w.shape[2], w.shape[3], stride, pad)
+            for n in (x.shape[0], 1):
+                assert_close(native.conv2d_forward(x[:n], w, b, stride, pad),
+                             conv_ref(x[:n], w, b, stride, pad))
+                dw, db = native.conv2d_backward_weight(x[:n], dout[:n], w.shape[2], w.shape[3],
+                                                       stride, pad)
+                ref_dw, ref_db = wgrad_ref(x[:n], dout[:n], w.shape[2], w.shape[3], stride, pad)
+                assert_close(dw, ref_dw)
+                assert_close(db, ref_db)
+    finally:
+        native.use_conv_mode("auto")
+
+
 @needs_native
 def test_the_gemm_path_takes_dense_1x1_convolutions_of_many_channels():
     """csrc/conv_geom.h's gemm_pays on the shapes it was fitted to, and where it stays direct."""
