@@ -77,11 +77,12 @@ def use_conv_mode(name: str) -> str:
     """Force one way of computing every convolution: laying its outputs along the vectors
     (``"flat"``, ``"rows"``, ``"lanes"``, ``"filters"``; see csrc/conv_geom.h), im2col +
     BLAS products (``"gemm"``, csrc/conv_gemm.h) or Winograd's F(2x2, 3x3) and F(2x2, 5x5)
-    (``"winograd"``, csrc/winograd.h: stride-1 3x3 and 5x5 kernels only) for the forward and
-    the input gradient (weight gradients, and what the forced mode cannot take, get the cost
-    model's direct mode), or
-    ``"auto"``: the cost model's choice per shape (the default).  Process-wide; tests use it to
-    reach every mode.  Returns the setting now in use."""
+    (``"winograd"``, csrc/winograd.h: 3x3 and 5x5 kernels of stride 1 or 2 only, the forward,
+    the weight gradient and the stride-1 input gradients the backward splits into) for the
+    forward and the input gradient (weight gradients outside Winograd's, and what the forced
+    mode cannot take, get the cost model's direct mode), or ``"auto"``: the cost model's choice
+    per shape (the default).  Process-wide; tests use it to reach every mode.  Returns the
+    setting now in use."""
     _require()
     if name != "auto" and name not in CONV_MODES:
         raise ValueError(f"name={name!r}: expected 'auto' or one of {', '.join(CONV_MODES)}")
@@ -231,10 +232,11 @@ def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None, relu=False,
     mode of least modelled cost per shape (csrc/conv_geom.h; :func:`conv_plan` tells which).
     One core, float32, GFLOP/s: 106 at the seed shape (a), 79 at (b), 87 at 4x4 outputs with
     32 -> 32 channels, 68 at the strided net's 3x3 stride-2 layer, against 36-49 for im2col +
-    OpenBLAS SGEMM (scripts/bench_native.py, docs/benchmarks.md).  Stride-1 3x3 and 5x5 kernels
-    of many channels on 8x8 or larger maps run as Winograd's F(2x2, 3x3) or F(2x2, 5x5) instead
-    (csrc/winograd.h): 16 or 36 multiplies per 2x2 outputs where the direct modes do 36 or 100,
-    the sums equal to the direct ones within float rounding, not bit for bit.
+    OpenBLAS SGEMM (scripts/bench_native.py, docs/benchmarks.md).  3x3 and 5x5 kernels of many
+    channels on 8x8 or larger outputs, stride 1 or 2, run as Winograd's F(2x2, 3x3) or
+    F(2x2, 5x5) instead (csrc/winograd.h): at stride 1 16 or 36 multiplies per 2x2 outputs
+    where the direct modes do 36 or 100, at stride 2 25 or 49, the sums equal to the direct
+    ones within float rounding, not bit for bit.
     """
     _require()
     _check_array("x", x)
@@ -262,7 +264,10 @@ def conv2d_backward_weight(x, dout, kh, kw, stride, pad, *, dw=None, db=None, n0
     on ``parts``, and a small batch still gives each part whole images to sum over.
 
     The modes of :func:`conv2d_forward`; one core, float32: 95 GFLOP/s at (a), 67 at (b), 55
-    at 4x4 outputs 32 -> 32, against 47-48 for the GEMM on cached im2col columns."""
+    at 4x4 outputs 32 -> 32, against 47-48 for the GEMM on cached im2col columns.  3x3 kernels
+    from 24 channels and filters and 5x5 from 8, stride 1 or 2, by Winograd (csrc/winograd.h:
+    the forward's transforms transposed; 3x3 32 -> 32 on 32x32 about 116 GFLOP/s counted as
+    direct FLOPs, on 4x4 outputs 90), within float rounding of the direct sums."""
     _require()
     _check_array("x", x)
     _check_array("dout", dout, x.dtype)
