@@ -55,7 +55,10 @@ static void scratch_free(void *p)
     free(s);
 }
 
-static void scratch_make_key(void) { scratch_keyed = pthread_key_create(&scratch_key, scratch_free) == 0; }
+static void scratch_make_key(void)
+{
+    scratch_keyed = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
 
 /* The calling thread's slots, made on its first call (NULL: none could be). */
 static scratch_buf *scratch_slots(void)

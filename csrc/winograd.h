@@ -124,11 +124,10 @@ TGT static INLINE void FN(wino_patch)(VEC (*d)[7], T *v, ptrdiff_t kstride, cons
  * S = 4 at stride 2 (n odd) (conv_geom.h's polyphase layout at stride S: phase (a, b) at
  * P + (S*a + b)*pplane, rows Q apart), where padded element (S*th + i, S*tw + j) of the patch is
  * phase (i % S, j % S)'s row th + i/S, column tw + j/S: every operand of VL tiles is one
- * contiguous load.  Whole vectors are stored, up to VL-1 tiles past
- * a row's end, which the next row's overwrite (V has VL slack past its last; rows padded to
- * whole vectors instead, the products running row by row, were no faster at 6 or 12 tiles a
- * row and slower at 6 with 24 channels); rows are read up to column round_up(TW, VL) + (n-1)/S - 1,
- * so Q must exceed it. */
+ * contiguous load.  Whole vectors are stored, up to VL-1 tiles past a row's end, which the next
+ * row's overwrite (V has VL slack past its last; rows padded to whole vectors instead, the
+ * products running row by row, were no faster at 6 or 12 tiles a row and slower at 6 with 24
+ * channels); rows are read up to column round_up(TW, VL) + (n-1)/S - 1, so Q must exceed it. */
 TGT static INLINE void FN(wino_in_n)(T *V, ptrdiff_t kstride, const T *P, ptrdiff_t pplane,
                                      ptrdiff_t Q, int th0, int th1, int TW, const int n)
 {
