@@ -106,6 +106,27 @@ static void FN(put_filter_lanes)(const view4 *out, T *on, const T *Y, T *tmp)
     }
 }
 
+/* The reverse: one image of src (N, F, OH, OW) (its first element at sn, any strides) into D,
+ * vl filters in the lanes as put_filter_lanes reads Y (lanes past F zero): dense rows
+ * transposed straight, others gathered through tmp (vl*OH*OW elements) first. */
+static void FN(get_filter_lanes)(T *D, const view4 *src, const T *sn, T *tmp)
+{
+    const int F = src->d[1], OH = src->d[2], OW = src->d[3], vl = FN(K)->wvw;
+    const ptrdiff_t npos = (ptrdiff_t)OH * OW;
+    const int dense = src->s[3] == 1 && src->s[2] == OW;
+    for (int f0 = 0; f0 < F; f0 += vl) {
+        const int cnt = F - f0 < vl ? F - f0 : vl;
+        if (dense) {
+            FN(K)->interleave(D + f0 * npos, sn + f0 * src->s[1], src->s[1], npos, cnt);
+            continue;
+        }
+        for (int k = 0; k < cnt; k++)
+            FN(K)->copy_rows(tmp + k * npos, OW, sn + (f0 + k) * src->s[1], src->s[2], src->s[3],
+                             OH, OW);
+        FN(K)->interleave(D + f0 * npos, tmp, npos, npos, cnt);
+    }
+}
+
 /* conv_run (below) in filters-in-lanes mode, geometry g (conv_geom.h): each image filled as
  * for row blocks, correlated by chunks of taps whose weights fit FILTERS_CHUNK_BYTES, and its
  * outputs transposed out of the lanes (straight into a dense output, else through tmp). */
@@ -420,18 +441,7 @@ static int FN(wgrad_filters_run)(const view4 *x, const view4 *dout, int pad, con
             for (int i = 0; i < nimg; i++) {
                 FN(fill)(X + i * ximg, g, xp + (n + i) * x->s[0], x->s + 1, C, H, W, pad, pad);
                 const T *di = dp + (n + i) * dout->s[0];
-                for (int f0 = 0; f0 < F; f0 += vl) {
-                    const int cnt = F - f0 < vl ? F - f0 : vl;
-                    T *Di = D + i * dimg + f0 * npos;
-                    if (dense) {
-                        FN(K)->interleave(Di, di + f0 * dout->s[1], dout->s[1], npos, cnt);
-                        continue;
-                    }
-                    for (int k = 0; k < cnt; k++)
-                        FN(K)->copy_rows(tmp + k * npos, OW, di + (f0 + k) * dout->s[1], dout->s[2],
-                                         dout->s[3], OH, OW);
-                    FN(K)->interleave(Di, tmp, npos, npos, cnt);
-                }
+                FN(get_filter_lanes)(D + i * dimg, dout, di, tmp);
                 for (int f = 0; f < F && db; f++)
                     for (int oh = 0; oh < OH; oh++)
                         for (int ow = 0; ow < OW; ow++)
@@ -493,7 +503,6 @@ static int FN(wino_wgrad_run)(const view4 *x, const view4 *dout, int s, int pad,
      * 32 KB apart (3x3 32 -> 32 on 32x32) took a fifth of the time in L1 conflicts */
     const ptrdiff_t npos = (ptrdiff_t)OH * OW, kv = (ptrdiff_t)ntmax * Cp + vl;
     const ptrdiff_t kd = (ptrdiff_t)ntmax * Fp + vl, km = (ptrdiff_t)Fp * C, dimg = Fv * npos;
-    const int dense = dout->s[3] == 1 && dout->s[2] == OW;
     /* scratch.h's slots: XI zeroed (its padding); every other element read is written first,
      * but D's padding filters past Fv, whose sums (in their own lanes of M) are dropped */
     void *xraw, *draw, *vraw, *iraw, *mraw, *craw;
@@ -533,20 +542,8 @@ static int FN(wino_wgrad_run)(const view4 *x, const view4 *dout, int s, int pad,
                         FN(K)->interleave(xi + (ptrdiff_t)h * pitch * vl, tmp, W, W, nc);
                     }
                 }
-                const T *d = dp + (nb + i) * dout->s[0];
                 T *di = DI + i * dimg;
-                for (int f0 = 0; f0 < F; f0 += vl) {
-                    const int nf = F - f0 < vl ? F - f0 : vl;
-                    if (dense) {
-                        FN(K)->interleave(di + f0 * npos, d + f0 * dout->s[1], dout->s[1], npos,
-                                          nf);
-                        continue;
-                    }
-                    for (int k = 0; k < nf; k++)
-                        FN(K)->copy_rows(tmp + k * npos, OW, d + (f0 + k) * dout->s[1],
-                                         dout->s[2], dout->s[3], OH, OW);
-                    FN(K)->interleave(di + f0 * npos, tmp, npos, npos, nf);
-                }
+                FN(get_filter_lanes)(di, dout, dp + (nb + i) * dout->s[0], tmp);
                 FN(K)->sum_rows(di, Fv / vl, npos * vl, dblanes);  /* filters in lanes */
             }
             for (int th0 = 0; th0 < TH; th0 += rows) {

@@ -296,9 +296,15 @@ static ptrdiff_t wino_chunk_bytes(int nk, int C, int F, int vl, size_t elem)
     return weights > 2 * WINO_CHUNK_BYTES ? weights : WINO_CHUNK_BYTES;
 }
 
+/* Whether winograd.h has transforms for an r x r kernel at stride s, and vectors to run them. */
+static int wino_fits(int s, int KH, int KW, int vl)
+{
+    return s <= 2 && KH == KW && (KH == 3 || KH == 5) && vl > 1;
+}
+
 static int wino_pays(int s, int KH, int KW, int C, int F, int OH, int OW, int vl)
 {
-    if (s > 2 || KH != KW || (KH != 3 && KH != 5) || vl <= 1)
+    if (!wino_fits(s, KH, KW, vl))
         return 0;
     if (forced_mode >= 0)
         return forced_mode == MODE_WINOGRAD;
@@ -355,7 +361,7 @@ static const double WINO_G5S2[7 * 5] = {
  * stride 1 or 2. */
 static int wino_wgrad_pays(int s, int KH, int KW, int C, int F, int vl)
 {
-    if (s > 2 || KH != KW || (KH != 3 && KH != 5) || vl <= 1)
+    if (!wino_fits(s, KH, KW, vl))
         return 0;
     if (forced_mode >= 0)
         return forced_mode == MODE_WINOGRAD;
