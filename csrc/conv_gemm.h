@@ -20,22 +20,23 @@
 #define CAT(a, b) CAT_(a, b)
 #define FN(name) CAT(name, TS)
 
-/* C (M x N) = A (M x K) @ B (K x N) + beta * C, row-major (leading dimensions are row
- * pitches in elements), by the BLAS of blas.h. */
+/* C (M x N) = op(A) (M x K) @ op(B) (K x N) + beta * C, row-major (leading dimensions are
+ * row pitches in elements), by the BLAS of blas.h; op(X) is X, or X^T where ta (tb) is set
+ * (A then stored K x M, B N x K). */
 typedef void (*FN(gemm64))(int, int, int, int64_t, int64_t, int64_t, T, const T *, int64_t,
                            const T *, int64_t, T, T *, int64_t);
 typedef void (*FN(gemm32))(int, int, int, int32_t, int32_t, int32_t, T, const T *, int32_t,
                            const T *, int32_t, T, T *, int32_t);
 
-static void FN(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const T *A, ptrdiff_t lda,
-                     const T *B, ptrdiff_t ldb, T beta, T *C, ptrdiff_t ldc)
+static void FN(gemm)(int ta, int tb, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const T *A,
+                     ptrdiff_t lda, const T *B, ptrdiff_t ldb, T beta, T *C, ptrdiff_t ldc)
 {
     void *const fn = sizeof(T) == sizeof(float) ? blas_sgemm : blas_dgemm;
-    const int no = BLAS_NO_TRANS;
+    const int opa = ta ? BLAS_TRANS : BLAS_NO_TRANS, opb = tb ? BLAS_TRANS : BLAS_NO_TRANS;
     if (blas_ilp64)
-        ((FN(gemm64))fn)(BLAS_ROW_MAJOR, no, no, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
+        ((FN(gemm64))fn)(BLAS_ROW_MAJOR, opa, opb, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
     else
-        ((FN(gemm32))fn)(BLAS_ROW_MAJOR, no, no, (int32_t)M, (int32_t)N, (int32_t)K, 1, A,
+        ((FN(gemm32))fn)(BLAS_ROW_MAJOR, opa, opb, (int32_t)M, (int32_t)N, (int32_t)K, 1, A,
                          (int32_t)lda, B, (int32_t)ldb, beta, C, (int32_t)ldc);
 }
 
@@ -107,8 +108,8 @@ static int FN(gemm_conv_run)(const view4 *src, int ph, int pw, const T *w, const
             const T *image = (const T *)src->p + n * src->s[0];
             if (!own)
                 FN(im2col)(cols, image, src->s, C, src->d[2], src->d[3], KH, KW, s, ph, pw, OH, OW);
-            FN(gemm)(F, P, rows, wm, rows, own ? image : cols, own ? src->s[1] : P, b ? 1 : 0, y,
-                     ldy);
+            FN(gemm)(0, 0, F, P, rows, wm, rows, own ? image : cols, own ? src->s[1] : P,
+                     b ? 1 : 0, y, ldy);
             if (direct && !relu)
                 continue;
             for (int f = 0; f < F; f++) {

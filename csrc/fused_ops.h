@@ -264,10 +264,47 @@ static PyObject *py_batchnorm_backward(PyObject *self, PyObject *args)
     return release(&h, done(0));
 }
 
-/* The elementwise ops: relu_forward(x, out, i0, i1), relu_backward(dout, out, dx, i0, i1) and
- * add_relu(a, b, out, i0, i1) over elements i0..i1-1 of C-contiguous arrays of one size and
- * dtype, the last one written. */
+/* The elementwise ops: relu_forward(x, out, i0, i1, parts), relu_backward(dout, out, dx, i0,
+ * i1, parts) and add_relu(a, b, out, i0, i1, parts) over elements i0..i1-1 of C-contiguous
+ * arrays of one size and dtype, the last one written; the span cut into `parts` pieces on the
+ * pool's threads, in blocks of ELTWISE_BLOCK elements (an int range however large the arrays;
+ * no two threads write one cache line). */
 enum { RELU_FORWARD, RELU_BACKWARD, ADD_RELU };
+#define ELTWISE_BLOCK 4096
+
+typedef struct {
+    const char *a, *b;
+    char *w;
+    ptrdiff_t cnt;
+    size_t sz;
+    int op;
+    char kind;
+} eltwise_args;
+
+static int eltwise_part(void *p, int k0, int k1, int part)
+{
+    const eltwise_args *e = p;
+    const ptrdiff_t i0 = (ptrdiff_t)k0 * ELTWISE_BLOCK;
+    const ptrdiff_t i1 = (ptrdiff_t)k1 * ELTWISE_BLOCK < e->cnt ? (ptrdiff_t)k1 * ELTWISE_BLOCK : e->cnt;
+    const void *a = e->a + e->sz * (size_t)i0, *b = e->b + e->sz * (size_t)i0;
+    void *w = e->w + e->sz * (size_t)i0;
+    (void)part;
+    if (i1 <= i0)
+        return 0;
+    if (e->op == RELU_FORWARD && e->kind == 'f')
+        BNK_f->relu_forward(a, w, i1 - i0);
+    else if (e->op == RELU_FORWARD)
+        BNK_d->relu_forward(a, w, i1 - i0);
+    else if (e->op == RELU_BACKWARD && e->kind == 'f')
+        BNK_f->relu_backward(a, b, w, i1 - i0);
+    else if (e->op == RELU_BACKWARD)
+        BNK_d->relu_backward(a, b, w, i1 - i0);
+    else if (e->kind == 'f')
+        BNK_f->add_relu(a, b, w, i1 - i0);
+    else
+        BNK_d->add_relu(a, b, w, i1 - i0);
+    return 0;
+}
 
 static PyObject *eltwise(PyObject *args, int op)
 {
@@ -275,10 +312,11 @@ static PyObject *eltwise(PyObject *args, int op)
     const int nin = op == RELU_FORWARD ? 1 : 2;
     PyObject *o[3];
     Py_ssize_t i0, i1;
+    int parts;
     held h = {.n = 0};
     char kind = 0;
-    const int ok = nin == 1 ? PyArg_ParseTuple(args, "OOnn", &o[0], &o[1], &i0, &i1)
-                            : PyArg_ParseTuple(args, "OOOnn", &o[0], &o[1], &o[2], &i0, &i1);
+    const int ok = nin == 1 ? PyArg_ParseTuple(args, "OOnni", &o[0], &o[1], &i0, &i1, &parts)
+                            : PyArg_ParseTuple(args, "OOOnni", &o[0], &o[1], &o[2], &i0, &i1, &parts);
     if (!ok || hold_flat(&h, o[0], names[op][0], 0, &kind, -1))
         return release(&h, NULL);
     const Py_ssize_t n = h.b[0].len / h.b[0].itemsize;
@@ -288,23 +326,12 @@ static PyObject *eltwise(PyObject *args, int op)
     if (check_span(i0, i1, n))
         return release(&h, NULL);
     const size_t sz = kind == 'f' ? sizeof(float) : sizeof(double);
-    const void *a = (const char *)h.b[0].buf + sz * (size_t)i0;
-    const void *b = (const char *)h.b[1].buf + sz * (size_t)i0;
-    void *w = (char *)h.b[nin].buf + sz * (size_t)i0;
-    const ptrdiff_t cnt = i1 - i0;
+    const eltwise_args e = {(const char *)h.b[0].buf + sz * (size_t)i0,
+                            (const char *)h.b[1].buf + sz * (size_t)i0,
+                            (char *)h.b[nin].buf + sz * (size_t)i0, i1 - i0, sz, op, kind};
+    const int blocks = (int)((e.cnt + ELTWISE_BLOCK - 1) / ELTWISE_BLOCK);
     Py_BEGIN_ALLOW_THREADS
-    if (op == RELU_FORWARD && kind == 'f')
-        BNK_f->relu_forward(a, w, cnt);
-    else if (op == RELU_FORWARD)
-        BNK_d->relu_forward(a, w, cnt);
-    else if (op == RELU_BACKWARD && kind == 'f')
-        BNK_f->relu_backward(a, b, w, cnt);
-    else if (op == RELU_BACKWARD)
-        BNK_d->relu_backward(a, b, w, cnt);
-    else if (kind == 'f')
-        BNK_f->add_relu(a, b, w, cnt);
-    else
-        BNK_d->add_relu(a, b, w, cnt);
+    run_parts(eltwise_part, (void *)&e, 0, blocks, parts < blocks ? parts : blocks);
     Py_END_ALLOW_THREADS
     return release(&h, done(0));
 }
@@ -333,6 +360,7 @@ static PyObject *py_add_relu(PyObject *self, PyObject *args)
      "eps, relu, c0, c1, parts)"},                                                               \
     {"batchnorm_backward", py_batchnorm_backward, METH_VARARGS,                                  \
      "batchnorm_backward(dout, x, stats, dx_or_None, dgamma, dbeta, train, relu, c0, c1, parts)"}, \
-    {"relu_forward", py_relu_forward, METH_VARARGS, "relu_forward(x, out, i0, i1)"},             \
-    {"relu_backward", py_relu_backward, METH_VARARGS, "relu_backward(dout, out, dx, i0, i1)"},   \
-    {"add_relu", py_add_relu, METH_VARARGS, "add_relu(a, b, out, i0, i1)"},
+    {"relu_forward", py_relu_forward, METH_VARARGS, "relu_forward(x, out, i0, i1, parts)"},      \
+    {"relu_backward", py_relu_backward, METH_VARARGS,                                            \
+     "relu_backward(dout, out, dx, i0, i1, parts)"},                                             \
+    {"add_relu", py_add_relu, METH_VARARGS, "add_relu(a, b, out, i0, i1, parts)"},

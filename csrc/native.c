@@ -743,6 +743,114 @@ static PyObject *py_sgd_update(PyObject *self, PyObject *args)
     return release(&h, done(0));
 }
 
+/* --- matmul: out (M, N) = a (M, K) @ b (K, N) by BLAS, rows or columns split over the pool --- */
+
+/* A 2-D buffer as a BLAS operand: its first element, whether it is stored transposed (unit
+ * stride along rows) and its leading dimension.  0, or 1 (no exception) where BLAS cannot read
+ * it as is (no unit stride, negative or overlapping strides): the caller declines. */
+typedef struct {
+    const char *p;
+    ptrdiff_t s[2]; /* element strides */
+    ptrdiff_t ld;
+    int trans;
+} operand;
+
+static int blas_operand(const Py_buffer *b, operand *o)
+{
+    const ptrdiff_t R = b->shape[0], C = b->shape[1];
+    o->p = b->buf;
+    for (int k = 0; k < 2; k++) {
+        if (b->strides[k] % b->itemsize)
+            return 1;
+        o->s[k] = b->strides[k] / b->itemsize;
+    }
+    /* BLAS wants ld >= max(1, the stored row's length); a single row or column may have any */
+    if (o->s[1] == 1 || C == 1) {
+        o->trans = 0;
+        o->ld = R > 1 ? o->s[0] : C;
+        return o->ld < C || o->ld < 1;
+    }
+    if (o->s[0] == 1 || R == 1) {
+        o->trans = 1;
+        o->ld = C > 1 ? o->s[1] : R;
+        return o->ld < R || o->ld < 1;
+    }
+    return 1;
+}
+
+typedef struct {
+    operand a, b;
+    char *out;
+    ptrdiff_t M, N, K, size; /* size: bytes per element */
+    int by_rows;
+    char kind;
+} matmul_args;
+
+/* Rows i0..i1-1 of a and out (by_rows), or columns i0..i1-1 of b and out. */
+static int matmul_part(void *p, int i0, int i1, int part)
+{
+    const matmul_args *m = p;
+    const int r = m->by_rows;
+    const char *A = m->a.p + (r ? i0 * m->a.s[0] * m->size : 0);
+    const char *B = m->b.p + (r ? 0 : i0 * m->b.s[1] * m->size);
+    char *C = m->out + (ptrdiff_t)i0 * (r ? m->N : 1) * m->size;
+    const ptrdiff_t M = r ? i1 - i0 : m->M, N = r ? m->N : i1 - i0;
+    (void)part;
+    if (m->kind == 'f')
+        gemm_f(m->a.trans, m->b.trans, M, N, m->K, (const float *)A, m->a.ld, (const float *)B,
+               m->b.ld, 0, (float *)C, m->N);
+    else
+        gemm_d(m->a.trans, m->b.trans, M, N, m->K, (const double *)A, m->a.ld,
+               (const double *)B, m->b.ld, 0, (double *)C, m->N);
+    return 0;
+}
+
+/* matmul(a, b, out, by_rows, parts) -> whether it ran: out (M, N) C-contiguous = a (M, K) @
+ * b (K, N), one dtype, M, N, K >= 1, split into `parts` by rows of a or columns of b.  False
+ * (nothing written) without a BLAS or where an operand's strides are none BLAS reads. */
+static PyObject *py_matmul(PyObject *self, PyObject *args)
+{
+    PyObject *o[3];
+    int by_rows, parts;
+    held h = {.n = 0};
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOpi", &o[0], &o[1], &o[2], &by_rows, &parts))
+        return NULL;
+    static const char *const names[] = {"a", "b", "out"};
+    char kind = 0;
+    for (int k = 0; k < 3; k++) {
+        Py_buffer *b = &h.b[h.n];
+        const int flags = k == 2 ? PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE
+                                 : PyBUF_STRIDES | PyBUF_FORMAT;
+        if (PyObject_GetBuffer(o[k], b, flags) < 0)
+            return release(&h, NULL);
+        h.n++;
+        const char *fmt = b->format ? b->format : "B";
+        fmt += *fmt == '@' || *fmt == '=';
+        const int ok = ((fmt[0] == 'f' && b->itemsize == 4) || (fmt[0] == 'd' && b->itemsize == 8)) &&
+                       fmt[1] == 0 && (!kind || fmt[0] == kind);
+        if (!ok || b->ndim != 2) {
+            PyErr_Format(PyExc_TypeError, "%s: expected a 2-D float32 or float64 array%s",
+                         names[k], kind ? " of a's dtype" : "");
+            return release(&h, NULL);
+        }
+        kind = fmt[0];
+    }
+    const Py_ssize_t *as = h.b[0].shape, *bs = h.b[1].shape, *os = h.b[2].shape;
+    if (check(as[1] == bs[0] && os[0] == as[0] && os[1] == bs[1] && as[0] >= 1 && as[1] >= 1 &&
+              bs[1] >= 1 && as[0] <= INT_MAX && bs[1] <= INT_MAX,
+              "a, b, out: expected shapes (M, K), (K, N), (M, N), each at least 1"))
+        return release(&h, NULL);
+    matmul_args m = {.out = h.b[2].buf, .M = as[0], .N = bs[1], .K = as[1],
+                     .size = h.b[0].itemsize, .by_rows = by_rows, .kind = kind};
+    if (!blas_ready() || blas_operand(&h.b[0], &m.a) || blas_operand(&h.b[1], &m.b))
+        return release(&h, Py_NewRef(Py_False));
+    Py_BEGIN_ALLOW_THREADS
+    run_parts(matmul_part, &m, 0, (int)(by_rows ? m.M : m.N), parts);
+    Py_END_ALLOW_THREADS
+    return release(&h, Py_NewRef(Py_True));
+}
+
 /* use_conv_mode(name): force a mode of mode_names on every convolution ("auto":
  * the cost model's choice per shape), so tests reach every mode; returns the name now in use.
  * "gemm" without a BLAS (use_blas) leaves the direct modes to the cost model. */
@@ -917,6 +1025,8 @@ static PyMethodDef methods[] = {
      "conv2d_backward_weight(x, dout, dw, db_or_None, stride, pad, n0, n1, parts[, by_filters])"},
     {"sum_of_squares", py_sum_of_squares, METH_VARARGS,
      "sum_of_squares(a, i0, i1) -> sum of a.flat[i0:i1]**2 as a float"},
+    {"matmul", py_matmul, METH_VARARGS,
+     "matmul(a, b, out, by_rows, parts) -> whether BLAS ran it (out = a @ b)"},
     {"sgd_update", py_sgd_update, METH_VARARGS,
      "sgd_update(p, g, v_or_None, lr, decay, momentum, nesterov, i0, i1)"},
     FUSED_OPS_METHODS

@@ -1,13 +1,14 @@
 """How many threads gpucnn.cpu splits the work of a kernel over, and the Python pool for what
 the native extension does not run itself.
 
-The native kernels take a range (of images, channels or elements) and ``parts``: the extension
-cuts the range into that many pieces and runs them on its own worker threads (csrc/pool.h), so
-gpucnn.cpu only asks :func:`parts`.  Where the work is a Python call on each piece (OpenBLAS's
-matmuls, the elementwise passes, the sums of squares), :func:`split` runs the first piece on the
-calling thread and the others on persistent Python pool threads; a hand-off there costs
-150-230 us when the worker slept, 1-2 us in the extension's pool, which is why the layers' kernels
-do not go through it.  One thread per CPU this process may use; ``GPUCNN_CPU_THREADS``
+The native kernels take a range (of images, channels, elements or matrix rows) and ``parts``:
+the extension cuts the range into that many pieces and runs them on its own worker threads
+(csrc/pool.h), so gpucnn.cpu only asks :func:`parts`; the matmuls and ReLU passes go there too.
+Where the work is a Python call on each piece (the optimizer update and the sums of squares,
+matmuls BLAS cannot take as they lie), :func:`split` runs the first piece on the calling thread
+and the others on persistent Python pool threads; a hand-off there costs 150-230 us when the
+worker slept, 1-2 us in the extension's pool, which is why the layers' kernels do not go
+through it.  One thread per CPU this process may use; ``GPUCNN_CPU_THREADS``
 overrides.
 """
 from __future__ import annotations

@@ -74,15 +74,12 @@ def use_blas(gemm) -> bool:
 
 
 def use_conv_mode(name: str) -> str:
-    """Force one way of computing every convolution: laying its outputs along the vectors
-    (``"flat"``, ``"rows"``, ``"lanes"``, ``"filters"``; see csrc/conv_geom.h), im2col +
-    BLAS products (``"gemm"``, csrc/conv_gemm.h) or Winograd's F(2x2, 3x3) and F(2x2, 5x5)
-    (``"winograd"``, csrc/winograd.h: 3x3 and 5x5 kernels of stride 1 or 2 only, the forward,
-    the weight gradient and the stride-1 input gradients the backward splits into) for the
-    forward and the input gradient (weight gradients outside Winograd's, and what the forced
-    mode cannot take, get the cost model's direct mode), or ``"auto"``: the cost model's choice
-    per shape (the default).  Process-wide; tests use it to reach every mode.  Returns the
-    setting now in use."""
+    """Force one way of computing every convolution's forward and input gradient: a direct
+    mode (``"flat"``, ``"rows"``, ``"lanes"``, ``"filters"``; csrc/conv_geom.h), im2col + BLAS
+    (``"gemm"``) or Winograd (``"winograd"``, csrc/winograd.h: 3x3 and 5x5 kernels of stride 1
+    or 2, the weight gradient too); what it cannot take gets the cost model's direct mode.
+    ``"auto"`` (the default): the cost model's choice per shape.  Process-wide; tests use it to
+    reach every mode.  Returns the setting now in use."""
     _require()
     if name != "auto" and name not in CONV_MODES:
         raise ValueError(f"name={name!r}: expected 'auto' or one of {', '.join(CONV_MODES)}")
@@ -150,8 +147,7 @@ def _range(n0, n1, N, names=("n0", "n1", "N")):
 
 
 def _parts(parts):
-    """``parts``: the range is cut into that many pieces, run at once on the extension's worker
-    threads (csrc/pool.h); 1 runs it on the calling thread."""
+    """The range is cut into ``parts`` pieces run at once on the pool's threads (csrc/pool.h)."""
     if type(parts) is int and 1 <= parts <= POOL_MAX:
         return parts
     raise ValueError(f"parts={parts!r}: expected an int from 1 to {POOL_MAX}")
@@ -176,10 +172,8 @@ def relu_maxpool_forward(x, size, stride, *, out=None, argmax=None, n0=0, n1=Non
     ``gpucnn.cpu.maxpool_forward(np.maximum(x, 0), size, stride)`` (NaN included: a NaN makes
     its window's out NaN; the argmax stays at the first maximum before it).
 
-    One pass over x instead of relu's and the pool's: ~4x faster than NumPy's relu +
-    cpu.maxpool_forward at (50, 32, 32, 32) float32, 2x2, one core (1.1 against 4.9 ms,
-    scripts/bench_native.py, thread CPU time; the backward likewise, 1.1 against 4.2 ms).
-    """
+    One pass over x instead of relu's and the pool's: at (50, 32, 32, 32) float32, 2x2, one
+    core, 1.1 ms against NumPy's 4.9 (the backward 1.1 against 4.2; scripts/bench_native.py)."""
     _require()
     _check_array("x", x)
     size = check_int("size", size, 1)
@@ -226,14 +220,13 @@ def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None, relu=False,
     cross-correlation with OH = (H + 2*pad - KH) // stride + 1 (likewise OW); ``relu``: relu
     of it (as :func:`relu_forward` gives it), clamped as the outputs are stored.
 
-    Direct convolution, register-blocked over 8 filters x 32 output columns (AVX-512), on a
-    copy of each image split by stride phase, so every stride reads unit-stride vectors; the
-    outputs run as flat rows, row blocks or 16 images side by side in the vector lanes, the
-    mode of least modelled cost per shape (csrc/conv_geom.h; :func:`conv_plan` tells which).
-    One core, float32, GFLOP/s: 106 at the seed shape (a), 79 at (b), 87 at 4x4 outputs with
-    32 -> 32 channels, 68 at the strided net's 3x3 stride-2 layer, against 36-49 for im2col +
-    OpenBLAS SGEMM (scripts/bench_native.py, docs/benchmarks.md).  3x3 and 5x5 kernels of many
-    channels on 8x8 or larger outputs, stride 1 or 2, run as Winograd's F(2x2, 3x3) or
+    Direct convolution, register-blocked (AVX-512: 8 filters x 32 output columns), on a copy
+    of each image (split by stride phase where the kernels load output vectors): flat rows, row
+    blocks, 16 images or 16 filters side by side in the vector lanes, the mode of least modelled
+    cost per shape (csrc/conv_geom.h; :func:`conv_plan` tells which).  One core, float32,
+    GFLOP/s: 106 at the seed shape (a), 79 at (b), 87 at 4x4 outputs with 32 -> 32 channels,
+    against 36-49 for im2col + OpenBLAS SGEMM (docs/benchmarks.md).  3x3 and 5x5 kernels of
+    many channels on 8x8 or larger outputs, stride 1 or 2, run as Winograd's F(2x2, 3x3) or
     F(2x2, 5x5) instead (csrc/winograd.h): at stride 1 16 or 36 multiplies per 2x2 outputs
     where the direct modes do 36 or 100, at stride 2 25 or 49, the sums equal to the direct
     ones within float rounding, not bit for bit.
@@ -315,7 +308,15 @@ def conv2d_backward_input(dout, w, x_shape, stride, pad, *, dx=None, n0=0, n1=No
     return dx
 
 
-# --- the L2 penalty and the optimizer update --------------------------------------------------
+# --- matmul, the L2 penalty and the optimizer update ------------------------------------------
+
+def matmul(a, b, out, *, by_rows=True, parts=1) -> bool:
+    """out (M, N) C-contiguous = a (M, K) @ b (K, N) (one float dtype, M, N, K >= 1), by NumPy's
+    OpenBLAS (kept at one thread by the caller) in ``parts`` pieces of a's rows (``by_rows``) or
+    b's columns.  False, out untouched, where BLAS cannot read a or b as it lies, or is absent."""
+    _require()
+    return _lib.matmul(a, b, out, by_rows, _parts(parts))
+
 
 _SPAN = ("i0", "i1", "size")
 
@@ -380,19 +381,19 @@ def batchnorm_backward(dout, x, stats, dx, dgamma, dbeta, train, relu, *, c0=0,
                             *_range(c0, c1, x.shape[1], _CHANNELS), _parts(parts))
 
 
-def relu_forward(x, out, *, i0=0, i1=None) -> None:
+def relu_forward(x, out, *, i0=0, i1=None, parts=1) -> None:
     """out.flat[i0:i1] = max(x, 0) (NaN kept), C-contiguous arrays of one size and dtype."""
     _require()
-    _lib.relu_forward(x, out, *_range(i0, i1, out.size, _SPAN))
+    _lib.relu_forward(x, out, *_range(i0, i1, out.size, _SPAN), _parts(parts))
 
 
-def relu_backward(dout, out, dx, *, i0=0, i1=None) -> None:
+def relu_backward(dout, out, dx, *, i0=0, i1=None, parts=1) -> None:
     """dx.flat[i0:i1] = dout * (out > 0), C-contiguous arrays of one size and dtype."""
     _require()
-    _lib.relu_backward(dout, out, dx, *_range(i0, i1, dx.size, _SPAN))
+    _lib.relu_backward(dout, out, dx, *_range(i0, i1, dx.size, _SPAN), _parts(parts))
 
 
-def add_relu(a, b, out, *, i0=0, i1=None) -> None:
+def add_relu(a, b, out, *, i0=0, i1=None, parts=1) -> None:
     """out.flat[i0:i1] = relu(a + b), C-contiguous arrays of one size and dtype."""
     _require()
-    _lib.add_relu(a, b, out, *_range(i0, i1, out.size, _SPAN))
+    _lib.add_relu(a, b, out, *_range(i0, i1, out.size, _SPAN), _parts(parts))

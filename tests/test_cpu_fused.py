@@ -119,7 +119,7 @@ def _special(shape, dtype, seed):
 @pytest.mark.parametrize("dtype", DTYPES)
 @np.errstate(invalid="ignore")  # inf * 0 in the references: NaN, as in the kernels
 def test_relu_passes_equal_numpy_bit_for_bit(isa, kind, dtype):
-    shape = (3, 5, 7, 11)  # 1155 elements: vectors and a tail per thread
+    shape = (3, 5, 29, 97)  # 42195 elements: the native pool's 4096-element blocks, a tail
     x, d, s = (layout(_special(shape, dtype, k), kind) for k in range(3))
     out = cpu.relu_forward(x)
     np.testing.assert_array_equal(out, np.maximum(x, 0))
@@ -323,14 +323,50 @@ def test_matmul_keeps_openblas_on_the_calling_thread_and_restores_it(monkeypatch
     calls = cpu_runtime._thread_calls()
     if calls is None:
         pytest.skip("NumPy's BLAS is not OpenBLAS")
-    seen, real = [], np.matmul
+    seen, real, real_native = [], np.matmul, native.matmul
     monkeypatch.setattr(np, "matmul", lambda *a, **k: (seen.append(calls[0]()), real(*a, **k))[1])
+    monkeypatch.setattr(native, "matmul",
+                        lambda *a, **k: (seen.append(calls[0]()), real_native(*a, **k))[1])
     before = calls[0]()
     calls[1](2)
     try:
         a = np.ones((400, 300))
         np.testing.assert_array_equal(cpu.matmul(a, a.T), np.full((400, 400), 300.0))
+        np.testing.assert_array_equal(cpu.matmul(a[:, ::2], a[:, ::2].T),
+                                      np.full((400, 400), 150.0))  # BLAS can't: NumPy's
         assert calls[0]() == 2
     finally:
         calls[1](before)
     assert seen and set(seen) == {1}
+
+
+@NATIVE
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_native_matmul_declines_what_blas_cannot_read_and_checks_its_arguments(dtype):
+    if cpu_runtime.cblas_gemm() is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS: the native matmul always declines")
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((6, 8)).astype(dtype), rng.standard_normal((8, 5)).astype(dtype)
+    want = a.astype(np.float64) @ b
+    for x, y in ((a, b), (a.T.copy().T, b), (a, np.asfortranarray(b)), (a[:1], b),
+                 (a[:, :1], b[:1]), (a[:, ::2][:1], b[::2])):  # one row: any stride
+        for by_rows in (True, False):
+            out = np.empty((x.shape[0], y.shape[1]), dtype)
+            assert native.matmul(x, y, out, by_rows=by_rows, parts=3)
+            assert_close(out, x.astype(np.float64) @ y)
+    out = np.full((6, 5), 7, dtype)
+    assert not native.matmul(a[:, ::2], b[::2], out)  # no unit stride
+    assert not native.matmul(np.broadcast_to(a[:1], (6, 8)), b, out)  # rows overlap
+    np.testing.assert_array_equal(out, 7)
+    assert_close(cpu.matmul(a[:, ::2], b[::2]), a[:, ::2].astype(np.float64) @ b[::2])
+    assert_close(cpu.matmul(a, b), want)
+    other = np.float32 if dtype == np.float64 else np.float64
+    for call, message in (
+            (lambda: native.matmul(a, b[:7], out), r"^a, b, out: expected shapes \(M, K\), "
+                                                   r"\(K, N\), \(M, N\), each at least 1$"),
+            (lambda: native.matmul(a, b.astype(other), out),
+             r"^b: expected a 2-D float32 or float64 array of a's dtype$"),
+            (lambda: native.matmul(a[None], b, out), r"^a: expected a 2-D float32 or float64"),
+            (lambda: native.matmul(a, b, out.T.copy().T), "not C-contiguous")):
+        with pytest.raises((ValueError, TypeError), match=message):
+            call()
