@@ -153,14 +153,14 @@ TGT static void FN(conv_image_wide)(const T *X, const ptrdiff_t *off, int ntaps,
 #define NACC (FB * (VWIDE / VL))
 
 /* One block of the filters-in-lanes correlation (below): P positions from xb (inputs at
- * xb[off[t] + p]) x V filter vectors, over taps t0..t1-1, from bias or yb (partial sums) to
+ * xb[off[t] + p*ps]) x V filter vectors, over taps t0..t1-1, from bias or yb (partial sums) to
  * yb: element (p, v) at yb[(v*npos + p)*VL].  Per tap, V weight vectors and P broadcast
  * inputs feed P*V FMAs; the fewer of the two stay in registers while the others stream (16
  * registers hold 12 accumulators, 3 of one, 1 of the other). */
 TGT static INLINE void FN(filters_block)(const T *xb, const ptrdiff_t *off, int t0, int t1,
                                          const T *wb, int fbw, const T *bias, T *yb,
                                          ptrdiff_t npos, int first, int relu, const int P0,
-                                         const int V0)
+                                         const int V0, const ptrdiff_t ps)
 {
     /* P0, V0 as the arrays hold them: constants once inlined, where these fold away (GCC also
      * reads the body alone, and warned of iterations past the arrays without them) */
@@ -175,7 +175,7 @@ TGT static INLINE void FN(filters_block)(const T *xb, const ptrdiff_t *off, int 
         if (P <= V) {
             VEC xs[4];
             UNROLL for (int p = 0; p < PS; p++)
-                xs[p] = FN(splat)(xv[p]);
+                xs[p] = FN(splat)(xv[p * ps]);
             UNROLL for (int v = 0; v < V; v++) {
                 const VEC wv = FN(load)(wt + v * VL);
                 UNROLL for (int p = 0; p < PS; p++)
@@ -186,7 +186,7 @@ TGT static INLINE void FN(filters_block)(const T *xb, const ptrdiff_t *off, int 
             UNROLL for (int v = 0; v < V; v++)
                 ws[v] = FN(load)(wt + v * VL);
             UNROLL for (int p = 0; p < P; p++) {
-                const VEC xs = FN(splat)(xv[p]);
+                const VEC xs = FN(splat)(xv[p * ps]);
                 UNROLL for (int v = 0; v < V; v++)
                     acc[p][v] += xs * ws[v];
             }
@@ -201,7 +201,7 @@ TGT static INLINE void FN(filters_block)(const T *xb, const ptrdiff_t *off, int 
 
 /* One image's correlation over taps t0..t1-1 with VL filters in the lanes of each vector:
  * Y[(f*npos + oh*OW + ow)*VL + l] = (first ? bias[f*VL + l] : itself) + sum over those taps
- * t of wp[t][f*VL + l] * X[oh*rowstep + off[t] + ow], relu of it where relu is set, for
+ * t of wp[t][f*VL + l] * X[oh*rowstep + off[t] + ow*ps], relu of it where relu is set, for
  * filter vectors f < Fp/VL, oh < OH, ow < OW, npos = OH*OW.  wp is packed (Fp/(V*VL) blocks,
  * ntaps, V*VL), bias padded to Fp.  Blocks of P positions x V filter vectors (filters_block),
  * a row's last one of the positions left (no position computed and dropped: at 7x7 outputs,
@@ -211,7 +211,8 @@ TGT static INLINE void FN(filters_block)(const T *xb, const ptrdiff_t *off, int 
 TGT static INLINE void FN(conv_filters_pv)(const T *X, const ptrdiff_t *off, int t0, int t1,
                                            int ntaps, ptrdiff_t rowstep, const T *wp,
                                            const T *bias, int Fp, int OH, int OW, T *Y,
-                                           int first, int relu, const int P, const int V)
+                                           int first, int relu, const int P, const int V,
+                                           const ptrdiff_t ps)
 {
     const int fbw = V * VL;
     const ptrdiff_t npos = (ptrdiff_t)OH * OW;
@@ -222,15 +223,15 @@ TGT static INLINE void FN(conv_filters_pv)(const T *X, const ptrdiff_t *off, int
             const T *xr = X + oh * rowstep;
             int ow0 = 0;
             for (; ow0 + P <= OW; ow0 += P)
-                FN(filters_block)(xr + ow0, off, t0, t1, wb, fbw, bias + f0, yr + ow0 * VL, npos,
-                                  first, relu, P, V);
+                FN(filters_block)(xr + ow0 * ps, off, t0, t1, wb, fbw, bias + f0, yr + ow0 * VL,
+                                  npos, first, relu, P, V, ps);
             /* the row's last positions: blocks of fewer (the cases P rules out fold away) */
             switch (OW - ow0) {
 #define TAIL(r)                                                                                   \
     case r:                                                                                       \
         if (r < P)                                                                                \
-            FN(filters_block)(xr + ow0, off, t0, t1, wb, fbw, bias + f0, yr + ow0 * VL, npos,     \
-                              first, relu, r, V);                                                 \
+            FN(filters_block)(xr + ow0 * ps, off, t0, t1, wb, fbw, bias + f0, yr + ow0 * VL,      \
+                              npos, first, relu, r, V, ps);                                       \
         break;
                 TAIL(1) TAIL(2) TAIL(3) TAIL(4) TAIL(5) TAIL(6) TAIL(7) TAIL(8) TAIL(9) TAIL(10)
                 TAIL(11) TAIL(12) TAIL(13) TAIL(14) TAIL(15)
@@ -254,14 +255,23 @@ TGT static INLINE void FN(conv_filters_pv)(const T *X, const ptrdiff_t *off, int
     }
 #endif
 
+/* conv_filters_pv at positions ps apart: ps = 1 (stride 1, Winograd's tiles) has instances of
+ * its own, the stride folded into the loads. */
 TGT static void FN(conv_filters)(const T *X, const ptrdiff_t *off, int t0, int t1, int ntaps,
-                                 ptrdiff_t rowstep, const T *wp, const T *bias, int Fp, int OH,
-                                 int OW, T *Y, int first, int relu, int V)
+                                 ptrdiff_t rowstep, ptrdiff_t ps, const T *wp, const T *bias,
+                                 int Fp, int OH, int OW, T *Y, int first, int relu, int V)
 {
-#define CONV_FILTERS(v)                                                                           \
+#define CONV_FILTERS(v, step)                                                                     \
     FN(conv_filters_pv)(X, off, t0, t1, ntaps, rowstep, wp, bias, Fp, OH, OW, Y, first, relu,     \
-                        NACC / (v), (v))
-    SWITCH_V(V, CONV_FILTERS)
+                        NACC / (v), (v), (step))
+#define CONV_FILTERS_1(v) CONV_FILTERS(v, 1)
+#define CONV_FILTERS_S(v) CONV_FILTERS(v, ps)
+    if (ps == 1)
+        SWITCH_V(V, CONV_FILTERS_1)
+    else
+        SWITCH_V(V, CONV_FILTERS_S)
+#undef CONV_FILTERS_S
+#undef CONV_FILTERS_1
 #undef CONV_FILTERS
 }
 

@@ -108,8 +108,8 @@ typedef struct {
         void (*conv_image_wide)(const T *, const ptrdiff_t *, int, ptrdiff_t, const T *,         \
                                 const T *, int, int, int, T *, ptrdiff_t, ptrdiff_t, ptrdiff_t,  \
                                 int);                                                            \
-        void (*conv_filters)(const T *, const ptrdiff_t *, int, int, int, ptrdiff_t, const T *,  \
-                             const T *, int, int, int, T *, int, int, int);                      \
+        void (*conv_filters)(const T *, const ptrdiff_t *, int, int, int, ptrdiff_t, ptrdiff_t,  \
+                             const T *, const T *, int, int, int, T *, int, int, int);           \
         void (*wgrad_block)(const T *, ptrdiff_t, const ptrdiff_t *, ptrdiff_t, const T *,       \
                             ptrdiff_t, ptrdiff_t, int, int, int, T *, ptrdiff_t);                \
         void (*wgrad_filters)(const T *, ptrdiff_t, const ptrdiff_t *, int, ptrdiff_t, const T *, \
