@@ -156,18 +156,22 @@ TGT static void FN(conv_image_wide)(const T *X, const ptrdiff_t *off, int ntaps,
 #define NACC (FB * (VWIDE / VL))
 
 /* One block of the filters-in-lanes correlation (below): P positions from xb (inputs at
- * xb[off[t] + p*ps]) x V filter vectors, over taps t0..t1-1, from bias or yb (partial sums) to
- * yb: element (p, v) at yb[(v*npos + p)*VL].  Per tap, V weight vectors and P broadcast
- * inputs feed P*V FMAs; the fewer of the two stay in registers while the others stream (16
- * registers hold 12 accumulators, 3 of one, 1 of the other). */
+ * xb[off[t] + p*ps], or xb[off[t] + at[p]] where at is given) x V filter vectors, over taps
+ * t0..t1-1, from bias or yb (partial sums) to yb: element (p, v) at yb[(v*npos + p)*VL].  Per
+ * tap, V weight vectors and P broadcast inputs feed P*V FMAs; the fewer of the two stay in
+ * registers while the others stream (16 registers hold 12 accumulators, 3 of one, 1 of the
+ * other). */
 TGT static INLINE void FN(filters_block)(const T *xb, const ptrdiff_t *off, int t0, int t1,
                                          const T *wb, int fbw, const T *bias, T *yb,
                                          ptrdiff_t npos, int first, int relu, const int P0,
-                                         const int V0, const ptrdiff_t ps)
+                                         const int V0, const ptrdiff_t ps, const ptrdiff_t *at)
 {
     /* P0, V0 as the arrays hold them: constants once inlined, where these fold away (GCC also
      * reads the body alone, and warned of iterations past the arrays without them) */
     const int P = P0 < NACC ? P0 : NACC, V = V0 < 4 ? V0 : 4, PS = P < 4 ? P : 4;
+    ptrdiff_t q[NACC];  /* at's offsets, in registers for the taps */
+    UNROLL for (int p = 0; p < P; p++)
+        q[p] = at ? at[p] : 0;
     VEC acc[NACC][4];
     UNROLL for (int p = 0; p < P; p++)
         UNROLL for (int v = 0; v < V; v++)
@@ -178,7 +182,7 @@ TGT static INLINE void FN(filters_block)(const T *xb, const ptrdiff_t *off, int 
         if (P <= V) {
             VEC xs[4];
             UNROLL for (int p = 0; p < PS; p++)
-                xs[p] = FN(splat)(xv[p * ps]);
+                xs[p] = FN(splat)(xv[at ? q[p] : p * ps]);
             UNROLL for (int v = 0; v < V; v++) {
                 const VEC wv = FN(load)(wt + v * VL);
                 UNROLL for (int p = 0; p < PS; p++)
@@ -189,7 +193,7 @@ TGT static INLINE void FN(filters_block)(const T *xb, const ptrdiff_t *off, int 
             UNROLL for (int v = 0; v < V; v++)
                 ws[v] = FN(load)(wt + v * VL);
             UNROLL for (int p = 0; p < P; p++) {
-                const VEC xs = FN(splat)(xv[p * ps]);
+                const VEC xs = FN(splat)(xv[at ? q[p] : p * ps]);
                 UNROLL for (int v = 0; v < V; v++)
                     acc[p][v] += xs * ws[v];
             }
@@ -207,34 +211,47 @@ TGT static INLINE void FN(filters_block)(const T *xb, const ptrdiff_t *off, int 
  * t of wp[t][f*VL + l] * X[oh*rowstep + off[t] + ow*ps], relu of it where relu is set, for
  * filter vectors f < Fp/VL, oh < OH, ow < OW, npos = OH*OW.  wp is packed (Fp/(V*VL) blocks,
  * ntaps, V*VL), bias padded to Fp.  Blocks of P positions x V filter vectors (filters_block),
- * a row's last one of the positions left (no position computed and dropped: at 7x7 outputs,
- * blocks of 3 computed 9 a row).  Taps come in chunks (the driver's t0, t1) whose weights
- * stay in L2, the partial sums going through Y in between: the same FMAs in the same order as
- * unchunked. */
+ * no position computed and dropped: a row's last positions and the next row's first share a
+ * block (rows of P or more, P <= 6: the offsets of such a block stay in registers), else the
+ * row's last block takes the positions left.  At 7x7 outputs and P = 3, the block of one a
+ * row left 4 FMAs a tap to 4 accumulators, latency-bound: a quarter of the kernel's time.
+ * Taps come in chunks (the driver's t0, t1) whose weights stay in L2, the partial sums going
+ * through Y in between: the same FMAs in the same order as unchunked. */
 TGT static INLINE void FN(conv_filters_pv)(const T *X, const ptrdiff_t *off, int t0, int t1,
                                            int ntaps, ptrdiff_t rowstep, const T *wp,
                                            const T *bias, int Fp, int OH, int OW, T *Y,
                                            int first, int relu, const int P, const int V,
                                            const ptrdiff_t ps)
 {
-    const int fbw = V * VL;
+    const int fbw = V * VL, across = P <= 6 && OW >= P;
     const ptrdiff_t npos = (ptrdiff_t)OH * OW;
     for (int f0 = 0; f0 < Fp; f0 += fbw) {
         const T *wb = wp + (ptrdiff_t)f0 * ntaps;
+        int ow0 = 0;  /* the row's first position not yet computed */
         for (int oh = 0; oh < OH; oh++) {
             T *yr = Y + f0 * npos + (ptrdiff_t)oh * OW * VL;
             const T *xr = X + oh * rowstep;
-            int ow0 = 0;
             for (; ow0 + P <= OW; ow0 += P)
                 FN(filters_block)(xr + ow0 * ps, off, t0, t1, wb, fbw, bias + f0, yr + ow0 * VL,
-                                  npos, first, relu, P, V, ps);
+                                  npos, first, relu, P, V, ps, NULL);
+            const int rest = OW - ow0;
+            if (across && rest > 0 && oh + 1 < OH) {
+                /* rest positions here, P - rest from the next row's start */
+                ptrdiff_t at[6];
+                for (int p = 0; p < P && p < 6; p++)
+                    at[p] = p < rest ? p * ps : rowstep + (p - rest - ow0) * ps;
+                FN(filters_block)(xr + ow0 * ps, off, t0, t1, wb, fbw, bias + f0, yr + ow0 * VL,
+                                  npos, first, relu, P < 6 ? P : 6, V, ps, at);
+                ow0 = P - rest;
+                continue;
+            }
             /* the row's last positions: blocks of fewer (the cases P rules out fold away) */
-            switch (OW - ow0) {
+            switch (rest) {
 #define TAIL(r)                                                                                   \
     case r:                                                                                       \
         if (r < P)                                                                                \
             FN(filters_block)(xr + ow0 * ps, off, t0, t1, wb, fbw, bias + f0, yr + ow0 * VL,      \
-                              npos, first, relu, r, V, ps);                                       \
+                              npos, first, relu, r, V, ps, NULL);                                 \
         break;
                 TAIL(1) TAIL(2) TAIL(3) TAIL(4) TAIL(5) TAIL(6) TAIL(7) TAIL(8) TAIL(9) TAIL(10)
                 TAIL(11) TAIL(12) TAIL(13) TAIL(14) TAIL(15)
@@ -242,6 +259,7 @@ TGT static INLINE void FN(conv_filters_pv)(const T *X, const ptrdiff_t *off, int
             default:
                 break;
             }
+            ow0 = 0;
         }
     }
 }
