@@ -30,6 +30,7 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define INLINE inline __attribute__((always_inline))
+#define NOINLINE __attribute__((noinline))
 #ifdef __clang__
 #define UNROLL _Pragma("unroll")
 #else
@@ -37,6 +38,7 @@
 #endif
 #else
 #define INLINE inline
+#define NOINLINE
 #define UNROLL
 #endif
 
