@@ -620,7 +620,7 @@ static int FN(wgrad_run)(const view4 *x, const view4 *dout, int s, int pad, cons
     const int C = x->d[1], F = dout->d[1], OH = dout->d[2], OW = dout->d[3];
     const int KH = dw->d[2], KW = dw->d[3];
     const int wfb = FN(K)->wfb, wtb = FN(K)->wtb, vl = FN(K)->wvw;
-    if (wino_wgrad_pays(s, KH, KW, C, planF, vl))
+    if (wino_wgrad_pays(s, KH, KW, C, planF, OH, OW, vl))
         return FN(wino_wgrad_run)(x, dout, s, pad, dw, db, dbs, n0, n1, planF);
     /* mode and image groups as for planF filters: the filters of a part computed alone sum in
      * the order all of them would */

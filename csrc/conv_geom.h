@@ -356,16 +356,20 @@ static const double WINO_G5S2[7 * 5] = {
  *          24 -> 24 on 11x11 (8 images) 1.3-1.8x; 16 -> 16 on 32x32 0.85x, on 8x8 1.2-2.2x,
  *          16 -> 32 stride 2 on 8x8 1.2x, on 7x7 0.85x; 3 -> 32 0.5x, 1 -> 16 0.7x.
  * (The tuning nets' layers and a few more: stem7's 24 -> 24, all-conv's and stride3's layers
- * are held out.)  Hence 5x5 from 8 channels and filters and 3x3 from 24, on maps of any size.
+ * are held out.)  Hence 5x5 from 8 channels and filters and 3x3 from 24, on maps of any size;
+ * and 3x3 from 16 at stride 1 on outputs of 12x12 or fewer, where the direct weight gradient
+ * runs short rows: 16 -> 16 on 4x4 1.35x, on 8x8 1.3x, on 12x12 1.25x, on 16x16 1.05x, on
+ * 32x32 0.95x; 16 -> 24 on 8x8 1.6x (one core, Zen 3, 32-64 images; 8 -> 8 on 16x16 0.8x).
  * Forced with the forward by use_conv_mode("winograd") on every 3x3 or 5x5 correlation of
  * stride 1 or 2. */
-static int wino_wgrad_pays(int s, int KH, int KW, int C, int F, int vl)
+static int wino_wgrad_pays(int s, int KH, int KW, int C, int F, int OH, int OW, int vl)
 {
     if (!wino_fits(s, KH, KW, vl))
         return 0;
     if (forced_mode >= 0)
         return forced_mode == MODE_WINOGRAD;
-    return (C < F ? C : F) >= (KH == 5 ? 8 : 24);
+    const int small = s == 1 && (long)OH * OW <= 144;
+    return (C < F ? C : F) >= (KH == 5 ? 8 : small ? 16 : 24);
 }
 
 /* The bytes of transformed inputs and douts one chunk of wino_wgrad_run takes for its n^2 sums

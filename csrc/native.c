@@ -933,7 +933,7 @@ static PyObject *py_conv_plan(PyObject *self, PyObject *args)
     PyObject *t = PyList_AsTuple(phases);
     Py_DECREF(phases);
     const int wfv = wgrad_filters_v(&fg, OH * OW, C * KH * KW, F, vl, nacc);
-    const char *wgrad = wino_wgrad_pays(s, KH, KW, C, F, vl) ? "winograd"
+    const char *wgrad = wino_wgrad_pays(s, KH, KW, C, F, OH, OW, vl) ? "winograd"
                         : wfv ? mode_names[MODE_FILTERS] : mode_names[shape_mode(&wg)];
     return t ? Py_BuildValue("ssN", fwd, wgrad, t) : NULL;
 }

@@ -231,6 +231,7 @@ def test_winograd_takes_3x3_and_5x5_convolutions_of_many_channels_on_8x8_or_more
         return native.conv_plan(x_shape, w_shape, stride, w_shape[2] // 2)
 
     # stride 1: forward and input gradient; the weight gradient from 24 channels (3x3), 8 (5x5)
+    # on maps of any size
     for x_shape, w_shape, wgrad in (((32, 32, 16, 16), (32, 32, 3, 3), True),
                                     ((32, 16, 32, 32), (16, 16, 3, 3), False),
                                     ((32, 32, 16, 16), (64, 32, 3, 3), True),
@@ -247,6 +248,12 @@ def test_winograd_takes_3x3_and_5x5_convolutions_of_many_channels_on_8x8_or_more
     assert plan((32, 6, 12, 12), (16, 6, 5, 5))[:2] == ("filters", "lanes")  # LeNet's: 6 channels
     assert plan((32, 32, 4, 4), (32, 32, 3, 3))[:2] == ("filters", "winograd")  # 2x2 tiles
     assert plan((32, 16, 8, 8), (16, 16, 3, 3))[0] != "winograd"  # 16 x 8
+    # the 3x3 weight gradient from 16 channels at stride 1 on outputs of 12x12 or fewer
+    assert plan((32, 16, 8, 8), (16, 16, 3, 3))[1] == "winograd"  # the digits ResNet's
+    assert plan((32, 16, 12, 12), (24, 16, 3, 3))[1] == "winograd"
+    assert plan((32, 16, 16, 16), (16, 16, 3, 3))[1] != "winograd"  # 13x13 and more
+    assert plan((32, 16, 8, 8), (32, 16, 3, 3), 2)[1] != "winograd"  # stride 2: from 24
+    assert plan((32, 8, 8, 8), (16, 8, 3, 3))[1] != "winograd"  # 8 channels
     assert "winograd" not in plan((32, 8, 32, 32), (8, 8, 3, 3))[:2]  # 8 channels
     assert "winograd" not in plan((32, 3, 32, 32), (32, 3, 3, 3))[:2]  # 3 channels
     assert "winograd" not in plan((32, 32, 16, 16), (32, 32, 7, 7))[:2]  # 7x7
