@@ -284,8 +284,8 @@ typedef struct {
 static int eltwise_part(void *p, int k0, int k1, int part)
 {
     const eltwise_args *e = p;
-    const ptrdiff_t i0 = (ptrdiff_t)k0 * ELTWISE_BLOCK;
-    const ptrdiff_t i1 = (ptrdiff_t)k1 * ELTWISE_BLOCK < e->cnt ? (ptrdiff_t)k1 * ELTWISE_BLOCK : e->cnt;
+    const ptrdiff_t i0 = (ptrdiff_t)k0 * ELTWISE_BLOCK, end = (ptrdiff_t)k1 * ELTWISE_BLOCK;
+    const ptrdiff_t i1 = end < e->cnt ? end : e->cnt;
     const void *a = e->a + e->sz * (size_t)i0, *b = e->b + e->sz * (size_t)i0;
     void *w = e->w + e->sz * (size_t)i0;
     (void)part;
@@ -315,8 +315,9 @@ static PyObject *eltwise(PyObject *args, int op)
     int parts;
     held h = {.n = 0};
     char kind = 0;
-    const int ok = nin == 1 ? PyArg_ParseTuple(args, "OOnni", &o[0], &o[1], &i0, &i1, &parts)
-                            : PyArg_ParseTuple(args, "OOOnni", &o[0], &o[1], &o[2], &i0, &i1, &parts);
+    const int ok = nin == 1
+                       ? PyArg_ParseTuple(args, "OOnni", &o[0], &o[1], &i0, &i1, &parts)
+                       : PyArg_ParseTuple(args, "OOOnni", &o[0], &o[1], &o[2], &i0, &i1, &parts);
     if (!ok || hold_flat(&h, o[0], names[op][0], 0, &kind, -1))
         return release(&h, NULL);
     const Py_ssize_t n = h.b[0].len / h.b[0].itemsize;

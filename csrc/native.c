@@ -829,7 +829,8 @@ static PyObject *py_matmul(PyObject *self, PyObject *args)
         h.n++;
         const char *fmt = b->format ? b->format : "B";
         fmt += *fmt == '@' || *fmt == '=';
-        const int ok = ((fmt[0] == 'f' && b->itemsize == 4) || (fmt[0] == 'd' && b->itemsize == 8)) &&
+        const int ok = ((fmt[0] == 'f' && b->itemsize == 4) ||
+                        (fmt[0] == 'd' && b->itemsize == 8)) &&
                        fmt[1] == 0 && (!kind || fmt[0] == kind);
         if (!ok || b->ndim != 2) {
             PyErr_Format(PyExc_TypeError, "%s: expected a 2-D float32 or float64 array%s",
