@@ -667,6 +667,19 @@ static PyObject *py_conv2d_backward_weight(PyObject *self, PyObject *args)
     return release(&h, done(rc));
 }
 
+/* Whether b holds float32 ('f') or float64 ('d') elements, of *kind where that is set (0:
+ * either); sets *kind when so. */
+static int float_kind(const Py_buffer *b, char *kind)
+{
+    const char *fmt = b->format ? b->format : "B";
+    fmt += *fmt == '@' || *fmt == '=';
+    const int ok = ((fmt[0] == 'f' && b->itemsize == 4) || (fmt[0] == 'd' && b->itemsize == 8)) &&
+                   fmt[1] == 0 && (!*kind || fmt[0] == *kind);
+    if (ok)
+        *kind = fmt[0];
+    return ok;
+}
+
 /* A C-contiguous buffer of any shape, of kind 'f' or 'd' (kind 0: either, set on return) and,
  * when n >= 0, of n elements.  -1 with an exception set, else 0. */
 static int hold_flat(held *h, PyObject *o, const char *name, int writable, char *kind, Py_ssize_t n)
@@ -675,16 +688,12 @@ static int hold_flat(held *h, PyObject *o, const char *name, int writable, char 
     if (PyObject_GetBuffer(o, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
         return -1;
     h->n++;
-    const char *fmt = b->format ? b->format : "B";
-    if (*fmt == '@' || *fmt == '=')
-        fmt++;
-    const int ok = (fmt[0] == 'f' && b->itemsize == 4) || (fmt[0] == 'd' && b->itemsize == 8);
-    if (!ok || fmt[1] != 0 || (*kind && fmt[0] != *kind)) {
+    const char had = *kind;
+    if (!float_kind(b, kind)) {
         PyErr_Format(PyExc_TypeError, "%s.format=%s: expected float32 or float64%s", name, b->format,
-                     *kind ? ", the first array's" : "");
+                     had ? ", the first array's" : "");
         return -1;
     }
-    *kind = fmt[0];
     return check(n < 0 || b->len / b->itemsize == n, "expected arrays of one size");
 }
 
@@ -827,17 +836,12 @@ static PyObject *py_matmul(PyObject *self, PyObject *args)
         if (PyObject_GetBuffer(o[k], b, flags) < 0)
             return release(&h, NULL);
         h.n++;
-        const char *fmt = b->format ? b->format : "B";
-        fmt += *fmt == '@' || *fmt == '=';
-        const int ok = ((fmt[0] == 'f' && b->itemsize == 4) ||
-                        (fmt[0] == 'd' && b->itemsize == 8)) &&
-                       fmt[1] == 0 && (!kind || fmt[0] == kind);
-        if (!ok || b->ndim != 2) {
+        const char had = kind;
+        if (!float_kind(b, &kind) || b->ndim != 2) {
             PyErr_Format(PyExc_TypeError, "%s: expected a 2-D float32 or float64 array%s",
-                         names[k], kind ? " of a's dtype" : "");
+                         names[k], had ? " of a's dtype" : "");
             return release(&h, NULL);
         }
-        kind = fmt[0];
     }
     const Py_ssize_t *as = h.b[0].shape, *bs = h.b[1].shape, *os = h.b[2].shape;
     if (check(as[1] == bs[0] && os[0] == as[0] && os[1] == bs[1] && as[0] >= 1 && as[1] >= 1 &&
