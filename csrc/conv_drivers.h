@@ -216,14 +216,50 @@ static int FN(wino_weights)(T *U, const T *w, const ptrdiff_t *ws, int F, int C,
     return 0;
 }
 
+/* Image xs of x (C, H, W at x's strides) into XI with VL channels in the lanes of every element:
+ * channel c at XI[c/VL*xlanes + ((ph + h)*pitch + pw + w)*VL + c%VL], h < H, w < W, ph, pw >= 0;
+ * the rest of XI (its padding, and lanes past C) left as it is.  tmp holds VL*H*W elements.
+ * Dense planes whose rows are not whole blocks of VL go whole through tmp, then row by row
+ * into place: interleaved a row at a time, 4x4 planes (32 -> 32, 3x3) went element by element
+ * and took 15% of a Winograd forward. */
+static void FN(fill_channel_lanes)(T *XI, ptrdiff_t xlanes, int pitch, int ph, int pw,
+                                   const view4 *x, const T *xs, T *tmp)
+{
+    const int C = x->d[1], H = x->d[2], W = x->d[3], vl = FN(K)->wvw;
+    const int planes = x->s[3] == 1 && x->s[2] == W && W % vl != 0;
+    for (int c0 = 0; c0 < C; c0 += vl) {
+        const int nc = C - c0 < vl ? C - c0 : vl;
+        T *xi = XI + c0 / vl * xlanes + ((ptrdiff_t)ph * pitch + pw) * vl;
+        if (planes) {
+            FN(K)->interleave(tmp, xs + c0 * x->s[1], x->s[1], (ptrdiff_t)H * W, nc);
+            for (int h = 0; h < H; h++)
+                memcpy(xi + (ptrdiff_t)h * pitch * vl, tmp + (ptrdiff_t)h * W * vl,
+                       sizeof(T) * (size_t)W * (size_t)vl);
+            continue;
+        }
+        for (int h = 0; h < H; h++) {
+            const T *row = xs + c0 * x->s[1] + h * x->s[2];
+            if (x->s[3] == 1) {
+                FN(K)->interleave(xi + (ptrdiff_t)h * pitch * vl, row, x->s[1], W, nc);
+                continue;
+            }
+            for (int k = 0; k < nc; k++)
+                FN(K)->copy_rows(tmp + k * W, W, row + k * x->s[1], 0, x->s[3], 1, W);
+            FN(K)->interleave(xi + (ptrdiff_t)h * pitch * vl, tmp, W, W, nc);
+        }
+    }
+}
+
 /* conv_run (below) by Winograd's F(2x2, r x r) (winograd.h) for a 3x3 or 5x5 kernel at stride
  * s = 1 or 2 (patches of side wino_side), in chunks of tiles whose transformed inputs and
  * products fit wino_chunk_bytes: a group of whole images where one fits, else rows of one
- * image's tiles.  Each image is filled into the phases of wino_geom and its chunk's tiles
- * input-transformed channel by channel (tile t of the chunk at V[k][c][t]); the n^2 products
- * over channels run as filters-in-lanes correlations of C taps along the chunk's tiles (the
- * transformed weights U packed as conv_filters reads them, one set per k); each image's tiles
- * are output-transformed into Y and Y transposed out. */
+ * image's tiles.  Each image's chunk of tiles is input-transformed one of two ways
+ * (wino_lanes_pay): from the phases of wino_geom, VL tiles of a row and one channel a vector
+ * (tile t of the chunk at V[k][c][t]), or from a padded copy with VL channels in the lanes of
+ * every element, a tile a vector (V[k][c/VL][t][c%VL]: the products' positions VL apart).  The n^2 products over channels run as
+ * filters-in-lanes correlations of C taps along the chunk's tiles (the transformed weights U
+ * packed as conv_filters reads them, one set per k); each image's tiles are output-transformed
+ * into Y and Y transposed out. */
 static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrdiff_t *ws, int r,
                         int s, const T *b, ptrdiff_t bs, const view4 *out, int n0, int n1, int relu)
 {
@@ -231,9 +267,16 @@ static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     const int Fo = out->d[1], OH = out->d[2], OW = out->d[3];
     const int vl = FN(K)->wvw, TH = (OH + 1) / 2, TW = (OW + 1) / 2;
     const int side = wino_side(r, s), nk = side * side;
+    const int lanes = ph >= 0 && pw >= 0 && wino_lanes_pay(s, TW, Ci, vl);
+    const int Cv = round_up(Ci, vl);
     const geom g = wino_geom(TH, TW, side, vl);
+    /* lanes: the padded copy, rows pitch apart: every patch inside, and the whole input */
+    const int Hp = 2 * s * TH + side > H + ph ? 2 * s * TH + side : H + ph;
+    const int pitch = 2 * s * TW + side > W + pw ? 2 * s * TW + side : W + pw;
+    const ptrdiff_t xlanes = (ptrdiff_t)Hp * pitch * vl;
     /* a tile row's V and M, and the tile rows and images a chunk takes */
-    const ptrdiff_t per_row = (ptrdiff_t)nk * TW * (Ci + round_up(Fo, vl)) * (ptrdiff_t)sizeof(T);
+    const ptrdiff_t per_row = (ptrdiff_t)nk * TW * ((lanes ? Cv : Ci) + round_up(Fo, vl)) *
+                              (ptrdiff_t)sizeof(T);
     const ptrdiff_t fit = wino_chunk_bytes(nk, Ci, Fo, vl, sizeof(T)) / per_row;
     const int rows = fit < 1 ? 1 : fit < TH ? (int)fit : TH;
     const int group = fit / TH < 1 ? 1 : fit / TH < n1 - n0 ? (int)(fit / TH) : n1 - n0;
@@ -242,28 +285,35 @@ static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     const int Fp = round_up(Fo, fbw);
     /* the planes of V and M one vector longer than they need: k-strides of 2-6 KB made their
      * stores alias in L1 (5x5 32 -> 32 on 12x12: 71 us an image, 48 with the vector) */
-    const ptrdiff_t cstride = round_up(ntmax, vl) + vl, kin = (ptrdiff_t)Ci * cstride + vl;
+    const ptrdiff_t cstride = round_up(ntmax, vl) + vl;
+    const ptrdiff_t kin = (lanes ? (ptrdiff_t)ntmax * Cv : (ptrdiff_t)Ci * cstride) + vl;
     const ptrdiff_t npos = (ptrdiff_t)OH * OW, ku = (ptrdiff_t)Fp * Ci;
     const int dense = out->s[3] == 1 && out->s[2] == OW && out->s[1] == npos;
-    /* scratch.h's slots, every element read written first: X by fill, V and M for the chunk's
-     * tiles, Y for every output, U for every filter (zero past F) */
+    /* scratch.h's slots, every element read written first: X by fill (lanes: its padding
+     * zeroed here), V and M for the chunk's tiles, Y for every output, U for every filter
+     * (zero past F) */
+    const size_t xlen = lanes ? (size_t)xlanes * (size_t)(Cv / vl) : (size_t)g.plane * (size_t)Ci;
     void *xraw, *vraw, *mraw, *yraw, *uraw;
-    T *X = scratch_get(0, sizeof(T) * (size_t)g.plane * (size_t)Ci, &xraw);
+    T *X = scratch_get(0, sizeof(T) * xlen, &xraw);
     T *Vb = scratch_get(1, sizeof(T) * (size_t)nk * (size_t)kin, &vraw);
     T *M = scratch_get(2, sizeof(T) * (size_t)nk * ((size_t)Fp * (size_t)ntmax + (size_t)vl),
                        &mraw);
     T *Y = scratch_get(3, sizeof(T) * (size_t)Fp * (size_t)npos, &yraw);
     T *U = scratch_get(4, sizeof(T) * (size_t)nk * (size_t)ku, &uraw);
-    T *tmp = dense ? NULL : malloc(sizeof(T) * (size_t)vl * (size_t)npos);
+    /* rows of VL filters (or channels) between Y and out (or src and X) where not dense */
+    const ptrdiff_t wide = npos > (ptrdiff_t)H * W ? npos : (ptrdiff_t)H * W;
+    T *tmp = dense && !lanes ? NULL : malloc(sizeof(T) * (size_t)vl * (size_t)wide);
     T *bias = calloc((size_t)Fp * 2, sizeof(T)), *zero = bias + Fp;
     ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)Ci);
-    const int ok = X && Vb && M && Y && U && (tmp || dense) && bias && off &&
+    const int ok = X && Vb && M && Y && U && (tmp || (dense && !lanes)) && bias && off &&
                    FN(wino_weights)(U, w, ws, Fo, Ci, r, side, fbw, Fp) == 0;
     if (ok) {
         for (int f = 0; f < Fo && b; f++)
             bias[f] = b[f * bs];
         for (int c = 0; c < Ci; c++)
-            off[c] = c * cstride;
+            off[c] = lanes ? c / vl * vl * ntmax + c % vl : c * cstride;
+        if (lanes)
+            memset(X, 0, sizeof(T) * xlen);
         const T *sp = src->p;
         for (int n = n0; n < n1; n += group) {
             const int cnt = n1 - n < group ? n1 - n : group;
@@ -271,15 +321,26 @@ static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
                 const int th1 = TH - th0 < rows ? TH : th0 + rows;
                 const int nt = cnt > 1 ? cnt * ntile : (th1 - th0) * TW;
                 for (int i = 0; i < cnt; i++) {
+                    const T *si = sp + (n + i) * src->s[0];
+                    if (lanes) {
+                        if (th0 == 0)
+                            FN(fill_channel_lanes)(X, xlanes, pitch, ph, pw, src, si, tmp);
+                        for (int c0 = 0; c0 < Ci; c0 += vl)
+                            FN(K)->wino_in_lanes(Vb + (ptrdiff_t)c0 * ntmax + i * ntile * vl,
+                                                 kin, vl, X + c0 / vl * xlanes, pitch, th0, th1,
+                                                 TW, side);
+                        continue;
+                    }
                     if (th0 == 0)
-                        FN(fill)(X, &g, sp + (n + i) * src->s[0], src->s + 1, Ci, H, W, ph, pw);
+                        FN(fill)(X, &g, si, src->s + 1, Ci, H, W, ph, pw);
                     for (int c = 0; c < Ci; c++)
                         FN(K)->wino_in(Vb + c * cstride + i * ntile, kin, X + c * g.plane, g.pplane,
                                        g.Q, th0, th1, TW, side);
                 }
                 for (int k = 0; k < nk; k++)  /* the chunk's tiles as one row */
-                    FN(K)->conv_filters(Vb + k * kin, off, 0, Ci, Ci, 0, 1, U + k * ku, zero, Fp,
-                                        1, nt, M + k * ((ptrdiff_t)Fp * nt + vl), 1, 0, V);
+                    FN(K)->conv_filters(Vb + k * kin, off, 0, Ci, Ci, 0, lanes ? vl : 1,
+                                        U + k * ku, zero, Fp, 1, nt,
+                                        M + k * ((ptrdiff_t)Fp * nt + vl), 1, 0, V);
                 for (int i = 0; i < cnt; i++) {
                     FN(K)->wino_out(M + (ptrdiff_t)i * ntile * vl, (ptrdiff_t)Fp * nt + vl,
                                     (ptrdiff_t)nt * vl, Fp, bias, th0, th1, TW, OH, OW, Y, relu,
@@ -524,8 +585,9 @@ static int FN(wino_wgrad_run)(const view4 *x, const view4 *dout, int s, int pad,
     T *M = scratch_get(4, sizeof(T) * (size_t)nk * (size_t)km, &mraw);
     T *Mc = scratch_get(5, sizeof(T) * (size_t)km, &craw);
     T *zero = calloc((size_t)Fp, sizeof(T));
-    /* rows of VL channels or filters before interleaving, where x's or dout's are not dense */
-    const int wide = (W > OH * OW ? W : OH * OW);
+    /* planes of VL channels or rows of VL filters before interleaving (fill_channel_lanes, and
+     * where dout is not dense) */
+    const ptrdiff_t wide = H * W > OH * OW ? (ptrdiff_t)H * W : (ptrdiff_t)OH * OW;
     T *tmp = malloc(sizeof(T) * (size_t)vl * (size_t)wide);
     T *dblanes = calloc((size_t)Fv + 1, sizeof(T)), *O = malloc(sizeof(T) * (size_t)(r * r * vl));
     ptrdiff_t *off = malloc(sizeof(ptrdiff_t) * (size_t)ntmax);
@@ -538,21 +600,8 @@ static int FN(wino_wgrad_run)(const view4 *x, const view4 *dout, int s, int pad,
         for (int nb = n0; nb < n1; nb += group) {
             const int cnt = n1 - nb < group ? n1 - nb : group;
             for (int i = 0; i < cnt; i++) {  /* the images interleaved: VL channels, VL filters */
-                const T *xs = xp + (nb + i) * x->s[0];
-                for (int c0 = 0; c0 < C; c0 += vl) {
-                    const int nc = C - c0 < vl ? C - c0 : vl;
-                    T *xi = XI + i * ximg + c0 / vl * xlanes + ((ptrdiff_t)pad * pitch + pad) * vl;
-                    for (int h = 0; h < H; h++) {
-                        const T *row = xs + c0 * x->s[1] + h * x->s[2];
-                        if (x->s[3] == 1) {
-                            FN(K)->interleave(xi + (ptrdiff_t)h * pitch * vl, row, x->s[1], W, nc);
-                            continue;
-                        }
-                        for (int k = 0; k < nc; k++)
-                            FN(K)->copy_rows(tmp + k * W, W, row + k * x->s[1], 0, x->s[3], 1, W);
-                        FN(K)->interleave(xi + (ptrdiff_t)h * pitch * vl, tmp, W, W, nc);
-                    }
-                }
+                FN(fill_channel_lanes)(XI + i * ximg, xlanes, pitch, pad, pad, x,
+                                       xp + (nb + i) * x->s[0], tmp);
                 T *di = DI + i * dimg;
                 FN(get_filter_lanes)(di, dout, dp + (nb + i) * dout->s[0], tmp);
                 FN(K)->sum_rows(di, Fv / vl, npos * vl, dblanes);  /* filters in lanes */

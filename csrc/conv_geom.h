@@ -256,19 +256,22 @@ static int wgrad_filters_v(const geom *fwd, int positions, int ktaps, int F, int
  * runs as one.  It does (r+1)^2 multiplies per 2x2 outputs, channel and filter where direct
  * modes do 4 r^2, but pays per tile and channel (input transform, its parity fill), per tile
  * and filter (output transform, the transpose out of the lanes) and per filter and channel
- * (the weights' transform, every call), and its input transform runs along a row of tiles in
- * whole vectors.  Against the best direct mode (one core, Zen 3, thread CPU time, forward and
- * input gradient alike, 4 to 128 images a call):
- *     3x3: 32 -> 32 or 64 on 16x16 and 32x32 1.38-1.53x, on 8x8 1.51x (8 images, 64
- *          channels), on 7x7 1.11x; 16 -> 16 on 32x32 1.16-1.19x, on 16x16 1.08x, on 8x8
- *          0.96-1.01x, on 6x6 0.73x; 24 -> 24 on 11x11 0.98-0.99x; 32 -> 32 on 4x4 0.85x;
- *          8 -> 8 on 32x32 0.74x;
+ * (the weights' transform, every call), and its input transform runs in whole vectors, of
+ * tiles along a row or of channels (wino_lanes_pay).  Against the best direct mode (one core,
+ * Zen 3, thread CPU time, forward and input gradient alike, 4 to 256 images a call):
+ *     3x3, tiles a vector: 32 -> 32 or 64 on 16x16 and 32x32 1.38-1.53x; 16 -> 16 on 32x32
+ *          1.16-1.19x, on 16x16 1.00-1.08x; 12 -> 12 on 16x16 0.79x; 8 -> 8 on 32x32 0.74x;
+ *     3x3, channels a vector: 64 -> 64 on 4x4 1.79x; 32 -> 32 on 2x2 1.19x, on 4x4 1.57x,
+ *          on 6x6 1.31x, on 8x8 1.51x (8 images, 64 channels); 16 -> 16 on 4x4 1.33x, on 6x6
+ *          1.20x, on 8x8 1.31x; 24 -> 24 on 11x11 1.01x; 8 -> 16 on 8x8 1.12x, 8 -> 8 0.94x;
+ *          12 -> 12 on 4x4 0.88x, on 12x12 0.89x;
  *     5x5: 32 -> 32 on 16x16 1.78x, on 8x8 1.58x, on 6x6 1.24x; 16 -> 16 on 16x16 1.30x, on
  *          24x24 1.21x, on 8x8 1.13x; 8 -> 8 on 32x32 0.90x.
  * (The 3x3 shapes are the tuning nets' layers and a few more; the 5x5 ones no suite net's, the
- * suite's one 5x5 stride-1 layer of many channels being held out.)  Hence, 3x3: min(C, F) *
- * min(OW, 16) >= WINO_MIN_WORK with OH, OW >= 8 (the fewer the channels, the more the
- * per-tile passes weigh, and rows under 16 outputs leave lanes of the input transform idle);
+ * suite's one 5x5 stride-1 layer of many channels being held out.)  Hence, 3x3 with channels a
+ * vector: 16 or more channels and filters, the channels whole vectors, any map; tiles a
+ * vector: min(C, F) * min(OW, 16) >= WINO_MIN_WORK with OH, OW >= 8 (the fewer the channels,
+ * the more the per-tile passes weigh, and rows under 16 outputs leave lanes idle);
  * 5x5, which saves more: 16 or more channels and filters, OH, OW >= 6.
  * At stride 2 (49 multiplies against 100 for 5x5, 25 against 36 for 3x3, and patches of 7 or 5
  * inputs a side for 4 outputs), forward only (the input gradient's phases are stride-1
@@ -296,6 +299,21 @@ static ptrdiff_t wino_chunk_bytes(int nk, int C, int F, int vl, size_t elem)
     return weights > 2 * WINO_CHUNK_BYTES ? weights : WINO_CHUNK_BYTES;
 }
 
+/* Whether wino_run transforms its inputs with channels in the lanes (a tile a vector, after
+ * interleaving each image) rather than tiles (VL tiles of a row a vector, from phases): where
+ * more of the lanes work, VL-channel vectors against rows of TW tiles, and at stride 2 where as
+ * many do (its 4 x 4 phases cost more than the interleave).  Against tiles (one core, Zen 3,
+ * forward GFLOP/s): 3x3 32 -> 32 on 4x4 1.77x, 16 -> 16 and 32 -> 32 on 8x8 1.23-1.46x, 64 ->
+ * 64 on 8x8 1.13x, 32 -> 32 on 12x12 1.10x, 14x14 1.04x, 40x40 1.13x; 5x5 32 -> 32 on 12x12
+ * 1.10x; at stride 2 64 -> 64 to 8x8 1.46x, to 32x32 1.27x.  Where as many work at stride 1
+ * (16 -> 16 on 16x16, 32 on 32x32) +-5%; 12 channels on 16x16, 0.90x. */
+static int wino_lanes_pay(int s, int TW, int C, int vl)
+{
+    const ptrdiff_t lanes = (ptrdiff_t)C * round_up(TW, vl);
+    const ptrdiff_t tiles = (ptrdiff_t)TW * round_up(C, vl);
+    return lanes > tiles || (s == 2 && lanes == tiles);
+}
+
 /* Whether winograd.h has transforms for an r x r kernel at stride s, and vectors to run them. */
 static int wino_fits(int s, int KH, int KW, int vl)
 {
@@ -313,6 +331,8 @@ static int wino_pays(int s, int KH, int KW, int C, int F, int OH, int OW, int vl
         return OH >= 8 && OW >= 8 && channels >= (KH == 5 ? 16 : 64);
     if (KH == 5)
         return channels >= 16 && OH >= 6 && OW >= 6;
+    if (wino_lanes_pay(s, (OW + 1) / 2, C, vl))
+        return channels >= 16 && C % vl == 0;
     return OH >= 8 && OW >= 8 && channels * row >= WINO_MIN_WORK;
 }
 

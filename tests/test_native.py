@@ -53,11 +53,16 @@ def assert_close(got, ref):
 
 
 def layout(a, kind):
-    """The same values as a (N, C, H, W) array stored NCHW, (C, N, H, W), or column-strided."""
+    """The same values as a (N, C, H, W) array stored NCHW, (C, N, H, W), column-strided, or
+    cropped (dense columns in rows 3 elements longer)."""
     if kind == "nchw":
         return np.ascontiguousarray(a)
     if kind == "cnhw":
         return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    if kind == "cropped":
+        wide = np.zeros(a.shape[:3] + (a.shape[3] + 3,), dtype=a.dtype)
+        wide[..., :a.shape[3]] = a
+        return wide[..., :a.shape[3]]
     wide = np.zeros(a.shape[:3] + (2 * a.shape[3],), dtype=a.dtype)
     wide[..., ::2] = a
     return wide[..., ::2]

@@ -208,23 +208,22 @@ def test_conv_never_reads_past_an_array(case, dtype, mode):
 @needs_native
 def test_the_cost_model_picks_lanes_or_filters_for_small_maps_and_rows_or_flat_for_large():
     """The automatic choice on shapes of the bench suite (one thread's 32 images)."""
-    plan = native.conv_plan((32, 32, 4, 4), (32, 32, 3, 3), 1, 1)
+    plan = native.conv_plan((32, 12, 4, 4), (12, 12, 3, 3), 1, 1)  # 12 channels: no Winograd
     assert plan[0] in ("lanes", "filters") and plan[2] == (plan[0],)
-    assert plan[1] == "winograd"  # see test_winograd_takes_3x3_and_5x5_convolutions...
     assert native.conv_plan((32, 32, 32, 32), (32, 32, 7, 7), 1, 3)[0] in ("rows", "flat")
     assert native.conv_plan((32, 8, 32, 32), (8, 8, 3, 3), 1, 1)[0] in ("rows", "flat")
     assert native.conv_plan((32, 16, 32, 32), (32, 16, 1, 1), 2, 0)[0] in ("rows", "flat")
     assert len(native.conv_plan((8, 3, 10, 10), (4, 3, 3, 3), 2, 1)[2]) == 4  # one per phase
     assert len(native.conv_plan((8, 3, 10, 10), (4, 3, 1, 1), 3, 0)[2]) == 1  # others get no tap
-    assert native.conv_plan((1, 32, 4, 4), (32, 32, 3, 3), 1, 1)[0] != "lanes"  # 15 lanes idle
+    assert native.conv_plan((1, 12, 4, 4), (12, 12, 3, 3), 1, 1)[0] != "lanes"  # 15 lanes idle
     # 6x6 outputs of a 5x5 stride-2 layer (8x8 and more: Winograd's), and 11x11 of 4 images
     # (lanes: half the lanes idle)
     assert native.conv_plan((32, 48, 12, 12), (64, 48, 5, 5), 2, 2)[0] == "filters"
-    assert native.conv_plan((4, 16, 11, 11), (16, 16, 3, 3), 1, 1)[0] == "filters"
+    assert native.conv_plan((4, 12, 11, 11), (16, 12, 3, 3), 1, 1)[0] == "filters"
 
 
 @needs_native
-def test_winograd_takes_3x3_and_5x5_convolutions_of_many_channels_on_8x8_or_more():
+def test_winograd_takes_3x3_and_5x5_convolutions_of_many_channels():
     """csrc/conv_geom.h's wino_pays and wino_wgrad_pays on the shapes they were fitted to, and
     where they stay direct."""
     def plan(x_shape, w_shape, stride=1):
@@ -246,8 +245,14 @@ def test_winograd_takes_3x3_and_5x5_convolutions_of_many_channels_on_8x8_or_more
     assert plan((32, 32, 5, 5), (32, 32, 5, 5))[0] != "winograd"  # 5x5 map
     assert plan((32, 8, 32, 32), (8, 8, 5, 5))[0] != "winograd"  # 8 channels
     assert plan((32, 6, 12, 12), (16, 6, 5, 5))[:2] == ("filters", "lanes")  # LeNet's: 6 channels
-    assert plan((32, 32, 4, 4), (32, 32, 3, 3))[:2] == ("filters", "winograd")  # 2x2 tiles
-    assert plan((32, 16, 8, 8), (16, 16, 3, 3))[0] != "winograd"  # 16 x 8
+    # 3x3 at stride 1 with channels in the transform's lanes: from 16 whole-vector channels
+    # and filters, on maps of any size; by tiles in the lanes from 16 channels on 16x16
+    for x_shape, w_shape in (((32, 32, 4, 4), (32, 32, 3, 3)), ((32, 16, 8, 8), (16, 16, 3, 3)),
+                             ((32, 16, 2, 2), (16, 16, 3, 3)), ((8, 64, 8, 8), (64, 64, 3, 3))):
+        assert plan(x_shape, w_shape)[0::2] == ("winograd", ("winograd",))
+    assert plan((32, 16, 8, 8), (8, 16, 3, 3))[0] != "winograd"  # 8 filters
+    assert plan((32, 12, 8, 8), (12, 12, 3, 3))[0] != "winograd"  # 12 channels: 2 vectors
+    assert plan((32, 12, 16, 16), (16, 12, 3, 3))[0] != "winograd"  # 12 x 16 by tiles
     # the 3x3 weight gradient from 16 channels at stride 1 on outputs of 12x12 or fewer
     assert plan((32, 16, 8, 8), (16, 16, 3, 3))[1] == "winograd"  # the digits ResNet's
     assert plan((32, 16, 12, 12), (24, 16, 3, 3))[1] == "winograd"
@@ -273,20 +278,24 @@ def test_winograd_takes_3x3_and_5x5_convolutions_of_many_channels_on_8x8_or_more
 # 3x3 and 5x5 kernels: odd outputs (the last tiles half outside), padding 0 to 3, channels and
 # filters off the vector width, chunks of tile rows (64 -> 64 3x3 on 40x40: 164 KB of
 # transformed inputs and products a tile row, one row a chunk; 40 -> 48 5x5 on 30x30 likewise),
-# groups of whole images with a partial last group, maps of 1 to 3 tiles a side.
+# groups of whole images with a partial last group, maps of 1 to 3 tiles a side; most with
+# channels in the input transform's lanes (csrc/conv_geom.h's wino_lanes_pay), some not.
 WINOGRAD_CASES = [(3, 16, 9, 13, 17, 3, 3, 1, 1), (5, 9, 6, 6, 8, 3, 3, 1, 0),
                   (2, 64, 40, 40, 64, 3, 3, 1, 1), (33, 12, 7, 5, 20, 3, 3, 1, 2),
                   (2, 8, 3, 3, 8, 3, 3, 1, 1), (1, 40, 4, 4, 33, 3, 3, 1, 0),
                   (3, 16, 9, 13, 17, 5, 5, 1, 2), (5, 9, 6, 6, 8, 5, 5, 1, 0),
                   (2, 40, 30, 30, 48, 5, 5, 1, 2), (17, 12, 7, 5, 20, 5, 5, 1, 3),
                   (1, 33, 5, 6, 9, 5, 5, 1, 1),
+                  # tiles in the transform's lanes: rows of 8 or 16 tiles of channels off the
+                  # vector width
+                  (2, 12, 16, 16, 10, 3, 3, 1, 1), (3, 9, 32, 30, 12, 5, 5, 1, 2),
                   # stride 2: odd and even outputs, padding 0 to 3, chunks of tile rows (64 ->
                   # 64 5x5 on 24x24: 800 KB of weights, chunks of 5 of its 6 tile rows), groups
                   (3, 16, 9, 13, 17, 3, 3, 2, 1), (5, 9, 10, 7, 8, 3, 3, 2, 0),
                   (2, 64, 33, 33, 64, 3, 3, 2, 1), (17, 12, 7, 5, 20, 3, 3, 2, 3),
                   (3, 16, 9, 13, 17, 5, 5, 2, 2), (5, 9, 12, 11, 8, 5, 5, 2, 0),
                   (1, 64, 24, 24, 64, 5, 5, 2, 2), (17, 12, 7, 5, 20, 5, 5, 2, 3),
-                  (1, 33, 6, 7, 9, 5, 5, 2, 1)]
+                  (1, 33, 6, 7, 9, 5, 5, 2, 1), (2, 12, 32, 31, 10, 3, 3, 2, 1)]
 
 
 @native_kernels
@@ -296,9 +305,9 @@ WINOGRAD_CASES = [(3, 16, 9, 13, 17, 3, 3, 1, 1), (5, 9, 6, 6, 8, 3, 3, 1, 0),
 def test_winograd_equals_the_references_within_rounding(case, block, dtype):
     """F(2x2, 3x3) and F(2x2, 5x5), stride 1 and 2: forward (with and without bias, fused ReLU),
     input gradient and weight gradient against the float64 references, on every block of its
-    products, from C-contiguous, (C, N, H, W) and column-strided inputs, the forward into a
-    strided output; parts over the pool (by filters for the weight gradient) give the one-part
-    result bit for bit."""
+    products, from C-contiguous, (C, N, H, W), column-strided and cropped inputs, the forward
+    into a strided output; parts over the pool (by filters for the weight gradient) give the
+    one-part result bit for bit."""
     x, w, b, dout, stride, pad = _conv_inputs(case, dtype)
     native.use_conv_mode("winograd")
     native.use_conv_block(block)
@@ -306,8 +315,9 @@ def test_winograd_equals_the_references_within_rounding(case, block, dtype):
         assert native.conv_plan(x.shape, w.shape, stride, pad)[0] == "winograd"
         out = native.conv2d_forward(x, w, b, stride, pad)
         assert_close(out, conv_ref(x, w, b, stride, pad))
-        assert_close(native.conv2d_forward(layout(x, "cnhw"), w, None, stride, pad),
-                     conv_ref(x, w, None, stride, pad))
+        for kind in ("cnhw", "strided", "cropped"):
+            assert_close(native.conv2d_forward(layout(x, kind), w, None, stride, pad),
+                         conv_ref(x, w, None, stride, pad))
         strided = np.full(out.shape[:3] + (2 * out.shape[3],), np.nan, dtype)[..., ::2]
         native.conv2d_forward(x, w, b, stride, pad, relu=True, out=strided)
         np.testing.assert_array_equal(strided, cpu.relu_forward(out))
@@ -321,7 +331,7 @@ def test_winograd_equals_the_references_within_rounding(case, block, dtype):
         ref_dw, ref_db = wgrad_ref(x, dout, w.shape[2], w.shape[3], stride, pad)
         assert_close(dw, ref_dw)
         assert_close(db, ref_db)
-        for kind in ("cnhw", "strided"):  # x's and dout's rows through the copies
+        for kind in ("cnhw", "strided", "cropped"):  # x's and dout's rows through the copies
             got = native.conv2d_backward_weight(layout(x, kind), layout(dout, kind), w.shape[2],
                                                 w.shape[3], stride, pad)
             assert_close(got[0], ref_dw)
