@@ -67,10 +67,14 @@ static void FN(pool_backward_run)(const view4 *dout, const view4 *am, int abytes
     for (int n = n0; n < n1; n++)
         for (int c = 0; c < C; c++) {
             T *dxp = (T *)dx->p + n * dx->s[0] + c * dx->s[1];
-            if (!tiles)
-                for (int h = 0; h < H; h++)
-                    for (int w = 0; w < W; w++)
-                        dxp[h * dx->s[2] + w * dx->s[3]] = 0;
+            for (int h = 0; h < H && !tiles; h++) {
+                if (dx->s[3] == 1) {
+                    memset(dxp + h * dx->s[2], 0, sizeof(T) * (size_t)W);
+                    continue;
+                }
+                for (int w = 0; w < W; w++)
+                    dxp[h * dx->s[2] + w * dx->s[3]] = 0;
+            }
             if (plane2) {  /* extents in bytes from each plane's first element */
                 const ptrdiff_t go = n * dout->s[0] + c * dout->s[1];
                 const ptrdiff_t oo = n * out->s[0] + c * out->s[1], ao = n * am->s[0] + c * am->s[1];

@@ -290,12 +290,15 @@ def test_threads_on_batch_halves_equal_one_call():
 # (N, C, H, W, size, stride): tiling, ragged edges, overlapping windows, gaps between windows,
 # rows wide enough for the vector path plus a tail, 1x1, and a window over 16x16 (int32 argmax);
 # 2x2 stride 2 (its own plane kernel) with rows of 14 (the MNIST-sized net's: one partial
-# vector per row), 3 and 16 outputs plus an odd column
+# vector per row), 3 and 16 outputs plus an odd column; 3x3 stride 2 (vector rows, the last
+# vector overlapping the one before) with rows of 11 (stem7's), 8 and 16, and of 300 outputs (two
+# chunks of the row)
 POOL_CASES = [
     (2, 3, 8, 8, 2, 2), (3, 4, 9, 11, 2, 2), (2, 3, 9, 10, 3, 2), (2, 2, 9, 10, 3, 1),
     (2, 3, 9, 10, 2, 3), (2, 3, 6, 70, 2, 2), (1, 2, 7, 71, 3, 2), (2, 2, 5, 7, 1, 1),
     (1, 2, 12, 12, 4, 4), (1, 1, 20, 21, 17, 3), (2, 3, 28, 28, 2, 2), (1, 2, 6, 6, 2, 2),
-    (2, 2, 7, 33, 2, 2),
+    (2, 2, 7, 33, 2, 2), (2, 3, 24, 24, 3, 2), (1, 2, 9, 17, 3, 2), (1, 2, 7, 34, 3, 2),
+    (1, 1, 5, 601, 3, 2),
 ]
 
 
@@ -405,21 +408,23 @@ def _array_before_a_guard_page(shape, dtype):
 @native_kernels
 @pytest.mark.skipif(sys.platform != "linux", reason="the guard page needs Linux mprotect")
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_relu_maxpool_never_reads_past_an_array(dtype):
-    """The 2x2 kernel's partial vectors read past a row's end only where the array goes on."""
+@pytest.mark.parametrize("size", [2, 3])
+def test_relu_maxpool_never_reads_past_an_array(dtype, size):
+    """The 2x2 kernel's partial vectors read past a row's end only where the array goes on; the
+    3x3 one's last vector of a row (13 outputs: it overlaps the first) ends at the row's end."""
     shape = (2, 3, 6, 28)
     x = _array_before_a_guard_page(shape, dtype)
     x[...] = _pool_input(shape, dtype, "normal")
-    out, argmax = native.relu_maxpool_forward(x, 2, 2)
-    ref_out, ref_argmax = relu_pool_ref(np.array(x), 2, 2)
+    out, argmax = native.relu_maxpool_forward(x, size, 2)
+    ref_out, ref_argmax = relu_pool_ref(np.array(x), size, 2)
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_array_equal(argmax, ref_argmax)
     arrays = (np.ones_like(out), argmax, out)  # dout, argmax, out
     guarded = [_array_before_a_guard_page(a.shape, a.dtype) for a in arrays]
     for g, a in zip(guarded, arrays):
         g[...] = a
-    dx = native.relu_maxpool_backward(*guarded, shape, 2, 2)
-    assert_close(dx, relu_pool_backward_ref(np.ones_like(out), np.array(x), 2, 2))
+    dx = native.relu_maxpool_backward(*guarded, shape, size, 2)
+    assert_close(dx, relu_pool_backward_ref(np.ones_like(out), np.array(x), size, 2))
 
 
 # --- argument checks --------------------------------------------------------------------------
