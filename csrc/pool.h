@@ -11,7 +11,11 @@
  * each part before it sleeps, so a hand-off within a step costs 1-2 us, yielding its core to
  * any thread that waits for it (gpucnn's matmuls run on Python threads); after SPIN_NS idle it
  * sleeps and costs no CPU (OpenBLAS's workers spin 2^28 cycles, ~0.1 s, and GNU OpenMP's a
- * similar time: those stole a core from whatever ran next, see gpucnn/cpu_runtime.py).
+ * similar time: those stole a core from whatever ran next, see gpucnn/cpu_runtime.py).  The
+ * caller waits for the workers' parts the same way: spinning without yielding, it held up the
+ * first passes after an idle pause (the strided net's inference at batch 256, the suite's
+ * timing: 12 ms, against a median of 2), the scheduler having woken the worker on the caller's
+ * CPU; yielding, the longest took 5.5-6 ms, the median unchanged.
  *
  * One job at a time: a caller that finds the pool busy (two Python threads in native kernels
  * at once) runs its parts itself, one after another.  After fork() the child starts with no
@@ -170,8 +174,13 @@ static int run_parts(part_fn fn, void *ctx, int n0, int n1, int parts)
         pthread_cond_broadcast(&pool.cv);
     pthread_mutex_unlock(&pool.mu);
     int rc = fn(ctx, n0, n0 + (int)((long long)(n1 - n0) / parts), 0);
-    while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0)
-        cpu_relax();
+    /* waiting for the workers, yielding as they do: a worker woken from sleep may be put on
+     * this CPU, and a caller spinning there kept it off until the time slice ended */
+    while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) {
+        for (int i = 0; i < 64; i++)
+            cpu_relax();
+        sched_yield();
+    }
     const int r = atomic_load(&pool.rc);
     atomic_flag_clear(&pool.busy);
     return rc ? rc : r;
