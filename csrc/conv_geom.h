@@ -261,10 +261,10 @@ static int wgrad_filters_v(const geom *fwd, int positions, int ktaps, int F, int
  * Zen 3, thread CPU time, forward and input gradient alike, 4 to 256 images a call):
  *     3x3, tiles a vector: 32 -> 32 or 64 on 16x16 and 32x32 1.38-1.53x; 16 -> 16 on 32x32
  *          1.16-1.19x, on 16x16 1.00-1.08x; 12 -> 12 on 16x16 0.79x; 8 -> 8 on 32x32 0.74x;
- *     3x3, channels a vector: 64 -> 64 on 4x4 1.79x; 32 -> 32 on 2x2 1.19x, on 4x4 1.57x,
- *          on 6x6 1.31x, on 8x8 1.51x (8 images, 64 channels); 16 -> 16 on 4x4 1.33x, on 6x6
- *          1.20x, on 8x8 1.31x; 24 -> 24 on 11x11 1.01x; 8 -> 16 on 8x8 1.12x, 8 -> 8 0.94x;
- *          12 -> 12 on 4x4 0.88x, on 12x12 0.89x;
+ *     3x3, channels a vector: 64 -> 64 on 4x4 1.79x; 32 -> 32 on 2x2 1.19x, on 4x4 1.58x,
+ *          on 6x6 1.31x; 16 -> 16 on 4x4 1.33x, on 6x6 1.20x, on 8x8 1.31x; 24 -> 24 on
+ *          11x11 1.01x; 8 -> 16 on 8x8 1.12x, 8 -> 8 0.94x; 12 -> 12 on 4x4 0.88x, on 12x12
+ *          0.89x (64 -> 64 on 8x8 ran 1.51x by tiles, 8 images; by channels 1.13x that);
  *     5x5: 32 -> 32 on 16x16 1.78x, on 8x8 1.58x, on 6x6 1.24x; 16 -> 16 on 16x16 1.30x, on
  *          24x24 1.21x, on 8x8 1.13x; 8 -> 8 on 32x32 0.90x.
  * (The 3x3 shapes are the tuning nets' layers and a few more; the 5x5 ones no suite net's, the
@@ -304,9 +304,9 @@ static ptrdiff_t wino_chunk_bytes(int nk, int C, int F, int vl, size_t elem)
  * more of the lanes work, VL-channel vectors against rows of TW tiles, and at stride 2 where as
  * many do (its 4 x 4 phases cost more than the interleave).  Against tiles (one core, Zen 3,
  * forward GFLOP/s): 3x3 32 -> 32 on 4x4 1.77x, 16 -> 16 and 32 -> 32 on 8x8 1.23-1.46x, 64 ->
- * 64 on 8x8 1.13x, 32 -> 32 on 12x12 1.10x, 14x14 1.04x, 40x40 1.13x; 5x5 32 -> 32 on 12x12
- * 1.10x; at stride 2 64 -> 64 to 8x8 1.46x, to 32x32 1.27x.  Where as many work at stride 1
- * (16 -> 16 on 16x16, 32 on 32x32) +-5%; 12 channels on 16x16, 0.90x. */
+ * 64 on 8x8 1.13x, 32 -> 32 on 12x12 1.10x, on 14x14 1.04x, 64 -> 64 on 40x40 1.13x; 5x5 32 ->
+ * 32 on 12x12 1.10x; at stride 2 64 -> 64 to 8x8 1.46x, to 32x32 1.28x.  Where as many work at
+ * stride 1 (16 and 32 on 16x16, 16 and 64 on 32x32) 0.94-1.06x; 12 channels on 16x16, 0.90x. */
 static int wino_lanes_pay(int s, int TW, int C, int vl)
 {
     const ptrdiff_t lanes = (ptrdiff_t)C * round_up(TW, vl);
