@@ -14,8 +14,8 @@
  * similar time: those stole a core from whatever ran next, see gpucnn/cpu_runtime.py).  The
  * caller waits for the workers' parts the same way: spinning without yielding, it held up the
  * first passes after an idle pause (the strided net's inference at batch 256, the suite's
- * timing: 12 ms, against a median of 2), the scheduler having woken the worker on the caller's
- * CPU; yielding, the longest took 5.5-6 ms, the median unchanged.
+ * timing: 12 ms, against a median of 2), most likely where the scheduler had woken the worker
+ * on the caller's CPU; yielding, the longest took 5.5-6 ms, the median unchanged.
  *
  * One job at a time: a caller that finds the pool busy (two Python threads in native kernels
  * at once) runs its parts itself, one after another.  After fork() the child starts with no
