@@ -256,10 +256,10 @@ static void FN(fill_channel_lanes)(T *XI, ptrdiff_t xlanes, int pitch, int ph, i
  * image's tiles.  Each image's chunk of tiles is input-transformed one of two ways
  * (wino_lanes_pay): from the phases of wino_geom, VL tiles of a row and one channel a vector
  * (tile t of the chunk at V[k][c][t]), or from a padded copy with VL channels in the lanes of
- * every element, a tile a vector (V[k][c/VL][t][c%VL]: the products' positions VL apart).  The n^2 products over channels run as
- * filters-in-lanes correlations of C taps along the chunk's tiles (the transformed weights U
- * packed as conv_filters reads them, one set per k); each image's tiles are output-transformed
- * into Y and Y transposed out. */
+ * every element, a tile a vector (V[k][c/VL][t][c%VL]: the products' positions VL apart).
+ * The n^2 products over channels run as filters-in-lanes correlations of C taps along the
+ * chunk's tiles (the transformed weights U packed as conv_filters reads them, one set per k);
+ * each image's tiles are output-transformed into Y and Y transposed out. */
 static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrdiff_t *ws, int r,
                         int s, const T *b, ptrdiff_t bs, const view4 *out, int n0, int n1, int relu)
 {
@@ -270,10 +270,9 @@ static int FN(wino_run)(const view4 *src, int ph, int pw, const T *w, const ptrd
     const int lanes = ph >= 0 && pw >= 0 && wino_lanes_pay(s, TW, Ci, vl);
     const int Cv = round_up(Ci, vl);
     const geom g = wino_geom(TH, TW, side, vl);
-    /* lanes: the padded copy, rows pitch apart: every patch inside, and the whole input */
-    const int Hp = 2 * s * TH + side > H + ph ? 2 * s * TH + side : H + ph;
-    const int pitch = 2 * s * TW + side > W + pw ? 2 * s * TW + side : W + pw;
-    const ptrdiff_t xlanes = (ptrdiff_t)Hp * pitch * vl;
+    /* lanes: the padded copy, rows pitch apart */
+    const int pitch = wino_lanes_side(s, TW, side, W, pw);
+    const ptrdiff_t xlanes = (ptrdiff_t)wino_lanes_side(s, TH, side, H, ph) * pitch * vl;
     /* a tile row's V and M, and the tile rows and images a chunk takes */
     const ptrdiff_t per_row = (ptrdiff_t)nk * TW * ((lanes ? Cv : Ci) + round_up(Fo, vl)) *
                               (ptrdiff_t)sizeof(T);
@@ -561,9 +560,9 @@ static int FN(wino_wgrad_run)(const view4 *x, const view4 *dout, int s, int pad,
     const int n = wino_side(r, s), nk = n * n, Cp = round_up(C, vl), Fv = round_up(F, vl);
     const int V = wino_filter_vectors(C, F, vl, FN(K)->nacc), fbw = V * vl, Fp = round_up(F, fbw);
     /* the padded input, rows pitch apart: every patch inside, and the whole input */
-    const int Hp = 2 * s * TH + n > H + pad ? 2 * s * TH + n : H + pad;
-    const int pitch = 2 * s * TW + n > W + pad ? 2 * s * TW + n : W + pad;
-    const ptrdiff_t xlanes = (ptrdiff_t)Hp * pitch * vl, ximg = xlanes * (Cp / vl);
+    const int pitch = wino_lanes_side(s, TW, n, W, pad);
+    const ptrdiff_t xlanes = (ptrdiff_t)wino_lanes_side(s, TH, n, H, pad) * pitch * vl;
+    const ptrdiff_t ximg = xlanes * (Cp / vl);
     /* a tile row's transforms, and the tile rows and images a chunk takes */
     const ptrdiff_t per_row = (ptrdiff_t)nk * TW * (Cp + round_up(planF, vl)) *
                               (ptrdiff_t)sizeof(T);

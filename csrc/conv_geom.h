@@ -299,6 +299,14 @@ static ptrdiff_t wino_chunk_bytes(int nk, int C, int F, int vl, size_t elem)
     return weights > 2 * WINO_CHUNK_BYTES ? weights : WINO_CHUNK_BYTES;
 }
 
+/* The rows (or columns) of the padded copy Winograd reads with channels in the lanes: room
+ * for the patches of `tiles` tiles (n a side, 2*s apart) and for the input's `size` after
+ * `pad` of padding (wino_run, wino_wgrad_run). */
+static int wino_lanes_side(int s, int tiles, int n, int size, int pad)
+{
+    return 2 * s * tiles + n > size + pad ? 2 * s * tiles + n : size + pad;
+}
+
 /* Whether wino_run transforms its inputs with channels in the lanes (a tile a vector, after
  * interleaving each image) rather than tiles (VL tiles of a row a vector, from phases): where
  * more of the lanes work, VL-channel vectors against rows of TW tiles, and at stride 2 where as
