@@ -25,7 +25,8 @@ from numpy.lib.stride_tricks import as_strided
 from . import native
 from .cpu_fused import (add_relu_forward, batchnorm_backward, batchnorm_forward,  # noqa: F401
                         matmul, relu_backward, relu_forward)
-from .cpu_runtime import cblas_gemm, one_blas_thread, tune_malloc
+from .cpu_conv import native_conv_backward, native_conv_forward
+from .cpu_runtime import cblas_gemm, tune_malloc
 from .cpu_threads import parts, split, threads
 from .shapes import out_size
 from .rng import random_bits
@@ -83,19 +84,6 @@ def _notice_numpy_path() -> None:
 
 # --- convolution ------------------------------------------------------------------------------
 
-# A convolution's work for cpu_threads.parts, in the output elements of an elementwise pass it
-# weighs as: its FMAs / 16, so a thread gets a share from 1M FMAs (~13 us on one core; the
-# native pool hands a part over in 1-2 us).  At / 128 the 3x3 24 -> 24 convs on 11x11 of the
-# suite's stem7 b16 (10M FMAs) ran on one thread: two parts took 195 us against 333, and 64
-# images of 16 -> 16 on 8x8 220 against 418 (wall clock, 2-vCPU Zen 3).
-FMAS_PER_ELEMENT = 16
-
-
-def _conv_work(outputs: int, w) -> int:
-    """outputs (of dout or dx, or out) times the taps each takes, in elementwise units."""
-    return outputs * int(np.prod(w.shape[1:])) // FMAS_PER_ELEMENT
-
-
 def conv2d_forward(x, w, b, stride: int, pad: int):
     """-> (out, saved): native direct convolution (saved = x) when built, else im2col + one GEMM
     ``w (F, C*KH*KW) @ cols`` (saved = the columns, which the weight gradient reuses)."""
@@ -114,11 +102,7 @@ def _conv(x, w, b, stride, pad, relu):
     F, _, KH, KW = w.shape
     OH, OW = out_size(H, KH, stride, pad), out_size(W, KW, stride, pad)
     if native.available:
-        out = np.empty((N, F, OH, OW), dtype=x.dtype)
-        with one_blas_thread():
-            native.conv2d_forward(x, w, b, stride, pad, out=out, relu=relu,
-                                  parts=parts(N, _conv_work(out.size, w)))
-        return out, x
+        return native_conv_forward(x, w, b, stride, pad, relu, (N, F, OH, OW)), x
     _notice_numpy_path()
     cols = im2col(x, KH, KW, stride, pad)  # (C*KH*KW, N*OH*OW)
     out = w.reshape(F, -1) @ cols  # (F, N*OH*OW)
@@ -134,31 +118,12 @@ def conv2d_backward(dout, saved, w, x_shape, stride: int, pad: int, need_dx: boo
     im2col derivation, seeds/002) -- or the same sums done directly by the native kernels."""
     F, C, KH, KW = w.shape
     if native.available:
-        return _native_conv_backward(dout, saved, w, x_shape, stride, pad, need_dx, need_db)
+        return native_conv_backward(dout, saved, w, x_shape, stride, pad, need_dx, need_db)
     dmat = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N*OH*OW)
     db = dmat.sum(axis=1) if need_db else None
     dw = (dmat @ saved.T).reshape(w.shape)
     dx = col2im(w.reshape(F, -1).T @ dmat, x_shape, KH, KW, stride, pad) if need_dx else None
     return dx, dw, db
-
-
-# Fewer images a part: the weight gradient's parts take filters (each copies every image in,
-# sums the whole batch), not images.  4 images a part, 2 threads: 5x5 s2 48 -> 64 on 16x16 0.99
-# ms against 1.34; 64: 3x3 s2 16 -> 32 on 14x14 1.17 against 0.95.
-MIN_IMAGES_PER_WGRAD_PART = 16
-
-
-def _native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
-    F, C, KH, KW = w.shape
-    N = x_shape[0]
-    k = parts(N, _conv_work(dout.size, w))
-    # by filters (whole blocks of 4 each) the result is one part's, bit for bit
-    by_filters = N < MIN_IMAGES_PER_WGRAD_PART * k and F % (4 * k) == 0
-    with one_blas_thread():
-        dw, db = native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, parts=k,
-                                               by_filters=by_filters)
-        dx = native.conv2d_backward_input(dout, w, x_shape, stride, pad, parts=k) if need_dx else None
-    return dx, dw, db if need_db else None
 
 
 def im2col(x, kh: int, kw: int, stride: int, pad: int):

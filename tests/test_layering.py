@@ -21,7 +21,7 @@ LAYERS = {
     "rng": 1,
     # The device implementations of the primitives (gpucnn/cuda/ is the CUDA side, native the
     # optional CPU extension's facade), and the data and distribution helpers.
-    "cpu": 2, "cpu_threads": 2, "cpu_fused": 2, "cpu_runtime": 2, "cuda": 2, "native": 2, "data": 2, "distributed": 2,
+    "cpu": 2, "cpu_threads": 2, "cpu_fused": 2, "cpu_conv": 2, "cpu_runtime": 2, "cuda": 2, "native": 2, "data": 2, "distributed": 2,
     # The contract and the choice of implementation by the array.
     "primitives": 3,
     "functional": 4, "compare": 4,
@@ -36,7 +36,8 @@ LAYERS = {
 # kernels and threads; the CUDA side nothing of the CPU's (the comparison of the two is
 # gpucnn/compare.py, above both).
 BOTTOM = {"gpucnn", "device", "checks", "env", "rng", "shapes", "batchnorm"}
-DEVICE_IMPORTS = {"cpu": {"native", "cpu_threads", "cpu_fused", "cpu_runtime"},
+DEVICE_IMPORTS = {"cpu": {"native", "cpu_threads", "cpu_fused", "cpu_conv", "cpu_runtime"},
+                  "cpu_conv": {"native", "cpu_threads", "cpu_runtime"},
                   "cpu_threads": set(), "cpu_fused": {"native", "cpu_threads", "cpu_runtime"},
                   "cpu_runtime": set(), "native": set(), "cuda": set()}
 # Names that say when a file was written, not what it holds.

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import reference
-from gpucnn import cpu, cpu_runtime, native
+from gpucnn import cpu, cpu_conv, cpu_runtime, native
 from test_native import (DTYPES, _array_before_a_guard_page, _conv_inputs, assert_close, conv_ref,
                          dx_ref, isa, layout, native_kernels, needs_native, wgrad_ref)  # noqa: F401
 
@@ -464,8 +464,8 @@ def test_cpu_conv_backward_at_small_batch_splits_filters_and_equals_the_numpy_pa
     (MIN_IMAGES_PER_WGRAD_PART); the result equals one thread's bit for bit and the NumPy path's."""
     x, w, b, dout, stride, pad = _conv_inputs((5, 6, 9, 9, 16, 3, 3, 1, 1), np.float64)
     monkeypatch.setenv("GPUCNN_CPU_THREADS", "2")
-    monkeypatch.setattr(cpu, "FMAS_PER_ELEMENT", 1)  # enough work for two parts at this size
-    assert cpu.parts(5, cpu._conv_work(dout.size, w)) == 2
+    monkeypatch.setattr(cpu_conv, "FMAS_PER_ELEMENT", 1)  # enough work for two parts at this size
+    assert cpu.parts(5, cpu_conv.conv_work(dout.size, w)) == 2
     grads = cpu.conv2d_backward(dout, x, w, x.shape, stride, pad, True, True)
     monkeypatch.setenv("GPUCNN_CPU_THREADS", "1")
     one = cpu.conv2d_backward(dout, x, w, x.shape, stride, pad, True, True)
