@@ -38,13 +38,29 @@ def native_conv_forward(x, w, b, stride, pad, relu, out_shape):
 MIN_IMAGES_PER_WGRAD_PART = 16
 
 
+# Two threads and a small batch: one on the weight gradient, one on dx, at once, rather than both
+# on one then the other -- each part of either pays the weight transforms and copies again.
+# Against the latter, 8 images, 2 threads: 3x3 s2 32 -> 48 on 32x32 0.91x, 64 -> 64 on 8x8
+# 0.89x, 24 -> 24 on 12x12 (16 images) 0.81x, 32 -> 64 on 16x16 1.00-1.03x; 5x5 6 -> 16 on
+# 14x14 1.14-1.16x (dx of 6 channels, most of its lanes idle, takes twice the weight gradient:
+# hence 8 or more channels).  Training steps: vgg b8 0.95x, stem7 b16 0.96x, resnet32 b8 and
+# all-conv b8 0.99x.
+BESIDE_MIN_CHANNELS = 8
+
+
 def native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
     F, C, KH, KW = w.shape
     N = x_shape[0]
     k = parts(N, conv_work(dout.size, w))
+    small = N < MIN_IMAGES_PER_WGRAD_PART * k
     # by filters (whole blocks of 4 each) the result is one part's, bit for bit
-    by_filters = N < MIN_IMAGES_PER_WGRAD_PART * k and F % (4 * k) == 0
+    by_filters = small and F % (4 * k) == 0
     with one_blas_thread():
+        if need_dx and small and k == 2 and C >= BESIDE_MIN_CHANNELS:
+            dx = np.empty(x_shape, dtype=x.dtype)
+            dw, db = native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, parts=k,
+                                                   input_grad=(w, dx))
+            return dx, dw, db if need_db else None
         dw, db = native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, parts=k,
                                                by_filters=by_filters)
         dx = native.conv2d_backward_input(dout, w, x_shape, stride, pad, parts=k) if need_dx else None

@@ -234,8 +234,7 @@ def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None, relu=False,
     _require()
     _check_array("x", x)
     _check_array("w", w, x.dtype)
-    stride = check_int("stride", stride, 1)
-    pad = check_int("pad", pad, 0)
+    stride, pad = check_int("stride", stride, 1), check_int("pad", pad, 0)
     N, C, H, W = x.shape
     F, Cw, KH, KW = w.shape
     if Cw != C:
@@ -249,12 +248,14 @@ def conv2d_forward(x, w, b, stride, pad, *, out=None, n0=0, n1=None, relu=False,
 
 
 def conv2d_backward_weight(x, dout, kh, kw, stride, pad, *, dw=None, db=None, n0=0, n1=None,
-                           parts=1, by_filters=False):
+                           parts=1, by_filters=False, input_grad=None):
     """x (N, C, H, W), dout (N, F, OH, OW) -> dw (F, C, KH, KW), db (F,): the gradients of
     :func:`conv2d_forward`'s w and b, summed over images n0..n1-1 (written, not accumulated).
     ``parts`` cut the images (each part's sums added after, in part order) or, ``by_filters``,
     the filters: each part then sums every image for its filters, so the result does not depend
     on ``parts``, and a small batch still gives each part whole images to sum over.
+    ``input_grad=(w, dx)``: :func:`conv2d_backward_input`'s dx of those images into dx as well,
+    beside the weight gradient: that in one part (by filters' result), dx in ``parts - 1``.
 
     The modes of :func:`conv2d_forward`; one core, float32: 95 GFLOP/s at (a), 67 at (b), 55
     at 4x4 outputs 32 -> 32, against 47-48 for the GEMM on cached im2col columns.  3x3 kernels
@@ -264,12 +265,9 @@ def conv2d_backward_weight(x, dout, kh, kw, stride, pad, *, dw=None, db=None, n0
     _require()
     _check_array("x", x)
     _check_array("dout", dout, x.dtype)
-    kh = check_int("kh", kh, 1)
-    kw = check_int("kw", kw, 1)
-    stride = check_int("stride", stride, 1)
-    pad = check_int("pad", pad, 0)
-    N, C, H, W = x.shape
-    F = dout.shape[1]
+    kh, kw = check_int("kh", kh, 1), check_int("kw", kw, 1)
+    stride, pad = check_int("stride", stride, 1), check_int("pad", pad, 0)
+    (N, C, H, W), F = x.shape, dout.shape[1]
     expect = (N, F, _conv_out_size(H, kh, stride, pad, "kh"), _conv_out_size(W, kw, stride, pad, "kw"))
     if dout.shape != expect:
         raise ValueError(f"dout.shape={dout.shape}: expected {expect}, the forward output's")
@@ -278,8 +276,12 @@ def conv2d_backward_weight(x, dout, kh, kw, stride, pad, *, dw=None, db=None, n0
                            or not db.flags.writeable):
         raise ValueError(f"db={getattr(db, 'shape', db)}: expected None or a writable ({F},) {x.dtype} array")
     db = np.empty(F, dtype=x.dtype) if db is None else db
-    _lib.conv2d_backward_weight(x, dout, dw, db, stride, pad, *_range(n0, n1, N), _parts(parts),
-                                bool(by_filters))
+    beside = () if input_grad is None else (input_grad[0], _buffer("dx", input_grad[1], x.shape,
+                                                                  x.dtype), _parts(parts) - 1)
+    if beside and beside[-1] < 1:
+        raise ValueError(f"parts={parts}: expected 2 or more with input_grad, one for dw")
+    _lib.conv2d_backward_weight(x, dout, dw, db, stride, pad, *_range(n0, n1, N),
+                                1 if beside else _parts(parts), bool(by_filters or beside), *beside)
     return dw, db
 
 
@@ -294,8 +296,7 @@ def conv2d_backward_input(dout, w, x_shape, stride, pad, *, dx=None, n0=0, n1=No
     _require()
     _check_array("dout", dout)
     _check_array("w", w, dout.dtype)
-    stride = check_int("stride", stride, 1)
-    pad = check_int("pad", pad, 0)
+    stride, pad = check_int("stride", stride, 1), check_int("pad", pad, 0)
     N, C, H, W = (int(v) for v in x_shape)
     F, Cw, KH, KW = w.shape
     if Cw != C:

@@ -459,6 +459,70 @@ def test_weight_gradient_parts_by_filters_equal_one_part(parts, dtype, mode):
 
 
 @native_kernels
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("case", [(13, 5, 9, 10, 12, 3, 3, 2, 1), (6, 16, 8, 8, 16, 3, 3, 1, 1),
+                                  (4, 8, 11, 11, 8, 5, 5, 2, 2)])
+def test_input_gradient_beside_the_weight_gradient_equals_each_alone(case, parts, mode):
+    """input_grad=(w, dx): dx in parts - 1 parts beside the weight gradient in one, both equal to
+    the functions run alone bit for bit, over a range of images into strided buffers (the rest
+    of dx untouched)."""
+    x, w, b, dout, stride, pad = _conv_inputs(case, np.float64)
+    KH, KW = w.shape[2:]
+    want_dw, want_db = native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, n0=1, n1=4)
+    want_dx = native.conv2d_backward_input(dout, w, x.shape, stride, pad, n0=1, n1=4)
+    dx = np.full(x.shape[::-1], 7.0).T  # (W, H, C, N) memory
+    dw, db = native.conv2d_backward_weight(x, dout, KH, KW, stride, pad, n0=1, n1=4, parts=parts,
+                                           input_grad=(w, dx))
+    np.testing.assert_array_equal(dw, want_dw)
+    np.testing.assert_array_equal(db, want_db)
+    np.testing.assert_array_equal(dx[1:4], want_dx[1:4])
+    assert (dx[0] == 7).all() and (dx[4:] == 7).all()
+
+
+@needs_native
+def test_input_gradient_beside_validates_its_arguments():
+    x, w, b, dout, stride, pad = _conv_inputs((2, 8, 6, 6, 8, 3, 3, 1, 1), np.float32)
+    dx = np.empty_like(x)
+    with pytest.raises(ValueError, match=r"^parts=1: expected 2 or more with input_grad"):
+        native.conv2d_backward_weight(x, dout, 3, 3, stride, pad, parts=1, input_grad=(w, dx))
+    with pytest.raises(ValueError, match=r"^dx=\(2, 8, 6, 6\) float64: expected .* float32"):
+        native.conv2d_backward_weight(x, dout, 3, 3, stride, pad, parts=2,
+                                      input_grad=(w, np.empty((2, 8, 6, 6), np.float64)))
+    with pytest.raises(ValueError, match=r"^w, dx: expected dout's dtype"):
+        native.conv2d_backward_weight(x, dout, 3, 3, stride, pad, parts=2,
+                                      input_grad=(w.astype(np.float64), dx))
+    with pytest.raises(ValueError, match=r"^w.shape: expected \(F, C, KH, KW\)"):
+        native.conv2d_backward_weight(x, dout, 3, 3, stride, pad, parts=2, input_grad=(w[:4], dx))
+    with pytest.raises(ValueError, match=r"^w, dx: expected x's dtype, dw's and x's shapes"):
+        d2 = dout[:, :, ::2, ::2]  # stride 2: a 4x4 w gives the 3x3 dout of kh = kw = 3 too
+        native.conv2d_backward_weight(x, d2, 3, 3, 2, 1, parts=2,
+                                      input_grad=(np.zeros((8, 8, 4, 4), np.float32), dx))
+    with pytest.raises(ValueError, match=r"^dx: expected a writable"):
+        dx.flags.writeable = False
+        native.conv2d_backward_weight(x, dout, 3, 3, stride, pad, parts=2, input_grad=(w, dx))
+
+
+@native_kernels
+def test_cpu_conv_backward_at_two_threads_runs_the_gradients_beside_each_other(mode, monkeypatch):
+    """Two threads, 5 images of 8 channels (BESIDE_MIN_CHANNELS): gpucnn.cpu runs the weight
+    gradient on one thread and dx on the other; both equal one thread's bit for bit."""
+    x, w, b, dout, stride, pad = _conv_inputs((5, 8, 25, 25, 12, 3, 3, 2, 1), np.float64)
+    monkeypatch.setenv("GPUCNN_CPU_THREADS", "2")
+    monkeypatch.setattr(cpu_conv, "FMAS_PER_ELEMENT", 1)  # enough work for two parts at this size
+    assert cpu.parts(5, cpu_conv.conv_work(dout.size, w)) == 2
+    calls = []
+    real = native.conv2d_backward_weight
+    monkeypatch.setattr(native, "conv2d_backward_weight",
+                        lambda *a, **k: calls.append(k.get("input_grad") is not None) or real(*a, **k))
+    grads = cpu.conv2d_backward(dout, x, w, x.shape, stride, pad, True, True)
+    monkeypatch.setenv("GPUCNN_CPU_THREADS", "1")
+    one = cpu.conv2d_backward(dout, x, w, x.shape, stride, pad, True, True)
+    assert calls == [True, False]
+    for got, ref in zip(grads, one):
+        np.testing.assert_array_equal(got, ref)
+
+
+@native_kernels
 def test_cpu_conv_backward_at_small_batch_splits_filters_and_equals_the_numpy_path(mode, monkeypatch):
     """Two threads, 5 images: gpucnn.cpu gives the weight gradient's parts filters, not images
     (MIN_IMAGES_PER_WGRAD_PART); the result equals one thread's bit for bit and the NumPy path's."""
