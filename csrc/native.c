@@ -643,7 +643,7 @@ static int wgrad_parts(wgrad_args *a, int n0, int n1, int parts)
 /* The weight gradient by filters and the input gradient by images side by side: parts 0..pw-1
  * the first's, pw..pw+px-1 the second's, all of them at once.  At a small batch the weight
  * gradient's parts take filters and each copies and transforms every image; there, one core
- * on each gradient beat both cores on one then the other (see gpucnn/cpu.py). */
+ * on each gradient beat both cores on one then the other (see gpucnn/cpu_conv.py). */
 typedef struct {
     wgrad_args *w;
     conv_args *dx;

@@ -49,6 +49,7 @@ BESIDE_MIN_CHANNELS = 8
 
 
 def native_conv_backward(dout, x, w, x_shape, stride, pad, need_dx, need_db):
+    """(dx or None, dw, db or None) of conv2d(x, w) from dout, the parts chosen as above."""
     F, C, KH, KW = w.shape
     N = x_shape[0]
     k = parts(N, conv_work(dout.size, w))
