@@ -516,14 +516,14 @@ static int conv_backward_input_part(void *p, int n0, int n1, int part)
     return dgrad_run_d(a->x, w->p, w->s, w->d[2], w->d[3], a->out, a->stride, a->pad, n0, n1);
 }
 
-/* dout, w and dx (held into h) checked as the input gradient of a stride-s, pad-p convolution
- * takes them; 0, or -1 with the exception set. */
-static int hold_dgrad(held *h, PyObject *go, PyObject *wo, PyObject *xo, int stride, int pad,
-                      view4 *dout, view4 *w, view4 *dx, char *kind)
+/* w and dx held into h and checked, against dout (of dtype kind), as the input gradient of a
+ * stride-s, pad-p convolution takes them; 0, or -1 with the exception set. */
+static int hold_dgrad(held *h, const view4 *dout, char kind, PyObject *wo, PyObject *xo,
+                      int stride, int pad, view4 *w, view4 *dx)
 {
-    char kw, kx;
-    return hold(h, go, "dout", 0, "fd", dout, kind) || hold(h, wo, "w", 0, "fd", w, &kw) ||
-           hold(h, xo, "dx", 1, "fd", dx, &kx) || check(*kind == kw && *kind == kx, "w, dx: expected dout's dtype") ||
+    char kw = 0, kx = 0;
+    return hold(h, wo, "w", 0, "fd", w, &kw) || hold(h, xo, "dx", 1, "fd", dx, &kx) ||
+           check(kw == kind && kx == kind, "w, dx: expected dout's dtype") ||
            check(stride >= 1 && pad >= 0, "stride, pad: expected stride >= 1, pad >= 0") ||
            check(w->d[1] == dx->d[1] && w->d[0] == dout->d[1] && w->d[2] >= 1 && w->d[3] >= 1 &&
                  w->d[2] <= dx->d[2] + 2 * pad && w->d[3] <= dx->d[3] + 2 * pad, "w.shape: expected (F, C, KH, KW) fitting the padded input") ||
@@ -541,7 +541,8 @@ static PyObject *py_conv2d_backward_input(PyObject *self, PyObject *args)
     (void)self;
     if (!PyArg_ParseTuple(args, "OOOiiiii", &go, &wo, &xo, &stride, &pad, &n0, &n1, &parts))
         return NULL;
-    if (hold_dgrad(&h, go, wo, xo, stride, pad, &dout, &w, &dx, &kg) || check_range(n0, n1, dx.d[0]))
+    if (hold(&h, go, "dout", 0, "fd", &dout, &kg) ||
+        hold_dgrad(&h, &dout, kg, wo, xo, stride, pad, &w, &dx) || check_range(n0, n1, dx.d[0]))
         return release(&h, NULL);
     conv_args a = {&dout, &w, &dx, NULL, 0, stride, pad, 0, kg};
     Py_BEGIN_ALLOW_THREADS
@@ -640,41 +641,40 @@ static int wgrad_parts(wgrad_args *a, int n0, int n1, int parts)
 }
 #undef ADD_PARTS
 
-/* The weight gradient by filters and the input gradient by images side by side: parts 0..pw-1
- * the first's, pw..pw+px-1 the second's, all of them at once.  At a small batch the weight
- * gradient's parts take filters and each copies and transforms every image; there, one core
- * on each gradient beat both cores on one then the other (see gpucnn/cpu_conv.py). */
+/* The weight gradient and the input gradient side by side: part 0 the first's (by filters,
+ * in one part), parts 1.. the second's by images, all of them at once.  At a small batch each
+ * part of either pays the weight transforms and copies again; there, one core on each
+ * gradient beat both cores on one then the other (see gpucnn/cpu_conv.py). */
 typedef struct {
     wgrad_args *w;
     conv_args *dx;
-    int pw, px;
+    int px; /* the input gradient's parts */
 } both_args;
 
 static int conv_backward_both_part(void *p, int k0, int k1, int part)
 {
     const both_args *a = p;
-    const int F = a->w->dout->d[1], n0 = a->w->n0, n = a->w->n1 - n0, q = part - a->pw;
+    const int n0 = a->w->n0, n = a->w->n1 - n0, q = part - 1;
     (void)k0;
     (void)k1;
     if (q < 0)
-        return conv_backward_weight_filters(a->w, (int)((long long)F * part / a->pw),
-                                            (int)((long long)F * (part + 1) / a->pw), part);
+        return conv_backward_weight_filters(a->w, 0, a->w->dout->d[1], part);
     return conv_backward_input_part(a->dx, n0 + (int)((long long)n * q / a->px),
                                     n0 + (int)((long long)n * (q + 1) / a->px), q);
 }
 
 static PyObject *py_conv2d_backward_weight(PyObject *self, PyObject *args)
 {
-    PyObject *xo, *go, *wo, *bo, *fo = Py_None, *dxo = Py_None;
-    int stride, pad, n0, n1, parts, by_filters = 0, dx_parts = 0, rc = 0;
+    PyObject *xo, *go, *wo, *bo, *fo = NULL, *dxo = NULL;
+    int stride, pad, n0, n1, parts, by_filters = 0, rc = 0;
     held h = {.n = 0};
     view4 x, dout, dw, w, dx;
     char kx, kg, kw;
     const void *db;
     ptrdiff_t dbs;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOiiiii|pOOi", &xo, &go, &wo, &bo, &stride, &pad, &n0, &n1,
-                          &parts, &by_filters, &fo, &dxo, &dx_parts))
+    if (!PyArg_ParseTuple(args, "OOOOiiiii|pOO", &xo, &go, &wo, &bo, &stride, &pad, &n0, &n1,
+                          &parts, &by_filters, &fo, &dxo))
         return NULL;
     if (hold(&h, xo, "x", 0, "fd", &x, &kx) || hold(&h, go, "dout", 0, "fd", &dout, &kg) ||
         hold(&h, wo, "dw", 1, "fd", &dw, &kw) || check(kx == kg && kx == kw, "dout, dw: expected x's dtype") ||
@@ -686,18 +686,19 @@ static PyObject *py_conv2d_backward_weight(PyObject *self, PyObject *args)
         check(dout.d[0] == x.d[0] && dout.d[2] == (x.d[2] + 2 * pad - dw.d[2]) / stride + 1 &&
               dout.d[3] == (x.d[3] + 2 * pad - dw.d[3]) / stride + 1, "dout.shape: expected (N, F, OH, OW)") ||
         check_range(n0, n1, x.d[0]) ||
-        (dx_parts > 0 && (hold_dgrad(&h, go, fo, dxo, stride, pad, &dout, &w, &dx, &kg) ||
-                          check(same_dims(&dx, &x, 0, 4) && same_dims(&w, &dw, 0, 4) && kg == kx,
-                                "w, dx: expected x's dtype, dw's and x's shapes"))))
+        (dxo && (check(parts >= 2, "parts: expected 2 or more with w and dx, one for dw") ||
+                 hold_dgrad(&h, &dout, kx, fo, dxo, stride, pad, &w, &dx) ||
+                 check(same_dims(&dx, &x, 0, 4) && same_dims(&w, &dw, 0, 4),
+                       "w, dx: expected x's dtype, dw's and x's shapes"))))
         return release(&h, NULL);
     wgrad_args a = {.x = &x, .dout = &dout, .dbs = dbs, .stride = stride, .pad = pad, .kind = kx,
                     .n0 = n0, .n1 = n1};
     a.dw[0] = dw;
     a.db[0] = (void *)db;
     conv_args d = {&dout, &w, &dx, NULL, 0, stride, pad, 0, kx};
-    both_args both = {&a, &d, parts < 1 ? 1 : parts, dx_parts};
+    both_args both = {&a, &d, parts - 1};
     Py_BEGIN_ALLOW_THREADS
-    rc = dx_parts > 0 ? run_parts(conv_backward_both_part, &both, 0, both.pw + dx_parts, both.pw + dx_parts)
+    rc = dxo ? run_parts(conv_backward_both_part, &both, 0, parts, parts)
          : by_filters ? run_parts(conv_backward_weight_filters, &a, 0, dw.d[0], parts)
                       : wgrad_parts(&a, n0, n1, parts);
     Py_END_ALLOW_THREADS
@@ -1066,7 +1067,7 @@ static PyMethodDef methods[] = {
     {"conv2d_backward_input", py_conv2d_backward_input, METH_VARARGS,
      "conv2d_backward_input(dout, w, dx, stride, pad, n0, n1, parts)"},
     {"conv2d_backward_weight", py_conv2d_backward_weight, METH_VARARGS,
-     "conv2d_backward_weight(x, dout, dw, db_or_None, stride, pad, n0, n1, parts[, by_filters])"},
+     "conv2d_backward_weight(x, dout, dw, db_or_None, stride, pad, n0, n1, parts[, by_filters[, w, dx]])"},
     {"sum_of_squares", py_sum_of_squares, METH_VARARGS,
      "sum_of_squares(a, i0, i1) -> sum of a.flat[i0:i1]**2 as a float"},
     {"matmul", py_matmul, METH_VARARGS,

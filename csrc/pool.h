@@ -91,11 +91,13 @@ static inline void cpu_relax(void)
 #endif
 }
 
+#if defined(__linux__) && defined(CPU_COUNT)
+static int this_cpu(void) { return sched_getcpu(); }
+
 /* This thread off the CPUs of `away` (they are in its affinity mask, others are left): the
  * kernel moves it as the mask drops them, and it stays where it lands when the mask is back. */
 static void move_off(const cpu_set_t *away)
 {
-#if defined(__linux__) && defined(CPU_COUNT)
     cpu_set_t mine, off;
     if (pthread_getaffinity_np(pthread_self(), sizeof mine, &mine))
         return;
@@ -105,16 +107,12 @@ static void move_off(const cpu_set_t *away)
     CPU_XOR(&off, &mine, &off);
     if (pthread_setaffinity_np(pthread_self(), sizeof off, &off) == 0)
         pthread_setaffinity_np(pthread_self(), sizeof mine, &mine);
-#else
-    (void)away;
-#endif
 }
 
 /* Part k's thread enters the current job: off the CPU of any thread already in it, then its
  * own CPU recorded. */
 static void claim_cpu(int part, int parts)
 {
-#if defined(__linux__) && defined(CPU_COUNT)
     const int here = sched_getcpu();
     cpu_set_t away;
     int shared = 0;
@@ -129,11 +127,15 @@ static void claim_cpu(int part, int parts)
     if (shared)
         move_off(&away);
     atomic_store(&pool.cpu[part], sched_getcpu());
-#else
+}
+#else /* no CPU sets: the scheduler places the threads */
+static int this_cpu(void) { return -1; }
+static void claim_cpu(int part, int parts)
+{
     (void)part;
     (void)parts;
-#endif
 }
+#endif
 
 static void *pool_worker(void *arg)
 {
@@ -226,9 +228,7 @@ static int run_parts(part_fn fn, void *ctx, int n0, int n1, int parts)
     atomic_store(&pool.pending, parts - 1);
     for (int k = 1; k < parts; k++)
         atomic_store(&pool.cpu[k], -1);
-#if defined(__linux__) && defined(CPU_COUNT)
-    atomic_store(&pool.cpu[0], sched_getcpu());
-#endif
+    atomic_store(&pool.cpu[0], this_cpu());
     atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
     if (pool.sleeping)
         pthread_cond_broadcast(&pool.cv);

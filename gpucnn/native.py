@@ -276,12 +276,12 @@ def conv2d_backward_weight(x, dout, kh, kw, stride, pad, *, dw=None, db=None, n0
                            or not db.flags.writeable):
         raise ValueError(f"db={getattr(db, 'shape', db)}: expected None or a writable ({F},) {x.dtype} array")
     db = np.empty(F, dtype=x.dtype) if db is None else db
-    beside = () if input_grad is None else (input_grad[0], _buffer("dx", input_grad[1], x.shape,
-                                                                  x.dtype), _parts(parts) - 1)
-    if beside and beside[-1] < 1:
+    if input_grad is not None and _parts(parts) < 2:
         raise ValueError(f"parts={parts}: expected 2 or more with input_grad, one for dw")
-    _lib.conv2d_backward_weight(x, dout, dw, db, stride, pad, *_range(n0, n1, N),
-                                1 if beside else _parts(parts), bool(by_filters or beside), *beside)
+    beside = () if input_grad is None else (input_grad[0], _buffer("dx", input_grad[1], x.shape,
+                                                                  x.dtype))
+    _lib.conv2d_backward_weight(x, dout, dw, db, stride, pad, *_range(n0, n1, N), _parts(parts),
+                                bool(by_filters), *beside)
     return dw, db
 
 
