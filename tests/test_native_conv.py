@@ -13,11 +13,7 @@ Kernels that load whole vectors (the lanes fill, the stride-2 gather, the dout i
 on arrays ending at a guard page: a read past the array's end would crash the test.
 """
 import itertools
-import os
-import subprocess
 import sys
-import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -106,65 +102,6 @@ def test_parts_on_the_pool_equal_the_ranges_run_one_by_one(parts, mode):
     out = np.full((13, 12, 5, 5), np.nan, np.float32)
     native.conv2d_forward(x, w, b, stride, pad, out=out, n0=2, n1=11, parts=parts)
     assert np.isnan(out[[0, 1, 11, 12]]).all() and not np.isnan(out[2:11]).any()
-
-
-@native_kernels
-def test_the_pool_serves_two_callers_at_once_and_a_forked_child():
-    """Two Python threads in pooled kernels at once (the second runs its parts itself), then a
-    fork()ed child, which starts without the parent's workers, uses the pool."""
-    x, w, b, _, stride, pad = _conv_inputs((16, 8, 12, 12, 16, 3, 3, 1, 1), np.float32)
-    want = native.conv2d_forward(x, w, b, stride, pad)
-    with ThreadPoolExecutor(2) as ex:
-        outs = list(ex.map(lambda _: native.conv2d_forward(x, w, b, stride, pad, parts=2), range(40)))
-    for out in outs:
-        np.testing.assert_array_equal(out, want)
-    if not hasattr(os, "fork"):
-        return
-    read, write = os.pipe()
-    with warnings.catch_warnings():  # forking a threaded process is the case under test
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # the child: exit 0 when the pool gave the right result
-        ok = np.array_equal(native.conv2d_forward(x, w, b, stride, pad, parts=3), want)
-        os._exit(0 if ok else 1)
-    os.close(write)
-    os.close(read)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-
-
-_SHARED_CPU = r"""
-import os
-import numpy as np
-from gpucnn import native
-x, w = np.ones((8, 8, 16, 16), np.float32), np.ones((8, 8, 3, 3), np.float32)
-before = set(os.listdir("/proc/self/task"))
-native.conv2d_forward(x, w, None, 1, 1, parts=2)
-(worker,) = {int(t) for t in set(os.listdir("/proc/self/task")) - before}
-cpu = min(os.sched_getaffinity(0))
-os.sched_setaffinity(0, {cpu})  # this thread on one CPU
-allowed = os.sched_getaffinity(worker)
-os.sched_setaffinity(worker, {cpu})  # the worker made to share it, then free to leave
-os.sched_setaffinity(worker, allowed)
-for _ in range(5):
-    native.conv2d_forward(x, w, None, 1, 1, parts=2)
-with open(f"/proc/self/task/{worker}/stat") as f:
-    print(cpu, f.read().rsplit(")", 1)[1].split()[36])
-"""
-
-
-@needs_native
-@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
-                    reason="needs Linux and two CPUs this process may use")
-def test_a_worker_on_its_callers_cpu_moves_off_it(tmp_path):
-    """csrc/pool.h: a worker that enters a job on the CPU of the caller (pinned there) leaves it.
-    Left together, the two spinning threads shared one CPU for seconds, the other idle."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1",  # no BLAS threads: the one new is the worker
-               PYTHONPATH=os.path.dirname(os.path.dirname(native.__file__)))
-    out = subprocess.run([sys.executable, "-c", _SHARED_CPU], env=env, capture_output=True,
-                         text=True, check=True, cwd=tmp_path).stdout.split()
-    caller_cpu, worker_cpu = map(int, out)
-    assert worker_cpu != caller_cpu
 
 
 @needs_native
