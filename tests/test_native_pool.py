@@ -1,7 +1,7 @@
 """csrc/pool.h, the native kernels' worker threads: any number of parts gives the result of its
 ranges run one by one (test_native_conv.py checks it per mode); here, how the pool behaves
 beside other threads and processes: two callers at once, a forked child, a worker that lands
-on its caller's CPU.  The scheduling cases run in a subprocess that pins its own threads.
+on its caller's CPU, a worker that gets no CPU time.  The scheduling cases run in a subprocess that pins its own threads.
 """
 import os
 import subprocess
@@ -43,6 +43,7 @@ def test_the_pool_serves_two_callers_at_once_and_a_forked_child():
 
 _SHARED_CPU = r"""
 import os
+import time
 import numpy as np
 from gpucnn import native
 x, w = np.ones((8, 8, 16, 16), np.float32), np.ones((8, 8, 3, 3), np.float32)
@@ -56,6 +57,7 @@ os.sched_setaffinity(worker, {cpu})  # the worker made to share it, then free to
 os.sched_setaffinity(worker, allowed)
 for _ in range(5):
     native.conv2d_forward(x, w, None, 1, 1, parts=2)
+time.sleep(0.05)  # the caller may have claimed every part: the worker runs when it sleeps
 with open(f"/proc/self/task/{worker}/stat") as f:
     print(cpu, f.read().rsplit(")", 1)[1].split()[36])
 """
@@ -65,11 +67,57 @@ with open(f"/proc/self/task/{worker}/stat") as f:
 @pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs Linux and two CPUs this process may use")
 def test_a_worker_on_its_callers_cpu_moves_off_it(tmp_path):
-    """csrc/pool.h: a worker that enters a job on the CPU of the caller (pinned there) leaves it.
-    Left together, the two spinning threads shared one CPU for seconds, the other idle."""
+    """csrc/pool.h: a worker that finds a job while on the caller's CPU (pinned there) leaves it,
+    whether or not a part was left for it.  Left together, the two spinning threads shared one
+    CPU for seconds, the other idle."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1",  # no BLAS threads: the one new is the worker
                PYTHONPATH=os.path.dirname(os.path.dirname(native.__file__)))
     out = subprocess.run([sys.executable, "-c", _SHARED_CPU], env=env, capture_output=True,
                          text=True, check=True, cwd=tmp_path).stdout.split()
     caller_cpu, worker_cpu = map(int, out)
     assert worker_cpu != caller_cpu
+
+
+_STARVED = r"""
+import os
+import subprocess
+import sys
+import time
+import numpy as np
+from gpucnn import native
+x = np.random.default_rng(0).standard_normal((8, 8, 16, 16)).astype(np.float32)
+w = np.random.default_rng(1).standard_normal((8, 8, 3, 3)).astype(np.float32)
+before = set(os.listdir("/proc/self/task"))
+native.conv2d_forward(x, w, None, 1, 1, parts=2)
+(worker,) = {int(t) for t in set(os.listdir("/proc/self/task")) - before}
+mine, its = sorted(os.sched_getaffinity(0))[:2]
+os.sched_setaffinity(0, {mine})
+os.sched_setaffinity(worker, {its})  # the worker alone on its CPU with a busy process, which
+os.sched_setscheduler(worker, os.SCHED_IDLE, os.sched_param(0))  # it yields to
+busy = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{its}}})\n"
+                                               "while True: pass"])
+time.sleep(0.3)
+want = native.conv2d_forward(x, w, None, 1, 1)
+def seconds(parts):
+    t = time.perf_counter()
+    for _ in range(20):
+        got = native.conv2d_forward(x, w, None, 1, 1, parts=parts)
+        assert np.array_equal(got, want)
+    return time.perf_counter() - t
+print(min(seconds(2) / seconds(1) for _ in range(3)))
+busy.kill()
+"""
+
+
+@needs_native
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and two CPUs this process may use")
+def test_the_caller_runs_the_parts_a_starved_worker_has_not_begun(tmp_path):
+    """csrc/pool.h: threads claim parts, so a worker the scheduler keeps off its CPU (SCHED_IDLE
+    beside a busy process) holds up nothing: two parts take about one part's time twice, where
+    a part fixed to the worker waited 15-19 ms a call for it (2-vCPU VM: 200x one part)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1",  # no BLAS threads: the one new is the worker
+               PYTHONPATH=os.path.dirname(os.path.dirname(native.__file__)))
+    out = subprocess.run([sys.executable, "-c", _STARVED], env=env, capture_output=True,
+                         text=True, check=True, cwd=tmp_path, timeout=120).stdout
+    assert float(out) < 5
