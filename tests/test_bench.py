@@ -7,11 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from gpucnn.bench import memory, nets, suites, timing
+from gpucnn.bench import memory, nets, suite_run, suites, timing
 from gpucnn import functional as F
 from gpucnn.cli import main
 
@@ -56,6 +57,25 @@ def test_torch_runs_interleaved_with_ratios(tmp_path):
     assert all("torch_bwd" in r for r in result["ops"])
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads processes' states from /proc")
+def test_busy_processes_spin_during_the_block_and_are_gone_after_it_however_it_ends(tmp_path, capsys):
+    """--busy: the measurements of a shared machine; its header says so."""
+    def spinning(procs):
+        return [os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] == "R"
+                for pid in procs]
+    with pytest.raises(KeyboardInterrupt):
+        with suite_run.busy_processes(2) as children:
+            start = time.monotonic()
+            while not all(spinning(children)) and time.monotonic() - start < 10:
+                time.sleep(0.05)  # a child is runnable once Python has started
+            assert len(children) == 2 and all(spinning(children))
+            raise KeyboardInterrupt
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in children)
+    assert main(TINY + ["--parts", "naive", "--busy", "1", "--json", str(tmp_path / "b.json")]) == 0
+    assert "shared machine: 1 busy process(es) spinning" in capsys.readouterr().out
+    assert json.loads((tmp_path / "b.json").read_text())["busy"] == 1
+
+
 def test_memory_probe_reports_peak_resident_memory():
     mem = memory.cpu_peak_memory("gpucnn", nets.parse_config("b2x8"), np.float32, steps=1)
     assert 0 < mem["base_mb"] <= mem["peak_mb"]
@@ -89,6 +109,8 @@ def test_bad_config_names_the_item(text):
 def test_bad_arguments_are_one_clear_line(capsys):
     assert main(["bench", "--reps", "0"]) == 1
     assert "--reps=0: expected an integer >= 1" in capsys.readouterr().err
+    assert main(["bench", "--busy", "-1"]) == 1
+    assert "--busy=-1: expected an integer >= 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "--parts", "train,bogus"])
 

@@ -141,7 +141,9 @@ def header(result: dict) -> list[str]:
             f"{result['steps']} consecutive timed steps after a {result['pause_s']} s pause; ms "
             f"are medians [interquartile range] of the timed steps; time ratios are the median of "
             f"per-round gpucnn / PyTorch ratios, rounds in which other processes used the CPU "
-            f"(/proc/stat) left out; < 1: gpucnn faster or smaller"]
+            f"(/proc/stat) left out; < 1: gpucnn faster or smaller"] + \
+        ([f"shared machine: {result['busy']} busy process(es) spinning beside every measurement "
+          f"(--busy), so every round counts as disturbed"] if result.get("busy") else [])
 
 
 def naive_line(n: dict) -> str:

@@ -12,6 +12,7 @@ NumPy before gpucnn, as most scripts do; this process only directs them.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -90,3 +91,20 @@ def bench_case(case: Case, dtype: str, threads: int, with_torch: bool, reps: int
         apart = {fw: Worker(case, (fw,), dtype, threads) for fw in frameworks}
         row["apart"] = _measure(apart, reps, steps, warmup, pause)
     return row
+
+
+@contextlib.contextmanager
+def busy_processes(n: int):
+    """``n`` processes spinning in a Python loop while the block runs (it gets their pids): the
+    measurements of a machine shared with other work (``gpucnn bench --busy``), killed however
+    the block ends."""
+    procs = []
+    try:
+        for _ in range(n):
+            procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+        yield [proc.pid for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()

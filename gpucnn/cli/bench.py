@@ -14,7 +14,7 @@ from ..bench import report  # the module: header, tables, titles
 from ..bench.machine import blas_threads, machine_info, set_blas_threads
 from ..bench.nets import DEFAULT_CONFIGS, parse_config
 from ..bench.suite_nets import parse_cases
-from ..bench.suite_run import bench_case
+from ..bench.suite_run import bench_case, busy_processes
 from ..bench.suites import DEFAULT_PARTS, PARTS, bench_naive, bench_ops, bench_sweep, bench_train
 from ..bench.torch_twins import import_torch
 from ..config import TRAINING, combine
@@ -64,43 +64,44 @@ def run_bench(args) -> int:
     pause = (0.15 if torch_mod is not None else 0.0) if args.pause is None else args.pause
     result = {"machine": machine_info(device, torch_mod), "dtype": dtype.name, "reps": args.reps,
               "steps": args.steps, "warmup": args.warmup, "pause_s": pause, "parts": args.parts,
-              "train": [], "ops": []}
+              "busy": args.busy, "train": [], "ops": []}
     # Each result is printed as it comes: a long run shows progress, and an interrupted one
     # keeps what it measured on screen.
     show = functools.partial(print, flush=True)
-    show("\n".join(report.header(result)))
-    if "train" in args.parts:
-        show("", report.TRAIN_TITLE, report.train_table([])[0], sep="\n")
-        for cfg in configs:
-            row = bench_train(cfg, dtype, device, torch_mod, args.reps, args.steps, args.warmup,
-                              memory, pause)
-            result["train"].append(row)
-            show(report.train_table([row])[1])
-    if "ops" in args.parts:
-        show("", report.OPS_TITLE, report.ops_table([])[0], sep="\n")
-        for cfg in configs:
-            rows = bench_ops(cfg, dtype, device, torch_mod, args.reps, args.steps, args.warmup,
-                             pause)
-            result["ops"] += rows
-            show("\n".join(report.ops_table(rows)[1:]))
-    if "naive" in args.parts:
-        result["naive"] = bench_naive(args.naive_batch, args.naive_size, dtype, device, args.reps)
-        show("", report.naive_line(result["naive"]), sep="\n")
-    if "sweep" in args.parts:
-        result["sweep"] = bench_sweep(args.sweep_batches, args.sweep_sizes, args.sweep_size_batch,
-                                      dtype, device, torch_mod, args.reps, args.steps, args.warmup,
-                                      memory, pause)
-        show("\n".join(["", report.SWEEP_TITLE, *report.train_table(result["sweep"]["rows"]),
-                        *report.fits_lines(result["sweep"]["fits"])]))
-    if cases:
-        show("", report.SUITE_TITLE, report.suite_table([])[0], sep="\n")
-        result["suite"] = []
-        for case in cases:
-            row = bench_case(case, dtype.name, threads, torch_mod is not None, args.reps,
-                             args.steps, args.warmup, pause)
-            result["suite"].append(row)
-            show(report.suite_table([row])[1])
-        show("\n".join(report.suite_summary(result["suite"])))
+    with busy_processes(args.busy):  # none by default
+        show("\n".join(report.header(result)))
+        if "train" in args.parts:
+            show("", report.TRAIN_TITLE, report.train_table([])[0], sep="\n")
+            for cfg in configs:
+                row = bench_train(cfg, dtype, device, torch_mod, args.reps, args.steps, args.warmup,
+                                  memory, pause)
+                result["train"].append(row)
+                show(report.train_table([row])[1])
+        if "ops" in args.parts:
+            show("", report.OPS_TITLE, report.ops_table([])[0], sep="\n")
+            for cfg in configs:
+                rows = bench_ops(cfg, dtype, device, torch_mod, args.reps, args.steps, args.warmup,
+                                 pause)
+                result["ops"] += rows
+                show("\n".join(report.ops_table(rows)[1:]))
+        if "naive" in args.parts:
+            result["naive"] = bench_naive(args.naive_batch, args.naive_size, dtype, device, args.reps)
+            show("", report.naive_line(result["naive"]), sep="\n")
+        if "sweep" in args.parts:
+            result["sweep"] = bench_sweep(args.sweep_batches, args.sweep_sizes, args.sweep_size_batch,
+                                          dtype, device, torch_mod, args.reps, args.steps, args.warmup,
+                                          memory, pause)
+            show("\n".join(["", report.SWEEP_TITLE, *report.train_table(result["sweep"]["rows"]),
+                            *report.fits_lines(result["sweep"]["fits"])]))
+        if cases:
+            show("", report.SUITE_TITLE, report.suite_table([])[0], sep="\n")
+            result["suite"] = []
+            for case in cases:
+                row = bench_case(case, dtype.name, threads, torch_mod is not None, args.reps,
+                                 args.steps, args.warmup, pause)
+                result["suite"].append(row)
+                show(report.suite_table([row])[1])
+            show("\n".join(report.suite_summary(result["suite"])))
     outputs = [(args.json, lambda: json.dumps(result, indent=1))]
     if cases:
         outputs.append((args.md, lambda: report.suite_markdown(result)))
@@ -139,6 +140,9 @@ def add_commands(sub) -> None:
     p.add_argument("--pause", type=float, default=None,
                    help="seconds of sleep before each framework's turn, so the other's spinning "
                         "worker threads are idle (default: 0.15 with PyTorch, else 0)")
+    p.add_argument("--busy", type=int, default=0,
+                   help="processes that spin beside every measurement, as on a machine shared "
+                        "with other work (default: %(default)s)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--sweep-batches", type=_int_list, default=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
                    help="batch sizes of the sweep, on 32x32 images (default: 1,2,...,512)")
@@ -158,8 +162,8 @@ def add_commands(sub) -> None:
 
 
 def _checked_run(args) -> int:
-    for name in ("reps", "steps", "warmup", "sweep_size_batch", "naive_batch", "naive_size"):
-        minimum = 0 if name == "warmup" else 1
+    for name in ("reps", "steps", "warmup", "busy", "sweep_size_batch", "naive_batch", "naive_size"):
+        minimum = 0 if name in ("warmup", "busy") else 1
         if getattr(args, name) < minimum:
             raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)}: expected an integer >= {minimum}")
     if args.pause is not None and not args.pause >= 0:
