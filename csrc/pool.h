@@ -14,7 +14,7 @@
  * small net take 100-500 us; a step of the ResNet on the 8x8 digits at batch 256 spent 1.5 of
  * its 6 ms waiting for its worker.  Here a worker spins (pause instructions) for SPIN_NS after
  * each part before it sleeps, so a hand-off within a step costs 1-2 us, yielding its core to
- * any thread that waits for it (gpucnn's matmuls run on Python threads); after SPIN_NS idle it
+ * any thread that waits for it; after SPIN_NS idle it
  * sleeps and costs no CPU (OpenBLAS's workers spin 2^28 cycles, ~0.1 s, and GNU OpenMP's a
  * similar time: those stole a core from whatever ran next, see gpucnn/cpu_runtime.py).  The
  * caller waits for the workers' parts the same way: spinning without yielding, it held up the
@@ -22,14 +22,15 @@
  * timing: 12 ms, against a median of 2), most likely where the scheduler had woken the worker
  * on the caller's CPU; yielding, the longest took 5.5-6 ms, the median unchanged.
  *
- * Two threads that spin and yield on one CPU stay there: Linux's balancer left the caller and
- * its worker sharing a CPU, the other idle, for seconds at a time (the strided net's inference
- * at batch 256: a third to a half of its passes at about twice the others' time, each thread
- * runnable but waiting half of it, as /proc/<tid>/schedstat showed).  A worker that finds
- * itself on the CPU of a thread already in the job moves off it (move_off: for a moment an
- * affinity without those CPUs, then its own again): such jobs fell from 25-50% to 0-10%, and
- * in three A/Bs of 300 passes the median pass took 1.50, 2.25 and 1.63 ms against 2.50, 2.23
- * and 2.36 (2-vCPU VM).
+ * A worker the scheduler wakes on the caller's CPU waits there, runnable, while the caller
+ * runs the job's parts (the strided net's inference at batch 256, after each idle pause: in a
+ * third to a half of its passes, at about twice the others' time, as /proc/<tid>/schedstat
+ * showed).  So a worker about to sleep leaves the caller's CPU out of its affinity, and puts
+ * its mask back once awake (aside_of_caller, step_back): over 300 passes after pauses the
+ * median pass took 1.52-2.02 ms, the 95th percentile 2.2-2.4, against 1.85-2.18 and 3.1-3.5
+ * when each worker had its part fixed and moved off a shared CPU on taking it (2-vCPU VM).  A
+ * spinning worker that ends up on the caller's CPU is moved by the kernel's balancer within
+ * 5-20 ms; moving it on sight of a job cut that to 2-10 ms, no gain a pass showed.
  *
  * One job at a time: a caller that finds the pool busy (two Python threads in native kernels
  * at once) runs its parts itself, one after another.  After fork() the child starts with no
@@ -85,7 +86,7 @@ static struct {
     void *ctx;
     int n0, n1, parts, sleeping, workers;
     long start_job[POOL_MAX]; /* the job when worker k started: it waits for the next one */
-    atomic_int cpu[POOL_MAX]; /* the CPU thread k (0: the caller) entered this job on; -1: not */
+    atomic_int caller_cpu;    /* the CPU the caller published the last job on; -1: unknown */
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, ATOMIC_FLAG_INIT};
 
 static long long now_ns(void)
@@ -107,47 +108,53 @@ static inline void cpu_relax(void)
 #if defined(__linux__) && defined(CPU_COUNT)
 static int this_cpu(void) { return sched_getcpu(); }
 
-/* This thread off the CPUs of `away` (they are in its affinity mask, others are left): the
- * kernel moves it as the mask drops them, and it stays where it lands when the mask is back. */
-static void move_off(const cpu_set_t *away)
+/* The affinity mask a thread narrowed, to restore. */
+typedef struct {
+    cpu_set_t mine;
+    int narrowed;
+} affinity;
+
+/* This thread's affinity less the CPUs of `away`, where some are in it and others are left:
+ * the kernel moves it off them, and a wake-up does not put it there. */
+static void step_aside(const cpu_set_t *away, affinity *a)
 {
-    cpu_set_t mine, off;
-    if (pthread_getaffinity_np(pthread_self(), sizeof mine, &mine))
+    cpu_set_t off;
+    a->narrowed = 0;
+    if (pthread_getaffinity_np(pthread_self(), sizeof a->mine, &a->mine))
         return;
-    CPU_AND(&off, &mine, away);
-    if (CPU_COUNT(&off) == 0 || CPU_EQUAL(&off, &mine))
+    CPU_AND(&off, &a->mine, away);
+    if (CPU_COUNT(&off) == 0 || CPU_EQUAL(&off, &a->mine))
         return; /* not on any of them, or nowhere else to go */
-    CPU_XOR(&off, &mine, &off);
-    if (pthread_setaffinity_np(pthread_self(), sizeof off, &off) == 0)
-        pthread_setaffinity_np(pthread_self(), sizeof mine, &mine);
+    CPU_XOR(&off, &a->mine, &off);
+    a->narrowed = pthread_setaffinity_np(pthread_self(), sizeof off, &off) == 0;
 }
 
-/* Thread k (of `threads`, 0 the caller) enters the current job: off the CPU of any thread
- * already in it, then its own CPU recorded. */
-static void claim_cpu(int k, int threads)
+/* The mask step_aside narrowed, back: the thread stays on the CPU it is on. */
+static void step_back(const affinity *a)
 {
-    const int here = sched_getcpu();
+    if (a->narrowed)
+        pthread_setaffinity_np(pthread_self(), sizeof a->mine, &a->mine);
+}
+
+/* A worker about to sleep steps aside from the CPU the caller took its last job on: a worker
+ * woken there waits, runnable, until the caller yields it the CPU. */
+static void aside_of_caller(affinity *a)
+{
+    const int c = atomic_load(&pool.caller_cpu);
     cpu_set_t away;
-    int shared = 0;
     CPU_ZERO(&away);
-    for (int j = 0; j < threads && here >= 0; j++) {
-        const int c = atomic_load(&pool.cpu[j]);
-        if (j != k && c >= 0 && c < CPU_SETSIZE) {
-            CPU_SET(c, &away);
-            shared |= c == here;
-        }
-    }
-    if (shared)
-        move_off(&away);
-    atomic_store(&pool.cpu[k], sched_getcpu());
+    if (c >= 0 && c < CPU_SETSIZE)
+        CPU_SET(c, &away);
+    step_aside(&away, a);
 }
+
 #else /* no CPU sets: the scheduler places the threads */
+typedef struct {
+    int narrowed;
+} affinity;
+static void aside_of_caller(affinity *a) { a->narrowed = 0; }
+static void step_back(const affinity *a) { (void)a; }
 static int this_cpu(void) { return -1; }
-static void claim_cpu(int k, int threads)
-{
-    (void)k;
-    (void)threads;
-}
 #endif
 
 /* Thread k claims parts of job `job` and runs them until none is left; a claim names the job,
@@ -183,23 +190,23 @@ static void *pool_worker(void *arg)
                 sched_yield(); /* a thread waiting for this core gets it */
                 continue;
             }
+            affinity a;
+            aside_of_caller(&a);
             pthread_mutex_lock(&pool.mu);
             pool.sleeping++;
             while (atomic_load(&pool.claim) >> CLAIM_SHIFT == seen)
                 pthread_cond_wait(&pool.cv, &pool.mu);
             pool.sleeping--;
             pthread_mutex_unlock(&pool.mu);
+            step_back(&a);
         }
         /* the job as one snapshot: a worker that claims no part never touches its ctx */
         pthread_mutex_lock(&pool.mu);
         seen = atomic_load(&pool.claim) >> CLAIM_SHIFT;
         const part_fn fn = pool.fn;
         void *ctx = pool.ctx;
-        const int n0 = pool.n0, n1 = pool.n1, parts = pool.parts, threads = pool.workers + 1;
+        const int n0 = pool.n0, n1 = pool.n1, parts = pool.parts;
         pthread_mutex_unlock(&pool.mu);
-        /* off a CPU it shares even when the others have claimed every part before it ran:
-         * left there, it would be the next job's part that waits */
-        claim_cpu(k, threads);
         run_claimed(seen, fn, ctx, n0, n1, parts);
     }
     return NULL;
@@ -253,9 +260,7 @@ static int run_parts(part_fn fn, void *ctx, int n0, int n1, int parts)
     pool.parts = parts;
     atomic_store(&pool.rc, 0);
     atomic_store(&pool.pending, parts);
-    for (int k = 1; k < can; k++)
-        atomic_store(&pool.cpu[k], -1);
-    atomic_store(&pool.cpu[0], this_cpu());
+    atomic_store(&pool.caller_cpu, this_cpu());
     const long job = (atomic_load(&pool.claim) >> CLAIM_SHIFT) + 1;
     atomic_store_explicit(&pool.claim, job << CLAIM_SHIFT, memory_order_release);
     if (pool.sleeping)

@@ -1,7 +1,8 @@
 """csrc/pool.h, the native kernels' worker threads: any number of parts gives the result of its
 ranges run one by one (test_native_conv.py checks it per mode); here, how the pool behaves
-beside other threads and processes: two callers at once, a forked child, a worker that lands
-on its caller's CPU, a worker that gets no CPU time.  The scheduling cases run in a subprocess that pins its own threads.
+beside other threads and processes: two callers at once, a forked child, a sleeping worker
+and its caller's CPU, a worker that gets no CPU time.  The scheduling cases run in a
+subprocess that pins its own threads.
 """
 import os
 import subprocess
@@ -41,41 +42,44 @@ def test_the_pool_serves_two_callers_at_once_and_a_forked_child():
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-_SHARED_CPU = r"""
+_ASLEEP = r"""
 import os
 import time
 import numpy as np
 from gpucnn import native
 x, w = np.ones((8, 8, 16, 16), np.float32), np.ones((8, 8, 3, 3), np.float32)
+allowed = os.sched_getaffinity(0)
 before = set(os.listdir("/proc/self/task"))
 native.conv2d_forward(x, w, None, 1, 1, parts=2)
 (worker,) = {int(t) for t in set(os.listdir("/proc/self/task")) - before}
-cpu = min(os.sched_getaffinity(0))
-os.sched_setaffinity(0, {cpu})  # this thread on one CPU
-allowed = os.sched_getaffinity(worker)
-os.sched_setaffinity(worker, {cpu})  # the worker made to share it, then free to leave
-os.sched_setaffinity(worker, allowed)
-for _ in range(5):
+cpu = min(allowed)
+os.sched_setaffinity(0, {cpu})  # the caller on one CPU
+native.conv2d_forward(x, w, None, 1, 1, parts=2)
+time.sleep(0.05)  # the worker asleep
+asleep = os.sched_getaffinity(worker)
+end, awake = time.monotonic() + 0.1, set()
+while time.monotonic() < end:  # jobs back to back: the worker wakes, and spins between them
     native.conv2d_forward(x, w, None, 1, 1, parts=2)
-time.sleep(0.05)  # the caller may have claimed every part: the worker runs when it sleeps
-with open(f"/proc/self/task/{worker}/stat") as f:
-    print(cpu, f.read().rsplit(")", 1)[1].split()[36])
+    awake.add(frozenset(os.sched_getaffinity(worker)))
+print(asleep == allowed - {cpu}, allowed in awake)
 """
 
 
 @needs_native
 @pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs Linux and two CPUs this process may use")
-def test_a_worker_on_its_callers_cpu_moves_off_it(tmp_path):
-    """csrc/pool.h: a worker that finds a job while on the caller's CPU (pinned there) leaves it,
-    whether or not a part was left for it.  Left together, the two spinning threads shared one
-    CPU for seconds, the other idle."""
+def test_a_sleeping_worker_keeps_off_its_callers_cpu_until_it_wakes(tmp_path):
+    """csrc/pool.h: a worker woken on the caller's CPU waited there, runnable, while the caller
+    ran the job's parts alone; asleep it leaves that CPU out of its affinity, and puts it back
+    once awake."""
+    assert _run(_ASLEEP, tmp_path).split() == ["True", "True"]
+
+
+def _run(script, cwd):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1",  # no BLAS threads: the one new is the worker
                PYTHONPATH=os.path.dirname(os.path.dirname(native.__file__)))
-    out = subprocess.run([sys.executable, "-c", _SHARED_CPU], env=env, capture_output=True,
-                         text=True, check=True, cwd=tmp_path).stdout.split()
-    caller_cpu, worker_cpu = map(int, out)
-    assert worker_cpu != caller_cpu
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, check=True, cwd=cwd, timeout=120).stdout
 
 
 _STARVED = r"""
@@ -116,8 +120,4 @@ def test_the_caller_runs_the_parts_a_starved_worker_has_not_begun(tmp_path):
     """csrc/pool.h: threads claim parts, so a worker the scheduler keeps off its CPU (SCHED_IDLE
     beside a busy process) holds up nothing: two parts take about one part's time twice, where
     a part fixed to the worker waited 15-19 ms a call for it (2-vCPU VM: 200x one part)."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1",  # no BLAS threads: the one new is the worker
-               PYTHONPATH=os.path.dirname(os.path.dirname(native.__file__)))
-    out = subprocess.run([sys.executable, "-c", _STARVED], env=env, capture_output=True,
-                         text=True, check=True, cwd=tmp_path, timeout=120).stdout
-    assert float(out) < 5
+    assert float(_run(_STARVED, tmp_path)) < 5
