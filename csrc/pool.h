@@ -25,12 +25,9 @@
  * A worker the scheduler wakes on the caller's CPU waits there, runnable, while the caller
  * runs the job's parts (the strided net's inference at batch 256, after each idle pause: in a
  * third to a half of its passes, at about twice the others' time, as /proc/<tid>/schedstat
- * showed).  So a worker about to sleep leaves the caller's CPU out of its affinity, and puts
- * its mask back once awake (aside_of_caller, step_back): over 300 passes after pauses the
- * median pass took 1.52-2.02 ms, the 95th percentile 2.2-2.4, against 1.85-2.18 and 3.1-3.5
- * when each worker had its part fixed and moved off a shared CPU on taking it (2-vCPU VM).  A
- * spinning worker that ends up on the caller's CPU is moved by the kernel's balancer within
- * 5-20 ms; moving it on sight of a job cut that to 2-10 ms, no gain a pass showed.
+ * showed).  So a caller that wakes sleeping workers first takes its own CPU out of their
+ * affinity, and each puts its mask back once awake (wake_aside, step_back).  A spinning
+ * worker that ends up on the caller's CPU is moved by the kernel's balancer within 5-20 ms.
  *
  * One job at a time: a caller that finds the pool busy (two Python threads in native kernels
  * at once) runs its parts itself, one after another.  After fork() the child starts with no
@@ -75,6 +72,48 @@ static int run_parts(part_fn fn, void *ctx, int n0, int n1, int parts)
 
 enum { CLAIM_SHIFT = 8 }; /* pool.claim: the job's number above, its next unclaimed part below */
 
+#if defined(__linux__) && defined(CPU_COUNT)
+static int this_cpu(void) { return sched_getcpu(); }
+
+/* The affinity a caller narrowed for a sleeping worker, for the worker to put back. */
+typedef struct {
+    cpu_set_t mine;
+    int narrowed;
+} affinity;
+
+/* Thread t's affinity less CPU `cpu` where that leaves some (a keeps the mask to put back): a
+ * wake-up does not put t on it. */
+static void wake_aside(pthread_t t, int cpu, affinity *a)
+{
+    a->narrowed = 0;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || pthread_getaffinity_np(t, sizeof a->mine, &a->mine) ||
+        !CPU_ISSET(cpu, &a->mine) || CPU_COUNT(&a->mine) < 2)
+        return;
+    cpu_set_t off = a->mine;
+    CPU_CLR(cpu, &off);
+    a->narrowed = pthread_setaffinity_np(t, sizeof off, &off) == 0;
+}
+
+/* This thread's mask as it was before wake_aside: it stays on the CPU it is on. */
+static void step_back(const affinity *a)
+{
+    if (a->narrowed)
+        pthread_setaffinity_np(pthread_self(), sizeof a->mine, &a->mine);
+}
+#else /* no CPU sets: the scheduler places the threads */
+typedef struct {
+    int narrowed;
+} affinity;
+static int this_cpu(void) { return -1; }
+static void wake_aside(pthread_t t, int cpu, affinity *a)
+{
+    (void)t;
+    (void)cpu;
+    a->narrowed = 0;
+}
+static void step_back(const affinity *a) { (void)a; }
+#endif
+
 static struct {
     pthread_mutex_t mu;   /* guards job, parts, n0, n1, sleeping, workers; waits on cv */
     pthread_cond_t cv;
@@ -86,7 +125,9 @@ static struct {
     void *ctx;
     int n0, n1, parts, sleeping, workers;
     long start_job[POOL_MAX]; /* the job when worker k started: it waits for the next one */
-    atomic_int caller_cpu;    /* the CPU the caller published the last job on; -1: unknown */
+    pthread_t thread[POOL_MAX];
+    int asleep[POOL_MAX];       /* worker k waits on cv */
+    affinity aside[POOL_MAX];   /* what the caller that woke worker k narrowed, for k to undo */
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, ATOMIC_FLAG_INIT};
 
 static long long now_ns(void)
@@ -104,58 +145,6 @@ static inline void cpu_relax(void)
     __asm__ __volatile__("yield");
 #endif
 }
-
-#if defined(__linux__) && defined(CPU_COUNT)
-static int this_cpu(void) { return sched_getcpu(); }
-
-/* The affinity mask a thread narrowed, to restore. */
-typedef struct {
-    cpu_set_t mine;
-    int narrowed;
-} affinity;
-
-/* This thread's affinity less the CPUs of `away`, where some are in it and others are left:
- * the kernel moves it off them, and a wake-up does not put it there. */
-static void step_aside(const cpu_set_t *away, affinity *a)
-{
-    cpu_set_t off;
-    a->narrowed = 0;
-    if (pthread_getaffinity_np(pthread_self(), sizeof a->mine, &a->mine))
-        return;
-    CPU_AND(&off, &a->mine, away);
-    if (CPU_COUNT(&off) == 0 || CPU_EQUAL(&off, &a->mine))
-        return; /* not on any of them, or nowhere else to go */
-    CPU_XOR(&off, &a->mine, &off);
-    a->narrowed = pthread_setaffinity_np(pthread_self(), sizeof off, &off) == 0;
-}
-
-/* The mask step_aside narrowed, back: the thread stays on the CPU it is on. */
-static void step_back(const affinity *a)
-{
-    if (a->narrowed)
-        pthread_setaffinity_np(pthread_self(), sizeof a->mine, &a->mine);
-}
-
-/* A worker about to sleep steps aside from the CPU the caller took its last job on: a worker
- * woken there waits, runnable, until the caller yields it the CPU. */
-static void aside_of_caller(affinity *a)
-{
-    const int c = atomic_load(&pool.caller_cpu);
-    cpu_set_t away;
-    CPU_ZERO(&away);
-    if (c >= 0 && c < CPU_SETSIZE)
-        CPU_SET(c, &away);
-    step_aside(&away, a);
-}
-
-#else /* no CPU sets: the scheduler places the threads */
-typedef struct {
-    int narrowed;
-} affinity;
-static void aside_of_caller(affinity *a) { a->narrowed = 0; }
-static void step_back(const affinity *a) { (void)a; }
-static int this_cpu(void) { return -1; }
-#endif
 
 /* Thread k claims parts of job `job` and runs them until none is left; a claim names the job,
  * so a thread that comes late never takes a part of the next one.  The last part done lets
@@ -190,15 +179,17 @@ static void *pool_worker(void *arg)
                 sched_yield(); /* a thread waiting for this core gets it */
                 continue;
             }
-            affinity a;
-            aside_of_caller(&a);
             pthread_mutex_lock(&pool.mu);
             pool.sleeping++;
+            pool.asleep[k] = 1;
             while (atomic_load(&pool.claim) >> CLAIM_SHIFT == seen)
                 pthread_cond_wait(&pool.cv, &pool.mu);
+            pool.asleep[k] = 0;
             pool.sleeping--;
+            const affinity back = pool.aside[k];
+            pool.aside[k].narrowed = 0;
             pthread_mutex_unlock(&pool.mu);
-            step_back(&a);
+            step_back(&back);
         }
         /* the job as one snapshot: a worker that claims no part never touches its ctx */
         pthread_mutex_lock(&pool.mu);
@@ -231,11 +222,14 @@ static int pool_grow(int parts)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pool.start_job[pool.workers + 1] = atomic_load(&pool.claim) >> CLAIM_SHIFT;
-        const int err = pthread_create(&t, &attr, pool_worker, (void *)(intptr_t)(pool.workers + 1));
+        const int k = pool.workers + 1;
+        pool.start_job[k] = atomic_load(&pool.claim) >> CLAIM_SHIFT;
+        pool.asleep[k] = pool.aside[k].narrowed = 0;
+        const int err = pthread_create(&t, &attr, pool_worker, (void *)(intptr_t)k);
         pthread_attr_destroy(&attr);
         if (err)
             break;
+        pool.thread[k] = t;
         pool.workers++;
     }
     return pool.workers + 1;
@@ -260,11 +254,16 @@ static int run_parts(part_fn fn, void *ctx, int n0, int n1, int parts)
     pool.parts = parts;
     atomic_store(&pool.rc, 0);
     atomic_store(&pool.pending, parts);
-    atomic_store(&pool.caller_cpu, this_cpu());
     const long job = (atomic_load(&pool.claim) >> CLAIM_SHIFT) + 1;
     atomic_store_explicit(&pool.claim, job << CLAIM_SHIFT, memory_order_release);
-    if (pool.sleeping)
+    if (pool.sleeping) { /* woken off this CPU: there a worker would wait, runnable, while the
+                          * caller ran every part itself */
+        const int here = this_cpu();
+        for (int k = 1; k <= pool.workers; k++)
+            if (pool.asleep[k])
+                wake_aside(pool.thread[k], here, &pool.aside[k]);
         pthread_cond_broadcast(&pool.cv);
+    }
     pthread_mutex_unlock(&pool.mu);
     run_claimed(job, fn, ctx, n0, n1, parts);
     /* every part claimed, waiting for the workers' parts to end, yielding as they do: a worker

@@ -42,8 +42,10 @@ def test_the_pool_serves_two_callers_at_once_and_a_forked_child():
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-_ASLEEP = r"""
+_WOKEN = r"""
 import os
+import subprocess
+import sys
 import time
 import numpy as np
 from gpucnn import native
@@ -52,27 +54,32 @@ allowed = os.sched_getaffinity(0)
 before = set(os.listdir("/proc/self/task"))
 native.conv2d_forward(x, w, None, 1, 1, parts=2)
 (worker,) = {int(t) for t in set(os.listdir("/proc/self/task")) - before}
-cpu = min(allowed)
+cpu, other = sorted(allowed)[:2]
 os.sched_setaffinity(0, {cpu})  # the caller on one CPU
-native.conv2d_forward(x, w, None, 1, 1, parts=2)
-time.sleep(0.05)  # the worker asleep
-asleep = os.sched_getaffinity(worker)
-end, awake = time.monotonic() + 0.1, set()
-while time.monotonic() < end:  # jobs back to back: the worker wakes, and spins between them
-    native.conv2d_forward(x, w, None, 1, 1, parts=2)
-    awake.add(frozenset(os.sched_getaffinity(worker)))
-print(asleep == allowed - {cpu}, allowed in awake)
+# the worker kept from running once woken, unless on the caller's CPU: wherever else it may
+# go a busy process runs, which a SCHED_IDLE thread yields to
+os.sched_setscheduler(worker, os.SCHED_IDLE, os.sched_param(0))
+busy = [subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{c}}})\n"
+                                                "while True: pass"]) for c in allowed - {cpu}]
+time.sleep(0.3)  # the worker asleep
+native.conv2d_forward(x, w, None, 1, 1, parts=2)  # wakes it
+woken = os.sched_getaffinity(worker)
+for proc in busy:
+    proc.kill()
+    proc.wait()
+time.sleep(0.05)  # it runs, and sleeps again
+print(woken == allowed - {cpu}, os.sched_getaffinity(worker) == allowed)
 """
 
 
 @needs_native
 @pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs Linux and two CPUs this process may use")
-def test_a_sleeping_worker_keeps_off_its_callers_cpu_until_it_wakes(tmp_path):
+def test_a_worker_asleep_on_its_callers_cpu_wakes_on_another(tmp_path):
     """csrc/pool.h: a worker woken on the caller's CPU waited there, runnable, while the caller
-    ran the job's parts alone; asleep it leaves that CPU out of its affinity, and puts it back
-    once awake."""
-    assert _run(_ASLEEP, tmp_path).split() == ["True", "True"]
+    ran the job's parts alone; the caller takes its CPU out of a sleeping worker's affinity as
+    it wakes it (seen while the worker cannot run yet), and the worker puts its mask back."""
+    assert _run(_WOKEN, tmp_path).split() == ["True", "True"]
 
 
 def _run(script, cwd):
