@@ -71,6 +71,17 @@ def test_busy_processes_spin_during_the_block_and_are_gone_after_it_however_it_e
             assert len(children) == 2 and all(spinning(children))
             raise KeyboardInterrupt
     assert not any(os.path.exists(f"/proc/{pid}") for pid in children)
+    code = ("import time\nfrom gpucnn.bench import suite_run\nwith suite_run.busy_processes(1) as pids:\n"
+            "    print(pids[0], flush=True)\n    time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.terminate()  # SIGTERM: no finally runs; the child sees its parent gone
+    parent.wait()
+    start = time.monotonic()
+    while os.path.exists(f"/proc/{child}") and open(f"/proc/{child}/stat").read().split()[2] != "Z" \
+            and time.monotonic() - start < 10:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split()[2] == "Z"
     assert main(TINY + ["--parts", "naive", "--busy", "1", "--json", str(tmp_path / "b.json")]) == 0
     assert "shared machine: 1 busy process(es) spinning" in capsys.readouterr().out
     assert json.loads((tmp_path / "b.json").read_text())["busy"] == 1

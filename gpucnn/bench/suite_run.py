@@ -93,15 +93,18 @@ def bench_case(case: Case, dtype: str, threads: int, with_torch: bool, reps: int
     return row
 
 
+_SPIN = "import os, sys\nwhile os.getppid() == int(sys.argv[1]):\n    pass"  # the parent's pid
+
+
 @contextlib.contextmanager
 def busy_processes(n: int):
     """``n`` processes spinning in a Python loop while the block runs (it gets their pids): the
     measurements of a machine shared with other work (``gpucnn bench --busy``), killed however
-    the block ends."""
+    the block ends; one whose parent is gone (killed by a signal) stops by itself."""
     procs = []
     try:
         for _ in range(n):
-            procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"],
+            procs.append(subprocess.Popen([sys.executable, "-c", _SPIN, str(os.getpid())],
                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
         yield [proc.pid for proc in procs]
     finally:
