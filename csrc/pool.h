@@ -260,7 +260,7 @@ static int run_parts(part_fn fn, void *ctx, int n0, int n1, int parts)
                           * caller ran every part itself */
         const int here = this_cpu();
         for (int k = 1; k <= pool.workers; k++)
-            if (pool.asleep[k])
+            if (pool.asleep[k] && !pool.aside[k].narrowed) /* not yet awake from the last */
                 wake_aside(pool.thread[k], here, &pool.aside[k]);
         pthread_cond_broadcast(&pool.cv);
     }
