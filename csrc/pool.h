@@ -14,13 +14,13 @@
  * small net take 100-500 us; a step of the ResNet on the 8x8 digits at batch 256 spent 1.5 of
  * its 6 ms waiting for its worker.  Here a worker spins (pause instructions) for SPIN_NS after
  * each part before it sleeps, so a hand-off within a step costs 1-2 us, yielding its core to
- * any thread that waits for it; after SPIN_NS idle it
- * sleeps and costs no CPU (OpenBLAS's workers spin 2^28 cycles, ~0.1 s, and GNU OpenMP's a
- * similar time: those stole a core from whatever ran next, see gpucnn/cpu_runtime.py).  The
- * caller waits for the workers' parts the same way: spinning without yielding, it held up the
- * first passes after an idle pause (the strided net's inference at batch 256, the suite's
- * timing: 12 ms, against a median of 2), most likely where the scheduler had woken the worker
- * on the caller's CPU; yielding, the longest took 5.5-6 ms, the median unchanged.
+ * any thread that waits for it; after SPIN_NS idle it sleeps and costs no CPU (OpenBLAS's
+ * workers spin 2^28 cycles, ~0.1 s, and GNU OpenMP's a similar time: those stole a core from
+ * whatever ran next, see gpucnn/cpu_runtime.py).  The caller waits for the workers' parts the
+ * same way: spinning without yielding, it held up the first passes after an idle pause (the
+ * strided net's inference at batch 256, the suite's timing: 12 ms, against a median of 2),
+ * most likely where the scheduler had woken the worker on the caller's CPU; yielding, the
+ * longest took 5.5-6 ms, the median unchanged.
  *
  * A worker the scheduler wakes on the caller's CPU waits there, runnable, while the caller
  * runs the job's parts (the strided net's inference at batch 256, after each idle pause: in a
@@ -115,7 +115,7 @@ static void step_back(const affinity *a) { (void)a; }
 #endif
 
 static struct {
-    pthread_mutex_t mu;   /* guards job, parts, n0, n1, sleeping, workers; waits on cv */
+    pthread_mutex_t mu;   /* guards job, parts, n0, n1, workers, asleep, aside; waits on cv */
     pthread_cond_t cv;
     atomic_flag busy;     /* a caller holds the pool */
     atomic_long claim;    /* (job << CLAIM_SHIFT) + next part: workers wait for the job to change */
@@ -123,7 +123,7 @@ static struct {
     atomic_int rc;        /* the first nonzero a part returned */
     part_fn fn;
     void *ctx;
-    int n0, n1, parts, sleeping, workers;
+    int n0, n1, parts, workers;
     long start_job[POOL_MAX]; /* the job when worker k started: it waits for the next one */
     pthread_t thread[POOL_MAX];
     int asleep[POOL_MAX];       /* worker k waits on cv */
@@ -180,12 +180,10 @@ static void *pool_worker(void *arg)
                 continue;
             }
             pthread_mutex_lock(&pool.mu);
-            pool.sleeping++;
             pool.asleep[k] = 1;
             while (atomic_load(&pool.claim) >> CLAIM_SHIFT == seen)
                 pthread_cond_wait(&pool.cv, &pool.mu);
             pool.asleep[k] = 0;
-            pool.sleeping--;
             const affinity back = pool.aside[k];
             pool.aside[k].narrowed = 0;
             pthread_mutex_unlock(&pool.mu);
@@ -208,7 +206,7 @@ static void pool_after_fork(void)
     pthread_mutex_init(&pool.mu, NULL);
     pthread_cond_init(&pool.cv, NULL);
     atomic_flag_clear(&pool.busy);
-    pool.workers = pool.sleeping = 0;
+    pool.workers = 0;
 }
 
 /* Workers 1 .. parts-1 started (under pool.mu); the number of parts that can run. */
@@ -256,14 +254,16 @@ static int run_parts(part_fn fn, void *ctx, int n0, int n1, int parts)
     atomic_store(&pool.pending, parts);
     const long job = (atomic_load(&pool.claim) >> CLAIM_SHIFT) + 1;
     atomic_store_explicit(&pool.claim, job << CLAIM_SHIFT, memory_order_release);
-    if (pool.sleeping) { /* woken off this CPU: there a worker would wait, runnable, while the
-                          * caller ran every part itself */
-        const int here = this_cpu();
-        for (int k = 1; k <= pool.workers; k++)
-            if (pool.asleep[k] && !pool.aside[k].narrowed) /* not yet awake from the last */
-                wake_aside(pool.thread[k], here, &pool.aside[k]);
-        pthread_cond_broadcast(&pool.cv);
+    /* sleepers woken off this CPU: there one would wait, runnable, while the caller ran every
+     * part itself; one not yet awake from the last wake keeps the mask it is to put back */
+    int asleep = 0;
+    for (int k = 1; k <= pool.workers; k++) {
+        if (pool.asleep[k] && !pool.aside[k].narrowed)
+            wake_aside(pool.thread[k], this_cpu(), &pool.aside[k]);
+        asleep |= pool.asleep[k];
     }
+    if (asleep)
+        pthread_cond_broadcast(&pool.cv);
     pthread_mutex_unlock(&pool.mu);
     run_claimed(job, fn, ctx, n0, n1, parts);
     /* every part claimed, waiting for the workers' parts to end, yielding as they do: a worker
