@@ -60,28 +60,32 @@ def test_torch_runs_interleaved_with_ratios(tmp_path):
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads processes' states from /proc")
 def test_busy_processes_spin_during_the_block_and_are_gone_after_it_however_it_ends(tmp_path, capsys):
     """--busy: the measurements of a shared machine; its header says so."""
-    def spinning(procs):
-        return [os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] == "R"
-                for pid in procs]
+    def state(pid):  # R running, Z exited, None gone
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().split()[2]
+        except FileNotFoundError:
+            return None
+
+    def wait_until(done):
+        start = time.monotonic()
+        while not done() and time.monotonic() - start < 10:
+            time.sleep(0.05)
+
     with pytest.raises(KeyboardInterrupt):
         with suite_run.busy_processes(2) as children:
-            start = time.monotonic()
-            while not all(spinning(children)) and time.monotonic() - start < 10:
-                time.sleep(0.05)  # a child is runnable once Python has started
-            assert len(children) == 2 and all(spinning(children))
+            wait_until(lambda: all(state(pid) == "R" for pid in children))  # Python started
+            assert len(children) == 2 and all(state(pid) == "R" for pid in children)
             raise KeyboardInterrupt
-    assert not any(os.path.exists(f"/proc/{pid}") for pid in children)
+    assert all(state(pid) is None for pid in children)
     code = ("import time\nfrom gpucnn.bench import suite_run\nwith suite_run.busy_processes(1) as pids:\n"
             "    print(pids[0], flush=True)\n    time.sleep(60)")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
     parent.terminate()  # SIGTERM: no finally runs; the child sees its parent gone
     parent.wait()
-    start = time.monotonic()
-    while os.path.exists(f"/proc/{child}") and open(f"/proc/{child}/stat").read().split()[2] != "Z" \
-            and time.monotonic() - start < 10:
-        time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split()[2] == "Z"
+    wait_until(lambda: state(child) in (None, "Z"))
+    assert state(child) in (None, "Z")
     assert main(TINY + ["--parts", "naive", "--busy", "1", "--json", str(tmp_path / "b.json")]) == 0
     assert "shared machine: 1 busy process(es) spinning" in capsys.readouterr().out
     assert json.loads((tmp_path / "b.json").read_text())["busy"] == 1

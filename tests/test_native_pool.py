@@ -42,25 +42,35 @@ def test_the_pool_serves_two_callers_at_once_and_a_forked_child():
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-_WOKEN = r"""
+# Each scheduling script starts with this: x and w, the pool's worker (the one thread the first
+# two-part call adds), and busy processes pinned to a CPU that stop with the script, even one
+# that fails.
+_PREAMBLE = r"""
 import os
 import subprocess
 import sys
 import time
 import numpy as np
 from gpucnn import native
-x, w = np.ones((8, 8, 16, 16), np.float32), np.ones((8, 8, 3, 3), np.float32)
+x = np.random.default_rng(0).standard_normal((8, 8, 16, 16)).astype(np.float32)
+w = np.random.default_rng(1).standard_normal((8, 8, 3, 3)).astype(np.float32)
 allowed = os.sched_getaffinity(0)
 before = set(os.listdir("/proc/self/task"))
 native.conv2d_forward(x, w, None, 1, 1, parts=2)
 (worker,) = {int(t) for t in set(os.listdir("/proc/self/task")) - before}
-cpu, other = sorted(allowed)[:2]
+def spin_on(cpu):
+    return subprocess.Popen([sys.executable, "-c", "import os, sys\n"
+                             f"os.sched_setaffinity(0, {{{cpu}}})\n"
+                             f"while os.getppid() == {os.getpid()}: pass"])
+"""
+
+_WOKEN = _PREAMBLE + r"""
+cpu = min(allowed)
 os.sched_setaffinity(0, {cpu})  # the caller on one CPU
 # the worker kept from running once woken, unless on the caller's CPU: wherever else it may
 # go a busy process runs, which a SCHED_IDLE thread yields to
 os.sched_setscheduler(worker, os.SCHED_IDLE, os.sched_param(0))
-busy = [subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{c}}})\n"
-                                                "while True: pass"]) for c in allowed - {cpu}]
+busy = [spin_on(c) for c in allowed - {cpu}]
 time.sleep(0.3)  # the worker asleep
 for _ in range(2):  # wakes it, twice before it can run: the mask it had is the one put back
     native.conv2d_forward(x, w, None, 1, 1, parts=2)
@@ -90,24 +100,12 @@ def _run(script, cwd):
                           text=True, check=True, cwd=cwd, timeout=120).stdout
 
 
-_STARVED = r"""
-import os
-import subprocess
-import sys
-import time
-import numpy as np
-from gpucnn import native
-x = np.random.default_rng(0).standard_normal((8, 8, 16, 16)).astype(np.float32)
-w = np.random.default_rng(1).standard_normal((8, 8, 3, 3)).astype(np.float32)
-before = set(os.listdir("/proc/self/task"))
-native.conv2d_forward(x, w, None, 1, 1, parts=2)
-(worker,) = {int(t) for t in set(os.listdir("/proc/self/task")) - before}
-mine, its = sorted(os.sched_getaffinity(0))[:2]
+_STARVED = _PREAMBLE + r"""
+mine, its = sorted(allowed)[:2]
 os.sched_setaffinity(0, {mine})
 os.sched_setaffinity(worker, {its})  # the worker alone on its CPU with a busy process, which
 os.sched_setscheduler(worker, os.SCHED_IDLE, os.sched_param(0))  # it yields to
-busy = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{its}}})\n"
-                                               "while True: pass"])
+busy = spin_on(its)
 time.sleep(0.3)
 want = native.conv2d_forward(x, w, None, 1, 1)
 def seconds(parts):
