@@ -58,10 +58,13 @@ allowed = os.sched_getaffinity(0)
 before = set(os.listdir("/proc/self/task"))
 native.conv2d_forward(x, w, None, 1, 1, parts=2)
 (worker,) = {int(t) for t in set(os.listdir("/proc/self/task")) - before}
-def spin_on(cpu):
-    return subprocess.Popen([sys.executable, "-c", "import os, sys\n"
+def spin_on(cpu):  # returns once the loop runs there
+    proc = subprocess.Popen([sys.executable, "-c", "import os, sys\n"
                              f"os.sched_setaffinity(0, {{{cpu}}})\n"
-                             f"while os.getppid() == {os.getpid()}: pass"])
+                             "print(flush=True)\n"
+                             f"while os.getppid() == {os.getpid()}: pass"], stdout=subprocess.PIPE)
+    proc.stdout.readline()
+    return proc
 """
 
 _WOKEN = _PREAMBLE + r"""
